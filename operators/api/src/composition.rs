@@ -1,0 +1,525 @@
+//! Composition: the platform team's defaults. Claims say what they need; a
+//! Composition says how it is built here, and the compliance floor (enforced in code)
+//! says what no Composition or claim can lower.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Cloud, Condition, DeletionPolicy, EgressPeer, IngressPeer, SecretKeySelector, SecretStoreRef, SloTier};
+
+/// Platform-authored defaults for one kind of claim. Exactly one of `service`,
+/// `postgresql` or `temporal` is set. Label a Composition
+/// `paved.dev/default-for: <cloud>` (or `temporal`) to make it the default.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "paved.dev",
+    version = "v1alpha1",
+    kind = "Composition",
+    plural = "compositions",
+    singular = "composition",
+    shortname = "pcomp",
+    category = "paved",
+    status = "CompositionStatus",
+    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"SYNCED","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
+    printcolumn = r#"{"name":"REASON","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"FOR","type":"string","jsonPath":".status.composes"}"#,
+    printcolumn = r#"{"name":"PROVIDER","type":"string","jsonPath":".status.provider"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.service) ? 1 : 0) + (has(self.postgresql) ? 1 : 0) + (has(self.temporal) ? 1 : 0) == 1",
+        "message": "set exactly one of spec.service, spec.postgresql or spec.temporal"
+    }
+]))]
+pub struct CompositionSpec {
+    /// How a ServiceClaim's namespace is built on one cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceComposition>,
+    /// How a PostgreSQLInstance is built by one provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgresql: Option<PostgreSQLComposition>,
+    /// Which Temporal cluster TemporalNamespaces live on, and their bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<TemporalComposition>,
+}
+
+/// Observed state of a Composition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompositionStatus {
+    /// `Ready`: the Composition satisfies the compliance floor and can be used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation last checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `service`, `postgresql` or `temporal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composes: Option<String>,
+    /// The cloud or provider it targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+// ---------------------------------------------------------------- service
+
+/// What every ServiceClaim namespace on this cloud gets.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceComposition {
+    /// The cloud this Composition serves.
+    pub cloud: Cloud,
+    /// Pod Security Standard enforced on the namespace: `restricted` (default) or
+    /// `baseline`.
+    #[serde(default)]
+    pub pod_security: PodSecurityLevel,
+    /// Quota and container defaults per SLO tier.
+    pub tiers: Tiers,
+    /// The ServiceAccount annotation that binds pods to a cloud identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity: Option<WorkloadIdentity>,
+    /// Where ExternalSecrets read the service's secrets from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretsConfig>,
+    /// Allowances every namespace gets on top of default-deny (DNS is always allowed).
+    #[serde(default)]
+    pub network: CompositionNetwork,
+    /// The ClusterRole the owner group is bound to in its namespace. Default `edit`.
+    #[serde(default = "default_owner_role")]
+    #[schemars(length(min = 1))]
+    pub owner_role: String,
+}
+
+fn default_owner_role() -> String {
+    "edit".to_string()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurityLevel {
+    #[default]
+    Restricted,
+    Baseline,
+}
+
+impl PodSecurityLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodSecurityLevel::Restricted => "restricted",
+            PodSecurityLevel::Baseline => "baseline",
+        }
+    }
+}
+
+/// Per-tier quotas.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tiers {
+    pub bronze: TierSpec,
+    pub silver: TierSpec,
+    pub gold: TierSpec,
+}
+
+impl Tiers {
+    pub fn get(&self, tier: SloTier) -> &TierSpec {
+        match tier {
+            SloTier::Bronze => &self.bronze,
+            SloTier::Silver => &self.silver,
+            SloTier::Gold => &self.gold,
+        }
+    }
+}
+
+/// Quantity pattern, as Kubernetes writes them (`500m`, `2Gi`, `4`).
+const QUANTITY: &str = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$";
+
+/// The namespace's ResourceQuota and LimitRange for one tier.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TierSpec {
+    /// Total CPU requests in the namespace, e.g. `4`.
+    #[schemars(regex(pattern = QUANTITY))]
+    pub requests_cpu: String,
+    /// Total memory requests, e.g. `8Gi`.
+    #[schemars(regex(pattern = QUANTITY))]
+    pub requests_memory: String,
+    /// Total CPU limits.
+    #[schemars(regex(pattern = QUANTITY))]
+    pub limits_cpu: String,
+    /// Total memory limits.
+    #[schemars(regex(pattern = QUANTITY))]
+    pub limits_memory: String,
+    /// Maximum number of pods.
+    #[schemars(range(min = 1))]
+    pub pods: i32,
+    /// Default CPU request for a container that names none.
+    #[schemars(regex(pattern = QUANTITY))]
+    pub default_request_cpu: String,
+    /// Default memory request for a container that names none.
+    #[schemars(regex(pattern = QUANTITY))]
+    pub default_request_memory: String,
+    /// Default CPU limit for a container that names none.
+    #[schemars(regex(pattern = QUANTITY))]
+    pub default_limit_cpu: String,
+    /// Default memory limit for a container that names none.
+    #[schemars(regex(pattern = QUANTITY))]
+    pub default_limit_memory: String,
+}
+
+/// The workload-identity annotation put on the service's ServiceAccount.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadIdentity {
+    /// Annotation key; default per cloud (`eks.amazonaws.com/role-arn`,
+    /// `azure.workload.identity/client-id`, `iam.gke.io/gcp-service-account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<String>,
+    /// Value template. Placeholders: {service} {namespace} {owner} {system} {cloud}
+    /// {costCenter} {classification} {tier}. E.g.
+    /// `arn:aws:iam::111122223333:role/paved/{service}`.
+    #[schemars(length(min = 1))]
+    pub value: String,
+}
+
+/// Where a service's secrets live in the external store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretsConfig {
+    /// The External Secrets store that ExternalSecrets read from.
+    pub store: SecretStoreRef,
+    /// The service's path in the store; the claim's secret key is appended. Same
+    /// placeholders as workloadIdentity.value, e.g. `{owner}/{service}`.
+    #[schemars(length(min = 1))]
+    pub path: String,
+    /// Default refresh interval, e.g. `1h`.
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: String,
+}
+
+fn default_refresh() -> String {
+    "1h".to_string()
+}
+
+/// Allowances every service namespace gets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompositionNetwork {
+    /// Where cluster DNS runs; egress to it on port 53 is always allowed.
+    #[serde(default)]
+    pub dns: DnsPeer,
+    /// Extra sources allowed in every namespace (e.g. the ingress controller, monitoring).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub ingress_from: Vec<IngressPeer>,
+    /// Extra destinations allowed from every namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub egress_to: Vec<EgressPeer>,
+}
+
+/// The cluster DNS pods.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsPeer {
+    /// Namespace of the DNS pods. Default `kube-system`.
+    pub namespace: String,
+    /// Labels of the DNS pods. Default `k8s-app: kube-dns`.
+    pub pod_labels: BTreeMap<String, String>,
+}
+
+impl Default for DnsPeer {
+    fn default() -> Self {
+        DnsPeer {
+            namespace: "kube-system".into(),
+            pod_labels: BTreeMap::from([("k8s-app".into(), "kube-dns".into())]),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- postgresql
+
+/// How PostgreSQL databases are built by one provider.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.provider == 'local' || has(self.encryption)", "message": "encryption.keyId is required: cloud databases are encrypted with a customer-managed key (compliance floor)"},
+    {"rule": "self.storage.minGB <= self.storage.maxGB", "message": "storage.minGB must not exceed storage.maxGB"},
+    {"rule": "self.provider != 'local' || has(self.local)", "message": "the local provider needs local.adminSecretRef"}
+]))]
+pub struct PostgreSQLComposition {
+    /// `aws`, `azure`, `gcp` or `local`.
+    pub provider: Cloud,
+    /// Cloud region (AWS region, Azure location, GCP region); `local` for the local provider.
+    #[schemars(length(min = 1))]
+    pub region: String,
+    /// Default PostgreSQL major version.
+    #[schemars(regex(pattern = r"^[0-9]{2}(\.[0-9]+)?$"))]
+    pub engine_version: String,
+    /// Instance class for each size.
+    pub sizes: SizeMap,
+    /// Instance classes a claim may ask for explicitly. The sizes' classes are
+    /// always allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_instance_classes: Vec<String>,
+    /// Storage bounds and type.
+    pub storage: StorageSpec,
+    /// Customer-managed encryption key. Required for every provider but `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSpec>,
+    /// Private network placement.
+    #[serde(default)]
+    pub network: DatabaseNetwork,
+    /// Automated backups.
+    pub backup: BackupSpec,
+    /// Deletion defaults.
+    pub deletion: DeletionSpec,
+    /// Where master credentials are read from by the ExternalSecret that writes the
+    /// connection Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsSpec>,
+    /// Settings of the local provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalProviderSpec>,
+    /// Tags on every cloud resource. Placeholders as in workloadIdentity.value. Owner,
+    /// App, Environment and CostCenter are always set by Paved and cannot be
+    /// overridden by a claim.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// How often to check the cloud for drift, e.g. `5m` (jittered).
+    #[serde(default = "default_poll")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub poll_interval: String,
+    /// Monthly prices for the cost estimate in status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<PriceTable>,
+}
+
+fn default_poll() -> String {
+    "5m".to_string()
+}
+
+/// Instance class per size.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SizeMap {
+    pub small: String,
+    pub medium: String,
+    pub large: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xlarge: Option<String>,
+}
+
+/// Storage bounds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Smallest allowed storageGB.
+    #[serde(rename = "minGB")]
+    #[schemars(range(min = 5))]
+    pub min_gb: i32,
+    /// Largest allowed storageGB.
+    #[serde(rename = "maxGB")]
+    #[schemars(range(min = 5, max = 65536))]
+    pub max_gb: i32,
+    /// storageGB when the claim names none; default minGB.
+    #[serde(default, rename = "defaultGB", skip_serializing_if = "Option::is_none")]
+    pub default_gb: Option<i32>,
+    /// Storage type, e.g. `gp3` (AWS), `Premium_LRS` (Azure), `PD_SSD` (GCP).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+}
+
+/// Customer-managed encryption.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSpec {
+    /// The key: an AWS KMS key ARN, an Azure Key Vault key URI, or a GCP KMS key name.
+    #[schemars(length(min = 1))]
+    pub key_id: String,
+    /// Azure only: the user-assigned identity that may use the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_id: Option<String>,
+}
+
+/// Private network placement. Which fields apply depends on the provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseNetwork {
+    /// AWS: DB subnet group of private subnets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_group_name: Option<String>,
+    /// AWS: VPC security groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    /// Azure: delegated subnet resource id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_subnet_id: Option<String>,
+    /// Azure: private DNS zone resource id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_dns_zone_id: Option<String>,
+    /// GCP: VPC network self link for private IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_network: Option<String>,
+    /// The address range databases live in; the claim namespace gets egress to it on
+    /// the database port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_cidr: Option<String>,
+}
+
+/// Backups.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// Days automated backups are kept; at least 7 (compliance floor).
+    #[schemars(range(min = 7, max = 35))]
+    pub retention_days: i32,
+    /// Daily backup window (UTC), e.g. `03:00-04:00`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub window: Option<String>,
+    /// Geo-redundant backups (Azure / GCP); always on for PHI.
+    #[serde(default)]
+    pub geo_redundant: bool,
+}
+
+/// Deletion defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionSpec {
+    /// Default deletion policy for claims that name none.
+    pub policy: DeletionPolicy,
+    /// Turn on the cloud's deletion protection; always on for PHI.
+    #[serde(default)]
+    pub protection: bool,
+}
+
+impl Default for DeletionSpec {
+    fn default() -> Self {
+        DeletionSpec {
+            policy: DeletionPolicy::Snapshot,
+            protection: true,
+        }
+    }
+}
+
+/// Credentials delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSpec {
+    /// The External Secrets store that holds master credentials.
+    pub secret_store: SecretStoreRef,
+    /// How often the connection Secret is refreshed, e.g. `1h`.
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: String,
+}
+
+/// The local provider: databases on a PostgreSQL server the operator can reach.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalProviderSpec {
+    /// Secret key holding the admin connection string
+    /// (`postgres://user:password@host:port/postgres`).
+    pub admin_secret_ref: SecretKeySelector,
+}
+
+/// Prices, per month, in `currency`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceTable {
+    /// Currency code; default `USD`.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Monthly price of each instance class.
+    #[serde(default)]
+    pub instances: BTreeMap<String, f64>,
+    /// Monthly price of one GB of storage.
+    #[serde(default, rename = "storagePerGB")]
+    pub storage_per_gb: f64,
+}
+
+fn default_currency() -> String {
+    "USD".to_string()
+}
+
+// ---------------------------------------------------------------- temporal
+
+/// The Temporal cluster and the bounds of namespaces on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.defaultRetentionDays <= self.maxRetentionDays", "message": "defaultRetentionDays must not exceed maxRetentionDays"}
+]))]
+pub struct TemporalComposition {
+    /// Frontend gRPC address, e.g. `temporal-frontend.temporal:7233`.
+    #[schemars(length(min = 1))]
+    pub frontend_address: String,
+    /// TLS to the frontend; mutual TLS when the Secret carries a client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TemporalTls>,
+    /// Retention when a claim names none.
+    #[schemars(range(min = 1, max = 3650))]
+    pub default_retention_days: i32,
+    /// Largest retention a claim may ask for.
+    #[schemars(range(min = 1, max = 3650))]
+    pub max_retention_days: i32,
+    /// Name of the namespace on Temporal. Placeholders: {namespace} (the claim's
+    /// Kubernetes namespace) and {name} (the claim's name).
+    #[serde(default = "default_ns_pattern")]
+    pub namespace_pattern: String,
+    /// Archival URIs; claims may turn archival on only when these are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archival: Option<TemporalArchivalUris>,
+    /// How often to check Temporal for drift, e.g. `1m`.
+    #[serde(default = "default_poll")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub poll_interval: String,
+}
+
+fn default_ns_pattern() -> String {
+    "{namespace}-{name}".to_string()
+}
+
+/// TLS settings for the Temporal frontend.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemporalTls {
+    /// Secret (in the operator's namespace) with `ca.crt`, and `tls.crt` / `tls.key`
+    /// for mutual TLS.
+    pub secret_name: String,
+    /// Server name to verify, when it differs from the address host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+/// Archival destinations.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemporalArchivalUris {
+    /// History archival URI, e.g. `s3://bucket/history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_uri: Option<String>,
+    /// Visibility archival URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_uri: Option<String>,
+}
+
+impl Composition {
+    /// Which kind of claim this Composition is for.
+    pub fn composes(&self) -> &'static str {
+        if self.spec.service.is_some() {
+            "service"
+        } else if self.spec.postgresql.is_some() {
+            "postgresql"
+        } else if self.spec.temporal.is_some() {
+            "temporal"
+        } else {
+            "nothing"
+        }
+    }
+}

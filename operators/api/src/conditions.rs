@@ -1,0 +1,154 @@
+//! Kubernetes-shaped status conditions and the pure logic that keeps their
+//! transition times honest.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A condition in the standard Kubernetes shape (metav1.Condition).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// The kind of condition: `Ready` (the claim's resources are usable) or
+    /// `Synced` (the last reconcile applied the desired state without error).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// A CamelCase word that says why the condition is what it is, e.g. `Available`,
+    /// `ChildNotReady`, `CompositionNotFound`.
+    pub reason: String,
+    /// A human-readable explanation. Never contains secret values.
+    #[serde(default)]
+    pub message: String,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// The `metadata.generation` this condition was computed for; lower than the
+    /// object's generation means the controller has not caught up yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+pub const READY: &str = "Ready";
+pub const SYNCED: &str = "Synced";
+
+/// Well-known reasons, shared by all kinds so dashboards can rely on them.
+pub mod reasons {
+    pub const AVAILABLE: &str = "Available";
+    pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
+    pub const RECONCILE_ERROR: &str = "ReconcileError";
+    pub const CREATING: &str = "Creating";
+    pub const CHILD_NOT_READY: &str = "ChildNotReady";
+    pub const DELETING: &str = "Deleting";
+    pub const COMPOSITION_NOT_FOUND: &str = "CompositionNotFound";
+    pub const COMPOSITION_INVALID: &str = "CompositionViolatesFloor";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const NAMESPACE_CONFLICT: &str = "NamespaceConflict";
+    pub const WAITING_FOR_PROVIDER: &str = "WaitingForProvider";
+}
+
+/// The status value of a condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    True,
+    False,
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::True => "True",
+            Status::False => "False",
+            Status::Unknown => "Unknown",
+        }
+    }
+}
+
+impl Condition {
+    pub fn new(
+        type_: &str,
+        status: Status,
+        reason: &str,
+        message: impl Into<String>,
+        generation: Option<i64>,
+        now: &str,
+    ) -> Self {
+        Condition {
+            type_: type_.to_string(),
+            status: status.as_str().to_string(),
+            reason: reason.to_string(),
+            message: message.into(),
+            last_transition_time: now.to_string(),
+            observed_generation: generation,
+        }
+    }
+
+    pub fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+}
+
+/// Finds a condition by type.
+pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Sets `new` into `conditions`, keeping the old transition time when the status did
+/// not change, so `lastTransitionTime` means what it says and a no-op reconcile
+/// produces a byte-identical status (and therefore no write).
+pub fn upsert(conditions: &mut Vec<Condition>, mut new: Condition) {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(old) => {
+            if old.status == new.status {
+                new.last_transition_time = old.last_transition_time.clone();
+            }
+            *old = new;
+        }
+        None => conditions.push(new),
+    }
+    conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+}
+
+/// True when the object's Ready condition is True and was computed for its current generation.
+pub fn is_ready(conditions: &[Condition], generation: Option<i64>) -> bool {
+    find(conditions, READY).is_some_and(|c| {
+        c.is_true() && (generation.is_none() || c.observed_generation == generation)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsert_keeps_transition_time_when_status_is_unchanged() {
+        let mut cs = vec![Condition::new(READY, Status::False, "A", "m", Some(1), "t1")];
+        upsert(
+            &mut cs,
+            Condition::new(READY, Status::False, "B", "m2", Some(2), "t2"),
+        );
+        assert_eq!(cs[0].last_transition_time, "t1");
+        assert_eq!(cs[0].reason, "B");
+        upsert(
+            &mut cs,
+            Condition::new(READY, Status::True, "C", "", Some(2), "t3"),
+        );
+        assert_eq!(cs[0].last_transition_time, "t3");
+    }
+
+    #[test]
+    fn ready_requires_current_generation() {
+        let cs = vec![Condition::new(READY, Status::True, "A", "", Some(1), "t")];
+        assert!(is_ready(&cs, Some(1)));
+        assert!(!is_ready(&cs, Some(2)));
+        assert!(!is_ready(&[], Some(1)));
+    }
+
+    #[test]
+    fn conditions_are_sorted_by_type() {
+        let mut cs = vec![];
+        upsert(&mut cs, Condition::new(SYNCED, Status::True, "A", "", None, "t"));
+        upsert(&mut cs, Condition::new(READY, Status::True, "A", "", None, "t"));
+        assert_eq!(cs[0].type_, READY);
+    }
+}

@@ -1,0 +1,46 @@
+//! Paved's API: the custom resource types of `paved.dev/v1alpha1`, their conditions,
+//! and pure helpers. Nothing here talks to a cluster.
+
+pub mod common;
+pub mod composition;
+pub mod conditions;
+pub mod crds;
+pub mod postgresql;
+pub mod service_claim;
+pub mod temporal;
+
+pub use common::*;
+pub use composition::*;
+pub use conditions::*;
+pub use postgresql::*;
+pub use service_claim::*;
+pub use temporal::*;
+
+/// The API group of every Paved kind.
+pub const GROUP: &str = "paved.dev";
+/// The served and stored version.
+pub const VERSION: &str = "v1alpha1";
+/// The field manager Paved's reconcilers use for every server-side apply.
+pub const FIELD_MANAGER: &str = "paved-operator";
+
+/// Labels Paved puts on everything it creates, so ownership is visible and
+/// orphans can be found with one label selector.
+pub mod labels {
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    pub const MANAGED_BY_VALUE: &str = "paved";
+    pub const CLAIM_KIND: &str = "paved.dev/claim-kind";
+    pub const CLAIM_NAME: &str = "paved.dev/claim-name";
+    pub const CLAIM_NAMESPACE: &str = "paved.dev/claim-namespace";
+    pub const CLAIM_UID: &str = "paved.dev/claim-uid";
+    pub const OWNER: &str = "paved.dev/owner";
+    pub const SYSTEM: &str = "paved.dev/system";
+    pub const SERVICE: &str = "paved.dev/service";
+    pub const CLASSIFICATION: &str = "paved.dev/data-classification";
+    pub const COST_CENTER: &str = "paved.dev/cost-center";
+    pub const TIER: &str = "paved.dev/slo-tier";
+    pub const CLOUD: &str = "paved.dev/cloud";
+    pub const COMPOSITION: &str = "paved.dev/composition";
+    pub const COMPOSITION_GENERATION: &str = "paved.dev/composition-generation";
+    /// On a Composition: it is the default for this cloud (or `local`).
+    pub const DEFAULT_FOR: &str = "paved.dev/default-for";
+}

@@ -1,0 +1,205 @@
+//! PostgreSQLInstance: a managed, encrypted PostgreSQL database. The claim shape
+//! (`parameters`, `compositionRef`, `writeConnectionSecretToRef`) is the one Crossplane
+//! users already write, so their claims move over by changing apiVersion.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CompositionReference, CompositionRevision, CompositionSelector, Condition, DeletionPolicy,
+    LocalSecretReference,
+};
+
+/// A PostgreSQL database provisioned from a platform Composition (AWS RDS, Azure
+/// flexible server, GCP Cloud SQL or the local provider), with its connection Secret
+/// delivered into this namespace.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "paved.dev",
+    version = "v1alpha1",
+    kind = "PostgreSQLInstance",
+    plural = "postgresqlinstances",
+    singular = "postgresqlinstance",
+    shortname = "pginstance",
+    shortname = "pgi",
+    category = "paved",
+    namespaced,
+    status = "PostgreSQLInstanceStatus",
+    printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"SYNCED","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
+    printcolumn = r#"{"name":"REASON","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"ENDPOINT","type":"string","jsonPath":".status.endpoint"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"PROVIDER","type":"string","priority":1,"jsonPath":".status.provider"}"#,
+    printcolumn = r#"{"name":"CLASS","type":"string","priority":1,"jsonPath":".status.instanceClass"}"#,
+    printcolumn = r#"{"name":"COST","type":"string","priority":1,"jsonPath":".status.estimatedMonthlyCost"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(oldSelf.compositionRef) || (has(self.compositionRef) && self.compositionRef.name == oldSelf.compositionRef.name)",
+        "message": "spec.compositionRef is immutable once set: moving a database between compositions (and so clouds) in place is not supported"
+    }
+]))]
+pub struct PostgreSQLInstanceSpec {
+    /// The Composition to render this database with. Default: the PostgreSQL
+    /// Composition labelled `paved.dev/default-for: <cloud>` for the namespace's
+    /// cloud. Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_ref: Option<CompositionReference>,
+
+    /// Selects the Composition by labels when `compositionRef` is not set
+    /// (accepted for Crossplane compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_selector: Option<CompositionSelector>,
+
+    /// Accepted for Crossplane compatibility: `Automatic` (default) re-renders when the
+    /// Composition changes; `Manual` is treated the same, since the compliance floor
+    /// must follow the platform's current Composition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_update_policy: Option<CompositionUpdatePolicy>,
+
+    /// Size and shape of the database; bounds come from the Composition.
+    #[serde(default)]
+    pub parameters: PostgreSQLParameters,
+
+    /// What happens to the cloud database when this claim is deleted: `Delete`,
+    /// `Orphan` (leave it running, unmanaged) or `Snapshot` (take a final encrypted
+    /// snapshot, then delete). Default from the Composition; PHI namespaces always
+    /// keep a snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+
+    /// The Secret in this namespace that receives host, port, database, username,
+    /// password, sslmode and uri. Default: `<name>-connection`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_connection_secret_to_ref: Option<LocalSecretReference>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CompositionUpdatePolicy {
+    Automatic,
+    Manual,
+}
+
+/// T-shirt sizes; each Composition maps them to instance classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseSize {
+    Small,
+    Medium,
+    Large,
+    Xlarge,
+}
+
+impl DatabaseSize {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseSize::Small => "small",
+            DatabaseSize::Medium => "medium",
+            DatabaseSize::Large => "large",
+            DatabaseSize::Xlarge => "xlarge",
+        }
+    }
+}
+
+/// Database parameters. Anything not set comes from the Composition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgreSQLParameters {
+    /// T-shirt size: `small`, `medium`, `large` or `xlarge`; the Composition maps it
+    /// to an instance class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<DatabaseSize>,
+
+    /// An explicit instance class (e.g. `db.t4g.medium`); must be one the Composition
+    /// allows. Overrides `size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$"))]
+    pub instance_class: Option<String>,
+
+    /// Allocated storage in GB, within the Composition's bounds. Storage can grow but
+    /// never shrink.
+    #[serde(default, rename = "storageGB", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 5, max = 65536))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self >= oldSelf", "message": "storageGB cannot shrink: cloud databases cannot give storage back without data loss"}
+    ]))]
+    pub storage_gb: Option<i32>,
+
+    /// Run a standby in a second zone (AWS Multi-AZ; same as `highAvailability`).
+    #[serde(default, rename = "multiAZ", skip_serializing_if = "Option::is_none")]
+    pub multi_az: Option<bool>,
+
+    /// Zone-redundant high availability (Azure / GCP wording of `multiAZ`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_availability: Option<bool>,
+
+    /// PostgreSQL major version, e.g. `16`; default from the Composition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{2}(\.[0-9]+)?$"))]
+    pub engine_version: Option<String>,
+
+    /// Encryption at rest is part of the compliance floor. The field exists so that
+    /// `false` is refused with a reason instead of being silently dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == true", "message": "storage encryption cannot be turned off (compliance floor)"}
+    ]))]
+    pub storage_encrypted: Option<bool>,
+
+    /// Databases are never publicly reachable. The field exists so that `true` is
+    /// refused with a reason instead of being silently dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == false", "message": "a database cannot be publicly accessible (compliance floor); reach it through the namespace's network policy"}
+    ]))]
+    pub publicly_accessible: Option<bool>,
+}
+
+/// Observed state of a PostgreSQLInstance. Never contains credentials.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgreSQLInstanceStatus {
+    /// `Ready`: the database accepts connections and the connection Secret is
+    /// delivered. `Synced`: the last reconcile applied the desired state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The Composition (and its generation) the database was rendered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition: Option<CompositionRevision>,
+    /// `aws`, `azure`, `gcp` or `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Cloud region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The cloud resource's name (derived from this claim's UID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
+    /// Host name clients connect to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Port clients connect to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Running PostgreSQL version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
+    /// Key that encrypts the storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
+    /// Instance class in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_class: Option<String>,
+    /// Allocated storage in GB.
+    #[serde(default, rename = "storageGB", skip_serializing_if = "Option::is_none")]
+    pub storage_gb: Option<i32>,
+    /// Estimated monthly cost from the Composition's price table, e.g. `USD 53.20`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_monthly_cost: Option<String>,
+}

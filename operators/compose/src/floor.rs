@@ -1,0 +1,229 @@
+//! The compliance floor for Compositions: what no platform-authored default may
+//! lower. The CRD schema refuses the simple cases at admission; this code is the
+//! authority, runs on every render, and backs `paved validate`.
+
+use std::collections::BTreeMap;
+
+use paved_api::{
+    render_template, Cloud, Composition, PostgreSQLComposition, ServiceComposition,
+    TemporalComposition,
+};
+
+/// One way a Composition breaks the floor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The offending field, e.g. `spec.postgresql.backup.retentionDays`.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+pub(crate) fn join(v: &[Violation]) -> String {
+    v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// Minimum days of automated backups.
+pub const MIN_BACKUP_RETENTION_DAYS: i32 = 7;
+
+fn v(field: &str, message: impl Into<String>) -> Violation {
+    Violation {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Every floor violation in a Composition (empty: it may be used).
+pub fn check_composition(c: &Composition) -> Vec<Violation> {
+    let set = [
+        c.spec.service.is_some(),
+        c.spec.postgresql.is_some(),
+        c.spec.temporal.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if set != 1 {
+        return vec![v(
+            "spec",
+            "set exactly one of spec.service, spec.postgresql or spec.temporal",
+        )];
+    }
+    let mut out = vec![];
+    if let Some(s) = &c.spec.service {
+        out.extend(check_composition_service(s));
+    }
+    if let Some(p) = &c.spec.postgresql {
+        out.extend(check_composition_postgresql(p));
+    }
+    if let Some(t) = &c.spec.temporal {
+        out.extend(check_composition_temporal(t));
+    }
+    out
+}
+
+/// Placeholders every template may use; rendering with these dummies catches typos
+/// before any claim does.
+fn dummy_vars(extra: &[&'static str]) -> BTreeMap<&'static str, String> {
+    [
+        "service",
+        "namespace",
+        "owner",
+        "system",
+        "cloud",
+        "costCenter",
+        "classification",
+        "tier",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|k| (*k, "x".to_string()))
+    .collect()
+}
+
+pub fn check_composition_service(s: &ServiceComposition) -> Vec<Violation> {
+    let mut out = vec![];
+    let vars = dummy_vars(&[]);
+    if let Some(wi) = &s.workload_identity {
+        if let Err(e) = render_template(&wi.value, &vars) {
+            out.push(v("spec.service.workloadIdentity.value", e.to_string()));
+        }
+        if wi.annotation.is_none() && s.cloud.workload_identity_annotation().is_none() {
+            out.push(v(
+                "spec.service.workloadIdentity.annotation",
+                format!("cloud {} has no default annotation; name one", s.cloud),
+            ));
+        }
+    }
+    if let Some(sec) = &s.secrets {
+        match render_template(&sec.path, &vars) {
+            Err(e) => out.push(v("spec.service.secrets.path", e.to_string())),
+            Ok(_) if !sec.path.contains("{service}") && !sec.path.contains("{namespace}") => {
+                out.push(v(
+                    "spec.service.secrets.path",
+                    "must contain {service} or {namespace}, so services cannot read each other's secrets",
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    for (i, e) in s.network.egress_to.iter().enumerate() {
+        if let Some(c) = &e.cidr {
+            if c == "0.0.0.0/0" || c == "::/0" {
+                out.push(v(
+                    &format!("spec.service.network.egressTo[{i}].cidr"),
+                    "egress to the whole internet would undo default-deny",
+                ));
+            }
+        }
+    }
+    if s.owner_role == "cluster-admin" || s.owner_role == "admin" {
+        out.push(v(
+            "spec.service.ownerRole",
+            format!(
+                "{} lets owners rewrite the namespace's network policies and quotas (least privilege); use edit or a narrower role",
+                s.owner_role
+            ),
+        ));
+    }
+    out
+}
+
+pub fn check_composition_postgresql(p: &PostgreSQLComposition) -> Vec<Violation> {
+    let mut out = vec![];
+    let f = |x: &str| format!("spec.postgresql.{x}");
+    if p.provider != Cloud::Local {
+        match &p.encryption {
+            Some(e) if !e.key_id.trim().is_empty() => {}
+            _ => out.push(v(
+                &f("encryption.keyId"),
+                "cloud databases must be encrypted with a customer-managed key",
+            )),
+        }
+        if p.credentials.is_none() {
+            out.push(v(
+                &f("credentials.secretStore"),
+                "required: master credentials are delivered through the secret store, never written by Paved",
+            ));
+        }
+        let n = &p.network;
+        let private = match p.provider {
+            Cloud::Aws => n.subnet_group_name.is_some() && !n.security_group_ids.is_empty(),
+            Cloud::Azure => n.delegated_subnet_id.is_some() && n.private_dns_zone_id.is_some(),
+            Cloud::Gcp => n.private_network.is_some(),
+            Cloud::Local => true,
+        };
+        if !private {
+            let need = match p.provider {
+                Cloud::Aws => "subnetGroupName and securityGroupIds",
+                Cloud::Azure => "delegatedSubnetId and privateDnsZoneId",
+                _ => "privateNetwork",
+            };
+            out.push(v(
+                &f("network"),
+                format!("databases must be private: {} needs {need}", p.provider),
+            ));
+        }
+    } else if p.local.is_none() {
+        out.push(v(
+            &f("local.adminSecretRef"),
+            "the local provider needs the admin connection Secret",
+        ));
+    }
+    if p.backup.retention_days < MIN_BACKUP_RETENTION_DAYS {
+        out.push(v(
+            &f("backup.retentionDays"),
+            format!(
+                "{} is below the minimum of {MIN_BACKUP_RETENTION_DAYS} days",
+                p.backup.retention_days
+            ),
+        ));
+    }
+    if p.storage.min_gb > p.storage.max_gb {
+        out.push(v(&f("storage"), "minGB exceeds maxGB"));
+    }
+    if let Some(d) = p.storage.default_gb {
+        if d < p.storage.min_gb || d > p.storage.max_gb {
+            out.push(v(&f("storage.defaultGB"), "outside minGB..maxGB"));
+        }
+    }
+    let vars = dummy_vars(&["name"]);
+    for (k, t) in &p.tags {
+        if let Err(e) = render_template(t, &vars) {
+            out.push(v(&f(&format!("tags.{k}")), e.to_string()));
+        }
+    }
+    if let Some(prices) = &p.prices {
+        if prices.storage_per_gb < 0.0 || prices.instances.values().any(|x| *x < 0.0 || !x.is_finite()) {
+            out.push(v(&f("prices"), "prices cannot be negative"));
+        }
+    }
+    out
+}
+
+pub fn check_composition_temporal(t: &TemporalComposition) -> Vec<Violation> {
+    let mut out = vec![];
+    if t.default_retention_days > t.max_retention_days {
+        out.push(v(
+            "spec.temporal.defaultRetentionDays",
+            "exceeds maxRetentionDays",
+        ));
+    }
+    let vars: BTreeMap<&str, String> =
+        [("namespace", "x".to_string()), ("name", "y".to_string())].into();
+    match render_template(&t.namespace_pattern, &vars) {
+        Err(e) => out.push(v("spec.temporal.namespacePattern", e.to_string())),
+        Ok(_) if !(t.namespace_pattern.contains("{namespace}") && t.namespace_pattern.contains("{name}")) => {
+            out.push(v(
+                "spec.temporal.namespacePattern",
+                "must contain both {namespace} and {name}, so two claims never share a Temporal namespace",
+            ))
+        }
+        Ok(_) => {}
+    }
+    out
+}

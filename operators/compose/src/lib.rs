@@ -1,0 +1,46 @@
+//! Pure rendering: claim + Composition → the objects and cloud specs it implies.
+//! No client, no I/O: everything here is decided from its inputs and unit-tested.
+//! The compliance floor is applied last, so nothing upstream can lower it.
+
+pub mod floor;
+pub mod object;
+pub mod service;
+pub mod status;
+
+pub use floor::{
+    check_composition, check_composition_postgresql, check_composition_service,
+    check_composition_temporal, Violation,
+};
+pub use object::DesiredObject;
+pub use service::{render_service, ServiceInput};
+
+/// Why rendering could not produce a desired state. Each variant is a problem a
+/// human must fix (in the claim or the Composition); the reconciler shows it as
+/// `Synced=False` with [`RenderError::reason`] and does not retry hot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("composition {name} violates the compliance floor: {violations}")]
+    CompositionViolatesFloor { name: String, violations: String },
+    #[error("composition {name} is a {actual} composition, not a {expected} one")]
+    WrongCompositionKind {
+        name: String,
+        expected: &'static str,
+        actual: &'static str,
+    },
+    #[error("{0}")]
+    InvalidSpec(String),
+    #[error("composition {composition}: {message}")]
+    Template { composition: String, message: String },
+}
+
+impl RenderError {
+    /// The condition reason for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RenderError::CompositionViolatesFloor { .. } => "CompositionViolatesFloor",
+            RenderError::WrongCompositionKind { .. } => "CompositionKindMismatch",
+            RenderError::InvalidSpec(_) => "InvalidSpec",
+            RenderError::Template { .. } => "CompositionTemplateError",
+        }
+    }
+}

@@ -1,1 +1,323 @@
+//! The e2e harness: a real control plane (started through `e2e/control-plane up`,
+//! reused when already up), Paved's CRDs, the upstream External Secrets CRDs and the
+//! default Compositions installed, and the operator binary run as a child process
+//! that is stopped by PID when the test ends.
 
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use kube::{config::KubeConfigOptions, Client, Config};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// shared/ beside the project (read-only upstream material).
+pub fn shared_dir() -> PathBuf {
+    repo_root().join("../shared")
+}
+
+/// The exports of `e2e/control-plane up`, parsed.
+#[derive(Debug, Clone)]
+pub struct ControlPlane {
+    pub env: BTreeMap<String, String>,
+}
+
+impl ControlPlane {
+    pub fn kubeconfig(&self) -> &str {
+        &self.env["KUBECONFIG"]
+    }
+
+    /// PATH with the pinned kubectl first.
+    pub fn path(&self) -> String {
+        self.env.get("PATH").cloned().unwrap_or_default()
+    }
+
+    pub async fn client(&self) -> Result<Client> {
+        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
+        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    /// Runs kubectl against this control plane; fails with its stderr.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("PATH", self.path())
+            .output()
+            .context("running kubectl")?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Like [`kubectl`](Self::kubectl) with stdin, returning (success, stdout+stderr).
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Result<(bool, String)> {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("PATH", self.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child.stdin.take().unwrap().write_all(stdin.as_bytes())?;
+        let out = child.wait_with_output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.success(), text))
+    }
+}
+
+static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
+
+/// Starts (or reuses) the control plane and installs the CRDs and Compositions once
+/// per test process. Fails, never skips, when something is missing.
+pub fn control_plane() -> &'static ControlPlane {
+    CONTROL_PLANE.get_or_init(|| {
+        let script = repo_root().join("e2e/control-plane");
+        let out = Command::new(&script)
+            .arg("up")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running e2e/control-plane up");
+        assert!(
+            out.status.success(),
+            "e2e/control-plane up failed (see its messages above)"
+        );
+        let mut env = BTreeMap::new();
+        let base_path = std::env::var("PATH").unwrap_or_default();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(rest) = line.strip_prefix("export ") else {
+                continue;
+            };
+            let Some((k, v)) = rest.split_once('=') else {
+                continue;
+            };
+            let v = v
+                .trim_matches('\'')
+                .replace("\"$PATH\"", &base_path)
+                .replace("$PATH", &base_path);
+            env.insert(k.to_string(), v);
+        }
+        assert!(
+            env.contains_key("KUBECONFIG"),
+            "control-plane up printed no KUBECONFIG"
+        );
+        let cp = ControlPlane { env };
+        install(&cp).expect("installing CRDs and Compositions");
+        cp
+    })
+}
+
+fn install(cp: &ControlPlane) -> Result<()> {
+    let root = repo_root();
+    let es = shared_dir().join("upstream/external-secrets");
+    if !es.is_dir() {
+        bail!(
+            "{} is missing: the upstream External Secrets CRDs come from shared/",
+            es.display()
+        );
+    }
+    cp.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        es.to_str().unwrap(),
+    ])?;
+    cp.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        root.join("crds").to_str().unwrap(),
+    ])?;
+    cp.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/serviceclaims.paved.dev",
+        "crd/postgresqlinstances.paved.dev",
+        "crd/temporalnamespaces.paved.dev",
+        "crd/compositions.paved.dev",
+        "crd/externalsecrets.external-secrets.io",
+    ])?;
+    cp.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        root.join("compositions").to_str().unwrap(),
+    ])?;
+    // The operator's own namespace, for its Lease and Events.
+    let _ = cp.kubectl(&["create", "namespace", "paved-system"]);
+    Ok(())
+}
+
+/// The operator binary, built by `cargo build` before the e2e tests run.
+pub fn operator_binary() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target"));
+    let bin = target.join("debug/paved-operator");
+    assert!(
+        bin.is_file(),
+        "{} not found: run `cargo build -p paved-operator` first (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running operator; stopped (SIGTERM, then SIGKILL) by PID on drop.
+pub struct Operator {
+    child: Child,
+    pub metrics_addr: String,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts the operator with leader election on, as in production.
+    pub fn start(cp: &ControlPlane, name: &str, extra: &[&str]) -> Result<Operator> {
+        let port = free_port()?;
+        let metrics_addr = format!("127.0.0.1:{port}");
+        let log = repo_root().join(format!("target/e2e-logs/{name}.log"));
+        std::fs::create_dir_all(log.parent().unwrap())?;
+        let logfile = std::fs::File::create(&log)?;
+        let child = Command::new(operator_binary())
+            .args([
+                "--metrics-addr",
+                &metrics_addr,
+                "--lease-namespace",
+                "paved-system",
+            ])
+            .args(["--lease-name", &format!("paved-e2e-{name}")])
+            .args(extra)
+            .env("KUBECONFIG", cp.kubeconfig())
+            .env("RUST_LOG", "info,paved_operator=debug,kube=warn")
+            .stdout(logfile.try_clone()?)
+            .stderr(logfile)
+            .spawn()
+            .context("starting paved-operator")?;
+        let op = Operator {
+            child,
+            metrics_addr,
+            log,
+        };
+        op.wait_healthy(Duration::from_secs(30))?;
+        Ok(op)
+    }
+
+    fn wait_healthy(&self, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if http_get(&self.metrics_addr, "/healthz").is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bail!(
+            "operator not healthy after {timeout:?}; log: {}",
+            self.log.display()
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn metrics(&self) -> Result<String> {
+        http_get(&self.metrics_addr, "/metrics")
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait: a graceful shutdown.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(25) {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A minimal HTTP/1.0 GET, enough for /healthz and /metrics.
+pub fn http_get(addr: &str, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    if !body.starts_with("HTTP/1.0 200") && !body.starts_with("HTTP/1.1 200") {
+        bail!("GET {path}: {}", body.lines().next().unwrap_or(""));
+    }
+    Ok(body
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
+}
+
+/// Polls `check` until it returns Some or `timeout` passes; the error says what was
+/// awaited and the last observation.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    let mut last = String::from("no observation");
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last = format!("{e:#}"),
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}; last error: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -6,7 +6,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where a claim's resources run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
     Aws,
@@ -57,7 +70,20 @@ impl std::str::FromStr for Cloud {
 
 /// How sensitive the data a service handles is. Drives encryption, deletion
 /// protection and which providers may serve it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DataClassification {
     Public,
@@ -79,7 +105,20 @@ impl DataClassification {
 }
 
 /// The service-level tier: picks quotas and sizing defaults from the composition.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SloTier {
     Bronze,
@@ -139,7 +178,10 @@ pub struct CompositionRevision {
 #[serde(rename_all = "camelCase")]
 pub struct LocalSecretReference {
     /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
 }
 
@@ -212,7 +254,10 @@ pub fn render_template(
                 return Err(TemplateError::UnknownPlaceholder(
                     key.to_string(),
                     template.to_string(),
-                    vars.keys().map(|k| format!("{{{k}}}")).collect::<Vec<_>>().join(", "),
+                    vars.keys()
+                        .map(|k| format!("{{{k}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ))
             }
         }
@@ -227,7 +272,10 @@ mod tests {
     use super::*;
 
     fn vars() -> BTreeMap<&'static str, String> {
-        BTreeMap::from([("owner", "team-a".to_string()), ("service", "svc".to_string())])
+        BTreeMap::from([
+            ("owner", "team-a".to_string()),
+            ("service", "svc".to_string()),
+        ])
     }
 
     #[test]
@@ -257,6 +305,9 @@ mod tests {
     #[test]
     fn cloud_parses_and_names_the_choices() {
         assert_eq!("gcp".parse::<Cloud>().unwrap(), Cloud::Gcp);
-        assert!("ibm".parse::<Cloud>().unwrap_err().contains("aws, azure, gcp, local"));
+        assert!("ibm"
+            .parse::<Cloud>()
+            .unwrap_err()
+            .contains("aws, azure, gcp, local"));
     }
 }

@@ -8,7 +8,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Cloud, Condition, DeletionPolicy, EgressPeer, IngressPeer, SecretKeySelector, SecretStoreRef, SloTier};
+use crate::{
+    Cloud, Condition, DeletionPolicy, EgressPeer, IngressPeer, SecretKeySelector, SecretStoreRef,
+    SloTier,
+};
 
 /// Platform-authored defaults for one kind of claim. Exactly one of `service`,
 /// `postgresql` or `temporal` is set. Label a Composition

@@ -122,7 +122,14 @@ mod tests {
 
     #[test]
     fn upsert_keeps_transition_time_when_status_is_unchanged() {
-        let mut cs = vec![Condition::new(READY, Status::False, "A", "m", Some(1), "t1")];
+        let mut cs = vec![Condition::new(
+            READY,
+            Status::False,
+            "A",
+            "m",
+            Some(1),
+            "t1",
+        )];
         upsert(
             &mut cs,
             Condition::new(READY, Status::False, "B", "m2", Some(2), "t2"),
@@ -147,8 +154,14 @@ mod tests {
     #[test]
     fn conditions_are_sorted_by_type() {
         let mut cs = vec![];
-        upsert(&mut cs, Condition::new(SYNCED, Status::True, "A", "", None, "t"));
-        upsert(&mut cs, Condition::new(READY, Status::True, "A", "", None, "t"));
+        upsert(
+            &mut cs,
+            Condition::new(SYNCED, Status::True, "A", "", None, "t"),
+        );
+        upsert(
+            &mut cs,
+            Condition::new(READY, Status::True, "A", "", None, "t"),
+        );
         assert_eq!(cs[0].type_, READY);
     }
 }

@@ -93,7 +93,10 @@ mod tests {
         for crd in all() {
             assert_eq!(crd.spec.group, "paved.dev");
             let names = &crd.spec.names;
-            assert_eq!(names.categories.as_deref(), Some(&["paved".to_string()][..]));
+            assert_eq!(
+                names.categories.as_deref(),
+                Some(&["paved".to_string()][..])
+            );
             assert!(names.short_names.as_ref().is_some_and(|s| !s.is_empty()));
             let v = &crd.spec.versions[0];
             let cols: Vec<_> = v
@@ -105,7 +108,11 @@ mod tests {
             for want in ["READY", "SYNCED", "REASON", "AGE"] {
                 assert!(cols.contains(&want), "{} lacks {want}", names.kind);
             }
-            assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+            assert!(v
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some());
         }
     }
 

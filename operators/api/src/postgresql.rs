@@ -84,7 +84,9 @@ pub enum CompositionUpdatePolicy {
 }
 
 /// T-shirt sizes; each Composition maps them to instance classes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DatabaseSize {
     Small,
@@ -116,7 +118,10 @@ pub struct PostgreSQLParameters {
     /// An explicit instance class (e.g. `db.t4g.medium`); must be one the Composition
     /// allows. Overrides `size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$")
+    )]
     pub instance_class: Option<String>,
 
     /// Allocated storage in GB, within the Composition's bounds. Storage can grow but

@@ -44,12 +44,18 @@ use crate::{
 pub struct ServiceClaimSpec {
     /// The group that owns the service (e.g. `team-claims`). It is bound to the
     /// namespace's edit role and stamped on every resource as the Owner tag.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub owner: String,
 
     /// The larger system this service belongs to (e.g. `claims-platform`); a label on
     /// the namespace and a tag on cloud resources.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub system: String,
 
     /// Where the service's cloud resources live: `aws`, `azure`, `gcp` or `local`.
@@ -72,7 +78,10 @@ pub struct ServiceClaimSpec {
 
     /// Cost center billed for the service's resources (e.g. `CC-4410`); a label on the
     /// namespace and the CostCenter tag on cloud resources.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    )]
     pub cost_center: String,
 
     /// Network allowances on top of the namespace's default-deny policies.
@@ -133,7 +142,10 @@ pub struct NetworkSpec {
 #[serde(rename_all = "camelCase")]
 pub struct IngressPeer {
     /// Name of the namespace traffic may come from.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: String,
     /// Only pods with these labels in that namespace (all pods when empty).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -155,7 +167,10 @@ pub struct IngressPeer {
 pub struct EgressPeer {
     /// A namespace the service may connect to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: Option<String>,
     /// An IP range the service may connect to, e.g. `10.20.0.0/16`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,12 +222,18 @@ impl Protocol {
 #[serde(rename_all = "camelCase")]
 pub struct SecretRequest {
     /// Name of the Kubernetes Secret to create in the service's namespace.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Key under the service's secret path in the store; defaults to `name`. Cannot
     /// climb out of the service's path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9_][-A-Za-z0-9_./]*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[A-Za-z0-9_][-A-Za-z0-9_./]*$")
+    )]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "!self.contains('..')", "message": "remoteKey cannot contain '..': secrets are read only from the service's own path"}
     ]))]
@@ -230,7 +251,10 @@ pub struct SecretRequest {
 pub struct DatabaseRequest {
     /// Name of the PostgreSQLInstance claim created in the service's namespace; the
     /// connection Secret is `<name>-connection`.
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// A specific PostgreSQL Composition; default: the one for the service's cloud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,7 +273,10 @@ pub struct DatabaseRequest {
 #[serde(rename_all = "camelCase")]
 pub struct TemporalRequest {
     /// Name of the TemporalNamespace claim created in the service's namespace.
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Days Temporal keeps closed workflow histories (1 up to the composition's maximum).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 mod render;
 
 #[derive(Parser)]
-#[command(name = "paved", version, about = "Paved: render, validate and generate CRDs, offline")]
+#[command(
+    name = "paved",
+    version,
+    about = "Paved: render, validate and generate CRDs, offline"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -24,7 +24,10 @@ impl std::fmt::Display for Violation {
 }
 
 pub(crate) fn join(v: &[Violation]) -> String {
-    v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ")
+    v.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Minimum days of automated backups.
@@ -198,7 +201,12 @@ pub fn check_composition_postgresql(p: &PostgreSQLComposition) -> Vec<Violation>
         }
     }
     if let Some(prices) = &p.prices {
-        if prices.storage_per_gb < 0.0 || prices.instances.values().any(|x| *x < 0.0 || !x.is_finite()) {
+        if prices.storage_per_gb < 0.0
+            || prices
+                .instances
+                .values()
+                .any(|x| *x < 0.0 || !x.is_finite())
+        {
             out.push(v(&f("prices"), "prices cannot be negative"));
         }
     }

@@ -30,7 +30,10 @@ pub enum RenderError {
     #[error("{0}")]
     InvalidSpec(String),
     #[error("composition {composition}: {message}")]
-    Template { composition: String, message: String },
+    Template {
+        composition: String,
+        message: String,
+    },
 }
 
 impl RenderError {

@@ -91,12 +91,24 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
     // Namespace: identity labels plus Pod Security admission at the composition's level.
     let mut ns_meta = meta(&ns, None);
     let level = comp.pod_security.as_str();
-    let ns_labels = ns_meta["labels"].as_object_mut().expect("labels is an object");
+    let ns_labels = ns_meta["labels"]
+        .as_object_mut()
+        .expect("labels is an object");
     for mode in ["enforce", "audit", "warn"] {
         ns_labels.insert(format!("pod-security.kubernetes.io/{mode}"), json!(level));
-        ns_labels.insert(format!("pod-security.kubernetes.io/{mode}-version"), json!("latest"));
+        ns_labels.insert(
+            format!("pod-security.kubernetes.io/{mode}-version"),
+            json!("latest"),
+        );
     }
-    out.push(object("v1", "Namespace", "namespaces", None, &ns, json!({ "metadata": ns_meta })));
+    out.push(object(
+        "v1",
+        "Namespace",
+        "namespaces",
+        None,
+        &ns,
+        json!({ "metadata": ns_meta }),
+    ));
 
     // Default deny, both directions: the floor. Allowances are separate policies so
     // the deny stays unconditional whatever the spec says.

@@ -83,7 +83,14 @@ mod tests {
 
     fn ready(gen: i64) -> Option<(Vec<Condition>, Option<i64>)> {
         Some((
-            vec![Condition::new("Ready", Status::True, "Available", "", Some(gen), "t")],
+            vec![Condition::new(
+                "Ready",
+                Status::True,
+                "Available",
+                "",
+                Some(gen),
+                "t",
+            )],
             Some(gen),
         ))
     }
@@ -99,14 +106,31 @@ mod tests {
     #[test]
     fn names_the_first_child_that_is_not_ready() {
         let children = vec![
-            ObservedChild { kind: "PostgreSQLInstance".into(), name: "a".into(), observed: ready(1) },
-            ObservedChild { kind: "PostgreSQLInstance".into(), name: "b".into(), observed: None },
-            ObservedChild { kind: "TemporalNamespace".into(), name: "c".into(), observed: Some((vec![], Some(1))) },
+            ObservedChild {
+                kind: "PostgreSQLInstance".into(),
+                name: "a".into(),
+                observed: ready(1),
+            },
+            ObservedChild {
+                kind: "PostgreSQLInstance".into(),
+                name: "b".into(),
+                observed: None,
+            },
+            ObservedChild {
+                kind: "TemporalNamespace".into(),
+                name: "c".into(),
+                observed: Some((vec![], Some(1))),
+            },
         ];
         let (s, c) = service_ready(&children, Some(1), "now");
         assert!(!c.is_true());
         assert_eq!(c.reason, "ChildNotReady");
-        assert!(c.message.contains("PostgreSQLInstance b does not exist yet"), "{}", c.message);
+        assert!(
+            c.message
+                .contains("PostgreSQLInstance b does not exist yet"),
+            "{}",
+            c.message
+        );
         assert!(c.message.contains("and 1 more"), "{}", c.message);
         assert_eq!(s.iter().filter(|x| x.ready).count(), 1);
         assert_eq!(s[2].reason, "NotReconciled");
@@ -115,10 +139,21 @@ mod tests {
     #[test]
     fn a_child_ready_at_an_old_generation_is_not_ready() {
         let stale = Some((
-            vec![Condition::new("Ready", Status::True, "Available", "", Some(1), "t")],
+            vec![Condition::new(
+                "Ready",
+                Status::True,
+                "Available",
+                "",
+                Some(1),
+                "t",
+            )],
             Some(2),
         ));
-        let children = vec![ObservedChild { kind: "TemporalNamespace".into(), name: "t".into(), observed: stale }];
+        let children = vec![ObservedChild {
+            kind: "TemporalNamespace".into(),
+            name: "t".into(),
+            observed: stale,
+        }];
         let (_, c) = service_ready(&children, Some(1), "now");
         assert!(!c.is_true());
     }

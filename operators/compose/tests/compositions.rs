@@ -30,12 +30,20 @@ fn load_compositions() -> Vec<(String, Composition)> {
 #[test]
 fn every_shipped_composition_satisfies_the_floor() {
     let comps = load_compositions();
-    assert!(comps.len() >= 9, "expected the nine default compositions, found {}", comps.len());
+    assert!(
+        comps.len() >= 9,
+        "expected the nine default compositions, found {}",
+        comps.len()
+    );
     for (file, c) in &comps {
         let violations = check_composition(c);
         assert!(violations.is_empty(), "{file}: {violations:?}");
         let name = c.metadata.name.as_deref().unwrap();
-        assert_eq!(format!("{name}.yaml"), *file, "file name matches metadata.name");
+        assert_eq!(
+            format!("{name}.yaml"),
+            *file,
+            "file name matches metadata.name"
+        );
     }
 }
 
@@ -65,7 +73,10 @@ fn the_defaults_users_get_are_all_there() {
                 .into_iter()
                 .filter(|(_, c)| {
                     c.composes() == kind
-                        && c.metadata.labels.as_ref().and_then(|l| l.get("paved.dev/default-for"))
+                        && c.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("paved.dev/default-for"))
                             == Some(&cloud.to_string())
                 })
                 .count();

@@ -1,1 +1,455 @@
-fn main(){}
+//! paved-operator: Paved's reconcilers.
+
+mod apply;
+mod composition;
+mod context;
+mod leader;
+mod metrics;
+mod service;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use axum::{extract::State, http::StatusCode, routing::get, Router};
+use clap::Parser;
+use futures::{future, StreamExt};
+use k8s_openapi::api::{
+    core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount},
+    networking::v1::NetworkPolicy,
+    rbac::v1::RoleBinding,
+};
+use kube::{
+    api::DynamicObject,
+    runtime::{
+        controller::{self, Action},
+        events::{Recorder, Reporter},
+        reflector, watcher, Controller, WatchStreamExt,
+    },
+    Api, Client, ResourceExt,
+};
+use paved_api::{labels, Cloud, Composition, PostgreSQLInstance, ServiceClaim, TemporalNamespace};
+use tracing::{error, info, warn};
+
+use crate::{context::Context, metrics::Metrics};
+
+/// Errors that are worth a retry: the apiserver, or a response we could not read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("serialization: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(e)) if e.code == 429 => "throttled",
+            Error::Kube(kube::Error::Api(e)) if (400..500).contains(&e.code) && e.code != 409 => {
+                "terminal"
+            }
+            Error::Json(_) => "terminal",
+            _ => "retryable",
+        }
+    }
+}
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "paved-operator", version, about = "Paved's reconcilers")]
+struct Args {
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "PAVED_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Cloud for ServiceClaims that name none.
+    #[arg(long, env = "PAVED_DEFAULT_CLOUD", default_value = "local")]
+    default_cloud: Cloud,
+    /// Elect a leader through a Lease, so only one replica writes.
+    #[arg(long, env = "PAVED_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "PAVED_LEASE_NAME", default_value = "paved-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "paved-system")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds a Lease is valid without renewal.
+    #[arg(long, env = "PAVED_LEASE_SECONDS", default_value_t = 15)]
+    lease_seconds: u64,
+    /// Reconciles running at once per controller.
+    #[arg(long, env = "PAVED_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Seconds between drift checks of a Ready claim (jittered).
+    #[arg(long, env = "PAVED_RESYNC_SECONDS", default_value_t = 600)]
+    resync_seconds: u64,
+    /// `json` (default, for log pipelines) or `text`.
+    #[arg(long, env = "PAVED_LOG_FORMAT", default_value = "json")]
+    log_format: String,
+}
+
+struct Health {
+    ready: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(&args.log_format);
+    let client = Client::try_default()
+        .await
+        .context("connecting to Kubernetes")?;
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health {
+        ready: AtomicBool::new(false),
+        metrics: metrics.clone(),
+    });
+    tokio::spawn(serve(args.metrics_addr, health.clone()));
+
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "paved".into()),
+            std::process::id()
+        )
+    });
+    let lease = leader::LeaseConfig {
+        name: args.lease_name.clone(),
+        namespace: args.lease_namespace.clone(),
+        identity: identity.clone(),
+        duration: Duration::from_secs(args.lease_seconds),
+        renew_every: Duration::from_secs((args.lease_seconds / 3).max(1)),
+    };
+    // Not leading yet is a healthy state for a standby replica.
+    health.ready.store(true, Ordering::SeqCst);
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut lost = if args.leader_election {
+        info!(identity = %identity, "waiting for leadership");
+        tokio::select! {
+            rx = leader::acquire(client.clone(), lease.clone()) => Some(rx?),
+            _ = &mut shutdown => { info!("shut down before leading"); return Ok(()); }
+        }
+    } else {
+        None
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let controllers = tokio::spawn(run_controllers(
+        client.clone(),
+        args.clone(),
+        metrics,
+        identity,
+        stop_rx,
+    ));
+    let lost_lease = async {
+        match lost.as_mut() {
+            Some(rx) => {
+                while *rx.borrow() {
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+            None => future::pending::<()>().await,
+        }
+    };
+    let mut exit_code = 0;
+    tokio::select! {
+        _ = &mut shutdown => info!("shutting down"),
+        _ = lost_lease => { error!("lost leadership; stopping so a restart starts clean"); exit_code = 1; }
+    }
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(20), controllers).await {
+        Ok(Ok(Err(e))) => error!(error = %e, "controllers failed"),
+        Err(_) => warn!("controllers did not stop within 20s"),
+        _ => {}
+    }
+    if args.leader_election && exit_code == 0 {
+        leader::release(client, &lease).await;
+    }
+    std::process::exit(exit_code);
+}
+
+async fn run_controllers(
+    client: Client,
+    args: Args,
+    metrics: Arc<Metrics>,
+    identity: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        while !*rx.borrow() {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+
+    // Compositions: one reflector for lookups by every controller.
+    let comp_api: Api<Composition> = Api::all(client.clone());
+    let (comp_store, comp_writer) = reflector::store();
+    let comp_reflector = reflector(
+        comp_writer,
+        watcher(comp_api.clone(), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(|_| future::ready(()));
+    tokio::spawn(comp_reflector);
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "paved-operator".into(),
+            instance: Some(identity),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder,
+        metrics: metrics.clone(),
+        default_cloud: args.default_cloud,
+        compositions: comp_store.clone(),
+        resync: Duration::from_secs(args.resync_seconds),
+    });
+    comp_store
+        .wait_until_ready()
+        .await
+        .context("composition cache")?;
+
+    // Only watch what Paved made, so the caches stay small on a busy cluster.
+    let managed = watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE
+    ));
+    let cfg = controller::Config::default().concurrency(args.concurrency);
+
+    let mut svc = Controller::new(
+        Api::<ServiceClaim>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(cfg.clone())
+    .owns(Api::<Namespace>::all(client.clone()), managed.clone())
+    .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone())
+    .owns(Api::<ResourceQuota>::all(client.clone()), managed.clone())
+    .owns(Api::<LimitRange>::all(client.clone()), managed.clone())
+    .owns(Api::<ServiceAccount>::all(client.clone()), managed.clone())
+    .owns(Api::<RoleBinding>::all(client.clone()), managed.clone())
+    .owns(
+        Api::<PostgreSQLInstance>::all(client.clone()),
+        managed.clone(),
+    )
+    .owns(
+        Api::<TemporalNamespace>::all(client.clone()),
+        managed.clone(),
+    );
+    if has_api(&client, "external-secrets.io/v1", "ExternalSecret").await {
+        let ar = apply::api_resource(
+            "external-secrets.io/v1",
+            "ExternalSecret",
+            "externalsecrets",
+        );
+        svc = svc.owns_with(
+            Api::<DynamicObject>::all_with(client.clone(), &ar),
+            ar,
+            managed.clone(),
+        );
+    } else {
+        warn!("external-secrets.io/v1 ExternalSecret is not installed: claims with secrets will report MissingAPI");
+    }
+    // A Composition change re-renders the claims built from it (and the ones
+    // waiting for a Composition to appear).
+    let claims = svc.store();
+    let svc = svc
+        .watches(
+            comp_api.clone(),
+            watcher::Config::default(),
+            move |c: Composition| {
+                let name = c.name_any();
+                claims
+                    .state()
+                    .into_iter()
+                    .filter(|s| {
+                        s.status
+                            .as_ref()
+                            .and_then(|st| st.composition.as_ref())
+                            .is_none_or(|r| r.name == name)
+                    })
+                    .map(|s| kube::runtime::reflector::ObjectRef::from_obj(&*s))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            instrumented(service::CONTROLLER, service::reconcile),
+            error_policy::<ServiceClaim>(service::CONTROLLER),
+            ctx.clone(),
+        )
+        .for_each(|_| future::ready(()));
+
+    let comp = Controller::new(comp_api, watcher::Config::default())
+        .with_config(cfg)
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            instrumented(composition::CONTROLLER, composition::reconcile),
+            error_policy::<Composition>(composition::CONTROLLER),
+            ctx.clone(),
+        )
+        .for_each(|_| future::ready(()));
+
+    info!("controllers started");
+    future::join(svc, comp).await;
+    info!("controllers stopped");
+    Ok(())
+}
+
+/// Wraps a reconciler with metrics and a span.
+fn instrumented<K, F, Fut>(
+    controller: &'static str,
+    f: F,
+) -> impl Fn(
+    Arc<K>,
+    Arc<Context>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Action, Error>> + Send>>
+where
+    K: kube::Resource + Send + Sync + 'static,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    move |obj: Arc<K>, ctx: Arc<Context>| {
+        Box::pin(async move {
+            let label = metrics::ControllerLabel {
+                controller: controller.into(),
+            };
+            ctx.metrics.reconciles.get_or_create(&label).inc();
+            let start = std::time::Instant::now();
+            let name = obj.meta().name.clone().unwrap_or_default();
+            let ns = obj.meta().namespace.clone().unwrap_or_default();
+            let result = f(obj, ctx.clone()).await;
+            ctx.metrics
+                .duration
+                .get_or_create(&label)
+                .observe(start.elapsed().as_secs_f64());
+            tracing::debug!(
+                controller,
+                name,
+                namespace = ns,
+                ok = result.is_ok(),
+                "reconciled"
+            );
+            result
+        })
+    }
+}
+
+fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action
+where
+    K: kube::Resource,
+{
+    move |obj: Arc<K>, err: &Error, ctx: Arc<Context>| {
+        let category = err.category();
+        ctx.metrics
+            .errors
+            .get_or_create(&metrics::ErrorLabels {
+                controller: controller.into(),
+                category: category.into(),
+            })
+            .inc();
+        warn!(controller, name = obj.meta().name.as_deref().unwrap_or(""), category, error = %err, "reconcile failed");
+        let base = match category {
+            "throttled" => Duration::from_secs(30),
+            "terminal" => Duration::from_secs(120),
+            _ => Duration::from_secs(5),
+        };
+        Action::requeue(context::jitter(base))
+    }
+}
+
+async fn has_api(client: &Client, api_version: &str, kind: &str) -> bool {
+    match client.list_api_group_resources(api_version).await {
+        Ok(list) => list.resources.iter().any(|r| r.kind == kind),
+        Err(_) => false,
+    }
+}
+
+async fn serve(addr: SocketAddr, health: Arc<Health>) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(h): State<Arc<Health>>| async move {
+                if h.ready.load(Ordering::SeqCst) {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|State(h): State<Arc<Health>>| async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    h.metrics.encode(),
+                )
+            }),
+        )
+        .with_state(health);
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            info!(%addr, "serving /metrics, /healthz, /readyz");
+            if let Err(e) = axum::serve(listener, app).await {
+                error!(error = %e, "metrics server stopped");
+            }
+        }
+        Err(e) => {
+            error!(%addr, error = %e, "cannot bind the metrics address");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_tracing(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "text" {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
+}

@@ -1,0 +1,363 @@
+//! The ServiceClaim golden path against a real kube-apiserver, etcd and
+//! kube-controller-manager, with the real External Secrets CRDs installed.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use k8s_openapi::api::{
+    core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount},
+    networking::v1::NetworkPolicy,
+    rbac::v1::RoleBinding,
+};
+use kube::{
+    api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
+    Api, Client, ResourceExt,
+};
+use paved_api::{conditions, ServiceClaim};
+use paved_e2e::{control_plane, eventually, Operator};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(30);
+
+fn claim(name: &str) -> ServiceClaim {
+    serde_json::from_value(json!({
+        "apiVersion": "paved.dev/v1alpha1",
+        "kind": "ServiceClaim",
+        "metadata": { "name": name },
+        "spec": {
+            "owner": "team-claims",
+            "system": "claims-platform",
+            "cloud": "aws",
+            "sloTier": "silver",
+            "costCenter": "CC-4410",
+            "network": {
+                "ingressFrom": [ { "namespace": "ingress" } ],
+                "egressTo": [ { "cidr": "10.50.0.0/16", "ports": [ { "port": 443 } ] } ]
+            },
+            "secrets": [ { "name": "app-secrets" } ],
+            "databases": [ { "name": "main", "parameters": { "size": "small" } } ],
+            "temporal": [ { "name": "adjudication", "retentionDays": 30 } ]
+        }
+    }))
+    .unwrap()
+}
+
+fn ar(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+    let (group, version) = api_version.rsplit_once('/').unwrap();
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn condition(c: &ServiceClaim, type_: &str) -> Option<paved_api::Condition> {
+    c.status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, type_).cloned())
+}
+
+/// Marks a child claim Ready the way its own controller will.
+async fn mark_child_ready(client: &Client, ns: &str, a: &ApiResource, name: &str) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, a);
+    let obj = api.get(name).await?;
+    let gen = obj.metadata.generation;
+    let body = json!({
+        "apiVersion": a.api_version, "kind": a.kind,
+        "status": { "observedGeneration": gen, "conditions": [ {
+            "type": "Ready", "status": "True", "reason": "Available", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": gen
+        } ] }
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply("e2e-child-controller").force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let op = Operator::start(cp, "service-claim", &[])?;
+    let name = "e2e-golden";
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let _ = claims.delete(name, &DeleteParams::default()).await;
+    eventually(
+        "old claim and namespace gone",
+        Duration::from_secs(90),
+        || async {
+            let ns: Api<Namespace> = Api::all(client.clone());
+            Ok(
+                (claims.get_opt(name).await?.is_none() && ns.get_opt(name).await?.is_none())
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    claims.create(&PostParams::default(), &claim(name)).await?;
+
+    // Namespace with identity labels and Pod Security.
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let ns = eventually("namespace", T, || async { Ok(nss.get_opt(name).await?) }).await?;
+    let l = ns.labels();
+    assert_eq!(l["paved.dev/owner"], "team-claims");
+    assert_eq!(l["paved.dev/system"], "claims-platform");
+    assert_eq!(
+        l["paved.dev/data-classification"], "phi",
+        "classification defaults to phi"
+    );
+    assert_eq!(l["paved.dev/cost-center"], "CC-4410");
+    assert_eq!(l["pod-security.kubernetes.io/enforce"], "restricted");
+    let uid = claims.get(name).await?.uid().unwrap();
+    let owner = &ns.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("ServiceClaim", uid.as_str(), Some(true))
+    );
+
+    // Default deny both ways, DNS allowed, plus the spec's allowances.
+    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), name);
+    let deny = eventually("default-deny", T, || async {
+        Ok(nps.get_opt("paved-default-deny").await?)
+    })
+    .await?;
+    let spec = deny.spec.unwrap();
+    assert_eq!(spec.policy_types.unwrap(), vec!["Ingress", "Egress"]);
+    assert!(
+        spec.ingress.is_none() && spec.egress.is_none(),
+        "default-deny has no allow rules"
+    );
+    assert_eq!(
+        spec.pod_selector.unwrap_or_default(),
+        Default::default(),
+        "selects every pod"
+    );
+    let dns = nps.get("paved-allow-dns").await?.spec.unwrap();
+    let dns_ports: Vec<_> = dns.egress.unwrap()[0].ports.clone().unwrap();
+    assert!(dns_ports.iter().all(
+        |p| p.port == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(53))
+    ));
+    let ingress = serde_json::to_string(&nps.get("paved-allow-ingress").await?.spec)?;
+    assert!(
+        ingress.contains("\"kubernetes.io/metadata.name\":\"ingress\""),
+        "{ingress}"
+    );
+    let egress = serde_json::to_string(&nps.get("paved-allow-egress").await?.spec)?;
+    assert!(
+        egress.contains("10.50.0.0/16") && egress.contains("443"),
+        "{egress}"
+    );
+
+    // Quota and limits for silver, from the composition.
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), name)
+        .get("paved-quota")
+        .await?;
+    let hard = quota.spec.unwrap().hard.unwrap();
+    assert_eq!(hard["pods"].0, "50");
+    assert_eq!(hard["requests.cpu"].0, "4");
+    assert!(Api::<LimitRange>::namespaced(client.clone(), name)
+        .get_opt("paved-limits")
+        .await?
+        .is_some());
+
+    // Identity and the owner's access.
+    let sa = Api::<ServiceAccount>::namespaced(client.clone(), name)
+        .get(name)
+        .await?;
+    assert_eq!(
+        sa.annotations()["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::111122223333:role/paved/e2e-golden"
+    );
+    let rb = Api::<RoleBinding>::namespaced(client.clone(), name)
+        .get("paved-owner")
+        .await?;
+    assert_eq!(rb.role_ref.name, "edit");
+    let subject = &rb.subjects.unwrap()[0];
+    assert_eq!(
+        (subject.kind.as_str(), subject.name.as_str()),
+        ("Group", "team-claims")
+    );
+
+    // The ExternalSecret passed the real upstream schema and reads the service's path.
+    let es_ar = ar(
+        "external-secrets.io/v1",
+        "ExternalSecret",
+        "externalsecrets",
+    );
+    let es_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, &es_ar);
+    let es = es_api.get("app-secrets").await?;
+    assert_eq!(
+        es.data["spec"]["dataFrom"][0]["extract"]["key"],
+        "team-claims/e2e-golden/app-secrets"
+    );
+    assert_eq!(
+        es.data["spec"]["secretStoreRef"]["name"],
+        "aws-secrets-manager"
+    );
+
+    // Children exist; the claim is Synced but not Ready, naming the first child.
+    let pg_ar = ar(
+        "paved.dev/v1alpha1",
+        "PostgreSQLInstance",
+        "postgresqlinstances",
+    );
+    let tn_ar = ar(
+        "paved.dev/v1alpha1",
+        "TemporalNamespace",
+        "temporalnamespaces",
+    );
+    let pg_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, &pg_ar);
+    let pg = pg_api.get("main").await?;
+    assert_eq!(
+        pg.data["spec"]["writeConnectionSecretToRef"]["name"],
+        "main-connection"
+    );
+    assert_eq!(pg.data["spec"]["parameters"]["size"], "small");
+    let c = eventually("Synced=True, Ready=False", T, || async {
+        let c = claims.get(name).await?;
+        let ok = condition(&c, "Synced").is_some_and(|s| s.is_true())
+            && condition(&c, "Ready").is_some_and(|r| !r.is_true());
+        Ok(ok.then_some(c))
+    })
+    .await?;
+    let ready = condition(&c, "Ready").unwrap();
+    assert_eq!(ready.reason, "ChildNotReady");
+    assert!(
+        ready.message.contains("PostgreSQLInstance main"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        c.status.as_ref().unwrap().observed_generation,
+        c.metadata.generation
+    );
+
+    // When the children become Ready, so does the claim.
+    mark_child_ready(&client, name, &pg_ar, "main").await?;
+    mark_child_ready(&client, name, &tn_ar, "adjudication").await?;
+    eventually("Ready=True", T, || async {
+        let c = claims.get(name).await?;
+        Ok(condition(&c, "Ready").filter(|r| r.is_true()).map(|_| ()))
+    })
+    .await?;
+
+    // Drift: a deleted policy and an edited quota come back.
+    nps.delete("paved-default-deny", &DeleteParams::default())
+        .await?;
+    let rq: Api<ResourceQuota> = Api::namespaced(client.clone(), name);
+    rq.patch(
+        "paved-quota",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "hard": { "pods": "999" } } })),
+    )
+    .await?;
+    eventually("default-deny restored", Duration::from_secs(10), || async {
+        Ok(nps
+            .get_opt("paved-default-deny")
+            .await?
+            .filter(|p| p.metadata.deletion_timestamp.is_none()))
+    })
+    .await?;
+    eventually("quota restored", Duration::from_secs(10), || async {
+        let q = rq.get("paved-quota").await?;
+        Ok((q.spec.unwrap().hard.unwrap()["pods"].0 == "50").then_some(()))
+    })
+    .await?;
+
+    // Spec change: what is no longer implied is removed.
+    claims
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "temporal": null, "secrets": null } })),
+        )
+        .await?;
+    let tn_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, &tn_ar);
+    eventually("orphans pruned", T, || async {
+        Ok((tn_api.get_opt("adjudication").await?.is_none()
+            && es_api.get_opt("app-secrets").await?.is_none())
+        .then_some(()))
+    })
+    .await?;
+    assert!(
+        pg_api.get_opt("main").await?.is_some(),
+        "the database claim the spec still names stays"
+    );
+
+    // Events on transitions, metrics exposed.
+    let events = cp.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        "default",
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ])?;
+    assert!(events.contains("Ready"), "events: {events}");
+    assert!(events.contains("PrunedResources"), "events: {events}");
+    let metrics = op.metrics()?;
+    assert!(
+        metrics.contains("paved_reconciles_total{controller=\"serviceclaim\"}"),
+        "{metrics}"
+    );
+
+    // Deleting the claim removes its namespace and everything in it.
+    claims.delete(name, &DeleteParams::default()).await?;
+    eventually("namespace deleted", Duration::from_secs(90), || async {
+        Ok(nss.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow!("{e}; operator log: {}", op.log.display()))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_paved_did_not_make_is_never_taken_over() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let name = "e2e-preexisting";
+    let nss: Api<Namespace> = Api::all(client.clone());
+    if nss.get_opt(name).await?.is_none() {
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": name } }))?,
+        )
+        .await?;
+    }
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let _ = claims.delete(name, &DeleteParams::default()).await;
+    eventually("old claim gone", T, || async {
+        Ok(claims.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await?;
+    let op = Operator::start(cp, "namespace-conflict", &[])?;
+    let mut c = claim(name);
+    c.spec.secrets.clear();
+    claims.create(&PostParams::default(), &c).await?;
+    let c = eventually("NamespaceConflict", T, || async {
+        let c = claims.get(name).await?;
+        Ok(condition(&c, "Synced").filter(|s| s.reason == "NamespaceConflict"))
+    })
+    .await?;
+    assert!(
+        c.message.contains("not managed by this ServiceClaim"),
+        "{}",
+        c.message
+    );
+    let ns = nss.get(name).await?;
+    assert!(
+        !ns.labels().contains_key("paved.dev/owner"),
+        "the namespace was left alone"
+    );
+    claims.delete(name, &DeleteParams::default()).await?;
+    drop(op);
+    Ok(())
+}

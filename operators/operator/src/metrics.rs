@@ -1,0 +1,91 @@
+//! Prometheus metrics: reconciles, errors by category, durations.
+
+use std::sync::Mutex;
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabel {
+    pub controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub controller: String,
+    /// `retryable`, `throttled`, `terminal` or `invalid`.
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub controller: String,
+    /// `apply`, `delete`, `status`.
+    pub verb: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub reconciles: Family<ControllerLabel, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub duration: Family<ControllerLabel, Histogram>,
+    pub writes: Family<WriteLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("paved");
+        let reconciles = Family::<ControllerLabel, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Family::<ControllerLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+        });
+        let writes = Family::<WriteLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors by category",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            duration.clone(),
+        );
+        registry.register(
+            "apiserver_writes",
+            "Writes sent to the apiserver by verb",
+            writes.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            reconciles,
+            errors,
+            duration,
+            writes,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry.lock().expect("metrics lock"))
+            .expect("encoding to a String");
+        out
+    }
+
+    pub fn write(&self, controller: &str, verb: &str) {
+        self.writes
+            .get_or_create(&WriteLabels {
+                controller: controller.into(),
+                verb: verb.into(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,433 @@
+//! ServiceClaim controller: read → render → apply → clean up → status.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    api::{ApiResource, DynamicObject},
+    runtime::{controller::Action, events::EventType, reflector::Store},
+    Api, ResourceExt,
+};
+use paved_api::{
+    conditions, labels, reasons, Cloud, Composition, CompositionRevision, Condition, ServiceClaim,
+    ServiceClaimStatus, Status,
+};
+use paved_compose::{
+    render_service, service,
+    status::{service_ready, ObservedChild},
+    RenderError, ServiceInput,
+};
+
+use crate::{
+    apply::{apply_all, apply_status, delete_orphans, OwnedKind},
+    context::{jitter, now, Context},
+    Error,
+};
+
+pub const CONTROLLER: &str = "serviceclaim";
+
+/// Every kind a ServiceClaim can produce inside its namespace.
+pub const OWNED_KINDS: &[OwnedKind] = &[
+    OwnedKind {
+        api_version: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        plural: "networkpolicies",
+    },
+    OwnedKind {
+        api_version: "v1",
+        kind: "ResourceQuota",
+        plural: "resourcequotas",
+    },
+    OwnedKind {
+        api_version: "v1",
+        kind: "LimitRange",
+        plural: "limitranges",
+    },
+    OwnedKind {
+        api_version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+    },
+    OwnedKind {
+        api_version: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+    },
+    OwnedKind {
+        api_version: "external-secrets.io/v1",
+        kind: "ExternalSecret",
+        plural: "externalsecrets",
+    },
+    OwnedKind {
+        api_version: "paved.dev/v1alpha1",
+        kind: "PostgreSQLInstance",
+        plural: "postgresqlinstances",
+    },
+    OwnedKind {
+        api_version: "paved.dev/v1alpha1",
+        kind: "TemporalNamespace",
+        plural: "temporalnamespaces",
+    },
+];
+
+/// Why a Composition could not be chosen.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NoComposition(pub String);
+
+/// Pure: the service Composition for a cloud — the one labelled
+/// `paved.dev/default-for: <cloud>`. Exactly one must exist.
+pub fn pick_service_composition(
+    all: &[Arc<Composition>],
+    cloud: Cloud,
+) -> Result<Arc<Composition>, NoComposition> {
+    let mut matches: Vec<_> = all
+        .iter()
+        .filter(|c| {
+            c.spec.service.is_some()
+                && c.labels().get(labels::DEFAULT_FOR).map(String::as_str) == Some(cloud.as_str())
+        })
+        .cloned()
+        .collect();
+    matches.sort_by_key(|c| c.name_any());
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(NoComposition(format!(
+            "no service Composition is labelled {}={cloud}; install the defaults from compositions/ or label one",
+            labels::DEFAULT_FOR
+        ))),
+        _ => Err(NoComposition(format!(
+            "several service Compositions are labelled {}={cloud} ({}); keep exactly one",
+            labels::DEFAULT_FOR,
+            matches.iter().map(|c| c.name_any()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+fn compositions(store: &Store<Composition>) -> Vec<Arc<Composition>> {
+    store.state()
+}
+
+struct Outcome {
+    synced: Condition,
+    ready: Condition,
+    requeue: Duration,
+}
+
+pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if claim.metadata.deletion_timestamp.is_some() {
+        // Owner references hand the namespace, and everything in it, to the garbage
+        // collector; child claims run their own deletion policies.
+        return Ok(Action::await_change());
+    }
+    let name = claim.name_any();
+    let uid = claim.uid().unwrap_or_default();
+    let gen = claim.metadata.generation;
+    let t = now();
+    let cloud = claim.spec.cloud.unwrap_or(ctx.default_cloud);
+    let mut status = claim.status.clone().unwrap_or_default();
+    status.cloud = Some(cloud);
+    status.namespace = Some(name.clone());
+    status.observed_generation = gen;
+
+    let outcome = match converge(&claim, &ctx, &name, &uid, cloud, &mut status).await? {
+        Ok(o) => o,
+        Err((reason, message, requeue)) => Outcome {
+            synced: Condition::new(
+                conditions::SYNCED,
+                Status::False,
+                reason,
+                message.clone(),
+                gen,
+                &t,
+            ),
+            ready: Condition::new(conditions::READY, Status::False, reason, message, gen, &t),
+            requeue,
+        },
+    };
+    publish_status(&claim, &ctx, status, outcome.synced, outcome.ready).await?;
+    Ok(Action::requeue(outcome.requeue))
+}
+
+type Failure = (&'static str, String, Duration);
+
+/// Does the work; an inner `Err` is a problem a human must fix, reported as a
+/// condition and re-checked slowly rather than retried hot.
+async fn converge(
+    claim: &ServiceClaim,
+    ctx: &Context,
+    name: &str,
+    uid: &str,
+    cloud: Cloud,
+    status: &mut ServiceClaimStatus,
+) -> Result<Result<Outcome, Failure>, Error> {
+    let gen = claim.metadata.generation;
+    let slow = jitter(Duration::from_secs(300));
+    let comp = match pick_service_composition(&compositions(&ctx.compositions), cloud) {
+        Ok(c) => c,
+        Err(NoComposition(m)) => return Ok(Err((reasons::COMPOSITION_NOT_FOUND, m, slow))),
+    };
+    let comp_name = comp.name_any();
+    let comp_gen = comp.metadata.generation.unwrap_or(0);
+    status.composition = Some(CompositionRevision {
+        name: comp_name.clone(),
+        generation: comp_gen,
+    });
+
+    // Never take over a namespace someone else made.
+    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+    if let Some(ns) = ns_api.get_opt(name).await? {
+        if ns.metadata.deletion_timestamp.is_some() {
+            return Ok(Err((
+                "NamespaceTerminating",
+                format!(
+                    "namespace {name} is still terminating; it will be recreated once it is gone"
+                ),
+                Duration::from_secs(5),
+            )));
+        }
+        if ns.labels().get(labels::CLAIM_NAME).map(String::as_str) != Some(name) {
+            return Ok(Err((
+                reasons::NAMESPACE_CONFLICT,
+                format!("namespace {name} already exists and is not managed by this ServiceClaim; Paved will not take it over"),
+                slow,
+            )));
+        }
+    }
+
+    let svc = comp
+        .spec
+        .service
+        .as_ref()
+        .expect("picked a service composition");
+    let input = ServiceInput {
+        claim_name: name,
+        claim_uid: uid,
+        spec: &claim.spec,
+        cloud,
+        composition_name: &comp_name,
+        composition_generation: comp_gen,
+        composition: svc,
+    };
+    let objects = match render_service(&input) {
+        Ok(o) => o,
+        Err(e @ RenderError::CompositionViolatesFloor { .. }) => {
+            return Ok(Err((e.reason(), e.to_string(), slow)))
+        }
+        Err(e) => return Ok(Err((e.reason(), e.to_string(), slow))),
+    };
+
+    if let Err(e) = apply_all(&ctx.client, &objects, &ctx.metrics, CONTROLLER).await {
+        // A missing CRD (e.g. External Secrets not installed) needs a human.
+        if let kube::Error::Api(ae) = &e {
+            if ae.code == 404 {
+                return Ok(Err((
+                    "MissingAPI",
+                    format!("an API this claim needs is not installed: {}", ae.message),
+                    slow,
+                )));
+            }
+            if ae.code == 422 || ae.code == 400 {
+                return Ok(Err((reasons::INVALID_SPEC, ae.message.clone(), slow)));
+            }
+        }
+        return Err(e.into());
+    }
+
+    let desired: HashSet<String> = objects.iter().map(|o| o.key()).collect();
+    let deleted = delete_orphans(
+        &ctx.client,
+        name,
+        &service::selector(name),
+        uid,
+        OWNED_KINDS,
+        &desired,
+        &ctx.metrics,
+        CONTROLLER,
+    )
+    .await?;
+    if !deleted.is_empty() {
+        ctx.event(
+            claim,
+            EventType::Normal,
+            "PrunedResources",
+            "Prune",
+            format!(
+                "removed what the spec no longer implies: {}",
+                deleted.join(", ")
+            ),
+        )
+        .await;
+    }
+
+    // Children: read their readiness.
+    let mut observed = vec![];
+    for o in objects
+        .iter()
+        .filter(|o| o.api_version.starts_with("paved.dev/"))
+    {
+        let ar = ApiResource {
+            group: o.group().into(),
+            version: o.version().into(),
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            plural: o.plural.clone(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), name, &ar);
+        let child = api.get_opt(&o.name).await?;
+        observed.push(ObservedChild {
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+            observed: child.map(|c| {
+                let conds: Vec<Condition> = c
+                    .data
+                    .get("status")
+                    .and_then(|s| s.get("conditions"))
+                    .and_then(|c| serde_json::from_value(c.clone()).ok())
+                    .unwrap_or_default();
+                (conds, c.metadata.generation)
+            }),
+        });
+    }
+    let t = now();
+    let (children, ready) = service_ready(&observed, gen, &t);
+    status.children = children;
+    let synced = Condition::new(
+        conditions::SYNCED,
+        Status::True,
+        reasons::RECONCILE_SUCCESS,
+        format!(
+            "{} objects applied from composition {comp_name}",
+            objects.len()
+        ),
+        gen,
+        &t,
+    );
+    Ok(Ok(Outcome {
+        synced,
+        ready,
+        requeue: jitter(ctx.resync),
+    }))
+}
+
+/// Writes the status only when it changed, and records transitions as Events.
+async fn publish_status(
+    claim: &ServiceClaim,
+    ctx: &Context,
+    mut status: ServiceClaimStatus,
+    synced: Condition,
+    ready: Condition,
+) -> Result<(), Error> {
+    let old = claim.status.clone().unwrap_or_default();
+    let old_ready = conditions::find(&old.conditions, conditions::READY).cloned();
+    let old_synced = conditions::find(&old.conditions, conditions::SYNCED).cloned();
+    conditions::upsert(&mut status.conditions, synced.clone());
+    conditions::upsert(&mut status.conditions, ready.clone());
+    if claim.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
+    apply_status(
+        &api,
+        &claim.name_any(),
+        "paved.dev/v1alpha1",
+        "ServiceClaim",
+        serde_json::to_value(&status)?,
+    )
+    .await?;
+    ctx.metrics.write(CONTROLLER, "status");
+
+    let changed = |old: &Option<Condition>, new: &Condition| {
+        old.as_ref().map(|o| (&o.status, &o.reason)) != Some((&new.status, &new.reason))
+    };
+    if !synced.is_true() && changed(&old_synced, &synced) {
+        ctx.event(
+            claim,
+            EventType::Warning,
+            &synced.reason,
+            "Reconcile",
+            synced.message.clone(),
+        )
+        .await;
+    }
+    if changed(&old_ready, &ready) {
+        if ready.is_true() {
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "Ready",
+                "Reconcile",
+                ready.message.clone(),
+            )
+            .await;
+        } else if synced.is_true() {
+            ctx.event(
+                claim,
+                EventType::Normal,
+                &ready.reason,
+                "Reconcile",
+                ready.message.clone(),
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+    use paved_api::{CompositionSpec, ServiceComposition};
+    use std::collections::BTreeMap;
+
+    fn comp(name: &str, cloud: Cloud, default_for: Option<&str>) -> Arc<Composition> {
+        let mut c = Composition::new(
+            name,
+            CompositionSpec {
+                service: Some(ServiceComposition {
+                    cloud,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        c.metadata = ObjectMeta {
+            name: Some(name.into()),
+            labels: default_for
+                .map(|d| BTreeMap::from([(labels::DEFAULT_FOR.to_string(), d.to_string())])),
+            ..Default::default()
+        };
+        Arc::new(c)
+    }
+
+    #[test]
+    fn picks_the_one_default_for_the_cloud() {
+        let all = vec![
+            comp("a", Cloud::Aws, Some("aws")),
+            comp("l", Cloud::Local, Some("local")),
+        ];
+        assert_eq!(
+            pick_service_composition(&all, Cloud::Local)
+                .unwrap()
+                .name_any(),
+            "l"
+        );
+    }
+
+    #[test]
+    fn no_default_or_two_defaults_is_an_error_that_says_so() {
+        let all = vec![comp("a", Cloud::Aws, None)];
+        assert!(pick_service_composition(&all, Cloud::Aws)
+            .unwrap_err()
+            .0
+            .contains("no service Composition"));
+        let all = vec![
+            comp("a", Cloud::Aws, Some("aws")),
+            comp("b", Cloud::Aws, Some("aws")),
+        ];
+        assert!(pick_service_composition(&all, Cloud::Aws)
+            .unwrap_err()
+            .0
+            .contains("a, b"));
+    }
+}

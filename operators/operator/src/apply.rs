@@ -92,20 +92,32 @@ pub async fn apply_all(
     Ok(())
 }
 
-/// Deletes objects of `kinds` in `namespace` that carry `selector` and an owner
-/// reference to `owner_uid` but are not in `desired`. Both checks must hold, so a
-/// label copied onto someone else's object never gets it deleted. A kind whose CRD
-/// is not installed has nothing to clean up.
+/// Where to look for what one claim made.
+pub struct OrphanScope<'a> {
+    pub namespace: &'a str,
+    /// Label selector of the claim's objects.
+    pub selector: &'a str,
+    /// The claim's UID, which must be in the object's owner references.
+    pub owner_uid: &'a str,
+}
+
+/// Deletes objects of `kinds` in the scope's namespace that carry its selector and an
+/// owner reference to its claim but are not in `desired`. Both checks must hold, so
+/// a label copied onto someone else's object never gets it deleted. A kind whose
+/// CRD is not installed has nothing to clean up.
 pub async fn delete_orphans(
     client: &Client,
-    namespace: &str,
-    selector: &str,
-    owner_uid: &str,
+    scope: &OrphanScope<'_>,
     kinds: &[OwnedKind],
     desired: &HashSet<String>,
     metrics: &Metrics,
     controller: &str,
 ) -> Result<Vec<String>, kube::Error> {
+    let OrphanScope {
+        namespace,
+        selector,
+        owner_uid,
+    } = *scope;
     let mut deleted = vec![];
     for kind in kinds {
         let api = dynamic_api(client.clone(), &kind.api_resource(), Some(namespace));

@@ -315,14 +315,14 @@ async fn run_controllers(
     Ok(())
 }
 
+type ReconcileFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Action, Error>> + Send>>;
+
 /// Wraps a reconciler with metrics and a span.
 fn instrumented<K, F, Fut>(
     controller: &'static str,
     f: F,
-) -> impl Fn(
-    Arc<K>,
-    Arc<Context>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Action, Error>> + Send>>
+) -> impl Fn(Arc<K>, Arc<Context>) -> ReconcileFuture
 where
     K: kube::Resource + Send + Sync + 'static,
     F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Copy + 'static,

@@ -19,7 +19,7 @@ use paved_compose::{
 };
 
 use crate::{
-    apply::{apply_all, apply_status, delete_orphans, OwnedKind},
+    apply::{apply_all, apply_status, delete_orphans, OrphanScope, OwnedKind},
     context::{jitter, now, Context},
     Error,
 };
@@ -234,11 +234,15 @@ async fn converge(
     }
 
     let desired: HashSet<String> = objects.iter().map(|o| o.key()).collect();
+    let selector = service::selector(name);
+    let scope = OrphanScope {
+        namespace: name,
+        selector: &selector,
+        owner_uid: uid,
+    };
     let deleted = delete_orphans(
         &ctx.client,
-        name,
-        &service::selector(name),
-        uid,
+        &scope,
         OWNED_KINDS,
         &desired,
         &ctx.metrics,

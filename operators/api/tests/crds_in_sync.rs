@@ -46,7 +46,11 @@ fn the_chart_carries_the_same_crds_and_compositions() {
             v
         };
         let (a, b) = (root.join(src), root.join(copy));
-        assert_eq!(list(&a), list(&b), "{copy} lists the same files as {src}: run `make crds`");
+        assert_eq!(
+            list(&a),
+            list(&b),
+            "{copy} lists the same files as {src}: run `make crds`"
+        );
         for f in list(&a) {
             assert!(
                 std::fs::read(a.join(&f)).unwrap() == std::fs::read(b.join(&f)).unwrap(),

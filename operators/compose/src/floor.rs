@@ -235,3 +235,223 @@ pub fn check_composition_temporal(t: &TemporalComposition) -> Vec<Violation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paved_api::{
+        BackupSpec, CredentialsSpec, DatabaseNetwork, DeletionSpec, EncryptionSpec, PriceTable,
+        SecretStoreKind, SecretStoreRef, StorageSpec,
+    };
+
+    fn aws() -> PostgreSQLComposition {
+        PostgreSQLComposition {
+            provider: Cloud::Aws,
+            region: "us-east-1".into(),
+            engine_version: "16".into(),
+            storage: StorageSpec {
+                min_gb: 20,
+                max_gb: 100,
+                ..Default::default()
+            },
+            encryption: Some(EncryptionSpec {
+                key_id: "arn:key".into(),
+                identity_id: None,
+            }),
+            network: DatabaseNetwork {
+                subnet_group_name: Some("private".into()),
+                security_group_ids: vec!["sg-1".into()],
+                ..Default::default()
+            },
+            backup: BackupSpec {
+                retention_days: 7,
+                ..Default::default()
+            },
+            deletion: DeletionSpec::default(),
+            credentials: Some(CredentialsSpec {
+                secret_store: SecretStoreRef {
+                    kind: SecretStoreKind::ClusterSecretStore,
+                    name: "sm".into(),
+                },
+                refresh_interval: "1h".into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn fields(v: Vec<Violation>) -> Vec<String> {
+        v.into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn a_complete_aws_composition_passes() {
+        assert_eq!(check_composition_postgresql(&aws()), vec![]);
+    }
+
+    #[test]
+    fn each_postgresql_rule_names_its_field() {
+        let cases: Vec<(fn(&mut PostgreSQLComposition), &str)> = vec![
+            (|p| p.encryption = None, "spec.postgresql.encryption.keyId"),
+            (
+                |p| {
+                    p.encryption = Some(EncryptionSpec {
+                        key_id: " ".into(),
+                        identity_id: None,
+                    })
+                },
+                "spec.postgresql.encryption.keyId",
+            ),
+            (
+                |p| p.credentials = None,
+                "spec.postgresql.credentials.secretStore",
+            ),
+            (
+                |p| p.network.subnet_group_name = None,
+                "spec.postgresql.network",
+            ),
+            (
+                |p| p.backup.retention_days = 6,
+                "spec.postgresql.backup.retentionDays",
+            ),
+            (|p| p.storage.min_gb = 500, "spec.postgresql.storage"),
+            (
+                |p| p.storage.default_gb = Some(5),
+                "spec.postgresql.storage.defaultGB",
+            ),
+            (
+                |p| {
+                    p.tags.insert("App".into(), "{app}".into());
+                },
+                "spec.postgresql.tags.App",
+            ),
+            (
+                |p| {
+                    p.prices = Some(PriceTable {
+                        storage_per_gb: -1.0,
+                        ..Default::default()
+                    })
+                },
+                "spec.postgresql.prices",
+            ),
+        ];
+        for (break_it, field) in cases {
+            let mut p = aws();
+            break_it(&mut p);
+            assert_eq!(
+                fields(check_composition_postgresql(&p)),
+                vec![field.to_string()]
+            );
+        }
+    }
+
+    #[test]
+    fn private_networking_is_checked_per_provider() {
+        let mut p = aws();
+        p.provider = Cloud::Azure;
+        assert!(check_composition_postgresql(&p)[0]
+            .message
+            .contains("delegatedSubnetId"));
+        p.provider = Cloud::Gcp;
+        assert!(check_composition_postgresql(&p)[0]
+            .message
+            .contains("privateNetwork"));
+        p.network.private_network = Some("projects/p/global/networks/n".into());
+        assert_eq!(check_composition_postgresql(&p), vec![]);
+    }
+
+    #[test]
+    fn local_needs_its_admin_secret_but_no_key() {
+        let p = PostgreSQLComposition {
+            provider: Cloud::Local,
+            backup: BackupSpec {
+                retention_days: 7,
+                ..Default::default()
+            },
+            storage: StorageSpec {
+                min_gb: 5,
+                max_gb: 10,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(check_composition_postgresql(&p)),
+            vec!["spec.postgresql.local.adminSecretRef"]
+        );
+    }
+
+    #[test]
+    fn service_rules() {
+        let mut s = ServiceComposition {
+            cloud: Cloud::Local,
+            owner_role: "edit".into(),
+            ..Default::default()
+        };
+        assert_eq!(check_composition_service(&s), vec![]);
+        s.owner_role = "admin".into();
+        assert_eq!(
+            fields(check_composition_service(&s)),
+            vec!["spec.service.ownerRole"]
+        );
+        s.owner_role = "edit".into();
+        s.workload_identity = Some(paved_api::WorkloadIdentity {
+            annotation: None,
+            value: "x".into(),
+        });
+        assert_eq!(
+            fields(check_composition_service(&s)),
+            vec!["spec.service.workloadIdentity.annotation"]
+        );
+        s.workload_identity = None;
+        s.secrets = Some(paved_api::SecretsConfig {
+            store: SecretStoreRef {
+                kind: SecretStoreKind::ClusterSecretStore,
+                name: "x".into(),
+            },
+            path: "shared".into(),
+            refresh_interval: "1h".into(),
+        });
+        assert!(check_composition_service(&s)[0]
+            .message
+            .contains("cannot read each other's secrets"));
+        s.secrets = None;
+        s.network.egress_to = vec![paved_api::EgressPeer {
+            cidr: Some("0.0.0.0/0".into()),
+            ..Default::default()
+        }];
+        assert_eq!(
+            fields(check_composition_service(&s)),
+            vec!["spec.service.network.egressTo[0].cidr"]
+        );
+    }
+
+    #[test]
+    fn temporal_rules() {
+        let mut t = TemporalComposition {
+            frontend_address: "x:7233".into(),
+            default_retention_days: 7,
+            max_retention_days: 30,
+            namespace_pattern: "{namespace}-{name}".into(),
+            ..Default::default()
+        };
+        assert_eq!(check_composition_temporal(&t), vec![]);
+        t.namespace_pattern = "{name}".into();
+        assert!(check_composition_temporal(&t)[0]
+            .message
+            .contains("both {namespace} and {name}"));
+        t.namespace_pattern = "{namespace}-{nme}".into();
+        assert!(check_composition_temporal(&t)[0].message.contains("{nme}"));
+        t.namespace_pattern = "{namespace}-{name}".into();
+        t.default_retention_days = 31;
+        assert_eq!(
+            fields(check_composition_temporal(&t)),
+            vec!["spec.temporal.defaultRetentionDays"]
+        );
+    }
+
+    #[test]
+    fn a_composition_with_zero_or_two_kinds_is_refused() {
+        let c = Composition::new("x", Default::default());
+        assert_eq!(fields(check_composition(&c)), vec!["spec"]);
+    }
+}

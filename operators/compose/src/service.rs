@@ -452,3 +452,310 @@ fn egress_rule(p: &EgressPeer) -> Result<Value, RenderError> {
     }
     Ok(rule)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paved_api::{
+        DataClassification, SecretRequest, SecretStoreKind, SecretStoreRef, SecretsConfig, SloTier,
+        TierSpec, Tiers, WorkloadIdentity,
+    };
+
+    fn tier(pods: i32) -> TierSpec {
+        TierSpec {
+            requests_cpu: "1".into(),
+            requests_memory: "1Gi".into(),
+            limits_cpu: "2".into(),
+            limits_memory: "2Gi".into(),
+            pods,
+            default_request_cpu: "100m".into(),
+            default_request_memory: "128Mi".into(),
+            default_limit_cpu: "500m".into(),
+            default_limit_memory: "512Mi".into(),
+        }
+    }
+
+    fn comp() -> ServiceComposition {
+        ServiceComposition {
+            cloud: Cloud::Aws,
+            tiers: Tiers {
+                bronze: tier(10),
+                silver: tier(20),
+                gold: tier(30),
+            },
+            workload_identity: Some(WorkloadIdentity {
+                annotation: None,
+                value: "arn:aws:iam::1:role/{owner}/{service}".into(),
+            }),
+            secrets: Some(SecretsConfig {
+                store: SecretStoreRef {
+                    kind: SecretStoreKind::ClusterSecretStore,
+                    name: "sm".into(),
+                },
+                path: "{owner}/{service}".into(),
+                refresh_interval: "1h".into(),
+            }),
+            owner_role: "edit".into(),
+            ..Default::default()
+        }
+    }
+
+    fn spec() -> ServiceClaimSpec {
+        ServiceClaimSpec {
+            owner: "team-a".into(),
+            system: "sys".into(),
+            cost_center: "CC-1".into(),
+            slo_tier: SloTier::Gold,
+            data_classification: DataClassification::Phi,
+            ..Default::default()
+        }
+    }
+
+    fn render(
+        spec: &ServiceClaimSpec,
+        comp: &ServiceComposition,
+    ) -> Result<Vec<DesiredObject>, RenderError> {
+        render_service(&ServiceInput {
+            claim_name: "svc",
+            claim_uid: "uid-1",
+            spec,
+            cloud: Cloud::Aws,
+            composition_name: "service-aws",
+            composition_generation: 3,
+            composition: comp,
+        })
+    }
+
+    fn find<'a>(objs: &'a [DesiredObject], kind: &str, name: &str) -> &'a DesiredObject {
+        objs.iter()
+            .find(|o| o.kind == kind && o.name == name)
+            .unwrap_or_else(|| panic!("no {kind}/{name}"))
+    }
+
+    #[test]
+    fn namespace_comes_first_with_identity_labels_and_pod_security() {
+        let objs = render(&spec(), &comp()).unwrap();
+        assert_eq!(objs[0].kind, "Namespace");
+        let labels = &objs[0].body["metadata"]["labels"];
+        assert_eq!(labels["paved.dev/owner"], "team-a");
+        assert_eq!(labels["paved.dev/data-classification"], "phi");
+        assert_eq!(labels["paved.dev/cost-center"], "CC-1");
+        assert_eq!(labels["paved.dev/composition-generation"], "3");
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    }
+
+    #[test]
+    fn every_object_is_owned_and_labelled_for_pruning() {
+        for o in render(&spec(), &comp()).unwrap() {
+            let m = &o.body["metadata"];
+            assert_eq!(m["ownerReferences"][0]["uid"], "uid-1", "{}", o.key());
+            assert_eq!(m["ownerReferences"][0]["controller"], true);
+            assert_eq!(m["labels"]["paved.dev/claim-name"], "svc");
+            assert_eq!(m["labels"]["app.kubernetes.io/managed-by"], "paved");
+            assert_eq!(o.body["kind"], o.kind);
+        }
+    }
+
+    #[test]
+    fn default_deny_is_unconditional_and_dns_is_allowed() {
+        let objs = render(&spec(), &comp()).unwrap();
+        let deny = find(&objs, "NetworkPolicy", names::DEFAULT_DENY);
+        assert_eq!(
+            deny.body["spec"],
+            json!({ "podSelector": {}, "policyTypes": ["Ingress", "Egress"] })
+        );
+        let dns = find(&objs, "NetworkPolicy", names::ALLOW_DNS);
+        assert_eq!(dns.body["spec"]["egress"][0]["ports"][0]["port"], 53);
+        // No allowances asked for: no allow policies rendered.
+        assert!(!objs
+            .iter()
+            .any(|o| o.name == names::ALLOW_INGRESS || o.name == names::ALLOW_EGRESS));
+    }
+
+    #[test]
+    fn tier_picks_the_quota() {
+        let objs = render(&spec(), &comp()).unwrap();
+        assert_eq!(
+            find(&objs, "ResourceQuota", names::QUOTA).body["spec"]["hard"]["pods"],
+            "30"
+        );
+    }
+
+    #[test]
+    fn workload_identity_annotation_defaults_per_cloud_and_renders_placeholders() {
+        let objs = render(&spec(), &comp()).unwrap();
+        let sa = find(&objs, "ServiceAccount", "svc");
+        assert_eq!(
+            sa.body["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::1:role/team-a/svc"
+        );
+        assert_eq!(sa.body["automountServiceAccountToken"], false);
+    }
+
+    #[test]
+    fn secrets_read_only_the_service_path() {
+        let mut s = spec();
+        s.secrets = vec![
+            SecretRequest {
+                name: "app".into(),
+                ..Default::default()
+            },
+            SecretRequest {
+                name: "db".into(),
+                remote_key: Some("rds/master".into()),
+                refresh_interval: Some("5m".into()),
+            },
+        ];
+        let objs = render(&s, &comp()).unwrap();
+        let app = find(&objs, "ExternalSecret", "app");
+        assert_eq!(
+            app.body["spec"]["dataFrom"][0]["extract"]["key"],
+            "team-a/svc/app"
+        );
+        assert_eq!(app.body["spec"]["refreshInterval"], "1h");
+        let db = find(&objs, "ExternalSecret", "db");
+        assert_eq!(
+            db.body["spec"]["dataFrom"][0]["extract"]["key"],
+            "team-a/svc/rds/master"
+        );
+        assert_eq!(db.body["spec"]["refreshInterval"], "5m");
+
+        s.secrets = vec![SecretRequest {
+            name: "x".into(),
+            remote_key: Some("../other/x".into()),
+            ..Default::default()
+        }];
+        assert!(
+            matches!(render(&s, &comp()), Err(RenderError::InvalidSpec(m)) if m.contains("climbs out"))
+        );
+    }
+
+    #[test]
+    fn secrets_without_a_store_are_a_clear_error() {
+        let mut s = spec();
+        s.secrets = vec![SecretRequest {
+            name: "app".into(),
+            ..Default::default()
+        }];
+        let mut c = comp();
+        c.secrets = None;
+        let err = render(&s, &c).unwrap_err();
+        assert_eq!(err.reason(), "InvalidSpec");
+        assert!(err.to_string().contains("names no secret store"), "{err}");
+    }
+
+    #[test]
+    fn a_composition_below_the_floor_is_refused() {
+        let mut c = comp();
+        c.owner_role = "cluster-admin".into();
+        let err = render(&spec(), &c).unwrap_err();
+        assert_eq!(err.reason(), "CompositionViolatesFloor");
+        assert!(err.to_string().contains("spec.service.ownerRole"), "{err}");
+    }
+
+    #[test]
+    fn a_composition_for_another_cloud_is_refused() {
+        let mut c = comp();
+        c.cloud = Cloud::Gcp;
+        assert!(render(&spec(), &c)
+            .unwrap_err()
+            .to_string()
+            .contains("is for cloud gcp"));
+    }
+
+    #[test]
+    fn egress_and_ingress_allowances_render_as_separate_policies() {
+        let mut s = spec();
+        s.network = Some(paved_api::NetworkSpec {
+            ingress_from: vec![IngressPeer {
+                namespace: "ingress".into(),
+                ..Default::default()
+            }],
+            egress_to: vec![
+                EgressPeer {
+                    namespace: Some("shared".into()),
+                    ..Default::default()
+                },
+                EgressPeer {
+                    cidr: Some("10.1.0.0/16".into()),
+                    ports: vec![PortSpec {
+                        port: 443,
+                        protocol: None,
+                    }],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+        let objs = render(&s, &comp()).unwrap();
+        let eg = &find(&objs, "NetworkPolicy", names::ALLOW_EGRESS).body["spec"]["egress"];
+        assert_eq!(eg[1]["to"][0]["ipBlock"]["cidr"], "10.1.0.0/16");
+        assert_eq!(eg[1]["ports"][0], json!({ "port": 443, "protocol": "TCP" }));
+        let ing = &find(&objs, "NetworkPolicy", names::ALLOW_INGRESS).body["spec"]["ingress"];
+        assert_eq!(
+            ing[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            "ingress"
+        );
+    }
+
+    #[test]
+    fn open_ended_egress_is_refused_even_if_admission_was_bypassed() {
+        let mut s = spec();
+        s.network = Some(paved_api::NetworkSpec {
+            egress_to: vec![EgressPeer {
+                cidr: Some("0.0.0.0/0".into()),
+                ports: vec![PortSpec {
+                    port: 443,
+                    protocol: None,
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert!(render(&s, &comp()).is_err());
+        s.network.as_mut().unwrap().egress_to = vec![EgressPeer {
+            cidr: Some("10.0.0.0/8".into()),
+            ..Default::default()
+        }];
+        assert!(render(&s, &comp()).is_err());
+    }
+
+    #[test]
+    fn child_claims_carry_parameters_and_connection_secret_names() {
+        let mut s = spec();
+        s.databases = vec![paved_api::DatabaseRequest {
+            name: "main".into(),
+            parameters: paved_api::PostgreSQLParameters {
+                storage_gb: Some(50),
+                ..Default::default()
+            },
+            deletion_policy: Some(paved_api::DeletionPolicy::Orphan),
+            ..Default::default()
+        }];
+        s.temporal = vec![paved_api::TemporalRequest {
+            name: "wf".into(),
+            retention_days: Some(30),
+            description: None,
+        }];
+        let objs = render(&s, &comp()).unwrap();
+        let db = find(&objs, "PostgreSQLInstance", "main");
+        assert_eq!(db.body["spec"]["parameters"]["storageGB"], 50);
+        assert_eq!(db.body["spec"]["deletionPolicy"], "Orphan");
+        assert_eq!(
+            db.body["spec"]["writeConnectionSecretToRef"]["name"],
+            "main-connection"
+        );
+        assert_eq!(
+            find(&objs, "TemporalNamespace", "wf").body["spec"]["retentionDays"],
+            30
+        );
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        assert_eq!(
+            render(&spec(), &comp()).unwrap(),
+            render(&spec(), &comp()).unwrap()
+        );
+    }
+}

@@ -290,7 +290,8 @@ mod tests {
 
     #[test]
     fn each_postgresql_rule_names_its_field() {
-        let cases: Vec<(fn(&mut PostgreSQLComposition), &str)> = vec![
+        type Breaker = fn(&mut PostgreSQLComposition);
+        let cases: Vec<(Breaker, &str)> = vec![
             (|p| p.encryption = None, "spec.postgresql.encryption.keyId"),
             (
                 |p| {

@@ -196,8 +196,19 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts the operator with leader election on, as in production.
+    /// Starts the operator with leader election on, as in production, on a Lease of
+    /// its own.
     pub fn start(cp: &ControlPlane, name: &str, extra: &[&str]) -> Result<Operator> {
+        Self::start_with_lease(cp, name, &format!("paved-e2e-{name}"), extra)
+    }
+
+    /// Starts a replica that competes for `lease`; `name` names its log.
+    pub fn start_with_lease(
+        cp: &ControlPlane,
+        name: &str,
+        lease: &str,
+        extra: &[&str],
+    ) -> Result<Operator> {
         let port = free_port()?;
         let metrics_addr = format!("127.0.0.1:{port}");
         let log = repo_root().join(format!("target/e2e-logs/{name}.log"));
@@ -210,7 +221,7 @@ impl Operator {
                 "--lease-namespace",
                 "paved-system",
             ])
-            .args(["--lease-name", &format!("paved-e2e-{name}")])
+            .args(["--lease-name", lease, "--identity", name])
             .args(extra)
             .env("KUBECONFIG", cp.kubeconfig())
             .env("RUST_LOG", "info,paved_operator=debug,kube=warn")

@@ -1,1 +1,160 @@
+//! The provider framework: one trait in the shape of crossplane-runtime's external
+//! client. `observe` never mutates; the reconciler, not the provider, decides
+//! whether to `create`, `update` or `delete`. Errors are data, so the reconciler can
+//! tell a blip from a problem a human must fix.
+//!
+//! The cloud clients (aws, azure, gcp, local) and Temporal implement this trait in
+//! their own modules; this crate carries the shared vocabulary.
 
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// What a provider error means for the reconciler.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// A transient failure (network, 5xx, a resource busy in another operation):
+    /// retry with backoff.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// The API asked us to slow down; do not call again before `retry_after`.
+    #[error("throttled (retry after {retry_after:?}): {message}")]
+    Throttled {
+        retry_after: Duration,
+        message: String,
+    },
+    /// Needs a human (bad credentials, quota, a name owned by someone else): shown as
+    /// `Synced=False` with `reason`, re-checked slowly, never retried hot.
+    #[error("{reason}: {message}")]
+    Terminal { reason: String, message: String },
+    /// The resource does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+impl ProviderError {
+    /// How long to wait before the next attempt, given the configured base backoff.
+    pub fn requeue_after(&self, backoff: Duration, slow: Duration) -> Duration {
+        match self {
+            ProviderError::Retryable(_) => backoff,
+            ProviderError::Throttled { retry_after, .. } => (*retry_after).max(backoff),
+            ProviderError::Terminal { .. } => slow,
+            ProviderError::NotFound(_) => backoff,
+        }
+    }
+
+    /// The condition reason to show.
+    pub fn reason(&self) -> &str {
+        match self {
+            ProviderError::Retryable(_) => "ProviderUnavailable",
+            ProviderError::Throttled { .. } => "Throttled",
+            ProviderError::Terminal { reason, .. } => reason,
+            ProviderError::NotFound(_) => "NotFound",
+        }
+    }
+
+    /// Classifies an HTTP status from a cloud API.
+    pub fn from_http(status: u16, retry_after: Option<Duration>, message: String) -> Self {
+        match status {
+            404 => ProviderError::NotFound(message),
+            429 => ProviderError::Throttled {
+                retry_after: retry_after.unwrap_or(Duration::from_secs(10)),
+                message,
+            },
+            409 | 408 | 500..=599 => ProviderError::Retryable(message),
+            401 | 403 => ProviderError::Terminal {
+                reason: "ProviderAccessDenied".into(),
+                message,
+            },
+            _ => ProviderError::Terminal {
+                reason: "ProviderRejected".into(),
+                message,
+            },
+        }
+    }
+}
+
+/// What `observe` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation<O> {
+    /// Nothing with the claim's deterministic name exists.
+    Absent,
+    /// Ours (carries our ownership tag), in this state.
+    Present(O),
+    /// A resource with our name carries another claim's ownership tag: a terminal
+    /// conflict, never adopted silently.
+    OwnedByOther { owner: String },
+}
+
+/// Progress of a deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteProgress {
+    /// Gone (or left behind, for Orphan).
+    Done,
+    /// Still going; the message says what it waits for.
+    Waiting(String),
+}
+
+/// An external resource client. `D` is the desired spec rendered by
+/// paved-compose, `O` the observed state.
+#[async_trait]
+pub trait ExternalClient<D: Sync, O: Send>: Send + Sync {
+    /// Reads the resource's current state. Never mutates.
+    async fn observe(&self, desired: &D) -> Result<Observation<O>, ProviderError>;
+    /// Creates the resource under its deterministic name.
+    async fn create(&self, desired: &D) -> Result<(), ProviderError>;
+    /// Brings the mutable fields of an existing resource to `desired`.
+    async fn update(&self, desired: &D, observed: &O) -> Result<(), ProviderError>;
+    /// Deletes (or snapshots, or leaves) the resource.
+    async fn delete(&self, desired: &D) -> Result<DeleteProgress, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_statuses_map_to_categories() {
+        assert!(matches!(
+            ProviderError::from_http(503, None, "x".into()),
+            ProviderError::Retryable(_)
+        ));
+        assert!(matches!(
+            ProviderError::from_http(404, None, "x".into()),
+            ProviderError::NotFound(_)
+        ));
+        assert_eq!(
+            ProviderError::from_http(403, None, "x".into()).reason(),
+            "ProviderAccessDenied"
+        );
+        assert_eq!(
+            ProviderError::from_http(400, None, "x".into()).reason(),
+            "ProviderRejected"
+        );
+        let t = ProviderError::from_http(429, Some(Duration::from_secs(42)), "slow down".into());
+        assert_eq!(
+            t.requeue_after(Duration::from_secs(1), Duration::from_secs(300)),
+            Duration::from_secs(42)
+        );
+    }
+
+    #[test]
+    fn terminal_errors_wait_long_and_throttles_never_shorter_than_backoff() {
+        let term = ProviderError::Terminal {
+            reason: "Conflict".into(),
+            message: "m".into(),
+        };
+        assert_eq!(
+            term.requeue_after(Duration::from_secs(1), Duration::from_secs(300)),
+            Duration::from_secs(300)
+        );
+        let t = ProviderError::Throttled {
+            retry_after: Duration::from_millis(1),
+            message: "m".into(),
+        };
+        assert_eq!(
+            t.requeue_after(Duration::from_secs(5), Duration::from_secs(300)),
+            Duration::from_secs(5)
+        );
+    }
+}

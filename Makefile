@@ -32,7 +32,11 @@ e2e: build
 	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test -p paved-e2e -- --test-threads=1 || rc=$$?; \
 	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 
-test: fmt-check clippy unit e2e
+# One cargo invocation over the whole workspace, so dependencies are built once with
+# one feature set (per-package selections would each rebuild them).
+test: fmt-check clippy build
+	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace -- --test-threads=1 || rc=$$?; \
+	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 
 # crds/ is generated from the Rust types; the chart carries copies of it and of
 # compositions/ (a test fails when any of them drift).

@@ -23,6 +23,22 @@ pub const VERSION: &str = "v1alpha1";
 /// The field manager Paved's reconcilers use for every server-side apply.
 pub const FIELD_MANAGER: &str = "paved-operator";
 
+/// Annotations Paved keeps on claims.
+pub mod annotations {
+    /// Set before a cloud create is called: a crash after this point means "look
+    /// before creating again" (the deterministic name makes the look reliable).
+    pub const CREATE_PENDING: &str = "paved.dev/create-pending";
+    /// Set once the create call returned successfully.
+    pub const CREATE_SUCCEEDED: &str = "paved.dev/create-succeeded";
+    /// Set when a create call failed, with the time.
+    pub const CREATE_FAILED: &str = "paved.dev/create-failed";
+    /// The cloud resource's name.
+    pub const EXTERNAL_NAME: &str = "paved.dev/external-name";
+}
+
+/// Finalizer on claims whose deletion must reach the cloud first.
+pub const FINALIZER: &str = "paved.dev/cleanup";
+
 /// Labels Paved puts on everything it creates, so ownership is visible and
 /// orphans can be found with one label selector.
 pub mod labels {

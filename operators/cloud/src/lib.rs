@@ -10,6 +10,41 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod local;
+
+/// A secret value (password, connection string). Its Debug and Display never show
+/// it, so it cannot leak through logs, Events or error messages by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    pub fn new(s: impl Into<String>) -> Self {
+        Sensitive(s.into())
+    }
+    /// The value itself, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// A fresh random password: 32 letters and digits (no quoting hazards in SQL,
+    /// URIs or shells).
+    pub fn generate_password() -> Self {
+        use rand::{distr::Alphanumeric, Rng};
+        Sensitive(
+            rand::rng()
+                .sample_iter(&Alphanumeric)
+                .take(32)
+                .map(char::from)
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sensitive(***)")
+    }
+}
+
 /// What a provider error means for the reconciler.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
@@ -112,6 +147,14 @@ pub trait ExternalClient<D: Sync, O: Send>: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sensitive_values_do_not_print() {
+        let s = Sensitive::generate_password();
+        assert_eq!(s.expose().len(), 32);
+        assert!(!format!("{s:?}").contains(s.expose()));
+        assert_ne!(Sensitive::generate_password(), s);
+    }
 
     #[test]
     fn http_statuses_map_to_categories() {

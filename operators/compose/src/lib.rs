@@ -4,6 +4,7 @@
 
 pub mod floor;
 pub mod object;
+pub mod postgresql;
 pub mod service;
 pub mod status;
 
@@ -34,6 +35,9 @@ pub enum RenderError {
         composition: String,
         message: String,
     },
+    /// The composition's provider cannot serve this claim as classified.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl RenderError {
@@ -44,6 +48,7 @@ impl RenderError {
             RenderError::WrongCompositionKind { .. } => "CompositionKindMismatch",
             RenderError::InvalidSpec(_) => "InvalidSpec",
             RenderError::Template { .. } => "CompositionTemplateError",
+            RenderError::Unsupported(_) => "ClassificationNotSupported",
         }
     }
 }

@@ -5,6 +5,7 @@ mod composition;
 mod context;
 mod leader;
 mod metrics;
+mod postgresql;
 mod service;
 
 use std::{
@@ -21,7 +22,7 @@ use axum::{extract::State, http::StatusCode, routing::get, Router};
 use clap::Parser;
 use futures::{future, StreamExt};
 use k8s_openapi::api::{
-    core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount},
+    core::v1::{LimitRange, Namespace, ResourceQuota, Secret, ServiceAccount},
     networking::v1::NetworkPolicy,
     rbac::v1::RoleBinding,
 };
@@ -299,6 +300,40 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
+    let pg = Controller::new(
+        Api::<PostgreSQLInstance>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(cfg.clone())
+    .owns(Api::<Secret>::all(client.clone()), managed.clone());
+    let pg_claims = pg.store();
+    let pg = pg
+        .watches(
+            comp_api.clone(),
+            watcher::Config::default(),
+            move |c: Composition| {
+                let name = c.name_any();
+                pg_claims
+                    .state()
+                    .into_iter()
+                    .filter(|s| {
+                        s.status
+                            .as_ref()
+                            .and_then(|st| st.composition.as_ref())
+                            .is_none_or(|r| r.name == name)
+                    })
+                    .map(|s| kube::runtime::reflector::ObjectRef::from_obj(&*s))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            instrumented(postgresql::CONTROLLER, postgresql::reconcile),
+            error_policy::<PostgreSQLInstance>(postgresql::CONTROLLER),
+            ctx.clone(),
+        )
+        .for_each(|_| future::ready(()));
+
     let comp = Controller::new(comp_api, watcher::Config::default())
         .with_config(cfg)
         .graceful_shutdown_on(stopped(stop.clone()))
@@ -310,7 +345,7 @@ async fn run_controllers(
         .for_each(|_| future::ready(()));
 
     info!("controllers started");
-    future::join(svc, comp).await;
+    future::join3(svc, pg, comp).await;
     info!("controllers stopped");
     Ok(())
 }

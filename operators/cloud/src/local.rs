@@ -1,0 +1,367 @@
+//! The `local` provider: a role and a database per claim on a PostgreSQL server the
+//! operator can reach. The embedded default, for laptops and CI; it refuses PHI
+//! (see paved-compose) because it cannot guarantee customer-managed encryption.
+//!
+//! Ownership is recorded as a comment on the database, so a database with our name
+//! but another claim's UID is a conflict, never adopted.
+
+use async_trait::async_trait;
+use paved_api::DeletionPolicy;
+use paved_compose::postgresql::{DesiredDatabase, ObservedDatabase, OWNER_TAG};
+use tokio_postgres::{Client, NoTls};
+
+use crate::{DeleteProgress, ExternalClient, Observation, ProviderError, Sensitive};
+
+/// Connection settings parsed from the admin DSN (never logged: it holds a password).
+pub struct LocalProvider {
+    admin_dsn: Sensitive,
+    host: String,
+    port: u16,
+    /// The password the claim's role must have (from the connection Secret).
+    password: Sensitive,
+}
+
+impl LocalProvider {
+    /// `admin_dsn`: `postgres://user:password@host:port/postgres`.
+    pub fn new(admin_dsn: Sensitive, password: Sensitive) -> Result<Self, ProviderError> {
+        let cfg: tokio_postgres::Config = admin_dsn.expose().parse().map_err(|_| ProviderError::Terminal {
+            reason: "InvalidAdminSecret".into(),
+            message: "the local provider's admin connection string does not parse (expected postgres://user:password@host:port/db)".into(),
+        })?;
+        let host = match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_string(),
+        };
+        let port = cfg.get_ports().first().copied().unwrap_or(5432);
+        Ok(LocalProvider {
+            admin_dsn,
+            host,
+            port,
+            password,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    async fn connect(&self, dsn: &str) -> Result<Client, ProviderError> {
+        let (client, conn) = tokio_postgres::connect(dsn, NoTls)
+            .await
+            .map_err(classify)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "local provider connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    async fn admin(&self) -> Result<Client, ProviderError> {
+        self.connect(self.admin_dsn.expose()).await
+    }
+
+    /// True when the claim's role can log in to its database with the delivered
+    /// password: Ready means usable, not merely present.
+    pub async fn can_login(&self, d: &DesiredDatabase) -> bool {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&self.host)
+            .port(self.port)
+            .user(&d.master_username)
+            .password(self.password.expose())
+            .dbname(&d.database_name)
+            .connect_timeout(std::time::Duration::from_secs(5));
+        match cfg.connect(NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                client.simple_query("SELECT 1").await.is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Sets the role's password to the delivered one (after the Secret was
+    /// recreated, or a crash between writing it and creating the role).
+    pub async fn reset_password(&self, d: &DesiredDatabase) -> Result<(), ProviderError> {
+        let admin = self.admin().await?;
+        admin
+            .batch_execute(&format!(
+                "ALTER ROLE {} WITH LOGIN PASSWORD {}",
+                ident(&d.master_username),
+                literal(self.password.expose())
+            ))
+            .await
+            .map_err(classify)
+    }
+}
+
+fn ownership(d: &DesiredDatabase) -> String {
+    format!("{OWNER_TAG}={}", d.owner_uid)
+}
+
+#[async_trait]
+impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
+    async fn observe(
+        &self,
+        d: &DesiredDatabase,
+    ) -> Result<Observation<ObservedDatabase>, ProviderError> {
+        let admin = self.admin().await?;
+        let row = admin
+            .query_opt(
+                "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+                &[&d.database_name],
+            )
+            .await
+            .map_err(classify)?;
+        let Some(row) = row else {
+            return Ok(Observation::Absent);
+        };
+        let comment: String = row.get(0);
+        if !comment.contains(&ownership(d)) {
+            return Ok(Observation::OwnedByOther {
+                owner: if comment.is_empty() {
+                    "unknown (no Paved ownership comment)".into()
+                } else {
+                    comment
+                },
+            });
+        }
+        let role = admin
+            .query_opt(
+                "SELECT 1 FROM pg_roles WHERE rolname = $1",
+                &[&d.master_username],
+            )
+            .await
+            .map_err(classify)?;
+        let version: String = admin
+            .query_one("SELECT current_setting('server_version')", &[])
+            .await
+            .map_err(classify)?
+            .get(0);
+        Ok(Observation::Present(ObservedDatabase {
+            // A database without its role is a create that did not finish.
+            state: if role.is_some() {
+                "available".into()
+            } else {
+                "creating".into()
+            },
+            endpoint: Some(self.host.clone()),
+            port: Some(self.port as i32),
+            engine_version: Some(
+                version
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn create(&self, d: &DesiredDatabase) -> Result<(), ProviderError> {
+        let admin = self.admin().await?;
+        let role = ident(&d.master_username);
+        let db = ident(&d.database_name);
+        let exists = admin
+            .query_opt(
+                "SELECT 1 FROM pg_roles WHERE rolname = $1",
+                &[&d.master_username],
+            )
+            .await
+            .map_err(classify)?
+            .is_some();
+        let verb = if exists { "ALTER" } else { "CREATE" };
+        admin
+            .batch_execute(&format!(
+                "{verb} ROLE {role} WITH LOGIN PASSWORD {}",
+                literal(self.password.expose())
+            ))
+            .await
+            .map_err(classify)?;
+        let db_exists = admin
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                &[&d.database_name],
+            )
+            .await
+            .map_err(classify)?
+            .is_some();
+        if !db_exists {
+            // CREATE DATABASE cannot run in a transaction block: one statement per call.
+            admin
+                .batch_execute(&format!("CREATE DATABASE {db} OWNER {role}"))
+                .await
+                .map_err(classify)?;
+        }
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {db} IS {}; REVOKE CONNECT ON DATABASE {db} FROM PUBLIC; GRANT CONNECT ON DATABASE {db} TO {role}",
+                literal(&ownership(d))
+            ))
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        d: &DesiredDatabase,
+        _observed: &ObservedDatabase,
+    ) -> Result<(), ProviderError> {
+        // Nothing about a local database is sized; finishing an interrupted create is
+        // the only correction.
+        self.create(d).await
+    }
+
+    async fn delete(&self, d: &DesiredDatabase) -> Result<DeleteProgress, ProviderError> {
+        if d.deletion_policy == DeletionPolicy::Orphan {
+            return Ok(DeleteProgress::Done);
+        }
+        let admin = self.admin().await?;
+        let owned = admin
+            .query_opt(
+                "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+                &[&d.database_name],
+            )
+            .await
+            .map_err(classify)?
+            .map(|r| r.get::<_, String>(0));
+        match owned {
+            Some(c) if !c.contains(&ownership(d)) => {
+                return Err(ProviderError::Terminal {
+                    reason: "OwnedByOther".into(),
+                    message: format!(
+                        "database {} belongs to another claim; not deleting it",
+                        d.database_name
+                    ),
+                })
+            }
+            Some(_) => {
+                let db = ident(&d.database_name);
+                admin
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        &[&d.database_name],
+                    )
+                    .await
+                    .map_err(classify)?;
+                if d.deletion_policy == DeletionPolicy::Snapshot {
+                    let snap = snapshot_name(d);
+                    let snap_exists = admin
+                        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&snap])
+                        .await
+                        .map_err(classify)?
+                        .is_some();
+                    if !snap_exists {
+                        admin
+                            .batch_execute(&format!(
+                                "CREATE DATABASE {} TEMPLATE {db}",
+                                ident(&snap)
+                            ))
+                            .await
+                            .map_err(classify)?;
+                        admin
+                            .batch_execute(&format!(
+                                "COMMENT ON DATABASE {} IS {}",
+                                ident(&snap),
+                                literal(&format!(
+                                    "final snapshot of {}; {}",
+                                    d.database_name,
+                                    ownership(d)
+                                ))
+                            ))
+                            .await
+                            .map_err(classify)?;
+                    }
+                }
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                    .await
+                    .map_err(classify)?;
+            }
+            None => {}
+        }
+        admin
+            .batch_execute(&format!(
+                "DROP ROLE IF EXISTS {}",
+                ident(&d.master_username)
+            ))
+            .await
+            .map_err(classify)?;
+        Ok(DeleteProgress::Done)
+    }
+}
+
+/// The local provider's final snapshot: a copy of the database under this name.
+pub fn snapshot_name(d: &DesiredDatabase) -> String {
+    format!("{}_final", d.database_name)
+}
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Maps a PostgreSQL error to a category without echoing the statement (which may
+/// carry a password).
+fn classify(e: tokio_postgres::Error) -> ProviderError {
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            let msg = e
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| c.to_string());
+            if c.starts_with("28") {
+                ProviderError::Terminal {
+                    reason: "ProviderAccessDenied".into(),
+                    message: msg,
+                }
+            } else if c.starts_with("53")
+                || c.starts_with("57")
+                || c.starts_with("08")
+                || c == "40001"
+                || c == "55006"
+            {
+                ProviderError::Retryable(msg)
+            } else {
+                ProviderError::Terminal {
+                    reason: "ProviderRejected".into(),
+                    message: msg,
+                }
+            }
+        }
+        // No SQLSTATE: the connection itself failed.
+        None => ProviderError::Retryable(format!("cannot reach the PostgreSQL server: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_is_safe() {
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn an_unparseable_admin_dsn_is_terminal_and_does_not_echo_it() {
+        let err = LocalProvider::new(
+            Sensitive::new("postgres://u:s3cret@host:notaport/db"),
+            Sensitive::new("x"),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.reason(), "InvalidAdminSecret");
+        assert!(!err.to_string().contains("s3cret"));
+    }
+}

@@ -1,0 +1,517 @@
+//! PostgreSQLInstance → the desired database, and the plan that gets the cloud
+//! there. The compliance floor is applied last, so neither a claim nor a Composition
+//! can lower it.
+
+use std::collections::BTreeMap;
+
+use paved_api::{
+    labels, render_template, Cloud, Composition, DataClassification, DeletionPolicy,
+    PostgreSQLComposition, PostgreSQLInstanceSpec,
+};
+
+use crate::{check_composition_postgresql, floor, RenderError};
+
+/// What the claim's namespace says about the service (labels Paved put on it).
+/// A namespace Paved did not make gets the safe defaults: PHI, the operator's cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceFacts {
+    pub cloud: Cloud,
+    pub classification: DataClassification,
+    pub owner: String,
+    pub system: String,
+    pub service: String,
+    pub cost_center: String,
+}
+
+impl NamespaceFacts {
+    /// Reads the facts from a namespace's labels.
+    pub fn from_labels(
+        namespace: &str,
+        l: &BTreeMap<String, String>,
+        default_cloud: Cloud,
+    ) -> NamespaceFacts {
+        let get = |k: &str| l.get(k).cloned();
+        NamespaceFacts {
+            cloud: get(labels::CLOUD)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(default_cloud),
+            classification: match get(labels::CLASSIFICATION).as_deref() {
+                Some("public") => DataClassification::Public,
+                Some("internal") => DataClassification::Internal,
+                Some("confidential") => DataClassification::Confidential,
+                _ => DataClassification::Phi,
+            },
+            owner: get(labels::OWNER).unwrap_or_else(|| "unknown".into()),
+            system: get(labels::SYSTEM).unwrap_or_else(|| "unknown".into()),
+            service: get(labels::SERVICE).unwrap_or_else(|| namespace.to_string()),
+            cost_center: get(labels::COST_CENTER).unwrap_or_else(|| "unknown".into()),
+        }
+    }
+}
+
+/// Chooses the Composition: `compositionRef`, else `compositionSelector`, else the
+/// one labelled `paved.dev/default-for: <cloud>`.
+pub fn pick_composition<'a>(
+    spec: &PostgreSQLInstanceSpec,
+    cloud: Cloud,
+    all: &'a [std::sync::Arc<Composition>],
+) -> Result<&'a std::sync::Arc<Composition>, String> {
+    let pg: Vec<_> = all.iter().filter(|c| c.spec.postgresql.is_some()).collect();
+    let name = |c: &Composition| c.metadata.name.clone().unwrap_or_default();
+    let labels_of = |c: &Composition| c.metadata.labels.clone().unwrap_or_default();
+    if let Some(r) = &spec.composition_ref {
+        return all
+            .iter()
+            .find(|c| name(c) == r.name)
+            .ok_or_else(|| format!("composition {} not found", r.name))
+            .and_then(|c| {
+                if c.spec.postgresql.is_some() {
+                    Ok(c)
+                } else {
+                    Err(format!(
+                        "composition {} is a {} composition, not a postgresql one",
+                        r.name,
+                        c.composes()
+                    ))
+                }
+            });
+    }
+    let matching: Vec<_> = match &spec.composition_selector {
+        Some(sel) => pg
+            .into_iter()
+            .filter(|c| {
+                let l = labels_of(c);
+                sel.match_labels.iter().all(|(k, v)| l.get(k) == Some(v))
+            })
+            .collect(),
+        None => pg
+            .into_iter()
+            .filter(|c| {
+                labels_of(c).get(labels::DEFAULT_FOR).map(String::as_str) == Some(cloud.as_str())
+            })
+            .collect(),
+    };
+    match matching.as_slice() {
+        [one] => Ok(one),
+        [] => Err(match &spec.composition_selector {
+            Some(_) => "no postgresql composition matches spec.compositionSelector".to_string(),
+            None => format!(
+                "no postgresql composition is labelled {}={cloud}",
+                labels::DEFAULT_FOR
+            ),
+        }),
+        many => Err(format!(
+            "several postgresql compositions match ({}); name one in spec.compositionRef",
+            many.iter().map(|c| name(c)).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// The database a claim should have, after the floor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredDatabase {
+    pub provider: Cloud,
+    pub region: String,
+    /// The cloud resource's name, derived from the claim UID.
+    pub external_name: String,
+    /// The claim UID, stamped on the resource as its ownership tag.
+    pub owner_uid: String,
+    pub instance_class: String,
+    pub storage_gb: i32,
+    pub storage_type: Option<String>,
+    pub engine_version: String,
+    pub multi_az: bool,
+    pub storage_encrypted: bool,
+    pub kms_key_id: Option<String>,
+    pub encryption_identity: Option<String>,
+    pub publicly_accessible: bool,
+    pub tls_required: bool,
+    pub backup_retention_days: i32,
+    pub backup_window: Option<String>,
+    pub geo_redundant_backup: bool,
+    pub deletion_protection: bool,
+    pub deletion_policy: DeletionPolicy,
+    pub network: paved_api::DatabaseNetwork,
+    pub credentials: Option<paved_api::CredentialsSpec>,
+    /// The local provider's admin connection Secret.
+    pub local_admin: Option<paved_api::SecretKeySelector>,
+    pub tags: BTreeMap<String, String>,
+    /// Name of the connection Secret in the claim's namespace.
+    pub connection_secret: String,
+    /// Database (schema) name inside the server.
+    pub database_name: String,
+    pub master_username: String,
+    /// e.g. `USD 53.20`.
+    pub estimated_monthly_cost: Option<String>,
+    pub poll_interval: std::time::Duration,
+}
+
+/// Everything rendering a PostgreSQLInstance depends on.
+#[derive(Debug, Clone)]
+pub struct PostgresInput<'a> {
+    pub claim_name: &'a str,
+    pub claim_namespace: &'a str,
+    pub claim_uid: &'a str,
+    pub spec: &'a PostgreSQLInstanceSpec,
+    pub facts: &'a NamespaceFacts,
+    pub composition_name: &'a str,
+    pub composition: &'a PostgreSQLComposition,
+}
+
+/// The cloud name for a claim: `paved-` and the first 20 hex digits of its UID.
+/// Deterministic (a retried create finds the first one) and unique per claim, so
+/// two namespaces never collide. Valid for RDS, Azure, Cloud SQL and PostgreSQL.
+pub fn external_name(uid: &str) -> String {
+    let hex: String = uid
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(20)
+        .collect::<String>()
+        .to_lowercase();
+    format!("paved-{hex}")
+}
+
+/// Parses `5m`, `1h30m`, `45s`, `500ms`.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let ms = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                n
+            }
+            'h' => n * 3_600_000,
+            'm' => n * 60_000,
+            's' => n * 1000,
+            _ => return None,
+        };
+        total += ms;
+        any = true;
+    }
+    (any && num.is_empty()).then(|| std::time::Duration::from_millis(total))
+}
+
+pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, RenderError> {
+    let comp = input.composition;
+    let violations = check_composition_postgresql(comp);
+    if !violations.is_empty() {
+        return Err(RenderError::CompositionViolatesFloor {
+            name: input.composition_name.to_string(),
+            violations: floor::join(&violations),
+        });
+    }
+    let p = &input.spec.parameters;
+    let facts = input.facts;
+    let phi = facts.classification == DataClassification::Phi;
+    if phi && comp.provider == Cloud::Local {
+        return Err(RenderError::Unsupported(format!(
+            "the local provider cannot guarantee customer-managed encryption, so it does not serve PHI; \
+             use a cloud composition, or classify the service below phi (composition {})",
+            input.composition_name
+        )));
+    }
+
+    // Instance class: explicit class (must be allowed), else size, else small.
+    let size_class = |size: paved_api::DatabaseSize| -> Result<String, RenderError> {
+        let s = &comp.sizes;
+        match size {
+            paved_api::DatabaseSize::Small => Ok(s.small.clone()),
+            paved_api::DatabaseSize::Medium => Ok(s.medium.clone()),
+            paved_api::DatabaseSize::Large => Ok(s.large.clone()),
+            paved_api::DatabaseSize::Xlarge => s.xlarge.clone().ok_or_else(|| {
+                RenderError::InvalidSpec(format!(
+                    "spec.parameters.size: composition {} offers no xlarge size",
+                    input.composition_name
+                ))
+            }),
+        }
+    };
+    let instance_class = match (&p.instance_class, p.size) {
+        (Some(c), _) => {
+            let sized = [&comp.sizes.small, &comp.sizes.medium, &comp.sizes.large];
+            let allowed = comp.allowed_instance_classes.iter().any(|a| a == c)
+                || sized.contains(&c)
+                || comp.sizes.xlarge.as_ref() == Some(c);
+            if !allowed {
+                return Err(RenderError::InvalidSpec(format!(
+                    "spec.parameters.instanceClass {c} is not allowed by composition {}; allowed: {}",
+                    input.composition_name,
+                    comp.allowed_instance_classes.join(", ")
+                )));
+            }
+            c.clone()
+        }
+        (None, Some(size)) => size_class(size)?,
+        (None, None) => size_class(paved_api::DatabaseSize::Small)?,
+    };
+
+    let storage_gb = p
+        .storage_gb
+        .unwrap_or(comp.storage.default_gb.unwrap_or(comp.storage.min_gb));
+    if storage_gb < comp.storage.min_gb || storage_gb > comp.storage.max_gb {
+        return Err(RenderError::InvalidSpec(format!(
+            "spec.parameters.storageGB {storage_gb} is outside composition {}'s bounds {}..{} GB",
+            input.composition_name, comp.storage.min_gb, comp.storage.max_gb
+        )));
+    }
+    let engine_version = p
+        .engine_version
+        .clone()
+        .unwrap_or_else(|| comp.engine_version.clone());
+
+    let vars: BTreeMap<&str, String> = BTreeMap::from([
+        ("service", facts.service.clone()),
+        ("namespace", input.claim_namespace.to_string()),
+        ("name", input.claim_name.to_string()),
+        ("owner", facts.owner.clone()),
+        ("system", facts.system.clone()),
+        ("cloud", facts.cloud.to_string()),
+        ("costCenter", facts.cost_center.clone()),
+        ("classification", facts.classification.as_str().to_string()),
+        ("tier", String::new()),
+    ]);
+    let mut tags = BTreeMap::new();
+    for (k, t) in &comp.tags {
+        let v = render_template(t, &vars).map_err(|e| RenderError::Template {
+            composition: input.composition_name.to_string(),
+            message: format!("tags.{k}: {e}"),
+        })?;
+        tags.insert(k.clone(), v);
+    }
+
+    let deletion_policy = input.spec.deletion_policy.unwrap_or(comp.deletion.policy);
+    let external = external_name(input.claim_uid);
+    let cost = comp.prices.as_ref().and_then(|prices| {
+        prices.instances.get(&instance_class).map(|monthly| {
+            let total = monthly + prices.storage_per_gb * storage_gb as f64;
+            format!("{} {:.2}", prices.currency, total)
+        })
+    });
+
+    let mut desired = DesiredDatabase {
+        provider: comp.provider,
+        region: comp.region.clone(),
+        external_name: external.clone(),
+        owner_uid: input.claim_uid.to_string(),
+        instance_class,
+        storage_gb,
+        storage_type: comp.storage.type_.clone(),
+        engine_version,
+        multi_az: p.multi_az.or(p.high_availability).unwrap_or(false),
+        storage_encrypted: true,
+        kms_key_id: comp.encryption.as_ref().map(|e| e.key_id.clone()),
+        encryption_identity: comp.encryption.as_ref().and_then(|e| e.identity_id.clone()),
+        publicly_accessible: false,
+        tls_required: true,
+        backup_retention_days: comp.backup.retention_days,
+        backup_window: comp.backup.window.clone(),
+        geo_redundant_backup: comp.backup.geo_redundant,
+        deletion_protection: comp.deletion.protection,
+        deletion_policy,
+        network: comp.network.clone(),
+        credentials: comp.credentials.clone(),
+        local_admin: comp.local.as_ref().map(|l| l.admin_secret_ref.clone()),
+        tags,
+        connection_secret: input
+            .spec
+            .write_connection_secret_to_ref
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| format!("{}-connection", input.claim_name)),
+        database_name: external.replace('-', "_"),
+        master_username: external.replace('-', "_"),
+        estimated_monthly_cost: cost,
+        poll_interval: parse_duration(&comp.poll_interval)
+            .unwrap_or(std::time::Duration::from_secs(300)),
+    };
+    apply_floor(&mut desired, facts, input);
+    Ok(desired)
+}
+
+/// The compliance floor, last. Nothing above can lower these.
+pub fn apply_floor(d: &mut DesiredDatabase, facts: &NamespaceFacts, input: &PostgresInput<'_>) {
+    let phi = facts.classification == DataClassification::Phi;
+    d.storage_encrypted = true;
+    d.publicly_accessible = false;
+    d.tls_required = true;
+    d.backup_retention_days = d
+        .backup_retention_days
+        .max(floor::MIN_BACKUP_RETENTION_DAYS);
+    if phi {
+        d.deletion_protection = true;
+        d.geo_redundant_backup = true;
+        // PHI keeps its data: a Delete becomes a final snapshot first.
+        if d.deletion_policy == DeletionPolicy::Delete {
+            d.deletion_policy = DeletionPolicy::Snapshot;
+        }
+    }
+    // Tags that identify and bill the resource; a claim has no way to override them.
+    let env = d
+        .tags
+        .get("Environment")
+        .cloned()
+        .unwrap_or_else(|| "unknown".into());
+    d.tags.insert("Owner".into(), facts.owner.clone());
+    d.tags.insert("App".into(), facts.service.clone());
+    d.tags.insert("Environment".into(), env);
+    d.tags
+        .insert("CostCenter".into(), facts.cost_center.clone());
+    d.tags.insert(
+        "DataClassification".into(),
+        facts.classification.as_str().into(),
+    );
+    d.tags.insert(OWNER_TAG.into(), input.claim_uid.to_string());
+    d.tags.insert(
+        "paved.dev/claim".into(),
+        format!("{}/{}", input.claim_namespace, input.claim_name),
+    );
+    d.tags.insert(
+        "paved.dev/composition".into(),
+        input.composition_name.to_string(),
+    );
+}
+
+/// The tag that records which claim owns a cloud resource.
+pub const OWNER_TAG: &str = "paved.dev/claim-uid";
+
+// ------------------------------------------------------------------ plan
+
+/// What the provider observed about the database.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ObservedDatabase {
+    /// Provider status, normalised: `available`, `creating`, `modifying`,
+    /// `backing-up`, `deleting`, `stopped`, `failed`, ...
+    pub state: String,
+    pub endpoint: Option<String>,
+    pub port: Option<i32>,
+    pub engine_version: Option<String>,
+    pub instance_class: Option<String>,
+    pub storage_gb: Option<i32>,
+    pub multi_az: Option<bool>,
+    pub backup_retention_days: Option<i32>,
+    pub deletion_protection: Option<bool>,
+    pub storage_encrypted: Option<bool>,
+    pub kms_key_id: Option<String>,
+    pub publicly_accessible: Option<bool>,
+}
+
+/// A mutable field that differs from the desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub field: &'static str,
+    pub observed: String,
+    pub desired: String,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Create,
+    /// Still being created or changed by the cloud; wait.
+    Wait(String),
+    /// Mutable fields to correct.
+    Update(Vec<Drift>),
+    UpToDate,
+    /// Cannot be fixed in place (e.g. the encryption was weakened outside Paved):
+    /// a human must look. Never "fixed" by recreating the database.
+    Terminal {
+        reason: String,
+        message: String,
+    },
+}
+
+/// Pure: compares desired with observed. Storage only grows; encryption is never
+/// weakened and a database found unencrypted or public is terminal.
+pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> Plan {
+    let Some(o) = observed else {
+        return Plan::Create;
+    };
+    match o.state.as_str() {
+        "available" | "storage-optimization" => {}
+        "failed"
+        | "incompatible-parameters"
+        | "incompatible-network"
+        | "storage-full"
+        | "inaccessible-encryption-credentials" => {
+            return Plan::Terminal {
+                reason: "DatabaseFailed".into(),
+                message: format!("the cloud reports the database as {}", o.state),
+            }
+        }
+        s => return Plan::Wait(format!("the database is {s}")),
+    }
+    if o.storage_encrypted == Some(false) {
+        return Plan::Terminal {
+            reason: "EncryptionMismatch".into(),
+            message: "the database is not encrypted at rest; Paved will not run it that way and cannot encrypt it in place".into(),
+        };
+    }
+    if let (Some(want), Some(have)) = (&desired.kms_key_id, &o.kms_key_id) {
+        if want != have && !have.ends_with(want.rsplit('/').next().unwrap_or(want)) {
+            return Plan::Terminal {
+                reason: "EncryptionMismatch".into(),
+                message: format!(
+                    "the database is encrypted with {have}, not the composition's key {want}"
+                ),
+            };
+        }
+    }
+    let mut drift = vec![];
+    let mut check = |field: &'static str, observed: Option<String>, desired: String| {
+        if let Some(o) = observed {
+            if o != desired {
+                drift.push(Drift {
+                    field,
+                    observed: o,
+                    desired,
+                });
+            }
+        }
+    };
+    check(
+        "instanceClass",
+        o.instance_class.clone(),
+        desired.instance_class.clone(),
+    );
+    if o.storage_gb.is_some_and(|s| s < desired.storage_gb) {
+        check(
+            "storageGB",
+            o.storage_gb.map(|s| s.to_string()),
+            desired.storage_gb.to_string(),
+        );
+    }
+    check(
+        "multiAZ",
+        o.multi_az.map(|b| b.to_string()),
+        desired.multi_az.to_string(),
+    );
+    check(
+        "backupRetentionDays",
+        o.backup_retention_days.map(|r| r.to_string()),
+        desired.backup_retention_days.to_string(),
+    );
+    check(
+        "deletionProtection",
+        o.deletion_protection.map(|b| b.to_string()),
+        desired.deletion_protection.to_string(),
+    );
+    check(
+        "publiclyAccessible",
+        o.publicly_accessible.map(|b| b.to_string()),
+        desired.publicly_accessible.to_string(),
+    );
+    if drift.is_empty() {
+        Plan::UpToDate
+    } else {
+        Plan::Update(drift)
+    }
+}

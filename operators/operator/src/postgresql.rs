@@ -1,0 +1,643 @@
+//! PostgreSQLInstance controller: read → render → observe → plan → act → status.
+//! The provider is called only for what the plan decides; deletion goes through a
+//! finalizer and the claim's deletion policy.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use k8s_openapi::{
+    api::core::v1::{Namespace, Secret},
+    ByteString,
+};
+use kube::{
+    api::{Patch, PatchParams},
+    runtime::{controller::Action, events::EventType},
+    Api, ResourceExt,
+};
+use paved_api::{
+    annotations, conditions, labels, reasons, Cloud, CompositionRevision, Condition,
+    PostgreSQLInstance, PostgreSQLInstanceStatus, Status, FIELD_MANAGER, FINALIZER,
+};
+use paved_cloud::{
+    local::LocalProvider, DeleteProgress, ExternalClient, Observation, ProviderError, Sensitive,
+};
+use paved_compose::{
+    postgresql::{
+        pick_composition, plan, render_postgresql, DesiredDatabase, NamespaceFacts, Plan,
+        PostgresInput,
+    },
+    RenderError,
+};
+use serde_json::json;
+
+use crate::{
+    apply::apply_status,
+    context::{jitter, now, Context},
+    Error,
+};
+
+pub const CONTROLLER: &str = "postgresqlinstance";
+
+/// A reconcile's verdict for the conditions.
+struct Verdict {
+    ready: (Status, &'static str, String),
+    synced: (Status, &'static str, String),
+    requeue: Duration,
+}
+
+impl Verdict {
+    fn problem(reason: &'static str, message: String, requeue: Duration) -> Self {
+        Verdict {
+            ready: (Status::False, reason, message.clone()),
+            synced: (Status::False, reason, message),
+            requeue,
+        }
+    }
+    fn waiting(reason: &'static str, message: String, requeue: Duration) -> Self {
+        Verdict {
+            ready: (Status::False, reason, message),
+            synced: (Status::True, reasons::RECONCILE_SUCCESS, String::new()),
+            requeue,
+        }
+    }
+}
+
+fn reason_of(e: &ProviderError) -> &'static str {
+    match e {
+        ProviderError::Retryable(_) => "ProviderUnavailable",
+        ProviderError::Throttled { .. } => "Throttled",
+        ProviderError::NotFound(_) => "NotFound",
+        ProviderError::Terminal { reason, .. } => match reason.as_str() {
+            "ProviderAccessDenied" => "ProviderAccessDenied",
+            "InvalidAdminSecret" => "InvalidAdminSecret",
+            "OwnedByOther" => "OwnedByOther",
+            _ => "ProviderRejected",
+        },
+    }
+}
+
+fn provider_verdict(e: &ProviderError) -> Verdict {
+    Verdict::problem(
+        reason_of(e),
+        e.to_string(),
+        jitter(e.requeue_after(Duration::from_secs(10), Duration::from_secs(300))),
+    )
+}
+
+pub async fn reconcile(claim: Arc<PostgreSQLInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = claim.namespace().unwrap_or_default();
+    let name = claim.name_any();
+    let api: Api<PostgreSQLInstance> = Api::namespaced(ctx.client.clone(), &ns);
+    let deleting = claim.metadata.deletion_timestamp.is_some();
+    if !deleting && !claim.finalizers().iter().any(|f| f == FINALIZER) {
+        let mut finalizers = claim.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_string());
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
+    if deleting && !claim.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+
+    let mut status = claim.status.clone().unwrap_or_default();
+    let verdict = match desired(&claim, &ctx, &mut status).await? {
+        Err(v) => {
+            if deleting && claim.spec.deletion_policy == Some(paved_api::DeletionPolicy::Orphan) {
+                // Nothing to do in the cloud: let the claim go.
+                return remove_finalizer(&api, &claim).await;
+            }
+            v
+        }
+        Ok(d) if deleting => match cleanup(&claim, &ctx, &d).await? {
+            Some(v) => v,
+            None => {
+                ctx.event(
+                    &*claim,
+                    EventType::Normal,
+                    "Deleted",
+                    "Delete",
+                    deleted_message(&d),
+                )
+                .await;
+                return remove_finalizer(&api, &claim).await;
+            }
+        },
+        Ok(d) => converge(&claim, &ctx, &d, &mut status).await?,
+    };
+    publish(&claim, &ctx, &api, status, verdict.ready, verdict.synced).await?;
+    Ok(Action::requeue(verdict.requeue))
+}
+
+fn deleted_message(d: &DesiredDatabase) -> String {
+    match d.deletion_policy {
+        paved_api::DeletionPolicy::Delete => format!("database {} deleted", d.external_name),
+        paved_api::DeletionPolicy::Orphan => {
+            format!("database {} left in place (Orphan)", d.external_name)
+        }
+        paved_api::DeletionPolicy::Snapshot => format!(
+            "final snapshot of {} taken, database deleted",
+            d.external_name
+        ),
+    }
+}
+
+async fn remove_finalizer(
+    api: &Api<PostgreSQLInstance>,
+    claim: &PostgreSQLInstance,
+) -> Result<Action, Error> {
+    let finalizers: Vec<String> = claim
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    api.patch(
+        &claim.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+/// Reads the namespace and Composition and renders the desired database.
+async fn desired(
+    claim: &PostgreSQLInstance,
+    ctx: &Context,
+    status: &mut PostgreSQLInstanceStatus,
+) -> Result<Result<DesiredDatabase, Verdict>, Error> {
+    let ns = claim.namespace().unwrap_or_default();
+    let slow = jitter(Duration::from_secs(300));
+    let ns_labels = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&ns)
+        .await?
+        .map(|n| n.labels().clone())
+        .unwrap_or_default();
+    let facts = NamespaceFacts::from_labels(&ns, &ns_labels, ctx.default_cloud);
+    let all = ctx.compositions.state();
+    let comp = match pick_composition(&claim.spec, facts.cloud, &all) {
+        Ok(c) => c.clone(),
+        Err(m) => {
+            return Ok(Err(Verdict::problem(
+                reasons::COMPOSITION_NOT_FOUND,
+                m,
+                slow,
+            )))
+        }
+    };
+    let comp_name = comp.name_any();
+    status.composition = Some(CompositionRevision {
+        name: comp_name.clone(),
+        generation: comp.metadata.generation.unwrap_or(0),
+    });
+    let uid = claim.uid().unwrap_or_default();
+    let input = PostgresInput {
+        claim_name: &claim.name_any(),
+        claim_namespace: &ns,
+        claim_uid: &uid,
+        spec: &claim.spec,
+        facts: &facts,
+        composition_name: &comp_name,
+        composition: comp
+            .spec
+            .postgresql
+            .as_ref()
+            .expect("picked a postgresql composition"),
+    };
+    match render_postgresql(&input) {
+        Ok(d) => Ok(Ok(d)),
+        Err(e @ RenderError::InvalidSpec(_)) => Ok(Err(Verdict::problem(
+            reasons::INVALID_SPEC,
+            e.to_string(),
+            slow,
+        ))),
+        Err(e) => Ok(Err(Verdict::problem(e.reason(), e.to_string(), slow))),
+    }
+}
+
+/// The provider for a desired database, with what it needs from the cluster.
+async fn provider(
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+    d: &DesiredDatabase,
+) -> Result<Result<LocalProvider, Verdict>, Error> {
+    let slow = jitter(Duration::from_secs(300));
+    if d.provider != Cloud::Local {
+        return Ok(Err(Verdict::problem(
+            "ProviderNotConfigured",
+            format!(
+                "the {} provider is not available in this operator build yet",
+                d.provider
+            ),
+            slow,
+        )));
+    }
+    let Some(admin_ref) = d.local_admin.clone() else {
+        return Ok(Err(Verdict::problem(
+            "InvalidComposition",
+            "the local composition names no admin secret".into(),
+            slow,
+        )));
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &admin_ref.namespace);
+    let dsn = secrets
+        .get_opt(&admin_ref.name)
+        .await?
+        .and_then(|s| s.data)
+        .and_then(|data| data.get(&admin_ref.key).cloned())
+        .and_then(|v| String::from_utf8(v.0).ok());
+    let Some(dsn) = dsn else {
+        return Ok(Err(Verdict::problem(
+            "AdminSecretMissing",
+            format!(
+                "secret {}/{} with key {} (the local provider's admin connection string) is missing",
+                admin_ref.namespace, admin_ref.name, admin_ref.key
+            ),
+            jitter(Duration::from_secs(30)),
+        )));
+    };
+    let password = connection_password(ctx, claim, d).await?;
+    Ok(LocalProvider::new(Sensitive::new(dsn), password).map_err(|e| provider_verdict(&e)))
+}
+
+/// The password in the claim's connection Secret, or a new one. The Secret is the
+/// source of truth: it is written before the role is created, so a crash in
+/// between leaves a password Paved can still apply.
+async fn connection_password(
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+    d: &DesiredDatabase,
+) -> Result<Sensitive, Error> {
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+    let existing = secrets
+        .get_opt(&d.connection_secret)
+        .await?
+        .and_then(|s| s.data)
+        .and_then(|data| data.get("password").cloned())
+        .and_then(|v| String::from_utf8(v.0).ok());
+    Ok(match existing {
+        Some(p) if !p.is_empty() => Sensitive::new(p),
+        _ => Sensitive::generate_password(),
+    })
+}
+
+/// Writes the connection Secret (owned by the claim, so it goes with it).
+async fn write_connection_secret(
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+    d: &DesiredDatabase,
+    host: &str,
+    port: u16,
+    password: &Sensitive,
+) -> Result<(), Error> {
+    let ns = claim.namespace().unwrap_or_default();
+    let sslmode = if d.provider == Cloud::Local {
+        "prefer"
+    } else {
+        "require"
+    };
+    let uri = format!(
+        "postgresql://{}:{}@{}:{}/{}?sslmode={}",
+        d.master_username,
+        password.expose(),
+        host,
+        port,
+        d.database_name,
+        sslmode
+    );
+    let data: BTreeMap<String, ByteString> = [
+        ("host", host.to_string()),
+        ("port", port.to_string()),
+        ("database", d.database_name.clone()),
+        ("username", d.master_username.clone()),
+        ("password", password.expose().to_string()),
+        ("sslmode", sslmode.to_string()),
+        ("uri", uri),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
+    .collect();
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": d.connection_secret,
+            "namespace": ns,
+            "labels": {
+                labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
+                labels::CLAIM_KIND: "PostgreSQLInstance",
+                labels::CLAIM_NAME: claim.name_any(),
+            },
+            "ownerReferences": [{
+                "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+                "name": claim.name_any(), "uid": claim.uid().unwrap_or_default(),
+                "controller": true, "blockOwnerDeletion": true,
+            }],
+        },
+        "type": "Opaque",
+        "data": data,
+    });
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    secrets
+        .patch(
+            &d.connection_secret,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    ctx.metrics.write(CONTROLLER, "apply");
+    Ok(())
+}
+
+async fn annotate(
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+    values: &[(&str, Option<String>)],
+) -> Result<(), Error> {
+    let api: Api<PostgreSQLInstance> =
+        Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+    let ann: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    api.patch(
+        &claim.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": ann } })),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn converge(
+    claim: &PostgreSQLInstance,
+    ctx: &Context,
+    d: &DesiredDatabase,
+    status: &mut PostgreSQLInstanceStatus,
+) -> Result<Verdict, Error> {
+    fill_status(status, d);
+    let provider = match provider(ctx, claim, d).await? {
+        Ok(p) => p,
+        Err(v) => return Ok(v),
+    };
+    let observed = match provider.observe(d).await {
+        Ok(o) => o,
+        Err(e) => return Ok(provider_verdict(&e)),
+    };
+    let password = connection_password(ctx, claim, d).await?;
+    let observed =
+        match observed {
+            Observation::OwnedByOther { owner } => return Ok(Verdict::problem(
+                "OwnedByOther",
+                format!(
+                    "a database named {} exists but belongs to {owner}; Paved will not adopt it",
+                    d.external_name
+                ),
+                jitter(Duration::from_secs(300)),
+            )),
+            Observation::Absent => None,
+            Observation::Present(o) => Some(o),
+        };
+    match plan(d, observed.as_ref()) {
+        Plan::Create => {
+            // The Secret first: a crash after the create then still has the password.
+            write_connection_secret(ctx, claim, d, provider.host(), provider.port(), &password)
+                .await?;
+            annotate(
+                ctx,
+                claim,
+                &[
+                    (annotations::CREATE_PENDING, Some(now())),
+                    (annotations::EXTERNAL_NAME, Some(d.external_name.clone())),
+                ],
+            )
+            .await?;
+            if let Err(e) = provider.create(d).await {
+                annotate(ctx, claim, &[(annotations::CREATE_FAILED, Some(now()))]).await?;
+                ctx.event(
+                    claim,
+                    EventType::Warning,
+                    "CreateFailed",
+                    "Create",
+                    e.to_string(),
+                )
+                .await;
+                return Ok(provider_verdict(&e));
+            }
+            annotate(
+                ctx,
+                claim,
+                &[
+                    (annotations::CREATE_SUCCEEDED, Some(now())),
+                    (annotations::CREATE_FAILED, None),
+                ],
+            )
+            .await?;
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "Created",
+                "Create",
+                format!("created {} {} on {}", d.provider, d.external_name, d.region),
+            )
+            .await;
+            Ok(Verdict::waiting(
+                reasons::CREATING,
+                format!("{} is being created", d.external_name),
+                Duration::from_secs(1),
+            ))
+        }
+        Plan::Wait(m) => Ok(Verdict::waiting(
+            reasons::CREATING,
+            m,
+            jitter(Duration::from_secs(10)),
+        )),
+        Plan::Terminal { reason, message } => {
+            ctx.event(
+                claim,
+                EventType::Warning,
+                &reason,
+                "Observe",
+                message.clone(),
+            )
+            .await;
+            Ok(Verdict::problem(
+                if reason == "EncryptionMismatch" {
+                    "EncryptionMismatch"
+                } else {
+                    "DatabaseFailed"
+                },
+                message,
+                jitter(Duration::from_secs(300)),
+            ))
+        }
+        Plan::Update(drift) => {
+            let what = drift
+                .iter()
+                .map(|x| format!("{} {} → {}", x.field, x.observed, x.desired))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Err(e) = provider
+                .update(d, observed.as_ref().expect("update implies present"))
+                .await
+            {
+                return Ok(provider_verdict(&e));
+            }
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "DriftCorrected",
+                "Update",
+                what.clone(),
+            )
+            .await;
+            Ok(Verdict::waiting(
+                "Updating",
+                format!("correcting drift: {what}"),
+                Duration::from_secs(5),
+            ))
+        }
+        Plan::UpToDate => {
+            let o = observed.expect("up to date implies present");
+            status.endpoint = o.endpoint.clone();
+            status.port = o.port;
+            status.engine_version = o.engine_version.clone().or(Some(d.engine_version.clone()));
+            write_connection_secret(ctx, claim, d, provider.host(), provider.port(), &password)
+                .await?;
+            if !provider.can_login(d).await {
+                if let Err(e) = provider.reset_password(d).await {
+                    return Ok(provider_verdict(&e));
+                }
+                if !provider.can_login(d).await {
+                    return Ok(Verdict::waiting(
+                        "ConnectionFailed",
+                        "the database does not accept the delivered credentials yet".into(),
+                        Duration::from_secs(5),
+                    ));
+                }
+            }
+            Ok(Verdict {
+                ready: (
+                    Status::True,
+                    reasons::AVAILABLE,
+                    format!(
+                        "accepting connections; credentials in Secret {}",
+                        d.connection_secret
+                    ),
+                ),
+                synced: (Status::True, reasons::RECONCILE_SUCCESS, String::new()),
+                requeue: jitter(d.poll_interval),
+            })
+        }
+    }
+}
+
+fn fill_status(status: &mut PostgreSQLInstanceStatus, d: &DesiredDatabase) {
+    status.provider = Some(d.provider.to_string());
+    status.region = Some(d.region.clone());
+    status.external_name = Some(d.external_name.clone());
+    status.encryption_key_id = d.kms_key_id.clone();
+    status.instance_class = Some(d.instance_class.clone());
+    status.storage_gb = Some(d.storage_gb);
+    status.estimated_monthly_cost = d.estimated_monthly_cost.clone();
+}
+
+/// Runs the deletion policy. `None` means done: the finalizer may go.
+async fn cleanup(
+    claim: &PostgreSQLInstance,
+    ctx: &Context,
+    d: &DesiredDatabase,
+) -> Result<Option<Verdict>, Error> {
+    if d.deletion_policy == paved_api::DeletionPolicy::Orphan {
+        return Ok(None);
+    }
+    let provider = match provider(ctx, claim, d).await? {
+        Ok(p) => p,
+        Err(v) => return Ok(Some(v)),
+    };
+    match provider.delete(d).await {
+        Ok(DeleteProgress::Done) => Ok(None),
+        Ok(DeleteProgress::Waiting(m)) => Ok(Some(Verdict::waiting(
+            reasons::DELETING,
+            m,
+            Duration::from_secs(10),
+        ))),
+        Err(e) => {
+            ctx.event(
+                claim,
+                EventType::Warning,
+                "DeleteFailed",
+                "Delete",
+                e.to_string(),
+            )
+            .await;
+            Ok(Some(provider_verdict(&e)))
+        }
+    }
+}
+
+async fn publish(
+    claim: &PostgreSQLInstance,
+    ctx: &Context,
+    api: &Api<PostgreSQLInstance>,
+    mut status: PostgreSQLInstanceStatus,
+    ready: (Status, &'static str, String),
+    synced: (Status, &'static str, String),
+) -> Result<(), Error> {
+    let gen = claim.metadata.generation;
+    let t = now();
+    let old_ready = claim
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned());
+    let old_synced = claim
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, conditions::SYNCED).cloned());
+    let ready = Condition::new(conditions::READY, ready.0, ready.1, ready.2, gen, &t);
+    let synced = Condition::new(conditions::SYNCED, synced.0, synced.1, synced.2, gen, &t);
+    conditions::upsert(&mut status.conditions, ready.clone());
+    conditions::upsert(&mut status.conditions, synced.clone());
+    status.observed_generation = gen;
+    if claim.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    apply_status(
+        api,
+        &claim.name_any(),
+        "paved.dev/v1alpha1",
+        "PostgreSQLInstance",
+        serde_json::to_value(&status)?,
+    )
+    .await?;
+    ctx.metrics.write(CONTROLLER, "status");
+    let changed = |old: &Option<Condition>, new: &Condition| {
+        old.as_ref().map(|o| (&o.status, &o.reason)) != Some((&new.status, &new.reason))
+    };
+    if !synced.is_true() && changed(&old_synced, &synced) {
+        ctx.event(
+            claim,
+            EventType::Warning,
+            &synced.reason,
+            "Reconcile",
+            synced.message.clone(),
+        )
+        .await;
+    }
+    if ready.is_true() && changed(&old_ready, &ready) {
+        ctx.event(
+            claim,
+            EventType::Normal,
+            "Ready",
+            "Reconcile",
+            ready.message.clone(),
+        )
+        .await;
+    }
+    Ok(())
+}

@@ -515,3 +515,454 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
         Plan::Update(drift)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paved_api::{
+        BackupSpec, CredentialsSpec, DatabaseSize, DeletionSpec, EncryptionSpec, PriceTable,
+        SecretStoreKind, SecretStoreRef, SizeMap, StorageSpec,
+    };
+
+    fn comp() -> PostgreSQLComposition {
+        PostgreSQLComposition {
+            provider: Cloud::Aws,
+            region: "us-east-1".into(),
+            engine_version: "16".into(),
+            sizes: SizeMap {
+                small: "db.t4g.medium".into(),
+                medium: "db.r6g.large".into(),
+                large: "db.r6g.2xlarge".into(),
+                xlarge: None,
+            },
+            allowed_instance_classes: vec!["db.t3.medium".into()],
+            storage: StorageSpec {
+                min_gb: 20,
+                max_gb: 100,
+                default_gb: Some(50),
+                type_: Some("gp3".into()),
+            },
+            encryption: Some(EncryptionSpec {
+                key_id: "arn:aws:kms:us-east-1:1:key/k".into(),
+                identity_id: None,
+            }),
+            network: paved_api::DatabaseNetwork {
+                subnet_group_name: Some("private".into()),
+                security_group_ids: vec!["sg-1".into()],
+                database_cidr: Some("10.20.0.0/16".into()),
+                ..Default::default()
+            },
+            backup: BackupSpec {
+                retention_days: 7,
+                window: Some("03:00-04:00".into()),
+                geo_redundant: false,
+            },
+            deletion: DeletionSpec {
+                policy: DeletionPolicy::Delete,
+                protection: false,
+            },
+            credentials: Some(CredentialsSpec {
+                secret_store: SecretStoreRef {
+                    kind: SecretStoreKind::ClusterSecretStore,
+                    name: "sm".into(),
+                },
+                refresh_interval: "1h".into(),
+            }),
+            tags: BTreeMap::from([
+                ("Owner".into(), "platform".into()),
+                ("Environment".into(), "prod".into()),
+                ("Team".into(), "{owner}".into()),
+            ]),
+            poll_interval: "5m".into(),
+            prices: Some(PriceTable {
+                currency: "USD".into(),
+                instances: BTreeMap::from([("db.t4g.medium".into(), 47.45)]),
+                storage_per_gb: 0.115,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn facts(c: DataClassification) -> NamespaceFacts {
+        NamespaceFacts {
+            cloud: Cloud::Aws,
+            classification: c,
+            owner: "team-a".into(),
+            system: "sys".into(),
+            service: "svc".into(),
+            cost_center: "CC-1".into(),
+        }
+    }
+
+    fn render(
+        spec: &PostgreSQLInstanceSpec,
+        c: &PostgreSQLComposition,
+        class: DataClassification,
+    ) -> Result<DesiredDatabase, RenderError> {
+        render_postgresql(&PostgresInput {
+            claim_name: "db",
+            claim_namespace: "svc",
+            claim_uid: "0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+            spec,
+            facts: &facts(class),
+            composition_name: "pg",
+            composition: c,
+        })
+    }
+
+    fn ok(class: DataClassification) -> DesiredDatabase {
+        render(&Default::default(), &comp(), class).unwrap()
+    }
+
+    #[test]
+    fn names_derive_from_the_uid() {
+        let d = ok(DataClassification::Internal);
+        assert_eq!(d.external_name, "paved-0a1b2c3d4e5f6789abcd");
+        assert_eq!(d.database_name, "paved_0a1b2c3d4e5f6789abcd");
+        assert_eq!(
+            external_name("0A1B2C3D-4E5F-6789-ABCD-EF0123456789"),
+            d.external_name
+        );
+        assert_eq!(d.connection_secret, "db-connection");
+    }
+
+    #[test]
+    fn defaults_come_from_the_composition() {
+        let d = ok(DataClassification::Internal);
+        assert_eq!(
+            (
+                d.instance_class.as_str(),
+                d.storage_gb,
+                d.engine_version.as_str()
+            ),
+            ("db.t4g.medium", 50, "16")
+        );
+        assert_eq!(d.estimated_monthly_cost.as_deref(), Some("USD 53.20"));
+        assert_eq!(d.poll_interval, std::time::Duration::from_secs(300));
+        assert_eq!(d.deletion_policy, DeletionPolicy::Delete);
+    }
+
+    #[test]
+    fn floor_encryption_private_tls_always() {
+        for class in [DataClassification::Public, DataClassification::Phi] {
+            let d = ok(class);
+            assert!(d.storage_encrypted && !d.publicly_accessible && d.tls_required);
+            assert_eq!(
+                d.kms_key_id.as_deref(),
+                Some("arn:aws:kms:us-east-1:1:key/k")
+            );
+        }
+    }
+
+    #[test]
+    fn floor_phi_gets_deletion_protection_geo_backups_and_keeps_a_snapshot() {
+        let d = ok(DataClassification::Phi);
+        assert!(d.deletion_protection && d.geo_redundant_backup);
+        assert_eq!(
+            d.deletion_policy,
+            DeletionPolicy::Snapshot,
+            "Delete becomes Snapshot for PHI"
+        );
+        let spec = PostgreSQLInstanceSpec {
+            deletion_policy: Some(DeletionPolicy::Orphan),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&spec, &comp(), DataClassification::Phi)
+                .unwrap()
+                .deletion_policy,
+            DeletionPolicy::Orphan
+        );
+        let d = ok(DataClassification::Internal);
+        assert!(!d.deletion_protection && !d.geo_redundant_backup);
+    }
+
+    #[test]
+    fn floor_backup_retention_is_at_least_seven_days() {
+        // A composition that slipped past admission (e.g. an old one) is refused outright.
+        let mut c = comp();
+        c.backup.retention_days = 3;
+        assert_eq!(
+            render(&Default::default(), &c, DataClassification::Internal)
+                .unwrap_err()
+                .reason(),
+            "CompositionViolatesFloor"
+        );
+        // And the floor itself never lowers what a composition asks for.
+        let mut c = comp();
+        c.backup.retention_days = 14;
+        assert_eq!(
+            render(&Default::default(), &c, DataClassification::Internal)
+                .unwrap()
+                .backup_retention_days,
+            14
+        );
+    }
+
+    #[test]
+    fn floor_compliance_tags_cannot_be_overridden() {
+        let d = ok(DataClassification::Phi);
+        assert_eq!(
+            d.tags["Owner"], "team-a",
+            "the composition's Owner is replaced by the real owner"
+        );
+        assert_eq!(d.tags["App"], "svc");
+        assert_eq!(d.tags["CostCenter"], "CC-1");
+        assert_eq!(d.tags["Environment"], "prod");
+        assert_eq!(d.tags["Team"], "team-a");
+        assert_eq!(d.tags[OWNER_TAG], "0a1b2c3d-4e5f-6789-abcd-ef0123456789");
+        assert_eq!(d.tags["paved.dev/claim"], "svc/db");
+    }
+
+    #[test]
+    fn the_local_provider_refuses_phi_with_a_reason() {
+        let mut c = comp();
+        c.provider = Cloud::Local;
+        c.encryption = None;
+        c.local = Some(paved_api::LocalProviderSpec {
+            admin_secret_ref: Default::default(),
+        });
+        let err = render(&Default::default(), &c, DataClassification::Phi).unwrap_err();
+        assert_eq!(err.reason(), "ClassificationNotSupported");
+        assert!(
+            err.to_string().contains("customer-managed encryption"),
+            "{err}"
+        );
+        assert!(render(&Default::default(), &c, DataClassification::Confidential).is_ok());
+    }
+
+    #[test]
+    fn sizes_classes_and_storage_are_bounded_by_the_composition() {
+        let p = |f: fn(&mut paved_api::PostgreSQLParameters)| {
+            let mut spec = PostgreSQLInstanceSpec::default();
+            f(&mut spec.parameters);
+            render(&spec, &comp(), DataClassification::Internal)
+        };
+        assert_eq!(
+            p(|x| x.size = Some(DatabaseSize::Medium))
+                .unwrap()
+                .instance_class,
+            "db.r6g.large"
+        );
+        assert!(p(|x| x.size = Some(DatabaseSize::Xlarge))
+            .unwrap_err()
+            .to_string()
+            .contains("no xlarge"));
+        assert_eq!(
+            p(|x| x.instance_class = Some("db.t3.medium".into()))
+                .unwrap()
+                .instance_class,
+            "db.t3.medium"
+        );
+        let e = p(|x| x.instance_class = Some("db.x2.huge".into())).unwrap_err();
+        assert!(e.to_string().contains("db.x2.huge is not allowed"), "{e}");
+        assert!(p(|x| x.storage_gb = Some(500))
+            .unwrap_err()
+            .to_string()
+            .contains("outside"));
+        assert!(p(|x| x.storage_gb = Some(10)).is_err());
+        assert!(p(|x| x.multi_az = Some(true)).unwrap().multi_az);
+        assert!(p(|x| x.high_availability = Some(true)).unwrap().multi_az);
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("5m"),
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(
+            parse_duration("1h30m"),
+            Some(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_duration("250ms"),
+            Some(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("x"), None);
+    }
+
+    fn available(d: &DesiredDatabase) -> ObservedDatabase {
+        ObservedDatabase {
+            state: "available".into(),
+            instance_class: Some(d.instance_class.clone()),
+            storage_gb: Some(d.storage_gb),
+            multi_az: Some(d.multi_az),
+            backup_retention_days: Some(d.backup_retention_days),
+            deletion_protection: Some(d.deletion_protection),
+            storage_encrypted: Some(true),
+            kms_key_id: d.kms_key_id.clone(),
+            publicly_accessible: Some(false),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn plan_creates_waits_and_settles() {
+        let d = ok(DataClassification::Internal);
+        assert_eq!(plan(&d, None), Plan::Create);
+        for s in ["creating", "modifying", "backing-up", "rebooting"] {
+            let o = ObservedDatabase {
+                state: s.into(),
+                ..available(&d)
+            };
+            assert!(matches!(plan(&d, Some(&o)), Plan::Wait(m) if m.contains(s)));
+        }
+        assert_eq!(plan(&d, Some(&available(&d))), Plan::UpToDate);
+        let o = ObservedDatabase {
+            state: "failed".into(),
+            ..available(&d)
+        };
+        assert!(matches!(plan(&d, Some(&o)), Plan::Terminal { .. }));
+    }
+
+    #[test]
+    fn plan_corrects_mutable_drift_and_grows_but_never_shrinks_storage() {
+        let d = ok(DataClassification::Internal);
+        let o = ObservedDatabase {
+            instance_class: Some("db.t3.medium".into()),
+            multi_az: Some(true),
+            backup_retention_days: Some(1),
+            deletion_protection: Some(true),
+            ..available(&d)
+        };
+        let Plan::Update(drift) = plan(&d, Some(&o)) else {
+            panic!("expected update")
+        };
+        let fields: Vec<_> = drift.iter().map(|x| x.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "instanceClass",
+                "multiAZ",
+                "backupRetentionDays",
+                "deletionProtection"
+            ]
+        );
+        let o = ObservedDatabase {
+            storage_gb: Some(20),
+            ..available(&d)
+        };
+        assert!(matches!(plan(&d, Some(&o)), Plan::Update(x) if x[0].field == "storageGB"));
+        let o = ObservedDatabase {
+            storage_gb: Some(80),
+            ..available(&d)
+        };
+        assert_eq!(
+            plan(&d, Some(&o)),
+            Plan::UpToDate,
+            "a larger disk is left alone"
+        );
+        let o = ObservedDatabase {
+            publicly_accessible: Some(true),
+            ..available(&d)
+        };
+        assert!(
+            matches!(plan(&d, Some(&o)), Plan::Update(x) if x[0].field == "publiclyAccessible")
+        );
+    }
+
+    #[test]
+    fn plan_never_accepts_weakened_encryption() {
+        let d = ok(DataClassification::Internal);
+        let o = ObservedDatabase {
+            storage_encrypted: Some(false),
+            ..available(&d)
+        };
+        assert!(
+            matches!(plan(&d, Some(&o)), Plan::Terminal { reason, .. } if reason == "EncryptionMismatch")
+        );
+        let o = ObservedDatabase {
+            kms_key_id: Some("arn:aws:kms:us-east-1:1:key/other".into()),
+            ..available(&d)
+        };
+        assert!(
+            matches!(plan(&d, Some(&o)), Plan::Terminal { reason, .. } if reason == "EncryptionMismatch")
+        );
+    }
+
+    #[test]
+    fn namespace_facts_default_to_phi() {
+        let f = NamespaceFacts::from_labels("ns", &BTreeMap::new(), Cloud::Gcp);
+        assert_eq!(
+            (f.classification, f.cloud, f.service.as_str()),
+            (DataClassification::Phi, Cloud::Gcp, "ns")
+        );
+        let l = BTreeMap::from([
+            (labels::CLOUD.to_string(), "local".to_string()),
+            (labels::CLASSIFICATION.to_string(), "internal".to_string()),
+        ]);
+        let f = NamespaceFacts::from_labels("ns", &l, Cloud::Gcp);
+        assert_eq!(
+            (f.classification, f.cloud),
+            (DataClassification::Internal, Cloud::Local)
+        );
+    }
+
+    #[test]
+    fn composition_choice() {
+        use paved_api::{CompositionReference, CompositionSelector, CompositionSpec};
+        use std::sync::Arc;
+        let mk = |name: &str, default_for: &str| {
+            let mut c = Composition::new(
+                name,
+                CompositionSpec {
+                    postgresql: Some(comp()),
+                    ..Default::default()
+                },
+            );
+            c.metadata.labels = Some(BTreeMap::from([
+                (labels::DEFAULT_FOR.to_string(), default_for.to_string()),
+                ("tier".to_string(), name.to_string()),
+            ]));
+            Arc::new(c)
+        };
+        let all = vec![mk("a", "aws"), mk("g", "gcp")];
+        let spec = PostgreSQLInstanceSpec::default();
+        assert_eq!(
+            pick_composition(&spec, Cloud::Gcp, &all)
+                .unwrap()
+                .metadata
+                .name
+                .as_deref(),
+            Some("g")
+        );
+        assert!(pick_composition(&spec, Cloud::Azure, &all)
+            .unwrap_err()
+            .contains("no postgresql composition"));
+        let spec = PostgreSQLInstanceSpec {
+            composition_ref: Some(CompositionReference { name: "a".into() }),
+            ..Default::default()
+        };
+        assert_eq!(
+            pick_composition(&spec, Cloud::Gcp, &all)
+                .unwrap()
+                .metadata
+                .name
+                .as_deref(),
+            Some("a")
+        );
+        let spec = PostgreSQLInstanceSpec {
+            composition_ref: Some(CompositionReference { name: "zz".into() }),
+            ..Default::default()
+        };
+        assert!(pick_composition(&spec, Cloud::Gcp, &all)
+            .unwrap_err()
+            .contains("zz not found"));
+        let spec = PostgreSQLInstanceSpec {
+            composition_selector: Some(CompositionSelector {
+                match_labels: BTreeMap::from([("tier".into(), "a".into())]),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            pick_composition(&spec, Cloud::Gcp, &all)
+                .unwrap()
+                .metadata
+                .name
+                .as_deref(),
+            Some("a")
+        );
+    }
+}

@@ -390,19 +390,20 @@ async fn converge(
         Err(e) => return Ok(provider_verdict(&e)),
     };
     let password = connection_password(ctx, claim, d).await?;
-    let observed =
-        match observed {
-            Observation::OwnedByOther { owner } => return Ok(Verdict::problem(
+    let observed = match observed {
+        Observation::OwnedByOther { owner } => {
+            return Ok(Verdict::problem(
                 "OwnedByOther",
                 format!(
                     "a database named {} exists but belongs to {owner}; Paved will not adopt it",
                     d.external_name
                 ),
                 jitter(Duration::from_secs(300)),
-            )),
-            Observation::Absent => None,
-            Observation::Present(o) => Some(o),
-        };
+            ))
+        }
+        Observation::Absent => None,
+        Observation::Present(o) => Some(o),
+    };
     match plan(d, observed.as_ref()) {
         Plan::Create => {
             // The Secret first: a crash after the create then still has the password.

@@ -104,20 +104,26 @@ pub fn control_plane() -> &'static ControlPlane {
             out.status.success(),
             "e2e/control-plane up failed (see its messages above)"
         );
+        // Let bash evaluate the exports (they are shell-quoted), then read them back.
+        let exports = String::from_utf8_lossy(&out.stdout).into_owned();
+        let names: Vec<String> = exports
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+            .collect();
+        let evaluated = Command::new("bash")
+            .args(["-c", "eval \"$PAVED_EXPORTS\"; env -0"])
+            .env("PAVED_EXPORTS", &exports)
+            .output()
+            .expect("evaluating the exports with bash");
         let mut env = BTreeMap::new();
-        let base_path = std::env::var("PATH").unwrap_or_default();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Some(rest) = line.strip_prefix("export ") else {
-                continue;
-            };
-            let Some((k, v)) = rest.split_once('=') else {
-                continue;
-            };
-            let v = v
-                .trim_matches('\'')
-                .replace("\"$PATH\"", &base_path)
-                .replace("$PATH", &base_path);
-            env.insert(k.to_string(), v);
+        for pair in evaluated.stdout.split(|b| *b == 0) {
+            let pair = String::from_utf8_lossy(pair);
+            if let Some((k, v)) = pair.split_once('=') {
+                if names.iter().any(|n| n == k) {
+                    env.insert(k.to_string(), v.to_string());
+                }
+            }
         }
         assert!(
             env.contains_key("KUBECONFIG"),
@@ -171,6 +177,24 @@ fn install(cp: &ControlPlane) -> Result<()> {
     ])?;
     // The operator's own namespace, for its Lease and Events.
     let _ = cp.kubectl(&["create", "namespace", "paved-system"]);
+    // The local provider's admin connection string, as the postgresql-local
+    // Composition names it.
+    let dsn = cp
+        .env
+        .get("PAVED_POSTGRES_DSN")
+        .context("control-plane up exported no PAVED_POSTGRES_DSN")?;
+    let (ok, out) = cp.kubectl_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "paved-local-postgres-admin", "namespace": "paved-system" },
+            "stringData": { "dsn": dsn },
+        })
+        .to_string(),
+    )?;
+    if !ok {
+        bail!("creating the admin Secret: {out}");
+    }
     Ok(())
 }
 

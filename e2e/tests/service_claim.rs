@@ -35,8 +35,7 @@ fn claim(name: &str) -> ServiceClaim {
                 "egressTo": [ { "cidr": "10.50.0.0/16", "ports": [ { "port": 443 } ] } ]
             },
             "secrets": [ { "name": "app-secrets" } ],
-            "databases": [ { "name": "main", "parameters": { "size": "small" } } ],
-            "temporal": [ { "name": "adjudication", "retentionDays": 30 } ]
+            "temporal": [ { "name": "adjudication", "retentionDays": 30 }, { "name": "appeals" } ]
         }
     }))
     .unwrap()
@@ -202,23 +201,14 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     );
 
     // Children exist; the claim is Synced but not Ready, naming the first child.
-    let pg_ar = ar(
-        "paved.dev/v1alpha1",
-        "PostgreSQLInstance",
-        "postgresqlinstances",
-    );
     let tn_ar = ar(
         "paved.dev/v1alpha1",
         "TemporalNamespace",
         "temporalnamespaces",
     );
-    let pg_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, &pg_ar);
-    let pg = pg_api.get("main").await?;
-    assert_eq!(
-        pg.data["spec"]["writeConnectionSecretToRef"]["name"],
-        "main-connection"
-    );
-    assert_eq!(pg.data["spec"]["parameters"]["size"], "small");
+    let tn_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, &tn_ar);
+    let tn = tn_api.get("adjudication").await?;
+    assert_eq!(tn.data["spec"]["retentionDays"], 30);
     let c = eventually("Synced=True, Ready=False", T, || async {
         let c = claims.get(name).await?;
         let ok = condition(&c, "Synced").is_some_and(|s| s.is_true())
@@ -229,18 +219,19 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     let ready = condition(&c, "Ready").unwrap();
     assert_eq!(ready.reason, "ChildNotReady");
     assert!(
-        ready.message.contains("PostgreSQLInstance main"),
+        ready.message.contains("TemporalNamespace adjudication"),
         "{}",
         ready.message
     );
+    assert!(ready.message.contains("and 1 more"), "{}", ready.message);
     assert_eq!(
         c.status.as_ref().unwrap().observed_generation,
         c.metadata.generation
     );
 
     // When the children become Ready, so does the claim.
-    mark_child_ready(&client, name, &pg_ar, "main").await?;
     mark_child_ready(&client, name, &tn_ar, "adjudication").await?;
+    mark_child_ready(&client, name, &tn_ar, "appeals").await?;
     eventually("Ready=True", T, || async {
         let c = claims.get(name).await?;
         Ok(condition(&c, "Ready").filter(|r| r.is_true()).map(|_| ()))
@@ -275,19 +266,18 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
         .patch(
             name,
             &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "temporal": null, "secrets": null } })),
+            &Patch::Merge(json!({ "spec": { "temporal": [ { "name": "adjudication", "retentionDays": 30 } ], "secrets": null } })),
         )
         .await?;
-    let tn_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, &tn_ar);
     eventually("orphans pruned", T, || async {
-        Ok((tn_api.get_opt("adjudication").await?.is_none()
+        Ok((tn_api.get_opt("appeals").await?.is_none()
             && es_api.get_opt("app-secrets").await?.is_none())
         .then_some(()))
     })
     .await?;
     assert!(
-        pg_api.get_opt("main").await?.is_some(),
-        "the database claim the spec still names stays"
+        tn_api.get_opt("adjudication").await?.is_some(),
+        "the child the spec still names stays"
     );
 
     // Events on transitions, metrics exposed.

@@ -128,6 +128,8 @@ pub enum DeleteProgress {
     Done,
     /// Still going; the message says what it waits for.
     Waiting(String),
+    /// Nothing of ours was there to delete (the message says what was found).
+    Skipped(String),
 }
 
 /// An external resource client. `D` is the desired spec rendered by

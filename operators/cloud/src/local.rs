@@ -199,8 +199,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
         }
         admin
             .batch_execute(&format!(
-                "COMMENT ON DATABASE {db} IS {}; REVOKE CONNECT ON DATABASE {db} FROM PUBLIC; GRANT CONNECT ON DATABASE {db} TO {role}",
-                literal(&ownership(d))
+                "COMMENT ON DATABASE {db} IS {own}; COMMENT ON ROLE {role} IS {own}; \
+                 REVOKE CONNECT ON DATABASE {db} FROM PUBLIC; GRANT CONNECT ON DATABASE {db} TO {role}",
+                own = literal(&ownership(d))
             ))
             .await
             .map_err(classify)?;
@@ -231,14 +232,13 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             .map_err(classify)?
             .map(|r| r.get::<_, String>(0));
         match owned {
+            // Someone else's database under our name: nothing of ours to delete, and
+            // neither their database nor a role of the same name is touched.
             Some(c) if !c.contains(&ownership(d)) => {
-                return Err(ProviderError::Terminal {
-                    reason: "OwnedByOther".into(),
-                    message: format!(
-                        "database {} belongs to another claim; not deleting it",
-                        d.database_name
-                    ),
-                })
+                return Ok(DeleteProgress::Skipped(format!(
+                    "database {} belongs to someone else; left untouched",
+                    d.database_name
+                )))
             }
             Some(_) => {
                 let db = ident(&d.database_name);
@@ -285,13 +285,24 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             }
             None => {}
         }
-        admin
-            .batch_execute(&format!(
-                "DROP ROLE IF EXISTS {}",
-                ident(&d.master_username)
-            ))
+        // The role goes only if it carries our ownership comment.
+        let role_owned = admin
+            .query_opt(
+                "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = $1",
+                &[&d.master_username],
+            )
             .await
-            .map_err(classify)?;
+            .map_err(classify)?
+            .is_some_and(|r| r.get::<_, String>(0).contains(&ownership(d)));
+        if role_owned {
+            admin
+                .batch_execute(&format!(
+                    "DROP ROLE IF EXISTS {}",
+                    ident(&d.master_username)
+                ))
+                .await
+                .map_err(classify)?;
+        }
         Ok(DeleteProgress::Done)
     }
 }

@@ -103,6 +103,24 @@ pub async fn reconcile(claim: Arc<PostgreSQLInstance>, ctx: Arc<Context>) -> Res
         return Ok(Action::await_change());
     }
 
+    // The create guard records "pending" before any cloud call, so a claim without
+    // it never created anything: there is nothing in the cloud to clean up.
+    if deleting
+        && !claim
+            .annotations()
+            .contains_key(annotations::CREATE_PENDING)
+    {
+        ctx.event(
+            &*claim,
+            EventType::Normal,
+            "Deleted",
+            "Delete",
+            "no cloud resource was ever created for this claim".into(),
+        )
+        .await;
+        return remove_finalizer(&api, &claim).await;
+    }
+
     let mut status = claim.status.clone().unwrap_or_default();
     let verdict = match desired(&claim, &ctx, &mut status).await? {
         Err(v) => {
@@ -402,7 +420,37 @@ async fn converge(
             ))
         }
         Observation::Absent => None,
-        Observation::Present(o) => Some(o),
+        Observation::Present(o) => {
+            // Ours by its ownership mark but never recorded (a crash between the
+            // create and the annotation): adopt it, and record it so deletion knows.
+            if !claim
+                .annotations()
+                .contains_key(annotations::CREATE_SUCCEEDED)
+            {
+                annotate(
+                    ctx,
+                    claim,
+                    &[
+                        (annotations::CREATE_PENDING, Some(now())),
+                        (annotations::CREATE_SUCCEEDED, Some(now())),
+                        (annotations::EXTERNAL_NAME, Some(d.external_name.clone())),
+                    ],
+                )
+                .await?;
+                ctx.event(
+                    claim,
+                    EventType::Normal,
+                    "Adopted",
+                    "Observe",
+                    format!(
+                        "found {} (ours by its ownership mark) and adopted it",
+                        d.external_name
+                    ),
+                )
+                .await;
+            }
+            Some(o)
+        }
     };
     match plan(d, observed.as_ref()) {
         Plan::Create => {
@@ -555,6 +603,14 @@ async fn cleanup(
     d: &DesiredDatabase,
 ) -> Result<Option<Verdict>, Error> {
     if d.deletion_policy == paved_api::DeletionPolicy::Orphan {
+        ctx.event(
+            claim,
+            EventType::Normal,
+            "Orphaned",
+            "Delete",
+            deleted_message(d),
+        )
+        .await;
         return Ok(None);
     }
     let provider = match provider(ctx, claim, d).await? {
@@ -562,7 +618,22 @@ async fn cleanup(
         Err(v) => return Ok(Some(v)),
     };
     match provider.delete(d).await {
-        Ok(DeleteProgress::Done) => Ok(None),
+        Ok(DeleteProgress::Done) => {
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "Deleted",
+                "Delete",
+                deleted_message(d),
+            )
+            .await;
+            Ok(None)
+        }
+        Ok(DeleteProgress::Skipped(m)) => {
+            ctx.event(claim, EventType::Normal, "DeleteSkipped", "Delete", m)
+                .await;
+            Ok(None)
+        }
         Ok(DeleteProgress::Waiting(m)) => Ok(Some(Verdict::waiting(
             reasons::DELETING,
             m,

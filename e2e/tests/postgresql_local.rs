@@ -1,0 +1,433 @@
+//! PostgreSQLInstance on the `local` provider, against a real PostgreSQL server:
+//! a database reached with its delivered Secret, the create guard, ownership
+//! conflicts, PHI refused, each deletion policy, and a lost Secret healed.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    Api, Client, ResourceExt,
+};
+use paved_api::{conditions, PostgreSQLInstance, ServiceClaim};
+use paved_e2e::{control_plane, eventually, ControlPlane, Operator};
+use serde_json::json;
+use tokio_postgres::NoTls;
+
+const T: Duration = Duration::from_secs(60);
+
+async fn admin(cp: &ControlPlane) -> Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(&cp.env["PAVED_POSTGRES_DSN"], NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+async fn database_exists(cp: &ControlPlane, name: &str) -> Result<bool> {
+    Ok(admin(cp)
+        .await?
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some())
+}
+
+async fn role_exists(cp: &ControlPlane, name: &str) -> Result<bool> {
+    Ok(admin(cp)
+        .await?
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+        .await?
+        .is_some())
+}
+
+fn service(name: &str, classification: &str, databases: serde_json::Value) -> Result<ServiceClaim> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+        "metadata": { "name": name },
+        "spec": { "owner": "team-db", "system": "s", "costCenter": "CC-9", "cloud": "local",
+                  "dataClassification": classification, "databases": databases }
+    }))?)
+}
+
+async fn fresh(client: &Client, name: &str) -> Result<()> {
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _ = claims.delete(name, &DeleteParams::default()).await;
+    eventually("leftovers gone", Duration::from_secs(120), || async {
+        Ok(
+            (claims.get_opt(name).await?.is_none() && nss.get_opt(name).await?.is_none())
+                .then_some(()),
+        )
+    })
+    .await
+}
+
+async fn ready(api: &Api<PostgreSQLInstance>, name: &str) -> Result<PostgreSQLInstance> {
+    eventually(&format!("PostgreSQLInstance {name} Ready"), T, || async {
+        let p = api.get(name).await?;
+        let ok = p
+            .status
+            .as_ref()
+            .is_some_and(|s| conditions::is_ready(&s.conditions, p.metadata.generation));
+        Ok(ok.then_some(p))
+    })
+    .await
+}
+
+async fn condition(
+    api: &Api<PostgreSQLInstance>,
+    name: &str,
+    type_: &str,
+    reason: &str,
+) -> Result<paved_api::Condition> {
+    eventually(&format!("{name} {type_} reason {reason}"), T, || async {
+        let p = api.get_opt(name).await?;
+        Ok(p.and_then(|p| p.status)
+            .and_then(|s| conditions::find(&s.conditions, type_).cloned())
+            .filter(|c| c.reason == reason))
+    })
+    .await
+}
+
+/// Connects with exactly what the connection Secret says.
+async fn connect_with_secret(
+    client: &Client,
+    ns: &str,
+    secret: &str,
+) -> Result<tokio_postgres::Client> {
+    let s = Api::<Secret>::namespaced(client.clone(), ns)
+        .get(secret)
+        .await?;
+    let data = s.data.context("secret has data")?;
+    let get =
+        |k: &str| String::from_utf8(data.get(k).map(|v| v.0.clone()).unwrap_or_default()).unwrap();
+    for k in [
+        "host", "port", "database", "username", "password", "sslmode", "uri",
+    ] {
+        assert!(!get(k).is_empty(), "connection secret lacks {k}");
+    }
+    let (c, conn) = tokio_postgres::connect(
+        &get("uri").replace("sslmode=prefer", "sslmode=disable"),
+        NoTls,
+    )
+    .await?;
+    tokio::spawn(conn);
+    Ok(c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let svc = "e2e-localdb";
+    let guard_ns = "e2e-localdb-guard";
+
+    // Clear what an earlier run left (an operator must run for finalizers), then
+    // stage, with no operator running, the state a crash or a stranger leaves behind.
+    {
+        let _op = Operator::start(cp, "postgresql-local-0", &[])?;
+        fresh(&client, svc).await?;
+        let _ = cp.kubectl(&[
+            "delete",
+            "postgresqlinstance",
+            "--all",
+            "-n",
+            guard_ns,
+            "--wait=true",
+            "--timeout=60s",
+        ]);
+        let _ = cp.kubectl(&[
+            "delete",
+            "namespace",
+            guard_ns,
+            "--wait=true",
+            "--timeout=90s",
+        ]);
+    }
+    cp.kubectl(&["create", "namespace", guard_ns])?;
+    cp.kubectl(&[
+        "label",
+        "namespace",
+        guard_ns,
+        "paved.dev/cloud=local",
+        "paved.dev/data-classification=internal",
+    ])?;
+    let guarded_api: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), guard_ns);
+    let mut uids = vec![];
+    for name in ["taken", "guarded"] {
+        let p: PostgreSQLInstance = serde_json::from_value(json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+            "metadata": { "name": name, "namespace": guard_ns }, "spec": {}
+        }))?;
+        uids.push(
+            guarded_api
+                .create(&PostParams::default(), &p)
+                .await?
+                .uid()
+                .unwrap(),
+        );
+    }
+    let (taken_uid, guarded_uid) = (uids[0].clone(), uids[1].clone());
+    let taken_db = paved_compose::postgresql::external_name(&taken_uid).replace('-', "_");
+    let guarded_db = paved_compose::postgresql::external_name(&guarded_uid).replace('-', "_");
+    let a = admin(cp).await?;
+    a.batch_execute(&format!("CREATE DATABASE \"{taken_db}\""))
+        .await?;
+    a.batch_execute(&format!(
+        "COMMENT ON DATABASE \"{taken_db}\" IS 'someone else''s'"
+    ))
+    .await?;
+    // A database our create already made (role, database and ownership comment)
+    // whose result was never recorded: the guard must find it, not make another.
+    a.batch_execute(&format!(
+        "CREATE ROLE \"{guarded_db}\" LOGIN PASSWORD 'pre-crash'"
+    ))
+    .await?;
+    a.batch_execute(&format!(
+        "CREATE DATABASE \"{guarded_db}\" OWNER \"{guarded_db}\""
+    ))
+    .await?;
+    a.batch_execute(&format!(
+        "COMMENT ON DATABASE \"{guarded_db}\" IS 'paved.dev/claim-uid={guarded_uid}'"
+    ))
+    .await?;
+
+    let op = Operator::start(cp, "postgresql-local", &["--resync-seconds", "5"])?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let dbs = json!([
+        { "name": "main", "parameters": { "size": "small" } },
+        { "name": "del", "deletionPolicy": "Delete" },
+        { "name": "orph", "deletionPolicy": "Orphan" },
+        { "name": "snap", "deletionPolicy": "Snapshot" },
+    ]);
+    claims
+        .create(&PostParams::default(), &service(svc, "internal", dbs)?)
+        .await?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), svc);
+
+    // A usable database, reached with the delivered Secret.
+    let main = ready(&pgs, "main").await?;
+    let st = main.status.clone().unwrap();
+    assert_eq!(st.provider.as_deref(), Some("local"));
+    assert_eq!(st.endpoint.as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        st.port.map(|p| p.to_string()),
+        Some(cp.env["PAVED_POSTGRES_PORT"].clone())
+    );
+    assert!(st
+        .external_name
+        .as_deref()
+        .is_some_and(|n| n.starts_with("paved-")));
+    assert_eq!(
+        main.annotations().get("paved.dev/external-name"),
+        st.external_name.as_ref()
+    );
+    assert!(main
+        .annotations()
+        .contains_key("paved.dev/create-succeeded"));
+    let c = connect_with_secret(&client, svc, "main-connection").await?;
+    c.batch_execute("CREATE TABLE claims (id int primary key); INSERT INTO claims VALUES (1)")
+        .await?;
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM claims", &[])
+        .await?
+        .get(0);
+    assert_eq!(n, 1);
+
+    // A database with our name but someone else's ownership is never adopted.
+    let t = condition(&guarded_api, "taken", "Synced", "OwnedByOther").await?;
+    assert!(t.message.contains("will not adopt"), "{}", t.message);
+    let comment: String = a
+        .query_one("SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1", &[&taken_db])
+        .await?
+        .get(0);
+    assert_eq!(
+        comment, "someone else's",
+        "a foreign database is never touched"
+    );
+
+    // The pre-crash database was adopted: exactly one, and usable with the Secret.
+    ready(&guarded_api, "guarded").await?;
+    let count: i64 = a
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
+            &[&format!("{guarded_db}%")],
+        )
+        .await?
+        .get(0);
+    assert_eq!(count, 1, "exactly one database after the crash");
+    connect_with_secret(&client, guard_ns, "guarded-connection").await?;
+
+    // A lost connection Secret is recreated and the role's password follows it.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), svc);
+    let before = secrets.get("main-connection").await?.data.unwrap()["password"].clone();
+    secrets
+        .delete("main-connection", &DeleteParams::default())
+        .await?;
+    eventually("secret restored and usable", T, || async {
+        match secrets.get_opt("main-connection").await? {
+            Some(s) if s.data.as_ref().is_some_and(|d| d["password"] != before) => {
+                Ok(connect_with_secret(&client, svc, "main-connection")
+                    .await
+                    .ok()
+                    .map(|_| ()))
+            }
+            _ => Ok(None),
+        }
+    })
+    .await?;
+
+    // Status never carries the password.
+    let pw = String::from_utf8(
+        secrets.get("main-connection").await?.data.unwrap()["password"]
+            .0
+            .clone(),
+    )?;
+    let status = serde_json::to_string(&pgs.get("main").await?.status)?;
+    assert!(!status.contains(&pw), "password leaked into status");
+    assert!(
+        !op.logs().contains(&pw),
+        "password leaked into the operator log"
+    );
+
+    // Deletion policies: remove three databases from the ServiceClaim.
+    let del_db = pgs
+        .get("del")
+        .await?
+        .status
+        .unwrap()
+        .external_name
+        .unwrap()
+        .replace('-', "_");
+    let orph_db = pgs
+        .get("orph")
+        .await?
+        .status
+        .unwrap()
+        .external_name
+        .unwrap()
+        .replace('-', "_");
+    let snap_db = pgs
+        .get("snap")
+        .await?
+        .status
+        .unwrap()
+        .external_name
+        .unwrap()
+        .replace('-', "_");
+    for db in [&del_db, &orph_db, &snap_db] {
+        assert!(
+            database_exists(cp, db).await?,
+            "{db} exists before deletion"
+        );
+    }
+    claims
+        .patch(
+            svc,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "databases": [
+            { "name": "main", "parameters": { "size": "small" } }
+        ] } })),
+        )
+        .await?;
+    eventually("three claims gone", T, || async {
+        let gone = pgs.get_opt("del").await?.is_none()
+            && pgs.get_opt("orph").await?.is_none()
+            && pgs.get_opt("snap").await?.is_none();
+        Ok(gone.then_some(()))
+    })
+    .await?;
+    assert!(
+        !database_exists(cp, &del_db).await? && !role_exists(cp, &del_db).await?,
+        "Delete drops database and role"
+    );
+    assert!(
+        database_exists(cp, &orph_db).await?,
+        "Orphan leaves the database"
+    );
+    assert!(
+        !database_exists(cp, &snap_db).await?,
+        "Snapshot deletes the database..."
+    );
+    assert!(
+        database_exists(cp, &format!("{snap_db}_final")).await?,
+        "...after a final snapshot"
+    );
+
+    // With only a Ready database left, the ServiceClaim is Ready too.
+    eventually("ServiceClaim Ready", T, || async {
+        let c = claims.get(svc).await?;
+        Ok(c.status
+            .filter(|s| conditions::is_ready(&s.conditions, c.metadata.generation))
+            .map(|_| ()))
+    })
+    .await?;
+
+    // Cleanup for reruns: the orphan and the snapshot are ours to drop here.
+    for db in [orph_db.clone(), format!("{snap_db}_final")] {
+        a.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+            .await?;
+    }
+    claims.delete(svc, &DeleteParams::default()).await?;
+    guarded_api
+        .delete("taken", &DeleteParams::default())
+        .await?;
+    guarded_api
+        .delete("guarded", &DeleteParams::default())
+        .await?;
+    eventually("guard claims gone", T, || async {
+        Ok((guarded_api.get_opt("taken").await?.is_none()
+            && guarded_api.get_opt("guarded").await?.is_none())
+        .then_some(()))
+    })
+    .await?;
+    assert!(
+        !database_exists(cp, &guarded_db).await?,
+        "the adopted database follows its claim's policy"
+    );
+    assert!(
+        database_exists(cp, &taken_db).await?,
+        "the foreign database survives the claim that collided with it"
+    );
+    a.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS \"{taken_db}\" WITH (FORCE)"
+    ))
+    .await?;
+    drop(op);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_provider_refuses_phi_with_a_reason() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let svc = "e2e-localphi";
+    let _op = Operator::start(cp, "postgresql-local-phi", &[])?;
+    fresh(&client, svc).await?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    claims
+        .create(
+            &PostParams::default(),
+            &service(svc, "phi", json!([{ "name": "records" }]))?,
+        )
+        .await?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), svc);
+    let c = condition(&pgs, "records", "Ready", "ClassificationNotSupported").await?;
+    assert!(
+        c.message.contains("customer-managed encryption"),
+        "{}",
+        c.message
+    );
+    let sc = eventually("service names the database", T, || async {
+        let s = claims.get(svc).await?;
+        Ok(s.status
+            .and_then(|st| conditions::find(&st.conditions, "Ready").cloned())
+            .filter(|r| {
+                r.message.contains("PostgreSQLInstance records")
+                    && r.message.contains("ClassificationNotSupported")
+            }))
+    })
+    .await?;
+    assert!(!sc.is_true());
+    claims.delete(svc, &DeleteParams::default()).await?;
+    Ok(())
+}

@@ -4,8 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use kube::ResourceExt;
-use paved_api::{labels, Cloud, Composition, ServiceClaim};
-use paved_compose::{check_composition, render_service, ServiceInput};
+use paved_api::{labels, Cloud, Composition, PostgreSQLInstance, ServiceClaim};
+use paved_compose::{
+    check_composition,
+    postgresql::{pick_composition, render_postgresql, NamespaceFacts, PostgresInput},
+    render_service, ServiceInput,
+};
 use serde::Deserialize;
 
 /// Every YAML document in `path`, with its position for messages.
@@ -76,17 +80,71 @@ pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Resu
                     };
                     let objects = render_service(&input).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
                     out.push_str(&format!("# ServiceClaim {name}: {} objects from composition {}\n", objects.len(), comp.name_any()));
+                    let facts = NamespaceFacts {
+                        cloud,
+                        classification: claim.spec.data_classification,
+                        owner: claim.spec.owner.clone(),
+                        system: claim.spec.system.clone(),
+                        service: name.clone(),
+                        cost_center: claim.spec.cost_center.clone(),
+                    };
                     for o in objects {
                         out.push_str("---\n");
                         out.push_str(&serde_yaml::to_string(&o.body)?);
+                        if o.kind == "PostgreSQLInstance" {
+                            let pg: PostgreSQLInstance = serde_json::from_value(o.body.clone())?;
+                            out.push_str(&render_database(&pg, &name, &facts, &comps)?);
+                        }
                     }
                 }
-                "Composition" => {}
+                "PostgreSQLInstance" => {
+                    let pg: PostgreSQLInstance = serde_yaml::from_value(v).with_context(|| format!("{at}: not a valid PostgreSQLInstance"))?;
+                    let ns = pg.namespace().unwrap_or_else(|| "default".into());
+                    // Offline there is no namespace to read: the safe defaults apply
+                    // (PHI, the default cloud), as they would for an unlabelled namespace.
+                    let facts = NamespaceFacts::from_labels(&ns, &Default::default(), default_cloud);
+                    out.push_str(&format!("# PostgreSQLInstance {ns}/{}: classified {} (namespace labels are not available offline)\n", pg.name_any(), facts.classification.as_str()));
+                    out.push_str(&render_database(&pg, &ns, &facts, &comps)?);
+                }
+                "Composition" | "Namespace" => {}
                 other => bail!("{at}: paved render handles ServiceClaims; {other:?} is not rendered offline yet"),
             }
         }
     }
     Ok(out)
+}
+
+/// The cloud database a PostgreSQLInstance implies, as a commented YAML document.
+fn render_database(
+    pg: &PostgreSQLInstance,
+    ns: &str,
+    facts: &NamespaceFacts,
+    comps: &[Composition],
+) -> Result<String> {
+    let all: Vec<std::sync::Arc<Composition>> =
+        comps.iter().cloned().map(std::sync::Arc::new).collect();
+    let comp = pick_composition(&pg.spec, facts.cloud, &all).map_err(anyhow::Error::msg)?;
+    let name = pg.name_any();
+    let input = PostgresInput {
+        claim_name: &name,
+        claim_namespace: ns,
+        claim_uid: "00000000-0000-0000-0000-000000000000",
+        spec: &pg.spec,
+        facts,
+        composition_name: &comp.name_any(),
+        composition: comp
+            .spec
+            .postgresql
+            .as_ref()
+            .expect("picked a postgresql composition"),
+    };
+    match render_postgresql(&input) {
+        Ok(d) => Ok(format!(
+            "--- # the cloud database for PostgreSQLInstance {ns}/{name} (a provider spec, not a Kubernetes object)\n{}",
+            serde_yaml::to_string(&d)?
+        )),
+        Err(e) => Ok(format!("# PostgreSQLInstance {ns}/{name} would be refused: {} ({e})\n", e.reason())),
+    }
 }
 
 /// Checks claims and Compositions: they must load with the Rust types, and
@@ -97,6 +155,11 @@ pub fn validate_files(files: &[PathBuf]) -> Result<Vec<String>> {
     for f in files {
         for (at, v) in documents(f)? {
             let k = kind(&v).to_string();
+            let api_version = v.get("apiVersion").and_then(|a| a.as_str()).unwrap_or("");
+            if !api_version.starts_with("paved.dev/") && !k.is_empty() {
+                // Other kinds in a claims repository are not ours to judge.
+                continue;
+            }
             let result: Result<(), String> = match k.as_str() {
                 "Composition" => match serde_yaml::from_value::<Composition>(v) {
                     Ok(c) => {
@@ -145,6 +208,32 @@ mod tests {
         assert!(out.contains("kind: Namespace"));
         assert!(out.contains("name: paved-default-deny"));
         assert!(out.contains("kind: ExternalSecret"));
+        // The database the ServiceClaim asks for, rendered by the local composition.
+        assert!(
+            out.contains("the cloud database for PostgreSQLInstance claims-eligibility-svc/main"),
+            "{out}"
+        );
+        assert!(out.contains("provider: local"));
+    }
+
+    #[test]
+    fn renders_a_cloud_database_with_the_floor_visible() {
+        let dir = std::env::temp_dir().join(format!("paved-render-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("db.yaml");
+        std::fs::write(&f, "apiVersion: paved.dev/v1alpha1\nkind: PostgreSQLInstance\nmetadata: { name: db, namespace: ns }\nspec: { parameters: { size: medium } }\n").unwrap();
+        let out = render_files(&[f], &root().join("compositions"), Cloud::Aws).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        for want in [
+            "instanceClass: db.r6g.large",
+            "storageEncrypted: true",
+            "publiclyAccessible: false",
+            "deletionProtection: true",
+            "deletionPolicy: Snapshot",
+            "kmsKeyId: arn:aws:kms",
+        ] {
+            assert!(out.contains(want), "missing {want}:\n{out}");
+        }
     }
 
     #[test]
@@ -154,7 +243,7 @@ mod tests {
         let f = dir.join("bad.yaml");
         std::fs::write(
             &f,
-            "apiVersion: paved.dev/v1alpha1\nkind: Composition\nmetadata: { name: t }\nspec:\n  temporal: { frontendAddress: x, defaultRetentionDays: 9, maxRetentionDays: 3, namespacePattern: '{name}' }\n---\nkind: ServiceClaim\nspec: { owner: 3 }\n",
+            "apiVersion: paved.dev/v1alpha1\nkind: Composition\nmetadata: { name: t }\nspec:\n  temporal: { frontendAddress: x, defaultRetentionDays: 9, maxRetentionDays: 3, namespacePattern: '{name}' }\n---\napiVersion: paved.dev/v1alpha1\nkind: ServiceClaim\nspec: { owner: 3 }\n",
         )
         .unwrap();
         let problems = validate_files(&[f]).unwrap();

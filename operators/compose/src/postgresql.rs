@@ -107,8 +107,10 @@ pub fn pick_composition<'a>(
     }
 }
 
-/// The database a claim should have, after the floor.
-#[derive(Debug, Clone, PartialEq)]
+/// The database a claim should have, after the floor. Serializes to what
+/// `paved render` shows; it holds no secret.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DesiredDatabase {
     pub provider: Cloud,
     pub region: String,
@@ -143,6 +145,7 @@ pub struct DesiredDatabase {
     pub master_username: String,
     /// e.g. `USD 53.20`.
     pub estimated_monthly_cost: Option<String>,
+    #[serde(skip)]
     pub poll_interval: std::time::Duration,
 }
 

@@ -57,6 +57,19 @@ fn load_compositions(dir: &Path) -> Result<Vec<Composition>> {
 /// multi-document YAML stream.
 pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Result<String> {
     let comps = load_compositions(dir)?;
+    // Namespaces in the same files tell what the cluster's namespace labels would.
+    let mut namespaces: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, String>,
+    > = Default::default();
+    for f in files {
+        for (_, v) in documents(f)? {
+            if kind(&v) == "Namespace" {
+                let ns: k8s_openapi::api::core::v1::Namespace = serde_yaml::from_value(v)?;
+                namespaces.insert(ns.name_any(), ns.labels().clone());
+            }
+        }
+    }
     let mut out = String::new();
     for f in files {
         for (at, v) in documents(f)? {
@@ -100,10 +113,11 @@ pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Resu
                 "PostgreSQLInstance" => {
                     let pg: PostgreSQLInstance = serde_yaml::from_value(v).with_context(|| format!("{at}: not a valid PostgreSQLInstance"))?;
                     let ns = pg.namespace().unwrap_or_else(|| "default".into());
-                    // Offline there is no namespace to read: the safe defaults apply
-                    // (PHI, the default cloud), as they would for an unlabelled namespace.
-                    let facts = NamespaceFacts::from_labels(&ns, &Default::default(), default_cloud);
-                    out.push_str(&format!("# PostgreSQLInstance {ns}/{}: classified {} (namespace labels are not available offline)\n", pg.name_any(), facts.classification.as_str()));
+                    // A namespace not given in the files gets the safe defaults (PHI, the
+                    // default cloud), as an unlabelled namespace would in a cluster.
+                    let labels = namespaces.get(&ns).cloned().unwrap_or_default();
+                    let facts = NamespaceFacts::from_labels(&ns, &labels, default_cloud);
+                    out.push_str(&format!("# PostgreSQLInstance {ns}/{}: cloud {}, classified {}\n", pg.name_any(), facts.cloud, facts.classification.as_str()));
                     out.push_str(&render_database(&pg, &ns, &facts, &comps)?);
                 }
                 "Composition" | "Namespace" => {}

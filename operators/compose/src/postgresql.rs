@@ -119,9 +119,11 @@ pub struct DesiredDatabase {
     /// The claim UID, stamped on the resource as its ownership tag.
     pub owner_uid: String,
     pub instance_class: String,
+    #[serde(rename = "storageGB")]
     pub storage_gb: i32,
     pub storage_type: Option<String>,
     pub engine_version: String,
+    #[serde(rename = "multiAZ")]
     pub multi_az: bool,
     pub storage_encrypted: bool,
     pub kms_key_id: Option<String>,

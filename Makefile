@@ -14,14 +14,15 @@ help:
 	@echo "make test       fmt, clippy -D warnings, unit tests, e2e tests on a real control plane"
 	@echo "make crds       regenerate crds/ from the Rust types and refresh the chart copies"
 
+# The e2e tests run an operator built with test-only crash points.
 build:
-	$(CARGO) build --workspace --all-targets
+	$(CARGO) build --workspace --all-targets --features paved-operator/test-crash-points
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features paved-operator/test-crash-points -- -D warnings
 
 unit:
 	$(CARGO) test --workspace --exclude paved-e2e

@@ -158,16 +158,24 @@ fn install(cp: &ControlPlane) -> Result<()> {
         "-f",
         root.join("crds").to_str().unwrap(),
     ])?;
-    cp.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
+    // kubectl wait fails at once while a new CRD has no status yet: retry.
+    let crds = [
         "crd/serviceclaims.paved.dev",
         "crd/postgresqlinstances.paved.dev",
         "crd/temporalnamespaces.paved.dev",
         "crd/compositions.paved.dev",
         "crd/externalsecrets.external-secrets.io",
-    ])?;
+    ];
+    let start = Instant::now();
+    loop {
+        let mut args = vec!["wait", "--for=condition=Established", "--timeout=10s"];
+        args.extend(crds);
+        match cp.kubectl(&args) {
+            Ok(_) => break,
+            Err(e) if start.elapsed() > Duration::from_secs(60) => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
     cp.kubectl(&[
         "apply",
         "--server-side",
@@ -247,7 +255,9 @@ impl Operator {
             ])
             .args(["--lease-name", lease, "--identity", name])
             .args(extra)
-            .env("KUBECONFIG", cp.kubeconfig())
+            // Everything the control plane exported: KUBECONFIG, and the cloud
+            // endpoints (AWS_ENDPOINT_URL, ...) the providers are pointed at.
+            .envs(cp.env.iter())
             .env("RUST_LOG", "info,paved_operator=debug,kube=warn")
             .stdout(logfile.try_clone()?)
             .stderr(logfile)

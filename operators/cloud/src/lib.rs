@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod aws;
 pub mod local;
 
 /// A secret value (password, connection string). Its Debug and Display never show

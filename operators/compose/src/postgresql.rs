@@ -407,6 +407,11 @@ pub struct ObservedDatabase {
     pub storage_encrypted: Option<bool>,
     pub kms_key_id: Option<String>,
     pub publicly_accessible: Option<bool>,
+    /// The cloud secret holding the master credentials (AWS: RDS-managed in Secrets
+    /// Manager), read by the connection ExternalSecret.
+    pub master_secret_ref: Option<String>,
+    /// The ownership tag's value: the UID of the claim that created it.
+    pub owner_uid: Option<String>,
 }
 
 /// A mutable field that differs from the desired state.
@@ -969,5 +974,181 @@ mod tests {
                 .as_deref(),
             Some("a")
         );
+    }
+}
+
+// ------------------------------------------------------------------ delivery
+
+/// Who owns the objects a database claim delivers into its namespace.
+#[derive(Debug, Clone)]
+pub struct ClaimRef<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub uid: &'a str,
+}
+
+/// Objects that deliver a cloud database to its namespace: an ExternalSecret that
+/// writes the connection Secret from the cloud-managed master secret (Paved never
+/// sees the password), and an egress NetworkPolicy to the database range.
+pub fn delivery_objects(
+    claim: &ClaimRef<'_>,
+    d: &DesiredDatabase,
+    endpoint: &str,
+    port: i32,
+    master_secret_ref: &str,
+) -> Vec<crate::DesiredObject> {
+    use serde_json::json;
+    let meta = |name: &str| {
+        json!({
+            "name": name,
+            "namespace": claim.namespace,
+            "labels": {
+                labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
+                labels::CLAIM_KIND: "PostgreSQLInstance",
+                labels::CLAIM_NAME: claim.name,
+            },
+            "ownerReferences": [{
+                "apiVersion": format!("{}/{}", paved_api::GROUP, paved_api::VERSION),
+                "kind": "PostgreSQLInstance", "name": claim.name, "uid": claim.uid,
+                "controller": true, "blockOwnerDeletion": true,
+            }],
+        })
+    };
+    let mut out = vec![];
+    if let Some(creds) = &d.credentials {
+        let base = format!("{endpoint}:{port}/{}", d.database_name);
+        out.push(crate::DesiredObject {
+            api_version: "external-secrets.io/v1".into(),
+            kind: "ExternalSecret".into(),
+            plural: "externalsecrets".into(),
+            namespace: Some(claim.namespace.into()),
+            name: d.connection_secret.clone(),
+            body: json!({
+                "apiVersion": "external-secrets.io/v1",
+                "kind": "ExternalSecret",
+                "metadata": meta(&d.connection_secret),
+                "spec": {
+                    "refreshInterval": creds.refresh_interval,
+                    "secretStoreRef": { "kind": creds.secret_store.kind.as_str(), "name": creds.secret_store.name },
+                    "target": {
+                        "name": d.connection_secret,
+                        "creationPolicy": "Owner",
+                        "template": {
+                            "engineVersion": "v2",
+                            "data": {
+                                "host": endpoint,
+                                "port": port.to_string(),
+                                "database": d.database_name,
+                                "username": "{{ .username }}",
+                                "password": "{{ .password }}",
+                                "sslmode": "require",
+                                "uri": format!("postgresql://{{{{ .username | urlquery }}}}:{{{{ .password | urlquery }}}}@{base}?sslmode=require"),
+                            },
+                        },
+                    },
+                    "dataFrom": [ { "extract": { "key": master_secret_ref } } ],
+                },
+            }),
+        });
+    }
+    if let Some(cidr) = &d.network.database_cidr {
+        let name = format!("paved-db-{}", claim.name);
+        out.push(crate::DesiredObject {
+            api_version: "networking.k8s.io/v1".into(),
+            kind: "NetworkPolicy".into(),
+            plural: "networkpolicies".into(),
+            namespace: Some(claim.namespace.into()),
+            name: name.clone(),
+            body: json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": meta(&name),
+                "spec": {
+                    "podSelector": {},
+                    "policyTypes": ["Egress"],
+                    "egress": [ { "to": [ { "ipBlock": { "cidr": cidr } } ], "ports": [ { "protocol": "TCP", "port": port } ] } ],
+                },
+            }),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_secret_is_templated_from_the_cloud_secret_and_egress_is_narrow() {
+        let mut d = super::tests_support::desired();
+        d.credentials = Some(paved_api::CredentialsSpec {
+            secret_store: paved_api::SecretStoreRef {
+                kind: paved_api::SecretStoreKind::ClusterSecretStore,
+                name: "aws-sm".into(),
+            },
+            refresh_interval: "1h".into(),
+        });
+        d.network.database_cidr = Some("10.20.0.0/16".into());
+        let claim = ClaimRef {
+            name: "db",
+            namespace: "svc",
+            uid: "u1",
+        };
+        let objs = delivery_objects(&claim, &d, "db.example", 5432, "arn:secret");
+        let es = &objs[0].body;
+        assert_eq!(es["spec"]["dataFrom"][0]["extract"]["key"], "arn:secret");
+        assert_eq!(es["spec"]["target"]["name"], "db-connection");
+        let data = &es["spec"]["target"]["template"]["data"];
+        assert_eq!(data["host"], "db.example");
+        assert_eq!(data["sslmode"], "require");
+        assert_eq!(
+            data["uri"],
+            format!("postgresql://{{{{ .username | urlquery }}}}:{{{{ .password | urlquery }}}}@db.example:5432/{}?sslmode=require", d.database_name)
+        );
+        assert_eq!(es["metadata"]["ownerReferences"][0]["uid"], "u1");
+        let np = &objs[1].body;
+        assert_eq!(
+            np["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"],
+            "10.20.0.0/16"
+        );
+        assert_eq!(np["spec"]["egress"][0]["ports"][0]["port"], 5432);
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+
+    pub fn desired() -> DesiredDatabase {
+        DesiredDatabase {
+            provider: Cloud::Aws,
+            region: "us-east-1".into(),
+            external_name: "paved-x".into(),
+            owner_uid: "u1".into(),
+            instance_class: "db.t4g.medium".into(),
+            storage_gb: 50,
+            storage_type: None,
+            engine_version: "16".into(),
+            multi_az: false,
+            storage_encrypted: true,
+            kms_key_id: None,
+            encryption_identity: None,
+            publicly_accessible: false,
+            tls_required: true,
+            backup_retention_days: 7,
+            backup_window: None,
+            geo_redundant_backup: false,
+            deletion_protection: false,
+            deletion_policy: DeletionPolicy::Delete,
+            network: Default::default(),
+            credentials: None,
+            local_admin: None,
+            tags: Default::default(),
+            connection_secret: "db-connection".into(),
+            database_name: "paved_x".into(),
+            master_username: "paved_x".into(),
+            estimated_monthly_cost: None,
+            poll_interval: std::time::Duration::from_secs(300),
+        }
     }
 }

@@ -24,9 +24,25 @@ pub struct Context {
     pub compositions: Store<Composition>,
     /// How often a Ready claim is re-checked for drift nobody told us about.
     pub resync: Duration,
+    /// AWS clients per region, each with its shared instance list.
+    pub aws_regions:
+        tokio::sync::Mutex<std::collections::HashMap<String, Arc<paved_cloud::aws::AwsProvider>>>,
+    /// How long one region's instance list serves every claim.
+    pub cloud_list_ttl: Duration,
 }
 
 impl Context {
+    /// The AWS provider for a region, created on first use.
+    pub async fn aws(&self, region: &str) -> Arc<paved_cloud::aws::AwsProvider> {
+        let mut regions = self.aws_regions.lock().await;
+        if let Some(p) = regions.get(region) {
+            return p.clone();
+        }
+        let p = Arc::new(paved_cloud::aws::AwsProvider::new(region, self.cloud_list_ttl).await);
+        regions.insert(region.to_string(), p.clone());
+        p
+    }
+
     /// Publishes an Event; failing to record one never fails a reconcile.
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,

@@ -92,6 +92,9 @@ struct Args {
     /// Seconds between drift checks of a Ready claim (jittered).
     #[arg(long, env = "PAVED_RESYNC_SECONDS", default_value_t = 600)]
     resync_seconds: u64,
+    /// Seconds one cloud list (per region) serves every claim's observe.
+    #[arg(long, env = "PAVED_CLOUD_LIST_TTL_SECONDS", default_value_t = 5)]
+    cloud_list_ttl_seconds: u64,
     /// `json` (default, for log pipelines) or `text`.
     #[arg(long, env = "PAVED_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -106,6 +109,9 @@ struct Health {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_tracing(&args.log_format);
+    // kube's TLS uses ring, the AWS SDK's aws-lc; with both linked rustls needs to
+    // be told which serves clients that do not name one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes")?;
@@ -223,6 +229,8 @@ async fn run_controllers(
         default_cloud: args.default_cloud,
         compositions: comp_store.clone(),
         resync: Duration::from_secs(args.resync_seconds),
+        aws_regions: Default::default(),
+        cloud_list_ttl: Duration::from_secs(args.cloud_list_ttl_seconds),
     });
     comp_store
         .wait_until_ready()
@@ -348,6 +356,18 @@ async fn run_controllers(
     future::join3(svc, pg, comp).await;
     info!("controllers stopped");
     Ok(())
+}
+
+/// Test builds only (feature `test-crash-points`): `PAVED_TEST_CRASH_POINT=<name>`
+/// kills the process at that point, as SIGKILL would, to prove crash consistency.
+/// Release builds compile this to nothing.
+pub fn crash_point(name: &str) {
+    #[cfg(feature = "test-crash-points")]
+    if std::env::var("PAVED_TEST_CRASH_POINT").as_deref() == Ok(name) {
+        eprintln!("{{\"level\":\"WARN\",\"message\":\"test crash point {name}: aborting\"}}");
+        std::process::abort();
+    }
+    let _ = name;
 }
 
 type ReconcileFuture =

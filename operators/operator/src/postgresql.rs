@@ -18,19 +18,20 @@ use paved_api::{
     PostgreSQLInstance, PostgreSQLInstanceStatus, Status, FIELD_MANAGER, FINALIZER,
 };
 use paved_cloud::{
-    local::LocalProvider, DeleteProgress, ExternalClient, Observation, ProviderError, Sensitive,
+    aws::AwsProvider, local::LocalProvider, DeleteProgress, ExternalClient, Observation,
+    ProviderError, Sensitive,
 };
 use paved_compose::{
     postgresql::{
-        pick_composition, plan, render_postgresql, DesiredDatabase, NamespaceFacts, Plan,
-        PostgresInput,
+        delivery_objects, pick_composition, plan, render_postgresql, ClaimRef, DesiredDatabase,
+        NamespaceFacts, ObservedDatabase, Plan, PostgresInput,
     },
     RenderError,
 };
 use serde_json::json;
 
 use crate::{
-    apply::apply_status,
+    apply::{apply_all, apply_status},
     context::{jitter, now, Context},
     Error,
 };
@@ -237,22 +238,38 @@ async fn desired(
     }
 }
 
+/// A provider client for one reconcile.
+enum Provider {
+    Local(LocalProvider),
+    Aws(Arc<AwsProvider>),
+}
+
+impl Provider {
+    fn client(&self) -> &dyn ExternalClient<DesiredDatabase, ObservedDatabase> {
+        match self {
+            Provider::Local(p) => p,
+            Provider::Aws(p) => p.as_ref(),
+        }
+    }
+}
+
 /// The provider for a desired database, with what it needs from the cluster.
 async fn provider(
     ctx: &Context,
     claim: &PostgreSQLInstance,
     d: &DesiredDatabase,
-) -> Result<Result<LocalProvider, Verdict>, Error> {
+) -> Result<Result<Provider, Verdict>, Error> {
     let slow = jitter(Duration::from_secs(300));
-    if d.provider != Cloud::Local {
-        return Ok(Err(Verdict::problem(
-            "ProviderNotConfigured",
-            format!(
-                "the {} provider is not available in this operator build yet",
-                d.provider
-            ),
-            slow,
-        )));
+    match d.provider {
+        Cloud::Local => {}
+        Cloud::Aws => return Ok(Ok(Provider::Aws(ctx.aws(&d.region).await))),
+        other => {
+            return Ok(Err(Verdict::problem(
+                "ProviderNotConfigured",
+                format!("the {other} provider is not available in this operator build yet"),
+                slow,
+            )))
+        }
     }
     let Some(admin_ref) = d.local_admin.clone() else {
         return Ok(Err(Verdict::problem(
@@ -279,7 +296,9 @@ async fn provider(
         )));
     };
     let password = connection_password(ctx, claim, d).await?;
-    Ok(LocalProvider::new(Sensitive::new(dsn), password).map_err(|e| provider_verdict(&e)))
+    Ok(LocalProvider::new(Sensitive::new(dsn), password)
+        .map(Provider::Local)
+        .map_err(|e| provider_verdict(&e)))
 }
 
 /// The password in the claim's connection Secret, or a new one. The Secret is the
@@ -403,11 +422,10 @@ async fn converge(
         Ok(p) => p,
         Err(v) => return Ok(v),
     };
-    let observed = match provider.observe(d).await {
+    let observed = match provider.client().observe(d).await {
         Ok(o) => o,
         Err(e) => return Ok(provider_verdict(&e)),
     };
-    let password = connection_password(ctx, claim, d).await?;
     let observed = match observed {
         Observation::OwnedByOther { owner } => {
             return Ok(Verdict::problem(
@@ -454,9 +472,12 @@ async fn converge(
     };
     match plan(d, observed.as_ref()) {
         Plan::Create => {
-            // The Secret first: a crash after the create then still has the password.
-            write_connection_secret(ctx, claim, d, provider.host(), provider.port(), &password)
-                .await?;
+            if let Provider::Local(local) = &provider {
+                // The Secret first: a crash after the create then still has the password.
+                let password = connection_password(ctx, claim, d).await?;
+                write_connection_secret(ctx, claim, d, local.host(), local.port(), &password)
+                    .await?;
+            }
             annotate(
                 ctx,
                 claim,
@@ -466,7 +487,10 @@ async fn converge(
                 ],
             )
             .await?;
-            if let Err(e) = provider.create(d).await {
+            crate::crash_point("before-create");
+            let created = provider.client().create(d).await;
+            crate::crash_point("after-create");
+            if let Err(e) = created {
                 annotate(ctx, claim, &[(annotations::CREATE_FAILED, Some(now()))]).await?;
                 ctx.event(
                     claim,
@@ -532,6 +556,7 @@ async fn converge(
                 .collect::<Vec<_>>()
                 .join(", ");
             if let Err(e) = provider
+                .client()
                 .update(d, observed.as_ref().expect("update implies present"))
                 .await
             {
@@ -556,29 +581,76 @@ async fn converge(
             status.endpoint = o.endpoint.clone();
             status.port = o.port;
             status.engine_version = o.engine_version.clone().or(Some(d.engine_version.clone()));
-            write_connection_secret(ctx, claim, d, provider.host(), provider.port(), &password)
-                .await?;
-            if !provider.can_login(d).await {
-                if let Err(e) = provider.reset_password(d).await {
-                    return Ok(provider_verdict(&e));
-                }
-                if !provider.can_login(d).await {
-                    return Ok(Verdict::waiting(
-                        "ConnectionFailed",
-                        "the database does not accept the delivered credentials yet".into(),
-                        Duration::from_secs(5),
-                    ));
-                }
-            }
-            Ok(Verdict {
-                ready: (
-                    Status::True,
-                    reasons::AVAILABLE,
+            let ready_message = match &provider {
+                Provider::Local(local) => {
+                    let password = connection_password(ctx, claim, d).await?;
+                    write_connection_secret(ctx, claim, d, local.host(), local.port(), &password)
+                        .await?;
+                    if !local.can_login(d).await {
+                        if let Err(e) = local.reset_password(d).await {
+                            return Ok(provider_verdict(&e));
+                        }
+                        if !local.can_login(d).await {
+                            return Ok(Verdict::waiting(
+                                "ConnectionFailed",
+                                "the database does not accept the delivered credentials yet".into(),
+                                Duration::from_secs(5),
+                            ));
+                        }
+                    }
                     format!(
                         "accepting connections; credentials in Secret {}",
                         d.connection_secret
-                    ),
-                ),
+                    )
+                }
+                Provider::Aws(aws) => {
+                    let (Some(endpoint), Some(port), Some(secret)) =
+                        (&o.endpoint, o.port, &o.master_secret_ref)
+                    else {
+                        return Ok(Verdict::waiting(
+                            reasons::CREATING,
+                            "waiting for the endpoint and the RDS-managed master secret".into(),
+                            Duration::from_secs(10),
+                        ));
+                    };
+                    match aws.check_master_secret(d, secret).await {
+                        Err(e) => return Ok(provider_verdict(&e)),
+                        Ok(Some(problem)) => {
+                            return Ok(Verdict::problem(
+                                "EncryptionMismatch",
+                                problem,
+                                jitter(Duration::from_secs(300)),
+                            ))
+                        }
+                        Ok(None) => {}
+                    }
+                    let claim_ref = ClaimRef {
+                        name: &claim.name_any(),
+                        namespace: &claim.namespace().unwrap_or_default(),
+                        uid: &claim.uid().unwrap_or_default(),
+                    };
+                    let objects = delivery_objects(&claim_ref, d, endpoint, port, secret);
+                    if let Err(e) = apply_all(&ctx.client, &objects, &ctx.metrics, CONTROLLER).await
+                    {
+                        if let kube::Error::Api(ae) = &e {
+                            if ae.code == 404 {
+                                return Ok(Verdict::problem(
+                                    "MissingAPI",
+                                    format!("External Secrets is not installed: {}", ae.message),
+                                    jitter(Duration::from_secs(300)),
+                                ));
+                            }
+                        }
+                        return Err(e.into());
+                    }
+                    format!(
+                        "available at {endpoint}:{port}; ExternalSecret {} delivers the credentials from the RDS-managed secret",
+                        d.connection_secret
+                    )
+                }
+            };
+            Ok(Verdict {
+                ready: (Status::True, reasons::AVAILABLE, ready_message),
                 synced: (Status::True, reasons::RECONCILE_SUCCESS, String::new()),
                 requeue: jitter(d.poll_interval),
             })
@@ -617,7 +689,7 @@ async fn cleanup(
         Ok(p) => p,
         Err(v) => return Ok(Some(v)),
     };
-    match provider.delete(d).await {
+    match provider.client().delete(d).await {
         Ok(DeleteProgress::Done) => {
             ctx.event(
                 claim,

@@ -1,0 +1,53 @@
+"""Reads (or, for drift tests, changes) moto's RDS state for the e2e tests.
+
+  query.py instances              every DB instance, as JSON
+  query.py snapshots              every DB snapshot
+  query.py parameters GROUP       a parameter group's user-set parameters
+  query.py secret ARN             describe_secret
+  query.py drift ID               change mutable fields behind Paved's back
+  query.py create ID UID KEYARN   create an instance as if by another claim
+"""
+import json
+import sys
+
+import boto3
+
+rds = boto3.client("rds")
+cmd = sys.argv[1]
+if cmd == "instances":
+    out = []
+    for page in rds.get_paginator("describe_db_instances").paginate():
+        out.extend(page["DBInstances"])
+elif cmd == "snapshots":
+    out = rds.describe_db_snapshots()["DBSnapshots"]
+elif cmd == "parameters":
+    out = [
+        p
+        for p in rds.describe_db_parameters(DBParameterGroupName=sys.argv[2], Source="user")["Parameters"]
+    ]
+elif cmd == "secret":
+    out = boto3.client("secretsmanager").describe_secret(SecretId=sys.argv[2])
+elif cmd == "drift":
+    out = rds.modify_db_instance(
+        DBInstanceIdentifier=sys.argv[2],
+        DBInstanceClass="db.t3.medium",
+        BackupRetentionPeriod=1,
+        ApplyImmediately=True,
+    )["DBInstance"]
+elif cmd == "create":
+    out = rds.create_db_instance(
+        DBInstanceIdentifier=sys.argv[2],
+        Engine="postgres",
+        EngineVersion="16",
+        DBInstanceClass="db.t4g.medium",
+        AllocatedStorage=50,
+        MasterUsername="other",
+        ManageMasterUserPassword=True,
+        MasterUserSecretKmsKeyId=sys.argv[4],
+        StorageEncrypted=True,
+        KmsKeyId=sys.argv[4],
+        Tags=[{"Key": "paved.dev/claim-uid", "Value": sys.argv[3]}],
+    )["DBInstance"]
+else:
+    sys.exit(f"unknown command {cmd}")
+print(json.dumps(out, default=str))

@@ -1,0 +1,499 @@
+//! The `aws` provider: Amazon RDS for PostgreSQL through aws-sdk-rds, master
+//! credentials managed by RDS in Secrets Manager (encrypted with the Composition's
+//! key; never seen by Paved), tags and encryption checked through
+//! aws-sdk-secretsmanager.
+//!
+//! Observation is one paginated DescribeDBInstances per region, shared by every
+//! claim for a short time-to-live, so steady-state polling costs one list per region
+//! and page, not one call per claim.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use aws_sdk_rds::{error::ProvideErrorMetadata, types::DbInstance, Client as Rds};
+use aws_sdk_secretsmanager::Client as SecretsManager;
+use paved_api::DeletionPolicy;
+use paved_compose::postgresql::{DesiredDatabase, ObservedDatabase, OWNER_TAG};
+use tokio::sync::Mutex;
+
+use crate::{DeleteProgress, ExternalClient, Observation, ProviderError};
+
+/// One region's instances by identifier, and when they were listed.
+type InstanceList = Option<(Instant, Arc<HashMap<String, DbInstance>>)>;
+
+/// One region's RDS and Secrets Manager clients and its shared list cache.
+pub struct AwsProvider {
+    rds: Rds,
+    secrets: SecretsManager,
+    region: String,
+    cache: Mutex<InstanceList>,
+    ttl: Duration,
+    list_calls: AtomicU64,
+}
+
+impl AwsProvider {
+    /// Clients for `region` from the default credential chain (IRSA / pod identity in
+    /// a cluster; `AWS_ENDPOINT_URL` points them at another endpoint).
+    pub async fn new(region: &str, ttl: Duration) -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .load()
+            .await;
+        AwsProvider {
+            rds: Rds::new(&config),
+            secrets: SecretsManager::new(&config),
+            region: region.to_string(),
+            cache: Mutex::new(None),
+            ttl,
+            list_calls: AtomicU64::new(0),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// DescribeDBInstances pages sent so far (for metrics and the benchmark).
+    pub fn list_calls(&self) -> u64 {
+        self.list_calls.load(Ordering::Relaxed)
+    }
+
+    /// Every instance in the region, from one paginated list shared by all callers
+    /// within the time-to-live. The lock makes concurrent reconciles wait for one
+    /// list instead of each sending their own.
+    async fn instances(&self) -> Result<Arc<HashMap<String, DbInstance>>, ProviderError> {
+        let mut guard = self.cache.lock().await;
+        if let Some((at, map)) = guard.as_ref() {
+            if at.elapsed() < self.ttl {
+                return Ok(map.clone());
+            }
+        }
+        let mut map = HashMap::new();
+        let mut marker: Option<String> = None;
+        loop {
+            self.list_calls.fetch_add(1, Ordering::Relaxed);
+            let out = self
+                .rds
+                .describe_db_instances()
+                .max_records(100)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(classify)?;
+            for db in out.db_instances() {
+                if let Some(id) = db.db_instance_identifier() {
+                    map.insert(id.to_string(), db.clone());
+                }
+            }
+            marker = out.marker().map(String::from);
+            if marker.is_none() {
+                break;
+            }
+        }
+        let map = Arc::new(map);
+        *guard = Some((Instant::now(), map.clone()));
+        Ok(map)
+    }
+
+    async fn invalidate(&self) {
+        *self.cache.lock().await = None;
+    }
+
+    /// The parameter group that makes the server refuse unencrypted connections.
+    async fn ensure_force_ssl_group(&self, engine_version: &str) -> Result<String, ProviderError> {
+        let major = engine_version.split('.').next().unwrap_or(engine_version);
+        let name = format!("paved-postgres{major}-force-ssl");
+        match self
+            .rds
+            .create_db_parameter_group()
+            .db_parameter_group_name(&name)
+            .db_parameter_group_family(format!("postgres{major}"))
+            .description("Paved: rds.force_ssl=1 (TLS required, compliance floor)")
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("DBParameterGroupAlreadyExists") => {}
+            Err(e) => return Err(classify(e)),
+        }
+        let param = aws_sdk_rds::types::Parameter::builder()
+            .parameter_name("rds.force_ssl")
+            .parameter_value("1")
+            .apply_method(aws_sdk_rds::types::ApplyMethod::Immediate)
+            .build();
+        self.rds
+            .modify_db_parameter_group()
+            .db_parameter_group_name(&name)
+            .parameters(param)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(name)
+    }
+
+    /// Puts the compliance tags on the RDS-managed master secret and checks it is
+    /// encrypted with the Composition's key. Returns a problem to report, if any.
+    pub async fn check_master_secret(
+        &self,
+        d: &DesiredDatabase,
+        arn: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let desc = self
+            .secrets
+            .describe_secret()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(classify)?;
+        if let (Some(want), Some(have)) = (&d.kms_key_id, desc.kms_key_id()) {
+            if !key_matches(want, have) {
+                return Ok(Some(format!(
+                    "the master secret is encrypted with {have}, not {want}"
+                )));
+            }
+        }
+        let have: HashMap<&str, &str> = desc
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value()?)))
+            .collect();
+        let missing: Vec<_> = d
+            .tags
+            .iter()
+            .filter(|(k, v)| have.get(k.as_str()) != Some(&v.as_str()))
+            .map(|(k, v)| {
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+            })
+            .collect();
+        if !missing.is_empty() {
+            self.secrets
+                .tag_resource()
+                .secret_id(arn)
+                .set_tags(Some(missing))
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        Ok(None)
+    }
+}
+
+/// KMS keys are named by ARN, alias or id; compare on the key id.
+fn key_matches(want: &str, have: &str) -> bool {
+    want == have || want.rsplit('/').next() == have.rsplit('/').next()
+}
+
+fn observed(db: &DbInstance) -> ObservedDatabase {
+    ObservedDatabase {
+        state: db.db_instance_status().unwrap_or("unknown").to_string(),
+        endpoint: db.endpoint().and_then(|e| e.address()).map(String::from),
+        port: db.endpoint().and_then(|e| e.port()),
+        engine_version: db.engine_version().map(String::from),
+        instance_class: db.db_instance_class().map(String::from),
+        storage_gb: db.allocated_storage(),
+        multi_az: db.multi_az(),
+        backup_retention_days: db.backup_retention_period(),
+        deletion_protection: db.deletion_protection(),
+        storage_encrypted: db.storage_encrypted(),
+        kms_key_id: db.kms_key_id().map(String::from),
+        publicly_accessible: db.publicly_accessible(),
+        master_secret_ref: db
+            .master_user_secret()
+            .and_then(|s| s.secret_arn())
+            .map(String::from),
+        owner_uid: db
+            .tag_list()
+            .iter()
+            .find(|t| t.key() == Some(OWNER_TAG))
+            .and_then(|t| t.value())
+            .map(String::from),
+    }
+}
+
+#[async_trait]
+impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
+    async fn observe(
+        &self,
+        d: &DesiredDatabase,
+    ) -> Result<Observation<ObservedDatabase>, ProviderError> {
+        let all = self.instances().await?;
+        Ok(match all.get(&d.external_name) {
+            None => Observation::Absent,
+            Some(db) => {
+                let o = observed(db);
+                match &o.owner_uid {
+                    Some(uid) if *uid == d.owner_uid => Observation::Present(o),
+                    other => Observation::OwnedByOther {
+                        owner: other
+                            .clone()
+                            .map(|u| format!("claim {u}"))
+                            .unwrap_or_else(|| "an instance without Paved's ownership tag".into()),
+                    },
+                }
+            }
+        })
+    }
+
+    async fn create(&self, d: &DesiredDatabase) -> Result<(), ProviderError> {
+        let group = self.ensure_force_ssl_group(&d.engine_version).await?;
+        let tags: Vec<_> = d
+            .tags
+            .iter()
+            .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+            .collect();
+        let result = self
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(&d.external_name)
+            .engine("postgres")
+            .engine_version(&d.engine_version)
+            .db_instance_class(&d.instance_class)
+            .allocated_storage(d.storage_gb)
+            .set_storage_type(d.storage_type.clone())
+            .db_name(&d.database_name)
+            .master_username(&d.master_username)
+            .manage_master_user_password(true)
+            .set_master_user_secret_kms_key_id(d.kms_key_id.clone())
+            .storage_encrypted(d.storage_encrypted)
+            .set_kms_key_id(d.kms_key_id.clone())
+            .publicly_accessible(d.publicly_accessible)
+            .set_db_subnet_group_name(d.network.subnet_group_name.clone())
+            .set_vpc_security_group_ids(Some(d.network.security_group_ids.clone()))
+            .backup_retention_period(d.backup_retention_days)
+            .set_preferred_backup_window(d.backup_window.clone())
+            .multi_az(d.multi_az)
+            .deletion_protection(d.deletion_protection)
+            .copy_tags_to_snapshot(true)
+            .db_parameter_group_name(group)
+            .set_tags(Some(tags))
+            .send()
+            .await;
+        self.invalidate().await;
+        match result {
+            Ok(_) => Ok(()),
+            // The deterministic name makes a retried create find the first one.
+            Err(e) if e.code() == Some("DBInstanceAlreadyExists") => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn update(&self, d: &DesiredDatabase, o: &ObservedDatabase) -> Result<(), ProviderError> {
+        let mut m = self
+            .rds
+            .modify_db_instance()
+            .db_instance_identifier(&d.external_name)
+            .apply_immediately(true);
+        if o.instance_class.as_deref() != Some(d.instance_class.as_str()) {
+            m = m.db_instance_class(&d.instance_class);
+        }
+        if o.storage_gb.is_some_and(|s| s < d.storage_gb) {
+            m = m.allocated_storage(d.storage_gb);
+        }
+        if o.multi_az != Some(d.multi_az) {
+            m = m.multi_az(d.multi_az);
+        }
+        if o.backup_retention_days != Some(d.backup_retention_days) {
+            m = m.backup_retention_period(d.backup_retention_days);
+        }
+        if o.deletion_protection != Some(d.deletion_protection) {
+            m = m.deletion_protection(d.deletion_protection);
+        }
+        if o.publicly_accessible != Some(false) {
+            m = m.publicly_accessible(false);
+        }
+        let r = m.send().await;
+        self.invalidate().await;
+        r.map(|_| ()).map_err(classify)
+    }
+
+    async fn delete(&self, d: &DesiredDatabase) -> Result<DeleteProgress, ProviderError> {
+        if d.deletion_policy == DeletionPolicy::Orphan {
+            return Ok(DeleteProgress::Done);
+        }
+        // Deletion reads fresh, not from the shared list.
+        let found = match self
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(&d.external_name)
+            .send()
+            .await
+        {
+            Ok(out) => out.db_instances().first().cloned(),
+            Err(e)
+                if e.code() == Some("DBInstanceNotFound")
+                    || e.code() == Some("DBInstanceNotFoundFault") =>
+            {
+                None
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        let Some(db) = found else {
+            self.invalidate().await;
+            return Ok(DeleteProgress::Done);
+        };
+        let o = observed(&db);
+        if o.owner_uid.as_deref() != Some(d.owner_uid.as_str()) {
+            return Ok(DeleteProgress::Skipped(format!(
+                "instance {} does not carry this claim's ownership tag; left untouched",
+                d.external_name
+            )));
+        }
+        match o.state.as_str() {
+            "deleting" => {
+                return Ok(DeleteProgress::Waiting(format!(
+                    "RDS is deleting {}",
+                    d.external_name
+                )))
+            }
+            "available" | "stopped" | "storage-full" | "failed" | "incompatible-parameters" => {}
+            s => {
+                return Ok(DeleteProgress::Waiting(format!(
+                    "{} is {s}; deleting once it settles",
+                    d.external_name
+                )))
+            }
+        }
+        if o.deletion_protection == Some(true) {
+            // The claim's deletion is the explicit act protection exists to require.
+            self.rds
+                .modify_db_instance()
+                .db_instance_identifier(&d.external_name)
+                .deletion_protection(false)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(classify)?;
+            self.invalidate().await;
+            return Ok(DeleteProgress::Waiting(format!(
+                "turning off deletion protection on {}",
+                d.external_name
+            )));
+        }
+        let snapshot = d.deletion_policy == DeletionPolicy::Snapshot;
+        let req = self
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(&d.external_name)
+            .skip_final_snapshot(!snapshot)
+            .set_final_db_snapshot_identifier(snapshot.then(|| final_snapshot_name(d)))
+            .delete_automated_backups(!snapshot);
+        let r = req.send().await;
+        self.invalidate().await;
+        match r {
+            Ok(_) => Ok(DeleteProgress::Waiting(if snapshot {
+                format!(
+                    "taking final snapshot {} and deleting {}",
+                    final_snapshot_name(d),
+                    d.external_name
+                )
+            } else {
+                format!("deleting {}", d.external_name)
+            })),
+            Err(e) if e.code() == Some("InvalidDBInstanceState") => Ok(DeleteProgress::Waiting(
+                format!("{} is busy", d.external_name),
+            )),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+/// The final snapshot's identifier.
+pub fn final_snapshot_name(d: &DesiredDatabase) -> String {
+    format!("{}-final", d.external_name)
+}
+
+/// Classifies an SDK error by its service code and HTTP status; messages carry the
+/// service's words, never request parameters.
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: aws_sdk_rds::error::SdkError<E, R>,
+) -> ProviderError
+where
+    aws_sdk_rds::error::SdkError<E, R>: std::error::Error,
+{
+    use aws_sdk_rds::error::SdkError;
+    match &e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let code = err.code().unwrap_or("Unknown").to_string();
+            let message = format!("{code}: {}", err.message().unwrap_or(""));
+            match code.as_str() {
+                "Throttling"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TooManyRequestsException" => ProviderError::Throttled {
+                    retry_after: Duration::from_secs(10),
+                    message,
+                },
+                "AccessDenied"
+                | "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "ExpiredToken"
+                | "SignatureDoesNotMatch" => ProviderError::Terminal {
+                    reason: "ProviderAccessDenied".into(),
+                    message,
+                },
+                "InvalidDBInstanceState"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+                | "InternalError" => ProviderError::Retryable(message),
+                _ => ProviderError::Terminal {
+                    reason: "ProviderRejected".into(),
+                    message,
+                },
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ProviderError::Retryable(format!("cannot reach AWS: {e}"))
+        }
+        _ => ProviderError::Retryable(format!("AWS call failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kms_keys_compare_on_their_id() {
+        assert!(key_matches("arn:aws:kms:us-east-1:1:key/abc", "abc"));
+        assert!(key_matches(
+            "arn:aws:kms:us-east-1:1:key/abc",
+            "arn:aws:kms:us-east-1:1:key/abc"
+        ));
+        assert!(!key_matches(
+            "arn:aws:kms:us-east-1:1:key/abc",
+            "arn:aws:kms:us-east-1:1:key/def"
+        ));
+    }
+
+    #[test]
+    fn an_instance_maps_to_an_observation_with_its_owner() {
+        let db = DbInstance::builder()
+            .db_instance_identifier("paved-x")
+            .db_instance_status("creating")
+            .storage_encrypted(true)
+            .kms_key_id("k")
+            .tag_list(
+                aws_sdk_rds::types::Tag::builder()
+                    .key(OWNER_TAG)
+                    .value("uid-1")
+                    .build(),
+            )
+            .build();
+        let o = observed(&db);
+        assert_eq!(o.state, "creating");
+        assert_eq!(o.owner_uid.as_deref(), Some("uid-1"));
+        assert_eq!(o.storage_encrypted, Some(true));
+    }
+}

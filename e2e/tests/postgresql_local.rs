@@ -431,3 +431,67 @@ async fn the_local_provider_refuses_phi_with_a_reason() -> Result<()> {
     claims.delete(svc, &DeleteParams::default()).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_only_the_composition_can_refuse_shows_as_synced_false() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let ns = "e2e-pg-badinput";
+    let _op = Operator::start(cp, "postgresql-badinput", &[])?;
+    let _ = cp.kubectl(&["create", "namespace", ns]);
+    cp.kubectl(&[
+        "label",
+        "--overwrite",
+        "namespace",
+        ns,
+        "paved.dev/cloud=local",
+        "paved.dev/data-classification=internal",
+    ])?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    for name in ["too-big", "wrong-class"] {
+        let _ = pgs.delete(name, &DeleteParams::default()).await;
+    }
+    eventually("old claims gone", T, || async {
+        Ok(
+            (pgs.get_opt("too-big").await?.is_none()
+                && pgs.get_opt("wrong-class").await?.is_none())
+            .then_some(()),
+        )
+    })
+    .await?;
+    for (name, params) in [
+        ("too-big", json!({ "storageGB": 1000 })),
+        ("wrong-class", json!({ "instanceClass": "db.x2g.16xlarge" })),
+    ] {
+        let p: PostgreSQLInstance = serde_json::from_value(json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+            "metadata": { "name": name, "namespace": ns }, "spec": { "parameters": params }
+        }))?;
+        pgs.create(&PostParams::default(), &p).await?;
+    }
+    let big = condition(&pgs, "too-big", "Synced", "InvalidSpec").await?;
+    assert!(
+        big.message.contains("storageGB 1000 is outside") && big.message.contains("5..100"),
+        "{}",
+        big.message
+    );
+    let class = condition(&pgs, "wrong-class", "Synced", "InvalidSpec").await?;
+    assert!(
+        class.message.contains("db.x2g.16xlarge is not allowed"),
+        "{}",
+        class.message
+    );
+    // Nothing was created for either, so deletion is immediate.
+    for name in ["too-big", "wrong-class"] {
+        pgs.delete(name, &DeleteParams::default()).await?;
+    }
+    eventually("bad claims deleted", T, || async {
+        Ok(
+            (pgs.get_opt("too-big").await?.is_none()
+                && pgs.get_opt("wrong-class").await?.is_none())
+            .then_some(()),
+        )
+    })
+    .await?;
+    Ok(())
+}

@@ -43,6 +43,8 @@ impl ControlPlane {
     }
 
     pub async fn client(&self) -> Result<Client> {
+        // With the AWS SDK in the workspace, rustls has two backends; pick kube's.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let kc = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
         let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
         Ok(Client::try_from(config)?)

@@ -285,7 +285,10 @@ mod tests {
         let mut files: Vec<PathBuf> = vec![];
         for d in ["compositions", "examples"] {
             for e in std::fs::read_dir(root().join(d)).unwrap() {
-                files.push(e.unwrap().path());
+                let p = e.unwrap().path();
+                if p.is_file() {
+                    files.push(p);
+                }
             }
         }
         assert_eq!(validate_files(&files).unwrap(), Vec::<String>::new());

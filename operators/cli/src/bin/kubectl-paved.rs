@@ -1,0 +1,4 @@
+//! `kubectl paved ...`: kubectl finds plugins by this name.
+fn main() {
+    paved_cli::main()
+}

@@ -23,7 +23,7 @@ impl std::fmt::Display for Violation {
     }
 }
 
-pub(crate) fn join(v: &[Violation]) -> String {
+pub fn join(v: &[Violation]) -> String {
     v.iter()
         .map(|v| v.to_string())
         .collect::<Vec<_>>()

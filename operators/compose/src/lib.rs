@@ -7,6 +7,7 @@ pub mod object;
 pub mod postgresql;
 pub mod service;
 pub mod status;
+pub mod temporal;
 
 pub use floor::{
     check_composition, check_composition_postgresql, check_composition_service,

@@ -91,7 +91,11 @@ fn every_example_service_claim_renders_on_every_cloud() {
     let dir = repo().join("examples");
     let mut rendered = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let value = serde_yaml::Value::deserialize(doc).unwrap();
             if value.get("kind").and_then(|k| k.as_str()) != Some("ServiceClaim") {

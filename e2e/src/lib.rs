@@ -185,6 +185,20 @@ fn install(cp: &ControlPlane) -> Result<()> {
         "-f",
         root.join("compositions").to_str().unwrap(),
     ])?;
+    // The platform's Temporal cluster, for this environment: the dev server
+    // control-plane started.
+    let temporal = cp
+        .env
+        .get("TEMPORAL_ADDRESS")
+        .context("control-plane up exported no TEMPORAL_ADDRESS")?;
+    cp.kubectl(&[
+        "patch",
+        "composition",
+        "temporal-standard",
+        "--type=merge",
+        "-p",
+        &serde_json::json!({ "spec": { "temporal": { "frontendAddress": temporal, "pollInterval": "2s" } } }).to_string(),
+    ])?;
     // The operator's own namespace, for its Lease and Events.
     let _ = cp.kubectl(&["create", "namespace", "paved-system"]);
     // The local provider's admin connection string, as the postgresql-local

@@ -165,3 +165,33 @@ mod tests {
         assert_eq!(cs[0].type_, READY);
     }
 }
+
+/// A status with Paved's conditions, so one piece of code can publish any claim's.
+pub trait ClaimStatus {
+    fn conditions(&self) -> &[Condition];
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+}
+
+macro_rules! claim_status {
+    ($($t:ty),*) => {$(
+        impl ClaimStatus for $t {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    )*};
+}
+
+claim_status!(
+    crate::PostgreSQLInstanceStatus,
+    crate::TemporalNamespaceStatus,
+    crate::ServiceClaimStatus,
+    crate::CompositionStatus
+);

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 pub mod aws;
 pub mod local;
+pub mod temporal;
 
 /// A secret value (password, connection string). Its Debug and Display never show
 /// it, so it cannot leak through logs, Events or error messages by accident.

@@ -29,6 +29,10 @@ pub struct Context {
         tokio::sync::Mutex<std::collections::HashMap<String, Arc<paved_cloud::aws::AwsProvider>>>,
     /// How long one region's instance list serves every claim.
     pub cloud_list_ttl: Duration,
+    /// Temporal frontend connections.
+    pub connections: crate::temporal::Connections,
+    /// The operator's own namespace (its Lease, the Temporal TLS Secret).
+    pub own_namespace: String,
 }
 
 impl Context {

@@ -1,12 +1,14 @@
 //! paved-operator: Paved's reconcilers.
 
 mod apply;
+mod claim;
 mod composition;
 mod context;
 mod leader;
 mod metrics;
 mod postgresql;
 mod service;
+mod temporal;
 
 use std::{
     net::SocketAddr,
@@ -231,6 +233,8 @@ async fn run_controllers(
         resync: Duration::from_secs(args.resync_seconds),
         aws_regions: Default::default(),
         cloud_list_ttl: Duration::from_secs(args.cloud_list_ttl_seconds),
+        connections: Default::default(),
+        own_namespace: args.lease_namespace.clone(),
     });
     comp_store
         .wait_until_ready()
@@ -342,6 +346,39 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
+    let tns = Controller::new(
+        Api::<TemporalNamespace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(cfg.clone());
+    let tns_claims = tns.store();
+    let tns = tns
+        .watches(
+            comp_api.clone(),
+            watcher::Config::default(),
+            move |c: Composition| {
+                let name = c.name_any();
+                tns_claims
+                    .state()
+                    .into_iter()
+                    .filter(|s| {
+                        s.status
+                            .as_ref()
+                            .and_then(|st| st.composition.as_ref())
+                            .is_none_or(|r| r.name == name)
+                    })
+                    .map(|s| kube::runtime::reflector::ObjectRef::from_obj(&*s))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            instrumented(temporal::CONTROLLER, temporal::reconcile),
+            error_policy::<TemporalNamespace>(temporal::CONTROLLER),
+            ctx.clone(),
+        )
+        .for_each(|_| future::ready(()));
+
     let comp = Controller::new(comp_api, watcher::Config::default())
         .with_config(cfg)
         .graceful_shutdown_on(stopped(stop.clone()))
@@ -353,7 +390,7 @@ async fn run_controllers(
         .for_each(|_| future::ready(()));
 
     info!("controllers started");
-    future::join3(svc, pg, comp).await;
+    future::join4(svc, pg, tns, comp).await;
     info!("controllers stopped");
     Ok(())
 }

@@ -14,12 +14,11 @@ use kube::{
     Api, ResourceExt,
 };
 use paved_api::{
-    annotations, conditions, labels, reasons, Cloud, CompositionRevision, Condition,
-    PostgreSQLInstance, PostgreSQLInstanceStatus, Status, FIELD_MANAGER, FINALIZER,
+    annotations, labels, reasons, Cloud, CompositionRevision, PostgreSQLInstance,
+    PostgreSQLInstanceStatus, FIELD_MANAGER, FINALIZER,
 };
 use paved_cloud::{
-    aws::AwsProvider, local::LocalProvider, DeleteProgress, ExternalClient, Observation,
-    ProviderError, Sensitive,
+    aws::AwsProvider, local::LocalProvider, DeleteProgress, ExternalClient, Observation, Sensitive,
 };
 use paved_compose::{
     postgresql::{
@@ -31,73 +30,19 @@ use paved_compose::{
 use serde_json::json;
 
 use crate::{
-    apply::{apply_all, apply_status},
+    apply::apply_all,
+    claim::{ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict},
     context::{jitter, now, Context},
     Error,
 };
 
 pub const CONTROLLER: &str = "postgresqlinstance";
 
-/// A reconcile's verdict for the conditions.
-struct Verdict {
-    ready: (Status, &'static str, String),
-    synced: (Status, &'static str, String),
-    requeue: Duration,
-}
-
-impl Verdict {
-    fn problem(reason: &'static str, message: String, requeue: Duration) -> Self {
-        Verdict {
-            ready: (Status::False, reason, message.clone()),
-            synced: (Status::False, reason, message),
-            requeue,
-        }
-    }
-    fn waiting(reason: &'static str, message: String, requeue: Duration) -> Self {
-        Verdict {
-            ready: (Status::False, reason, message),
-            synced: (Status::True, reasons::RECONCILE_SUCCESS, String::new()),
-            requeue,
-        }
-    }
-}
-
-fn reason_of(e: &ProviderError) -> &'static str {
-    match e {
-        ProviderError::Retryable(_) => "ProviderUnavailable",
-        ProviderError::Throttled { .. } => "Throttled",
-        ProviderError::NotFound(_) => "NotFound",
-        ProviderError::Terminal { reason, .. } => match reason.as_str() {
-            "ProviderAccessDenied" => "ProviderAccessDenied",
-            "InvalidAdminSecret" => "InvalidAdminSecret",
-            "OwnedByOther" => "OwnedByOther",
-            _ => "ProviderRejected",
-        },
-    }
-}
-
-fn provider_verdict(e: &ProviderError) -> Verdict {
-    Verdict::problem(
-        reason_of(e),
-        e.to_string(),
-        jitter(e.requeue_after(Duration::from_secs(10), Duration::from_secs(300))),
-    )
-}
-
 pub async fn reconcile(claim: Arc<PostgreSQLInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = claim.namespace().unwrap_or_default();
-    let name = claim.name_any();
     let api: Api<PostgreSQLInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let deleting = claim.metadata.deletion_timestamp.is_some();
-    if !deleting && !claim.finalizers().iter().any(|f| f == FINALIZER) {
-        let mut finalizers = claim.finalizers().to_vec();
-        finalizers.push(FINALIZER.to_string());
-        api.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
-        )
-        .await?;
+    if !deleting && ensure_finalizer(&api, &*claim).await? {
         return Ok(Action::await_change());
     }
     if deleting && !claim.finalizers().iter().any(|f| f == FINALIZER) {
@@ -119,7 +64,7 @@ pub async fn reconcile(claim: Arc<PostgreSQLInstance>, ctx: Arc<Context>) -> Res
             "no cloud resource was ever created for this claim".into(),
         )
         .await;
-        return remove_finalizer(&api, &claim).await;
+        return release(&api, &claim).await;
     }
 
     let mut status = claim.status.clone().unwrap_or_default();
@@ -127,7 +72,7 @@ pub async fn reconcile(claim: Arc<PostgreSQLInstance>, ctx: Arc<Context>) -> Res
         Err(v) => {
             if deleting && claim.spec.deletion_policy == Some(paved_api::DeletionPolicy::Orphan) {
                 // Nothing to do in the cloud: let the claim go.
-                return remove_finalizer(&api, &claim).await;
+                return release(&api, &claim).await;
             }
             v
         }
@@ -142,12 +87,12 @@ pub async fn reconcile(claim: Arc<PostgreSQLInstance>, ctx: Arc<Context>) -> Res
                     deleted_message(&d),
                 )
                 .await;
-                return remove_finalizer(&api, &claim).await;
+                return release(&api, &claim).await;
             }
         },
         Ok(d) => converge(&claim, &ctx, &d, &mut status).await?,
     };
-    publish(&claim, &ctx, &api, status, verdict.ready, verdict.synced).await?;
+    publish(&*claim, &ctx, &api, CONTROLLER, status, &verdict).await?;
     Ok(Action::requeue(verdict.requeue))
 }
 
@@ -164,22 +109,11 @@ fn deleted_message(d: &DesiredDatabase) -> String {
     }
 }
 
-async fn remove_finalizer(
+async fn release(
     api: &Api<PostgreSQLInstance>,
     claim: &PostgreSQLInstance,
 ) -> Result<Action, Error> {
-    let finalizers: Vec<String> = claim
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    api.patch(
-        &claim.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
-    )
-    .await?;
+    remove_finalizer(api, claim).await?;
     Ok(Action::await_change())
 }
 
@@ -649,11 +583,7 @@ async fn converge(
                     )
                 }
             };
-            Ok(Verdict {
-                ready: (Status::True, reasons::AVAILABLE, ready_message),
-                synced: (Status::True, reasons::RECONCILE_SUCCESS, String::new()),
-                requeue: jitter(d.poll_interval),
-            })
+            Ok(Verdict::ready(ready_message, jitter(d.poll_interval)))
         }
     }
 }
@@ -723,65 +653,4 @@ async fn cleanup(
             Ok(Some(provider_verdict(&e)))
         }
     }
-}
-
-async fn publish(
-    claim: &PostgreSQLInstance,
-    ctx: &Context,
-    api: &Api<PostgreSQLInstance>,
-    mut status: PostgreSQLInstanceStatus,
-    ready: (Status, &'static str, String),
-    synced: (Status, &'static str, String),
-) -> Result<(), Error> {
-    let gen = claim.metadata.generation;
-    let t = now();
-    let old_ready = claim
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned());
-    let old_synced = claim
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, conditions::SYNCED).cloned());
-    let ready = Condition::new(conditions::READY, ready.0, ready.1, ready.2, gen, &t);
-    let synced = Condition::new(conditions::SYNCED, synced.0, synced.1, synced.2, gen, &t);
-    conditions::upsert(&mut status.conditions, ready.clone());
-    conditions::upsert(&mut status.conditions, synced.clone());
-    status.observed_generation = gen;
-    if claim.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    apply_status(
-        api,
-        &claim.name_any(),
-        "paved.dev/v1alpha1",
-        "PostgreSQLInstance",
-        serde_json::to_value(&status)?,
-    )
-    .await?;
-    ctx.metrics.write(CONTROLLER, "status");
-    let changed = |old: &Option<Condition>, new: &Condition| {
-        old.as_ref().map(|o| (&o.status, &o.reason)) != Some((&new.status, &new.reason))
-    };
-    if !synced.is_true() && changed(&old_synced, &synced) {
-        ctx.event(
-            claim,
-            EventType::Warning,
-            &synced.reason,
-            "Reconcile",
-            synced.message.clone(),
-        )
-        .await;
-    }
-    if ready.is_true() && changed(&old_ready, &ready) {
-        ctx.event(
-            claim,
-            EventType::Normal,
-            "Ready",
-            "Reconcile",
-            ready.message.clone(),
-        )
-        .await;
-    }
-    Ok(())
 }

@@ -1,0 +1,197 @@
+//! What every cloud-backed claim controller shares: the verdict a reconcile reaches,
+//! the finalizer, and publishing status and Events only on change.
+
+use std::{fmt::Debug, time::Duration};
+
+use kube::{
+    api::{Patch, PatchParams},
+    runtime::events::EventType,
+    Api, Resource, ResourceExt,
+};
+use paved_api::{conditions, reasons, ClaimStatus, Condition, Status, FINALIZER};
+use paved_cloud::ProviderError;
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::json;
+
+use crate::{
+    apply::apply_status,
+    context::{jitter, now, Context},
+    Error,
+};
+
+/// A claim kind whose status carries Paved's conditions.
+pub trait Claim:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync
+{
+    type Status: ClaimStatus + Clone + PartialEq + Serialize + Default;
+    fn status(&self) -> Option<&Self::Status>;
+}
+
+impl Claim for paved_api::PostgreSQLInstance {
+    type Status = paved_api::PostgreSQLInstanceStatus;
+    fn status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+}
+
+impl Claim for paved_api::TemporalNamespace {
+    type Status = paved_api::TemporalNamespaceStatus;
+    fn status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+}
+
+/// A reconcile's verdict for the conditions.
+pub struct Verdict {
+    pub ready: (Status, &'static str, String),
+    pub synced: (Status, &'static str, String),
+    pub requeue: Duration,
+}
+
+impl Verdict {
+    /// Something a human must look at (or a provider error): Ready and Synced false.
+    pub fn problem(reason: &'static str, message: String, requeue: Duration) -> Self {
+        Verdict {
+            ready: (Status::False, reason, message.clone()),
+            synced: (Status::False, reason, message),
+            requeue,
+        }
+    }
+    /// Applied, but not usable yet.
+    pub fn waiting(reason: &'static str, message: String, requeue: Duration) -> Self {
+        Verdict {
+            ready: (Status::False, reason, message),
+            synced: (Status::True, reasons::RECONCILE_SUCCESS, String::new()),
+            requeue,
+        }
+    }
+    pub fn ready(message: String, requeue: Duration) -> Self {
+        Verdict {
+            ready: (Status::True, reasons::AVAILABLE, message),
+            synced: (Status::True, reasons::RECONCILE_SUCCESS, String::new()),
+            requeue,
+        }
+    }
+}
+
+fn reason_of(e: &ProviderError) -> &'static str {
+    match e {
+        ProviderError::Retryable(_) => "ProviderUnavailable",
+        ProviderError::Throttled { .. } => "Throttled",
+        ProviderError::NotFound(_) => "NotFound",
+        ProviderError::Terminal { reason, .. } => match reason.as_str() {
+            "ProviderAccessDenied" => "ProviderAccessDenied",
+            "InvalidAdminSecret" => "InvalidAdminSecret",
+            "InvalidComposition" => "InvalidComposition",
+            "OwnedByOther" => "OwnedByOther",
+            _ => "ProviderRejected",
+        },
+    }
+}
+
+/// A provider error as a verdict: retried on backoff, terminal ones slowly.
+pub fn provider_verdict(e: &ProviderError) -> Verdict {
+    Verdict::problem(
+        reason_of(e),
+        e.to_string(),
+        jitter(e.requeue_after(Duration::from_secs(10), Duration::from_secs(300))),
+    )
+}
+
+async fn set_finalizers<K: Claim>(
+    api: &Api<K>,
+    obj: &K,
+    finalizers: Vec<String>,
+) -> Result<(), Error> {
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Adds Paved's finalizer; true when it was missing (the patch triggers the next
+/// reconcile, so the caller returns).
+pub async fn ensure_finalizer<K: Claim>(api: &Api<K>, obj: &K) -> Result<bool, Error> {
+    if obj.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(false);
+    }
+    let mut finalizers = obj.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    set_finalizers(api, obj, finalizers).await?;
+    Ok(true)
+}
+
+pub async fn remove_finalizer<K: Claim>(api: &Api<K>, obj: &K) -> Result<(), Error> {
+    let finalizers = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    set_finalizers(api, obj, finalizers).await
+}
+
+/// Writes the conditions (and the rest of `status`) only when something changed, and
+/// records transitions as Events: a warning when Synced turns false, a normal one
+/// when Ready turns true.
+pub async fn publish<K: Claim>(
+    obj: &K,
+    ctx: &Context,
+    api: &Api<K>,
+    controller: &str,
+    mut status: K::Status,
+    verdict: &Verdict,
+) -> Result<(), Error> {
+    let gen = obj.meta().generation;
+    let t = now();
+    let old = obj.status();
+    let old_ready = old.and_then(|s| conditions::find(s.conditions(), conditions::READY).cloned());
+    let old_synced =
+        old.and_then(|s| conditions::find(s.conditions(), conditions::SYNCED).cloned());
+    let (r, s) = (&verdict.ready, &verdict.synced);
+    let ready = Condition::new(conditions::READY, r.0, r.1, r.2.clone(), gen, &t);
+    let synced = Condition::new(conditions::SYNCED, s.0, s.1, s.2.clone(), gen, &t);
+    conditions::upsert(status.conditions_mut(), ready.clone());
+    conditions::upsert(status.conditions_mut(), synced.clone());
+    status.set_observed_generation(gen);
+    if old == Some(&status) {
+        return Ok(());
+    }
+    let kind = K::kind(&()).to_string();
+    apply_status(
+        api,
+        &obj.name_any(),
+        &K::api_version(&()),
+        &kind,
+        serde_json::to_value(&status)?,
+    )
+    .await?;
+    ctx.metrics.write(controller, "status");
+    let changed = |old: &Option<Condition>, new: &Condition| {
+        old.as_ref().map(|o| (&o.status, &o.reason)) != Some((&new.status, &new.reason))
+    };
+    if !synced.is_true() && changed(&old_synced, &synced) {
+        ctx.event(
+            obj,
+            EventType::Warning,
+            &synced.reason,
+            "Reconcile",
+            synced.message.clone(),
+        )
+        .await;
+    }
+    if ready.is_true() && changed(&old_ready, &ready) {
+        ctx.event(
+            obj,
+            EventType::Normal,
+            "Ready",
+            "Reconcile",
+            ready.message.clone(),
+        )
+        .await;
+    }
+    Ok(())
+}

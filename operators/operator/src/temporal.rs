@@ -1,0 +1,322 @@
+//! TemporalNamespace controller: read → render → observe → plan → act → status.
+//! The namespace is deleted from Temporal only when the claim says allowDeletion.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::{
+    runtime::{controller::Action, events::EventType},
+    Api, ResourceExt,
+};
+use paved_api::{
+    labels, reasons, Composition, CompositionRevision, TemporalNamespace, TemporalNamespaceStatus,
+};
+use paved_cloud::{
+    temporal::{TemporalProvider, TemporalTls},
+    DeleteProgress, ExternalClient, Observation, Sensitive,
+};
+use paved_compose::{
+    postgresql::NamespaceFacts,
+    temporal::{
+        plan_temporal, render_temporal, DesiredTemporalNamespace, TemporalInput, TemporalPlan,
+    },
+};
+
+use crate::{
+    claim::{ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict},
+    context::{jitter, Context},
+    Error,
+};
+
+pub const CONTROLLER: &str = "temporalnamespace";
+
+/// Connections per frontend address, reused across reconciles; dropped on failure
+/// so a restarted server is reached afresh.
+#[derive(Default)]
+pub struct Connections(tokio::sync::Mutex<HashMap<String, TemporalProvider>>);
+
+impl Connections {
+    async fn get(
+        &self,
+        address: &str,
+        tls: Option<TemporalTls>,
+    ) -> Result<TemporalProvider, paved_cloud::ProviderError> {
+        let mut map = self.0.lock().await;
+        if let Some(p) = map.get(address) {
+            return Ok(p.clone());
+        }
+        let p = TemporalProvider::connect(address, tls, "paved-operator").await?;
+        map.insert(address.to_string(), p.clone());
+        Ok(p)
+    }
+
+    async fn forget(&self, address: &str) {
+        self.0.lock().await.remove(address);
+    }
+}
+
+fn pick(all: &[Arc<Composition>], claim: &TemporalNamespace) -> Result<Arc<Composition>, String> {
+    if let Some(r) = &claim.spec.composition_ref {
+        return all
+            .iter()
+            .find(|c| {
+                c.metadata.name.as_deref() == Some(r.name.as_str()) && c.spec.temporal.is_some()
+            })
+            .cloned()
+            .ok_or_else(|| format!("temporal composition {} not found", r.name));
+    }
+    let defaults: Vec<_> = all
+        .iter()
+        .filter(|c| {
+            c.spec.temporal.is_some()
+                && c.labels().get(labels::DEFAULT_FOR).map(String::as_str) == Some("temporal")
+        })
+        .collect();
+    match defaults.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!(
+            "no temporal composition is labelled {}=temporal",
+            labels::DEFAULT_FOR
+        )),
+        _ => Err(
+            "several temporal compositions are the default; name one in spec.compositionRef".into(),
+        ),
+    }
+}
+
+/// TLS material from the Secret the Composition names, in the operator's namespace.
+async fn tls(
+    ctx: &Context,
+    comp: &paved_api::TemporalComposition,
+) -> Result<Option<TemporalTls>, Verdict> {
+    let Some(t) = &comp.tls else { return Ok(None) };
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ctx.own_namespace)
+        .get_opt(&t.secret_name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.data)
+        .ok_or_else(|| {
+            Verdict::problem(
+                "TlsSecretMissing",
+                format!(
+                    "TLS secret {}/{} for Temporal is missing",
+                    ctx.own_namespace, t.secret_name
+                ),
+                jitter(Duration::from_secs(60)),
+            )
+        })?;
+    let get = |k: &str| secret.get(k).map(|v| v.0.clone());
+    Ok(Some(TemporalTls {
+        ca_pem: get("ca.crt"),
+        client_cert_pem: get("tls.crt"),
+        client_key_pem: get("tls.key")
+            .and_then(|k| String::from_utf8(k).ok())
+            .map(Sensitive::new),
+        server_name: t.server_name.clone(),
+    }))
+}
+
+pub async fn reconcile(claim: Arc<TemporalNamespace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = claim.namespace().unwrap_or_default();
+    let api: Api<TemporalNamespace> = Api::namespaced(ctx.client.clone(), &ns);
+    let deleting = claim.metadata.deletion_timestamp.is_some();
+    if !deleting && ensure_finalizer(&api, &*claim).await? {
+        return Ok(Action::await_change());
+    }
+    if deleting && !claim.finalizers().iter().any(|f| f == paved_api::FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let mut status = claim.status.clone().unwrap_or_default();
+    let verdict = match prepare(&claim, &ctx, &mut status).await? {
+        Err(v) if deleting && !claim.spec.allow_deletion => {
+            // Nothing will be deleted anyway: let the claim go.
+            let _ = v;
+            ctx.event(
+                &*claim,
+                EventType::Normal,
+                "NamespaceKept",
+                "Delete",
+                "allowDeletion is false: the Temporal namespace stays".into(),
+            )
+            .await;
+            remove_finalizer(&api, &claim).await?;
+            return Ok(Action::await_change());
+        }
+        Err(v) => v,
+        Ok((d, provider, address)) if deleting => match provider.delete(&d).await {
+            Ok(DeleteProgress::Done) => {
+                ctx.event(
+                    &*claim,
+                    EventType::Normal,
+                    "Deleted",
+                    "Delete",
+                    format!("Temporal namespace {} deleted", d.name),
+                )
+                .await;
+                remove_finalizer(&api, &claim).await?;
+                return Ok(Action::await_change());
+            }
+            Ok(DeleteProgress::Skipped(m)) => {
+                ctx.event(&*claim, EventType::Normal, "NamespaceKept", "Delete", m)
+                    .await;
+                remove_finalizer(&api, &claim).await?;
+                return Ok(Action::await_change());
+            }
+            Ok(DeleteProgress::Waiting(m)) => {
+                Verdict::waiting(reasons::DELETING, m, Duration::from_secs(5))
+            }
+            Err(e) => {
+                ctx.connections.forget(&address).await;
+                provider_verdict(&e)
+            }
+        },
+        Ok((d, provider, address)) => {
+            let v = converge(&claim, &ctx, &d, &provider, &mut status).await?;
+            if v.synced.0 != paved_api::Status::True && v.synced.1 == "ProviderUnavailable" {
+                ctx.connections.forget(&address).await;
+            }
+            v
+        }
+    };
+    publish(&*claim, &ctx, &api, CONTROLLER, status, &verdict).await?;
+    Ok(Action::requeue(verdict.requeue))
+}
+
+type Prepared = (DesiredTemporalNamespace, TemporalProvider, String);
+
+async fn prepare(
+    claim: &TemporalNamespace,
+    ctx: &Context,
+    status: &mut TemporalNamespaceStatus,
+) -> Result<Result<Prepared, Verdict>, Error> {
+    let ns = claim.namespace().unwrap_or_default();
+    let slow = jitter(Duration::from_secs(300));
+    let comp = match pick(&ctx.compositions.state(), claim) {
+        Ok(c) => c,
+        Err(m) => {
+            return Ok(Err(Verdict::problem(
+                reasons::COMPOSITION_NOT_FOUND,
+                m,
+                slow,
+            )))
+        }
+    };
+    let comp_name = comp.name_any();
+    status.composition = Some(CompositionRevision {
+        name: comp_name.clone(),
+        generation: comp.metadata.generation.unwrap_or(0),
+    });
+    let tc = comp
+        .spec
+        .temporal
+        .as_ref()
+        .expect("picked a temporal composition");
+    let labels = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&ns)
+        .await?
+        .map(|n| n.labels().clone())
+        .unwrap_or_default();
+    let facts = NamespaceFacts::from_labels(&ns, &labels, ctx.default_cloud);
+    let uid = claim.uid().unwrap_or_default();
+    let input = TemporalInput {
+        claim_name: &claim.name_any(),
+        claim_namespace: &ns,
+        claim_uid: &uid,
+        spec: &claim.spec,
+        facts: &facts,
+        composition_name: &comp_name,
+        composition: tc,
+    };
+    let d = match render_temporal(&input) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(Verdict::problem(e.reason(), e.to_string(), slow))),
+    };
+    status.temporal_namespace = Some(d.name.clone());
+    let tls = match tls(ctx, tc).await {
+        Ok(t) => t,
+        Err(v) => return Ok(Err(v)),
+    };
+    match ctx.connections.get(&tc.frontend_address, tls).await {
+        Ok(p) => Ok(Ok((d, p, tc.frontend_address.clone()))),
+        Err(e) => Ok(Err(provider_verdict(&e))),
+    }
+}
+
+async fn converge(
+    claim: &TemporalNamespace,
+    ctx: &Context,
+    d: &DesiredTemporalNamespace,
+    provider: &TemporalProvider,
+    status: &mut TemporalNamespaceStatus,
+) -> Result<Verdict, Error> {
+    let observed = match provider.observe(d).await {
+        Ok(Observation::Present(o)) => Some(o),
+        Ok(_) => None,
+        Err(e) => return Ok(provider_verdict(&e)),
+    };
+    let slow = jitter(Duration::from_secs(300));
+    match plan_temporal(d, observed.as_ref()) {
+        TemporalPlan::Register => {
+            if let Err(e) = provider.create(d).await {
+                return Ok(provider_verdict(&e));
+            }
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "Registered",
+                "Create",
+                format!("registered Temporal namespace {}", d.name),
+            )
+            .await;
+            Ok(Verdict::waiting(
+                reasons::CREATING,
+                format!("registering {}", d.name),
+                Duration::from_secs(1),
+            ))
+        }
+        TemporalPlan::OwnedByOther(owner) => Ok(Verdict::problem(
+            "OwnedByOther",
+            format!(
+                "Temporal namespace {} exists but belongs to {owner}; Paved will not adopt it",
+                d.name
+            ),
+            slow,
+        )),
+        TemporalPlan::Terminal(m) => Ok(Verdict::problem("NamespaceUnavailable", m, slow)),
+        TemporalPlan::Update(drift) => {
+            let o = observed.expect("update implies present");
+            if let Err(e) = provider.update(d, &o).await {
+                return Ok(provider_verdict(&e));
+            }
+            let what = drift
+                .iter()
+                .map(|x| format!("{} {} → {}", x.field, x.observed, x.desired))
+                .collect::<Vec<_>>()
+                .join(", ");
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "DriftCorrected",
+                "Update",
+                what.clone(),
+            )
+            .await;
+            Ok(Verdict::waiting(
+                "Updating",
+                format!("correcting: {what}"),
+                Duration::from_secs(1),
+            ))
+        }
+        TemporalPlan::UpToDate => {
+            let o = observed.expect("up to date implies present");
+            status.namespace_id = Some(o.id.clone());
+            status.state = Some(o.state.clone());
+            status.retention_days = Some(d.retention_days);
+            Ok(Verdict::ready(
+                format!("Temporal namespace {} is registered", d.name),
+                jitter(d.poll_interval),
+            ))
+        }
+    }
+}

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 pub mod render;
+pub mod schema;
 pub mod trace;
 
 #[derive(Parser)]

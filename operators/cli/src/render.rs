@@ -128,6 +128,17 @@ pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Resu
     Ok(out)
 }
 
+/// The openAPIV3Schema of a Paved kind, from the same generated CRDs the cluster has.
+fn schema_for(kind: &str) -> Option<serde_json::Value> {
+    paved_api::crds::all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .and_then(|c| c.spec.versions.into_iter().next())
+        .and_then(|v| v.schema)
+        .and_then(|s| s.open_api_v3_schema)
+        .and_then(|s| serde_json::to_value(s).ok())
+}
+
 /// The cloud database a PostgreSQLInstance implies, as a commented YAML document.
 fn render_database(
     pg: &PostgreSQLInstance,
@@ -173,6 +184,19 @@ pub fn validate_files(files: &[PathBuf]) -> Result<Vec<String>> {
             if !api_version.starts_with("paved.dev/") && !k.is_empty() {
                 // Other kinds in a claims repository are not ours to judge.
                 continue;
+            }
+            // What the apiserver would refuse at admission: schema and CEL rules.
+            if v.get("metadata").and_then(|m| m.get("name")).is_none() {
+                problems.push(format!("{at}: metadata.name: Required value"));
+                continue;
+            }
+            if let Some(schema) = schema_for(&k) {
+                let json: serde_json::Value = serde_json::to_value(&v)?;
+                problems.extend(
+                    crate::schema::check(&schema, &json)
+                        .into_iter()
+                        .map(|e| format!("{at}: {e}")),
+                );
             }
             let result: Result<(), String> = match k.as_str() {
                 "Composition" => match serde_yaml::from_value::<Composition>(v) {
@@ -278,6 +302,32 @@ mod tests {
             problems.iter().any(|p| p.contains("bad.yaml#2")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn validate_applies_the_schema_and_cel_rules_offline() {
+        let dir = std::env::temp_dir().join(format!("paved-validate-cel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("claims.yaml");
+        std::fs::write(
+            &f,
+            "apiVersion: paved.dev/v1alpha1\nkind: ServiceClaim\nmetadata: { name: kube-bad }\nspec:\n  owner: Team_A\n  system: s\n  costCenter: C\n  sloTier: platinum\n  bogus: 1\n  network: { defaultDeny: false, egressTo: [ { cidr: 0.0.0.0/0, ports: [ { port: 443 } ] } ] }\n  databases: [ { name: a }, { name: a } ]\n",
+        )
+        .unwrap();
+        let problems = validate_files(&[f]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let all = problems.join("\n");
+        for want in [
+            "spec.owner: Invalid value",
+            "spec.sloTier: Unsupported value: \"platinum\"",
+            "spec.bogus: unknown field",
+            "spec.databases[1]: Duplicate value",
+            "default-deny cannot be turned off",
+            "egress to the whole internet is not allowed",
+            "metadata.name cannot be a system namespace",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
     }
 
     #[test]

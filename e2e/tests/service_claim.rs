@@ -42,14 +42,7 @@ fn claim(name: &str) -> ServiceClaim {
 }
 
 fn ar(api_version: &str, kind: &str, plural: &str) -> ApiResource {
-    let (group, version) = api_version.rsplit_once('/').unwrap();
-    ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: api_version.into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
+    paved_api::api_resource(api_version, kind, plural)
 }
 
 fn condition(c: &ServiceClaim, type_: &str) -> Option<paved_api::Condition> {

@@ -23,6 +23,19 @@ pub const VERSION: &str = "v1alpha1";
 /// The field manager Paved's reconcilers use for every server-side apply.
 pub const FIELD_MANAGER: &str = "paved-operator";
 
+/// The dynamic API resource for a kind, from its apiVersion (`group/version`, or
+/// `v1` for core) and plural.
+pub fn api_resource(api_version: &str, kind: &str, plural: &str) -> kube::core::ApiResource {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    kube::core::ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
 /// Annotations Paved keeps on claims.
 pub mod annotations {
     /// Set before a cloud create is called: a crash after this point means "look
@@ -60,3 +73,20 @@ pub mod labels {
     /// On a Composition: it is the default for this cloud (or `local`).
     pub const DEFAULT_FOR: &str = "paved.dev/default-for";
 }
+
+/// A claim whose status records the Composition it was rendered with.
+pub trait HasComposition {
+    fn composition_name(&self) -> Option<&str>;
+}
+
+macro_rules! has_composition {
+    ($($t:ty),*) => {$(
+        impl HasComposition for $t {
+            fn composition_name(&self) -> Option<&str> {
+                self.status.as_ref()?.composition.as_ref().map(|c| c.name.as_str())
+            }
+        }
+    )*};
+}
+
+has_composition!(ServiceClaim, PostgreSQLInstance, TemporalNamespace);

@@ -16,6 +16,23 @@ pub use floor::{
 pub use object::DesiredObject;
 pub use service::{render_service, ServiceInput};
 
+/// A field of a cloud resource that differs from what the claim implies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub field: &'static str,
+    pub observed: String,
+    pub desired: String,
+}
+
+/// `field observed → desired, ...`, for Events and conditions.
+pub fn describe_drift(drift: &[Drift]) -> String {
+    drift
+        .iter()
+        .map(|x| format!("{} {} → {}", x.field, x.observed, x.desired))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Why rendering could not produce a desired state. Each variant is a problem a
 /// human must fix (in the claim or the Composition); the reconciler shows it as
 /// `Synced=False` with [`RenderError::reason`] and does not retry hot.

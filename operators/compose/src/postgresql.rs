@@ -9,6 +9,7 @@ use paved_api::{
     PostgreSQLComposition, PostgreSQLInstanceSpec,
 };
 
+pub use crate::Drift;
 use crate::{check_composition_postgresql, floor, RenderError};
 
 /// What the claim's namespace says about the service (labels Paved put on it).
@@ -412,14 +413,6 @@ pub struct ObservedDatabase {
     pub master_secret_ref: Option<String>,
     /// The ownership tag's value: the UID of the claim that created it.
     pub owner_uid: Option<String>,
-}
-
-/// A mutable field that differs from the desired state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drift {
-    pub field: &'static str,
-    pub observed: String,
-    pub desired: String,
 }
 
 /// What to do next.

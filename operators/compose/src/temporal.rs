@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use paved_api::{render_template, TemporalComposition, TemporalNamespaceSpec};
 
-use crate::{floor, postgresql::NamespaceFacts, RenderError};
+use crate::{floor, postgresql::NamespaceFacts, Drift, RenderError};
 
 /// The data key that records which claim owns a Temporal namespace.
 pub const OWNER_KEY: &str = "paved.dev/claim-uid";
@@ -134,18 +134,10 @@ pub struct ObservedTemporalNamespace {
     pub visibility_archival_uri: Option<String>,
 }
 
-/// A field of a Temporal namespace that differs from the claim.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemporalDrift {
-    pub field: &'static str,
-    pub observed: String,
-    pub desired: String,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemporalPlan {
     Register,
-    Update(Vec<TemporalDrift>),
+    Update(Vec<Drift>),
     UpToDate,
     /// Registered by someone else (or by another claim): never adopted.
     OwnedByOther(String),
@@ -175,21 +167,21 @@ pub fn plan_temporal(
     let mut drift = vec![];
     let want_seconds = i64::from(d.retention_days) * 86_400;
     if o.retention_seconds != want_seconds {
-        drift.push(TemporalDrift {
+        drift.push(Drift {
             field: "retention",
             observed: format!("{}s", o.retention_seconds),
             desired: format!("{}d", d.retention_days),
         });
     }
     if o.description != d.description {
-        drift.push(TemporalDrift {
+        drift.push(Drift {
             field: "description",
             observed: o.description.clone(),
             desired: d.description.clone(),
         });
     }
     if o.owner_email != d.owner_email {
-        drift.push(TemporalDrift {
+        drift.push(Drift {
             field: "ownerEmail",
             observed: o.owner_email.clone(),
             desired: d.owner_email.clone(),
@@ -203,7 +195,7 @@ pub fn plan_temporal(
         .map(|(k, _)| k)
         .collect();
     if !missing.is_empty() {
-        drift.push(TemporalDrift {
+        drift.push(Drift {
             field: "data",
             observed: missing
                 .iter()
@@ -235,7 +227,7 @@ pub fn plan_temporal(
         ),
     ] {
         if want.is_some() && want != have {
-            drift.push(TemporalDrift {
+            drift.push(Drift {
                 field,
                 observed: have.clone().unwrap_or_default(),
                 desired: want.clone().unwrap_or_default(),

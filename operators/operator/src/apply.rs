@@ -27,16 +27,7 @@ impl OwnedKind {
     }
 }
 
-pub fn api_resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: api_version.into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
+pub use paved_api::api_resource;
 
 fn dynamic_api(client: Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
     match namespace {

@@ -195,3 +195,23 @@ pub async fn publish<K: Claim>(
     }
     Ok(())
 }
+
+/// Emits the DriftCorrected Event and returns the verdict for a reconcile that just
+/// corrected drift.
+pub async fn drift_corrected<K: Claim>(
+    ctx: &Context,
+    obj: &K,
+    drift: &[paved_compose::Drift],
+    requeue: Duration,
+) -> Verdict {
+    let what = paved_compose::describe_drift(drift);
+    ctx.event(
+        obj,
+        EventType::Normal,
+        "DriftCorrected",
+        "Update",
+        what.clone(),
+    )
+    .await;
+    Verdict::waiting("Updating", format!("correcting drift: {what}"), requeue)
+}

@@ -289,20 +289,7 @@ async fn run_controllers(
         .watches(
             comp_api.clone(),
             watcher::Config::default(),
-            move |c: Composition| {
-                let name = c.name_any();
-                claims
-                    .state()
-                    .into_iter()
-                    .filter(|s| {
-                        s.status
-                            .as_ref()
-                            .and_then(|st| st.composition.as_ref())
-                            .is_none_or(|r| r.name == name)
-                    })
-                    .map(|s| kube::runtime::reflector::ObjectRef::from_obj(&*s))
-                    .collect::<Vec<_>>()
-            },
+            move |c: Composition| claims_using(&claims, &c),
         )
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
@@ -323,20 +310,7 @@ async fn run_controllers(
         .watches(
             comp_api.clone(),
             watcher::Config::default(),
-            move |c: Composition| {
-                let name = c.name_any();
-                pg_claims
-                    .state()
-                    .into_iter()
-                    .filter(|s| {
-                        s.status
-                            .as_ref()
-                            .and_then(|st| st.composition.as_ref())
-                            .is_none_or(|r| r.name == name)
-                    })
-                    .map(|s| kube::runtime::reflector::ObjectRef::from_obj(&*s))
-                    .collect::<Vec<_>>()
-            },
+            move |c: Composition| claims_using(&pg_claims, &c),
         )
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
@@ -356,20 +330,7 @@ async fn run_controllers(
         .watches(
             comp_api.clone(),
             watcher::Config::default(),
-            move |c: Composition| {
-                let name = c.name_any();
-                tns_claims
-                    .state()
-                    .into_iter()
-                    .filter(|s| {
-                        s.status
-                            .as_ref()
-                            .and_then(|st| st.composition.as_ref())
-                            .is_none_or(|r| r.name == name)
-                    })
-                    .map(|s| kube::runtime::reflector::ObjectRef::from_obj(&*s))
-                    .collect::<Vec<_>>()
-            },
+            move |c: Composition| claims_using(&tns_claims, &c),
         )
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
@@ -405,6 +366,24 @@ pub fn crash_point(name: &str) {
         std::process::abort();
     }
     let _ = name;
+}
+
+/// A Composition changed: the claims rendered from it, and those still waiting for
+/// one, are reconciled again.
+fn claims_using<K>(
+    store: &kube::runtime::reflector::Store<K>,
+    composition: &Composition,
+) -> Vec<kube::runtime::reflector::ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + paved_api::HasComposition + 'static,
+{
+    let name = composition.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|s| s.composition_name().is_none_or(|n| n == name))
+        .map(|s| kube::runtime::reflector::ObjectRef::from_obj(&*s))
+        .collect()
 }
 
 type ReconcileFuture =

@@ -31,7 +31,9 @@ use serde_json::json;
 
 use crate::{
     apply::apply_all,
-    claim::{ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict},
+    claim::{
+        drift_corrected, ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict,
+    },
     context::{jitter, now, Context},
     Error,
 };
@@ -484,11 +486,6 @@ async fn converge(
             ))
         }
         Plan::Update(drift) => {
-            let what = drift
-                .iter()
-                .map(|x| format!("{} {} → {}", x.field, x.observed, x.desired))
-                .collect::<Vec<_>>()
-                .join(", ");
             if let Err(e) = provider
                 .client()
                 .update(d, observed.as_ref().expect("update implies present"))
@@ -496,19 +493,7 @@ async fn converge(
             {
                 return Ok(provider_verdict(&e));
             }
-            ctx.event(
-                claim,
-                EventType::Normal,
-                "DriftCorrected",
-                "Update",
-                what.clone(),
-            )
-            .await;
-            Ok(Verdict::waiting(
-                "Updating",
-                format!("correcting drift: {what}"),
-                Duration::from_secs(5),
-            ))
+            Ok(drift_corrected(ctx, claim, &drift, Duration::from_secs(2)).await)
         }
         Plan::UpToDate => {
             let o = observed.expect("up to date implies present");

@@ -4,7 +4,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
-    api::{ApiResource, DynamicObject},
+    api::DynamicObject,
     runtime::{controller::Action, events::EventType, reflector::Store},
     Api, ResourceExt,
 };
@@ -269,13 +269,7 @@ async fn converge(
         .iter()
         .filter(|o| o.api_version.starts_with("paved.dev/"))
     {
-        let ar = ApiResource {
-            group: o.group().into(),
-            version: o.version().into(),
-            api_version: o.api_version.clone(),
-            kind: o.kind.clone(),
-            plural: o.plural.clone(),
-        };
+        let ar = paved_api::api_resource(&o.api_version, &o.kind, &o.plural);
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), name, &ar);
         let child = api.get_opt(&o.name).await?;
         observed.push(ObservedChild {

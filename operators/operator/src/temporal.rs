@@ -23,7 +23,9 @@ use paved_compose::{
 };
 
 use crate::{
-    claim::{ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict},
+    claim::{
+        drift_corrected, ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict,
+    },
     context::{jitter, Context},
     Error,
 };
@@ -289,24 +291,7 @@ async fn converge(
             if let Err(e) = provider.update(d, &o).await {
                 return Ok(provider_verdict(&e));
             }
-            let what = drift
-                .iter()
-                .map(|x| format!("{} {} → {}", x.field, x.observed, x.desired))
-                .collect::<Vec<_>>()
-                .join(", ");
-            ctx.event(
-                claim,
-                EventType::Normal,
-                "DriftCorrected",
-                "Update",
-                what.clone(),
-            )
-            .await;
-            Ok(Verdict::waiting(
-                "Updating",
-                format!("correcting: {what}"),
-                Duration::from_secs(1),
-            ))
+            Ok(drift_corrected(ctx, claim, &drift, Duration::from_secs(2)).await)
         }
         TemporalPlan::UpToDate => {
             let o = observed.expect("up to date implies present");

@@ -165,3 +165,44 @@ spec:
         ],
     )
 }
+
+#[test]
+fn egress_wider_than_a_slash_eight_is_refused() -> Result<()> {
+    refused(
+        "apiVersion: paved.dev/v1alpha1\nkind: ServiceClaim\nmetadata: { name: a6 }\nspec: { owner: o, system: s, costCenter: C, network: { egressTo: [ { cidr: 0.0.0.0/1, ports: [ { port: 443 } ] } ] } }\n",
+        &["wider than /8"],
+    )
+}
+
+#[test]
+fn phi_cannot_be_lowered() -> Result<()> {
+    let cp = control_plane();
+    let name = "admission-phi";
+    let _ = cp.kubectl(&["delete", "serviceclaim", name, "--ignore-not-found"]);
+    let (ok, out) = cp.kubectl_stdin(
+        &["create", "-f", "-"],
+        &format!("apiVersion: paved.dev/v1alpha1\nkind: ServiceClaim\nmetadata: {{ name: {name} }}\nspec: {{ owner: o, system: s, costCenter: C, cloud: gcp }}\n"),
+    )?;
+    assert!(ok, "{out}");
+    let res = cp.kubectl(&[
+        "patch",
+        "serviceclaim",
+        name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"dataClassification":"internal"}}"#,
+    ]);
+    let other = cp.kubectl(&[
+        "patch",
+        "serviceclaim",
+        name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"costCenter":"CC-2"}}"#,
+    ]);
+    let _ = cp.kubectl(&["delete", "serviceclaim", name, "--wait=false"]);
+    let err = res.expect_err("lowering phi must be refused").to_string();
+    assert!(err.contains("cannot be lowered from phi"), "{err}");
+    other.expect("other changes to a phi claim are fine");
+    Ok(())
+}

@@ -176,18 +176,15 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
         "COMMENT ON DATABASE \"{taken_db}\" IS 'someone else''s'"
     ))
     .await?;
-    // A database our create already made (role, database and ownership comment)
-    // whose result was never recorded: the guard must find it, not make another.
+    // What a crash in the middle of our create leaves: the role (created together
+    // with its ownership mark) and the database, but not yet the database's mark.
+    // The guard must recognise it as ours, finish it, and not make another.
     a.batch_execute(&format!(
-        "CREATE ROLE \"{guarded_db}\" LOGIN PASSWORD 'pre-crash'"
+        "CREATE ROLE \"{guarded_db}\" LOGIN PASSWORD 'pre-crash'; COMMENT ON ROLE \"{guarded_db}\" IS 'paved.dev/claim-uid={guarded_uid}'"
     ))
     .await?;
     a.batch_execute(&format!(
         "CREATE DATABASE \"{guarded_db}\" OWNER \"{guarded_db}\""
-    ))
-    .await?;
-    a.batch_execute(&format!(
-        "COMMENT ON DATABASE \"{guarded_db}\" IS 'paved.dev/claim-uid={guarded_uid}'"
     ))
     .await?;
 
@@ -255,6 +252,15 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
         .await?
         .get(0);
     assert_eq!(count, 1, "exactly one database after the crash");
+    let mark: String = a
+        .query_one("SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1", &[&guarded_db])
+        .await?
+        .get(0);
+    assert_eq!(
+        mark,
+        format!("paved.dev/claim-uid={guarded_uid}"),
+        "the interrupted create was finished"
+    );
     connect_with_secret(&client, guard_ns, "guarded-connection").await?;
 
     // A lost connection Secret is recreated and the role's password follows it.

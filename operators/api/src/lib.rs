@@ -47,6 +47,9 @@ pub mod annotations {
     pub const CREATE_FAILED: &str = "paved.dev/create-failed";
     /// The cloud resource's name.
     pub const EXTERNAL_NAME: &str = "paved.dev/external-name";
+    /// Where it was created (`provider/region`), so a Composition change cannot make
+    /// Paved look elsewhere and create a second one.
+    pub const EXTERNAL_LOCATION: &str = "paved.dev/external-location";
 }
 
 /// Finalizer on claims whose deletion must reach the cloud first.

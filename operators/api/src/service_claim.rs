@@ -39,6 +39,10 @@ use crate::{
     {
         "rule": "has(self.cloud) == has(oldSelf.cloud) && (!has(self.cloud) || self.cloud == oldSelf.cloud)",
         "message": "spec.cloud is immutable: a service cannot move clouds in place; create a new claim instead"
+    },
+    {
+        "rule": "oldSelf.dataClassification != 'phi' || self.dataClassification == 'phi'",
+        "message": "spec.dataClassification cannot be lowered from phi: data once classified PHI keeps its protections (deletion protection, snapshots)"
     }
 ]))]
 pub struct ServiceClaimSpec {
@@ -162,7 +166,8 @@ pub struct IngressPeer {
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.namespace) != has(self.cidr)", "message": "set exactly one of namespace or cidr"},
     {"rule": "!has(self.cidr) || (has(self.ports) && size(self.ports) > 0)", "message": "a cidr egress must name its ports: open-ended egress to an address range is not allowed"},
-    {"rule": "!has(self.cidr) || !(self.cidr in ['0.0.0.0/0', '::/0'])", "message": "egress to the whole internet is not allowed; name the range you need"}
+    {"rule": "!has(self.cidr) || !(self.cidr in ['0.0.0.0/0', '::/0'])", "message": "egress to the whole internet is not allowed; name the range you need"},
+    {"rule": "!has(self.cidr) || !isCIDR(self.cidr) || cidr(self.cidr).prefixLength() >= 8", "message": "an egress range wider than /8 is not allowed; name the range you need"}
 ]))]
 pub struct EgressPeer {
     /// A namespace the service may connect to.

@@ -121,7 +121,20 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             return Ok(Observation::Absent);
         };
         let comment: String = row.get(0);
-        if !comment.contains(&ownership(d)) {
+        // A create interrupted between CREATE DATABASE and its comment leaves an
+        // unmarked database owned by our (marked) role: ours, to be finished.
+        let owner_role_ours = admin
+            .query_opt(
+                "SELECT coalesce(shobj_description(r.oid, 'pg_authid'), '') FROM pg_database d \
+                 JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
+                &[&d.database_name],
+            )
+            .await
+            .map_err(classify)?
+            .is_some_and(|r| r.get::<_, String>(0).contains(&ownership(d)));
+        let marked = comment.contains(&ownership(d));
+        let ours = marked || (comment.is_empty() && owner_role_ours);
+        if !ours {
             return Ok(Observation::OwnedByOther {
                 owner: if comment.is_empty() {
                     "unknown (no Paved ownership comment)".into()
@@ -143,11 +156,11 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             .map_err(classify)?
             .get(0);
         Ok(Observation::Present(ObservedDatabase {
-            // A database without its role is a create that did not finish.
-            state: if role.is_some() {
+            // Without its role or its mark, a create did not finish.
+            state: if role.is_some() && marked {
                 "available".into()
             } else {
-                "creating".into()
+                INCOMPLETE.into()
             },
             endpoint: Some(self.host.clone()),
             port: Some(self.port as i32),
@@ -174,14 +187,39 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             .await
             .map_err(classify)?
             .is_some();
-        let verb = if exists { "ALTER" } else { "CREATE" };
-        admin
-            .batch_execute(&format!(
-                "{verb} ROLE {role} WITH LOGIN PASSWORD {}",
-                literal(self.password.expose())
-            ))
-            .await
-            .map_err(classify)?;
+        if exists {
+            let role_comment: String = admin
+                .query_one(
+                    "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = $1",
+                    &[&d.master_username],
+                )
+                .await
+                .map_err(classify)?
+                .get(0);
+            if !role_comment.contains(&ownership(d)) {
+                return Err(ProviderError::Terminal {
+                    reason: "OwnedByOther".into(),
+                    message: format!("role {} exists and is not this claim's", d.master_username),
+                });
+            }
+            admin
+                .batch_execute(&format!(
+                    "ALTER ROLE {role} WITH LOGIN PASSWORD {}",
+                    literal(self.password.expose())
+                ))
+                .await
+                .map_err(classify)?;
+        } else {
+            // Role and mark in one transaction: a role of ours is never unmarked.
+            admin
+                .batch_execute(&format!(
+                    "BEGIN; CREATE ROLE {role} WITH LOGIN PASSWORD {}; COMMENT ON ROLE {role} IS {}; COMMIT",
+                    literal(self.password.expose()),
+                    literal(&ownership(d))
+                ))
+                .await
+                .map_err(classify)?;
+        }
         let db_exists = admin
             .query_opt(
                 "SELECT 1 FROM pg_database WHERE datname = $1",
@@ -306,6 +344,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
         Ok(DeleteProgress::Done)
     }
 }
+
+/// The observed state of a database whose create did not finish.
+pub const INCOMPLETE: &str = "incomplete";
 
 /// The local provider's final snapshot: a copy of the database under this name.
 pub fn snapshot_name(d: &DesiredDatabase) -> String {

@@ -30,6 +30,21 @@ pub fn join(v: &[Violation]) -> String {
         .join("; ")
 }
 
+/// The widest egress range a claim or Composition may open (a /8).
+pub const MIN_EGRESS_PREFIX: u32 = 8;
+
+/// True when `cidr` opens more than a /8 (or does not parse: refuse what we cannot
+/// judge). `0.0.0.0/1` halves count as the internet too.
+pub fn too_wide(cidr: &str) -> bool {
+    match cidr
+        .rsplit_once('/')
+        .and_then(|(_, p)| p.parse::<u32>().ok())
+    {
+        Some(prefix) => prefix < MIN_EGRESS_PREFIX,
+        None => true,
+    }
+}
+
 /// Minimum days of automated backups.
 pub const MIN_BACKUP_RETENTION_DAYS: i32 = 7;
 
@@ -116,10 +131,10 @@ pub fn check_composition_service(s: &ServiceComposition) -> Vec<Violation> {
     }
     for (i, e) in s.network.egress_to.iter().enumerate() {
         if let Some(c) = &e.cidr {
-            if c == "0.0.0.0/0" || c == "::/0" {
+            if too_wide(c) {
                 out.push(v(
                     &format!("spec.service.network.egressTo[{i}].cidr"),
-                    "egress to the whole internet would undo default-deny",
+                    "egress wider than a /8 would undo default-deny",
                 ));
             }
         }

@@ -450,6 +450,14 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
                 message: format!("the cloud reports the database as {}", o.state),
             }
         }
+        // A create that stopped half-way (the local provider's marker): finish it.
+        "incomplete" => {
+            return Plan::Update(vec![Drift {
+                field: "create",
+                observed: "incomplete".into(),
+                desired: "complete".into(),
+            }])
+        }
         s => return Plan::Wait(format!("the database is {s}")),
     }
     if o.storage_encrypted == Some(false) {

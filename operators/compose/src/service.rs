@@ -433,10 +433,11 @@ fn egress_rule(p: &EgressPeer) -> Result<Value, RenderError> {
                     "egress to {cidr} must name its ports"
                 )));
             }
-            if cidr == "0.0.0.0/0" || cidr == "::/0" {
-                return Err(RenderError::InvalidSpec(
-                    "egress to the whole internet is not allowed".into(),
-                ));
+            if crate::floor::too_wide(cidr) {
+                return Err(RenderError::InvalidSpec(format!(
+                    "egress to {cidr} is wider than /{}: name the range you need",
+                    crate::floor::MIN_EGRESS_PREFIX
+                )));
             }
             json!({ "ipBlock": { "cidr": cidr } })
         }

@@ -173,14 +173,16 @@ pub fn plan_temporal(
             desired: format!("{}d", d.retention_days),
         });
     }
-    if o.description != d.description {
+    // Temporal ignores an empty description or email on update, so an empty one in
+    // the claim means "no opinion", not drift that could never be corrected.
+    if !d.description.is_empty() && o.description != d.description {
         drift.push(Drift {
             field: "description",
             observed: o.description.clone(),
             desired: d.description.clone(),
         });
     }
-    if o.owner_email != d.owner_email {
+    if !d.owner_email.is_empty() && o.owner_email != d.owner_email {
         drift.push(Drift {
             field: "ownerEmail",
             observed: o.owner_email.clone(),
@@ -365,6 +367,12 @@ mod tests {
         };
         assert_eq!(drift.len(), 1, "extra data is not drift");
         assert_eq!(drift[0].field, "retention");
+        // An empty description or email in the claim is no opinion (Temporal cannot
+        // clear them), so it is never drift.
+        let mut o = observed(&d);
+        o.description = "set by hand".into();
+        o.owner_email = "someone@example.com".into();
+        assert_eq!(plan_temporal(&d, Some(&o)), TemporalPlan::UpToDate);
     }
 
     #[test]

@@ -39,24 +39,29 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> anyhow::Result<watch::
     }
     info!(lease = %cfg.name, identity = %cfg.identity, "became leader");
     let (tx, rx) = watch::channel(true);
+    // Step down well before another replica may take over: a renewal that has not
+    // succeeded within two thirds of the lease duration (measured from before the
+    // request, and bounded, so a hung call cannot keep us "leading") ends leadership.
+    let renew_deadline = cfg.duration * 2 / 3;
     tokio::spawn(async move {
         let mut last_renewal = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(cfg.renew_every).await;
-            match try_acquire(&api, &cfg).await {
-                Ok(true) => last_renewal = tokio::time::Instant::now(),
-                Ok(false) => {
+            let attempt_started = tokio::time::Instant::now();
+            let remaining = renew_deadline.saturating_sub(last_renewal.elapsed());
+            match tokio::time::timeout(remaining, try_acquire(&api, &cfg)).await {
+                Ok(Ok(true)) => last_renewal = attempt_started,
+                Ok(Ok(false)) => {
                     warn!("lease taken by another replica");
                     let _ = tx.send(false);
                     return;
                 }
-                Err(e) => {
-                    warn!(error = %e, "lease renewal failed");
-                    if last_renewal.elapsed() >= cfg.duration {
-                        let _ = tx.send(false);
-                        return;
-                    }
-                }
+                Ok(Err(e)) => warn!(error = %e, "lease renewal failed"),
+                Err(_) => warn!("lease renewal timed out"),
+            }
+            if last_renewal.elapsed() >= renew_deadline {
+                let _ = tx.send(false);
+                return;
             }
         }
     });

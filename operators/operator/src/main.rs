@@ -173,10 +173,15 @@ async fn main() -> anyhow::Result<()> {
             None => future::pending::<()>().await,
         }
     };
-    let mut exit_code = 0;
+    let exit_code = 0;
     tokio::select! {
         _ = &mut shutdown => info!("shutting down"),
-        _ = lost_lease => { error!("lost leadership; stopping so a restart starts clean"); exit_code = 1; }
+        _ = lost_lease => {
+            // No graceful drain: another replica may already be leading, and nothing
+            // this one does from here on may reach the apiserver or a cloud.
+            error!("lost leadership; exiting at once so a restart starts clean");
+            std::process::exit(1);
+        }
     }
     let _ = stop_tx.send(true);
     match tokio::time::timeout(Duration::from_secs(20), controllers).await {

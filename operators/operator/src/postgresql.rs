@@ -259,6 +259,31 @@ async fn connection_password(
     })
 }
 
+/// A Secret with the connection Secret's name that this claim does not own is
+/// someone else's: never overwritten (and so never garbage-collected with the claim).
+async fn secret_conflict(
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+    d: &DesiredDatabase,
+) -> Result<Option<Verdict>, Error> {
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+    let uid = claim.uid().unwrap_or_default();
+    Ok(secrets.get_opt(&d.connection_secret).await?.and_then(|s| {
+        let ours = s.owner_references().iter().any(|o| o.uid == uid);
+        (!ours).then(|| {
+            Verdict::problem(
+                "SecretConflict",
+                format!(
+                    "Secret {} already exists and is not this claim's; choose another writeConnectionSecretToRef",
+                    d.connection_secret
+                ),
+                jitter(Duration::from_secs(300)),
+            )
+        })
+    }))
+}
+
 /// Writes the connection Secret (owned by the claim, so it goes with it).
 async fn write_connection_secret(
     ctx: &Context,
@@ -354,10 +379,28 @@ async fn converge(
     status: &mut PostgreSQLInstanceStatus,
 ) -> Result<Verdict, Error> {
     fill_status(status, d);
+    if let Some(recorded) = claim.annotations().get(annotations::EXTERNAL_LOCATION) {
+        if *recorded != location(d) {
+            return Ok(Verdict::problem(
+                "LocationChanged",
+                format!(
+                    "the database was created in {recorded}, but its composition now says {}; Paved will not create a second one \
+                     or move data. Pin spec.compositionRef to the original composition",
+                    location(d)
+                ),
+                jitter(Duration::from_secs(300)),
+            ));
+        }
+    }
     let provider = match provider(ctx, claim, d).await? {
         Ok(p) => p,
         Err(v) => return Ok(v),
     };
+    if let Provider::Local(_) = &provider {
+        if let Some(v) = secret_conflict(ctx, claim, d).await? {
+            return Ok(v);
+        }
+    }
     let observed = match provider.client().observe(d).await {
         Ok(o) => o,
         Err(e) => return Ok(provider_verdict(&e)),
@@ -388,6 +431,7 @@ async fn converge(
                         (annotations::CREATE_PENDING, Some(now())),
                         (annotations::CREATE_SUCCEEDED, Some(now())),
                         (annotations::EXTERNAL_NAME, Some(d.external_name.clone())),
+                        (annotations::EXTERNAL_LOCATION, Some(location(d))),
                     ],
                 )
                 .await?;
@@ -407,6 +451,25 @@ async fn converge(
         }
     };
     match plan(d, observed.as_ref()) {
+        Plan::Create
+            if claim
+                .annotations()
+                .contains_key(annotations::CREATE_SUCCEEDED) =>
+        {
+            // Created once already: never create a second one. Deleted outside Paved,
+            // or looked for in the wrong place; a human decides.
+            Ok(Verdict::problem(
+                "ExternalResourceMissing",
+                format!(
+                    "{} was created (annotation {}) but {} finds no such database; Paved will not create another. \
+                     Remove the annotation to create it anew",
+                    d.external_name,
+                    annotations::CREATE_SUCCEEDED,
+                    location(d)
+                ),
+                jitter(Duration::from_secs(300)),
+            ))
+        }
         Plan::Create => {
             if let Provider::Local(local) = &provider {
                 // The Secret first: a crash after the create then still has the password.
@@ -420,6 +483,7 @@ async fn converge(
                 &[
                     (annotations::CREATE_PENDING, Some(now())),
                     (annotations::EXTERNAL_NAME, Some(d.external_name.clone())),
+                    (annotations::EXTERNAL_LOCATION, Some(location(d))),
                 ],
             )
             .await?;
@@ -571,6 +635,11 @@ async fn converge(
             Ok(Verdict::ready(ready_message, jitter(d.poll_interval)))
         }
     }
+}
+
+/// `provider/region`, as recorded at create.
+fn location(d: &DesiredDatabase) -> String {
+    format!("{}/{}", d.provider, d.region)
 }
 
 fn fill_status(status: &mut PostgreSQLInstanceStatus, d: &DesiredDatabase) {

@@ -123,7 +123,13 @@ pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Ac
     let uid = claim.uid().unwrap_or_default();
     let gen = claim.metadata.generation;
     let t = now();
-    let cloud = claim.spec.cloud.unwrap_or(ctx.default_cloud);
+    // Once recorded, the cloud of a claim that names none stays put even if the
+    // operator's default changes.
+    let cloud = claim
+        .spec
+        .cloud
+        .or(claim.status.as_ref().and_then(|s| s.cloud))
+        .unwrap_or(ctx.default_cloud);
     let mut status = claim.status.clone().unwrap_or_default();
     status.cloud = Some(cloud);
     status.namespace = Some(name.clone());

@@ -215,3 +215,56 @@ pub async fn drift_corrected<K: Claim>(
     .await;
     Verdict::waiting("Updating", format!("correcting drift: {what}"), requeue)
 }
+
+/// After a failed reconcile (the apiserver refused a write, RBAC, a webhook...):
+/// best effort, says so as Synced=False/ReconcileError and keeps Ready as it was,
+/// so `kubectl get` and Argo CD do not show a claim as synced while it is not.
+pub async fn report_error<K: Claim>(
+    obj: &K,
+    ctx: &Context,
+    api: &Api<K>,
+    controller: &str,
+    err: &Error,
+) {
+    let status = obj.status().cloned().unwrap_or_default();
+    let ready = conditions::find(status.conditions(), conditions::READY)
+        .map(|c| {
+            let s = match c.status.as_str() {
+                "True" => Status::True,
+                "False" => Status::False,
+                _ => Status::Unknown,
+            };
+            (s, leak(&c.reason), c.message.clone())
+        })
+        .unwrap_or((Status::Unknown, reasons::RECONCILE_ERROR, String::new()));
+    let verdict = Verdict {
+        ready,
+        synced: (
+            Status::False,
+            reasons::RECONCILE_ERROR,
+            format!("reconcile failed: {err}"),
+        ),
+        requeue: Duration::ZERO,
+    };
+    if let Err(e) = publish(obj, ctx, api, controller, status, &verdict).await {
+        tracing::debug!(error = %e, "could not report the reconcile error in status");
+    }
+}
+
+/// Condition reasons are `&'static str` in verdicts; a reason read back from the
+/// cluster is one of a small fixed set, so interning it is bounded.
+fn leak(reason: &str) -> &'static str {
+    use std::{collections::HashSet, sync::Mutex};
+    static SEEN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut guard = SEEN.lock().expect("reason cache");
+    let set = guard.get_or_insert_with(HashSet::new);
+    if let Some(r) = set.get(reason) {
+        return r;
+    }
+    if set.len() > 256 {
+        return "ReconcileError";
+    }
+    let r: &'static str = Box::leak(reason.to_string().into_boxed_str());
+    set.insert(r);
+    r
+}

@@ -446,7 +446,8 @@ where
         warn!(controller, name = obj.meta().name.as_deref().unwrap_or(""), category, error = %err, "reconcile failed");
         let base = match category {
             "throttled" => Duration::from_secs(30),
-            "terminal" => Duration::from_secs(120),
+            // Not hot, but soon enough that a human fix (RBAC, a policy) is picked up.
+            "terminal" => Duration::from_secs(30),
             _ => Duration::from_secs(5),
         };
         Action::requeue(context::jitter(base))

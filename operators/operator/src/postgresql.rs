@@ -31,6 +31,7 @@ use serde_json::json;
 
 use crate::{
     apply::apply_all,
+    claim::report_error,
     claim::{
         drift_corrected, ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict,
     },
@@ -41,6 +42,19 @@ use crate::{
 pub const CONTROLLER: &str = "postgresqlinstance";
 
 pub async fn reconcile(claim: Arc<PostgreSQLInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let result = reconcile_inner(claim.clone(), ctx.clone()).await;
+    if let Err(e) = &result {
+        let api: Api<PostgreSQLInstance> =
+            Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+        report_error(&*claim, &ctx, &api, CONTROLLER, e).await;
+    }
+    result
+}
+
+async fn reconcile_inner(
+    claim: Arc<PostgreSQLInstance>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let ns = claim.namespace().unwrap_or_default();
     let api: Api<PostgreSQLInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let deleting = claim.metadata.deletion_timestamp.is_some();

@@ -135,9 +135,40 @@ pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Ac
     status.namespace = Some(name.clone());
     status.observed_generation = gen;
 
-    let outcome = match converge(&claim, &ctx, &name, &uid, cloud, &mut status).await? {
-        Ok(o) => o,
-        Err((reason, message, requeue)) => Outcome {
+    let converged = converge(&claim, &ctx, &name, &uid, cloud, &mut status).await;
+    let outcome = match converged {
+        Err(e) => {
+            // Best effort: say the reconcile failed (Synced=False) and keep Ready as
+            // it was, so nothing shows as synced while it is not.
+            let ready = claim
+                .status
+                .as_ref()
+                .and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned())
+                .unwrap_or_else(|| {
+                    Condition::new(
+                        conditions::READY,
+                        Status::Unknown,
+                        reasons::RECONCILE_ERROR,
+                        "",
+                        gen,
+                        &t,
+                    )
+                });
+            let synced = Condition::new(
+                conditions::SYNCED,
+                Status::False,
+                reasons::RECONCILE_ERROR,
+                format!("reconcile failed: {e}"),
+                gen,
+                &t,
+            );
+            if let Err(pe) = publish_status(&claim, &ctx, status, synced, ready).await {
+                tracing::debug!(error = %pe, "could not report the reconcile error in status");
+            }
+            return Err(e);
+        }
+        Ok(Ok(o)) => o,
+        Ok(Err((reason, message, requeue))) => Outcome {
             synced: Condition::new(
                 conditions::SYNCED,
                 Status::False,
@@ -233,7 +264,9 @@ async fn converge(
                 )));
             }
             if ae.code == 422 || ae.code == 400 {
-                return Ok(Err((reasons::INVALID_SPEC, ae.message.clone(), slow)));
+                // The apiserver (a schema, a policy, a webhook) refused what the
+                // claim renders to: a human must change the claim or the policy.
+                return Ok(Err(("ApplyRejected", ae.message.clone(), slow)));
             }
         }
         return Err(e.into());

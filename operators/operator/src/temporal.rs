@@ -23,6 +23,7 @@ use paved_compose::{
 };
 
 use crate::{
+    claim::report_error,
     claim::{
         drift_corrected, ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict,
     },
@@ -120,6 +121,19 @@ async fn tls(
 }
 
 pub async fn reconcile(claim: Arc<TemporalNamespace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let result = reconcile_inner(claim.clone(), ctx.clone()).await;
+    if let Err(e) = &result {
+        let api: Api<TemporalNamespace> =
+            Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+        report_error(&*claim, &ctx, &api, CONTROLLER, e).await;
+    }
+    result
+}
+
+async fn reconcile_inner(
+    claim: Arc<TemporalNamespace>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let ns = claim.namespace().unwrap_or_default();
     let api: Api<TemporalNamespace> = Api::namespaced(ctx.client.clone(), &ns);
     let deleting = claim.metadata.deletion_timestamp.is_some();

@@ -98,18 +98,27 @@ pub fn provider_verdict(e: &ProviderError) -> Verdict {
     )
 }
 
+/// Replaces the finalizer list only if it is still the one we read (resourceVersion
+/// precondition), so another controller's finalizer is never dropped or revived; a
+/// conflict just means the next reconcile sees the newer list.
 async fn set_finalizers<K: Claim>(
     api: &Api<K>,
     obj: &K,
     finalizers: Vec<String>,
 ) -> Result<(), Error> {
-    api.patch(
-        &obj.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "finalizers": finalizers } })),
-    )
-    .await?;
-    Ok(())
+    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Adds Paved's finalizer; true when it was missing (the patch triggers the next

@@ -222,7 +222,11 @@ async fn converge(
                 Duration::from_secs(5),
             )));
         }
-        if ns.labels().get(labels::CLAIM_NAME).map(String::as_str) != Some(name) {
+        // Ours only if this very claim (by UID, not just by name) owns it: a namespace
+        // left behind by an earlier claim of the same name holds another team's data.
+        let owned = ns.labels().get(labels::CLAIM_NAME).map(String::as_str) == Some(name)
+            && ns.owner_references().iter().any(|o| o.uid == uid);
+        if !owned {
             return Ok(Err((
                 reasons::NAMESPACE_CONFLICT,
                 format!("namespace {name} already exists and is not managed by this ServiceClaim; Paved will not take it over"),

@@ -19,9 +19,14 @@ use crate::{
     Error,
 };
 
-/// A claim kind whose status carries Paved's conditions.
+/// A (namespaced) claim kind whose status carries Paved's conditions.
 pub trait Claim:
-    Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
 {
     type Status: ClaimStatus + Clone + PartialEq + Serialize + Default;
     fn status(&self) -> Option<&Self::Status>;
@@ -276,4 +281,37 @@ fn leak(reason: &str) -> &'static str {
     let r: &'static str = Box::leak(reason.to_string().into_boxed_str());
     set.insert(r);
     r
+}
+
+/// The claim's own API, in its namespace.
+pub fn api<K: Claim>(ctx: &Context, obj: &K) -> Api<K> {
+    Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default())
+}
+
+/// Passes a reconcile's result through, reporting a failure in the claim's status.
+pub async fn reported<K: Claim>(
+    obj: &K,
+    ctx: &Context,
+    controller: &str,
+    result: Result<kube::runtime::controller::Action, Error>,
+) -> Result<kube::runtime::controller::Action, Error> {
+    if let Err(e) = &result {
+        report_error(obj, ctx, &api(ctx, obj), controller, e).await;
+    }
+    result
+}
+
+/// The finalizer's part of every reconcile: `Some(action)` when there is nothing
+/// else to do now (the finalizer was just added — its patch triggers the next
+/// reconcile — or the claim is going and Paved's finalizer is already gone).
+pub async fn finalizer_gate<K: Claim>(
+    obj: &K,
+    ctx: &Context,
+) -> Result<Option<kube::runtime::controller::Action>, Error> {
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
+    if (!deleting && ensure_finalizer(&api(ctx, obj), obj).await?) || (deleting && !ours) {
+        return Ok(Some(kube::runtime::controller::Action::await_change()));
+    }
+    Ok(None)
 }

@@ -15,7 +15,7 @@ use kube::{
 };
 use paved_api::{
     annotations, labels, reasons, Cloud, CompositionRevision, PostgreSQLInstance,
-    PostgreSQLInstanceStatus, FIELD_MANAGER, FINALIZER,
+    PostgreSQLInstanceStatus, FIELD_MANAGER,
 };
 use paved_cloud::{
     aws::AwsProvider, local::LocalProvider, DeleteProgress, ExternalClient, Observation, Sensitive,
@@ -31,9 +31,9 @@ use serde_json::json;
 
 use crate::{
     apply::apply_all,
-    claim::report_error,
     claim::{
-        drift_corrected, ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict,
+        drift_corrected, finalizer_gate, provider_verdict, publish, remove_finalizer, reported,
+        Verdict,
     },
     context::{jitter, now, Context},
     Error,
@@ -43,27 +43,18 @@ pub const CONTROLLER: &str = "postgresqlinstance";
 
 pub async fn reconcile(claim: Arc<PostgreSQLInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     let result = reconcile_inner(claim.clone(), ctx.clone()).await;
-    if let Err(e) = &result {
-        let api: Api<PostgreSQLInstance> =
-            Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
-        report_error(&*claim, &ctx, &api, CONTROLLER, e).await;
-    }
-    result
+    reported(&*claim, &ctx, CONTROLLER, result).await
 }
 
 async fn reconcile_inner(
     claim: Arc<PostgreSQLInstance>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let ns = claim.namespace().unwrap_or_default();
-    let api: Api<PostgreSQLInstance> = Api::namespaced(ctx.client.clone(), &ns);
+    if let Some(action) = finalizer_gate(&*claim, &ctx).await? {
+        return Ok(action);
+    }
+    let api = crate::claim::api(&ctx, &*claim);
     let deleting = claim.metadata.deletion_timestamp.is_some();
-    if !deleting && ensure_finalizer(&api, &*claim).await? {
-        return Ok(Action::await_change());
-    }
-    if deleting && !claim.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(Action::await_change());
-    }
 
     // The create guard records "pending" before any cloud call, so a claim without
     // it never created anything: there is nothing in the cloud to clean up.

@@ -23,9 +23,9 @@ use paved_compose::{
 };
 
 use crate::{
-    claim::report_error,
     claim::{
-        drift_corrected, ensure_finalizer, provider_verdict, publish, remove_finalizer, Verdict,
+        drift_corrected, finalizer_gate, provider_verdict, publish, remove_finalizer, reported,
+        Verdict,
     },
     context::{jitter, Context},
     Error,
@@ -122,27 +122,18 @@ async fn tls(
 
 pub async fn reconcile(claim: Arc<TemporalNamespace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let result = reconcile_inner(claim.clone(), ctx.clone()).await;
-    if let Err(e) = &result {
-        let api: Api<TemporalNamespace> =
-            Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
-        report_error(&*claim, &ctx, &api, CONTROLLER, e).await;
-    }
-    result
+    reported(&*claim, &ctx, CONTROLLER, result).await
 }
 
 async fn reconcile_inner(
     claim: Arc<TemporalNamespace>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let ns = claim.namespace().unwrap_or_default();
-    let api: Api<TemporalNamespace> = Api::namespaced(ctx.client.clone(), &ns);
+    if let Some(action) = finalizer_gate(&*claim, &ctx).await? {
+        return Ok(action);
+    }
+    let api = crate::claim::api(&ctx, &*claim);
     let deleting = claim.metadata.deletion_timestamp.is_some();
-    if !deleting && ensure_finalizer(&api, &*claim).await? {
-        return Ok(Action::await_change());
-    }
-    if deleting && !claim.finalizers().iter().any(|f| f == paved_api::FINALIZER) {
-        return Ok(Action::await_change());
-    }
     let mut status = claim.status.clone().unwrap_or_default();
     let verdict = match prepare(&claim, &ctx, &mut status).await? {
         Err(v) if deleting && !claim.spec.allow_deletion => {

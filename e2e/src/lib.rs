@@ -257,6 +257,18 @@ impl Operator {
         lease: &str,
         extra: &[&str],
     ) -> Result<Operator> {
+        Self::start_with_kubeconfig(cp, name, lease, extra, None)
+    }
+
+    /// Starts the operator with another kubeconfig (e.g. a ServiceAccount token
+    /// bound to exactly the chart's RBAC).
+    pub fn start_with_kubeconfig(
+        cp: &ControlPlane,
+        name: &str,
+        lease: &str,
+        extra: &[&str],
+        kubeconfig: Option<&Path>,
+    ) -> Result<Operator> {
         let port = free_port()?;
         let metrics_addr = format!("127.0.0.1:{port}");
         let log = repo_root().join(format!("target/e2e-logs/{name}.log"));
@@ -274,6 +286,7 @@ impl Operator {
             // Everything the control plane exported: KUBECONFIG, and the cloud
             // endpoints (AWS_ENDPOINT_URL, ...) the providers are pointed at.
             .envs(cp.env.iter())
+            .envs(kubeconfig.map(|k| ("KUBECONFIG", k.as_os_str().to_owned())))
             .env("RUST_LOG", "info,paved_operator=debug,kube=warn")
             .stdout(logfile.try_clone()?)
             .stderr(logfile)
@@ -381,4 +394,69 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// A kubeconfig for the chart's `paved-operator` ServiceAccount: the chart's RBAC
+/// (rendered by helm) applied to the control plane and a token requested for it,
+/// so a test runs the operator with exactly the permissions users install.
+pub fn chart_rbac_kubeconfig(cp: &ControlPlane) -> Result<PathBuf> {
+    let helm = Command::new(repo_root().join("e2e/build-helm")).output()?;
+    if !helm.status.success() {
+        bail!("e2e/build-helm: {}", String::from_utf8_lossy(&helm.stderr));
+    }
+    let helm = String::from_utf8(helm.stdout)?.trim().to_string();
+    let chart = repo_root().join("charts/paved");
+    let rendered = Command::new(&helm)
+        .args([
+            "template",
+            "paved",
+            chart.to_str().unwrap(),
+            "-n",
+            "paved-system",
+            "--kube-version",
+            "v1.36.2",
+        ])
+        .args([
+            "--show-only",
+            "templates/serviceaccount.yaml",
+            "--show-only",
+            "templates/rbac.yaml",
+        ])
+        .output()?;
+    if !rendered.status.success() {
+        bail!(
+            "helm template: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+    }
+    let (ok, out) = cp.kubectl_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &String::from_utf8(rendered.stdout)?,
+    )?;
+    if !ok {
+        bail!("applying the chart's RBAC: {out}");
+    }
+    let token = cp.kubectl(&[
+        "create",
+        "token",
+        "paved-operator",
+        "-n",
+        "paved-system",
+        "--duration",
+        "2h",
+    ])?;
+    let admin: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(cp.kubeconfig())?)?;
+    let cluster = admin["clusters"][0]["cluster"].clone();
+    let kc = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [ { "name": "paved", "cluster": cluster } ],
+        "users": [ { "name": "paved-operator", "user": { "token": token.trim() } } ],
+        "contexts": [ { "name": "paved", "context": { "cluster": "paved", "user": "paved-operator" } } ],
+        "current-context": "paved",
+    });
+    let path = repo_root().join("target/e2e-logs/chart-rbac.kubeconfig");
+    std::fs::create_dir_all(path.parent().unwrap())?;
+    std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
+    Ok(path)
 }

@@ -1,0 +1,105 @@
+//! The operator runs with a token of the chart's ServiceAccount, bound to exactly
+//! the chart's RBAC — not as an admin — and still does the whole golden path:
+//! namespace, policies, quota, identity, owner binding (bind on `edit` only),
+//! ExternalSecret, a local database with its connection Secret, Events, its Lease.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use kube::{
+    api::{DeleteParams, PostParams},
+    Api,
+};
+use paved_api::{conditions, ServiceClaim};
+use paved_e2e::{chart_rbac_kubeconfig, control_plane, eventually, Operator};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_rbac_is_enough_for_the_golden_path() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let kubeconfig = chart_rbac_kubeconfig(cp)?;
+    // The token really is not an admin.
+    let denied = std::process::Command::new("kubectl")
+        .args(["auth", "can-i", "create", "deployments", "-n", "default"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("PATH", cp.path())
+        .output()?;
+    assert_eq!(String::from_utf8_lossy(&denied.stdout).trim(), "no");
+
+    let op = Operator::start_with_kubeconfig(
+        cp,
+        "least-privilege",
+        "paved-e2e-least-privilege",
+        &[],
+        Some(&kubeconfig),
+    )?;
+    let name = "e2e-leastpriv";
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _ = claims.delete(name, &DeleteParams::default()).await;
+    eventually("old claim gone", Duration::from_secs(120), || async {
+        Ok(
+            (claims.get_opt(name).await?.is_none() && nss.get_opt(name).await?.is_none())
+                .then_some(()),
+        )
+    })
+    .await?;
+    // The Temporal namespace outlives its claim (allowDeletion false): clear a
+    // previous run's so this claim is not refused as someone else's.
+    let _ = std::process::Command::new(&cp.env["PAVED_TEMPORAL_CLI"])
+        .args([
+            "operator",
+            "namespace",
+            "delete",
+            "--yes",
+            "--address",
+            &cp.env["TEMPORAL_ADDRESS"],
+            "-n",
+            &format!("{name}-wf"),
+        ])
+        .output();
+    let claim: ServiceClaim = serde_json::from_value(json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim", "metadata": { "name": name },
+        "spec": { "owner": "team-lp", "system": "s", "costCenter": "CC-1", "cloud": "local",
+                  "dataClassification": "internal",
+                  "network": { "ingressFrom": [ { "namespace": "ingress" } ] },
+                  "secrets": [ { "name": "app" } ],
+                  "databases": [ { "name": "main" } ],
+                  "temporal": [ { "name": "wf" } ] }
+    }))?;
+    claims.create(&PostParams::default(), &claim).await?;
+    eventually(
+        "Ready with the chart's RBAC only",
+        Duration::from_secs(90),
+        || async {
+            let c = claims.get(name).await?;
+            Ok(c.status
+                .filter(|s| conditions::is_ready(&s.conditions, c.metadata.generation))
+                .map(|_| ()))
+        },
+    )
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\noperator log:\n{}",
+            op.logs()
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let logs = op.logs();
+    assert!(
+        !logs.contains("forbidden"),
+        "the operator was refused something:\n{logs}"
+    );
+    claims.delete(name, &DeleteParams::default()).await?;
+    eventually("namespace gone", Duration::from_secs(120), || async {
+        Ok(nss.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await?;
+    Ok(())
+}

@@ -257,7 +257,16 @@ impl Operator {
         lease: &str,
         extra: &[&str],
     ) -> Result<Operator> {
-        Self::start_with_kubeconfig(cp, name, lease, extra, None)
+        // As users run it: with the chart's ServiceAccount and RBAC, not as an admin.
+        static CHART_RBAC: OnceLock<PathBuf> = OnceLock::new();
+        let kubeconfig = match CHART_RBAC.get() {
+            Some(k) => k.clone(),
+            None => {
+                let k = chart_rbac_kubeconfig(cp)?;
+                CHART_RBAC.get_or_init(|| k).clone()
+            }
+        };
+        Self::start_with_kubeconfig(cp, name, lease, extra, Some(&kubeconfig))
     }
 
     /// Starts the operator with another kubeconfig (e.g. a ServiceAccount token
@@ -455,7 +464,11 @@ pub fn chart_rbac_kubeconfig(cp: &ControlPlane) -> Result<PathBuf> {
         "contexts": [ { "name": "paved", "context": { "cluster": "paved", "user": "paved-operator" } } ],
         "current-context": "paved",
     });
-    let path = repo_root().join("target/e2e-logs/chart-rbac.kubeconfig");
+    // One file per test process: several test binaries may run in turn.
+    let path = repo_root().join(format!(
+        "target/e2e-logs/chart-rbac-{}.kubeconfig",
+        std::process::id()
+    ));
     std::fs::create_dir_all(path.parent().unwrap())?;
     std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
     Ok(path)

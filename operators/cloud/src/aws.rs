@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use aws_sdk_rds::{error::ProvideErrorMetadata, types::DbInstance, Client as Rds};
 use aws_sdk_secretsmanager::Client as SecretsManager;
 use paved_api::DeletionPolicy;
-use paved_compose::postgresql::{DesiredDatabase, ObservedDatabase, OWNER_TAG};
+use paved_compose::postgresql::{key_matches, DesiredDatabase, ObservedDatabase, OWNER_TAG};
 use tokio::sync::Mutex;
 
 use crate::{DeleteProgress, ExternalClient, Observation, ProviderError};
@@ -186,11 +186,6 @@ impl AwsProvider {
         }
         Ok(None)
     }
-}
-
-/// KMS keys are named by ARN, alias or id; compare on the key id.
-fn key_matches(want: &str, have: &str) -> bool {
-    want == have || want.rsplit('/').next() == have.rsplit('/').next()
 }
 
 fn observed(db: &DbInstance) -> ObservedDatabase {

@@ -99,6 +99,30 @@ impl LocalProvider {
     }
 }
 
+/// A database's comment (where Paved marks ownership), or None when it does not exist.
+async fn database_comment(admin: &Client, name: &str) -> Result<Option<String>, ProviderError> {
+    let row = admin
+        .query_opt(
+            "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(classify)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// A role's comment (where Paved marks ownership), or None when it does not exist.
+async fn role_comment(admin: &Client, name: &str) -> Result<Option<String>, ProviderError> {
+    let row = admin
+        .query_opt(
+            "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(classify)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 fn ownership(d: &DesiredDatabase) -> String {
     format!("{OWNER_TAG}={}", d.owner_uid)
 }
@@ -110,17 +134,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
         d: &DesiredDatabase,
     ) -> Result<Observation<ObservedDatabase>, ProviderError> {
         let admin = self.admin().await?;
-        let row = admin
-            .query_opt(
-                "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
-                &[&d.database_name],
-            )
-            .await
-            .map_err(classify)?;
-        let Some(row) = row else {
+        let Some(comment) = database_comment(&admin, &d.database_name).await? else {
             return Ok(Observation::Absent);
         };
-        let comment: String = row.get(0);
         // A create interrupted between CREATE DATABASE and its comment leaves an
         // unmarked database owned by our (marked) role: ours, to be finished.
         let owner_role_ours = admin
@@ -188,15 +204,10 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             .map_err(classify)?
             .is_some();
         if exists {
-            let role_comment: String = admin
-                .query_one(
-                    "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = $1",
-                    &[&d.master_username],
-                )
-                .await
-                .map_err(classify)?
-                .get(0);
-            if !role_comment.contains(&ownership(d)) {
+            let comment = role_comment(&admin, &d.master_username)
+                .await?
+                .unwrap_or_default();
+            if !comment.contains(&ownership(d)) {
                 return Err(ProviderError::Terminal {
                     reason: "OwnedByOther".into(),
                     message: format!("role {} exists and is not this claim's", d.master_username),
@@ -261,14 +272,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             return Ok(DeleteProgress::Done);
         }
         let admin = self.admin().await?;
-        let owned = admin
-            .query_opt(
-                "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
-                &[&d.database_name],
-            )
-            .await
-            .map_err(classify)?
-            .map(|r| r.get::<_, String>(0));
+        let owned = database_comment(&admin, &d.database_name).await?;
         match owned {
             // Someone else's database under our name: nothing of ours to delete, and
             // neither their database nor a role of the same name is touched.
@@ -324,14 +328,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             None => {}
         }
         // The role goes only if it carries our ownership comment.
-        let role_owned = admin
-            .query_opt(
-                "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = $1",
-                &[&d.master_username],
-            )
-            .await
-            .map_err(classify)?
-            .is_some_and(|r| r.get::<_, String>(0).contains(&ownership(d)));
+        let role_owned = role_comment(&admin, &d.master_username)
+            .await?
+            .is_some_and(|c| c.contains(&ownership(d)));
         if role_owned {
             admin
                 .batch_execute(&format!(

@@ -386,6 +386,12 @@ pub fn apply_floor(d: &mut DesiredDatabase, facts: &NamespaceFacts, input: &Post
     );
 }
 
+/// KMS keys are named by ARN or by id; two names match when they are equal or name
+/// the same key id.
+pub fn key_matches(want: &str, have: &str) -> bool {
+    want == have || want.rsplit('/').next() == have.rsplit('/').next()
+}
+
 /// The tag that records which claim owns a cloud resource.
 pub const OWNER_TAG: &str = "paved.dev/claim-uid";
 
@@ -467,7 +473,7 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
         };
     }
     if let (Some(want), Some(have)) = (&desired.kms_key_id, &o.kms_key_id) {
-        if want != have && !have.ends_with(want.rsplit('/').next().unwrap_or(want)) {
+        if !key_matches(want, have) {
             return Plan::Terminal {
                 reason: "EncryptionMismatch".into(),
                 message: format!(

@@ -20,12 +20,9 @@ use paved_api::{
 use paved_cloud::{
     aws::AwsProvider, local::LocalProvider, DeleteProgress, ExternalClient, Observation, Sensitive,
 };
-use paved_compose::{
-    postgresql::{
-        delivery_objects, pick_composition, plan, render_postgresql, ClaimRef, DesiredDatabase,
-        NamespaceFacts, ObservedDatabase, Plan, PostgresInput,
-    },
-    RenderError,
+use paved_compose::postgresql::{
+    delivery_objects, pick_composition, plan, render_postgresql, ClaimRef, DesiredDatabase,
+    NamespaceFacts, ObservedDatabase, Plan, PostgresInput,
 };
 use serde_json::json;
 
@@ -170,11 +167,6 @@ async fn desired(
     };
     match render_postgresql(&input) {
         Ok(d) => Ok(Ok(d)),
-        Err(e @ RenderError::InvalidSpec(_)) => Ok(Err(Verdict::problem(
-            reasons::INVALID_SPEC,
-            e.to_string(),
-            slow,
-        ))),
         Err(e) => Ok(Err(Verdict::problem(e.reason(), e.to_string(), slow))),
     }
 }

@@ -15,7 +15,7 @@ use paved_api::{
 use paved_compose::{
     render_service, service,
     status::{service_ready, ObservedChild},
-    RenderError, ServiceInput,
+    ServiceInput,
 };
 
 use crate::{
@@ -251,9 +251,6 @@ async fn converge(
     };
     let objects = match render_service(&input) {
         Ok(o) => o,
-        Err(e @ RenderError::CompositionViolatesFloor { .. }) => {
-            return Ok(Err((e.reason(), e.to_string(), slow)))
-        }
         Err(e) => return Ok(Err((e.reason(), e.to_string(), slow))),
     };
 

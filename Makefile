@@ -30,13 +30,13 @@ unit:
 # The e2e tests start the control plane themselves (e2e/control-plane up is
 # idempotent) and each test runs its own operator, so they run one at a time.
 e2e: build
-	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test -p paved-e2e -- --test-threads=1 || rc=$$?; \
+	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test -p paved-e2e --no-fail-fast -- --test-threads=1 || rc=$$?; \
 	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 
 # One cargo invocation over the whole workspace, so dependencies are built once with
 # one feature set (per-package selections would each rebuild them).
 test: fmt-check clippy build
-	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace -- --test-threads=1 || rc=$$?; \
+	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace --no-fail-fast -- --test-threads=1 || rc=$$?; \
 	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 
 # crds/ is generated from the Rust types; the chart carries copies of it and of

@@ -41,6 +41,11 @@ impl LocalProvider {
         })
     }
 
+    /// The password the claim's role gets: the one to deliver in the connection Secret.
+    pub fn password(&self) -> &Sensitive {
+        &self.password
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }

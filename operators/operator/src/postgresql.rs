@@ -470,9 +470,17 @@ async fn converge(
         Plan::Create => {
             if let Provider::Local(local) = &provider {
                 // The Secret first: a crash after the create then still has the password.
-                let password = connection_password(ctx, claim, d).await?;
-                write_connection_secret(ctx, claim, d, local.host(), local.port(), &password)
-                    .await?;
+                // The provider's password, read (or generated) once per reconcile, so the
+                // Secret and the role can never get two different ones.
+                write_connection_secret(
+                    ctx,
+                    claim,
+                    d,
+                    local.host(),
+                    local.port(),
+                    local.password(),
+                )
+                .await?;
             }
             annotate(
                 ctx,
@@ -563,9 +571,15 @@ async fn converge(
             status.engine_version = o.engine_version.clone().or(Some(d.engine_version.clone()));
             let ready_message = match &provider {
                 Provider::Local(local) => {
-                    let password = connection_password(ctx, claim, d).await?;
-                    write_connection_secret(ctx, claim, d, local.host(), local.port(), &password)
-                        .await?;
+                    write_connection_secret(
+                        ctx,
+                        claim,
+                        d,
+                        local.host(),
+                        local.port(),
+                        local.password(),
+                    )
+                    .await?;
                     if !local.can_login(d).await {
                         if let Err(e) = local.reset_password(d).await {
                             return Ok(provider_verdict(&e));

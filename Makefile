@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Tests get their own control plane, so `make test` never disturbs a running demo.
 TEST_CP_DIR ?= $(CURDIR)/target/control-plane-test
 
-.PHONY: help build test fmt-check clippy unit e2e crds demo demo-down
+.PHONY: help build test fmt-check clippy unit e2e fakes crds demo demo-down
 
 help:
 	@echo "make demo       control plane + CRDs + compositions + operator + examples, waits for Ready"
@@ -35,7 +35,11 @@ e2e: build
 
 # One cargo invocation over the whole workspace, so dependencies are built once with
 # one feature set (per-package selections would each rebuild them).
-test: fmt-check clippy build
+# The loopback fakes of the Azure and Cloud SQL APIs have their own tests.
+fakes:
+	python3 -m unittest e2e/fakes/test_azure_postgres.py e2e/fakes/test_gcp_sqladmin.py
+
+test: fmt-check clippy build fakes
 	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace --no-fail-fast -- --test-threads=1 || rc=$$?; \
 	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 

@@ -14,6 +14,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 use kube::{config::KubeConfigOptions, Client, Config};
 
+pub mod db;
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -378,6 +380,28 @@ pub fn http_get(addr: &str, path: &str) -> Result<String> {
         bail!("GET {path}: {}", body.lines().next().unwrap_or(""));
     }
     Ok(body
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
+}
+
+/// A minimal HTTP/1.0 POST of a JSON body; fails unless the answer is 2xx.
+pub fn http_post(addr: &str, path: &str, body: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let status = answer.lines().next().unwrap_or("");
+    if !(status.starts_with("HTTP/1.0 2") || status.starts_with("HTTP/1.1 2")) {
+        bail!("POST {path}: {status}");
+    }
+    Ok(answer
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default())

@@ -289,6 +289,14 @@ pub struct PostgreSQLComposition {
     /// Settings of the local provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalProviderSpec>,
+    /// Where the azure provider creates servers and keeps their administrator
+    /// credentials. Required when provider is `azure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzurePlacement>,
+    /// Where the gcp provider creates instances and keeps their administrator
+    /// credentials. Required when provider is `gcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<GcpPlacement>,
     /// Tags on every cloud resource. Placeholders as in workloadIdentity.value. Owner,
     /// App, Environment and CostCenter are always set by Paved and cannot be
     /// overridden by a claim.
@@ -348,6 +356,13 @@ pub struct EncryptionSpec {
     /// Azure only: the user-assigned identity that may use the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_id: Option<String>,
+    /// Azure only: the key (in a vault of the paired region) that encrypts
+    /// geo-redundant backups. Required with geo-redundant backups, and so for PHI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo_backup_key_id: Option<String>,
+    /// Azure only: the user-assigned identity that may use the geo-backup key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo_backup_identity_id: Option<String>,
 }
 
 /// Private network placement. Which fields apply depends on the provider.
@@ -429,6 +444,34 @@ pub struct LocalProviderSpec {
     /// Secret key holding the admin connection string
     /// (`postgres://user:password@host:port/postgres`).
     pub admin_secret_ref: SecretKeySelector,
+}
+
+/// Azure placement of flexible servers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzurePlacement {
+    /// Subscription id that holds the servers.
+    #[schemars(length(min = 1))]
+    pub subscription_id: String,
+    /// Resource group that holds the servers.
+    #[schemars(length(min = 1, max = 90))]
+    pub resource_group: String,
+    /// Key Vault URL (`https://<vault>.vault.azure.net`) where Paved keeps each
+    /// server's administrator credentials, as a JSON secret named after the server.
+    /// The ExternalSecret reads them through `credentials.secretStore`, which must
+    /// point at the same vault.
+    #[schemars(length(min = 1))]
+    pub key_vault_url: String,
+}
+
+/// GCP placement of Cloud SQL instances.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcpPlacement {
+    /// Project that holds the instances and the Secret Manager secrets with their
+    /// administrator credentials (read through `credentials.secretStore`).
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"))]
+    pub project: String,
 }
 
 /// Prices, per month, in `currency`.

@@ -212,6 +212,9 @@ fn observed(db: &DbInstance) -> ObservedDatabase {
             .find(|t| t.key() == Some(OWNER_TAG))
             .and_then(|t| t.value())
             .map(String::from),
+        // Forced by the parameter group Paved creates; RDS creates the database.
+        tls_required: None,
+        database_present: None,
     }
 }
 

@@ -11,6 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub mod aws;
+pub mod azure;
+pub mod gcp;
 pub mod local;
 pub mod temporal;
 
@@ -149,8 +151,55 @@ pub trait ExternalClient<D: Sync, O: Send>: Send + Sync {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use paved_api::{Cloud, DatabaseNetwork, DeletionPolicy};
+    use paved_compose::postgresql::{DesiredDatabase, OWNER_TAG};
+
+    /// A desired database as a composition for `provider` renders it.
+    pub(crate) fn desired_fixture(provider: Cloud) -> DesiredDatabase {
+        DesiredDatabase {
+            provider,
+            region: "eastus".into(),
+            external_name: "paved-0a1b".into(),
+            owner_uid: "uid-1".into(),
+            instance_class: "Standard_D2ds_v5".into(),
+            storage_gb: 64,
+            storage_type: None,
+            engine_version: "16".into(),
+            multi_az: true,
+            storage_encrypted: true,
+            kms_key_id: Some("https://kv.vault.azure.net/keys/k/1".into()),
+            encryption_identity: Some("/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/i".into()),
+            geo_backup_key_id: Some("https://kv-west.vault.azure.net/keys/k/1".into()),
+            geo_backup_identity: Some("/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/geo".into()),
+            publicly_accessible: false,
+            tls_required: true,
+            backup_retention_days: 14,
+            backup_window: Some("03:00-04:00".into()),
+            geo_redundant_backup: true,
+            deletion_protection: true,
+            deletion_policy: DeletionPolicy::Snapshot,
+            network: DatabaseNetwork {
+                private_network: Some("projects/p/global/networks/n".into()),
+                ..Default::default()
+            },
+            credentials: None,
+            local_admin: None,
+            azure: None,
+            gcp: None,
+            tags: [
+                (OWNER_TAG.to_string(), "uid-1".to_string()),
+                ("Owner".to_string(), "team-a@example.com".to_string()),
+            ]
+            .into(),
+            connection_secret: "db-connection".into(),
+            database_name: "paved_0a1b".into(),
+            master_username: "paved_0a1b".into(),
+            estimated_monthly_cost: None,
+            poll_interval: Duration::from_secs(300),
+        }
+    }
 
     #[test]
     fn sensitive_values_do_not_print() {

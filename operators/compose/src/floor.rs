@@ -165,8 +165,41 @@ pub fn check_composition_postgresql(p: &PostgreSQLComposition) -> Vec<Violation>
         if p.credentials.is_none() {
             out.push(v(
                 &f("credentials.secretStore"),
-                "required: master credentials are delivered through the secret store, never written by Paved",
+                "required: master credentials are delivered through the secret store, never into the cluster by Paved",
             ));
+        }
+        match p.provider {
+            Cloud::Azure => {
+                if p.azure.is_none() {
+                    out.push(v(
+                        &f("azure"),
+                        "required for provider azure: subscriptionId, resourceGroup and keyVaultUrl",
+                    ));
+                }
+                if p.encryption
+                    .as_ref()
+                    .is_some_and(|e| e.identity_id.is_none())
+                {
+                    out.push(v(
+                        &f("encryption.identityId"),
+                        "Azure customer-managed keys need the user-assigned identity that reads the key",
+                    ));
+                }
+                // PHI always gets geo-redundant backups, which Azure encrypts with a
+                // second key in the paired region.
+                if p.encryption.as_ref().is_some_and(|e| {
+                    e.geo_backup_key_id.is_none() || e.geo_backup_identity_id.is_none()
+                }) {
+                    out.push(v(
+                        &f("encryption.geoBackupKeyId"),
+                        "Azure geo-redundant backups (always on for PHI) need geoBackupKeyId and geoBackupIdentityId",
+                    ));
+                }
+            }
+            Cloud::Gcp if p.gcp.is_none() => {
+                out.push(v(&f("gcp"), "required for provider gcp: project"))
+            }
+            _ => {}
         }
         let n = &p.network;
         let private = match p.provider {
@@ -272,6 +305,7 @@ mod tests {
             encryption: Some(EncryptionSpec {
                 key_id: "arn:key".into(),
                 identity_id: None,
+                ..Default::default()
             }),
             network: DatabaseNetwork {
                 subnet_group_name: Some("private".into()),
@@ -313,6 +347,7 @@ mod tests {
                     p.encryption = Some(EncryptionSpec {
                         key_id: " ".into(),
                         identity_id: None,
+                        ..Default::default()
                     })
                 },
                 "spec.postgresql.encryption.keyId",
@@ -361,17 +396,24 @@ mod tests {
     }
 
     #[test]
-    fn private_networking_is_checked_per_provider() {
+    fn private_networking_and_placement_are_checked_per_provider() {
+        let says = |p: &PostgreSQLComposition, what: &str| {
+            check_composition_postgresql(p)
+                .iter()
+                .any(|v| v.message.contains(what))
+        };
         let mut p = aws();
         p.provider = Cloud::Azure;
-        assert!(check_composition_postgresql(&p)[0]
-            .message
-            .contains("delegatedSubnetId"));
+        assert!(says(&p, "delegatedSubnetId"));
+        assert!(says(&p, "subscriptionId, resourceGroup and keyVaultUrl"));
+        assert!(says(&p, "user-assigned identity"));
         p.provider = Cloud::Gcp;
-        assert!(check_composition_postgresql(&p)[0]
-            .message
-            .contains("privateNetwork"));
+        assert!(says(&p, "privateNetwork"));
+        assert!(says(&p, "project"));
         p.network.private_network = Some("projects/p/global/networks/n".into());
+        p.gcp = Some(paved_api::GcpPlacement {
+            project: "paved-prod".into(),
+        });
         assert_eq!(check_composition_postgresql(&p), vec![]);
     }
 

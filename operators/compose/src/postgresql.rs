@@ -129,6 +129,9 @@ pub struct DesiredDatabase {
     pub storage_encrypted: bool,
     pub kms_key_id: Option<String>,
     pub encryption_identity: Option<String>,
+    /// Azure: key and identity for geo-redundant backups.
+    pub geo_backup_key_id: Option<String>,
+    pub geo_backup_identity: Option<String>,
     pub publicly_accessible: bool,
     pub tls_required: bool,
     pub backup_retention_days: i32,
@@ -140,6 +143,10 @@ pub struct DesiredDatabase {
     pub credentials: Option<paved_api::CredentialsSpec>,
     /// The local provider's admin connection Secret.
     pub local_admin: Option<paved_api::SecretKeySelector>,
+    /// Azure subscription, resource group and Key Vault.
+    pub azure: Option<paved_api::AzurePlacement>,
+    /// GCP project.
+    pub gcp: Option<paved_api::GcpPlacement>,
     pub tags: BTreeMap<String, String>,
     /// Name of the connection Secret in the claim's namespace.
     pub connection_secret: String,
@@ -269,6 +276,12 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
             input.composition_name, comp.storage.min_gb, comp.storage.max_gb
         )));
     }
+    // Azure sells storage in fixed sizes: the claim gets (and pays for) the next one up.
+    let storage_gb = if comp.provider == Cloud::Azure {
+        azure_storage_gb(storage_gb)
+    } else {
+        storage_gb
+    };
     let engine_version = p
         .engine_version
         .clone()
@@ -316,6 +329,14 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
         storage_encrypted: true,
         kms_key_id: comp.encryption.as_ref().map(|e| e.key_id.clone()),
         encryption_identity: comp.encryption.as_ref().and_then(|e| e.identity_id.clone()),
+        geo_backup_key_id: comp
+            .encryption
+            .as_ref()
+            .and_then(|e| e.geo_backup_key_id.clone()),
+        geo_backup_identity: comp
+            .encryption
+            .as_ref()
+            .and_then(|e| e.geo_backup_identity_id.clone()),
         publicly_accessible: false,
         tls_required: true,
         backup_retention_days: comp.backup.retention_days,
@@ -326,6 +347,8 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
         network: comp.network.clone(),
         credentials: comp.credentials.clone(),
         local_admin: comp.local.as_ref().map(|l| l.admin_secret_ref.clone()),
+        azure: comp.azure.clone(),
+        gcp: comp.gcp.clone(),
         tags,
         connection_secret: input
             .spec
@@ -364,6 +387,7 @@ pub fn apply_floor(d: &mut DesiredDatabase, facts: &NamespaceFacts, input: &Post
     let env = d
         .tags
         .get("Environment")
+        .or_else(|| d.tags.get("environment"))
         .cloned()
         .unwrap_or_else(|| "unknown".into());
     d.tags.insert("Owner".into(), facts.owner.clone());
@@ -395,6 +419,110 @@ pub fn key_matches(want: &str, have: &str) -> bool {
 /// The tag that records which claim owns a cloud resource.
 pub const OWNER_TAG: &str = "paved.dev/claim-uid";
 
+/// Tags the floor sets; where a cloud's naming rules fold two keys into one, these win.
+const FLOOR_TAGS: &[&str] = &[
+    "Owner",
+    "App",
+    "Environment",
+    "CostCenter",
+    "DataClassification",
+    OWNER_TAG,
+    "paved.dev/claim",
+    "paved.dev/composition",
+];
+
+/// A tag key as the provider must spell it: Azure refuses `<>%&\?/` in tag names;
+/// GCP labels are lowercase `[a-z0-9_-]`, start with a letter and hold at most 63
+/// characters (keys and values alike).
+pub fn cloud_tag_key(provider: Cloud, key: &str) -> String {
+    match provider {
+        Cloud::Aws | Cloud::Local => key.to_string(),
+        Cloud::Azure => key
+            .chars()
+            .map(|c| if "<>%&\\?/".contains(c) { '_' } else { c })
+            .collect(),
+        Cloud::Gcp => {
+            let k = gcp_label_value(&snake_case(key));
+            if k.starts_with(|c: char| c.is_ascii_lowercase()) {
+                k
+            } else {
+                gcp_label_value(&format!("k{k}"))
+            }
+        }
+    }
+}
+
+/// The tags to put on the cloud resource, keys and values in the provider's rules.
+/// Deterministic; the floor's tags win a key collision.
+pub fn cloud_tags(provider: Cloud, tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let (floor, rest): (Vec<_>, Vec<_>) = tags
+        .iter()
+        .partition(|(k, _)| FLOOR_TAGS.contains(&k.as_str()));
+    let mut out = BTreeMap::new();
+    for (k, v) in rest.into_iter().chain(floor) {
+        let v = match provider {
+            Cloud::Gcp => gcp_label_value(v),
+            Cloud::Azure => v.chars().take(256).collect(),
+            _ => v.clone(),
+        };
+        out.insert(cloud_tag_key(provider, k), v);
+    }
+    out
+}
+
+fn snake_case(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn gcp_label_value(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect()
+}
+
+/// Azure flexible servers come in fixed storage sizes (GiB); a claim gets the
+/// smallest that holds what it asked for.
+pub const AZURE_STORAGE_SIZES: &[i32] =
+    &[32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767];
+
+pub fn azure_storage_gb(gb: i32) -> i32 {
+    AZURE_STORAGE_SIZES
+        .iter()
+        .copied()
+        .find(|s| *s >= gb)
+        .unwrap_or(32767)
+}
+
+/// The Azure pricing tier of a flexible-server SKU name.
+pub fn azure_sku_tier(sku: &str) -> &'static str {
+    if sku.starts_with("Standard_B") {
+        "Burstable"
+    } else if sku.starts_with("Standard_E") {
+        "MemoryOptimized"
+    } else {
+        "GeneralPurpose"
+    }
+}
+
 // ------------------------------------------------------------------ plan
 
 /// What the provider observed about the database.
@@ -419,6 +547,11 @@ pub struct ObservedDatabase {
     pub master_secret_ref: Option<String>,
     /// The ownership tag's value: the UID of the claim that created it.
     pub owner_uid: Option<String>,
+    /// Whether the server refuses unencrypted connections (where it is observable).
+    pub tls_required: Option<bool>,
+    /// Whether the claim's database exists inside the server (Azure / GCP create it
+    /// after the server is up).
+    pub database_present: Option<bool>,
 }
 
 /// What to do next.
@@ -526,6 +659,17 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
         o.publicly_accessible.map(|b| b.to_string()),
         desired.publicly_accessible.to_string(),
     );
+    check(
+        "tlsRequired",
+        o.tls_required.map(|b| b.to_string()),
+        desired.tls_required.to_string(),
+    );
+    check(
+        "database",
+        o.database_present
+            .map(|p| if p { "present" } else { "missing" }.to_string()),
+        "present".into(),
+    );
     if drift.is_empty() {
         Plan::UpToDate
     } else {
@@ -562,6 +706,7 @@ mod tests {
             encryption: Some(EncryptionSpec {
                 key_id: "arn:aws:kms:us-east-1:1:key/k".into(),
                 identity_id: None,
+                ..Default::default()
             }),
             network: paved_api::DatabaseNetwork {
                 subnet_group_name: Some("private".into()),
@@ -813,6 +958,74 @@ mod tests {
             publicly_accessible: Some(false),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn plan_requires_tls_and_the_database_inside_the_server() {
+        let d = ok(DataClassification::Internal);
+        let o = ObservedDatabase {
+            tls_required: Some(false),
+            database_present: Some(false),
+            ..available(&d)
+        };
+        let Plan::Update(drift) = plan(&d, Some(&o)) else {
+            panic!("expected update")
+        };
+        let fields: Vec<_> = drift.iter().map(|x| x.field).collect();
+        assert_eq!(fields, vec!["tlsRequired", "database"]);
+        let o = ObservedDatabase {
+            tls_required: Some(true),
+            database_present: Some(true),
+            ..available(&d)
+        };
+        assert_eq!(plan(&d, Some(&o)), Plan::UpToDate);
+    }
+
+    #[test]
+    fn tags_follow_each_clouds_naming_rules_and_the_floor_wins() {
+        let tags = BTreeMap::from([
+            ("environment".to_string(), "prod".to_string()),
+            ("Environment".to_string(), "Staging".to_string()),
+            ("Owner".to_string(), "Team-A@Example.com".to_string()),
+            (OWNER_TAG.to_string(), "0a1b-2c".to_string()),
+            ("9lives".to_string(), "x".repeat(80)),
+        ]);
+        let gcp = cloud_tags(Cloud::Gcp, &tags);
+        assert_eq!(
+            gcp["environment"], "staging",
+            "the floor's Environment wins"
+        );
+        assert_eq!(gcp["owner"], "team-a_example_com");
+        assert_eq!(gcp["paved_dev_claim-uid"], "0a1b-2c");
+        assert_eq!(gcp["k9lives"].len(), 63);
+        for (k, v) in &gcp {
+            assert!(
+                k.len() <= 63 && k.starts_with(|c: char| c.is_ascii_lowercase()),
+                "{k}"
+            );
+            assert!(k
+                .chars()
+                .chain(v.chars())
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'));
+        }
+        let azure = cloud_tags(Cloud::Azure, &tags);
+        assert_eq!(azure["paved.dev_claim-uid"], "0a1b-2c");
+        assert_eq!(azure["Owner"], "Team-A@Example.com");
+        assert!(azure.keys().all(|k| !k.contains('/')));
+        assert_eq!(cloud_tags(Cloud::Aws, &tags), tags);
+        assert_eq!(cloud_tag_key(Cloud::Gcp, OWNER_TAG), "paved_dev_claim-uid");
+    }
+
+    #[test]
+    fn azure_storage_rounds_up_to_a_size_azure_sells() {
+        assert_eq!(azure_storage_gb(20), 32);
+        assert_eq!(azure_storage_gb(32), 32);
+        assert_eq!(azure_storage_gb(50), 64);
+        assert_eq!(azure_storage_gb(5000), 8192);
+        assert_eq!(azure_storage_gb(40000), 32767);
+        assert_eq!(azure_sku_tier("Standard_B2s"), "Burstable");
+        assert_eq!(azure_sku_tier("Standard_D4ds_v5"), "GeneralPurpose");
+        assert_eq!(azure_sku_tier("Standard_E4ds_v5"), "MemoryOptimized");
     }
 
     #[test]
@@ -1150,6 +1363,10 @@ mod tests_support {
             network: Default::default(),
             credentials: None,
             local_admin: None,
+            geo_backup_key_id: None,
+            geo_backup_identity: None,
+            azure: None,
+            gcp: None,
             tags: Default::default(),
             connection_secret: "db-connection".into(),
             database_name: "paved_x".into(),

@@ -27,6 +27,16 @@ pub struct Context {
     /// AWS clients per region, each with its shared instance list.
     pub aws_regions:
         tokio::sync::Mutex<std::collections::HashMap<String, Arc<paved_cloud::aws::AwsProvider>>>,
+    /// Azure clients per subscription and resource group.
+    pub azure_groups: tokio::sync::Mutex<
+        std::collections::HashMap<String, Arc<paved_cloud::azure::AzureProvider>>,
+    >,
+    /// GCP clients per project.
+    pub gcp_projects:
+        tokio::sync::Mutex<std::collections::HashMap<String, Arc<paved_cloud::gcp::GcpProvider>>>,
+    /// Where the Azure and Google clients send their requests.
+    pub azure_endpoints: paved_cloud::azure::AzureEndpoints,
+    pub gcp_endpoints: paved_cloud::gcp::GcpEndpoints,
     /// How long one region's instance list serves every claim.
     pub cloud_list_ttl: Duration,
     /// Temporal frontend connections.
@@ -45,6 +55,45 @@ impl Context {
         let p = Arc::new(paved_cloud::aws::AwsProvider::new(region, self.cloud_list_ttl).await);
         regions.insert(region.to_string(), p.clone());
         p
+    }
+
+    /// The Azure provider for a placement, created on first use.
+    pub async fn azure(
+        &self,
+        placement: &paved_api::AzurePlacement,
+    ) -> Result<Arc<paved_cloud::azure::AzureProvider>, paved_cloud::ProviderError> {
+        let key = format!(
+            "{}/{}/{}",
+            placement.subscription_id, placement.resource_group, placement.key_vault_url
+        );
+        let mut groups = self.azure_groups.lock().await;
+        if let Some(p) = groups.get(&key) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(paved_cloud::azure::AzureProvider::new(
+            placement.clone(),
+            self.azure_endpoints.clone(),
+            self.cloud_list_ttl,
+        )?);
+        groups.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// The GCP provider for a project, created on first use.
+    pub async fn gcp(
+        &self,
+        placement: &paved_api::GcpPlacement,
+    ) -> Result<Arc<paved_cloud::gcp::GcpProvider>, paved_cloud::ProviderError> {
+        let mut projects = self.gcp_projects.lock().await;
+        if let Some(p) = projects.get(&placement.project) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(
+            paved_cloud::gcp::GcpProvider::new(placement, &self.gcp_endpoints, self.cloud_list_ttl)
+                .await?,
+        );
+        projects.insert(placement.project.clone(), p.clone());
+        Ok(p)
     }
 
     /// Publishes an Event; failing to record one never fails a reconcile.

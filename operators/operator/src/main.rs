@@ -97,6 +97,20 @@ struct Args {
     /// Seconds one cloud list (per region) serves every claim's observe.
     #[arg(long, env = "PAVED_CLOUD_LIST_TTL_SECONDS", default_value_t = 5)]
     cloud_list_ttl_seconds: u64,
+    /// Azure Resource Manager endpoint (another for a sovereign cloud).
+    #[arg(
+        long,
+        env = "PAVED_AZURE_RESOURCE_MANAGER_ENDPOINT",
+        default_value = "https://management.azure.com"
+    )]
+    azure_resource_manager_endpoint: String,
+    /// Cloud SQL Admin API endpoint, e.g. a Private Service Connect address (default:
+    /// Google's public endpoint).
+    #[arg(long, env = "PAVED_GCP_SQLADMIN_ENDPOINT")]
+    gcp_sqladmin_endpoint: Option<String>,
+    /// Secret Manager endpoint (default: Google's public endpoint).
+    #[arg(long, env = "PAVED_GCP_SECRETMANAGER_ENDPOINT")]
+    gcp_secretmanager_endpoint: Option<String>,
     /// `json` (default, for log pipelines) or `text`.
     #[arg(long, env = "PAVED_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -237,6 +251,18 @@ async fn run_controllers(
         compositions: comp_store.clone(),
         resync: Duration::from_secs(args.resync_seconds),
         aws_regions: Default::default(),
+        azure_groups: Default::default(),
+        gcp_projects: Default::default(),
+        azure_endpoints: paved_cloud::azure::AzureEndpoints {
+            resource_manager: args
+                .azure_resource_manager_endpoint
+                .parse()
+                .context("--azure-resource-manager-endpoint")?,
+        },
+        gcp_endpoints: paved_cloud::gcp::GcpEndpoints {
+            sqladmin: args.gcp_sqladmin_endpoint.clone(),
+            secretmanager: args.gcp_secretmanager_endpoint.clone(),
+        },
         cloud_list_ttl: Duration::from_secs(args.cloud_list_ttl_seconds),
         connections: Default::default(),
         own_namespace: args.lease_namespace.clone(),

@@ -18,7 +18,8 @@ use paved_api::{
     PostgreSQLInstanceStatus, FIELD_MANAGER,
 };
 use paved_cloud::{
-    aws::AwsProvider, local::LocalProvider, DeleteProgress, ExternalClient, Observation, Sensitive,
+    aws::AwsProvider, azure::AzureProvider, gcp::GcpProvider, local::LocalProvider, DeleteProgress,
+    ExternalClient, Observation, Sensitive,
 };
 use paved_compose::postgresql::{
     delivery_objects, pick_composition, plan, render_postgresql, ClaimRef, DesiredDatabase,
@@ -175,6 +176,8 @@ async fn desired(
 enum Provider {
     Local(LocalProvider),
     Aws(Arc<AwsProvider>),
+    Azure(Arc<AzureProvider>),
+    Gcp(Arc<GcpProvider>),
 }
 
 impl Provider {
@@ -182,6 +185,8 @@ impl Provider {
         match self {
             Provider::Local(p) => p,
             Provider::Aws(p) => p.as_ref(),
+            Provider::Azure(p) => p.as_ref(),
+            Provider::Gcp(p) => p.as_ref(),
         }
     }
 }
@@ -196,12 +201,34 @@ async fn provider(
     match d.provider {
         Cloud::Local => {}
         Cloud::Aws => return Ok(Ok(Provider::Aws(ctx.aws(&d.region).await))),
-        other => {
-            return Ok(Err(Verdict::problem(
-                "ProviderNotConfigured",
-                format!("the {other} provider is not available in this operator build yet"),
-                slow,
-            )))
+        Cloud::Azure => {
+            let Some(placement) = &d.azure else {
+                return Ok(Err(Verdict::problem(
+                    "ProviderNotConfigured",
+                    "the azure composition names no subscription, resource group and Key Vault"
+                        .into(),
+                    slow,
+                )));
+            };
+            return Ok(ctx
+                .azure(placement)
+                .await
+                .map(Provider::Azure)
+                .map_err(|e| provider_verdict(&e)));
+        }
+        Cloud::Gcp => {
+            let Some(placement) = &d.gcp else {
+                return Ok(Err(Verdict::problem(
+                    "ProviderNotConfigured",
+                    "the gcp composition names no project".into(),
+                    slow,
+                )));
+            };
+            return Ok(ctx
+                .gcp(placement)
+                .await
+                .map(Provider::Gcp)
+                .map_err(|e| provider_verdict(&e)));
         }
     }
     let Some(admin_ref) = d.local_admin.clone() else {
@@ -597,26 +624,28 @@ async fn converge(
                         d.connection_secret
                     )
                 }
-                Provider::Aws(aws) => {
+                cloud => {
                     let (Some(endpoint), Some(port), Some(secret)) =
                         (&o.endpoint, o.port, &o.master_secret_ref)
                     else {
                         return Ok(Verdict::waiting(
                             reasons::CREATING,
-                            "waiting for the endpoint and the RDS-managed master secret".into(),
+                            "waiting for the endpoint and the master credentials secret".into(),
                             Duration::from_secs(10),
                         ));
                     };
-                    match aws.check_master_secret(d, secret).await {
-                        Err(e) => return Ok(provider_verdict(&e)),
-                        Ok(Some(problem)) => {
-                            return Ok(Verdict::problem(
-                                "EncryptionMismatch",
-                                problem,
-                                jitter(Duration::from_secs(300)),
-                            ))
+                    if let Provider::Aws(aws) = cloud {
+                        match aws.check_master_secret(d, secret).await {
+                            Err(e) => return Ok(provider_verdict(&e)),
+                            Ok(Some(problem)) => {
+                                return Ok(Verdict::problem(
+                                    "EncryptionMismatch",
+                                    problem,
+                                    jitter(Duration::from_secs(300)),
+                                ))
+                            }
+                            Ok(None) => {}
                         }
-                        Ok(None) => {}
                     }
                     let claim_ref = ClaimRef {
                         name: &claim.name_any(),
@@ -638,8 +667,13 @@ async fn converge(
                         return Err(e.into());
                     }
                     format!(
-                        "available at {endpoint}:{port}; ExternalSecret {} delivers the credentials from the RDS-managed secret",
-                        d.connection_secret
+                        "available at {endpoint}:{port}; ExternalSecret {} delivers the credentials from {}",
+                        d.connection_secret,
+                        match d.provider {
+                            Cloud::Aws => "the RDS-managed secret",
+                            Cloud::Azure => "Key Vault",
+                            _ => "Secret Manager",
+                        }
                     )
                 }
             };

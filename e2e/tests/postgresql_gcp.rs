@@ -1,0 +1,245 @@
+//! PostgreSQLInstance on the `gcp` provider against the loopback Cloud SQL fake
+//! (e2e/fakes/gcp_sqladmin.py, built from the sqladmin v1 discovery document): the
+//! operator gets its token from the metadata server (as on GKE) and talks to Cloud
+//! SQL through google-cloud-sql-v1; every compliance setting lands in the fake's
+//! state, the administrator credentials in Secret Manager, drift is corrected
+//! through injected throttling, a crash right after the insert leaves exactly one
+//! instance, and each deletion policy does what it says.
+
+use anyhow::{Context, Result};
+use kube::{
+    api::{ApiResource, DeleteParams, DynamicObject},
+    Api, ResourceExt,
+};
+use paved_api::PostgreSQLInstance;
+use paved_e2e::{
+    control_plane,
+    db::{
+        claim, clear, composition, crash_at, create, event_reasons, gone, namespace, ready, Fake, T,
+    },
+    eventually, Operator,
+};
+use serde_json::{json, Value};
+
+const COMPOSITION: &str = "postgresql-gcp-e2e";
+const OWNER_LABEL: &str = "paved_dev_claim-uid";
+
+fn instances(fake: &Fake) -> Result<Vec<Value>> {
+    Ok(fake.state()?["instances"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+fn instance(fake: &Fake, name: &str) -> Result<Option<Value>> {
+    Ok(instances(fake)?.into_iter().find(|i| i["name"] == name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let fake = Fake::new(cp, "PAVED_GCP_URL")?;
+    composition(cp, "postgresql-gcp-standard.yaml", COMPOSITION, |_| {})?;
+    let shipped: Value = serde_yaml::from_str(&std::fs::read_to_string(
+        paved_e2e::repo_root().join("compositions/postgresql-gcp-standard.yaml"),
+    )?)?;
+    let want = &shipped["spec"]["postgresql"];
+    let project = want["gcp"]["project"].as_str().unwrap().to_string();
+    let (phi, internal) = ("e2e-gcp-phi", "e2e-gcp-internal");
+    namespace(cp, phi, "gcp", "phi")?;
+    namespace(cp, internal, "gcp", "internal")?;
+    let flags = ["--cloud-list-ttl-seconds", "1"];
+    {
+        let _op = Operator::start(cp, "gcp-cleanup", &flags)?;
+        clear(&client, cp, phi).await?;
+        clear(&client, cp, internal).await?;
+    }
+
+    // A crash right after instances.insert, before anything is recorded.
+    create(cp, &claim("crashy", internal, COMPOSITION, Some("Delete")))?;
+    crash_at(cp, "paved-e2e-gcp-crash", "after-create").await?;
+    let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
+    let crashy = pgs_internal.get("crashy").await?;
+    assert!(crashy
+        .annotations()
+        .contains_key("paved.dev/create-pending"));
+    assert!(!crashy
+        .annotations()
+        .contains_key("paved.dev/create-succeeded"));
+    let crashy_uid = crashy.uid().unwrap();
+    let crashy_name = paved_compose::postgresql::external_name(&crashy_uid);
+    assert!(
+        instance(&fake, &crashy_name)?.is_some(),
+        "the insert reached Cloud SQL"
+    );
+
+    let op = Operator::start(cp, "gcp", &flags)?;
+    ready(&pgs_internal, "crashy").await?;
+    let owned = instances(&fake)?
+        .iter()
+        .filter(|i| i["settings"]["userLabels"][OWNER_LABEL] == crashy_uid.as_str())
+        .count();
+    assert_eq!(owned, 1, "exactly one instance after the crash");
+
+    // A PHI claim: every compliance setting in the fake's state.
+    create(cp, &claim("records", phi, COMPOSITION, None))?;
+    let pgs_phi: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), phi);
+    let records = ready(&pgs_phi, "records").await?;
+    let st = records.status.clone().unwrap();
+    let name = st.external_name.clone().unwrap();
+    let i = instance(&fake, &name)?.context("instance in the fake")?;
+    let s = &i["settings"];
+    assert_eq!(i["databaseVersion"], "POSTGRES_16");
+    assert_eq!(i["project"], project.as_str());
+    assert_eq!(i["region"], "us-central1");
+    assert_eq!(
+        i["diskEncryptionConfiguration"]["kmsKeyName"],
+        want["encryption"]["keyId"]
+    );
+    assert_eq!(s["ipConfiguration"]["ipv4Enabled"], false);
+    assert_eq!(
+        s["ipConfiguration"]["privateNetwork"],
+        want["network"]["privateNetwork"]
+    );
+    assert_eq!(s["ipConfiguration"]["sslMode"], "ENCRYPTED_ONLY");
+    let b = &s["backupConfiguration"];
+    assert_eq!(b["enabled"], true);
+    assert_eq!(b["pointInTimeRecoveryEnabled"], true);
+    assert_eq!(b["startTime"], "03:00");
+    assert_eq!(b["backupRetentionSettings"]["retainedBackups"], 14);
+    assert_eq!(b["backupRetentionSettings"]["retentionUnit"], "COUNT");
+    assert_eq!(s["deletionProtectionEnabled"], true, "PHI");
+    assert_eq!(s["availabilityType"], "REGIONAL");
+    assert_eq!(s["tier"], "db-custom-2-7680");
+    assert_eq!(s["dataDiskSizeGb"], "50");
+    assert_eq!(s["dataDiskType"], "PD_SSD");
+    for (k, v) in [
+        ("owner", "team-claims"),
+        ("app", phi),
+        ("cost_center", "cc-4410"),
+        ("environment", "prod"),
+        ("data_classification", "phi"),
+    ] {
+        assert_eq!(s["userLabels"][k], v, "label {k}: {}", s["userLabels"]);
+    }
+    let state = fake.state()?;
+    assert!(
+        state["databases"][format!("{project}/{name}")]
+            .get(name.replace('-', "_"))
+            .is_some(),
+        "the claim's database exists: {}",
+        state["databases"]
+    );
+    assert_eq!(
+        state["secrets"][format!("{name}-admin")]["jsonKeys"],
+        json!(["password", "username"]),
+        "administrator credentials in Secret Manager"
+    );
+    assert_eq!(st.provider.as_deref(), Some("gcp"));
+    assert_eq!(st.region.as_deref(), Some("us-central1"));
+    assert_eq!(
+        st.encryption_key_id.as_deref(),
+        want["encryption"]["keyId"].as_str()
+    );
+    assert!(
+        st.endpoint.as_deref().is_some_and(|e| e.starts_with("10.")),
+        "private IP: {:?}",
+        st.endpoint
+    );
+    assert_eq!(st.port, Some(5432));
+    assert_eq!(st.estimated_monthly_cost.as_deref(), Some("USD 110.70"));
+
+    // The connection Secret comes through External Secrets, from Secret Manager.
+    let es_ar = ApiResource {
+        group: "external-secrets.io".into(),
+        version: "v1".into(),
+        api_version: "external-secrets.io/v1".into(),
+        kind: "ExternalSecret".into(),
+        plural: "externalsecrets".into(),
+    };
+    let es = Api::<DynamicObject>::namespaced_with(client.clone(), phi, &es_ar)
+        .get("records-conn")
+        .await?;
+    assert_eq!(
+        es.data["spec"]["dataFrom"][0]["extract"]["key"],
+        format!("{name}-admin")
+    );
+    assert_eq!(
+        es.data["spec"]["secretStoreRef"]["name"],
+        "gcp-secret-manager"
+    );
+
+    // Drift made in the console is corrected, through throttled list calls.
+    fake.post(
+        &format!("/_fake/instances/{name}/set"),
+        &json!({ "settings": { "tier": "db-custom-1-3840",
+                               "ipConfiguration": { "sslMode": "ALLOW_UNENCRYPTED_AND_ENCRYPTED" },
+                               "backupConfiguration": { "backupRetentionSettings": { "retainedBackups": 7 } } } }),
+    )?;
+    fake.post(
+        "/_fake/inject",
+        &json!({ "status": 429, "count": 4, "retryAfter": 1, "method": "GET", "match": "/instances" }),
+    )?;
+    eventually("drift corrected in the fake", T, || async {
+        let i = instance(&fake, &name)?.unwrap();
+        let s = &i["settings"];
+        Ok((s["tier"] == "db-custom-2-7680"
+            && s["ipConfiguration"]["sslMode"] == "ENCRYPTED_ONLY"
+            && s["backupConfiguration"]["backupRetentionSettings"]["retainedBackups"] == 14)
+            .then_some(()))
+    })
+    .await?;
+    assert!(event_reasons(cp, phi)?.contains("DriftCorrected"));
+
+    // Deletion policies.
+    create(cp, &claim("scratch", internal, COMPOSITION, Some("Delete")))?;
+    create(cp, &claim("kept", internal, COMPOSITION, Some("Orphan")))?;
+    let scratch = ready(&pgs_internal, "scratch").await?;
+    let kept = ready(&pgs_internal, "kept").await?;
+    let scratch_name = scratch.status.unwrap().external_name.unwrap();
+    let kept_name = kept.status.unwrap().external_name.unwrap();
+    pgs_internal
+        .delete("scratch", &DeleteParams::default())
+        .await?;
+    gone(&pgs_internal, "scratch").await?;
+    eventually("scratch's instance deleted", T, || async {
+        Ok(instance(&fake, &scratch_name)?.is_none().then_some(()))
+    })
+    .await?;
+    pgs_internal
+        .delete("kept", &DeleteParams::default())
+        .await?;
+    gone(&pgs_internal, "kept").await?;
+    assert!(
+        instance(&fake, &kept_name)?.is_some(),
+        "Orphan left the instance"
+    );
+    // PHI: Snapshot, behind deletion protection: protection goes off, a final backup
+    // is kept, the instance goes.
+    pgs_phi.delete("records", &DeleteParams::default()).await?;
+    gone(&pgs_phi, "records").await?;
+    eventually(
+        "the PHI instance deleted with a final backup",
+        T,
+        || async {
+            let state = fake.state()?;
+            let kept_backup = state["retainedFinalBackups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["instance"] == name.as_str() && b["type"] == "FINAL");
+            Ok((kept_backup && instance(&fake, &name)?.is_none()).then_some(()))
+        },
+    )
+    .await?;
+    assert!(
+        !op.logs().contains("rootPassword"),
+        "no request body in the log"
+    );
+    pgs_internal
+        .delete("crashy", &DeleteParams::default())
+        .await?;
+    gone(&pgs_internal, "crashy").await?;
+    Ok(())
+}

@@ -6,12 +6,13 @@ CARGO ?= cargo
 # Tests get their own control plane, so `make test` never disturbs a running demo.
 TEST_CP_DIR ?= $(CURDIR)/target/control-plane-test
 
-.PHONY: help build test fmt-check clippy unit e2e fakes crds demo demo-down
+.PHONY: help build test fmt-check clippy unit e2e fakes bench crds demo demo-down
 
 help:
 	@echo "make demo       control plane + CRDs + compositions + operator + examples, waits for Ready"
 	@echo "make demo-down  stop the demo's operator and control plane"
 	@echo "make test       fmt, clippy -D warnings, unit tests, e2e tests on a real control plane"
+	@echo "make bench      benchmarks on a local control plane: prints a table, writes target/paved-bench/results.json"
 	@echo "make crds       regenerate crds/ from the Rust types and refresh the chart copies"
 
 # The e2e tests run an operator built with test-only crash points.
@@ -35,6 +36,17 @@ e2e: build
 
 # One cargo invocation over the whole workspace, so dependencies are built once with
 # one feature set (per-package selections would each rebuild them).
+# Benchmarks on their own control plane, with the release build of the operator;
+# BENCH_ARGS e.g. --claims 200 --cache-claims 2000 --aws-instances 100.
+BENCH_CP_DIR ?= $(CURDIR)/target/control-plane-bench
+BENCH_ARGS ?=
+bench:
+	$(CARGO) build --release -p paved-operator
+	$(CARGO) build -p paved-e2e --bin paved-bench
+	@rc=0; PAVED_CP_DIR=$(BENCH_CP_DIR) PAVED_OPERATOR_PROFILE=release \
+	  $(CARGO) run -q -p paved-e2e --bin paved-bench -- $(BENCH_ARGS) || rc=$$?; \
+	  PAVED_CP_DIR=$(BENCH_CP_DIR) e2e/control-plane down; exit $$rc
+
 # The loopback fakes of the Azure and Cloud SQL APIs have their own tests.
 fakes:
 	python3 -m unittest e2e/fakes/test_azure_postgres.py e2e/fakes/test_gcp_sqladmin.py

@@ -207,3 +207,72 @@ impl Fake {
         crate::http_post(&self.addr, path, &body.to_string())
     }
 }
+
+/// After [`crash_at`] `after-create`: the claim recorded the pending create but not
+/// its outcome. Returns the claim's UID and cloud name.
+pub async fn crashed_after_create(
+    api: &Api<PostgreSQLInstance>,
+    name: &str,
+) -> Result<(String, String)> {
+    use kube::ResourceExt;
+    let claim = api.get(name).await?;
+    if !claim.annotations().contains_key("paved.dev/create-pending") {
+        bail!("{name}: the pending create was not recorded before the call");
+    }
+    if claim
+        .annotations()
+        .contains_key("paved.dev/create-succeeded")
+    {
+        bail!("{name}: the crash came after the outcome was recorded");
+    }
+    let uid = claim.uid().context("uid")?;
+    let external = paved_compose::postgresql::external_name(&uid);
+    Ok((uid, external))
+}
+
+/// The ExternalSecret Paved wrote for a claim.
+pub async fn external_secret(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<kube::api::DynamicObject> {
+    let ar = paved_api::api_resource(
+        "external-secrets.io/v1",
+        "ExternalSecret",
+        "externalsecrets",
+    );
+    Ok(
+        Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &ar)
+            .get(name)
+            .await?,
+    )
+}
+
+/// Runs e2e/moto/<script> with moto's Python and returns its JSON.
+pub fn moto(cp: &ControlPlane, script: &str, args: &[&str]) -> Result<Value> {
+    let out = std::process::Command::new(&cp.env["PAVED_MOTO_PYTHON"])
+        .arg(repo_root().join("e2e/moto").join(script))
+        .args(args)
+        .envs(cp.env.iter().filter(|(k, _)| k.starts_with("AWS_")))
+        .output()
+        .context("running moto's python")?;
+    if !out.status.success() {
+        bail!(
+            "{script} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The shipped postgresql-aws-standard as `name`, pointed at what e2e/moto/seed.py
+/// created in moto, polling every `poll`.
+pub fn aws_composition(cp: &ControlPlane, seed: &Value, name: &str, poll: &str) -> Result<()> {
+    composition(cp, "postgresql-aws-standard.yaml", name, |c| {
+        let pg = &mut c["spec"]["postgresql"];
+        pg["encryption"]["keyId"] = seed["kms_key_arn"].clone();
+        pg["network"]["subnetGroupName"] = seed["subnet_group"].clone();
+        pg["network"]["securityGroupIds"] = json!([seed["security_group"]]);
+        pg["pollInterval"] = json!(poll);
+    })
+}

@@ -224,12 +224,14 @@ fn install(cp: &ControlPlane) -> Result<()> {
     Ok(())
 }
 
-/// The operator binary, built by `cargo build` before the e2e tests run.
+/// The operator binary, built by `cargo build` before the e2e tests run
+/// (`PAVED_OPERATOR_PROFILE=release` picks the release build, as `make bench` does).
 pub fn operator_binary() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join("target"));
-    let bin = target.join("debug/paved-operator");
+    let profile = std::env::var("PAVED_OPERATOR_PROFILE").unwrap_or_else(|_| "debug".into());
+    let bin = target.join(profile).join("paved-operator");
     assert!(
         bin.is_file(),
         "{} not found: run `cargo build -p paved-operator` first (make test does)",

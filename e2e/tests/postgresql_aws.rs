@@ -3,38 +3,21 @@
 //! a crash right after the cloud create leaving exactly one instance, each deletion
 //! policy, and PHI's deletion protection and final snapshot.
 
-use std::time::Duration;
-
-use anyhow::{bail, Context, Result};
-use kube::{
-    api::{ApiResource, DeleteParams, DynamicObject},
-    Api, Client, ResourceExt,
-};
+use anyhow::{Context, Result};
+use kube::{api::DeleteParams, Api, ResourceExt};
 use paved_api::{conditions, PostgreSQLInstance};
-use paved_e2e::{control_plane, eventually, repo_root, ControlPlane, Operator};
-use serde_json::{json, Value};
-
-const T: Duration = Duration::from_secs(60);
-
-/// Runs e2e/moto/<script> with moto's Python and returns its JSON.
-fn moto(cp: &ControlPlane, script: &str, args: &[&str]) -> Result<Value> {
-    let out = std::process::Command::new(&cp.env["PAVED_MOTO_PYTHON"])
-        .arg(repo_root().join("e2e/moto").join(script))
-        .args(args)
-        .envs(cp.env.iter().filter(|(k, _)| k.starts_with("AWS_")))
-        .output()
-        .context("running moto's python")?;
-    if !out.status.success() {
-        bail!(
-            "{script} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
+use paved_e2e::{
+    control_plane,
+    db::{
+        self, aws_composition, clear, crash_at, crashed_after_create, create, external_secret,
+        gone, namespace, ready, T,
+    },
+    eventually, ControlPlane, Operator,
+};
+use serde_json::Value;
 
 fn instance(cp: &ControlPlane, id: &str) -> Result<Option<Value>> {
-    Ok(moto(cp, "query.py", &["instances"])?
+    Ok(db::moto(cp, "query.py", &["instances"])?
         .as_array()
         .unwrap()
         .iter()
@@ -46,49 +29,9 @@ fn tag<'a>(i: &'a Value, key: &str) -> Option<&'a str> {
     i["TagList"].as_array()?.iter().find(|t| t["Key"] == key)?["Value"].as_str()
 }
 
-/// The e2e Composition: the shipped postgresql-aws-standard, pointed at what the seed
-/// created in moto, polling fast.
-fn composition(cp: &ControlPlane, seed: &Value) -> Result<()> {
-    let text =
-        std::fs::read_to_string(repo_root().join("compositions/postgresql-aws-standard.yaml"))?;
-    let mut c: Value = serde_yaml::from_str(&text)?;
-    c["metadata"] = json!({ "name": "postgresql-aws-e2e" });
-    let pg = &mut c["spec"]["postgresql"];
-    pg["encryption"]["keyId"] = seed["kms_key_arn"].clone();
-    pg["network"]["subnetGroupName"] = seed["subnet_group"].clone();
-    pg["network"]["securityGroupIds"] = json!([seed["security_group"]]);
-    pg["pollInterval"] = json!("2s");
-    let (ok, out) = cp.kubectl_stdin(
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        &c.to_string(),
-    )?;
-    if !ok {
-        bail!("applying the e2e composition: {out}");
-    }
-    Ok(())
-}
-
-fn namespace(cp: &ControlPlane, name: &str, classification: &str) -> Result<()> {
-    let (ok, out) = cp.kubectl_stdin(
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        &json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": { "name": name, "labels": {
-                "paved.dev/cloud": "aws", "paved.dev/data-classification": classification,
-                "paved.dev/owner": "team-claims", "paved.dev/service": name, "paved.dev/cost-center": "CC-4410",
-            } }
-        })
-        .to_string(),
-    )?;
-    if !ok {
-        bail!("{out}");
-    }
-    Ok(())
-}
-
 /// A claim exactly as a Crossplane user writes it, with only the apiVersion changed.
-fn crossplane_claim(name: &str, ns: &str, policy: &str) -> String {
-    format!(
+fn crossplane_claim(name: &str, ns: &str, policy: &str) -> Value {
+    serde_yaml::from_str(&format!(
         r#"apiVersion: paved.dev/v1alpha1
 kind: PostgreSQLInstance
 metadata:
@@ -105,71 +48,20 @@ spec:
   writeConnectionSecretToRef:
     name: {name}-conn
 "#
-    )
-}
-
-fn create(cp: &ControlPlane, manifest: &str) -> Result<()> {
-    let (ok, out) = cp.kubectl_stdin(&["create", "-f", "-"], manifest)?;
-    if !ok {
-        bail!("{out}");
-    }
-    Ok(())
-}
-
-async fn ready(api: &Api<PostgreSQLInstance>, name: &str) -> Result<PostgreSQLInstance> {
-    eventually(&format!("{name} Ready"), T, || async {
-        let p = api.get(name).await?;
-        let ok = p
-            .status
-            .as_ref()
-            .is_some_and(|s| conditions::is_ready(&s.conditions, p.metadata.generation));
-        Ok(ok.then_some(p))
-    })
-    .await
-}
-
-async fn gone(api: &Api<PostgreSQLInstance>, name: &str) -> Result<()> {
-    eventually(&format!("{name} deleted"), T, || async {
-        Ok(api.get_opt(name).await?.is_none().then_some(()))
-    })
-    .await
-}
-
-async fn clear(client: &Client, cp: &ControlPlane, ns: &str) -> Result<()> {
-    let api: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
-    let _ = cp.kubectl(&[
-        "delete",
-        "postgresqlinstance",
-        "--all",
-        "-n",
-        ns,
-        "--wait=false",
-    ]);
-    eventually(
-        &format!("claims in {ns} gone"),
-        Duration::from_secs(120),
-        || async {
-            Ok(api
-                .list(&Default::default())
-                .await?
-                .items
-                .is_empty()
-                .then_some(()))
-        },
-    )
-    .await
+    ))
+    .expect("the claim is YAML")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> {
     let cp = control_plane();
     let client = cp.client().await?;
-    let seed = moto(cp, "seed.py", &[])?;
-    composition(cp, &seed)?;
+    let seed = db::moto(cp, "seed.py", &[])?;
+    aws_composition(cp, &seed, "postgresql-aws-e2e", "2s")?;
     let key = seed["kms_key_arn"].as_str().unwrap().to_string();
     let (phi, internal) = ("e2e-aws-phi", "e2e-aws-internal");
-    namespace(cp, phi, "phi")?;
-    namespace(cp, internal, "internal")?;
+    namespace(cp, phi, "aws", "phi")?;
+    namespace(cp, internal, "aws", "internal")?;
     let flags = ["--cloud-list-ttl-seconds", "1"];
     {
         let _op = Operator::start(cp, "aws-cleanup", &flags)?;
@@ -180,55 +72,9 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     // A crash right after the cloud create, before anything is recorded.
     create(cp, &crossplane_claim("crashy", internal, "Delete"))?;
     // Started with the crash point armed: it aborts right after CreateDBInstance.
-    let crashing = {
-        let mut child = std::process::Command::new(paved_e2e::operator_binary())
-            .args([
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--lease-namespace",
-                "paved-system",
-                "--lease-name",
-                "paved-e2e-aws-crash",
-                "--cloud-list-ttl-seconds",
-                "1",
-            ])
-            .envs(cp.env.iter())
-            .env("PAVED_TEST_CRASH_POINT", "after-create")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        let start = std::time::Instant::now();
-        loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if start.elapsed() > T {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("the armed operator never reached its crash point");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    assert!(
-        !crashing.success(),
-        "the armed operator died at the crash point"
-    );
+    crash_at(cp, "paved-e2e-aws-crash", "after-create").await?;
     let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
-    let crashy = pgs_internal.get("crashy").await?;
-    assert!(
-        crashy
-            .annotations()
-            .contains_key("paved.dev/create-pending"),
-        "pending was recorded before the call"
-    );
-    assert!(
-        !crashy
-            .annotations()
-            .contains_key("paved.dev/create-succeeded"),
-        "the crash came before the record"
-    );
-    let crashy_id = paved_compose::postgresql::external_name(&crashy.uid().unwrap());
+    let (crashy_uid, crashy_id) = crashed_after_create(&pgs_internal, "crashy").await?;
     assert!(
         instance(cp, &crashy_id)?.is_some(),
         "the create reached the cloud"
@@ -236,11 +82,11 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
 
     let op = Operator::start(cp, "aws", &flags)?;
     ready(&pgs_internal, "crashy").await?;
-    let owned: Vec<_> = moto(cp, "query.py", &["instances"])?
+    let owned: Vec<_> = db::moto(cp, "query.py", &["instances"])?
         .as_array()
         .unwrap()
         .iter()
-        .filter(|i| tag(i, "paved.dev/claim-uid") == crashy.uid().as_deref())
+        .filter(|i| tag(i, "paved.dev/claim-uid") == Some(crashy_uid.as_str()))
         .cloned()
         .collect();
     assert_eq!(owned.len(), 1, "exactly one instance after the crash");
@@ -275,7 +121,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
         .as_str()
         .unwrap()
         .to_string();
-    let params = moto(cp, "query.py", &["parameters", &group])?;
+    let params = db::moto(cp, "query.py", &["parameters", &group])?;
     assert!(
         params
             .as_array()
@@ -293,7 +139,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     ] {
         assert_eq!(tag(&i, k), Some(v), "tag {k}");
     }
-    let secret = moto(
+    let secret = db::moto(
         cp,
         "query.py",
         &[
@@ -318,16 +164,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     assert_eq!(st.estimated_monthly_cost.as_deref(), Some("USD 53.20"));
 
     // The connection Secret comes through External Secrets, from the RDS-managed secret.
-    let es_ar = ApiResource {
-        group: "external-secrets.io".into(),
-        version: "v1".into(),
-        api_version: "external-secrets.io/v1".into(),
-        kind: "ExternalSecret".into(),
-        plural: "externalsecrets".into(),
-    };
-    let es = Api::<DynamicObject>::namespaced_with(client.clone(), phi, &es_ar)
-        .get("records-conn")
-        .await?;
+    let es = external_secret(&client, phi, "records-conn").await?;
     assert_eq!(
         es.data["spec"]["dataFrom"][0]["extract"]["key"],
         i["MasterUserSecret"]["SecretArn"]
@@ -352,7 +189,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     assert!(np.contains("10.20.0.0/16") && np.contains("5432"), "{np}");
 
     // Drift behind Paved's back is corrected, with an Event.
-    moto(cp, "query.py", &["drift", &id])?;
+    db::moto(cp, "query.py", &["drift", &id])?;
     eventually("drift corrected in moto", T, || async {
         let i = instance(cp, &id)?.unwrap();
         Ok(
@@ -376,7 +213,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     create(cp, &crossplane_claim("collides", internal, "Delete"))?;
     let collides = pgs_internal.get("collides").await?.uid().unwrap();
     let collides_id = paved_compose::postgresql::external_name(&collides);
-    moto(
+    db::moto(
         cp,
         "query.py",
         &["create", &collides_id, "someone-else", &key],
@@ -413,7 +250,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
         pgs_internal.delete(name, &DeleteParams::default()).await?;
         gone(&pgs_internal, name).await?;
     }
-    let snapshots = moto(cp, "query.py", &["snapshots"])?;
+    let snapshots = db::moto(cp, "query.py", &["snapshots"])?;
     let snap = |id: &str| {
         snapshots
             .as_array()
@@ -446,7 +283,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     pgs_phi.delete("records", &DeleteParams::default()).await?;
     gone(&pgs_phi, "records").await?;
     assert!(instance(cp, &id)?.is_none());
-    let snapshots = moto(cp, "query.py", &["snapshots"])?;
+    let snapshots = db::moto(cp, "query.py", &["snapshots"])?;
     assert!(
         snapshots
             .as_array()

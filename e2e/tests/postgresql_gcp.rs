@@ -7,15 +7,13 @@
 //! instance, and each deletion policy does what it says.
 
 use anyhow::{Context, Result};
-use kube::{
-    api::{ApiResource, DeleteParams, DynamicObject},
-    Api, ResourceExt,
-};
+use kube::{api::DeleteParams, Api};
 use paved_api::PostgreSQLInstance;
 use paved_e2e::{
     control_plane,
     db::{
-        claim, clear, composition, crash_at, create, event_reasons, gone, namespace, ready, Fake, T,
+        claim, clear, composition, crash_at, crashed_after_create, create, event_reasons,
+        external_secret, gone, namespace, ready, Fake, T,
     },
     eventually, Operator,
 };
@@ -60,15 +58,7 @@ async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
     create(cp, &claim("crashy", internal, COMPOSITION, Some("Delete")))?;
     crash_at(cp, "paved-e2e-gcp-crash", "after-create").await?;
     let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
-    let crashy = pgs_internal.get("crashy").await?;
-    assert!(crashy
-        .annotations()
-        .contains_key("paved.dev/create-pending"));
-    assert!(!crashy
-        .annotations()
-        .contains_key("paved.dev/create-succeeded"));
-    let crashy_uid = crashy.uid().unwrap();
-    let crashy_name = paved_compose::postgresql::external_name(&crashy_uid);
+    let (crashy_uid, crashy_name) = crashed_after_create(&pgs_internal, "crashy").await?;
     assert!(
         instance(&fake, &crashy_name)?.is_some(),
         "the insert reached Cloud SQL"
@@ -151,16 +141,7 @@ async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
     assert_eq!(st.estimated_monthly_cost.as_deref(), Some("USD 110.70"));
 
     // The connection Secret comes through External Secrets, from Secret Manager.
-    let es_ar = ApiResource {
-        group: "external-secrets.io".into(),
-        version: "v1".into(),
-        api_version: "external-secrets.io/v1".into(),
-        kind: "ExternalSecret".into(),
-        plural: "externalsecrets".into(),
-    };
-    let es = Api::<DynamicObject>::namespaced_with(client.clone(), phi, &es_ar)
-        .get("records-conn")
-        .await?;
+    let es = external_secret(&client, phi, "records-conn").await?;
     assert_eq!(
         es.data["spec"]["dataFrom"][0]["extract"]["key"],
         format!("{name}-admin")

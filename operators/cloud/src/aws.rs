@@ -36,12 +36,19 @@ pub struct AwsProvider {
     cache: Mutex<InstanceList>,
     ttl: Duration,
     list_calls: AtomicU64,
+    on_list: crate::ListCounter,
+    /// Master secrets found tagged and encrypted correctly, and when: re-checked
+    /// hourly, not on every poll of every claim.
+    secrets_checked: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a master secret found compliant is trusted before it is checked again.
+const SECRET_RECHECK: Duration = Duration::from_secs(3600);
 
 impl AwsProvider {
     /// Clients for `region` from the default credential chain (IRSA / pod identity in
     /// a cluster; `AWS_ENDPOINT_URL` points them at another endpoint).
-    pub async fn new(region: &str, ttl: Duration) -> Self {
+    pub async fn new(region: &str, ttl: Duration, on_list: crate::ListCounter) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
             .load()
@@ -53,6 +60,8 @@ impl AwsProvider {
             cache: Mutex::new(None),
             ttl,
             list_calls: AtomicU64::new(0),
+            on_list,
+            secrets_checked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -79,6 +88,7 @@ impl AwsProvider {
         let mut marker: Option<String> = None;
         loop {
             self.list_calls.fetch_add(1, Ordering::Relaxed);
+            (self.on_list)();
             let out = self
                 .rds
                 .describe_db_instances()
@@ -145,6 +155,15 @@ impl AwsProvider {
         d: &DesiredDatabase,
         arn: &str,
     ) -> Result<Option<String>, ProviderError> {
+        if self
+            .secrets_checked
+            .lock()
+            .await
+            .get(arn)
+            .is_some_and(|at| at.elapsed() < SECRET_RECHECK)
+        {
+            return Ok(None);
+        }
         let desc = self
             .secrets
             .describe_secret()
@@ -184,6 +203,10 @@ impl AwsProvider {
                 .await
                 .map_err(classify)?;
         }
+        self.secrets_checked
+            .lock()
+            .await
+            .insert(arn.to_string(), Instant::now());
         Ok(None)
     }
 }
@@ -229,15 +252,13 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
             None => Observation::Absent,
             Some(db) => {
                 let o = observed(db);
-                match &o.owner_uid {
-                    Some(uid) if *uid == d.owner_uid => Observation::Present(o),
-                    other => Observation::OwnedByOther {
-                        owner: other
-                            .clone()
-                            .map(|u| format!("claim {u}"))
-                            .unwrap_or_else(|| "an instance without Paved's ownership tag".into()),
-                    },
-                }
+                let owner = o.owner_uid.clone();
+                crate::ownership(
+                    o,
+                    owner.as_deref(),
+                    &d.owner_uid,
+                    "an instance without Paved's ownership tag",
+                )
             }
         })
     }

@@ -66,6 +66,7 @@ pub struct AzureProvider {
     cache: Mutex<ServerList>,
     ttl: Duration,
     list_calls: AtomicU64,
+    on_list: crate::ListCounter,
     /// The last operation URL per server, polled while the server is not Ready.
     operations: Mutex<HashMap<String, Url>>,
     /// Servers whose claim database is known to exist (checked once per process).
@@ -80,6 +81,7 @@ impl AzureProvider {
         placement: AzurePlacement,
         endpoints: AzureEndpoints,
         ttl: Duration,
+        on_list: crate::ListCounter,
     ) -> Result<Self, ProviderError> {
         let credential: Arc<dyn TokenCredential> = Arc::new(
             azure_identity::WorkloadIdentityCredential::create(
@@ -109,6 +111,7 @@ impl AzureProvider {
             cache: Mutex::new(None),
             ttl,
             list_calls: AtomicU64::new(0),
+            on_list,
             operations: Mutex::new(HashMap::new()),
             databases: Mutex::new(HashSet::new()),
         })
@@ -142,6 +145,7 @@ impl AzureProvider {
             .into_stream();
         while let Some(page) = pages.next().await {
             self.list_calls.fetch_add(1, Ordering::Relaxed);
+            (self.on_list)();
             for s in page.map_err(classify)?.value {
                 if let Some(name) = s.tracked_resource.resource.name.clone() {
                     map.insert(name, s);
@@ -488,18 +492,17 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
             }
             return Ok(Observation::Absent);
         };
-        let mut o = observed(s, d);
-        match &o.owner_uid {
-            Some(uid) if *uid == d.owner_uid => {}
-            other => {
-                return Ok(Observation::OwnedByOther {
-                    owner: other
-                        .clone()
-                        .map(|u| format!("claim {u}"))
-                        .unwrap_or_else(|| "a server without Paved's ownership tag".into()),
-                })
-            }
-        }
+        let o = observed(s, d);
+        let owner = o.owner_uid.clone();
+        let mut o = match crate::ownership(
+            o,
+            owner.as_deref(),
+            &d.owner_uid,
+            "a server without Paved's ownership tag",
+        ) {
+            Observation::Present(o) => o,
+            other => return Ok(other),
+        };
         if o.state == "available" {
             o.tls_required = Some(self.require_secure_transport(&d.external_name).await?);
             o.database_present = Some(

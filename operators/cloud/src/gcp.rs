@@ -58,6 +58,7 @@ pub struct GcpProvider {
     cache: Mutex<InstanceList>,
     ttl: Duration,
     list_calls: AtomicU64,
+    on_list: crate::ListCounter,
     /// The last operation per instance, read while the instance is not RUNNABLE.
     pending: Mutex<HashMap<String, String>>,
     /// Instances whose claim database is known to exist (checked once per process).
@@ -69,6 +70,7 @@ impl GcpProvider {
         placement: &GcpPlacement,
         endpoints: &GcpEndpoints,
         ttl: Duration,
+        on_list: crate::ListCounter,
     ) -> Result<Self, ProviderError> {
         let misconfigured = |e: google_cloud_gax::client_builder::Error| ProviderError::Terminal {
             reason: "ProviderMisconfigured".into(),
@@ -92,6 +94,7 @@ impl GcpProvider {
             cache: Mutex::new(None),
             ttl,
             list_calls: AtomicU64::new(0),
+            on_list,
             pending: Mutex::new(HashMap::new()),
             known_databases: Mutex::new(HashSet::new()),
         })
@@ -113,6 +116,7 @@ impl GcpProvider {
         let mut token = String::new();
         loop {
             self.list_calls.fetch_add(1, Ordering::Relaxed);
+            (self.on_list)();
             let page = self
                 .instances
                 .list()
@@ -187,6 +191,24 @@ impl GcpProvider {
                 .collect::<Vec<_>>()
                 .join("; ")
         }))
+    }
+
+    /// PATCHes an instance's settings (only the fields set) and tracks the operation.
+    async fn patch_settings(&self, name: &str, settings: Settings) -> Result<(), ProviderError> {
+        let mut body = DatabaseInstance::default();
+        body.settings = Some(settings);
+        let r = self
+            .instances
+            .patch()
+            .set_project(&self.project)
+            .set_instance(name)
+            .set_body(body)
+            .send()
+            .await;
+        self.invalidate().await;
+        let op = r.map_err(classify)?;
+        self.track(name, &op).await;
+        Ok(())
     }
 
     fn secret_name(&self, d: &DesiredDatabase) -> String {
@@ -431,18 +453,17 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
             }
             return Ok(Observation::Absent);
         };
-        let mut o = observed(i, d);
-        match &o.owner_uid {
-            Some(uid) if *uid == d.owner_uid => {}
-            other => {
-                return Ok(Observation::OwnedByOther {
-                    owner: other
-                        .clone()
-                        .map(|u| format!("claim {u}"))
-                        .unwrap_or_else(|| "an instance without Paved's ownership label".into()),
-                })
-            }
-        }
+        let o = observed(i, d);
+        let owner = o.owner_uid.clone();
+        let mut o = match crate::ownership(
+            o,
+            owner.as_deref(),
+            &d.owner_uid,
+            "an instance without Paved's ownership label",
+        ) {
+            Observation::Present(o) => o,
+            other => return Ok(other),
+        };
         if o.state == "available" {
             o.database_present = Some(
                 self.database_present(&d.external_name, &d.database_name)
@@ -493,20 +514,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
             if let Some(have) = o.storage_gb {
                 desired.data_disk_size_gb = Some(have.max(d.storage_gb) as i64);
             }
-            let mut body = DatabaseInstance::default();
-            body.settings = Some(desired);
-            let r = self
-                .instances
-                .patch()
-                .set_project(&self.project)
-                .set_instance(name)
-                .set_body(body)
-                .send()
-                .await;
-            self.invalidate().await;
-            let op = r.map_err(classify)?;
-            self.track(name, &op).await;
-            return Ok(());
+            return self.patch_settings(name, desired).await;
         }
         if o.database_present == Some(false) {
             let mut db = model::Database::default();
@@ -559,19 +567,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
             // The claim's deletion is the explicit act protection exists to require.
             let mut s = Settings::default();
             s.deletion_protection_enabled = Some(false);
-            let mut body = DatabaseInstance::default();
-            body.settings = Some(s);
-            let op = self
-                .instances
-                .patch()
-                .set_project(&self.project)
-                .set_instance(name)
-                .set_body(body)
-                .send()
-                .await
-                .map_err(classify)?;
-            self.track(name, &op).await;
-            self.invalidate().await;
+            self.patch_settings(name, s).await?;
             return Ok(DeleteProgress::Waiting(format!(
                 "turning off deletion protection on {name}"
             )));

@@ -16,6 +16,9 @@ pub mod gcp;
 pub mod local;
 pub mod temporal;
 
+/// Called once per page of a shared instance list sent to a cloud API (a metric).
+pub type ListCounter = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// A secret value (password, connection string). Its Debug and Display never show
 /// it, so it cannot leak through logs, Events or error messages by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -123,6 +126,25 @@ pub enum Observation<O> {
     /// A resource with our name carries another claim's ownership tag: a terminal
     /// conflict, never adopted silently.
     OwnedByOther { owner: String },
+}
+
+/// `Present` when the resource carries `want` as its ownership mark, otherwise
+/// `OwnedByOther` naming the claim it carries (or `unmarked`, for one with no mark).
+pub fn ownership<O>(
+    observed: O,
+    owner: Option<&str>,
+    want: &str,
+    unmarked: &str,
+) -> Observation<O> {
+    match owner {
+        Some(uid) if uid == want => Observation::Present(observed),
+        Some(uid) => Observation::OwnedByOther {
+            owner: format!("claim {uid}"),
+        },
+        None => Observation::OwnedByOther {
+            owner: unmarked.to_string(),
+        },
+    }
 }
 
 /// Progress of a deletion.

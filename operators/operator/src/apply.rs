@@ -38,16 +38,27 @@ fn dynamic_api(client: Client, ar: &ApiResource, namespace: Option<&str>) -> Api
 
 /// Server-side applies one object (forcing ownership of the fields Paved sets: a
 /// hand edit of those is drift and is put back).
-pub async fn apply(client: Client, obj: &DesiredObject) -> Result<(), kube::Error> {
+/// Returns the object's key and the version and generation the write left it at.
+pub async fn apply(
+    client: Client,
+    obj: &DesiredObject,
+) -> Result<(String, crate::applied::Written), kube::Error> {
     let ar = api_resource(&obj.api_version, &obj.kind, &obj.plural);
     let api = dynamic_api(client, &ar, obj.namespace.as_deref());
-    api.patch(
-        &obj.name,
-        &PatchParams::apply(paved_api::FIELD_MANAGER).force(),
-        &Patch::Apply(&obj.body),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch(
+            &obj.name,
+            &PatchParams::apply(paved_api::FIELD_MANAGER).force(),
+            &Patch::Apply(&obj.body),
+        )
+        .await?;
+    Ok((
+        obj.key(),
+        crate::applied::Written {
+            resource_version: written.resource_version(),
+            generation: written.metadata.generation,
+        },
+    ))
 }
 
 /// Applies objects in order for the first (the container, e.g. the Namespace) and
@@ -57,11 +68,11 @@ pub async fn apply_all(
     objects: &[DesiredObject],
     metrics: &Metrics,
     controller: &str,
-) -> Result<(), kube::Error> {
+) -> Result<Vec<(String, crate::applied::Written)>, kube::Error> {
     let Some((first, rest)) = objects.split_first() else {
-        return Ok(());
+        return Ok(vec![]);
     };
-    apply(client.clone(), first).await?;
+    let mut written = vec![apply(client.clone(), first).await?];
     metrics.write(controller, "apply");
     // Built eagerly so the stream's type carries no higher-ranked closure (which
     // would not be Send across the controller's await points).
@@ -70,17 +81,19 @@ pub async fn apply_all(
         .map(|o| {
             let client = client.clone();
             async move {
-                apply(client, o).await?;
+                let w = apply(client, o).await?;
                 metrics.write(controller, "apply");
-                Ok::<_, kube::Error>(())
+                Ok::<_, kube::Error>(w)
             }
         })
         .collect();
-    stream::iter(writes)
-        .buffer_unordered(8)
-        .try_collect::<Vec<_>>()
-        .await?;
-    Ok(())
+    written.extend(
+        stream::iter(writes)
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?,
+    );
+    Ok(written)
 }
 
 /// Where to look for what one claim made.

@@ -41,6 +41,8 @@ pub struct Context {
     pub cloud_list_ttl: Duration,
     /// Temporal frontend connections.
     pub connections: crate::temporal::Connections,
+    /// What was last applied per ServiceClaim, to skip writes that change nothing.
+    pub applied: crate::applied::Applied,
     /// The operator's own namespace (its Lease, the Temporal TLS Secret).
     pub own_namespace: String,
 }
@@ -52,7 +54,14 @@ impl Context {
         if let Some(p) = regions.get(region) {
             return p.clone();
         }
-        let p = Arc::new(paved_cloud::aws::AwsProvider::new(region, self.cloud_list_ttl).await);
+        let p = Arc::new(
+            paved_cloud::aws::AwsProvider::new(
+                region,
+                self.cloud_list_ttl,
+                self.metrics.list_counter("aws"),
+            )
+            .await,
+        );
         regions.insert(region.to_string(), p.clone());
         p
     }
@@ -74,6 +83,7 @@ impl Context {
             placement.clone(),
             self.azure_endpoints.clone(),
             self.cloud_list_ttl,
+            self.metrics.list_counter("azure"),
         )?);
         groups.insert(key, p.clone());
         Ok(p)
@@ -89,8 +99,13 @@ impl Context {
             return Ok(p.clone());
         }
         let p = Arc::new(
-            paved_cloud::gcp::GcpProvider::new(placement, &self.gcp_endpoints, self.cloud_list_ttl)
-                .await?,
+            paved_cloud::gcp::GcpProvider::new(
+                placement,
+                &self.gcp_endpoints,
+                self.cloud_list_ttl,
+                self.metrics.list_counter("gcp"),
+            )
+            .await?,
         );
         projects.insert(placement.project.clone(), p.clone());
         Ok(p)

@@ -1,5 +1,6 @@
 //! paved-operator: Paved's reconcilers.
 
+mod applied;
 mod apply;
 mod claim;
 mod composition;
@@ -22,7 +23,7 @@ use std::{
 use anyhow::Context as _;
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use clap::Parser;
-use futures::{future, StreamExt};
+use futures::{future, StreamExt, TryStreamExt};
 use k8s_openapi::api::{
     core::v1::{LimitRange, Namespace, ResourceQuota, Secret, ServiceAccount},
     networking::v1::NetworkPolicy,
@@ -30,6 +31,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     api::DynamicObject,
+    core::PartialObjectMeta,
     runtime::{
         controller::{self, Action},
         events::{Recorder, Reporter},
@@ -114,6 +116,48 @@ struct Args {
     /// `json` (default, for log pipelines) or `text`.
     #[arg(long, env = "PAVED_LOG_FORMAT", default_value = "json")]
     log_format: String,
+}
+
+/// A metadata-only watch of one kind a ServiceClaim owns. Every change triggers the
+/// owning claim's reconcile (as `owns` does); one that is not the echo of Paved's own
+/// write also marks the claim for a fresh apply (see applied.rs).
+fn owned<K>(
+    api: Api<K>,
+    kind: &'static str,
+    cfg: &watcher::Config,
+    ctx: &Arc<Context>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let ctx = ctx.clone();
+    watcher(api, cfg.clone())
+        .default_backoff()
+        .touched_objects()
+        .map_ok(move |m: K| {
+            if let Some(owner) = m
+                .owner_references()
+                .iter()
+                .find(|o| o.controller == Some(true) && o.kind == "ServiceClaim")
+            {
+                let key = match m.namespace() {
+                    Some(ns) => format!("{kind}/{ns}/{}", m.name_any()),
+                    None => format!("{kind}/{}", m.name_any()),
+                };
+                let seen = applied::Written {
+                    resource_version: m.resource_version(),
+                    generation: m.meta().generation,
+                };
+                ctx.applied.observed(&key, &seen, &owner.name);
+            }
+            m
+        })
 }
 
 struct Health {
@@ -265,6 +309,7 @@ async fn run_controllers(
         },
         cloud_list_ttl: Duration::from_secs(args.cloud_list_ttl_seconds),
         connections: Default::default(),
+        applied: Default::default(),
         own_namespace: args.lease_namespace.clone(),
     });
     comp_store
@@ -285,30 +330,68 @@ async fn run_controllers(
         watcher::Config::default(),
     )
     .with_config(cfg.clone())
-    .owns(Api::<Namespace>::all(client.clone()), managed.clone())
-    .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone())
-    .owns(Api::<ResourceQuota>::all(client.clone()), managed.clone())
-    .owns(Api::<LimitRange>::all(client.clone()), managed.clone())
-    .owns(Api::<ServiceAccount>::all(client.clone()), managed.clone())
-    .owns(Api::<RoleBinding>::all(client.clone()), managed.clone())
-    .owns(
-        Api::<PostgreSQLInstance>::all(client.clone()),
-        managed.clone(),
-    )
-    .owns(
-        Api::<TemporalNamespace>::all(client.clone()),
-        managed.clone(),
-    );
+    .owns_stream(owned(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        "Namespace",
+        &managed,
+        &ctx,
+    ))
+    .owns_stream(owned(
+        Api::<PartialObjectMeta<NetworkPolicy>>::all(client.clone()),
+        "NetworkPolicy",
+        &managed,
+        &ctx,
+    ))
+    .owns_stream(owned(
+        Api::<PartialObjectMeta<ResourceQuota>>::all(client.clone()),
+        "ResourceQuota",
+        &managed,
+        &ctx,
+    ))
+    .owns_stream(owned(
+        Api::<PartialObjectMeta<LimitRange>>::all(client.clone()),
+        "LimitRange",
+        &managed,
+        &ctx,
+    ))
+    .owns_stream(owned(
+        Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
+        "ServiceAccount",
+        &managed,
+        &ctx,
+    ))
+    .owns_stream(owned(
+        Api::<PartialObjectMeta<RoleBinding>>::all(client.clone()),
+        "RoleBinding",
+        &managed,
+        &ctx,
+    ))
+    .owns_stream(owned(
+        Api::<PartialObjectMeta<PostgreSQLInstance>>::all(client.clone()),
+        "PostgreSQLInstance",
+        &managed,
+        &ctx,
+    ))
+    .owns_stream(owned(
+        Api::<PartialObjectMeta<TemporalNamespace>>::all(client.clone()),
+        "TemporalNamespace",
+        &managed,
+        &ctx,
+    ));
     if has_api(&client, "external-secrets.io/v1", "ExternalSecret").await {
         let ar = apply::api_resource(
             "external-secrets.io/v1",
             "ExternalSecret",
             "externalsecrets",
         );
-        svc = svc.owns_with(
-            Api::<DynamicObject>::all_with(client.clone(), &ar),
+        svc = svc.owns_stream_with(
+            owned(
+                Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar),
+                "ExternalSecret",
+                &managed,
+                &ctx,
+            ),
             ar,
-            managed.clone(),
         );
     } else {
         warn!("external-secrets.io/v1 ExternalSecret is not installed: claims with secrets will report MissingAPI");

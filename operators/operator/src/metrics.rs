@@ -21,6 +21,12 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    /// `aws`, `azure` or `gcp`.
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabels {
     pub controller: String,
     /// `apply`, `delete`, `status`.
@@ -33,6 +39,7 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Family<ControllerLabel, Histogram>,
     pub writes: Family<WriteLabels, Counter>,
+    pub cloud_lists: Family<ProviderLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -46,6 +53,12 @@ impl Default for Metrics {
             ])
         });
         let writes = Family::<WriteLabels, Counter>::default();
+        let cloud_lists = Family::<ProviderLabel, Counter>::default();
+        registry.register(
+            "cloud_list_calls",
+            "Pages of the shared per-region (or per-group, per-project) instance list sent to a cloud API",
+            cloud_lists.clone(),
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -68,6 +81,7 @@ impl Default for Metrics {
             errors,
             duration,
             writes,
+            cloud_lists,
         }
     }
 }
@@ -78,6 +92,19 @@ impl Metrics {
         encode(&mut out, &self.registry.lock().expect("metrics lock"))
             .expect("encoding to a String");
         out
+    }
+
+    /// A counter the cloud providers call once per list page they send.
+    pub fn list_counter(self: &std::sync::Arc<Self>, provider: &str) -> paved_cloud::ListCounter {
+        let counter = self
+            .cloud_lists
+            .get_or_create(&ProviderLabel {
+                provider: provider.into(),
+            })
+            .clone();
+        std::sync::Arc::new(move || {
+            counter.inc();
+        })
     }
 
     pub fn write(&self, controller: &str, verb: &str) {

@@ -313,10 +313,9 @@ async fn write_connection_secret(
     ctx: &Context,
     claim: &PostgreSQLInstance,
     d: &DesiredDatabase,
-    host: &str,
-    port: u16,
-    password: &Sensitive,
+    local: &LocalProvider,
 ) -> Result<(), Error> {
+    let (host, port, password) = (local.host(), local.port(), local.password());
     let ns = claim.namespace().unwrap_or_default();
     let sslmode = if d.provider == Cloud::Local {
         "prefer"
@@ -499,15 +498,7 @@ async fn converge(
                 // The Secret first: a crash after the create then still has the password.
                 // The provider's password, read (or generated) once per reconcile, so the
                 // Secret and the role can never get two different ones.
-                write_connection_secret(
-                    ctx,
-                    claim,
-                    d,
-                    local.host(),
-                    local.port(),
-                    local.password(),
-                )
-                .await?;
+                write_connection_secret(ctx, claim, d, local).await?;
             }
             annotate(
                 ctx,
@@ -560,7 +551,7 @@ async fn converge(
         Plan::Wait(m) => Ok(Verdict::waiting(
             reasons::CREATING,
             m,
-            jitter(Duration::from_secs(10)),
+            jitter(progress_poll(d)),
         )),
         Plan::Terminal { reason, message } => {
             ctx.event(
@@ -598,15 +589,7 @@ async fn converge(
             status.engine_version = o.engine_version.clone().or(Some(d.engine_version.clone()));
             let ready_message = match &provider {
                 Provider::Local(local) => {
-                    write_connection_secret(
-                        ctx,
-                        claim,
-                        d,
-                        local.host(),
-                        local.port(),
-                        local.password(),
-                    )
-                    .await?;
+                    write_connection_secret(ctx, claim, d, local).await?;
                     if !local.can_login(d).await {
                         if let Err(e) = local.reset_password(d).await {
                             return Ok(provider_verdict(&e));
@@ -682,6 +665,12 @@ async fn converge(
     }
 }
 
+/// How often to look at a create, change or deletion in progress: the Composition's
+/// poll interval, at most 10 s.
+fn progress_poll(d: &DesiredDatabase) -> Duration {
+    d.poll_interval.min(Duration::from_secs(10))
+}
+
 /// `provider/region`, as recorded at create.
 fn location(d: &DesiredDatabase) -> String {
     format!("{}/{}", d.provider, d.region)
@@ -738,7 +727,7 @@ async fn cleanup(
         Ok(DeleteProgress::Waiting(m)) => Ok(Some(Verdict::waiting(
             reasons::DELETING,
             m,
-            Duration::from_secs(10),
+            jitter(progress_poll(d)),
         ))),
         Err(e) => {
             ctx.event(

@@ -117,6 +117,8 @@ pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Ac
     if claim.metadata.deletion_timestamp.is_some() {
         // Owner references hand the namespace, and everything in it, to the garbage
         // collector; child claims run their own deletion policies.
+        ctx.applied
+            .remove_claim(&claim.uid().unwrap_or_default(), &claim.name_any());
         return Ok(Action::await_change());
     }
     let name = claim.name_any();
@@ -254,53 +256,21 @@ async fn converge(
         Err(e) => return Ok(Err((e.reason(), e.to_string(), slow))),
     };
 
-    if let Err(e) = apply_all(&ctx.client, &objects, &ctx.metrics, CONTROLLER).await {
-        // A missing CRD (e.g. External Secrets not installed) needs a human.
-        if let kube::Error::Api(ae) = &e {
-            if ae.code == 404 {
-                return Ok(Err((
-                    "MissingAPI",
-                    format!("an API this claim needs is not installed: {}", ae.message),
-                    slow,
-                )));
+    // Nothing new to write (a periodic resync, the echo of our own writes): skip the
+    // writes and the orphan search; the children's readiness is still read below.
+    let fingerprint = crate::applied::fingerprint(&objects);
+    if ctx.applied.needs_apply(uid, name, fingerprint) {
+        match apply_and_prune(claim, ctx, name, uid, &objects).await {
+            Ok(None) => {}
+            Ok(Some(failure)) => {
+                ctx.applied.forget(uid);
+                return Ok(Err(failure));
             }
-            if ae.code == 422 || ae.code == 400 {
-                // The apiserver (a schema, a policy, a webhook) refused what the
-                // claim renders to: a human must change the claim or the policy.
-                return Ok(Err(("ApplyRejected", ae.message.clone(), slow)));
+            Err(e) => {
+                ctx.applied.forget(uid);
+                return Err(e);
             }
         }
-        return Err(e.into());
-    }
-
-    let desired: HashSet<String> = objects.iter().map(|o| o.key()).collect();
-    let selector = service::selector(name);
-    let scope = OrphanScope {
-        namespace: name,
-        selector: &selector,
-        owner_uid: uid,
-    };
-    let deleted = delete_orphans(
-        &ctx.client,
-        &scope,
-        OWNED_KINDS,
-        &desired,
-        &ctx.metrics,
-        CONTROLLER,
-    )
-    .await?;
-    if !deleted.is_empty() {
-        ctx.event(
-            claim,
-            EventType::Normal,
-            "PrunedResources",
-            "Prune",
-            format!(
-                "removed what the spec no longer implies: {}",
-                deleted.join(", ")
-            ),
-        )
-        .await;
     }
 
     // Children: read their readiness.
@@ -409,6 +379,72 @@ async fn publish_status(
         }
     }
     Ok(())
+}
+
+/// Applies the rendered objects and removes what the spec no longer implies; records
+/// what was written. `Some` is a problem a human must fix.
+async fn apply_and_prune(
+    claim: &ServiceClaim,
+    ctx: &Context,
+    name: &str,
+    uid: &str,
+    objects: &[paved_compose::DesiredObject],
+) -> Result<Option<Failure>, Error> {
+    let slow = jitter(Duration::from_secs(300));
+    let written = match apply_all(&ctx.client, objects, &ctx.metrics, CONTROLLER).await {
+        Ok(w) => w,
+        Err(e) => {
+            // A missing CRD (e.g. External Secrets not installed) needs a human.
+            if let kube::Error::Api(ae) = &e {
+                if ae.code == 404 {
+                    return Ok(Some((
+                        "MissingAPI",
+                        format!("an API this claim needs is not installed: {}", ae.message),
+                        slow,
+                    )));
+                }
+                if ae.code == 422 || ae.code == 400 {
+                    // The apiserver (a schema, a policy, a webhook) refused what the
+                    // claim renders to: a human must change the claim or the policy.
+                    return Ok(Some(("ApplyRejected", ae.message.clone(), slow)));
+                }
+            }
+            return Err(e.into());
+        }
+    };
+
+    let desired: HashSet<String> = objects.iter().map(|o| o.key()).collect();
+    let selector = service::selector(name);
+    let scope = OrphanScope {
+        namespace: name,
+        selector: &selector,
+        owner_uid: uid,
+    };
+    let deleted = delete_orphans(
+        &ctx.client,
+        &scope,
+        OWNED_KINDS,
+        &desired,
+        &ctx.metrics,
+        CONTROLLER,
+    )
+    .await?;
+    if !deleted.is_empty() {
+        ctx.event(
+            claim,
+            EventType::Normal,
+            "PrunedResources",
+            "Prune",
+            format!(
+                "removed what the spec no longer implies: {}",
+                deleted.join(", ")
+            ),
+        )
+        .await;
+    }
+    ctx.applied
+        .record(uid, crate::applied::fingerprint(objects), written);
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -1,0 +1,599 @@
+//! `make bench`: Paved's throughput, cost and footprint on the real local control plane,
+//! each figure measured in this run (ratios against a baseline from the same run).
+//!
+//! 1. baseline: a plain client server-side-applies the objects `paved render` gives for
+//!    N ServiceClaims, with the operator's concurrency (claims × objects per claim);
+//! 2. operator: N ServiceClaims created at once; time until all are Ready, p50/p99
+//!    creation → Ready, apiserver writes per claim (the operator's own metrics);
+//! 3. a periodic resync that changes nothing: its writes (target 0);
+//! 4. restart: start-up to the first reconcile, and to every claim reconciled;
+//! 5. footprint: peak RSS with `--cache-claims` claims in the operator's cache;
+//! 6. cloud: `--aws-instances` PostgreSQLInstances on moto, RDS list pages per poll.
+//!
+//! Prints a table and writes target/paved-bench/results.json.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use futures::{stream, StreamExt, TryStreamExt};
+use kube::{
+    api::{Patch, PatchParams, PostParams},
+    runtime::{watcher, WatchStreamExt},
+    Api, Client,
+};
+use paved_api::{conditions, Cloud, Composition, PostgreSQLInstance, ServiceClaim};
+use paved_e2e::{control_plane, db, eventually, repo_root, Operator};
+use serde_json::{json, Value};
+
+struct Args {
+    claims: usize,
+    cache_claims: usize,
+    aws_instances: usize,
+    concurrency: usize,
+    resync_seconds: u64,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        claims: 1000,
+        cache_claims: 10_000,
+        aws_instances: 500,
+        concurrency: 16,
+        resync_seconds: 30,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let v: u64 = it
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?
+            .parse()
+            .with_context(|| format!("{flag} takes a number"))?;
+        match flag.as_str() {
+            "--claims" => a.claims = v as usize,
+            "--cache-claims" => a.cache_claims = v as usize,
+            "--aws-instances" => a.aws_instances = v as usize,
+            "--concurrency" => a.concurrency = v as usize,
+            "--resync-seconds" => a.resync_seconds = v,
+            other => bail!("unknown flag {other} (--claims, --cache-claims, --aws-instances, --concurrency, --resync-seconds)"),
+        }
+    }
+    Ok(a)
+}
+
+/// One `paved_*` counter from the operator's /metrics, summed over its labels
+/// (optionally only the series whose labels contain `filter`).
+fn metric(op: &Operator, name: &str, filter: &str) -> Result<f64> {
+    let text = op.metrics()?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.split(['{', ' '])
+                .next()
+                .is_some_and(|n| n == name || n == format!("{name}_total"))
+        })
+        .filter(|l| l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+fn peak_rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .context("VmHWM")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn service_claim(name: &str) -> ServiceClaim {
+    serde_json::from_value(json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+        "metadata": { "name": name, "labels": { "paved.dev/bench": "true" } },
+        "spec": { "owner": "team-bench", "system": "bench", "cloud": "local",
+                  "dataClassification": "internal", "sloTier": "bronze", "costCenter": "CC-0001" },
+    }))
+    .expect("a valid ServiceClaim")
+}
+
+/// Phase 1: the objects of N claims, written by a plain client as the operator writes
+/// them (the namespace first, then the rest 8 at a time; `concurrency` claims at once).
+async fn baseline(client: &Client, n: usize, concurrency: usize) -> Result<(f64, Vec<f64>)> {
+    let text = std::fs::read_to_string(repo_root().join("compositions/service-local.yaml"))?;
+    let comp: Composition = serde_yaml::from_str(&text)?;
+    let sc = comp.spec.service.clone().context("service-local")?;
+    let mut claims = Vec::new();
+    for i in 0..n {
+        let name = format!("bench-plain-{i}");
+        let claim = service_claim(&name);
+        let input = paved_compose::service::ServiceInput {
+            claim_name: &name,
+            claim_uid: "00000000-0000-0000-0000-000000000000",
+            spec: &claim.spec,
+            cloud: Cloud::Local,
+            composition_name: "service-local",
+            composition_generation: 1,
+            composition: &sc,
+        };
+        let mut objects = paved_compose::service::render_service(&input)?;
+        for o in &mut objects {
+            // No owner (the garbage collector would remove them) and not Paved's label
+            // (the operator's caches would hold them).
+            let meta = o.body["metadata"].as_object_mut().unwrap();
+            meta.remove("ownerReferences");
+            meta.insert("labels".into(), json!({ "paved.dev/bench": "plain" }));
+        }
+        claims.push(objects);
+    }
+    let start = Instant::now();
+    let latencies: Vec<f64> = stream::iter(claims.into_iter().map(|objects| {
+        let client = client.clone();
+        async move {
+            let t = Instant::now();
+            let (first, rest) = objects.split_first().unwrap();
+            apply(&client, first).await?;
+            stream::iter(rest.iter().map(|o| apply(&client, o)))
+                .buffer_unordered(8)
+                .try_collect::<Vec<_>>()
+                .await?;
+            Ok::<_, anyhow::Error>(t.elapsed().as_secs_f64())
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .try_collect()
+    .await?;
+    Ok((start.elapsed().as_secs_f64(), latencies))
+}
+
+async fn apply(client: &Client, o: &paved_compose::object::DesiredObject) -> Result<()> {
+    let ar = paved_api::api_resource(&o.api_version, &o.kind, &o.plural);
+    let api: Api<kube::api::DynamicObject> = match &o.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    api.patch(
+        &o.name,
+        &PatchParams::apply("paved-bench").force(),
+        &Patch::Apply(&o.body),
+    )
+    .await?;
+    Ok(())
+}
+
+fn ready_at_generation(c: &ServiceClaim) -> bool {
+    c.status
+        .as_ref()
+        .is_some_and(|s| conditions::is_ready(&s.conditions, c.metadata.generation))
+}
+
+/// Phase 2: N claims created at once; per-claim creation → Ready from a watch.
+async fn operator_run(client: &Client, n: usize, concurrency: usize) -> Result<(f64, Vec<f64>)> {
+    let api: Api<ServiceClaim> = Api::all(client.clone());
+    let created: Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Default::default();
+    let ready: Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Default::default();
+    let watch = {
+        let ready = ready.clone();
+        let stream = watcher(
+            api.clone(),
+            watcher::Config::default().labels("paved.dev/bench=true"),
+        )
+        .applied_objects();
+        tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(Ok(c)) = stream.next().await {
+                if ready_at_generation(&c) {
+                    let name = c.metadata.name.clone().unwrap_or_default();
+                    ready
+                        .lock()
+                        .unwrap()
+                        .entry(name)
+                        .or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    stream::iter((0..n).map(|i| {
+        let api = api.clone();
+        let created = created.clone();
+        async move {
+            let name = format!("bench-{i}");
+            let t = Instant::now();
+            api.create(&PostParams::default(), &service_claim(&name))
+                .await?;
+            created.lock().unwrap().insert(name, t);
+            Ok::<_, anyhow::Error>(())
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .try_collect::<Vec<_>>()
+    .await?;
+    eventually(
+        &format!("{n} ServiceClaims Ready"),
+        Duration::from_secs(1800),
+        || async { Ok((ready.lock().unwrap().len() >= n).then_some(())) },
+    )
+    .await?;
+    let total = start.elapsed().as_secs_f64();
+    watch.abort();
+    let created = created.lock().unwrap();
+    let ready = ready.lock().unwrap();
+    let latencies = created
+        .iter()
+        .filter_map(|(k, t)| Some(ready.get(k)?.duration_since(*t).as_secs_f64()))
+        .collect();
+    Ok((total, latencies))
+}
+
+fn stats(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (percentile(&v, 0.5), percentile(&v, 0.99))
+}
+
+async fn create_all<K>(api: &Api<K>, objects: Vec<K>, concurrency: usize) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    stream::iter(objects.into_iter().map(|o| {
+        let api = api.clone();
+        async move {
+            match api.create(&PostParams::default(), &o).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                Err(e) => Err(anyhow::Error::from(e)),
+            }
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .try_collect::<Vec<_>>()
+    .await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let a = args()?;
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let mut results = serde_json::Map::new();
+    let machine = json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "memTotal": std::fs::read_to_string("/proc/meminfo").ok()
+            .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())),
+        "cpuModel": std::fs::read_to_string("/proc/cpuinfo").ok()
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())),
+        "operatorBinary": paved_e2e::operator_binary().display().to_string(),
+    });
+    results.insert("machine".into(), machine);
+    results.insert(
+        "parameters".into(),
+        json!({ "claims": a.claims, "cacheClaims": a.cache_claims, "awsInstances": a.aws_instances,
+                "concurrency": a.concurrency, "resyncSeconds": a.resync_seconds }),
+    );
+
+    // 1. Baseline.
+    eprintln!(
+        "bench: baseline, {} claims' objects by a plain client",
+        a.claims
+    );
+    let (plain_total, plain_lat) = baseline(&client, a.claims, a.concurrency).await?;
+    let (plain_p50, plain_p99) = stats(plain_lat);
+
+    // 2. The operator.
+    let resync = a.resync_seconds.to_string();
+    let conc = a.concurrency.to_string();
+    let flags = [
+        "--resync-seconds",
+        resync.as_str(),
+        "--concurrency",
+        conc.as_str(),
+        "--log-format",
+        "json",
+    ];
+    let mut op = Operator::start(cp, "bench", &flags)?;
+    let writes0 = metric(&op, "paved_apiserver_writes", "")?;
+    eprintln!("bench: {} ServiceClaims created at once", a.claims);
+    let (op_total, op_lat) = operator_run(&client, a.claims, a.concurrency).await?;
+    let (op_p50, op_p99) = stats(op_lat);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes1 = metric(&op, "paved_apiserver_writes", "")?;
+    let writes_per_claim = (writes1 - writes0) / a.claims as f64;
+
+    // 3. A periodic resync that changes nothing.
+    eprintln!("bench: waiting for a full resync ({}s)", a.resync_seconds);
+    let rec0 = metric(&op, "paved_reconciles", "serviceclaim")?;
+    let w0 = metric(&op, "paved_apiserver_writes", "")?;
+    eventually(
+        "a full resync of every claim",
+        Duration::from_secs(a.resync_seconds * 3 + 120),
+        || async {
+            Ok(
+                (metric(&op, "paved_reconciles", "serviceclaim")? >= rec0 + a.claims as f64)
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    let resync_writes = metric(&op, "paved_apiserver_writes", "")? - w0;
+    let resync_reconciles = metric(&op, "paved_reconciles", "serviceclaim")? - rec0;
+    let rss_after_claims = peak_rss_mib(op.pid())?;
+
+    // 4. Restart: start-up to the first reconcile and to every claim reconciled.
+    op.stop();
+    drop(op);
+    eprintln!("bench: restart");
+    let spawned = Instant::now();
+    let op = Operator::start(cp, "bench-restart", &flags)?;
+    let first = eventually("the first reconcile", Duration::from_secs(120), || async {
+        Ok((metric(&op, "paved_reconciles", "").unwrap_or(0.0) >= 1.0)
+            .then(|| spawned.elapsed().as_secs_f64()))
+    })
+    .await?;
+    let all = eventually(
+        "every claim reconciled after restart",
+        Duration::from_secs(1800),
+        || async {
+            Ok(
+                (metric(&op, "paved_reconciles", "serviceclaim").unwrap_or(0.0) >= a.claims as f64)
+                    .then(|| spawned.elapsed().as_secs_f64()),
+            )
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restart_writes = metric(&op, "paved_apiserver_writes", "")?;
+
+    // 5. Footprint with many claims cached: PostgreSQLInstances naming a Composition
+    // that does not exist (each is reconciled once to Synced=False and cached).
+    let extra = a.cache_claims.saturating_sub(a.claims);
+    eprintln!("bench: {extra} more claims into the operator's cache");
+    db::namespace(cp, "bench-cache", "local", "internal")?;
+    let pg_api: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), "bench-cache");
+    let pgs: Vec<PostgreSQLInstance> = (0..extra)
+        .map(|i| {
+            serde_json::from_value(db::claim(
+                &format!("cache-{i}"),
+                "bench-cache",
+                "bench-absent",
+                Some("Orphan"),
+            ))
+            .unwrap()
+        })
+        .collect();
+    let pg_rec0 = metric(&op, "paved_reconciles", "postgresqlinstance")?;
+    create_all(&pg_api, pgs, a.concurrency).await?;
+    eventually(
+        "the cached claims reconciled",
+        Duration::from_secs(1800),
+        || async {
+            Ok(
+                (metric(&op, "paved_reconciles", "postgresqlinstance")? >= pg_rec0 + extra as f64)
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    let rss_cached = peak_rss_mib(op.pid())?;
+
+    // 6. Cloud calls per poll with many AWS instances.
+    eprintln!("bench: {} PostgreSQLInstances on moto", a.aws_instances);
+    let seed = db::moto(cp, "seed.py", &[])?;
+    let poll = 20u64;
+    db::aws_composition(cp, &seed, "bench-aws", &format!("{poll}s"))?;
+    db::namespace(cp, "bench-aws", "aws", "internal")?;
+    let aws_api: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), "bench-aws");
+    let claims: Vec<PostgreSQLInstance> = (0..a.aws_instances)
+        .map(|i| {
+            serde_json::from_value(db::claim(
+                &format!("rds-{i}"),
+                "bench-aws",
+                "bench-aws",
+                Some("Delete"),
+            ))
+            .unwrap()
+        })
+        .collect();
+    create_all(&aws_api, claims, a.concurrency).await?;
+    eventually(
+        "the AWS claims Ready",
+        Duration::from_secs(1800),
+        || async {
+            let list = aws_api.list(&Default::default()).await?;
+            let n = list
+                .items
+                .iter()
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .is_some_and(|s| conditions::is_ready(&s.conditions, p.metadata.generation))
+                })
+                .count();
+            Ok((n >= a.aws_instances).then_some(()))
+        },
+    )
+    .await?;
+    let lists0 = metric(&op, "paved_cloud_list_calls", "aws")?;
+    let pg_rec1 = metric(&op, "paved_reconciles", "postgresqlinstance")?;
+    let cycles = 3u64;
+    tokio::time::sleep(Duration::from_secs(poll * cycles)).await;
+    let list_pages = metric(&op, "paved_cloud_list_calls", "aws")? - lists0;
+    let aws_reconciles = metric(&op, "paved_reconciles", "postgresqlinstance")? - pg_rec1;
+    let rss_final = peak_rss_mib(op.pid())?;
+    drop(op);
+
+    let ratio = op_total / plain_total;
+    let pages_per_poll = list_pages / cycles as f64;
+    let min_pages = (a.aws_instances as f64 / 100.0).ceil();
+    results.insert(
+        "figures".into(),
+        json!({
+            "baseline": { "seconds": plain_total, "p50": plain_p50, "p99": plain_p99 },
+            "operator": { "seconds": op_total, "p50": op_p50, "p99": op_p99, "ratio": ratio,
+                           "apiserverWritesPerClaim": writes_per_claim },
+            "resync": { "reconciles": resync_reconciles, "writes": resync_writes },
+            "restart": { "secondsToFirstReconcile": first, "secondsToAllReconciled": all,
+                          "writes": restart_writes },
+            "rssMiB": { "afterClaims": rss_after_claims, "cachedClaims": a.cache_claims,
+                         "withCachedClaims": rss_cached, "peak": rss_final },
+            "aws": { "instances": a.aws_instances, "pollSeconds": poll, "cycles": cycles,
+                      "reconciles": aws_reconciles, "listPages": list_pages,
+                      "listPagesPerPoll": pages_per_poll, "minimumPagesPerPoll": min_pages },
+        }),
+    );
+    let out_dir = repo_root().join("target/paved-bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let results = Value::Object(results);
+    std::fs::write(
+        out_dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+
+    let check = |ok: bool| if ok { "met" } else { "MISSED" };
+    let rows: Vec<(String, String, String)> = vec![
+        (
+            "baseline: plain client writes every claim's objects (s)".into(),
+            format!("{plain_total:.1}"),
+            String::new(),
+        ),
+        (
+            "baseline: per claim, p50 / p99 (s)".into(),
+            format!("{plain_p50:.2} / {plain_p99:.2}"),
+            String::new(),
+        ),
+        (
+            format!(
+                "operator: {} ServiceClaims created at once, all Ready (s)",
+                a.claims
+            ),
+            format!("{op_total:.1}"),
+            String::new(),
+        ),
+        (
+            "operator: per claim, creation to Ready, p50 / p99 (s)".into(),
+            format!("{op_p50:.2} / {op_p99:.2}"),
+            String::new(),
+        ),
+        (
+            "ratio operator / plain client".into(),
+            format!("{ratio:.2}"),
+            format!("≤ 1.5, {}", check(ratio <= 1.5)),
+        ),
+        (
+            "apiserver writes per claim (operator metrics)".into(),
+            format!("{writes_per_claim:.1}"),
+            String::new(),
+        ),
+        (
+            "writes during a periodic resync of every claim".into(),
+            format!("{resync_writes}"),
+            format!("0, {}", check(resync_writes == 0.0)),
+        ),
+        (
+            "start-up to first reconcile (s)".into(),
+            format!("{first:.2}"),
+            String::new(),
+        ),
+        (
+            "start-up to every claim reconciled (s)".into(),
+            format!("{all:.1}"),
+            String::new(),
+        ),
+        (
+            "writes in the first pass after a restart".into(),
+            format!("{restart_writes}"),
+            String::new(),
+        ),
+        (
+            format!("peak RSS with {} claims cached (MiB)", a.cache_claims),
+            format!("{rss_cached:.1}"),
+            format!("< 100, {}", check(rss_cached < 100.0)),
+        ),
+        (
+            format!("RDS list pages per poll, {} instances", a.aws_instances),
+            format!("{pages_per_poll:.1}"),
+            format!(
+                "{min_pages} (one list per page), {}",
+                check(pages_per_poll <= min_pages)
+            ),
+        ),
+    ];
+    let mut table = String::from("| figure | value | target |\n|---|---:|---|\n");
+    for (name, value, target) in &rows {
+        table.push_str(&format!("| {name} | {value} | {target} |\n"));
+        println!("{name:<62} {value:>14}  {target}");
+    }
+    let m = &results["machine"];
+    let binary = m["operatorBinary"].as_str().unwrap_or("?");
+    let binary = binary
+        .rsplit_once("/target/")
+        .map(|(_, p)| format!("target/{p}"))
+        .unwrap_or_else(|| binary.to_string());
+    let md = format!(
+        "# Benchmarks
+
+Written by `make bench` (e2e/src/bin/paved-bench.rs) at the end of its last run: every
+figure below was measured by that run, none is typed in. Raw figures:
+`target/paved-bench/results.json`.
+
+## Last run
+
+Machine: {cpus} CPUs ({model}), {mem} kB memory, shared with the control plane (the
+loopback kube-apiserver, etcd and kube-controller-manager of `e2e/control-plane`).
+Operator: `{binary}`. Parameters: {claims} ServiceClaims, {cache} claims cached,
+{aws} AWS instances on moto, concurrency {conc}, resync every {resync} s.
+
+{table}
+## What is measured
+
+- **Baseline**: the objects `paved render` gives for the same claims, server-side applied by a
+  plain kube client with the operator's concurrency (claims at once, 8 writes at once per
+  claim), in the same run. The ratio is the operator's wall time over the baseline's.
+- **Operator**: claims created at once; per claim, from the create call's return to the watch
+  event that shows Ready=True at the claim's generation.
+- **Writes**: `paved_apiserver_writes_total` from the operator's /metrics (apply, status,
+  delete). A periodic resync reconciles every claim and must write nothing.
+- **Restart**: a new operator process for the same claims: spawn to the first reconcile and to
+  every claim reconciled. What was applied is kept in memory, so this first pass re-applies
+  each claim once.
+- **RSS**: the operator's VmHWM after the cached claims (PostgreSQLInstances naming a
+  Composition that does not exist) were reconciled.
+- **Cloud calls**: `paved_cloud_list_calls_total{{provider=\"aws\"}}` over three poll intervals
+  with every claim Ready; DescribeDBInstances pages hold 100 instances.
+
+## Reproduce
+
+```bash
+make bench                                                        # the defaults above
+make bench BENCH_ARGS=\"--claims 200 --cache-claims 2000 --aws-instances 100\"
+```
+",
+        cpus = m["cpus"],
+        model = m["cpuModel"].as_str().unwrap_or("?"),
+        mem = m["memTotal"].as_str().unwrap_or("?"),
+        claims = a.claims,
+        cache = a.cache_claims,
+        aws = a.aws_instances,
+        conc = a.concurrency,
+        resync = a.resync_seconds,
+    );
+    std::fs::write(repo_root().join("BENCHMARKS.md"), md)?;
+    eprintln!(
+        "bench: results in {}",
+        out_dir.join("results.json").display()
+    );
+    Ok(())
+}

@@ -269,6 +269,15 @@ async fn main() -> Result<()> {
     let a = args()?;
     let cp = control_plane();
     let client = cp.client().await?;
+    let earlier = Api::<ServiceClaim>::all(client.clone())
+        .list(&kube::api::ListParams::default().labels("paved.dev/bench=true"))
+        .await?;
+    if !earlier.items.is_empty() {
+        bail!(
+            "this control plane holds an earlier run's claims: run `make bench` (its own plane, \
+             torn down after) or `e2e/control-plane down` first"
+        );
+    }
     let mut results = serde_json::Map::new();
     let machine = json!({
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),

@@ -4,8 +4,10 @@
 //! A claim's objects are applied again when what it renders changed (a hash of the
 //! rendered objects), or when one of them changed by another hand since our last
 //! write: the owned-object watches report every change, and one that is not our own
-//! write (another resourceVersion and, where the kind has one, another generation: a
-//! status update by another controller is not drift) marks its claim dirty.
+//! write marks its claim dirty. Not drift: our write's echo (same resourceVersion),
+//! a change that left the spec's generation as we wrote it, or one whose only other
+//! field managers write the status subresource (kube-controller-manager filling in a
+//! ResourceQuota's usage). Always drift: a deletion.
 //! After a restart nothing is known, so every claim is applied once.
 
 use std::{
@@ -26,6 +28,29 @@ pub struct Applied {
 pub struct Written {
     pub resource_version: Option<String>,
     pub generation: Option<i64>,
+    /// Another field manager owns fields outside the status subresource.
+    pub foreign_fields: bool,
+    /// The watch reported the object deleted.
+    pub deleted: bool,
+}
+
+impl Written {
+    /// What a watch event says about an object Paved applied.
+    pub fn seen(
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        deleted: bool,
+    ) -> Self {
+        let foreign_fields = meta.managed_fields.iter().flatten().any(|f| {
+            f.manager.as_deref() != Some(paved_api::FIELD_MANAGER)
+                && f.subresource.as_deref().unwrap_or("").is_empty()
+        });
+        Written {
+            resource_version: meta.resource_version.clone(),
+            generation: meta.generation,
+            foreign_fields,
+            deleted,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -36,6 +61,12 @@ struct Inner {
     echoes: HashMap<String, Written>,
     /// Claims (by name) with an object changed by someone else since our last write.
     dirty: HashSet<String>,
+    /// Claims (by name) being applied right now, with what the watches saw meanwhile:
+    /// a write's echo can arrive before its response, so these are judged at `record`.
+    applying: HashMap<String, Vec<(String, Written)>>,
+    /// Claim UID → fingerprint and time of the last refresh of objects that are only
+    /// re-applied periodically (a database claim's delivery objects).
+    refreshed: HashMap<String, (u64, std::time::Instant)>,
 }
 
 /// A stable fingerprint of rendered objects.
@@ -48,50 +79,94 @@ pub fn fingerprint(objects: &[DesiredObject]) -> u64 {
     h.finish()
 }
 
-impl Applied {
-    /// Whether a claim's objects must be applied: they render differently from the
-    /// last apply, or one was changed by someone else since. Clears the dirty mark.
-    pub fn needs_apply(&self, uid: &str, name: &str, hash: u64) -> bool {
-        let mut g = self.inner.lock().expect("applied lock");
-        let dirty = g.dirty.remove(name);
-        dirty || g.hashes.get(uid) != Some(&hash)
-    }
-
-    /// Records a successful apply and the resourceVersions it produced.
-    pub fn record(&self, uid: &str, hash: u64, echoes: Vec<(String, Written)>) {
-        let mut g = self.inner.lock().expect("applied lock");
-        g.hashes.insert(uid.to_string(), hash);
-        g.echoes.extend(echoes);
-    }
-
-    /// An apply failed half-way or its objects must be written again: forget it.
-    pub fn forget(&self, uid: &str) {
-        self.inner.lock().expect("applied lock").hashes.remove(uid);
-    }
-
-    /// A watch saw `key` at `resource_version`, owned by claim `owner`: unless that is
-    /// our own write coming back, the claim is dirty.
-    pub fn observed(&self, key: &str, seen: &Written, owner: &str) {
-        let mut g = self.inner.lock().expect("applied lock");
-        if let Some(ours) = g.echoes.get(key) {
+impl Inner {
+    fn is_echo(&self, key: &str, seen: &Written) -> bool {
+        if seen.deleted {
+            return false;
+        }
+        self.echoes.get(key).is_some_and(|ours| {
             let same_version =
                 seen.resource_version.is_some() && seen.resource_version == ours.resource_version;
             let same_spec = seen.generation.is_some() && seen.generation == ours.generation;
-            if same_version || same_spec {
-                return;
-            }
+            same_version || same_spec || !seen.foreign_fields
+        })
+    }
+}
+
+impl Applied {
+    /// Whether a claim's objects must be applied: they render differently from the
+    /// last apply, or one was changed by someone else since. When they must, the
+    /// apply starts: what the watches see until `record` is judged then.
+    pub fn needs_apply(&self, uid: &str, name: &str, hash: u64) -> bool {
+        let mut g = self.inner.lock().expect("applied lock");
+        let dirty = g.dirty.remove(name);
+        let needed = dirty || g.hashes.get(uid) != Some(&hash);
+        if needed {
+            g.applying.insert(name.to_string(), vec![]);
         }
-        g.dirty.insert(owner.to_string());
+        needed
+    }
+
+    /// Records a successful apply and the versions it produced; what the watches saw
+    /// meanwhile that is not one of these writes marks the claim dirty.
+    pub fn record(&self, uid: &str, name: &str, hash: u64, echoes: Vec<(String, Written)>) {
+        let mut g = self.inner.lock().expect("applied lock");
+        g.hashes.insert(uid.to_string(), hash);
+        g.echoes.extend(echoes);
+        let seen = g.applying.remove(name).unwrap_or_default();
+        if seen.iter().any(|(key, w)| !g.is_echo(key, w)) {
+            g.dirty.insert(name.to_string());
+        }
+    }
+
+    /// An apply failed or its objects must be written again: forget it.
+    pub fn forget(&self, uid: &str, name: &str) {
+        let mut g = self.inner.lock().expect("applied lock");
+        g.hashes.remove(uid);
+        g.applying.remove(name);
+    }
+
+    /// A watch saw `key` in state `seen`, owned by claim `owner`: unless that is our
+    /// own write coming back, the claim is dirty.
+    pub fn observed(&self, key: &str, seen: &Written, owner: &str) {
+        let mut g = self.inner.lock().expect("applied lock");
+        if let Some(stash) = g.applying.get_mut(owner) {
+            stash.push((key.to_string(), seen.clone()));
+            return;
+        }
+        if !g.is_echo(key, seen) {
+            g.dirty.insert(owner.to_string());
+        }
+    }
+
+    /// Whether objects with this fingerprint must be written: they changed, or the
+    /// last write is older than `max_age`.
+    pub fn refresh_due(&self, uid: &str, hash: u64, max_age: std::time::Duration) -> bool {
+        let g = self.inner.lock().expect("applied lock");
+        !g.refreshed
+            .get(uid)
+            .is_some_and(|(h, at)| *h == hash && at.elapsed() < max_age)
+    }
+
+    pub fn refreshed(&self, uid: &str, hash: u64) {
+        self.inner
+            .lock()
+            .expect("applied lock")
+            .refreshed
+            .insert(uid.to_string(), (hash, std::time::Instant::now()));
     }
 
     /// A claim is gone: drop what is known about it.
     pub fn remove_claim(&self, uid: &str, name: &str) {
         let mut g = self.inner.lock().expect("applied lock");
         g.hashes.remove(uid);
+        g.refreshed.remove(uid);
         g.dirty.remove(name);
-        let prefix_ns = format!("/{name}/");
+        g.applying.remove(name);
+        let in_namespace = format!("/{name}/");
+        let namespace = format!("Namespace/{name}");
         g.echoes
-            .retain(|k, _| !k.contains(&prefix_ns) && k != &format!("Namespace/{name}"));
+            .retain(|k, _| !k.contains(&in_namespace) && *k != namespace);
     }
 }
 
@@ -116,7 +191,12 @@ mod tests {
         let a = Applied::default();
         let h = fingerprint(&[obj("a", 1)]);
         assert!(a.needs_apply("uid", "svc", h), "never applied");
-        a.record("uid", h, vec![("ConfigMap/ns/a".into(), w("10", None))]);
+        a.record(
+            "uid",
+            "svc",
+            h,
+            vec![("ConfigMap/ns/a".into(), w("10", None))],
+        );
         assert!(!a.needs_apply("uid", "svc", h), "nothing changed");
         // Our own write coming back through the watch is not drift.
         a.observed("ConfigMap/ns/a", &w("10", None), "svc");
@@ -127,15 +207,67 @@ mod tests {
         assert!(!a.needs_apply("uid", "svc", h), "the mark is cleared");
         // A new rendering is applied.
         assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)])));
-        a.forget("uid");
+        a.forget("uid", "svc");
         assert!(a.needs_apply("uid", "svc", h));
+    }
+
+    #[test]
+    fn an_echo_that_beats_the_write_response_is_still_ours() {
+        let a = Applied::default();
+        let h = fingerprint(&[obj("a", 1)]);
+        assert!(a.needs_apply("uid", "svc", h));
+        // The watch delivers our write before the PATCH response came back.
+        a.observed("ConfigMap/ns/a", &w("10", None), "svc");
+        a.record(
+            "uid",
+            "svc",
+            h,
+            vec![("ConfigMap/ns/a".into(), w("10", None))],
+        );
+        assert!(!a.needs_apply("uid", "svc", h), "our own write, not drift");
+        // A foreign write during an apply is drift.
+        assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)])));
+        a.observed("ConfigMap/ns/a", &w("11", None), "svc");
+        a.record(
+            "uid",
+            "svc",
+            fingerprint(&[obj("a", 2)]),
+            vec![("ConfigMap/ns/a".into(), w("12", None))],
+        );
+        assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)])));
     }
 
     fn w(rv: &str, generation: Option<i64>) -> Written {
         Written {
             resource_version: Some(rv.into()),
             generation,
+            foreign_fields: true,
+            deleted: false,
         }
+    }
+
+    #[test]
+    fn a_controller_writing_only_status_is_not_drift_but_a_deletion_is() {
+        let a = Applied::default();
+        let h = fingerprint(&[obj("q", 1)]);
+        a.record(
+            "uid",
+            "svc",
+            h,
+            vec![("ResourceQuota/ns/q".into(), w("10", None))],
+        );
+        let status_only = Written {
+            foreign_fields: false,
+            ..w("11", None)
+        };
+        a.observed("ResourceQuota/ns/q", &status_only, "svc");
+        assert!(!a.needs_apply("uid", "svc", h));
+        let deleted = Written {
+            deleted: true,
+            ..w("10", None)
+        };
+        a.observed("ResourceQuota/ns/q", &deleted, "svc");
+        assert!(a.needs_apply("uid", "svc", h));
     }
 
     #[test]
@@ -144,6 +276,7 @@ mod tests {
         let h = fingerprint(&[obj("a", 1)]);
         a.record(
             "uid",
+            "svc",
             h,
             vec![("NetworkPolicy/ns/a".into(), w("10", Some(1)))],
         );
@@ -157,8 +290,20 @@ mod tests {
     fn a_deleted_object_or_one_without_a_version_marks_its_claim() {
         let a = Applied::default();
         let h = fingerprint(&[obj("a", 1)]);
-        a.record("uid", h, vec![("ConfigMap/ns/a".into(), w("10", None))]);
-        a.observed("ConfigMap/ns/a", &Written::default(), "svc");
+        a.record(
+            "uid",
+            "svc",
+            h,
+            vec![("ConfigMap/ns/a".into(), w("10", None))],
+        );
+        a.observed(
+            "ConfigMap/ns/a",
+            &Written {
+                deleted: true,
+                ..Written::default()
+            },
+            "svc",
+        );
         assert!(a.needs_apply("uid", "svc", h));
         a.remove_claim("uid", "svc");
         assert!(a.needs_apply("uid", "svc", h));

@@ -54,10 +54,7 @@ pub async fn apply(
         .await?;
     Ok((
         obj.key(),
-        crate::applied::Written {
-            resource_version: written.resource_version(),
-            generation: written.metadata.generation,
-        },
+        crate::applied::Written::seen(&written.metadata, false),
     ))
 }
 

@@ -144,6 +144,22 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
+/// The wait until the next multiple of `interval` on the wall clock, plus up to half
+/// a second: claims that poll the same cloud at the same interval wake together and
+/// their observes share one list call.
+pub fn aligned(interval: Duration) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    until_next_tick(now, interval) + Duration::from_millis(rand::rng().random_range(0..500))
+}
+
+/// Pure: from `now` (since the epoch) to the next multiple of `interval`.
+pub fn until_next_tick(now: Duration, interval: Duration) -> Duration {
+    let i = interval.as_millis().max(1);
+    Duration::from_millis((i - now.as_millis() % i) as u64)
+}
+
 /// `base` ± 10%, so thousands of claims do not resync in lockstep.
 pub fn jitter(base: Duration) -> Duration {
     let spread = base.as_millis() as u64 / 10;
@@ -153,4 +169,23 @@ pub fn jitter(base: Duration) -> Duration {
 
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_fall_on_multiples_of_the_interval() {
+        let i = Duration::from_secs(20);
+        assert_eq!(until_next_tick(Duration::from_secs(100), i), i);
+        assert_eq!(
+            until_next_tick(Duration::from_millis(105_500), i),
+            Duration::from_millis(14_500)
+        );
+        assert_eq!(
+            until_next_tick(Duration::from_secs(119), i),
+            Duration::from_secs(1)
+        );
+    }
 }

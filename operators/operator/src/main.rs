@@ -139,8 +139,12 @@ where
     let ctx = ctx.clone();
     watcher(api, cfg.clone())
         .default_backoff()
-        .touched_objects()
-        .map_ok(move |m: K| {
+        .map_ok(move |event| {
+            let (m, deleted) = match &event {
+                watcher::Event::Apply(m) | watcher::Event::InitApply(m) => (m, false),
+                watcher::Event::Delete(m) => (m, true),
+                _ => return event,
+            };
             if let Some(owner) = m
                 .owner_references()
                 .iter()
@@ -150,14 +154,12 @@ where
                     Some(ns) => format!("{kind}/{ns}/{}", m.name_any()),
                     None => format!("{kind}/{}", m.name_any()),
                 };
-                let seen = applied::Written {
-                    resource_version: m.resource_version(),
-                    generation: m.meta().generation,
-                };
+                let seen = applied::Written::seen(m.meta(), deleted);
                 ctx.applied.observed(&key, &seen, &owner.name);
             }
-            m
+            event
         })
+        .touched_objects()
 }
 
 struct Health {

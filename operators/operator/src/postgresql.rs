@@ -33,7 +33,7 @@ use crate::{
         drift_corrected, finalizer_gate, provider_verdict, publish, remove_finalizer, reported,
         Verdict,
     },
-    context::{jitter, now, Context},
+    context::{aligned, jitter, now, Context},
     Error,
 };
 
@@ -636,18 +636,30 @@ async fn converge(
                         uid: &claim.uid().unwrap_or_default(),
                     };
                     let objects = delivery_objects(&claim_ref, d, endpoint, port, secret);
-                    if let Err(e) = apply_all(&ctx.client, &objects, &ctx.metrics, CONTROLLER).await
-                    {
-                        if let kube::Error::Api(ae) = &e {
-                            if ae.code == 404 {
-                                return Ok(Verdict::problem(
-                                    "MissingAPI",
-                                    format!("External Secrets is not installed: {}", ae.message),
-                                    jitter(Duration::from_secs(300)),
-                                ));
+                    // Written when they change, and again every resync period so hand
+                    // edits are put back; not on every poll of every claim.
+                    let uid = claim.uid().unwrap_or_default();
+                    let fingerprint = crate::applied::fingerprint(&objects);
+                    let due = ctx.applied.refresh_due(&uid, fingerprint, ctx.resync);
+                    if due {
+                        if let Err(e) =
+                            apply_all(&ctx.client, &objects, &ctx.metrics, CONTROLLER).await
+                        {
+                            if let kube::Error::Api(ae) = &e {
+                                if ae.code == 404 {
+                                    return Ok(Verdict::problem(
+                                        "MissingAPI",
+                                        format!(
+                                            "External Secrets is not installed: {}",
+                                            ae.message
+                                        ),
+                                        jitter(Duration::from_secs(300)),
+                                    ));
+                                }
                             }
+                            return Err(e.into());
                         }
-                        return Err(e.into());
+                        ctx.applied.refreshed(&uid, fingerprint);
                     }
                     format!(
                         "available at {endpoint}:{port}; ExternalSecret {} delivers the credentials from {}",
@@ -660,7 +672,9 @@ async fn converge(
                     )
                 }
             };
-            Ok(Verdict::ready(ready_message, jitter(d.poll_interval)))
+            // On the wall clock's poll ticks, so claims of one cloud wake together and
+            // share one list call.
+            Ok(Verdict::ready(ready_message, aligned(d.poll_interval)))
         }
     }
 }

@@ -263,11 +263,11 @@ async fn converge(
         match apply_and_prune(claim, ctx, name, uid, &objects).await {
             Ok(None) => {}
             Ok(Some(failure)) => {
-                ctx.applied.forget(uid);
+                ctx.applied.forget(uid, name);
                 return Ok(Err(failure));
             }
             Err(e) => {
-                ctx.applied.forget(uid);
+                ctx.applied.forget(uid, name);
                 return Err(e);
             }
         }
@@ -413,37 +413,42 @@ async fn apply_and_prune(
         }
     };
 
-    let desired: HashSet<String> = objects.iter().map(|o| o.key()).collect();
-    let selector = service::selector(name);
-    let scope = OrphanScope {
-        namespace: name,
-        selector: &selector,
-        owner_uid: uid,
-    };
-    let deleted = delete_orphans(
-        &ctx.client,
-        &scope,
-        OWNED_KINDS,
-        &desired,
-        &ctx.metrics,
-        CONTROLLER,
-    )
-    .await?;
-    if !deleted.is_empty() {
-        ctx.event(
-            claim,
-            EventType::Normal,
-            "PrunedResources",
-            "Prune",
-            format!(
-                "removed what the spec no longer implies: {}",
-                deleted.join(", ")
-            ),
+    // A claim at its first generation that never had a status has never had other
+    // objects: nothing can be orphaned, so skip the list per kind.
+    let brand_new = claim.status.is_none() && claim.metadata.generation == Some(1);
+    if !brand_new {
+        let desired: HashSet<String> = objects.iter().map(|o| o.key()).collect();
+        let selector = service::selector(name);
+        let scope = OrphanScope {
+            namespace: name,
+            selector: &selector,
+            owner_uid: uid,
+        };
+        let deleted = delete_orphans(
+            &ctx.client,
+            &scope,
+            OWNED_KINDS,
+            &desired,
+            &ctx.metrics,
+            CONTROLLER,
         )
-        .await;
+        .await?;
+        if !deleted.is_empty() {
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "PrunedResources",
+                "Prune",
+                format!(
+                    "removed what the spec no longer implies: {}",
+                    deleted.join(", ")
+                ),
+            )
+            .await;
+        }
     }
     ctx.applied
-        .record(uid, crate::applied::fingerprint(objects), written);
+        .record(uid, name, crate::applied::fingerprint(objects), written);
     Ok(None)
 }
 

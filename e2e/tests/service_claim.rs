@@ -88,6 +88,17 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
             .output();
     }
     claims.create(&PostParams::default(), &claim(name)).await?;
+    // Everything is applied before the claim is Synced (the objects go out 8 at a
+    // time, so one being there says nothing of the others).
+    eventually("claim Synced", T, || async {
+        let c = claims.get(name).await?;
+        Ok(c.status
+            .as_ref()
+            .and_then(|s| paved_api::conditions::find(&s.conditions, "Synced"))
+            .is_some_and(|c| c.status == "True")
+            .then_some(()))
+    })
+    .await?;
 
     // Namespace with identity labels and Pod Security.
     let nss: Api<Namespace> = Api::all(client.clone());

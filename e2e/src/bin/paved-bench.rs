@@ -315,12 +315,15 @@ async fn main() -> Result<()> {
     ];
     let mut op = Operator::start(cp, "bench", &flags)?;
     let writes0 = metric(&op, "paved_apiserver_writes", "")?;
+    let status0 = metric(&op, "paved_apiserver_writes", "verb=\"status\"")?;
     eprintln!("bench: {} ServiceClaims created at once", a.claims);
     let (op_total, op_lat) = operator_run(&client, a.claims, a.concurrency).await?;
     let (op_p50, op_p99) = stats(op_lat);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let writes1 = metric(&op, "paved_apiserver_writes", "")?;
     let writes_per_claim = (writes1 - writes0) / a.claims as f64;
+    let status_per_claim =
+        (metric(&op, "paved_apiserver_writes", "verb=\"status\"")? - status0) / a.claims as f64;
 
     // 3. A periodic resync that changes nothing.
     eprintln!("bench: waiting for a full resync ({}s)", a.resync_seconds);
@@ -452,7 +455,7 @@ async fn main() -> Result<()> {
         json!({
             "baseline": { "seconds": plain_total, "p50": plain_p50, "p99": plain_p99 },
             "operator": { "seconds": op_total, "p50": op_p50, "p99": op_p99, "ratio": ratio,
-                           "apiserverWritesPerClaim": writes_per_claim },
+                           "apiserverWritesPerClaim": writes_per_claim, "statusWritesPerClaim": status_per_claim },
             "resync": { "reconciles": resync_reconciles, "writes": resync_writes },
             "restart": { "secondsToFirstReconcile": first, "secondsToAllReconciled": all,
                           "writes": restart_writes },
@@ -504,6 +507,11 @@ async fn main() -> Result<()> {
         (
             "apiserver writes per claim (operator metrics)".into(),
             format!("{writes_per_claim:.1}"),
+            String::new(),
+        ),
+        (
+            "  of which status writes".into(),
+            format!("{status_per_claim:.1}"),
             String::new(),
         ),
         (

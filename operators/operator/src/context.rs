@@ -22,6 +22,9 @@ pub struct Context {
     pub default_cloud: Cloud,
     /// All Compositions, kept current by a reflector.
     pub compositions: Store<Composition>,
+    /// Every namespace's metadata (labels, owners), kept current by a reflector, so a
+    /// reconcile reads the namespace's facts without a request.
+    pub namespaces: Store<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>,
     /// How often a Ready claim is re-checked for drift nobody told us about.
     pub resync: Duration,
     /// AWS clients per region, each with its shared instance list.
@@ -109,6 +112,25 @@ impl Context {
         );
         projects.insert(placement.project.clone(), p.clone());
         Ok(p)
+    }
+
+    /// A namespace's metadata from the cache; a namespace the cache has not seen yet is
+    /// read from the apiserver (it may have been created a moment ago).
+    pub async fn namespace(
+        &self,
+        name: &str,
+    ) -> Result<Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>, kube::Error>
+    {
+        use kube::runtime::reflector::ObjectRef;
+        if let Some(ns) = self.namespaces.get(&ObjectRef::new(name)) {
+            return Ok(Some(ns.metadata.clone()));
+        }
+        Ok(
+            kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(self.client.clone())
+                .get_opt(name)
+                .await?
+                .map(|n| n.metadata),
+        )
     }
 
     /// Publishes an Event; failing to record one never fails a reconcile.

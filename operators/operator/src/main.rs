@@ -118,6 +118,28 @@ struct Args {
     log_format: String,
 }
 
+/// A claim kind's watch for its controller, cached without managedFields (the largest
+/// part of a stored object, and nothing a reconcile reads).
+fn claims_stream<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects()
+}
+
 /// A metadata-only watch of one kind a ServiceClaim owns. Every change triggers the
 /// owning claim's reconcile (as `owns` does); one that is not the echo of Paved's own
 /// write also marks the claim for a fresh apply (see applied.rs).
@@ -282,6 +304,22 @@ async fn run_controllers(
     .for_each(|_| future::ready(()));
     tokio::spawn(comp_reflector);
 
+    // Every namespace's metadata, for the facts a claim's namespace labels give and the
+    // takeover check, without a request per reconcile.
+    let (ns_store, ns_writer) = reflector::store();
+    let ns_reflector = reflector(
+        ns_writer,
+        watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .modify(|n| n.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(|_| future::ready(()));
+    tokio::spawn(ns_reflector);
+
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -295,6 +333,7 @@ async fn run_controllers(
         metrics: metrics.clone(),
         default_cloud: args.default_cloud,
         compositions: comp_store.clone(),
+        namespaces: ns_store.clone(),
         resync: Duration::from_secs(args.resync_seconds),
         aws_regions: Default::default(),
         azure_groups: Default::default(),
@@ -318,6 +357,10 @@ async fn run_controllers(
         .wait_until_ready()
         .await
         .context("composition cache")?;
+    ns_store
+        .wait_until_ready()
+        .await
+        .context("namespace cache")?;
 
     // Only watch what Paved made, so the caches stay small on a busy cluster.
     let managed = watcher::Config::default().labels(&format!(
@@ -325,11 +368,18 @@ async fn run_controllers(
         labels::MANAGED_BY,
         labels::MANAGED_BY_VALUE
     ));
-    let cfg = controller::Config::default().concurrency(args.concurrency);
+    // A short debounce folds the burst of events one apply causes (each owned object,
+    // then the status) into one reconcile.
+    let cfg = controller::Config::default()
+        .concurrency(args.concurrency)
+        .debounce(Duration::from_millis(200));
+    let (svc_reader, svc_writer) = reflector::store();
+    let (pg_reader, pg_writer) = reflector::store();
+    let (tns_reader, tns_writer) = reflector::store();
 
-    let mut svc = Controller::new(
-        Api::<ServiceClaim>::all(client.clone()),
-        watcher::Config::default(),
+    let mut svc = Controller::for_stream(
+        claims_stream(Api::<ServiceClaim>::all(client.clone()), svc_writer),
+        svc_reader,
     )
     .with_config(cfg.clone())
     .owns_stream(owned(
@@ -415,9 +465,9 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
-    let pg = Controller::new(
-        Api::<PostgreSQLInstance>::all(client.clone()),
-        watcher::Config::default(),
+    let pg = Controller::for_stream(
+        claims_stream(Api::<PostgreSQLInstance>::all(client.clone()), pg_writer),
+        pg_reader,
     )
     .with_config(cfg.clone())
     .owns(Api::<Secret>::all(client.clone()), managed.clone());
@@ -436,9 +486,9 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
-    let tns = Controller::new(
-        Api::<TemporalNamespace>::all(client.clone()),
-        watcher::Config::default(),
+    let tns = Controller::for_stream(
+        claims_stream(Api::<TemporalNamespace>::all(client.clone()), tns_writer),
+        tns_reader,
     )
     .with_config(cfg.clone());
     let tns_claims = tns.store();

@@ -4,10 +4,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use k8s_openapi::{
-    api::core::v1::{Namespace, Secret},
-    ByteString,
-};
+use k8s_openapi::{api::core::v1::Secret, ByteString};
 use kube::{
     api::{Patch, PatchParams},
     runtime::{controller::Action, events::EventType},
@@ -130,10 +127,10 @@ async fn desired(
 ) -> Result<Result<DesiredDatabase, Verdict>, Error> {
     let ns = claim.namespace().unwrap_or_default();
     let slow = jitter(Duration::from_secs(300));
-    let ns_labels = Api::<Namespace>::all(ctx.client.clone())
-        .get_opt(&ns)
+    let ns_labels = ctx
+        .namespace(&ns)
         .await?
-        .map(|n| n.labels().clone())
+        .and_then(|m| m.labels)
         .unwrap_or_default();
     let facts = NamespaceFacts::from_labels(&ns, &ns_labels, ctx.default_cloud);
     let all = ctx.compositions.state();

@@ -2,7 +2,6 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     api::DynamicObject,
     runtime::{controller::Action, events::EventType, reflector::Store},
@@ -213,9 +212,8 @@ async fn converge(
     });
 
     // Never take over a namespace someone else made.
-    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-    if let Some(ns) = ns_api.get_opt(name).await? {
-        if ns.metadata.deletion_timestamp.is_some() {
+    if let Some(ns) = ctx.namespace(name).await? {
+        if ns.deletion_timestamp.is_some() {
             return Ok(Err((
                 "NamespaceTerminating",
                 format!(
@@ -226,8 +224,13 @@ async fn converge(
         }
         // Ours only if this very claim (by UID, not just by name) owns it: a namespace
         // left behind by an earlier claim of the same name holds another team's data.
-        let owned = ns.labels().get(labels::CLAIM_NAME).map(String::as_str) == Some(name)
-            && ns.owner_references().iter().any(|o| o.uid == uid);
+        let owned = ns
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::CLAIM_NAME))
+            .map(String::as_str)
+            == Some(name)
+            && ns.owner_references.iter().flatten().any(|o| o.uid == uid);
         if !owned {
             return Ok(Err((
                 reasons::NAMESPACE_CONFLICT,

@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
     runtime::{controller::Action, events::EventType},
     Api, ResourceExt,
@@ -219,10 +219,10 @@ async fn prepare(
         .temporal
         .as_ref()
         .expect("picked a temporal composition");
-    let labels = Api::<Namespace>::all(ctx.client.clone())
-        .get_opt(&ns)
+    let labels = ctx
+        .namespace(&ns)
         .await?
-        .map(|n| n.labels().clone())
+        .and_then(|m| m.labels)
         .unwrap_or_default();
     let facts = NamespaceFacts::from_labels(&ns, &labels, ctx.default_cloud);
     let uid = claim.uid().unwrap_or_default();

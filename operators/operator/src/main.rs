@@ -145,7 +145,7 @@ where
 /// write also marks the claim for a fresh apply (see applied.rs).
 fn owned<K>(
     api: Api<K>,
-    kind: &'static str,
+    kind: &str,
     cfg: &watcher::Config,
     ctx: &Arc<Context>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
@@ -159,6 +159,7 @@ where
         + 'static,
 {
     let ctx = ctx.clone();
+    let kind = kind.to_string();
     watcher(api, cfg.clone())
         .default_backoff()
         .map_ok(move |event| {
@@ -377,59 +378,33 @@ async fn run_controllers(
     let (pg_reader, pg_writer) = reflector::store();
     let (tns_reader, tns_writer) = reflector::store();
 
-    let mut svc = Controller::for_stream(
+    let svc = Controller::for_stream(
         claims_stream(Api::<ServiceClaim>::all(client.clone()), svc_writer),
         svc_reader,
     )
-    .with_config(cfg.clone())
-    .owns_stream(owned(
-        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-        "Namespace",
-        &managed,
-        &ctx,
-    ))
-    .owns_stream(owned(
-        Api::<PartialObjectMeta<NetworkPolicy>>::all(client.clone()),
-        "NetworkPolicy",
-        &managed,
-        &ctx,
-    ))
-    .owns_stream(owned(
-        Api::<PartialObjectMeta<ResourceQuota>>::all(client.clone()),
-        "ResourceQuota",
-        &managed,
-        &ctx,
-    ))
-    .owns_stream(owned(
-        Api::<PartialObjectMeta<LimitRange>>::all(client.clone()),
-        "LimitRange",
-        &managed,
-        &ctx,
-    ))
-    .owns_stream(owned(
-        Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
-        "ServiceAccount",
-        &managed,
-        &ctx,
-    ))
-    .owns_stream(owned(
-        Api::<PartialObjectMeta<RoleBinding>>::all(client.clone()),
-        "RoleBinding",
-        &managed,
-        &ctx,
-    ))
-    .owns_stream(owned(
-        Api::<PartialObjectMeta<PostgreSQLInstance>>::all(client.clone()),
-        "PostgreSQLInstance",
-        &managed,
-        &ctx,
-    ))
-    .owns_stream(owned(
-        Api::<PartialObjectMeta<TemporalNamespace>>::all(client.clone()),
-        "TemporalNamespace",
-        &managed,
-        &ctx,
-    ));
+    .with_config(cfg.clone());
+    // Every kind a ServiceClaim owns, watched metadata-only (see `owned`).
+    macro_rules! owns_all {
+        ($controller:expr, $($kind:ty),+ $(,)?) => {
+            $controller$(.owns_stream(owned(
+                Api::<PartialObjectMeta<$kind>>::all(client.clone()),
+                &<$kind as kube::Resource>::kind(&()),
+                &managed,
+                &ctx,
+            )))+
+        };
+    }
+    let mut svc = owns_all!(
+        svc,
+        Namespace,
+        NetworkPolicy,
+        ResourceQuota,
+        LimitRange,
+        ServiceAccount,
+        RoleBinding,
+        PostgreSQLInstance,
+        TemporalNamespace,
+    );
     if has_api(&client, "external-secrets.io/v1", "ExternalSecret").await {
         let ar = apply::api_resource(
             "external-secrets.io/v1",

@@ -300,19 +300,28 @@ impl AzureProvider {
     }
 
     /// The failure of the server's last tracked operation, if it failed.
-    async fn failed_operation(&self, name: &str) -> Result<Option<String>, ProviderError> {
+    async fn operation(&self, name: &str) -> Result<crate::OpState, ProviderError> {
+        use crate::OpState;
         let Some(url) = self.operations.lock().await.get(name).cloned() else {
-            return Ok(None);
+            return Ok(OpState::None);
         };
-        let (status, _, body) = self.arm(Method::Get, url, None).await?;
+        let (status, _, body) = match self.arm(Method::Get, url, None).await {
+            Ok(r) => r,
+            // An operation Azure no longer knows: nothing to wait for.
+            Err(ProviderError::NotFound(_)) => {
+                self.operations.lock().await.remove(name);
+                return Ok(OpState::None);
+            }
+            Err(e) => return Err(e),
+        };
         if status == StatusCode::Accepted || body.is_empty() {
-            return Ok(None);
+            return Ok(OpState::Running);
         }
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         match v.get("status").and_then(|s| s.as_str()) {
             Some("Failed") | Some("Canceled") => {
                 self.operations.lock().await.remove(name);
-                Ok(Some(
+                Ok(OpState::Failed(
                     v.pointer("/error/message")
                         .and_then(|m| m.as_str())
                         .unwrap_or("the operation failed")
@@ -321,9 +330,9 @@ impl AzureProvider {
             }
             Some("Succeeded") => {
                 self.operations.lock().await.remove(name);
-                Ok(None)
+                Ok(OpState::None)
             }
-            _ => Ok(None),
+            _ => Ok(OpState::Running),
         }
     }
 
@@ -484,13 +493,16 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
     ) -> Result<Observation<ObservedDatabase>, ProviderError> {
         let all = self.servers().await?;
         let Some(s) = all.get(&d.external_name) else {
-            if let Some(m) = self.failed_operation(&d.external_name).await? {
-                return Err(ProviderError::Terminal {
-                    reason: "ProviderRejected".into(),
-                    message: format!("Azure failed to create {}: {m}", d.external_name),
-                });
-            }
-            return Ok(Observation::Absent);
+            return crate::absent_unless(
+                self.operation(&d.external_name).await?,
+                &d.owner_uid,
+                &format!("Azure failed to create {}", d.external_name),
+                |o: ObservedDatabase, state, owner| ObservedDatabase {
+                    state,
+                    owner_uid: Some(owner),
+                    ..o
+                },
+            );
         };
         let o = observed(s, d);
         let owner = o.owner_uid.clone();
@@ -509,7 +521,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
                 self.database_present(&d.external_name, &d.database_name)
                     .await?,
             );
-        } else if let Some(m) = self.failed_operation(&d.external_name).await? {
+        }
+        // Reading the last operation also forgets it once it is over.
+        if let crate::OpState::Failed(m) = self.operation(&d.external_name).await? {
             return Err(ProviderError::Terminal {
                 reason: "ProviderRejected".into(),
                 message: format!("Azure operation on {} failed: {m}", d.external_name),

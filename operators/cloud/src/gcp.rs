@@ -168,29 +168,42 @@ impl GcpProvider {
     }
 
     /// The error of the instance's last operation, if it finished with one.
-    async fn failed_operation(&self, instance: &str) -> Result<Option<String>, ProviderError> {
+    /// The instance's last operation; reading it forgets it once it is over.
+    async fn operation(&self, instance: &str) -> Result<crate::OpState, ProviderError> {
+        use crate::OpState;
         let Some(op) = self.pending.lock().await.get(instance).cloned() else {
-            return Ok(None);
+            return Ok(OpState::None);
         };
-        let op = self
+        let op = match self
             .operations
             .get()
             .set_project(&self.project)
             .set_operation(op)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(classify)
+        {
+            Ok(op) => op,
+            Err(ProviderError::NotFound(_)) => {
+                self.pending.lock().await.remove(instance);
+                return Ok(OpState::None);
+            }
+            Err(e) => return Err(e),
+        };
         if op.status != model::operation::SqlOperationStatus::Done {
-            return Ok(None);
+            return Ok(OpState::Running);
         }
         self.pending.lock().await.remove(instance);
-        Ok(op.error.filter(|e| !e.errors.is_empty()).map(|e| {
-            e.errors
-                .iter()
-                .map(|x| format!("{}: {}", x.code, x.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        }))
+        Ok(match op.error.filter(|e| !e.errors.is_empty()) {
+            Some(e) => OpState::Failed(
+                e.errors
+                    .iter()
+                    .map(|x| format!("{}: {}", x.code, x.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            None => OpState::None,
+        })
     }
 
     /// PATCHes an instance's settings (only the fields set) and tracks the operation.
@@ -445,13 +458,16 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
     ) -> Result<Observation<ObservedDatabase>, ProviderError> {
         let all = self.all().await?;
         let Some(i) = all.get(&d.external_name) else {
-            if let Some(m) = self.failed_operation(&d.external_name).await? {
-                return Err(ProviderError::Terminal {
-                    reason: "ProviderRejected".into(),
-                    message: format!("Cloud SQL failed to create {}: {m}", d.external_name),
-                });
-            }
-            return Ok(Observation::Absent);
+            return crate::absent_unless(
+                self.operation(&d.external_name).await?,
+                &d.owner_uid,
+                &format!("Cloud SQL failed to create {}", d.external_name),
+                |o: ObservedDatabase, state, owner| ObservedDatabase {
+                    state,
+                    owner_uid: Some(owner),
+                    ..o
+                },
+            );
         };
         let o = observed(i, d);
         let owner = o.owner_uid.clone();
@@ -469,7 +485,8 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
                 self.database_present(&d.external_name, &d.database_name)
                     .await?,
             );
-        } else if let Some(m) = self.failed_operation(&d.external_name).await? {
+        }
+        if let crate::OpState::Failed(m) = self.operation(&d.external_name).await? {
             return Err(ProviderError::Terminal {
                 reason: "ProviderRejected".into(),
                 message: format!("Cloud SQL operation on {} failed: {m}", d.external_name),

@@ -147,6 +147,40 @@ pub fn ownership<O>(
     }
 }
 
+/// The last operation a provider started on a resource, as far as it tracks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpState {
+    /// None tracked (or it succeeded).
+    None,
+    /// Still running: a resource it creates may not be listed yet.
+    Running,
+    /// Failed, with the cloud's message.
+    Failed(String),
+}
+
+/// What to observe for a resource missing from the list, given its last operation:
+/// a create still running is a database being created (never "absent", which would
+/// read as lost), a failed one is the cloud's error.
+pub fn absent_unless<O: Default>(
+    op: OpState,
+    owner_uid: &str,
+    what: &str,
+    with_state: impl FnOnce(O, String, String) -> O,
+) -> Result<Observation<O>, ProviderError> {
+    match op {
+        OpState::None => Ok(Observation::Absent),
+        OpState::Running => Ok(Observation::Present(with_state(
+            O::default(),
+            "creating".into(),
+            owner_uid.into(),
+        ))),
+        OpState::Failed(m) => Err(ProviderError::Terminal {
+            reason: "ProviderRejected".into(),
+            message: format!("{what}: {m}"),
+        }),
+    }
+}
+
 /// Progress of a deletion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteProgress {

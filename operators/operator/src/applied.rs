@@ -5,9 +5,12 @@
 //! rendered objects), or when one of them changed by another hand since our last
 //! write: the owned-object watches report every change, and one that is not our own
 //! write marks its claim dirty. Not drift: our write's echo (same resourceVersion),
-//! a change that left the spec's generation as we wrote it, or one whose only other
-//! field managers write the status subresource (kube-controller-manager filling in a
-//! ResourceQuota's usage). Always drift: a deletion.
+//! or a change that left every field Paved owns with Paved and added no other
+//! manager outside the status subresource (kube-controller-manager filling in a
+//! ResourceQuota's usage). Drift: a deletion; anything that took, removed or changed
+//! a field Paved owns (its managedFields entry changes); another manager's fields.
+//! And whatever a watch cannot see (a deletion during a relist, a removed owner
+//! reference) is repaired by a full apply of every claim at a bounded age.
 //! After a restart nothing is known, so every claim is applied once.
 
 use std::{
@@ -30,6 +33,8 @@ pub struct Written {
     pub generation: Option<i64>,
     /// Another field manager owns fields outside the status subresource.
     pub foreign_fields: bool,
+    /// A fingerprint of the fields Paved's own field manager owns.
+    pub our_fields: Option<u64>,
     /// The watch reported the object deleted.
     pub deleted: bool,
 }
@@ -44,10 +49,26 @@ impl Written {
             f.manager.as_deref() != Some(paved_api::FIELD_MANAGER)
                 && f.subresource.as_deref().unwrap_or("").is_empty()
         });
+        let our_fields = meta
+            .managed_fields
+            .iter()
+            .flatten()
+            .find(|f| {
+                f.manager.as_deref() == Some(paved_api::FIELD_MANAGER)
+                    && f.subresource.as_deref().unwrap_or("").is_empty()
+            })
+            .map(|f| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                serde_json::to_string(&f.fields_v1)
+                    .unwrap_or_default()
+                    .hash(&mut h);
+                h.finish()
+            });
         Written {
             resource_version: meta.resource_version.clone(),
             generation: meta.generation,
             foreign_fields,
+            our_fields,
             deleted,
         }
     }
@@ -55,8 +76,8 @@ impl Written {
 
 #[derive(Default)]
 struct Inner {
-    /// Claim UID → hash of the objects last applied.
-    hashes: HashMap<String, u64>,
+    /// Claim UID → hash of the objects last applied, and when.
+    hashes: HashMap<String, (u64, std::time::Instant)>,
     /// Object key (`kind/namespace/name`) → what our last write produced.
     echoes: HashMap<String, Written>,
     /// Claims (by name) with an object changed by someone else since our last write.
@@ -87,20 +108,31 @@ impl Inner {
         self.echoes.get(key).is_some_and(|ours| {
             let same_version =
                 seen.resource_version.is_some() && seen.resource_version == ours.resource_version;
-            let same_spec = seen.generation.is_some() && seen.generation == ours.generation;
-            same_version || same_spec || !seen.foreign_fields
+            let ours_untouched = seen.our_fields.is_some() && seen.our_fields == ours.our_fields;
+            same_version || (ours_untouched && !seen.foreign_fields)
         })
     }
 }
 
 impl Applied {
     /// Whether a claim's objects must be applied: they render differently from the
-    /// last apply, or one was changed by someone else since. When they must, the
-    /// apply starts: what the watches see until `record` is judged then.
-    pub fn needs_apply(&self, uid: &str, name: &str, hash: u64) -> bool {
+    /// last apply, one was changed by someone else since, or the last apply is older
+    /// than `max_age`. When they must, the apply starts: what the watches see until
+    /// `record` is judged then.
+    pub fn needs_apply(
+        &self,
+        uid: &str,
+        name: &str,
+        hash: u64,
+        max_age: std::time::Duration,
+    ) -> bool {
         let mut g = self.inner.lock().expect("applied lock");
         let dirty = g.dirty.remove(name);
-        let needed = dirty || g.hashes.get(uid) != Some(&hash);
+        let fresh = g
+            .hashes
+            .get(uid)
+            .is_some_and(|(h, at)| *h == hash && at.elapsed() < max_age);
+        let needed = dirty || !fresh;
         if needed {
             g.applying.insert(name.to_string(), vec![]);
         }
@@ -111,7 +143,8 @@ impl Applied {
     /// meanwhile that is not one of these writes marks the claim dirty.
     pub fn record(&self, uid: &str, name: &str, hash: u64, echoes: Vec<(String, Written)>) {
         let mut g = self.inner.lock().expect("applied lock");
-        g.hashes.insert(uid.to_string(), hash);
+        g.hashes
+            .insert(uid.to_string(), (hash, std::time::Instant::now()));
         g.echoes.extend(echoes);
         let seen = g.applying.remove(name).unwrap_or_default();
         if seen.iter().any(|(key, w)| !g.is_echo(key, w)) {
@@ -190,32 +223,32 @@ mod tests {
     fn unchanged_claims_are_not_applied_again() {
         let a = Applied::default();
         let h = fingerprint(&[obj("a", 1)]);
-        assert!(a.needs_apply("uid", "svc", h), "never applied");
+        assert!(a.needs_apply("uid", "svc", h, HOUR), "never applied");
         a.record(
             "uid",
             "svc",
             h,
             vec![("ConfigMap/ns/a".into(), w("10", None))],
         );
-        assert!(!a.needs_apply("uid", "svc", h), "nothing changed");
+        assert!(!a.needs_apply("uid", "svc", h, HOUR), "nothing changed");
         // Our own write coming back through the watch is not drift.
         a.observed("ConfigMap/ns/a", &w("10", None), "svc");
-        assert!(!a.needs_apply("uid", "svc", h));
+        assert!(!a.needs_apply("uid", "svc", h, HOUR));
         // Someone else's edit is.
         a.observed("ConfigMap/ns/a", &w("11", None), "svc");
-        assert!(a.needs_apply("uid", "svc", h));
-        assert!(!a.needs_apply("uid", "svc", h), "the mark is cleared");
+        assert!(a.needs_apply("uid", "svc", h, HOUR));
+        assert!(!a.needs_apply("uid", "svc", h, HOUR), "the mark is cleared");
         // A new rendering is applied.
-        assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)])));
+        assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)]), HOUR));
         a.forget("uid", "svc");
-        assert!(a.needs_apply("uid", "svc", h));
+        assert!(a.needs_apply("uid", "svc", h, HOUR));
     }
 
     #[test]
     fn an_echo_that_beats_the_write_response_is_still_ours() {
         let a = Applied::default();
         let h = fingerprint(&[obj("a", 1)]);
-        assert!(a.needs_apply("uid", "svc", h));
+        assert!(a.needs_apply("uid", "svc", h, HOUR));
         // The watch delivers our write before the PATCH response came back.
         a.observed("ConfigMap/ns/a", &w("10", None), "svc");
         a.record(
@@ -224,9 +257,12 @@ mod tests {
             h,
             vec![("ConfigMap/ns/a".into(), w("10", None))],
         );
-        assert!(!a.needs_apply("uid", "svc", h), "our own write, not drift");
+        assert!(
+            !a.needs_apply("uid", "svc", h, HOUR),
+            "our own write, not drift"
+        );
         // A foreign write during an apply is drift.
-        assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)])));
+        assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)]), HOUR));
         a.observed("ConfigMap/ns/a", &w("11", None), "svc");
         a.record(
             "uid",
@@ -234,16 +270,51 @@ mod tests {
             fingerprint(&[obj("a", 2)]),
             vec![("ConfigMap/ns/a".into(), w("12", None))],
         );
-        assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)])));
+        assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)]), HOUR));
     }
+
+    const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
     fn w(rv: &str, generation: Option<i64>) -> Written {
         Written {
             resource_version: Some(rv.into()),
             generation,
             foreign_fields: true,
+            our_fields: Some(1),
             deleted: false,
         }
+    }
+
+    #[test]
+    fn a_field_taken_from_paved_is_drift_even_with_no_other_manager_left() {
+        let a = Applied::default();
+        let h = fingerprint(&[obj("n", 1)]);
+        let ours = Written {
+            foreign_fields: false,
+            ..w("10", None)
+        };
+        a.record("uid", "svc", h, vec![("Namespace/n".into(), ours.clone())]);
+        // A label Paved set was removed: the editor owns nothing, Paved's set shrank.
+        let removed = Written {
+            our_fields: Some(2),
+            ..w("11", None)
+        };
+        let removed = Written {
+            foreign_fields: false,
+            ..removed
+        };
+        a.observed("Namespace/n", &removed, "svc");
+        assert!(a.needs_apply("uid", "svc", h, HOUR));
+    }
+
+    #[test]
+    fn every_claim_is_applied_again_at_a_bounded_age() {
+        let a = Applied::default();
+        let h = fingerprint(&[obj("a", 1)]);
+        assert!(a.needs_apply("uid", "svc", h, HOUR));
+        a.record("uid", "svc", h, vec![]);
+        assert!(!a.needs_apply("uid", "svc", h, HOUR));
+        assert!(a.needs_apply("uid", "svc", h, std::time::Duration::ZERO));
     }
 
     #[test]
@@ -260,14 +331,15 @@ mod tests {
             foreign_fields: false,
             ..w("11", None)
         };
+        // (Paved's own fields are as it wrote them: `w` gives the same fingerprint.)
         a.observed("ResourceQuota/ns/q", &status_only, "svc");
-        assert!(!a.needs_apply("uid", "svc", h));
+        assert!(!a.needs_apply("uid", "svc", h, HOUR));
         let deleted = Written {
             deleted: true,
             ..w("10", None)
         };
         a.observed("ResourceQuota/ns/q", &deleted, "svc");
-        assert!(a.needs_apply("uid", "svc", h));
+        assert!(a.needs_apply("uid", "svc", h, HOUR));
     }
 
     #[test]
@@ -280,10 +352,14 @@ mod tests {
             h,
             vec![("NetworkPolicy/ns/a".into(), w("10", Some(1)))],
         );
-        a.observed("NetworkPolicy/ns/a", &w("12", Some(1)), "svc");
-        assert!(!a.needs_apply("uid", "svc", h), "same generation");
+        let status_update = Written {
+            foreign_fields: false,
+            ..w("12", Some(1))
+        };
+        a.observed("NetworkPolicy/ns/a", &status_update, "svc");
+        assert!(!a.needs_apply("uid", "svc", h, HOUR), "status only");
         a.observed("NetworkPolicy/ns/a", &w("13", Some(2)), "svc");
-        assert!(a.needs_apply("uid", "svc", h), "the spec was edited");
+        assert!(a.needs_apply("uid", "svc", h, HOUR), "the spec was edited");
     }
 
     #[test]
@@ -304,8 +380,8 @@ mod tests {
             },
             "svc",
         );
-        assert!(a.needs_apply("uid", "svc", h));
+        assert!(a.needs_apply("uid", "svc", h, HOUR));
         a.remove_claim("uid", "svc");
-        assert!(a.needs_apply("uid", "svc", h));
+        assert!(a.needs_apply("uid", "svc", h, HOUR));
     }
 }

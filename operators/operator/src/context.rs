@@ -46,6 +46,9 @@ pub struct Context {
     pub connections: crate::temporal::Connections,
     /// What was last applied per ServiceClaim, to skip writes that change nothing.
     pub applied: crate::applied::Applied,
+    /// Every claim's objects are applied again at least this often, whatever the
+    /// watches reported (they cannot see everything, e.g. a deletion during a relist).
+    pub full_apply_every: Duration,
     /// The operator's own namespace (its Lease, the Temporal TLS Secret).
     pub own_namespace: String,
 }

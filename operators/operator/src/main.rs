@@ -96,6 +96,10 @@ struct Args {
     /// Seconds between drift checks of a Ready claim (jittered).
     #[arg(long, env = "PAVED_RESYNC_SECONDS", default_value_t = 600)]
     resync_seconds: u64,
+    /// Seconds after which a ServiceClaim's objects are applied again even if nothing
+    /// reported a change (a resync in between only reads).
+    #[arg(long, env = "PAVED_FULL_APPLY_SECONDS", default_value_t = 3600)]
+    full_apply_seconds: u64,
     /// Seconds one cloud list (per region) serves every claim's observe.
     #[arg(long, env = "PAVED_CLOUD_LIST_TTL_SECONDS", default_value_t = 5)]
     cloud_list_ttl_seconds: u64,
@@ -352,6 +356,7 @@ async fn run_controllers(
         cloud_list_ttl: Duration::from_secs(args.cloud_list_ttl_seconds),
         connections: Default::default(),
         applied: Default::default(),
+        full_apply_every: Duration::from_secs(args.full_apply_seconds),
         own_namespace: args.lease_namespace.clone(),
     });
     comp_store

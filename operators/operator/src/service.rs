@@ -262,7 +262,10 @@ async fn converge(
     // Nothing new to write (a periodic resync, the echo of our own writes): skip the
     // writes and the orphan search; the children's readiness is still read below.
     let fingerprint = crate::applied::fingerprint(&objects);
-    if ctx.applied.needs_apply(uid, name, fingerprint) {
+    if ctx
+        .applied
+        .needs_apply(uid, name, fingerprint, ctx.full_apply_every)
+    {
         match apply_and_prune(claim, ctx, name, uid, &objects).await {
             Ok(None) => {}
             Ok(Some(failure)) => {

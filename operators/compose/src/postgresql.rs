@@ -359,8 +359,10 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
         database_name: external.replace('-', "_"),
         master_username: external.replace('-', "_"),
         estimated_monthly_cost: cost,
+        // At least a second: a `0s` in a Composition must not turn polls into a hot loop.
         poll_interval: parse_duration(&comp.poll_interval)
-            .unwrap_or(std::time::Duration::from_secs(300)),
+            .unwrap_or(std::time::Duration::from_secs(300))
+            .max(std::time::Duration::from_secs(1)),
     };
     apply_floor(&mut desired, facts, input);
     Ok(desired)

@@ -127,11 +127,21 @@ async fn desired(
 ) -> Result<Result<DesiredDatabase, Verdict>, Error> {
     let ns = claim.namespace().unwrap_or_default();
     let slow = jitter(Duration::from_secs(300));
-    let ns_labels = ctx
-        .namespace(&ns)
-        .await?
-        .and_then(|m| m.labels)
-        .unwrap_or_default();
+    // Before the first create the labels are read fresh: the classification they carry
+    // decides the floor, and some of what it sets cannot be changed later (a cache a
+    // moment behind a ServiceClaim's edit must not decide it).
+    let meta = if claim
+        .annotations()
+        .contains_key(annotations::CREATE_PENDING)
+    {
+        ctx.namespace(&ns).await?
+    } else {
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
+            .get_opt(&ns)
+            .await?
+            .map(|n| n.metadata)
+    };
+    let ns_labels = meta.and_then(|m| m.labels).unwrap_or_default();
     let facts = NamespaceFacts::from_labels(&ns, &ns_labels, ctx.default_cloud);
     let all = ctx.compositions.state();
     let comp = match pick_composition(&claim.spec, facts.cloud, &all) {
@@ -679,7 +689,8 @@ async fn converge(
 /// How often to look at a create, change or deletion in progress: the Composition's
 /// poll interval, at most 10 s.
 fn progress_poll(d: &DesiredDatabase) -> Duration {
-    d.poll_interval.min(Duration::from_secs(10))
+    d.poll_interval
+        .clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
 /// `provider/region`, as recorded at create.

@@ -118,15 +118,19 @@ impl Context {
     }
 
     /// A namespace's metadata from the cache; a namespace the cache has not seen yet is
-    /// read from the apiserver (it may have been created a moment ago).
+    /// read from the apiserver (it may have been created a moment ago). `fresh` always
+    /// reads it, for decisions a cache a moment behind must not make.
     pub async fn namespace(
         &self,
         name: &str,
+        fresh: bool,
     ) -> Result<Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>, kube::Error>
     {
         use kube::runtime::reflector::ObjectRef;
-        if let Some(ns) = self.namespaces.get(&ObjectRef::new(name)) {
-            return Ok(Some(ns.metadata.clone()));
+        if !fresh {
+            if let Some(ns) = self.namespaces.get(&ObjectRef::new(name)) {
+                return Ok(Some(ns.metadata.clone()));
+            }
         }
         Ok(
             kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(self.client.clone())
@@ -134,6 +138,24 @@ impl Context {
                 .await?
                 .map(|n| n.metadata),
         )
+    }
+
+    /// What a claim's namespace labels say (owner, service, cloud, classification).
+    pub async fn namespace_facts(
+        &self,
+        ns: &str,
+        fresh: bool,
+    ) -> Result<paved_compose::postgresql::NamespaceFacts, kube::Error> {
+        let labels = self
+            .namespace(ns, fresh)
+            .await?
+            .and_then(|m| m.labels)
+            .unwrap_or_default();
+        Ok(paved_compose::postgresql::NamespaceFacts::from_labels(
+            ns,
+            &labels,
+            self.default_cloud,
+        ))
     }
 
     /// Publishes an Event; failing to record one never fails a reconcile.

@@ -20,7 +20,7 @@ use paved_cloud::{
 };
 use paved_compose::postgresql::{
     delivery_objects, pick_composition, plan, render_postgresql, ClaimRef, DesiredDatabase,
-    NamespaceFacts, ObservedDatabase, Plan, PostgresInput,
+    ObservedDatabase, Plan, PostgresInput,
 };
 use serde_json::json;
 
@@ -130,19 +130,10 @@ async fn desired(
     // Before the first create the labels are read fresh: the classification they carry
     // decides the floor, and some of what it sets cannot be changed later (a cache a
     // moment behind a ServiceClaim's edit must not decide it).
-    let meta = if claim
+    let first_create = !claim
         .annotations()
-        .contains_key(annotations::CREATE_PENDING)
-    {
-        ctx.namespace(&ns).await?
-    } else {
-        Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
-            .get_opt(&ns)
-            .await?
-            .map(|n| n.metadata)
-    };
-    let ns_labels = meta.and_then(|m| m.labels).unwrap_or_default();
-    let facts = NamespaceFacts::from_labels(&ns, &ns_labels, ctx.default_cloud);
+        .contains_key(annotations::CREATE_PENDING);
+    let facts = ctx.namespace_facts(&ns, first_create).await?;
     let all = ctx.compositions.state();
     let comp = match pick_composition(&claim.spec, facts.cloud, &all) {
         Ok(c) => c.clone(),

@@ -212,7 +212,7 @@ async fn converge(
     });
 
     // Never take over a namespace someone else made.
-    if let Some(ns) = ctx.namespace(name).await? {
+    if let Some(ns) = ctx.namespace(name, false).await? {
         if ns.deletion_timestamp.is_some() {
             return Ok(Err((
                 "NamespaceTerminating",

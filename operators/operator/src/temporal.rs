@@ -15,11 +15,8 @@ use paved_cloud::{
     temporal::{TemporalProvider, TemporalTls},
     DeleteProgress, ExternalClient, Observation, Sensitive,
 };
-use paved_compose::{
-    postgresql::NamespaceFacts,
-    temporal::{
-        plan_temporal, render_temporal, DesiredTemporalNamespace, TemporalInput, TemporalPlan,
-    },
+use paved_compose::temporal::{
+    plan_temporal, render_temporal, DesiredTemporalNamespace, TemporalInput, TemporalPlan,
 };
 
 use crate::{
@@ -219,12 +216,7 @@ async fn prepare(
         .temporal
         .as_ref()
         .expect("picked a temporal composition");
-    let labels = ctx
-        .namespace(&ns)
-        .await?
-        .and_then(|m| m.labels)
-        .unwrap_or_default();
-    let facts = NamespaceFacts::from_labels(&ns, &labels, ctx.default_cloud);
+    let facts = ctx.namespace_facts(&ns, false).await?;
     let uid = claim.uid().unwrap_or_default();
     let input = TemporalInput {
         claim_name: &claim.name_any(),

@@ -98,16 +98,76 @@ static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
 /// per test process. Fails, never skips, when something is missing.
 pub fn control_plane() -> &'static ControlPlane {
     CONTROL_PLANE.get_or_init(|| {
-        let script = repo_root().join("e2e/control-plane");
-        let out = Command::new(&script)
-            .arg("up")
+        ControlPlane::up(None, &[]).expect("e2e/control-plane up failed (see its messages above)")
+    })
+}
+
+/// A control plane of one test's own (e.g. with Argo CD, whose cluster-wide watches
+/// should not load the shared plane the other tests run on); stopped by
+/// `e2e/control-plane down` when dropped, panics included, unless
+/// PAVED_E2E_KEEP_PLANE is set (to look around after a failure). Its components' logs
+/// are kept in target/e2e-logs/control-plane-<name>/.
+pub struct DedicatedPlane(ControlPlane);
+
+impl DedicatedPlane {
+    /// Starts the plane in `target/control-plane-<name>` with the optional groups
+    /// `with` (`e2e/control-plane up --with ...`).
+    pub fn up(name: &str, with: &[&str]) -> Result<DedicatedPlane> {
+        let dir = repo_root().join(format!("target/control-plane-{name}"));
+        Ok(DedicatedPlane(ControlPlane::up(Some(&dir), with)?))
+    }
+}
+
+impl std::ops::Deref for DedicatedPlane {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.0
+    }
+}
+
+impl Drop for DedicatedPlane {
+    fn drop(&mut self) {
+        // The components' logs outlive the plane, for a failure's post-mortem.
+        let state = PathBuf::from(&self.0.env["PAVED_CP_DIR"]);
+        let name = state.file_name().unwrap_or_default().to_string_lossy();
+        let keep = repo_root().join(format!("target/e2e-logs/{name}"));
+        let _ = std::fs::remove_dir_all(&keep);
+        let _ = Command::new("cp")
+            .arg("-r")
+            .arg(state.join("logs"))
+            .arg(&keep)
+            .status();
+        if std::env::var_os("PAVED_E2E_KEEP_PLANE").is_some() {
+            eprintln!("PAVED_E2E_KEEP_PLANE: leaving {} running", state.display());
+            return;
+        }
+        let _ = Command::new(repo_root().join("e2e/control-plane"))
+            .arg("down")
+            .env("PAVED_CP_DIR", &self.0.env["PAVED_CP_DIR"])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+impl ControlPlane {
+    /// `e2e/control-plane up` (in `dir`, else PAVED_CP_DIR's or the default), then the
+    /// CRDs and Compositions installed.
+    pub fn up(dir: Option<&Path>, with: &[&str]) -> Result<ControlPlane> {
+        let mut up = Command::new(repo_root().join("e2e/control-plane"));
+        up.arg("up");
+        for w in with {
+            up.args(["--with", w]);
+        }
+        if let Some(dir) = dir {
+            up.env("PAVED_CP_DIR", dir);
+        }
+        let out = up
             .stderr(Stdio::inherit())
             .output()
-            .expect("running e2e/control-plane up");
-        assert!(
-            out.status.success(),
-            "e2e/control-plane up failed (see its messages above)"
-        );
+            .context("running e2e/control-plane up")?;
+        if !out.status.success() {
+            bail!("e2e/control-plane up failed (see its messages above)");
+        }
         // Let bash evaluate the exports (they are shell-quoted), then read them back.
         let exports = String::from_utf8_lossy(&out.stdout).into_owned();
         let names: Vec<String> = exports
@@ -119,7 +179,7 @@ pub fn control_plane() -> &'static ControlPlane {
             .args(["-c", "eval \"$PAVED_EXPORTS\"; env -0"])
             .env("PAVED_EXPORTS", &exports)
             .output()
-            .expect("evaluating the exports with bash");
+            .context("evaluating the exports with bash")?;
         let mut env = BTreeMap::new();
         for pair in evaluated.stdout.split(|b| *b == 0) {
             let pair = String::from_utf8_lossy(pair);
@@ -129,14 +189,13 @@ pub fn control_plane() -> &'static ControlPlane {
                 }
             }
         }
-        assert!(
-            env.contains_key("KUBECONFIG"),
-            "control-plane up printed no KUBECONFIG"
-        );
+        if !env.contains_key("KUBECONFIG") {
+            bail!("control-plane up printed no KUBECONFIG");
+        }
         let cp = ControlPlane { env };
-        install(&cp).expect("installing CRDs and Compositions");
-        cp
-    })
+        install(&cp).context("installing CRDs and Compositions")?;
+        Ok(cp)
+    }
 }
 
 fn install(cp: &ControlPlane) -> Result<()> {
@@ -341,6 +400,11 @@ impl Operator {
     }
 
     /// SIGTERM and wait: a graceful shutdown.
+    /// Still running (not exited on its own).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

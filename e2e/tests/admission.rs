@@ -1,7 +1,7 @@
 //! Bad input is refused at admission by the real apiserver, with a message that names
 //! the field and the reason (schema and CEL rules generated from the Rust types).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use paved_e2e::control_plane;
 
 fn refused(manifest: &str, expect: &[&str]) -> Result<()> {
@@ -204,5 +204,69 @@ fn phi_cannot_be_lowered() -> Result<()> {
     let err = res.expect_err("lowering phi must be refused").to_string();
     assert!(err.contains("cannot be lowered from phi"), "{err}");
     other.expect("other changes to a phi claim are fine");
+    Ok(())
+}
+
+#[test]
+fn storage_never_shrinks_below_what_is_allocated_but_a_refused_size_can_be_reverted() -> Result<()>
+{
+    let cp = control_plane();
+    let ns = "admission-storage";
+    let _ = cp.kubectl(&["create", "namespace", ns]);
+    let name = "grows";
+    let _ = cp.kubectl(&[
+        "delete",
+        "postgresqlinstance",
+        "-n",
+        ns,
+        name,
+        "--ignore-not-found",
+    ]);
+    let (ok, out) = cp.kubectl_stdin(
+        &["create", "-f", "-"],
+        &format!("apiVersion: paved.dev/v1alpha1\nkind: PostgreSQLInstance\nmetadata: {{ name: {name}, namespace: {ns} }}\nspec: {{ parameters: {{ storageGB: 50 }} }}\n"),
+    )?;
+    assert!(ok, "{out}");
+    let size = |gb: u32| {
+        cp.kubectl(&[
+            "patch",
+            "postgresqlinstance",
+            "-n",
+            ns,
+            name,
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"parameters":{{"storageGB":{gb}}}}}}}"#),
+        ])
+    };
+    // Nothing allocated yet: any size may be asked for.
+    size(20)?;
+    // What the operator reports once it has allocated 50 GB.
+    cp.kubectl(&[
+        "patch",
+        "postgresqlinstance",
+        "-n",
+        ns,
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"storageGB":50}}"#,
+    ])?;
+    let shrink = size(30);
+    // A size that is never allocated (e.g. refused by the Composition), then reverted.
+    size(500)?;
+    let revert = size(50);
+    let grow = size(60);
+    let _ = cp.kubectl(&["delete", "namespace", ns, "--wait=false"]);
+    let err = shrink
+        .expect_err("30 GB under 50 allocated must be refused")
+        .to_string();
+    assert!(
+        err.contains("cannot go below the storage already allocated"),
+        "{err}"
+    );
+    revert.context("going back to the allocated size is allowed")?;
+    grow.context("growing is allowed")?;
     Ok(())
 }

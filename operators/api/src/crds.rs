@@ -23,9 +23,24 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         "!(self.metadata.name in ['default', 'kube-system', 'kube-public', 'kube-node-lease']) && !self.metadata.name.startsWith('kube-')",
         "metadata.name cannot be a system namespace (default, kube-*)",
     );
+    // Storage never shrinks below what Paved allocated (status.storageGB), checked only
+    // when the size changes. Compared with the status, not the previous spec, so a
+    // size that was refused (outside the Composition's bounds) and never allocated can
+    // be reverted: a Git revert must heal.
+    let mut postgresql = PostgreSQLInstance::crd();
+    add_root_rule(
+        &mut postgresql,
+        "!has(self.spec.parameters) || !has(self.spec.parameters.storageGB) \
+         || !has(self.status) || !has(self.status.storageGB) \
+         || (has(oldSelf.spec.parameters) && has(oldSelf.spec.parameters.storageGB) \
+             && oldSelf.spec.parameters.storageGB == self.spec.parameters.storageGB) \
+         || self.spec.parameters.storageGB >= self.status.storageGB",
+        "spec.parameters.storageGB cannot go below the storage already allocated (status.storageGB): \
+         cloud databases cannot give storage back without data loss",
+    );
     let mut crds = vec![
         service_claim,
-        PostgreSQLInstance::crd(),
+        postgresql,
         TemporalNamespace::crd(),
         Composition::crd(),
     ];

@@ -125,12 +125,10 @@ pub struct PostgreSQLParameters {
     pub instance_class: Option<String>,
 
     /// Allocated storage in GB, within the Composition's bounds. Storage can grow but
-    /// never shrink.
+    /// never shrink below what is allocated (`status.storageGB`); a size that was
+    /// refused and never allocated can be taken back.
     #[serde(default, rename = "storageGB", skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 5, max = 65536))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self >= oldSelf", "message": "storageGB cannot shrink: cloud databases cannot give storage back without data loss"}
-    ]))]
     pub storage_gb: Option<i32>,
 
     /// Run a standby in a second zone (AWS Multi-AZ; same as `highAvailability`).

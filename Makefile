@@ -47,9 +47,10 @@ bench:
 	  $(CARGO) run -q -p paved-e2e --bin paved-bench -- $(BENCH_ARGS) || rc=$$?; \
 	  PAVED_CP_DIR=$(BENCH_CP_DIR) e2e/control-plane down; exit $$rc
 
-# The loopback fakes of the Azure and Cloud SQL APIs have their own tests.
+# The loopback fakes of the Azure and Cloud SQL APIs, and the fault proxy put in front
+# of moto, have their own tests.
 fakes:
-	python3 -m unittest e2e/fakes/test_azure_postgres.py e2e/fakes/test_gcp_sqladmin.py
+	python3 -m unittest e2e/fakes/test_azure_postgres.py e2e/fakes/test_gcp_sqladmin.py e2e/fakes/test_fault_proxy.py
 
 test: fmt-check clippy build fakes
 	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace --no-fail-fast -- --test-threads=1 || rc=$$?; \

@@ -27,6 +27,23 @@ pub fn namespace(cp: &ControlPlane, name: &str, cloud: &str, classification: &st
     )
 }
 
+/// Deletes ServiceClaim `name` (an operator must be running for its finalizers) and
+/// waits until it and its namespace are gone: a clean slate for a test.
+pub async fn fresh_service(client: &Client, name: &str) -> Result<()> {
+    let claims: Api<paved_api::ServiceClaim> = Api::all(client.clone());
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _ = claims
+        .delete(name, &kube::api::DeleteParams::default())
+        .await;
+    eventually("leftovers gone", Duration::from_secs(120), || async {
+        Ok(
+            (claims.get_opt(name).await?.is_none() && nss.get_opt(name).await?.is_none())
+                .then_some(()),
+        )
+    })
+    .await
+}
+
 /// `kubectl apply --server-side` of one object.
 pub fn apply(cp: &ControlPlane, obj: &Value) -> Result<()> {
     let (ok, out) = cp.kubectl_stdin(
@@ -136,9 +153,9 @@ pub fn event_reasons(cp: &ControlPlane, ns: &str) -> Result<String> {
     ])
 }
 
-/// Runs an operator armed to abort at `point` (a test-build crash point) and waits
-/// until it has; fails if it never gets there.
-pub async fn crash_at(cp: &ControlPlane, lease: &str, point: &str) -> Result<()> {
+/// Runs an operator armed to abort at `point` (a test-build crash point) of claim
+/// `claim` and waits until it has; fails if it never gets there.
+pub async fn crash_at(cp: &ControlPlane, lease: &str, point: &str, claim: &str) -> Result<()> {
     let mut child = std::process::Command::new(crate::operator_binary())
         .args([
             "--metrics-addr",
@@ -152,6 +169,7 @@ pub async fn crash_at(cp: &ControlPlane, lease: &str, point: &str) -> Result<()>
         ])
         .envs(cp.env.iter())
         .env("PAVED_TEST_CRASH_POINT", point)
+        .env("PAVED_TEST_CRASH_CLAIM", claim)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;
@@ -160,17 +178,72 @@ pub async fn crash_at(cp: &ControlPlane, lease: &str, point: &str) -> Result<()>
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        if start.elapsed() > T {
+        if start.elapsed() > 2 * T {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("the armed operator never reached crash point {point}");
+            bail!("the armed operator never reached crash point {point} of {claim}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     if status.success() {
-        bail!("the armed operator exited cleanly instead of crashing at {point}");
+        bail!("the armed operator exited cleanly instead of crashing at {point} of {claim}");
     }
     Ok(())
+}
+
+/// The steps of a cloud create at which the crash tests kill the operator, in order:
+/// before the cloud call (the pending create recorded), right after it (nothing of the
+/// outcome recorded), and on either side of the status write that follows.
+pub const CRASH_POINTS: [&str; 4] = [
+    "before-create",
+    "after-create",
+    "before-status",
+    "after-status",
+];
+
+/// One claim `crash-<point>` per crash point, made by `make(name)`, each followed by an
+/// operator armed to abort at that step of that claim; checks that the claim recorded
+/// exactly what that step had done. Returns each claim's (name, UID, cloud name); the
+/// caller then runs a normal operator and checks every claim ends Ready with exactly
+/// one cloud resource.
+pub async fn crash_at_every_step(
+    cp: &ControlPlane,
+    api: &Api<PostgreSQLInstance>,
+    lease: &str,
+    make: impl Fn(&str) -> Value,
+) -> Result<Vec<(String, String, String)>> {
+    use kube::ResourceExt;
+    let mut claims = vec![];
+    for point in CRASH_POINTS {
+        let name = format!("crash-{point}");
+        create(cp, &make(&name))?;
+        // A Lease per step: the aborted run never releases its Lease, and the next
+        // armed run should not wait for it to expire.
+        crash_at(cp, &format!("{lease}-{point}"), point, &name).await?;
+        let c = api.get(&name).await?;
+        let pending = c.annotations().contains_key("paved.dev/create-pending");
+        let succeeded = c.annotations().contains_key("paved.dev/create-succeeded");
+        let creating = c
+            .status
+            .as_ref()
+            .and_then(|s| conditions::find(&s.conditions, "Ready"))
+            .is_some_and(|r| r.reason == "Creating");
+        let recorded = match point {
+            "before-create" | "after-create" => pending && !succeeded && !creating,
+            "before-status" => succeeded && !creating,
+            _ => succeeded && creating,
+        };
+        if !recorded {
+            bail!(
+                "{name}: after a crash at {point} the claim recorded pending={pending} \
+                 succeeded={succeeded} status Creating={creating}"
+            );
+        }
+        let uid = c.uid().context("uid")?;
+        let external = paved_compose::postgresql::external_name(&uid);
+        claims.push((name, uid, external));
+    }
+    Ok(claims)
 }
 
 /// A loopback fake's control API (`/_fake/...`), at the URL the control plane exported.
@@ -206,28 +279,6 @@ impl Fake {
     pub fn post(&self, path: &str, body: &Value) -> Result<String> {
         crate::http_post(&self.addr, path, &body.to_string())
     }
-}
-
-/// After [`crash_at`] `after-create`: the claim recorded the pending create but not
-/// its outcome. Returns the claim's UID and cloud name.
-pub async fn crashed_after_create(
-    api: &Api<PostgreSQLInstance>,
-    name: &str,
-) -> Result<(String, String)> {
-    use kube::ResourceExt;
-    let claim = api.get(name).await?;
-    if !claim.annotations().contains_key("paved.dev/create-pending") {
-        bail!("{name}: the pending create was not recorded before the call");
-    }
-    if claim
-        .annotations()
-        .contains_key("paved.dev/create-succeeded")
-    {
-        bail!("{name}: the crash came after the outcome was recorded");
-    }
-    let uid = claim.uid().context("uid")?;
-    let external = paved_compose::postgresql::external_name(&uid);
-    Ok((uid, external))
 }
 
 /// The ExternalSecret Paved wrote for a claim.

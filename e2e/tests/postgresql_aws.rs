@@ -1,6 +1,6 @@
 //! PostgreSQLInstance on the `aws` provider against moto: the Crossplane-shaped claim
 //! Ready with every compliance property visible in moto's state, drift corrected,
-//! a crash right after the cloud create leaving exactly one instance, each deletion
+//! a crash at any step of the cloud create leaving exactly one instance, each deletion
 //! policy, and PHI's deletion protection and final snapshot.
 
 use anyhow::{Context, Result};
@@ -9,12 +9,12 @@ use paved_api::{conditions, PostgreSQLInstance};
 use paved_e2e::{
     control_plane,
     db::{
-        self, aws_composition, clear, crash_at, crashed_after_create, create, external_secret,
-        gone, namespace, ready, T,
+        self, aws_composition, clear, crash_at_every_step, create, external_secret, gone,
+        namespace, ready, T,
     },
     eventually, ControlPlane, Operator,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn instance(cp: &ControlPlane, id: &str) -> Result<Option<Value>> {
     Ok(db::moto(cp, "query.py", &["instances"])?
@@ -69,27 +69,28 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
         clear(&client, cp, internal).await?;
     }
 
-    // A crash right after the cloud create, before anything is recorded.
-    create(cp, &crossplane_claim("crashy", internal, "Delete"))?;
-    // Started with the crash point armed: it aborts right after CreateDBInstance.
-    crash_at(cp, "paved-e2e-aws-crash", "after-create").await?;
+    // A crash at every step of a cloud create, each on a claim of its own.
     let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
-    let (crashy_uid, crashy_id) = crashed_after_create(&pgs_internal, "crashy").await?;
+    let crashed = crash_at_every_step(cp, &pgs_internal, "paved-e2e-aws-crash", |name| {
+        crossplane_claim(name, internal, "Delete")
+    })
+    .await?;
     assert!(
-        instance(cp, &crashy_id)?.is_some(),
-        "the create reached the cloud"
+        instance(cp, &crashed[1].2)?.is_some(),
+        "the create crashed right after reached the cloud"
     );
 
     let op = Operator::start(cp, "aws", &flags)?;
-    ready(&pgs_internal, "crashy").await?;
-    let owned: Vec<_> = db::moto(cp, "query.py", &["instances"])?
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| tag(i, "paved.dev/claim-uid") == Some(crashy_uid.as_str()))
-        .cloned()
-        .collect();
-    assert_eq!(owned.len(), 1, "exactly one instance after the crash");
+    for (name, uid, _) in &crashed {
+        ready(&pgs_internal, name).await?;
+        let owned = db::moto(cp, "query.py", &["instances"])?
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| tag(i, "paved.dev/claim-uid") == Some(uid.as_str()))
+            .count();
+        assert_eq!(owned, 1, "{name}: exactly one instance after the crash");
+    }
 
     // The Crossplane-shaped PHI claim: every compliance property in moto's state.
     create(cp, &crossplane_claim("records", phi, "Delete"))?;
@@ -293,9 +294,136 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
         "PHI keeps an encrypted final snapshot"
     );
 
-    pgs_internal
-        .delete("crashy", &DeleteParams::default())
-        .await?;
-    gone(&pgs_internal, "crashy").await?;
+    for (name, _, external) in &crashed {
+        pgs_internal.delete(name, &DeleteParams::default()).await?;
+        gone(&pgs_internal, name).await?;
+        assert!(instance(cp, external)?.is_none(), "{name}: deleted");
+    }
+    Ok(())
+}
+
+/// e2e/fakes/fault_proxy.py in front of moto, stopped by PID when dropped.
+struct FaultProxy {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl FaultProxy {
+    fn start(upstream: &str) -> Result<FaultProxy> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .arg(paved_e2e::repo_root().join("e2e/fakes/fault_proxy.py"))
+            .args(["--upstream", upstream])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+        let port: u16 = line.trim().parse().context("the proxy printed its port")?;
+        Ok(FaultProxy {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        })
+    }
+
+    fn inject(&self, fault: Value) -> Result<()> {
+        paved_e2e::http_post(&self.addr, "/_fake/inject", &fault.to_string())?;
+        Ok(())
+    }
+
+    fn calls(&self) -> Result<Value> {
+        Ok(serde_json::from_str(&paved_e2e::http_get(
+            &self.addr,
+            "/_fake/calls",
+        )?)?)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_5xx_and_throttling_are_retried_and_converge_with_no_duplicate() -> Result<()> {
+    let base = control_plane();
+    let client = base.client().await?;
+    let seed = db::moto(base, "seed.py", &[])?;
+    aws_composition(base, &seed, "postgresql-aws-e2e", "2s")?;
+    let ns = "e2e-aws-faults";
+    namespace(base, ns, "aws", "internal")?;
+    let flags = ["--cloud-list-ttl-seconds", "1"];
+    {
+        let _op = Operator::start(base, "aws-faults-cleanup", &flags)?;
+        clear(&client, base, ns).await?;
+    }
+    // The operator reaches moto only through the proxy.
+    let proxy = FaultProxy::start(&base.env["AWS_ENDPOINT_URL"])?;
+    let mut cp = base.clone();
+    cp.env
+        .insert("AWS_ENDPOINT_URL".into(), format!("http://{}", proxy.addr));
+    // More 503s on the creates than the SDK's three attempts per call can absorb for
+    // two claims (2 x 2), so Paved's own backoff is exercised too; throttling (RDS answers HTTP 400 Throttling) with a
+    // Retry-After on the list every claim's observe starts with.
+    proxy.inject(json!({ "status": 503, "count": 8, "match": "CreateDBInstance" }))?;
+    proxy.inject(
+        json!({ "status": 400, "count": 4, "match": "DescribeDBInstances", "retryAfter": 2 }),
+    )?;
+    let _op = Operator::start(&cp, "aws-faults", &flags)?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    for name in ["flaky-a", "flaky-b"] {
+        create(base, &crossplane_claim(name, ns, "Delete"))?;
+    }
+    let mut uids = vec![];
+    for name in ["flaky-a", "flaky-b"] {
+        uids.push(ready(&pgs, name).await?.uid().unwrap());
+    }
+    let instances = db::moto(base, "query.py", &["instances"])?;
+    for uid in &uids {
+        let owned = instances
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| tag(i, "paved.dev/claim-uid") == Some(uid.as_str()))
+            .count();
+        assert_eq!(
+            owned, 1,
+            "exactly one instance per claim despite the faults"
+        );
+    }
+    let calls = proxy.calls()?;
+    assert_eq!(
+        calls["faults"],
+        json!({ "CreateDBInstance": 8, "DescribeDBInstances": 4 }),
+        "every injected fault was met: {calls}"
+    );
+    // The 8 faults and one success per claim: no create was sent twice (moto would
+    // have answered a duplicate, and it would count here).
+    assert_eq!(
+        calls["calls"]["CreateDBInstance"], 10,
+        "CreateDBInstance calls: {calls}"
+    );
+    let log = calls["log"].as_array().unwrap();
+    let create_times: Vec<f64> = log
+        .iter()
+        .filter(|e| e["action"] == "CreateDBInstance")
+        .map(|e| e["t"].as_f64().unwrap())
+        .collect();
+    let span = create_times.last().unwrap() - create_times.first().unwrap();
+    assert!(
+        span >= 1.0,
+        "the failed creates were not retried back to back ({span:.3}s): {create_times:?}"
+    );
+    let reasons = db::event_reasons(base, ns)?;
+    assert!(
+        reasons.contains("CreateFailed"),
+        "the failure Paved saw is an Event: {reasons}"
+    );
+    for name in ["flaky-a", "flaky-b"] {
+        pgs.delete(name, &DeleteParams::default()).await?;
+        gone(&pgs, name).await?;
+    }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! operator authenticates by workload identity and talks ARM through
 //! azure_mgmt_postgresql; every compliance setting lands in the fake's state, the
 //! administrator credentials in Key Vault, drift is corrected through injected
-//! throttling, a crash right after the create leaves exactly one server, and each
+//! throttling, a crash at any step of the create leaves exactly one server, and each
 //! deletion policy does what it says.
 
 use anyhow::{Context, Result};
@@ -12,8 +12,8 @@ use paved_api::PostgreSQLInstance;
 use paved_e2e::{
     control_plane,
     db::{
-        claim, clear, composition, crash_at, crashed_after_create, create, event_reasons,
-        external_secret, gone, namespace, ready, Fake, T,
+        claim, clear, composition, crash_at_every_step, create, event_reasons, external_secret,
+        gone, namespace, ready, Fake, T,
     },
     eventually, Operator,
 };
@@ -56,23 +56,26 @@ async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         clear(&client, cp, internal).await?;
     }
 
-    // A crash right after the ARM PUT, before anything is recorded.
-    create(cp, &claim("crashy", internal, COMPOSITION, Some("Delete")))?;
-    crash_at(cp, "paved-e2e-azure-crash", "after-create").await?;
+    // A crash at every step of a cloud create, each on a claim of its own.
     let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
-    let (crashy_uid, crashy_name) = crashed_after_create(&pgs_internal, "crashy").await?;
+    let crashed = crash_at_every_step(cp, &pgs_internal, "paved-e2e-azure-crash", |name| {
+        claim(name, internal, COMPOSITION, Some("Delete"))
+    })
+    .await?;
     assert!(
-        server(&fake, &crashy_name)?.is_some(),
-        "the create reached Azure"
+        server(&fake, &crashed[1].2)?.is_some(),
+        "the create crashed right after reached Azure"
     );
 
     let op = Operator::start(cp, "azure", &flags)?;
-    ready(&pgs_internal, "crashy").await?;
-    let owned = servers(&fake)?
-        .iter()
-        .filter(|s| s["tags"][OWNER_TAG] == crashy_uid.as_str())
-        .count();
-    assert_eq!(owned, 1, "exactly one server after the crash");
+    for (name, uid, _) in &crashed {
+        ready(&pgs_internal, name).await?;
+        let owned = servers(&fake)?
+            .iter()
+            .filter(|s| s["tags"][OWNER_TAG] == uid.as_str())
+            .count();
+        assert_eq!(owned, 1, "{name}: exactly one server after the crash");
+    }
 
     // A PHI claim: every compliance setting in the fake's state.
     create(cp, &claim("records", phi, COMPOSITION, None))?;
@@ -233,10 +236,10 @@ async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         !op.logs().contains("administratorLoginPassword"),
         "no request body in the log"
     );
-    pgs_internal
-        .delete("crashy", &DeleteParams::default())
-        .await?;
-    gone(&pgs_internal, "crashy").await?;
-    assert!(server(&fake, &crashy_name)?.is_none());
+    for (name, _, external) in &crashed {
+        pgs_internal.delete(name, &DeleteParams::default()).await?;
+        gone(&pgs_internal, name).await?;
+        assert!(server(&fake, external)?.is_none(), "{name}: deleted");
+    }
     Ok(())
 }

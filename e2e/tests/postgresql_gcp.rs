@@ -3,7 +3,7 @@
 //! operator gets its token from the metadata server (as on GKE) and talks to Cloud
 //! SQL through google-cloud-sql-v1; every compliance setting lands in the fake's
 //! state, the administrator credentials in Secret Manager, drift is corrected
-//! through injected throttling, a crash right after the insert leaves exactly one
+//! through injected throttling, a crash at any step of the insert leaves exactly one
 //! instance, and each deletion policy does what it says.
 
 use anyhow::{Context, Result};
@@ -12,8 +12,8 @@ use paved_api::PostgreSQLInstance;
 use paved_e2e::{
     control_plane,
     db::{
-        claim, clear, composition, crash_at, crashed_after_create, create, event_reasons,
-        external_secret, gone, namespace, ready, Fake, T,
+        claim, clear, composition, crash_at_every_step, create, event_reasons, external_secret,
+        gone, namespace, ready, Fake, T,
     },
     eventually, Operator,
 };
@@ -54,23 +54,26 @@ async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         clear(&client, cp, internal).await?;
     }
 
-    // A crash right after instances.insert, before anything is recorded.
-    create(cp, &claim("crashy", internal, COMPOSITION, Some("Delete")))?;
-    crash_at(cp, "paved-e2e-gcp-crash", "after-create").await?;
+    // A crash at every step of a cloud create, each on a claim of its own.
     let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
-    let (crashy_uid, crashy_name) = crashed_after_create(&pgs_internal, "crashy").await?;
+    let crashed = crash_at_every_step(cp, &pgs_internal, "paved-e2e-gcp-crash", |name| {
+        claim(name, internal, COMPOSITION, Some("Delete"))
+    })
+    .await?;
     assert!(
-        instance(&fake, &crashy_name)?.is_some(),
-        "the insert reached Cloud SQL"
+        instance(&fake, &crashed[1].2)?.is_some(),
+        "the insert crashed right after reached Cloud SQL"
     );
 
     let op = Operator::start(cp, "gcp", &flags)?;
-    ready(&pgs_internal, "crashy").await?;
-    let owned = instances(&fake)?
-        .iter()
-        .filter(|i| i["settings"]["userLabels"][OWNER_LABEL] == crashy_uid.as_str())
-        .count();
-    assert_eq!(owned, 1, "exactly one instance after the crash");
+    for (name, uid, _) in &crashed {
+        ready(&pgs_internal, name).await?;
+        let owned = instances(&fake)?
+            .iter()
+            .filter(|i| i["settings"]["userLabels"][OWNER_LABEL] == uid.as_str())
+            .count();
+        assert_eq!(owned, 1, "{name}: exactly one instance after the crash");
+    }
 
     // A PHI claim: every compliance setting in the fake's state.
     create(cp, &claim("records", phi, COMPOSITION, None))?;
@@ -218,9 +221,9 @@ async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         !op.logs().contains("rootPassword"),
         "no request body in the log"
     );
-    pgs_internal
-        .delete("crashy", &DeleteParams::default())
-        .await?;
-    gone(&pgs_internal, "crashy").await?;
+    for (name, _, _) in &crashed {
+        pgs_internal.delete(name, &DeleteParams::default()).await?;
+        gone(&pgs_internal, name).await?;
+    }
     Ok(())
 }

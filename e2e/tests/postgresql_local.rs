@@ -11,7 +11,11 @@ use kube::{
     Api, Client, ResourceExt,
 };
 use paved_api::{conditions, PostgreSQLInstance, ServiceClaim};
-use paved_e2e::{control_plane, eventually, ControlPlane, Operator};
+use paved_e2e::{
+    control_plane,
+    db::{crash_at_every_step, fresh_service},
+    eventually, ControlPlane, Operator,
+};
 use serde_json::json;
 use tokio_postgres::NoTls;
 
@@ -46,19 +50,6 @@ fn service(name: &str, classification: &str, databases: serde_json::Value) -> Re
         "spec": { "owner": "team-db", "system": "s", "costCenter": "CC-9", "cloud": "local",
                   "dataClassification": classification, "databases": databases }
     }))?)
-}
-
-async fn fresh(client: &Client, name: &str) -> Result<()> {
-    let claims: Api<ServiceClaim> = Api::all(client.clone());
-    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let _ = claims.delete(name, &DeleteParams::default()).await;
-    eventually("leftovers gone", Duration::from_secs(120), || async {
-        Ok(
-            (claims.get_opt(name).await?.is_none() && nss.get_opt(name).await?.is_none())
-                .then_some(()),
-        )
-    })
-    .await
 }
 
 async fn ready(api: &Api<PostgreSQLInstance>, name: &str) -> Result<PostgreSQLInstance> {
@@ -125,7 +116,7 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
     // stage, with no operator running, the state a crash or a stranger leaves behind.
     {
         let _op = Operator::start(cp, "postgresql-local-0", &[])?;
-        fresh(&client, svc).await?;
+        fresh_service(&client, svc).await?;
         let _ = cp.kubectl(&[
             "delete",
             "postgresqlinstance",
@@ -188,7 +179,30 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
     ))
     .await?;
 
+    // A crash at every step of a create, each on a claim of its own (the armed runs
+    // reconcile the staged claims above too, as any restarted operator would).
+    let crashed = crash_at_every_step(cp, &guarded_api, "paved-e2e-local-crash", |name| {
+        json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+            "metadata": { "name": name, "namespace": guard_ns }, "spec": {}
+        })
+    })
+    .await?;
+
     let op = Operator::start(cp, "postgresql-local", &["--resync-seconds", "5"])?;
+    for (name, _, external) in &crashed {
+        ready(&guarded_api, name).await?;
+        let db = external.replace('-', "_");
+        let count: i64 = a
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&db],
+            )
+            .await?
+            .get(0);
+        assert_eq!(count, 1, "{name}: exactly one database after the crash");
+        connect_with_secret(&client, guard_ns, &format!("{name}-connection")).await?;
+    }
     let claims: Api<ServiceClaim> = Api::all(client.clone());
     let dbs = json!([
         { "name": "main", "parameters": { "size": "small" } },
@@ -410,7 +424,7 @@ async fn the_local_provider_refuses_phi_with_a_reason() -> Result<()> {
     let client = cp.client().await?;
     let svc = "e2e-localphi";
     let _op = Operator::start(cp, "postgresql-local-phi", &[])?;
-    fresh(&client, svc).await?;
+    fresh_service(&client, svc).await?;
     let claims: Api<ServiceClaim> = Api::all(client.clone());
     claims
         .create(

@@ -431,17 +431,19 @@ pub fn final_snapshot_name(d: &DesiredDatabase) -> String {
     format!("{}-final", d.external_name)
 }
 
-/// Classifies an SDK error by its service code and HTTP status; messages carry the
-/// service's words, never request parameters.
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: aws_sdk_rds::error::SdkError<E, R>,
+/// Classifies an SDK error by its service code and HTTP status (after the SDK's own
+/// retries, exponential with jitter); a throttled call is retried after the response's
+/// `Retry-After`, if any. Messages carry the service's words, never request parameters.
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
+    e: aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>,
 ) -> ProviderError
 where
-    aws_sdk_rds::error::SdkError<E, R>: std::error::Error,
+    aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>: std::error::Error,
 {
     use aws_sdk_rds::error::SdkError;
     match &e {
         SdkError::ServiceError(se) => {
+            let retry_after = ProviderError::retry_after(se.raw().headers().get("retry-after"));
             let err = se.err();
             let code = err.code().unwrap_or("Unknown").to_string();
             let message = format!("{code}: {}", err.message().unwrap_or(""));
@@ -450,7 +452,7 @@ where
                 | "ThrottlingException"
                 | "RequestLimitExceeded"
                 | "TooManyRequestsException" => ProviderError::Throttled {
-                    retry_after: Duration::from_secs(10),
+                    retry_after: retry_after.unwrap_or(Duration::from_secs(10)),
                     message,
                 },
                 "AccessDenied"

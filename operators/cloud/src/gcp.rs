@@ -620,12 +620,11 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
 /// carry the service's words, never request bodies.
 fn classify(e: google_cloud_sql_v1::Error) -> ProviderError {
     if let Some(code) = e.http_status_code() {
-        let retry_after = e
-            .http_headers()
-            .and_then(|h| h.get("retry-after"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = ProviderError::retry_after(
+            e.http_headers()
+                .and_then(|h| h.get("retry-after"))
+                .and_then(|v| v.to_str().ok()),
+        );
         let message = e
             .status()
             .map(|s| format!("{:?}: {}", s.code, s.message))

@@ -96,6 +96,12 @@ impl ProviderError {
     }
 
     /// Classifies an HTTP status from a cloud API.
+    /// The seconds form of a `Retry-After` header (RFC 9110 10.2.3); the HTTP-date
+    /// form and garbage read as absent (the caller's default applies).
+    pub fn retry_after(header: Option<&str>) -> Option<Duration> {
+        header?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    }
+
     pub fn from_http(status: u16, retry_after: Option<Duration>, message: String) -> Self {
         match status {
             404 => ProviderError::NotFound(message),
@@ -211,6 +217,26 @@ pub(crate) mod tests {
     use super::*;
     use paved_api::{Cloud, DatabaseNetwork, DeletionPolicy};
     use paved_compose::postgresql::{DesiredDatabase, OWNER_TAG};
+
+    #[test]
+    fn retry_after_reads_seconds_only() {
+        assert_eq!(
+            ProviderError::retry_after(Some(" 7 ")),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            ProviderError::retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
+        assert_eq!(ProviderError::retry_after(Some("-1")), None);
+        assert_eq!(ProviderError::retry_after(None), None);
+        match ProviderError::from_http(429, ProviderError::retry_after(Some("3")), "x".into()) {
+            ProviderError::Throttled { retry_after, .. } => {
+                assert_eq!(retry_after, Duration::from_secs(3))
+            }
+            other => panic!("429 is throttling, got {other:?}"),
+        }
+    }
 
     /// A desired database as a composition for `provider` renders it.
     pub(crate) fn desired_fixture(provider: Cloud) -> DesiredDatabase {

@@ -503,15 +503,21 @@ async fn run_controllers(
 }
 
 /// Test builds only (feature `test-crash-points`): `PAVED_TEST_CRASH_POINT=<name>`
-/// kills the process at that point, as SIGKILL would, to prove crash consistency.
+/// kills the process at that point, as SIGKILL would, to prove crash consistency;
+/// with `PAVED_TEST_CRASH_CLAIM=<claim name>` only while reconciling that claim, so one
+/// armed run stops at one claim's step while it handles the others normally.
 /// Release builds compile this to nothing.
-pub fn crash_point(name: &str) {
+pub fn crash_point(name: &str, claim: &str) {
     #[cfg(feature = "test-crash-points")]
-    if std::env::var("PAVED_TEST_CRASH_POINT").as_deref() == Ok(name) {
-        eprintln!("{{\"level\":\"WARN\",\"message\":\"test crash point {name}: aborting\"}}");
+    if std::env::var("PAVED_TEST_CRASH_POINT").as_deref() == Ok(name)
+        && std::env::var("PAVED_TEST_CRASH_CLAIM").map_or(true, |c| c == claim)
+    {
+        eprintln!(
+            "{{\"level\":\"WARN\",\"message\":\"test crash point {name} at {claim}: aborting\"}}"
+        );
         std::process::abort();
     }
-    let _ = name;
+    let _ = (name, claim);
 }
 
 /// A Composition changed: the claims rendered from it, and those still waiting for

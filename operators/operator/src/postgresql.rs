@@ -94,7 +94,20 @@ async fn reconcile_inner(
         },
         Ok(d) => converge(&claim, &ctx, &d, &mut status).await?,
     };
+    // The status write that follows this reconcile's create (the snapshot it started
+    // from had no pending create): crash points on both sides of it.
+    let created_now = !deleting
+        && !claim
+            .annotations()
+            .contains_key(annotations::CREATE_PENDING)
+        && verdict.ready.1 == reasons::CREATING;
+    if created_now {
+        crate::crash_point("before-status", &claim.name_any());
+    }
     publish(&*claim, &ctx, &api, CONTROLLER, status, &verdict).await?;
+    if created_now {
+        crate::crash_point("after-status", &claim.name_any());
+    }
     Ok(Action::requeue(verdict.requeue))
 }
 
@@ -508,9 +521,9 @@ async fn converge(
                 ],
             )
             .await?;
-            crate::crash_point("before-create");
+            crate::crash_point("before-create", &claim.name_any());
             let created = provider.client().create(d).await;
-            crate::crash_point("after-create");
+            crate::crash_point("after-create", &claim.name_any());
             if let Err(e) = created {
                 annotate(ctx, claim, &[(annotations::CREATE_FAILED, Some(now()))]).await?;
                 ctx.event(

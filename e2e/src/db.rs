@@ -154,7 +154,7 @@ pub fn event_reasons(cp: &ControlPlane, ns: &str) -> Result<String> {
 }
 
 /// Runs an operator armed to abort at `point` (a test-build crash point) of claim
-/// `claim` and waits until it has; fails if it never gets there.
+/// `claim` (`namespace/name`) and waits until it has; fails if it never gets there.
 pub async fn crash_at(cp: &ControlPlane, lease: &str, point: &str, claim: &str) -> Result<()> {
     let mut child = std::process::Command::new(crate::operator_binary())
         .args([
@@ -216,10 +216,15 @@ pub async fn crash_at_every_step(
     let mut claims = vec![];
     for point in CRASH_POINTS {
         let name = format!("crash-{point}");
-        create(cp, &make(&name))?;
+        let claim = make(&name);
+        create(cp, &claim)?;
+        let at = format!(
+            "{}/{name}",
+            claim["metadata"]["namespace"].as_str().unwrap_or("")
+        );
         // A Lease per step: the aborted run never releases its Lease, and the next
         // armed run should not wait for it to expire.
-        crash_at(cp, &format!("{lease}-{point}"), point, &name).await?;
+        crash_at(cp, &format!("{lease}-{point}"), point, &at).await?;
         let c = api.get(&name).await?;
         let pending = c.annotations().contains_key("paved.dev/create-pending");
         let succeeded = c.annotations().contains_key("paved.dev/create-succeeded");

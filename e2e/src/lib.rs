@@ -114,7 +114,18 @@ impl DedicatedPlane {
     /// `with` (`e2e/control-plane up --with ...`).
     pub fn up(name: &str, with: &[&str]) -> Result<DedicatedPlane> {
         let dir = repo_root().join(format!("target/control-plane-{name}"));
-        Ok(DedicatedPlane(ControlPlane::up(Some(&dir), with)?))
+        match ControlPlane::up(Some(&dir), with) {
+            Ok(cp) => Ok(DedicatedPlane(cp)),
+            Err(e) => {
+                // Whatever a failed up left behind is this test's to stop.
+                let _ = Command::new(repo_root().join("e2e/control-plane"))
+                    .arg("down")
+                    .env("PAVED_CP_DIR", &dir)
+                    .stdout(Stdio::null())
+                    .status();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -399,12 +410,12 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM and wait: a graceful shutdown.
     /// Still running (not exited on its own).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// SIGTERM and wait: a graceful shutdown.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

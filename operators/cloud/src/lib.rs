@@ -95,13 +95,13 @@ impl ProviderError {
         }
     }
 
-    /// Classifies an HTTP status from a cloud API.
     /// The seconds form of a `Retry-After` header (RFC 9110 10.2.3); the HTTP-date
     /// form and garbage read as absent (the caller's default applies).
     pub fn retry_after(header: Option<&str>) -> Option<Duration> {
         header?.trim().parse::<u64>().ok().map(Duration::from_secs)
     }
 
+    /// Classifies an HTTP status from a cloud API.
     pub fn from_http(status: u16, retry_after: Option<Duration>, message: String) -> Self {
         match status {
             404 => ProviderError::NotFound(message),

@@ -504,7 +504,7 @@ async fn run_controllers(
 
 /// Test builds only (feature `test-crash-points`): `PAVED_TEST_CRASH_POINT=<name>`
 /// kills the process at that point, as SIGKILL would, to prove crash consistency;
-/// with `PAVED_TEST_CRASH_CLAIM=<claim name>` only while reconciling that claim, so one
+/// with `PAVED_TEST_CRASH_CLAIM=<namespace>/<name>` only while reconciling that claim, so one
 /// armed run stops at one claim's step while it handles the others normally.
 /// Release builds compile this to nothing.
 pub fn crash_point(name: &str, claim: &str) {

@@ -102,13 +102,22 @@ async fn reconcile_inner(
             .contains_key(annotations::CREATE_PENDING)
         && verdict.ready.1 == reasons::CREATING;
     if created_now {
-        crate::crash_point("before-status", &claim.name_any());
+        crate::crash_point("before-status", &crash_ref(&claim));
     }
     publish(&*claim, &ctx, &api, CONTROLLER, status, &verdict).await?;
     if created_now {
-        crate::crash_point("after-status", &claim.name_any());
+        crate::crash_point("after-status", &crash_ref(&claim));
     }
     Ok(Action::requeue(verdict.requeue))
+}
+
+/// The claim as crash points name it: `namespace/name`.
+fn crash_ref(claim: &PostgreSQLInstance) -> String {
+    format!(
+        "{}/{}",
+        claim.namespace().unwrap_or_default(),
+        claim.name_any()
+    )
 }
 
 fn deleted_message(d: &DesiredDatabase) -> String {
@@ -521,9 +530,9 @@ async fn converge(
                 ],
             )
             .await?;
-            crate::crash_point("before-create", &claim.name_any());
+            crate::crash_point("before-create", &crash_ref(claim));
             let created = provider.client().create(d).await;
-            crate::crash_point("after-create", &claim.name_any());
+            crate::crash_point("after-create", &crash_ref(claim));
             if let Err(e) = created {
                 annotate(ctx, claim, &[(annotations::CREATE_FAILED, Some(now()))]).await?;
                 ctx.event(

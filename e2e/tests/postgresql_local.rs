@@ -13,7 +13,7 @@ use kube::{
 use paved_api::{conditions, PostgreSQLInstance, ServiceClaim};
 use paved_e2e::{
     control_plane,
-    db::{crash_at_every_step, fresh_service},
+    db::{crash_at_every_step, fresh_service, ready},
     eventually, ControlPlane, Operator,
 };
 use serde_json::json;
@@ -50,18 +50,6 @@ fn service(name: &str, classification: &str, databases: serde_json::Value) -> Re
         "spec": { "owner": "team-db", "system": "s", "costCenter": "CC-9", "cloud": "local",
                   "dataClassification": classification, "databases": databases }
     }))?)
-}
-
-async fn ready(api: &Api<PostgreSQLInstance>, name: &str) -> Result<PostgreSQLInstance> {
-    eventually(&format!("PostgreSQLInstance {name} Ready"), T, || async {
-        let p = api.get(name).await?;
-        let ok = p
-            .status
-            .as_ref()
-            .is_some_and(|s| conditions::is_ready(&s.conditions, p.metadata.generation));
-        Ok(ok.then_some(p))
-    })
-    .await
 }
 
 async fn condition(

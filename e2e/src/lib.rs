@@ -366,11 +366,12 @@ impl Operator {
             ])
             .args(["--lease-name", lease, "--identity", name])
             .args(extra)
+            // A default a test may override through `cp.env` (e.g. RUST_LOG=debug).
+            .env("RUST_LOG", "info,paved_operator=debug,kube=warn")
             // Everything the control plane exported: KUBECONFIG, and the cloud
             // endpoints (AWS_ENDPOINT_URL, ...) the providers are pointed at.
             .envs(cp.env.iter())
             .envs(kubeconfig.map(|k| ("KUBECONFIG", k.as_os_str().to_owned())))
-            .env("RUST_LOG", "info,paved_operator=debug,kube=warn")
             .stdout(logfile.try_clone()?)
             .stderr(logfile)
             .spawn()

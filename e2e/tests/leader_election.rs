@@ -1,6 +1,7 @@
 //! Two replicas: one leads and writes, the other waits; a clean shutdown of the
-//! leader releases the Lease and the standby takes over well within the lease
-//! duration. Logs are JSON lines.
+//! leader releases the Lease and the standby takes over at once; a leader killed
+//! outright (SIGKILL: no release) is replaced once its Lease expires, within the lease
+//! duration and one retry. Logs are JSON lines.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ async fn holder(api: &Api<Lease>, name: &str) -> Result<Option<String>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_replica_leads_and_a_standby_takes_over_on_shutdown() -> Result<()> {
+async fn one_replica_leads_and_a_standby_takes_over_on_shutdown_or_kill() -> Result<()> {
     let cp = control_plane();
     let client = cp.client().await?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "paved-system");
@@ -32,12 +33,15 @@ async fn one_replica_leads_and_a_standby_takes_over_on_shutdown() -> Result<()> 
         "--ignore-not-found",
     ]);
 
-    let mut a = Operator::start_with_lease(cp, "replica-a", lease, &[])?;
+    // A short lease (renewed every 2 s) keeps the SIGKILL handover quick.
+    let lease_seconds = 6;
+    let flags = ["--lease-seconds", "6"];
+    let mut a = Operator::start_with_lease(cp, "replica-a", lease, &flags)?;
     eventually("replica-a leads", Duration::from_secs(20), || async {
         Ok(holder(&leases, lease).await?.filter(|h| h == "replica-a"))
     })
     .await?;
-    let b = Operator::start_with_lease(cp, "replica-b", lease, &[])?;
+    let mut b = Operator::start_with_lease(cp, "replica-b", lease, &flags)?;
     eventually("replica-a reconciles", Duration::from_secs(20), || async {
         Ok(a.metrics()?
             .contains("paved_reconciles_total{controller=\"composition\"}")
@@ -70,6 +74,41 @@ async fn one_replica_leads_and_a_standby_takes_over_on_shutdown() -> Result<()> 
     );
     eventually("replica-b reconciles", Duration::from_secs(20), || async {
         Ok(b.metrics()?
+            .contains("paved_reconciles_total")
+            .then_some(()))
+    })
+    .await?;
+
+    // The leader killed outright: nothing releases its Lease, and the next replica
+    // takes over once it expires.
+    let c = Operator::start_with_lease(cp, "replica-c", lease, &flags)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !c.metrics()?.contains("paved_reconciles_total"),
+        "replica-c reconciled while replica-b led:\n{}",
+        c.logs()
+    );
+    let killed = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-KILL", &b.pid().to_string()])
+        .status()?;
+    let _ = b.stop();
+    // The Lease was renewed at most one 2 s period before the kill; it expires a
+    // whole second after its duration (expiry is judged in seconds); the standby sees
+    // that at its next 2 s try; plus a second for requests and polling.
+    let bound = Duration::from_secs(lease_seconds + 1 + 2 * 2 + 1);
+    eventually("replica-c takes over", bound * 2, || async {
+        Ok(holder(&leases, lease).await?.filter(|h| h == "replica-c"))
+    })
+    .await?;
+    let took = killed.elapsed();
+    assert!(
+        took <= bound,
+        "after a SIGKILL the Lease changed hands in {took:?}: more than its {lease_seconds} s \
+         and two 2 s periods, with 2 s of rounding and polling"
+    );
+    eventually("replica-c reconciles", Duration::from_secs(20), || async {
+        Ok(c.metrics()?
             .contains("paved_reconciles_total")
             .then_some(()))
     })

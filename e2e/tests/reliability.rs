@@ -1,17 +1,20 @@
-//! Secrecy across a whole lifecycle, on the local provider: no credential value in
-//! the operator's log, any Event or any Paved object's status from create to delete.
+//! Reliability and secrecy across a whole lifecycle, on the local provider: the
+//! kube-apiserver restarted in the middle of reconciles (the operator recovers without
+//! a restart of its own: retried writes, re-listed watches, RBAC's 403s while the
+//! restarted apiserver warms up), and no credential value in the operator's log, any
+//! Event or any Paved object's status from create to delete.
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use k8s_openapi::api::core::v1::Secret;
+use anyhow::{bail, Context, Result};
+use k8s_openapi::api::{core::v1::Secret, networking::v1::NetworkPolicy};
 use kube::{
-    api::{DeleteParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
     Api, Client,
 };
-use paved_api::{PostgreSQLInstance, ServiceClaim};
-use paved_e2e::{control_plane, db, eventually, ControlPlane, Operator};
-use serde_json::json;
+use paved_api::{conditions, PostgreSQLInstance, ServiceClaim};
+use paved_e2e::{control_plane, db, eventually, repo_root, ControlPlane, Operator};
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -37,6 +40,213 @@ async fn all_ready(client: &Client, ns: &str, names: &[&str]) -> Result<()> {
     for name in names {
         db::ready(&pgs, name).await?;
     }
+    Ok(())
+}
+
+fn restart(cp: &ControlPlane, component: &str) -> Result<()> {
+    let out = std::process::Command::new(repo_root().join("e2e/control-plane"))
+        .args(["restart", component])
+        .env("PAVED_CP_DIR", &cp.env["PAVED_CP_DIR"])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "restarting {component}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// A spec change (a merge patch: no conflict with a status write in between).
+async fn resize(claims: &Api<ServiceClaim>, name: &str, size: &str) -> Result<()> {
+    let spec = serde_json::to_value(service(name, size)?.spec)?;
+    claims
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn claim_ready(claims: &Api<ServiceClaim>, name: &str) -> Result<()> {
+    eventually(&format!("ServiceClaim {name} Ready"), T, || async {
+        let c = claims.get(name).await?;
+        let ok = c
+            .status
+            .as_ref()
+            .is_some_and(|s| conditions::is_ready(&s.conditions, c.metadata.generation));
+        Ok(ok.then_some(()))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apiserver_restart_mid_reconcile_is_survived() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let name = "e2e-apiserver-restart";
+    {
+        let _cleanup = Operator::start(cp, "restart-cleanup", &[])?;
+        db::fresh_service(&client, name).await?;
+    }
+    // A lease longer than the restart, so this is about watches and writes recovering,
+    // not about handing leadership over (leader_election covers that). The default
+    // resync (10 min) is far beyond the waits below: only watches can bring the news.
+    let mut op = Operator::start(cp, "apiserver-restart", &["--lease-seconds", "60"])?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    claims
+        .create(&PostParams::default(), &service(name, "small")?)
+        .await?;
+    // The ServiceClaim's children and three databases are being made when the
+    // apiserver goes away.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    restart(cp, "kube-apiserver")?;
+    let client = cp.client().await?;
+    all_ready(&client, name, &["main", "audit", "reports"]).await?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    claim_ready(&claims, name).await?;
+
+    // Every watch came back: a child deleted now is put back, and a child claim's
+    // change reaches the ServiceClaim.
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), name);
+    let old = policies.get("paved-default-deny").await?.metadata.uid;
+    policies
+        .delete("paved-default-deny", &DeleteParams::default())
+        .await?;
+    eventually("default-deny put back", T, || async {
+        Ok(policies
+            .get_opt("paved-default-deny")
+            .await?
+            .filter(|p| p.metadata.uid != old))
+    })
+    .await?;
+    resize(&claims, name, "medium").await?;
+    claim_ready(&claims, name).await?;
+    assert!(
+        op.is_running(),
+        "the operator kept running through the restart"
+    );
+    drop(op);
+    let _cleanup = Operator::start(cp, "restart-cleanup", &[])?;
+    db::fresh_service(&client, name).await?;
+    Ok(())
+}
+
+/// Restores a CRD as it was, even when the test fails half-way.
+struct RestoreCrd<'a> {
+    cp: &'a ControlPlane,
+    original: Value,
+}
+
+impl Drop for RestoreCrd<'_> {
+    fn drop(&mut self) {
+        let (ok, out) = self
+            .cp
+            .kubectl_stdin(&["replace", "-f", "-"], &self.original.to_string())
+            .unwrap_or((false, "kubectl did not run".into()));
+        if !ok && !std::thread::panicking() {
+            panic!("restoring the CRD: {out}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_claim_in_the_cluster_is_reported_and_does_not_stop_the_others() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let (bad, good) = ("e2e-malformed", "e2e-after-malformed");
+    {
+        let _cleanup = Operator::start(cp, "malformed-cleanup", &[])?;
+        db::fresh_service(&client, good).await?;
+        db::fresh_service(&client, bad).await?;
+    }
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+
+    // A claim stored under a looser schema, as an older CRD might have allowed: its
+    // database's storage is a word. The real schema comes back at once.
+    let crd = "serviceclaims.paved.dev";
+    let mut original: Value =
+        serde_json::from_str(&cp.kubectl(&["get", "crd", crd, "-o", "json"])?)?;
+    for field in [
+        "resourceVersion",
+        "managedFields",
+        "generation",
+        "uid",
+        "creationTimestamp",
+    ] {
+        original["metadata"].as_object_mut().unwrap().remove(field);
+    }
+    original.as_object_mut().unwrap().remove("status");
+    let mut loose = original.clone();
+    for v in loose["spec"]["versions"].as_array_mut().unwrap() {
+        v["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+            json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
+    }
+    let (ok, out) = cp.kubectl_stdin(&["replace", "-f", "-"], &loose.to_string())?;
+    assert!(ok, "loosening the CRD: {out}");
+    let restore = RestoreCrd { cp, original };
+    let mut malformed = serde_json::to_value(service(bad, "small")?)?;
+    malformed["spec"]["databases"] =
+        json!([{ "name": "main", "parameters": { "storageGB": "lots" } }]);
+    let raw: Api<kube::api::DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::erase::<ServiceClaim>(&()),
+    );
+    // The looser schema takes a moment to serve.
+    eventually("the malformed claim stored", T, || async {
+        let obj = serde_json::from_value(malformed.clone())?;
+        raw.create(&PostParams::default(), &obj).await?;
+        Ok(Some(()))
+    })
+    .await?;
+    drop(restore);
+
+    // The operator starts with it in the cluster: other claims are served, and the bad
+    // one says what is wrong with it.
+    let _op = Operator::start(cp, "malformed", &[])?;
+    let mut ok_claim = service(good, "small")?;
+    ok_claim.spec.databases.clear();
+    claims.create(&PostParams::default(), &ok_claim).await?;
+    claim_ready(&claims, good).await?;
+    let reported = eventually("the malformed claim's condition", T, || async {
+        let obj = raw.get(bad).await?;
+        let conds: Vec<paved_api::Condition> = obj
+            .data
+            .pointer("/status/conditions")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .unwrap_or_default();
+        Ok(conditions::find(&conds, conditions::SYNCED)
+            .filter(|c| c.status == "False" && c.reason == "InvalidObject")
+            .map(|c| c.message.clone()))
+    })
+    .await?;
+    assert!(
+        reported.contains("spec.databases[0].parameters.storageGB") && reported.contains("lots"),
+        "the condition names the field and the value: {reported}"
+    );
+    eventually("an InvalidObject Event", T, || async {
+        let events = cp.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "default",
+            "--field-selector",
+            &format!("involvedObject.name={bad}"),
+            "-o",
+            "json",
+        ])?;
+        Ok(events.contains("InvalidObject").then_some(()))
+    })
+    .await?;
+    assert!(
+        claims.get_opt(bad).await.is_err(),
+        "a typed read of it fails, as the operator's would have"
+    );
+
+    raw.delete(bad, &DeleteParams::default()).await?;
+    db::fresh_service(&client, good).await?;
     Ok(())
 }
 
@@ -124,13 +334,7 @@ async fn no_credential_value_surfaces_in_logs_events_or_status() -> Result<()> {
     seen.push_str(&exposure(&cp)?);
 
     // An update, then the deletion.
-    claims
-        .replace(name, &PostParams::default(), &{
-            let mut c = claims.get(name).await?;
-            c.spec = service(name, "medium")?.spec;
-            c
-        })
-        .await?;
+    resize(&claims, name, "medium").await?;
     all_ready(&client, name, &["main"]).await?;
     seen.push_str(&exposure(&cp)?);
     claims.delete(name, &DeleteParams::default()).await?;

@@ -97,7 +97,7 @@ impl LocalProvider {
             .batch_execute(&format!(
                 "ALTER ROLE {} WITH LOGIN PASSWORD {}",
                 ident(&d.master_username),
-                literal(self.password.expose())
+                verifier(&self.password)
             ))
             .await
             .map_err(classify)
@@ -221,7 +221,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             admin
                 .batch_execute(&format!(
                     "ALTER ROLE {role} WITH LOGIN PASSWORD {}",
-                    literal(self.password.expose())
+                    verifier(&self.password)
                 ))
                 .await
                 .map_err(classify)?;
@@ -230,7 +230,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             admin
                 .batch_execute(&format!(
                     "BEGIN; CREATE ROLE {role} WITH LOGIN PASSWORD {}; COMMENT ON ROLE {role} IS {}; COMMIT",
-                    literal(self.password.expose()),
+                    verifier(&self.password),
                     literal(&ownership(d))
                 ))
                 .await
@@ -365,6 +365,15 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// The password as a SCRAM-SHA-256 verifier literal (what psql's `\password` sends):
+/// PostgreSQL stores it as is, so the password itself is never in a statement, a
+/// server log or `pg_stat_activity`.
+fn verifier(password: &Sensitive) -> String {
+    literal(&postgres_protocol::password::scram_sha_256(
+        password.expose().as_bytes(),
+    ))
+}
+
 /// Maps a PostgreSQL error to a category without echoing the statement (which may
 /// carry a password).
 fn classify(e: tokio_postgres::Error) -> ProviderError {
@@ -407,6 +416,15 @@ mod tests {
     fn quoting_is_safe() {
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn a_password_is_sent_as_a_scram_verifier_never_as_itself() {
+        let v = verifier(&Sensitive::new("pa'ss-w0rd"));
+        assert!(v.starts_with("'SCRAM-SHA-256$4096:"), "{v}");
+        assert!(!v.contains("pa'ss") && !v.contains("pa''ss"));
+        // A fresh salt each time: equal passwords do not give equal verifiers.
+        assert_ne!(v, verifier(&Sensitive::new("pa'ss-w0rd")));
     }
 
     #[test]

@@ -117,6 +117,17 @@ impl Context {
         Ok(p)
     }
 
+    /// A namespace's metadata as the cache has it (a moment behind the apiserver).
+    pub fn cached_namespace(
+        &self,
+        name: &str,
+    ) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> {
+        use kube::runtime::reflector::ObjectRef;
+        self.namespaces
+            .get(&ObjectRef::new(name))
+            .map(|ns| ns.metadata.clone())
+    }
+
     /// A namespace's metadata from the cache; a namespace the cache has not seen yet is
     /// read from the apiserver (it may have been created a moment ago). `fresh` always
     /// reads it, for decisions a cache a moment behind must not make.
@@ -126,10 +137,9 @@ impl Context {
         fresh: bool,
     ) -> Result<Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>, kube::Error>
     {
-        use kube::runtime::reflector::ObjectRef;
         if !fresh {
-            if let Some(ns) = self.namespaces.get(&ObjectRef::new(name)) {
-                return Ok(Some(ns.metadata.clone()));
+            if let Some(ns) = self.cached_namespace(name) {
+                return Ok(Some(ns));
             }
         }
         Ok(
@@ -180,7 +190,8 @@ impl Context {
     }
 }
 
-fn truncate(mut s: String, max: usize) -> String {
+/// At most `max` bytes, cut at a character boundary (Event notes are limited to 1 KiB).
+pub fn truncate(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut cut = max;
         while !s.is_char_boundary(cut) {

@@ -10,6 +10,7 @@ mod metrics;
 mod postgresql;
 mod service;
 mod temporal;
+mod tolerant;
 
 use std::{
     net::SocketAddr,
@@ -122,10 +123,12 @@ struct Args {
     log_format: String,
 }
 
-/// A claim kind's watch for its controller, cached without managedFields (the largest
-/// part of a stored object, and nothing a reconcile reads).
+/// A Paved kind's watch for its controller, cached without managedFields (the largest
+/// part of a stored object, and nothing a reconcile reads). A malformed object is left
+/// out and reported (see tolerant.rs) rather than breaking the watch for the others.
 fn claims_stream<K>(
-    api: Api<K>,
+    client: &Client,
+    malformed: &Arc<tolerant::Malformed>,
     writer: reflector::store::Writer<K>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
@@ -133,15 +136,52 @@ where
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
+        + tolerant::Placeholder
         + Send
         + Sync
         + 'static,
 {
-    watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer)
-        .touched_objects()
+    tolerant::watch(
+        client.clone(),
+        watcher::Config::default(),
+        malformed.clone(),
+    )
+    .default_backoff()
+    .modify(|o: &mut K| o.managed_fields_mut().clear())
+    .reflect(writer)
+    .touched_objects()
+}
+
+/// Every Composition change, for a claim controller to map to the claims it affects.
+fn compositions_stream(
+    client: &Client,
+    malformed: &Arc<tolerant::Malformed>,
+) -> impl futures::Stream<Item = Result<Composition, watcher::Error>> + Send + 'static {
+    tolerant::watch(
+        client.clone(),
+        watcher::Config::default(),
+        malformed.clone(),
+    )
+    .default_backoff()
+    .touched_objects()
+}
+
+/// The Controller's own trigger backoff, off: every stream it merges backs off on its
+/// own (`default_backoff`), and one backoff over all of them pauses every watch for
+/// each error of any one. After an apiserver restart, a dozen watches' errors (refused
+/// connections, RBAC's 403s while it warms up) added up to minutes in which no
+/// trigger reached a claim.
+struct EachStreamBacksOff;
+
+impl Iterator for EachStreamBacksOff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for EachStreamBacksOff {
+    fn reset(&mut self) {}
 }
 
 /// A metadata-only watch of one kind a ServiceClaim owns. Every change triggers the
@@ -187,6 +227,22 @@ where
             event
         })
         .touched_objects()
+}
+
+/// The ServiceClaim that controls an object, as the claim's own (cluster-scoped)
+/// reference. `owns` would name it within the child's namespace: a second queue
+/// entry for the same claim, so two reconciles of one claim could overlap.
+fn owning_claim<K: kube::Resource>(child: K) -> Option<reflector::ObjectRef<ServiceClaim>> {
+    child
+        .owner_references()
+        .iter()
+        .find(|o| {
+            use kube::Resource;
+            o.controller == Some(true)
+                && o.kind == ServiceClaim::kind(&())
+                && o.api_version == ServiceClaim::api_version(&())
+        })
+        .map(|o| reflector::ObjectRef::new(&o.name))
 }
 
 struct Health {
@@ -297,12 +353,24 @@ async fn run_controllers(
         }
     };
 
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "paved-operator".into(),
+            instance: Some(identity),
+        },
+    );
+    let malformed = tolerant::Malformed::new(client.clone(), recorder.clone());
+
     // Compositions: one reflector for lookups by every controller.
-    let comp_api: Api<Composition> = Api::all(client.clone());
     let (comp_store, comp_writer) = reflector::store();
     let comp_reflector = reflector(
         comp_writer,
-        watcher(comp_api.clone(), watcher::Config::default()),
+        tolerant::watch(
+            client.clone(),
+            watcher::Config::default(),
+            malformed.clone(),
+        ),
     )
     .default_backoff()
     .touched_objects()
@@ -325,13 +393,6 @@ async fn run_controllers(
     .for_each(|_| future::ready(()));
     tokio::spawn(ns_reflector);
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "paved-operator".into(),
-            instance: Some(identity),
-        },
-    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder,
@@ -383,20 +444,18 @@ async fn run_controllers(
     let (pg_reader, pg_writer) = reflector::store();
     let (tns_reader, tns_writer) = reflector::store();
 
-    let svc = Controller::for_stream(
-        claims_stream(Api::<ServiceClaim>::all(client.clone()), svc_writer),
-        svc_reader,
-    )
-    .with_config(cfg.clone());
+    let svc = Controller::for_stream(claims_stream(&client, &malformed, svc_writer), svc_reader)
+        .with_config(cfg.clone())
+        .trigger_backoff(EachStreamBacksOff);
     // Every kind a ServiceClaim owns, watched metadata-only (see `owned`).
     macro_rules! owns_all {
         ($controller:expr, $($kind:ty),+ $(,)?) => {
-            $controller$(.owns_stream(owned(
+            $controller$(.watches_stream(owned(
                 Api::<PartialObjectMeta<$kind>>::all(client.clone()),
                 &<$kind as kube::Resource>::kind(&()),
                 &managed,
                 &ctx,
-            )))+
+            ), owning_claim))+
         };
     }
     let mut svc = owns_all!(
@@ -416,13 +475,14 @@ async fn run_controllers(
             "ExternalSecret",
             "externalsecrets",
         );
-        svc = svc.owns_stream_with(
+        svc = svc.watches_stream_with(
             owned(
                 Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar),
                 "ExternalSecret",
                 &managed,
                 &ctx,
             ),
+            owning_claim,
             ar,
         );
     } else {
@@ -432,9 +492,8 @@ async fn run_controllers(
     // waiting for a Composition to appear).
     let claims = svc.store();
     let svc = svc
-        .watches(
-            comp_api.clone(),
-            watcher::Config::default(),
+        .watches_stream(
+            compositions_stream(&client, &malformed),
             move |c: Composition| claims_using(&claims, &c),
         )
         .graceful_shutdown_on(stopped(stop.clone()))
@@ -445,17 +504,22 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
-    let pg = Controller::for_stream(
-        claims_stream(Api::<PostgreSQLInstance>::all(client.clone()), pg_writer),
-        pg_reader,
-    )
-    .with_config(cfg.clone())
-    .owns(Api::<Secret>::all(client.clone()), managed.clone());
+    let pg = Controller::for_stream(claims_stream(&client, &malformed, pg_writer), pg_reader)
+        .with_config(cfg.clone())
+        .trigger_backoff(EachStreamBacksOff)
+        // Metadata only: a connection Secret's values have no business in this process.
+        .owns_stream(
+            watcher(
+                Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+                managed.clone(),
+            )
+            .default_backoff()
+            .touched_objects(),
+        );
     let pg_claims = pg.store();
     let pg = pg
-        .watches(
-            comp_api.clone(),
-            watcher::Config::default(),
+        .watches_stream(
+            compositions_stream(&client, &malformed),
             move |c: Composition| claims_using(&pg_claims, &c),
         )
         .graceful_shutdown_on(stopped(stop.clone()))
@@ -466,16 +530,13 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
-    let tns = Controller::for_stream(
-        claims_stream(Api::<TemporalNamespace>::all(client.clone()), tns_writer),
-        tns_reader,
-    )
-    .with_config(cfg.clone());
+    let tns = Controller::for_stream(claims_stream(&client, &malformed, tns_writer), tns_reader)
+        .with_config(cfg.clone())
+        .trigger_backoff(EachStreamBacksOff);
     let tns_claims = tns.store();
     let tns = tns
-        .watches(
-            comp_api.clone(),
-            watcher::Config::default(),
+        .watches_stream(
+            compositions_stream(&client, &malformed),
             move |c: Composition| claims_using(&tns_claims, &c),
         )
         .graceful_shutdown_on(stopped(stop.clone()))
@@ -486,8 +547,10 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
-    let comp = Controller::new(comp_api, watcher::Config::default())
+    let (comp_reader, comp_writer) = reflector::store();
+    let comp = Controller::for_stream(claims_stream(&client, &malformed, comp_writer), comp_reader)
         .with_config(cfg)
+        .trigger_backoff(EachStreamBacksOff)
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
             instrumented(composition::CONTROLLER, composition::reconcile),
@@ -660,20 +723,145 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn init_tracing(format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "text" {
-        builder.init();
+/// Targets that print credentials below info, so they never log below info whatever
+/// `RUST_LOG` asks: azure_core logs every request with its body (Key Vault secrets)
+/// and, inverting its own redaction, its Authorization header; tokio-postgres logs every
+/// statement (role passwords) should its `log` output ever be bridged.
+const CREDENTIAL_PRINTING_TARGETS: &[&str] = &["azure_core", "tokio_postgres"];
+
+fn prints_credentials(m: &tracing::Metadata<'_>) -> bool {
+    *m.level() > tracing::Level::INFO
+        && CREDENTIAL_PRINTING_TARGETS.iter().any(|t| {
+            m.target()
+                .strip_prefix(t)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+}
+
+/// The operator's log: `RUST_LOG` (default info), as JSON or text, without the
+/// credential-printing targets' debug output (a filter of its own, so no directive,
+/// however specific, turns them back on).
+fn log_subscriber<W>(
+    rust_log: Option<&str>,
+    format: &str,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use tracing_subscriber::{filter::filter_fn, layer::SubscriberExt, EnvFilter, Layer};
+    let env = rust_log
+        .and_then(|s| EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let fmt = if format == "text" {
+        fmt.boxed()
     } else {
-        builder
-            .json()
+        fmt.json()
             .flatten_event(true)
             .with_current_span(false)
-            .init();
+            .boxed()
+    };
+    Box::new(
+        tracing_subscriber::registry()
+            .with(env)
+            .with(fmt.with_filter(filter_fn(|m| !prints_credentials(m)))),
+    )
+}
+
+fn init_tracing(format: &str) {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let subscriber = log_subscriber(rust_log.as_deref(), format, std::io::stderr);
+    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Capture {
+            self.clone()
+        }
+    }
+
+    fn logged(rust_log: &str) -> String {
+        let out = Capture::default();
+        let subscriber = super::log_subscriber(Some(rust_log), "json", out.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "tokio_postgres::simple_query", "ALTER ROLE r PASSWORD 's3cret'");
+            tracing::debug!(target: "azure_core::policies::transport", "Authorization: Bearer t0ken");
+            tracing::debug!(target: "paved_operator", "reconciled");
+            tracing::info!(target: "tokio_postgres", "connection closed");
+        });
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_child_names_its_claim_as_the_claim_itself_is_named() {
+        use k8s_openapi::{
+            api::networking::v1::NetworkPolicy,
+            apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+        };
+        use kube::runtime::reflector::ObjectRef;
+        let child = |api_version: &str, controller: Option<bool>| NetworkPolicy {
+            metadata: ObjectMeta {
+                name: Some("default-deny".into()),
+                namespace: Some("svc".into()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: api_version.into(),
+                    kind: "ServiceClaim".into(),
+                    name: "svc".into(),
+                    uid: "u".into(),
+                    controller,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let claim = super::owning_claim(child("paved.dev/v1alpha1", Some(true))).unwrap();
+        assert_eq!(claim, ObjectRef::new("svc"));
+        assert_eq!(claim.namespace, None, "cluster-scoped, like the claim");
+        assert!(super::owning_claim(child("paved.dev/v1alpha1", None)).is_none());
+        assert!(super::owning_claim(child("other.io/v1", Some(true))).is_none());
+    }
+
+    #[test]
+    fn debug_logging_never_reaches_the_targets_that_print_credentials() {
+        for rust_log in [
+            "debug",
+            "trace",
+            "debug,azure_core::policies::transport=trace,tokio_postgres=debug",
+        ] {
+            let log = logged(rust_log);
+            assert!(log.contains("reconciled"), "{rust_log}: debug is on: {log}");
+            assert!(
+                log.contains("connection closed"),
+                "{rust_log}: info still shows"
+            );
+            assert!(
+                !log.contains("s3cret"),
+                "{rust_log}: a statement was logged"
+            );
+            assert!(!log.contains("t0ken"), "{rust_log}: a request was logged");
+        }
     }
 }

@@ -49,12 +49,15 @@ impl Written {
             f.manager.as_deref() != Some(paved_api::FIELD_MANAGER)
                 && f.subresource.as_deref().unwrap_or("").is_empty()
         });
+        // Paved's apply entry: a namespace it created also carries the create's (an
+        // Update entry of the same manager, whose fields never change).
         let our_fields = meta
             .managed_fields
             .iter()
             .flatten()
             .find(|f| {
                 f.manager.as_deref() == Some(paved_api::FIELD_MANAGER)
+                    && f.operation.as_deref() == Some("Apply")
                     && f.subresource.as_deref().unwrap_or("").is_empty()
             })
             .map(|f| {
@@ -139,15 +142,30 @@ impl Applied {
         needed
     }
 
-    /// Records a successful apply and the versions it produced; what the watches saw
-    /// meanwhile that is not one of these writes marks the claim dirty.
+    /// An apply starts whatever `needs_apply` said (a namespace was just created).
+    pub fn begin(&self, name: &str) {
+        let mut g = self.inner.lock().expect("applied lock");
+        g.applying.entry(name.to_string()).or_default();
+    }
+
+    /// Records a successful apply and the versions its writes produced, in order (an
+    /// object written twice, created then applied, is last known by its apply); what the
+    /// watches saw meanwhile that is not one of these writes marks the claim dirty.
     pub fn record(&self, uid: &str, name: &str, hash: u64, echoes: Vec<(String, Written)>) {
         let mut g = self.inner.lock().expect("applied lock");
         g.hashes
             .insert(uid.to_string(), (hash, std::time::Instant::now()));
-        g.echoes.extend(echoes);
+        let ours = |key: &str, w: &Written| {
+            !w.deleted
+                && w.resource_version.is_some()
+                && echoes
+                    .iter()
+                    .any(|(k, e)| k == key && e.resource_version == w.resource_version)
+        };
         let seen = g.applying.remove(name).unwrap_or_default();
-        if seen.iter().any(|(key, w)| !g.is_echo(key, w)) {
+        let foreign: Vec<_> = seen.into_iter().filter(|(k, w)| !ours(k, w)).collect();
+        g.echoes.extend(echoes);
+        if foreign.iter().any(|(key, w)| !g.is_echo(key, w)) {
             g.dirty.insert(name.to_string());
         }
     }
@@ -304,6 +322,74 @@ mod tests {
             ..removed
         };
         a.observed("Namespace/n", &removed, "svc");
+        assert!(a.needs_apply("uid", "svc", h, HOUR));
+    }
+
+    #[test]
+    fn paveds_fields_are_those_of_its_apply_not_of_the_create_before_it() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+            FieldsV1, ManagedFieldsEntry, ObjectMeta,
+        };
+        let entry = |operation: &str, fields: serde_json::Value| ManagedFieldsEntry {
+            manager: Some(paved_api::FIELD_MANAGER.into()),
+            operation: Some(operation.into()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        };
+        let meta = |apply: serde_json::Value| ObjectMeta {
+            managed_fields: Some(vec![
+                entry(
+                    "Update",
+                    serde_json::json!({ "f:metadata": { "f:name": {} } }),
+                ),
+                entry("Apply", apply),
+            ]),
+            ..Default::default()
+        };
+        let full = serde_json::json!({ "f:metadata": { "f:labels": { "f:a": {}, "f:b": {} } } });
+        let less = serde_json::json!({ "f:metadata": { "f:labels": { "f:a": {} } } });
+        let before = Written::seen(&meta(full.clone()), false);
+        assert!(!before.foreign_fields, "both entries are Paved's");
+        assert_eq!(
+            before.our_fields,
+            Written::seen(&meta(full), false).our_fields
+        );
+        assert_ne!(
+            before.our_fields,
+            Written::seen(&meta(less), false).our_fields,
+            "a label taken out of Paved's apply is drift"
+        );
+    }
+
+    #[test]
+    fn a_namespace_created_then_applied_in_one_round_echoes_both_writes() {
+        let a = Applied::default();
+        let h = fingerprint(&[obj("n", 1)]);
+        a.begin("svc");
+        // The create's event arrives while the round is under way, then the apply's.
+        let created = Written {
+            foreign_fields: false,
+            our_fields: None,
+            ..w("5", None)
+        };
+        a.observed("Namespace/n", &created, "svc");
+        let applied = Written {
+            foreign_fields: false,
+            ..w("6", None)
+        };
+        a.observed("Namespace/n", &applied, "svc");
+        a.record(
+            "uid",
+            "svc",
+            h,
+            vec![
+                ("Namespace/n".into(), created),
+                ("Namespace/n".into(), applied),
+            ],
+        );
+        assert!(!a.needs_apply("uid", "svc", h, HOUR), "both were ours");
+        // Someone else's change afterwards still counts.
+        a.observed("Namespace/n", &w("7", None), "svc");
         assert!(a.needs_apply("uid", "svc", h, HOUR));
     }
 

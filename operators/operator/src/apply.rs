@@ -58,19 +58,24 @@ pub async fn apply(
     ))
 }
 
-/// Applies objects in order for the first (the container, e.g. the Namespace) and
-/// with bounded concurrency for the rest.
+/// Applies objects with bounded concurrency; the first (the container, e.g. the
+/// Namespace) before the rest unless it is known to exist.
 pub async fn apply_all(
     client: &Client,
     objects: &[DesiredObject],
+    container_exists: bool,
     metrics: &Metrics,
     controller: &str,
 ) -> Result<Vec<(String, crate::applied::Written)>, kube::Error> {
-    let Some((first, rest)) = objects.split_first() else {
-        return Ok(vec![]);
+    let (mut written, rest) = match objects.split_first() {
+        None => return Ok(vec![]),
+        Some(_) if container_exists => (vec![], objects),
+        Some((first, rest)) => {
+            let w = apply(client.clone(), first).await?;
+            metrics.write(controller, "apply");
+            (vec![w], rest)
+        }
     };
-    let mut written = vec![apply(client.clone(), first).await?];
-    metrics.write(controller, "apply");
     // Built eagerly so the stream's type carries no higher-ranked closure (which
     // would not be Send across the controller's await points).
     let writes: Vec<_> = rest

@@ -663,7 +663,7 @@ async fn converge(
                     let due = ctx.applied.refresh_due(&uid, fingerprint, ctx.resync);
                     if due {
                         if let Err(e) =
-                            apply_all(&ctx.client, &objects, &ctx.metrics, CONTROLLER).await
+                            apply_all(&ctx.client, &objects, true, &ctx.metrics, CONTROLLER).await
                         {
                             if let kube::Error::Api(ae) = &e {
                                 if ae.code == 404 {

@@ -2,8 +2,9 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+use k8s_openapi::{api::core::v1::Namespace, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::{
-    api::DynamicObject,
+    api::{DynamicObject, PostParams},
     runtime::{controller::Action, events::EventType, reflector::Store},
     Api, ResourceExt,
 };
@@ -14,7 +15,7 @@ use paved_api::{
 use paved_compose::{
     render_service, service,
     status::{service_ready, ObservedChild},
-    ServiceInput,
+    DesiredObject, ServiceInput,
 };
 
 use crate::{
@@ -211,8 +212,48 @@ async fn converge(
         generation: comp_gen,
     });
 
-    // Never take over a namespace someone else made.
-    if let Some(ns) = ctx.namespace(name, false).await? {
+    let svc = comp
+        .spec
+        .service
+        .as_ref()
+        .expect("picked a service composition");
+    let input = ServiceInput {
+        claim_name: name,
+        claim_uid: uid,
+        spec: &claim.spec,
+        cloud,
+        composition_name: &comp_name,
+        composition_generation: comp_gen,
+        composition: svc,
+    };
+    let objects = match render_service(&input) {
+        Ok(o) => o,
+        Err(e) => return Ok(Err((e.reason(), e.to_string(), slow))),
+    };
+
+    // Never take over a namespace someone else made. One the cache has not seen is
+    // created: a create fails on a namespace that exists, where reading then applying
+    // would race whoever made it. An existing one is judged by its owner.
+    let mut created = None;
+    let existing =
+        match ctx.cached_namespace(name) {
+            Some(ns) => Some(ns),
+            None => match create_namespace(ctx, &objects[0]).await? {
+                Created::Now(written) => {
+                    created = Some(written);
+                    None
+                }
+                Created::Already(ns) => Some(*ns),
+                Created::Vanished => return Ok(Err((
+                    "NamespaceTerminating",
+                    format!(
+                        "namespace {name} was being deleted; it will be recreated once it is gone"
+                    ),
+                    Duration::from_secs(2),
+                ))),
+            },
+        };
+    if let Some(ns) = existing {
         if ns.deletion_timestamp.is_some() {
             return Ok(Err((
                 "NamespaceTerminating",
@@ -240,33 +281,17 @@ async fn converge(
         }
     }
 
-    let svc = comp
-        .spec
-        .service
-        .as_ref()
-        .expect("picked a service composition");
-    let input = ServiceInput {
-        claim_name: name,
-        claim_uid: uid,
-        spec: &claim.spec,
-        cloud,
-        composition_name: &comp_name,
-        composition_generation: comp_gen,
-        composition: svc,
-    };
-    let objects = match render_service(&input) {
-        Ok(o) => o,
-        Err(e) => return Ok(Err((e.reason(), e.to_string(), slow))),
-    };
-
     // Nothing new to write (a periodic resync, the echo of our own writes): skip the
     // writes and the orphan search; the children's readiness is still read below.
     let fingerprint = crate::applied::fingerprint(&objects);
-    if ctx
+    let due = ctx
         .applied
-        .needs_apply(uid, name, fingerprint, ctx.full_apply_every)
-    {
-        match apply_and_prune(claim, ctx, name, uid, &objects).await {
+        .needs_apply(uid, name, fingerprint, ctx.full_apply_every);
+    if due || created.is_some() {
+        if !due {
+            ctx.applied.begin(name);
+        }
+        match apply_and_prune(claim, ctx, name, uid, &objects, created).await {
             Ok(None) => {}
             Ok(Some(failure)) => {
                 ctx.applied.forget(uid, name);
@@ -394,10 +419,33 @@ async fn apply_and_prune(
     ctx: &Context,
     name: &str,
     uid: &str,
-    objects: &[paved_compose::DesiredObject],
+    objects: &[DesiredObject],
+    created: Option<(String, crate::applied::Written)>,
 ) -> Result<Option<Failure>, Error> {
     let slow = jitter(Duration::from_secs(300));
-    let written = match apply_all(&ctx.client, objects, &ctx.metrics, CONTROLLER).await {
+    // Child claims read the namespace's labels (owner, cloud, classification) when they
+    // are first reconciled: they wait for the namespace's apply. The rest need only the
+    // namespace to exist: with one just created, they go with its apply.
+    let (children, rest): (Vec<_>, Vec<_>) = objects
+        .iter()
+        .cloned()
+        .partition(|o| o.api_version.starts_with("paved.dev/"));
+    let applied = async {
+        let mut written = created.clone().into_iter().collect::<Vec<_>>();
+        written.extend(
+            apply_all(
+                &ctx.client,
+                &rest,
+                created.is_some(),
+                &ctx.metrics,
+                CONTROLLER,
+            )
+            .await?,
+        );
+        written.extend(apply_all(&ctx.client, &children, true, &ctx.metrics, CONTROLLER).await?);
+        Ok::<_, kube::Error>(written)
+    };
+    let written = match applied.await {
         Ok(w) => w,
         Err(e) => {
             // A missing CRD (e.g. External Secrets not installed) needs a human.
@@ -456,6 +504,40 @@ async fn apply_and_prune(
     ctx.applied
         .record(uid, name, crate::applied::fingerprint(objects), written);
     Ok(None)
+}
+
+/// What creating a claim's namespace found.
+enum Created {
+    /// This reconcile created it (only its identity: the apply that follows sets the
+    /// rest), and what the create left it at.
+    Now((String, crate::applied::Written)),
+    /// It exists: its metadata, to be judged.
+    Already(Box<ObjectMeta>),
+    /// It existed a moment ago and is gone now (it was being deleted).
+    Vanished,
+}
+
+async fn create_namespace(ctx: &Context, namespace: &DesiredObject) -> Result<Created, Error> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let stub: Namespace = serde_json::from_value(service::namespace_stub(namespace))?;
+    let pp = PostParams {
+        field_manager: Some(paved_api::FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.create(&pp, &stub).await {
+        Ok(ns) => {
+            ctx.metrics.write(CONTROLLER, "create");
+            let written = crate::applied::Written::seen(&ns.metadata, false);
+            Ok(Created::Now((namespace.key(), written)))
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            Ok(match api.get_opt(&namespace.name).await? {
+                Some(ns) => Created::Already(Box::new(ns.metadata)),
+                None => Created::Vanished,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,64 @@ fn peak_rss_mib(pid: u32) -> Result<f64> {
     Ok(kb / 1024.0)
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+/// The control plane's processes, by component name, from e2e/control-plane's pid files.
+fn plane_pids(cp: &paved_e2e::ControlPlane) -> Vec<(&'static str, u32)> {
+    ["kube-apiserver", "etcd", "kube-controller-manager"]
+        .into_iter()
+        .filter_map(|name| {
+            let f = std::path::Path::new(&cp.env["PAVED_CP_DIR"]).join(format!("pids/{name}.pid"));
+            Some((name, std::fs::read_to_string(f).ok()?.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// CPU seconds per process between two readings.
+struct Cpu(Vec<(&'static str, u32, f64)>);
+
+impl Cpu {
+    fn read(pids: &[(&'static str, u32)]) -> Cpu {
+        Cpu(pids
+            .iter()
+            .map(|&(n, p)| (n, p, cpu_seconds(p).unwrap_or(0.0)))
+            .collect())
+    }
+    fn since(&self, earlier: &Cpu) -> BTreeMap<String, f64> {
+        self.0
+            .iter()
+            .filter_map(|(n, p, t)| {
+                let (_, _, t0) = earlier.0.iter().find(|(_, q, _)| q == p)?;
+                Some((n.to_string(), t - t0))
+            })
+            .collect()
+    }
+}
+
+/// Waits until the control plane is quiet (under a quarter of a core for a second), so
+/// a phase does not pay for the work the one before it set off (the controller manager
+/// filling every new namespace, quota status).
+async fn settle(pids: &[(&'static str, u32)]) {
+    for _ in 0..60 {
+        let before = Cpu::read(pids);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let used: f64 = Cpu::read(pids).since(&before).values().sum();
+        if used < 0.25 {
+            return;
+        }
+    }
+    eprintln!("bench: the control plane did not settle within 60 s");
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -299,7 +357,20 @@ async fn main() -> Result<()> {
         "bench: baseline, {} claims' objects by a plain client",
         a.claims
     );
-    let (plain_total, plain_lat) = baseline(&client, a.claims, a.concurrency).await?;
+    let pids = plane_pids(cp);
+    settle(&pids).await;
+    let cpu0 = Cpu::read(&pids);
+    // The plain client writes as the operator does: with the chart's ServiceAccount,
+    // so both meet the same admission, RBAC and API priority-and-fairness level (an
+    // admin's requests are exempt from the latter).
+    let mut as_operator = cp.clone();
+    as_operator.env.insert(
+        "KUBECONFIG".into(),
+        paved_e2e::chart_rbac_kubeconfig(cp)?.display().to_string(),
+    );
+    let plain_client = as_operator.client().await?;
+    let (plain_total, plain_lat) = baseline(&plain_client, a.claims, a.concurrency).await?;
+    let plain_cpu = Cpu::read(&pids).since(&cpu0);
     let (plain_p50, plain_p99) = stats(plain_lat);
 
     // 2. The operator.
@@ -316,8 +387,13 @@ async fn main() -> Result<()> {
     let mut op = Operator::start(cp, "bench", &flags)?;
     let writes0 = metric(&op, "paved_apiserver_writes", "")?;
     let status0 = metric(&op, "paved_apiserver_writes", "verb=\"status\"")?;
+    let mut op_pids = pids.clone();
+    op_pids.push(("paved-operator", op.pid()));
+    settle(&op_pids).await;
     eprintln!("bench: {} ServiceClaims created at once", a.claims);
+    let cpu0 = Cpu::read(&op_pids);
     let (op_total, op_lat) = operator_run(&client, a.claims, a.concurrency).await?;
+    let op_cpu = Cpu::read(&op_pids).since(&cpu0);
     let (op_p50, op_p99) = stats(op_lat);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let writes1 = metric(&op, "paved_apiserver_writes", "")?;
@@ -453,8 +529,10 @@ async fn main() -> Result<()> {
     results.insert(
         "figures".into(),
         json!({
-            "baseline": { "seconds": plain_total, "p50": plain_p50, "p99": plain_p99 },
+            "baseline": { "seconds": plain_total, "p50": plain_p50, "p99": plain_p99,
+                           "cpuSeconds": plain_cpu },
             "operator": { "seconds": op_total, "p50": op_p50, "p99": op_p99, "ratio": ratio,
+                           "cpuSeconds": op_cpu,
                            "apiserverWritesPerClaim": writes_per_claim, "statusWritesPerClaim": status_per_claim },
             "resync": { "reconciles": resync_reconciles, "writes": resync_writes },
             "restart": { "secondsToFirstReconcile": first, "secondsToAllReconciled": all,
@@ -503,6 +581,27 @@ async fn main() -> Result<()> {
             "ratio operator / plain client".into(),
             format!("{ratio:.2}"),
             format!("≤ 1.5, {}", check(ratio <= 1.5)),
+        ),
+        (
+            "CPU s, baseline: apiserver / etcd / controller-manager".into(),
+            format!(
+                "{:.1} / {:.1} / {:.1}",
+                plain_cpu.get("kube-apiserver").unwrap_or(&0.0),
+                plain_cpu.get("etcd").unwrap_or(&0.0),
+                plain_cpu.get("kube-controller-manager").unwrap_or(&0.0)
+            ),
+            String::new(),
+        ),
+        (
+            "CPU s, operator run: apiserver / etcd / controller-manager / operator".into(),
+            format!(
+                "{:.1} / {:.1} / {:.1} / {:.1}",
+                op_cpu.get("kube-apiserver").unwrap_or(&0.0),
+                op_cpu.get("etcd").unwrap_or(&0.0),
+                op_cpu.get("kube-controller-manager").unwrap_or(&0.0),
+                op_cpu.get("paved-operator").unwrap_or(&0.0)
+            ),
+            String::new(),
         ),
         (
             "apiserver writes per claim (operator metrics)".into(),
@@ -577,10 +676,13 @@ Operator: `{binary}`. Parameters: {claims} ServiceClaims, {cache} claims cached,
 ## What is measured
 
 - **Baseline**: the objects `paved render` gives for the same claims, server-side applied by a
-  plain kube client with the operator's concurrency (claims at once, 8 writes at once per
-  claim), in the same run. The ratio is the operator's wall time over the baseline's.
+  plain kube client with the operator's identity (the chart's ServiceAccount) and concurrency
+  (claims at once, 8 writes at once per claim), in the same run. The ratio is the operator's wall time over the baseline's.
 - **Operator**: claims created at once; per claim, from the create call's return to the watch
   event that shows Ready=True at the claim's generation.
+- **CPU**: user + system seconds of each control-plane process (and the operator) over
+  the phase, from `/proc/PID/stat`. Each phase starts on a quiet control plane (under a
+  quarter of a core for a second), so it does not pay for what the one before it set off.
 - **Writes**: `paved_apiserver_writes_total` from the operator's /metrics (apply, status,
   delete). A periodic resync reconciles every claim and must write nothing.
 - **Restart**: a new operator process for the same claims: spawn to the first reconcile and to

@@ -1,12 +1,13 @@
 # Paved: `make demo` runs the operator on a local control plane; `make test` runs
-# everything CI runs. Both work on a fresh machine once .ci/install has run.
+# everything CI runs. Both start with .ci/install (idempotent: a warm machine skips
+# what it has), so both work on a fresh machine.
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 CARGO ?= cargo
 # Tests get their own control plane, so `make test` never disturbs a running demo.
 TEST_CP_DIR ?= $(CURDIR)/target/control-plane-test
 
-.PHONY: help build test fmt-check clippy unit e2e fakes bench crds demo demo-down
+.PHONY: help deps build test fmt-check clippy unit e2e fakes bench crds demo demo-down
 
 help:
 	@echo "make demo       control plane + CRDs + compositions + operator + examples, waits for Ready"
@@ -14,6 +15,10 @@ help:
 	@echo "make test       fmt, clippy -D warnings, unit tests, e2e tests on a real control plane"
 	@echo "make bench      benchmarks on a local control plane: prints a table, writes target/paved-bench/results.json"
 	@echo "make crds       regenerate crds/ from the Rust types and refresh the chart copies"
+
+# What a fresh machine lacks (etcd, PostgreSQL, Redis, lua5.1, PyYAML, rustfmt, clippy).
+deps:
+	bash .ci/install
 
 # The e2e tests run an operator built with test-only crash points.
 build:
@@ -52,7 +57,7 @@ bench:
 fakes:
 	python3 -m unittest e2e/fakes/test_azure_postgres.py e2e/fakes/test_gcp_sqladmin.py e2e/fakes/test_fault_proxy.py
 
-test: fmt-check clippy build fakes
+test: deps fmt-check clippy build fakes
 	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace --no-fail-fast -- --test-threads=1 || rc=$$?; \
 	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 
@@ -64,7 +69,7 @@ crds:
 	cp crds/*.yaml charts/paved/crds/
 	cp compositions/*.yaml charts/paved/files/compositions/
 
-demo:
+demo: deps
 	e2e/demo up
 
 demo-down:

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use kube::{Api, Client};
-use paved_api::{conditions, PostgreSQLInstance};
+use kube::{core::object::HasStatus, Api, Client};
+use paved_api::{conditions, conditions::ClaimStatus, PostgreSQLInstance};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::{eventually, repo_root, ControlPlane};
@@ -96,16 +97,35 @@ pub fn create(cp: &ControlPlane, obj: &Value) -> Result<()> {
     Ok(())
 }
 
-pub async fn ready(api: &Api<PostgreSQLInstance>, name: &str) -> Result<PostgreSQLInstance> {
+/// Waits for any Paved object to be Ready at its current generation.
+pub async fn ready<K>(api: &Api<K>, name: &str) -> Result<K>
+where
+    K: kube::Resource + HasStatus + Clone + DeserializeOwned + std::fmt::Debug,
+    K::Status: ClaimStatus,
+{
     eventually(&format!("{name} Ready"), T, || async {
         let p = api.get(name).await?;
         let ok = p
-            .status
-            .as_ref()
-            .is_some_and(|s| conditions::is_ready(&s.conditions, p.metadata.generation));
+            .status()
+            .is_some_and(|s| conditions::is_ready(s.conditions(), p.meta().generation));
         Ok(ok.then_some(p))
     })
     .await
+}
+
+/// The reasons of the Events about object `name` in `namespace` (cluster-scoped
+/// objects' are in `default`).
+pub fn event_reasons_about(cp: &ControlPlane, namespace: &str, name: &str) -> Result<String> {
+    cp.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ])
 }
 
 pub async fn gone(api: &Api<PostgreSQLInstance>, name: &str) -> Result<()> {

@@ -161,6 +161,22 @@ impl Drop for DedicatedPlane {
 }
 
 impl ControlPlane {
+    /// `e2e/control-plane restart COMPONENT`: stopped and started again on the same
+    /// ports with the same data.
+    pub fn restart(&self, component: &str) -> Result<()> {
+        let out = Command::new(repo_root().join("e2e/control-plane"))
+            .args(["restart", component])
+            .env("PAVED_CP_DIR", &self.env["PAVED_CP_DIR"])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "restarting {component}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// `e2e/control-plane up` (in `dir`, else PAVED_CP_DIR's or the default), then the
     /// CRDs and Compositions installed.
     pub fn up(dir: Option<&Path>, with: &[&str]) -> Result<ControlPlane> {

@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use k8s_openapi::api::{core::v1::Secret, networking::v1::NetworkPolicy};
 use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams},
     Api, Client,
 };
 use paved_api::{conditions, PostgreSQLInstance, ServiceClaim};
-use paved_e2e::{control_plane, db, eventually, repo_root, ControlPlane, Operator};
+use paved_e2e::{control_plane, db, eventually, ControlPlane, Operator};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(120);
@@ -43,20 +43,6 @@ async fn all_ready(client: &Client, ns: &str, names: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn restart(cp: &ControlPlane, component: &str) -> Result<()> {
-    let out = std::process::Command::new(repo_root().join("e2e/control-plane"))
-        .args(["restart", component])
-        .env("PAVED_CP_DIR", &cp.env["PAVED_CP_DIR"])
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "restarting {component}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
 /// A spec change (a merge patch: no conflict with a status write in between).
 async fn resize(claims: &Api<ServiceClaim>, name: &str, size: &str) -> Result<()> {
     let spec = serde_json::to_value(service(name, size)?.spec)?;
@@ -68,18 +54,6 @@ async fn resize(claims: &Api<ServiceClaim>, name: &str, size: &str) -> Result<()
         )
         .await?;
     Ok(())
-}
-
-async fn claim_ready(claims: &Api<ServiceClaim>, name: &str) -> Result<()> {
-    eventually(&format!("ServiceClaim {name} Ready"), T, || async {
-        let c = claims.get(name).await?;
-        let ok = c
-            .status
-            .as_ref()
-            .is_some_and(|s| conditions::is_ready(&s.conditions, c.metadata.generation));
-        Ok(ok.then_some(()))
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,11 +76,11 @@ async fn an_apiserver_restart_mid_reconcile_is_survived() -> Result<()> {
     // The ServiceClaim's children and three databases are being made when the
     // apiserver goes away.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    restart(cp, "kube-apiserver")?;
+    cp.restart("kube-apiserver")?;
     let client = cp.client().await?;
     all_ready(&client, name, &["main", "audit", "reports"]).await?;
     let claims: Api<ServiceClaim> = Api::all(client.clone());
-    claim_ready(&claims, name).await?;
+    db::ready(&claims, name).await?;
 
     // Every watch came back: a child deleted now is put back, and a child claim's
     // change reaches the ServiceClaim.
@@ -123,7 +97,7 @@ async fn an_apiserver_restart_mid_reconcile_is_survived() -> Result<()> {
     })
     .await?;
     resize(&claims, name, "medium").await?;
-    claim_ready(&claims, name).await?;
+    db::ready(&claims, name).await?;
     assert!(
         op.is_running(),
         "the operator kept running through the restart"
@@ -209,7 +183,7 @@ async fn a_malformed_claim_in_the_cluster_is_reported_and_does_not_stop_the_othe
     let mut ok_claim = service(good, "small")?;
     ok_claim.spec.databases.clear();
     claims.create(&PostParams::default(), &ok_claim).await?;
-    claim_ready(&claims, good).await?;
+    db::ready(&claims, good).await?;
     let reported = eventually("the malformed claim's condition", T, || async {
         let obj = raw.get(bad).await?;
         let conds: Vec<paved_api::Condition> = obj
@@ -227,16 +201,7 @@ async fn a_malformed_claim_in_the_cluster_is_reported_and_does_not_stop_the_othe
         "the condition names the field and the value: {reported}"
     );
     eventually("an InvalidObject Event", T, || async {
-        let events = cp.kubectl(&[
-            "get",
-            "events",
-            "-n",
-            "default",
-            "--field-selector",
-            &format!("involvedObject.name={bad}"),
-            "-o",
-            "json",
-        ])?;
+        let events = db::event_reasons_about(cp, "default", bad)?;
         Ok(events.contains("InvalidObject").then_some(()))
     })
     .await?;

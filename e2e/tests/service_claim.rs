@@ -14,7 +14,7 @@ use kube::{
     Api, ResourceExt,
 };
 use paved_api::{conditions, ServiceClaim};
-use paved_e2e::{control_plane, eventually, Operator};
+use paved_e2e::{control_plane, db, eventually, Operator};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
@@ -298,16 +298,7 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     );
 
     // Events on transitions, metrics exposed.
-    let events = cp.kubectl(&[
-        "get",
-        "events",
-        "-n",
-        "default",
-        "--field-selector",
-        &format!("involvedObject.name={name}"),
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ])?;
+    let events = db::event_reasons_about(cp, "default", name)?;
     assert!(events.contains("Ready"), "events: {events}");
     assert!(events.contains("PrunedResources"), "events: {events}");
     let metrics = op.metrics()?;

@@ -11,7 +11,7 @@ use kube::{
     Api,
 };
 use paved_api::{conditions, TemporalNamespace};
-use paved_e2e::{control_plane, eventually, repo_root, ControlPlane, Operator};
+use paved_e2e::{control_plane, eventually, ControlPlane, Operator};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
@@ -215,11 +215,7 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
     );
 
     // The Temporal server restarts: the controller recovers without a hand.
-    let restart = Command::new(repo_root().join("e2e/control-plane"))
-        .args(["restart", "temporal"])
-        .env("PAVED_CP_DIR", &cp.env["PAVED_CP_DIR"])
-        .status()?;
-    assert!(restart.success(), "restarting the Temporal server");
+    cp.restart("temporal")?;
     cli(
         cp,
         &["update", "-n", "e2e-temporal-orders", "--retention", "24h"],

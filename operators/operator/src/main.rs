@@ -141,15 +141,10 @@ where
         + Sync
         + 'static,
 {
-    tolerant::watch(
-        client.clone(),
-        watcher::Config::default(),
-        malformed.clone(),
-    )
-    .default_backoff()
-    .modify(|o: &mut K| o.managed_fields_mut().clear())
-    .reflect(writer)
-    .touched_objects()
+    tolerant::watch(client.clone(), malformed.clone())
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects()
 }
 
 /// Every Composition change, for a claim controller to map to the claims it affects.
@@ -157,13 +152,7 @@ fn compositions_stream(
     client: &Client,
     malformed: &Arc<tolerant::Malformed>,
 ) -> impl futures::Stream<Item = Result<Composition, watcher::Error>> + Send + 'static {
-    tolerant::watch(
-        client.clone(),
-        watcher::Config::default(),
-        malformed.clone(),
-    )
-    .default_backoff()
-    .touched_objects()
+    tolerant::watch(client.clone(), malformed.clone()).touched_objects()
 }
 
 /// The Controller's own trigger backoff, off: every stream it merges backs off on its
@@ -366,13 +355,8 @@ async fn run_controllers(
     let (comp_store, comp_writer) = reflector::store();
     let comp_reflector = reflector(
         comp_writer,
-        tolerant::watch(
-            client.clone(),
-            watcher::Config::default(),
-            malformed.clone(),
-        ),
+        tolerant::watch(client.clone(), malformed.clone()),
     )
-    .default_backoff()
     .touched_objects()
     .for_each(|_| future::ready(()));
     tokio::spawn(comp_reflector);

@@ -235,24 +235,25 @@ async fn converge(
     // created: a create fails on a namespace that exists, where reading then applying
     // would race whoever made it. An existing one is judged by its owner.
     let mut created = None;
-    let existing =
-        match ctx.cached_namespace(name) {
-            Some(ns) => Some(ns),
-            None => match create_namespace(ctx, &objects[0]).await? {
-                Created::Now(written) => {
-                    created = Some(written);
-                    None
-                }
-                Created::Already(ns) => Some(*ns),
-                Created::Vanished => return Ok(Err((
+    let existing = match ctx.cached_namespace(name) {
+        Some(ns) => Some(ns),
+        None => match create_namespace(ctx, &objects[0]).await? {
+            Created::Now(written) => {
+                created = Some(written);
+                None
+            }
+            Created::Already(ns) => Some(*ns),
+            Created::Vanished => {
+                return Ok(Err((
                     "NamespaceTerminating",
                     format!(
                         "namespace {name} was being deleted; it will be recreated once it is gone"
                     ),
                     Duration::from_secs(2),
-                ))),
-            },
-        };
+                )))
+            }
+        },
+    };
     if let Some(ns) = existing {
         if ns.deletion_timestamp.is_some() {
             return Ok(Err((

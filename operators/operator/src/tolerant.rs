@@ -20,7 +20,7 @@ use kube::{
     api::{ApiResource, DynamicObject, Patch, PatchParams},
     runtime::{
         events::{Event, EventType, Recorder},
-        watcher,
+        watcher, WatchStreamExt,
     },
     Api, Client, Resource, ResourceExt,
 };
@@ -185,11 +185,10 @@ impl Malformed {
     }
 }
 
-/// A cluster-wide watch of `K` that leaves malformed objects out (and reports them)
-/// instead of failing.
+/// A cluster-wide watch of every `K`, with the watcher's default backoff, that leaves
+/// malformed objects out (and reports them) instead of failing.
 pub fn watch<K>(
     client: Client,
-    config: watcher::Config,
     malformed: Arc<Malformed>,
 ) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
 where
@@ -197,34 +196,36 @@ where
 {
     let ar = ApiResource::erase::<K>(&());
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
-    watcher(api, config).filter_map(move |event| {
-        let event = match event {
-            Err(e) => Some(Err(e)),
-            Ok(watcher::Event::Apply(o)) => Some(Ok(match typed::<K>(&o) {
-                Ok(k) => watcher::Event::Apply(k),
-                // It may be cached from when it was good: take it out.
-                Err(e) => {
-                    let stand_in = K::placeholder(o.metadata.clone());
-                    malformed.report(&ar, o, e);
-                    watcher::Event::Delete(stand_in)
-                }
-            })),
-            Ok(watcher::Event::InitApply(o)) => match typed::<K>(&o) {
-                Ok(k) => Some(Ok(watcher::Event::InitApply(k))),
-                Err(e) => {
-                    malformed.report(&ar, o, e);
-                    None
-                }
-            },
-            // Gone whatever it held: only its identity matters.
-            Ok(watcher::Event::Delete(o)) => Some(Ok(watcher::Event::Delete(
-                typed::<K>(&o).unwrap_or_else(|_| K::placeholder(o.metadata)),
-            ))),
-            Ok(watcher::Event::Init) => Some(Ok(watcher::Event::Init)),
-            Ok(watcher::Event::InitDone) => Some(Ok(watcher::Event::InitDone)),
-        };
-        future::ready(event)
-    })
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .filter_map(move |event| {
+            let event = match event {
+                Err(e) => Some(Err(e)),
+                Ok(watcher::Event::Apply(o)) => Some(Ok(match typed::<K>(&o) {
+                    Ok(k) => watcher::Event::Apply(k),
+                    // It may be cached from when it was good: take it out.
+                    Err(e) => {
+                        let stand_in = K::placeholder(o.metadata.clone());
+                        malformed.report(&ar, o, e);
+                        watcher::Event::Delete(stand_in)
+                    }
+                })),
+                Ok(watcher::Event::InitApply(o)) => match typed::<K>(&o) {
+                    Ok(k) => Some(Ok(watcher::Event::InitApply(k))),
+                    Err(e) => {
+                        malformed.report(&ar, o, e);
+                        None
+                    }
+                },
+                // Gone whatever it held: only its identity matters.
+                Ok(watcher::Event::Delete(o)) => Some(Ok(watcher::Event::Delete(
+                    typed::<K>(&o).unwrap_or_else(|_| K::placeholder(o.metadata)),
+                ))),
+                Ok(watcher::Event::Init) => Some(Ok(watcher::Event::Init)),
+                Ok(watcher::Event::InitDone) => Some(Ok(watcher::Event::InitDone)),
+            };
+            future::ready(event)
+        })
 }
 
 #[cfg(test)]

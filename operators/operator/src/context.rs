@@ -177,21 +177,41 @@ impl Context {
         action: &str,
         note: String,
     ) {
-        let ev = Event {
+        publish(
+            &self.recorder,
+            &obj.object_ref(&()),
             type_,
-            reason: reason.into(),
-            note: Some(truncate(note, 1000)),
-            action: action.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, "could not publish event");
-        }
+            reason,
+            action,
+            note,
+        )
+        .await;
+    }
+}
+
+/// Publishes an Event about any object; failing to record one is only logged.
+pub async fn publish(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(truncate(note, 1000)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, reference).await {
+        tracing::warn!(error = %e, "could not publish event");
     }
 }
 
 /// At most `max` bytes, cut at a character boundary (Event notes are limited to 1 KiB).
-pub fn truncate(mut s: String, max: usize) -> String {
+fn truncate(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut cut = max;
         while !s.is_char_boundary(cut) {

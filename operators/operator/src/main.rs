@@ -201,11 +201,7 @@ where
                 watcher::Event::Delete(m) => (m, true),
                 _ => return event,
             };
-            if let Some(owner) = m
-                .owner_references()
-                .iter()
-                .find(|o| o.controller == Some(true) && o.kind == "ServiceClaim")
-            {
+            if let Some(owner) = owning_claim(m) {
                 let key = match m.namespace() {
                     Some(ns) => format!("{kind}/{ns}/{}", m.name_any()),
                     None => format!("{kind}/{}", m.name_any()),
@@ -221,7 +217,7 @@ where
 /// The ServiceClaim that controls an object, as the claim's own (cluster-scoped)
 /// reference. `owns` would name it within the child's namespace: a second queue
 /// entry for the same claim, so two reconciles of one claim could overlap.
-fn owning_claim<K: kube::Resource>(child: K) -> Option<reflector::ObjectRef<ServiceClaim>> {
+fn owning_claim<K: kube::Resource>(child: &K) -> Option<reflector::ObjectRef<ServiceClaim>> {
     child
         .owner_references()
         .iter()
@@ -439,7 +435,7 @@ async fn run_controllers(
                 &<$kind as kube::Resource>::kind(&()),
                 &managed,
                 &ctx,
-            ), owning_claim))+
+            ), |c| owning_claim(&c)))+
         };
     }
     let mut svc = owns_all!(
@@ -466,7 +462,7 @@ async fn run_controllers(
                 &managed,
                 &ctx,
             ),
-            owning_claim,
+            |c| owning_claim(&c),
             ar,
         );
     } else {
@@ -821,11 +817,11 @@ mod tests {
             },
             ..Default::default()
         };
-        let claim = super::owning_claim(child("paved.dev/v1alpha1", Some(true))).unwrap();
+        let claim = super::owning_claim(&child("paved.dev/v1alpha1", Some(true))).unwrap();
         assert_eq!(claim, ObjectRef::new("svc"));
         assert_eq!(claim.namespace, None, "cluster-scoped, like the claim");
-        assert!(super::owning_claim(child("paved.dev/v1alpha1", None)).is_none());
-        assert!(super::owning_claim(child("other.io/v1", Some(true))).is_none());
+        assert!(super::owning_claim(&child("paved.dev/v1alpha1", None)).is_none());
+        assert!(super::owning_claim(&child("other.io/v1", Some(true))).is_none());
     }
 
     #[test]

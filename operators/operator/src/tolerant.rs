@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
     api::{ApiResource, DynamicObject, Patch, PatchParams},
     runtime::{
-        events::{Event, EventType, Recorder},
+        events::{EventType, Recorder},
         watcher, WatchStreamExt,
     },
     Api, Client, Resource, ResourceExt,
@@ -129,14 +129,11 @@ impl Malformed {
         {
             return;
         }
-        let message = crate::context::truncate(
-            format!(
-                "{} {} cannot be read as a {}: {error}; Paved leaves it alone until it is fixed",
-                ar.kind,
-                obj.name_any(),
-                ar.kind
-            ),
-            1000,
+        let message = format!(
+            "{} {} cannot be read as a {}: {error}; Paved leaves it alone until it is fixed",
+            ar.kind,
+            obj.name_any(),
+            ar.kind
         );
         tracing::warn!(kind = %ar.kind, name = %obj.name_any(), namespace = obj.namespace().unwrap_or_default(), %error, "malformed object left out of the watch");
         let this = self.clone();
@@ -171,16 +168,15 @@ impl Malformed {
                 this.reported.lock().expect("not poisoned").remove(&key);
                 return;
             }
-            let ev = Event {
-                type_: EventType::Warning,
-                reason: INVALID_OBJECT.into(),
-                note: Some(message),
-                action: "Read".into(),
-                secondary: None,
-            };
-            if let Err(e) = this.recorder.publish(&ev, &obj.object_ref(&ar)).await {
-                tracing::warn!(error = %e, "could not publish event");
-            }
+            crate::context::publish(
+                &this.recorder,
+                &obj.object_ref(&ar),
+                EventType::Warning,
+                INVALID_OBJECT,
+                "Read",
+                message,
+            )
+            .await;
         });
     }
 }

@@ -93,9 +93,10 @@ async fn one_replica_leads_and_a_standby_takes_over_on_shutdown_or_kill() -> Res
         .args(["-KILL", &b.pid().to_string()])
         .status()?;
     let _ = b.stop();
-    // The Lease was renewed at most one 2 s period before the kill; it expires a
-    // whole second after its duration (expiry is judged in seconds); the standby sees
-    // that at its next 2 s try; plus a second for requests and polling.
+    // The standby judges expiry by its own clock: it saw the Lease's last renewal at
+    // most one 2 s try after the kill; the Lease expires once it has stood unchanged
+    // for its duration, which the standby notices at a try at most 2 s later; a
+    // second for rounding, plus a second for requests and polling.
     let bound = Duration::from_secs(lease_seconds + 1 + 2 * 2 + 1);
     eventually("replica-c takes over", bound * 2, || async {
         Ok(holder(&leases, lease).await?.filter(|h| h == "replica-c"))

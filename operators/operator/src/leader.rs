@@ -13,7 +13,7 @@ use kube::{
     api::{ObjectMeta, PostParams},
     Api, Client,
 };
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 use tracing::{info, warn};
 
 #[derive(Clone, Debug)]
@@ -29,8 +29,9 @@ pub struct LeaseConfig {
 /// background. The returned receiver turns `false` when leadership is lost.
 pub async fn acquire(client: Client, cfg: LeaseConfig) -> anyhow::Result<watch::Receiver<bool>> {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+    let mut seen = Sighting::default();
     loop {
-        match try_acquire(&api, &cfg).await {
+        match try_acquire(&api, &cfg, &mut seen).await {
             Ok(true) => break,
             Ok(false) => {}
             Err(e) => warn!(error = %e, "lease attempt failed"),
@@ -49,7 +50,7 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> anyhow::Result<watch::
             tokio::time::sleep(cfg.renew_every).await;
             let attempt_started = tokio::time::Instant::now();
             let remaining = renew_deadline.saturating_sub(last_renewal.elapsed());
-            match tokio::time::timeout(remaining, try_acquire(&api, &cfg)).await {
+            match tokio::time::timeout(remaining, try_acquire(&api, &cfg, &mut seen)).await {
                 Ok(Ok(true)) => last_renewal = attempt_started,
                 Ok(Ok(false)) => {
                     warn!("lease taken by another replica");
@@ -68,9 +69,40 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> anyhow::Result<watch::
     Ok(rx)
 }
 
+/// What this replica last saw of the lease record, and when by its own monotonic
+/// clock. Expiry is judged by how long the record has stood unchanged here, not by
+/// comparing the holder's renewTime with this machine's wall clock (as client-go
+/// does): two nodes' clocks may disagree by more than a lease, and a replica whose
+/// clock runs ahead would take a lease that is still held.
+#[derive(Default)]
+struct Sighting {
+    last: Option<(LeaseSpec, Instant)>,
+}
+
+impl Sighting {
+    /// Pure: whether the lease record `spec` has stood unchanged for longer than its
+    /// duration, as of `now`. A record seen for the first time (or changed since)
+    /// starts the count, so a newcomer waits one whole lease before taking over.
+    fn expired(&mut self, spec: &LeaseSpec, now: Instant) -> bool {
+        let since = match &self.last {
+            Some((s, at)) if s == spec => *at,
+            _ => {
+                self.last = Some((spec.clone(), now));
+                now
+            }
+        };
+        let duration = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(15).max(1) as u64);
+        now.duration_since(since) > duration
+    }
+}
+
 /// One attempt: create, renew or take over an expired lease. Optimistic
 /// concurrency (resourceVersion on replace) makes two contenders safe.
-async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::Error> {
+async fn try_acquire(
+    api: &Api<Lease>,
+    cfg: &LeaseConfig,
+    seen: &mut Sighting,
+) -> Result<bool, kube::Error> {
     let now = Timestamp::now();
     let fresh = |transitions: i32, acquire: Option<MicroTime>| LeaseSpec {
         holder_identity: Some(cfg.identity.clone()),
@@ -102,12 +134,7 @@ async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::
             let new_spec = if holder == cfg.identity {
                 fresh(transitions, spec.acquire_time.clone())
             } else {
-                let duration = spec.lease_duration_seconds.unwrap_or(15) as i64;
-                let expired = match &spec.renew_time {
-                    Some(MicroTime(t)) => now.as_second() - t.as_second() > duration,
-                    None => true,
-                };
-                if !holder.is_empty() && !expired {
+                if !holder.is_empty() && !seen.expired(&spec, Instant::now()) {
                     return Ok(false);
                 }
                 fresh(transitions + 1, None)
@@ -135,5 +162,44 @@ pub async fn release(client: Client, cfg: &LeaseConfig) {
                 info!("released the lease");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(by: &str, renewed: i64) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(by.into()),
+            lease_duration_seconds: Some(6),
+            renew_time: Some(MicroTime(Timestamp::from_second(renewed).unwrap())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_lease_expires_only_after_standing_unchanged_for_its_duration_by_our_clock() {
+        let t0 = Instant::now();
+        let mut seen = Sighting::default();
+        // The renewTime is far in the past by any clock: it does not matter, only how
+        // long this replica has seen the record unchanged.
+        let lease = held("a", 1_000);
+        assert!(!seen.expired(&lease, t0));
+        assert!(!seen.expired(&lease, t0 + Duration::from_secs(6)));
+        assert!(seen.expired(&lease, t0 + Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn a_renewal_restarts_the_count_whatever_its_timestamp_says() {
+        let t0 = Instant::now();
+        let mut seen = Sighting::default();
+        assert!(!seen.expired(&held("a", 1_000), t0));
+        // Renewed (a new record), even with a renewTime behind ours: held again.
+        assert!(!seen.expired(&held("a", 999), t0 + Duration::from_secs(5)));
+        assert!(!seen.expired(&held("a", 999), t0 + Duration::from_secs(11)));
+        assert!(seen.expired(&held("a", 999), t0 + Duration::from_secs(12)));
+        // Another holder is another record.
+        assert!(!seen.expired(&held("b", 999), t0 + Duration::from_secs(12)));
     }
 }

@@ -35,7 +35,7 @@ fn claim(name: &str) -> ServiceClaim {
                 "egressTo": [ { "cidr": "10.50.0.0/16", "ports": [ { "port": 443 } ] } ]
             },
             "secrets": [ { "name": "app-secrets" } ],
-            "temporal": [ { "name": "adjudication", "retentionDays": 30 }, { "name": "appeals", "retentionDays": 365 } ]
+            "temporal": [ { "name": "adjudication", "retentionDays": 30, "description": "claims adjudication" }, { "name": "appeals", "retentionDays": 365 } ]
         }
     }))
     .unwrap()
@@ -208,6 +208,7 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     let tn_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, &tn_ar);
     let tn = tn_api.get("adjudication").await?;
     assert_eq!(tn.data["spec"]["retentionDays"], 30);
+    assert_eq!(tn.data["spec"]["description"], "claims adjudication");
     // "appeals" asks for more retention than the composition allows, so it never
     // becomes Ready, and the claim says which child holds it up and why.
     let c = eventually("Ready=False naming appeals", T, || async {
@@ -254,6 +255,27 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
             .map(|_| ()))
     })
     .await?;
+    // The new claim's objects were created (POST); the change's apply adopted them, so a
+    // field the spec no longer implies is gone, and Paved owns its fields through one
+    // apply entry per object.
+    let tn = tn_api.get("adjudication").await?;
+    assert!(
+        tn.data["spec"].get("description").is_none(),
+        "the dropped description stayed: {}",
+        tn.data["spec"]
+    );
+    for meta in [tn.metadata, nss.get(name).await?.metadata] {
+        let ours: Vec<_> = meta
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|f| {
+                f.manager.as_deref() == Some(paved_api::FIELD_MANAGER) && f.subresource.is_none()
+            })
+            .map(|f| f.operation.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(ours, ["Apply"], "{:?}", meta.name);
+    }
 
     // Drift: a deleted policy and an edited quota come back.
     nps.delete("paved-default-deny", &DeleteParams::default())

@@ -390,33 +390,6 @@ fn object(
     }
 }
 
-/// Pure: what creating a claim's rendered Namespace sends before the first apply — its
-/// name, owner, identity labels and Pod Security labels: fields no later render
-/// removes, so the create's field ownership never holds back a field server-side apply
-/// drops, and the namespace is never without Pod Security admission.
-pub fn namespace_stub(namespace: &DesiredObject) -> Value {
-    let meta = &namespace.body["metadata"];
-    let labels: serde_json::Map<String, Value> = meta["labels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| {
-            [labels::CLAIM_NAME, labels::MANAGED_BY].contains(&k.as_str())
-                || k.starts_with("pod-security.kubernetes.io/")
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": meta["name"],
-            "labels": labels,
-            "ownerReferences": meta["ownerReferences"],
-        },
-    })
-}
-
 fn network_policy(ns: &str, name: &str, metadata: Value, spec: Value) -> DesiredObject {
     object(
         "networking.k8s.io/v1",
@@ -570,31 +543,6 @@ mod tests {
         assert_eq!(labels["paved.dev/cost-center"], "CC-1");
         assert_eq!(labels["paved.dev/composition-generation"], "3");
         assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
-    }
-
-    #[test]
-    fn the_namespace_is_created_with_its_identity_and_pod_security_only() {
-        let objs = render(&spec(), &comp()).unwrap();
-        let stub = namespace_stub(&objs[0]);
-        let m = &stub["metadata"];
-        assert_eq!(stub["kind"], "Namespace");
-        assert_eq!(m["name"], "svc");
-        assert_eq!(
-            m["ownerReferences"],
-            objs[0].body["metadata"]["ownerReferences"]
-        );
-        assert_eq!(m["labels"]["paved.dev/claim-name"], "svc");
-        assert_eq!(m["labels"]["app.kubernetes.io/managed-by"], "paved");
-        assert_eq!(
-            m["labels"]["pod-security.kubernetes.io/enforce"],
-            "restricted"
-        );
-        // What a later render may change or drop is left to server-side apply.
-        assert!(m["labels"].get("paved.dev/owner").is_none());
-        assert!(m["labels"]
-            .get("paved.dev/composition-generation")
-            .is_none());
-        assert!(m.get("annotations").is_none());
     }
 
     #[test]

@@ -49,24 +49,29 @@ impl Written {
             f.manager.as_deref() != Some(paved_api::FIELD_MANAGER)
                 && f.subresource.as_deref().unwrap_or("").is_empty()
         });
-        // Paved's apply entry: a namespace it created also carries the create's (an
-        // Update entry of the same manager, whose fields never change).
-        let our_fields = meta
+        // Paved's entries (its apply, and a create's until the next apply adopts it):
+        // any change to them, or a new one, is a change to Paved's fields.
+        let mut ours: Vec<_> = meta
             .managed_fields
             .iter()
             .flatten()
-            .find(|f| {
+            .filter(|f| {
                 f.manager.as_deref() == Some(paved_api::FIELD_MANAGER)
-                    && f.operation.as_deref() == Some("Apply")
                     && f.subresource.as_deref().unwrap_or("").is_empty()
             })
             .map(|f| {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                serde_json::to_string(&f.fields_v1)
-                    .unwrap_or_default()
-                    .hash(&mut h);
-                h.finish()
-            });
+                (
+                    f.operation.clone().unwrap_or_default(),
+                    serde_json::to_string(&f.fields_v1).unwrap_or_default(),
+                )
+            })
+            .collect();
+        ours.sort();
+        let our_fields = (!ours.is_empty()).then(|| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            ours.hash(&mut h);
+            h.finish()
+        });
         Written {
             resource_version: meta.resource_version.clone(),
             generation: meta.generation,
@@ -326,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn paveds_fields_are_those_of_its_apply_not_of_the_create_before_it() {
+    fn paveds_fields_are_those_of_its_apply_and_of_a_create_not_yet_adopted() {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
             FieldsV1, ManagedFieldsEntry, ObjectMeta,
         };
@@ -352,13 +357,36 @@ mod tests {
         assert!(!before.foreign_fields, "both entries are Paved's");
         assert_eq!(
             before.our_fields,
-            Written::seen(&meta(full), false).our_fields
+            Written::seen(&meta(full.clone()), false).our_fields
         );
         assert_ne!(
             before.our_fields,
             Written::seen(&meta(less), false).our_fields,
             "a label taken out of Paved's apply is drift"
         );
+        // A created object, before any apply: the create's entry is Paved's fields.
+        let created = ObjectMeta {
+            managed_fields: Some(vec![entry("Update", full.clone())]),
+            ..Default::default()
+        };
+        assert!(Written::seen(&created, false).our_fields.is_some());
+        // Another manager's status write leaves Paved's fields as they were.
+        let mut with_status = created.clone();
+        with_status
+            .managed_fields
+            .as_mut()
+            .unwrap()
+            .push(ManagedFieldsEntry {
+                manager: Some("kube-controller-manager".into()),
+                operation: Some("Update".into()),
+                subresource: Some("status".into()),
+                ..Default::default()
+            });
+        assert_eq!(
+            Written::seen(&created, false).our_fields,
+            Written::seen(&with_status, false).our_fields
+        );
+        assert!(!Written::seen(&with_status, false).foreign_fields);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use futures::{stream, StreamExt, TryStreamExt};
 use kube::{
-    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams},
     Api, Client, ResourceExt,
 };
 use paved_compose::DesiredObject;
@@ -36,45 +36,132 @@ fn dynamic_api(client: Client, ar: &ApiResource, namespace: Option<&str>) -> Api
     }
 }
 
+/// What one object's writes left it at, in order, under its key.
+pub type Writes = Vec<(String, crate::applied::Written)>;
+
 /// Server-side applies one object (forcing ownership of the fields Paved sets: a
-/// hand edit of those is drift and is put back).
-/// Returns the object's key and the version and generation the write left it at.
+/// hand edit of those is drift and is put back). An object Paved created with a POST is
+/// adopted into its apply entry on the way (see ownership.rs): its managedFields are
+/// rewritten, guarded by its resourceVersion, and applied again if the create owned
+/// fields this apply did not send, so they are removed.
 pub async fn apply(
     client: Client,
     obj: &DesiredObject,
-) -> Result<(String, crate::applied::Written), kube::Error> {
+    metrics: &Metrics,
+    controller: &str,
+) -> Result<Writes, kube::Error> {
     let ar = api_resource(&obj.api_version, &obj.kind, &obj.plural);
     let api = dynamic_api(client, &ar, obj.namespace.as_deref());
-    let written = api
-        .patch(
-            &obj.name,
-            &PatchParams::apply(paved_api::FIELD_MANAGER).force(),
-            &Patch::Apply(&obj.body),
-        )
-        .await?;
-    Ok((
-        obj.key(),
-        crate::applied::Written::seen(&written.metadata, false),
-    ))
+    let ssa = || async {
+        let written = api
+            .patch(
+                &obj.name,
+                &PatchParams::apply(paved_api::FIELD_MANAGER).force(),
+                &Patch::Apply(&obj.body),
+            )
+            .await?;
+        metrics.write(controller, "apply");
+        Ok::<_, kube::Error>(written)
+    };
+    let seen = |o: &DynamicObject| (obj.key(), crate::applied::Written::seen(&o.metadata, false));
+    let mut writes = vec![];
+    let mut attempts = 0;
+    loop {
+        let written = ssa().await?;
+        writes.push(seen(&written));
+        let Some(adoption) = crate::ownership::adoption(
+            written
+                .metadata
+                .managed_fields
+                .as_deref()
+                .unwrap_or_default(),
+        ) else {
+            return Ok(writes);
+        };
+        // The resourceVersion makes it a compare-and-swap: managedFields someone changed
+        // meanwhile are never overwritten (a conflict applies and adopts again).
+        let patch = serde_json::json!({ "metadata": {
+            "resourceVersion": written.metadata.resource_version,
+            "managedFields": adoption.managed_fields,
+        }});
+        let pp = PatchParams {
+            field_manager: Some(paved_api::FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.patch(&obj.name, &pp, &Patch::Merge(&patch)).await {
+            Ok(adopted) => {
+                metrics.write(controller, "adopt");
+                writes.push(seen(&adopted));
+                if adoption.reapply {
+                    writes.push(seen(&ssa().await?));
+                }
+                return Ok(writes);
+            }
+            // Changed meanwhile (409), or deleted since the apply (404: the next apply
+            // makes it again): apply and adopt again.
+            Err(kube::Error::Api(e)) if (e.code == 409 || e.code == 404) && attempts < 2 => {
+                attempts += 1
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
-/// Applies objects with bounded concurrency; the first (the container, e.g. the
-/// Namespace) before the rest unless it is known to exist.
+/// Creates one object (POST): for an object that cannot exist yet, about half the
+/// apiserver's work of an apply. One that exists after all is applied.
+pub async fn create(
+    client: Client,
+    obj: &DesiredObject,
+    metrics: &Metrics,
+    controller: &str,
+) -> Result<Writes, kube::Error> {
+    let ar = api_resource(&obj.api_version, &obj.kind, &obj.plural);
+    let api = dynamic_api(client.clone(), &ar, obj.namespace.as_deref());
+    let body: DynamicObject =
+        serde_json::from_value(obj.body.clone()).map_err(kube::Error::SerdeError)?;
+    let pp = PostParams {
+        field_manager: Some(paved_api::FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.create(&pp, &body).await {
+        Ok(created) => {
+            metrics.write(controller, "create");
+            Ok(vec![(
+                obj.key(),
+                crate::applied::Written::seen(&created.metadata, false),
+            )])
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => apply(client, obj, metrics, controller).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// How `apply_all` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Apply, the first object (the container, e.g. the Namespace) before the rest.
+    Apply,
+    /// Apply, all at once: the container exists.
+    ApplyInExisting,
+    /// Create, all at once: the container was just created, so none of these can exist.
+    CreateInNew,
+}
+
+/// Writes objects with bounded concurrency.
 pub async fn apply_all(
     client: &Client,
     objects: &[DesiredObject],
-    container_exists: bool,
+    mode: Mode,
     metrics: &Metrics,
     controller: &str,
-) -> Result<Vec<(String, crate::applied::Written)>, kube::Error> {
+) -> Result<Writes, kube::Error> {
     let (mut written, rest) = match objects.split_first() {
         None => return Ok(vec![]),
-        Some(_) if container_exists => (vec![], objects),
-        Some((first, rest)) => {
-            let w = apply(client.clone(), first).await?;
-            metrics.write(controller, "apply");
-            (vec![w], rest)
-        }
+        Some((first, rest)) if mode == Mode::Apply => (
+            apply(client.clone(), first, metrics, controller).await?,
+            rest,
+        ),
+        Some(_) => (vec![], objects),
     };
     // Built eagerly so the stream's type carries no higher-ranked closure (which
     // would not be Send across the controller's await points).
@@ -83,9 +170,10 @@ pub async fn apply_all(
         .map(|o| {
             let client = client.clone();
             async move {
-                let w = apply(client, o).await?;
-                metrics.write(controller, "apply");
-                Ok::<_, kube::Error>(w)
+                match mode {
+                    Mode::CreateInNew => create(client, o, metrics, controller).await,
+                    _ => apply(client, o, metrics, controller).await,
+                }
             }
         })
         .collect();
@@ -93,9 +181,18 @@ pub async fn apply_all(
         stream::iter(writes)
             .buffer_unordered(8)
             .try_collect::<Vec<_>>()
-            .await?,
+            .await?
+            .into_iter()
+            .flatten(),
     );
     Ok(written)
+}
+
+/// Whether a 404 says the API itself is missing (a CRD not installed), not an object
+/// (one deleted meanwhile, or the namespace of a create): a missing object's 404 names
+/// it; a missing route is a bare "404 page not found" or names nothing.
+pub fn missing_api(e: &kube::core::Status) -> bool {
+    e.code == 404 && e.details.as_ref().is_none_or(|d| d.name.is_empty())
 }
 
 /// Where to look for what one claim made.
@@ -174,4 +271,27 @@ where
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_404_that_names_no_object_is_a_missing_api() {
+        let route: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "code": 404, "message": "404 page not found\n"
+        }))
+        .unwrap();
+        assert!(missing_api(&route));
+        let object: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "code": 404, "message": "networkpolicies \"paved-default-deny\" not found",
+            "reason": "NotFound", "details": { "name": "paved-default-deny", "kind": "networkpolicies" }
+        }))
+        .unwrap();
+        assert!(!missing_api(&object));
+        let conflict: kube::core::Status =
+            serde_json::from_value(serde_json::json!({ "code": 409 })).unwrap();
+        assert!(!missing_api(&conflict));
+    }
 }

@@ -7,6 +7,7 @@ mod composition;
 mod context;
 mod leader;
 mod metrics;
+mod ownership;
 mod postgresql;
 mod service;
 mod temporal;
@@ -174,8 +175,7 @@ impl kube::runtime::utils::Backoff for EachStreamBacksOff {
 }
 
 /// A metadata-only watch of one kind a ServiceClaim owns. Every change triggers the
-/// owning claim's reconcile (as `owns` does); one that is not the echo of Paved's own
-/// write also marks the claim for a fresh apply (see applied.rs).
+/// owning claim's reconcile (as `owns` does); see `observe_owned`.
 fn owned<K>(
     api: Api<K>,
     kind: &str,
@@ -196,22 +196,35 @@ where
     watcher(api, cfg.clone())
         .default_backoff()
         .map_ok(move |event| {
-            let (m, deleted) = match &event {
-                watcher::Event::Apply(m) | watcher::Event::InitApply(m) => (m, false),
-                watcher::Event::Delete(m) => (m, true),
-                _ => return event,
-            };
-            if let Some(owner) = owning_claim(m) {
-                let key = match m.namespace() {
-                    Some(ns) => format!("{kind}/{ns}/{}", m.name_any()),
-                    None => format!("{kind}/{}", m.name_any()),
-                };
-                let seen = applied::Written::seen(m.meta(), deleted);
-                ctx.applied.observed(&key, &seen, &owner.name);
+            if let watcher::Event::Apply(m) | watcher::Event::InitApply(m) = &event {
+                observe_owned(&ctx, &kind, m, false);
+            } else if let watcher::Event::Delete(m) = &event {
+                observe_owned(&ctx, &kind, m, true);
             }
             event
         })
         .touched_objects()
+}
+
+/// What a change to an object seen by a watch means for ServiceClaims: the claim that
+/// owns it (if Paved made it for one), to reconcile; a change that is not the echo of
+/// Paved's own write also marks that claim for a fresh apply (see applied.rs).
+fn observe_owned<K: kube::Resource>(
+    ctx: &Context,
+    kind: &str,
+    m: &K,
+    deleted: bool,
+) -> Option<reflector::ObjectRef<ServiceClaim>> {
+    // The controller reference alone (only Paved sets one to a ServiceClaim): an object
+    // whose labels someone stripped is still the claim's, and its change still counts.
+    let owner = owning_claim(m)?;
+    let key = match m.namespace() {
+        Some(ns) => format!("{kind}/{ns}/{}", m.name_any()),
+        None => format!("{kind}/{}", m.name_any()),
+    };
+    let seen = applied::Written::seen(m.meta(), deleted);
+    ctx.applied.observed(&key, &seen, &owner.name);
+    Some(owner)
 }
 
 /// The ServiceClaim that controls an object, as the claim's own (cluster-scoped)
@@ -358,21 +371,10 @@ async fn run_controllers(
     tokio::spawn(comp_reflector);
 
     // Every namespace's metadata, for the facts a claim's namespace labels give and the
-    // takeover check, without a request per reconcile.
+    // takeover check, without a request per reconcile. The same watch triggers the
+    // claims whose namespaces change (a second, label-selected watch would have the
+    // apiserver send every namespace event twice).
     let (ns_store, ns_writer) = reflector::store();
-    let ns_reflector = reflector(
-        ns_writer,
-        watcher(
-            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .modify(|n| n.managed_fields_mut().clear()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(|_| future::ready(()));
-    tokio::spawn(ns_reflector);
-
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder,
@@ -400,6 +402,36 @@ async fn run_controllers(
         full_apply_every: Duration::from_secs(args.full_apply_seconds),
         own_namespace: args.lease_namespace.clone(),
     });
+    let (ns_triggers, ns_changes) = futures::channel::mpsc::unbounded();
+    let ns_reflector = {
+        let ctx = ctx.clone();
+        reflector(
+            ns_writer,
+            watcher(
+                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            // Judged with its managedFields (whose fields are Paved's), cached without.
+            .map_ok(move |event| {
+                let seen = match &event {
+                    watcher::Event::Apply(m) | watcher::Event::InitApply(m) => Some((m, false)),
+                    watcher::Event::Delete(m) => Some((m, true)),
+                    _ => None,
+                };
+                if let Some((m, deleted)) = seen {
+                    if let Some(claim) = observe_owned(&ctx, "Namespace", m, deleted) {
+                        // Closed only once the ServiceClaim controller has stopped.
+                        let _ = ns_triggers.unbounded_send(claim);
+                    }
+                }
+                event
+            })
+            .modify(|n| n.managed_fields_mut().clear()),
+        )
+        .default_backoff()
+        .for_each(|_| future::ready(()))
+    };
+    tokio::spawn(ns_reflector);
     comp_store
         .wait_until_ready()
         .await
@@ -440,7 +472,6 @@ async fn run_controllers(
     }
     let mut svc = owns_all!(
         svc,
-        Namespace,
         NetworkPolicy,
         ResourceQuota,
         LimitRange,
@@ -472,6 +503,7 @@ async fn run_controllers(
     // waiting for a Composition to appear).
     let claims = svc.store();
     let svc = svc
+        .reconcile_on(ns_changes)
         .watches_stream(
             compositions_stream(&client, &malformed),
             move |c: Composition| claims_using(&claims, &c),

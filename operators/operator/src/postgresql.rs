@@ -25,7 +25,7 @@ use paved_compose::postgresql::{
 use serde_json::json;
 
 use crate::{
-    apply::apply_all,
+    apply::{apply_all, Mode},
     claim::{
         drift_corrected, finalizer_gate, provider_verdict, publish, remove_finalizer, reported,
         Verdict,
@@ -662,11 +662,17 @@ async fn converge(
                     let fingerprint = crate::applied::fingerprint(&objects);
                     let due = ctx.applied.refresh_due(&uid, fingerprint, ctx.resync);
                     if due {
-                        if let Err(e) =
-                            apply_all(&ctx.client, &objects, true, &ctx.metrics, CONTROLLER).await
+                        if let Err(e) = apply_all(
+                            &ctx.client,
+                            &objects,
+                            Mode::ApplyInExisting,
+                            &ctx.metrics,
+                            CONTROLLER,
+                        )
+                        .await
                         {
                             if let kube::Error::Api(ae) = &e {
-                                if ae.code == 404 {
+                                if crate::apply::missing_api(ae) {
                                     return Ok(Verdict::problem(
                                         "MissingAPI",
                                         format!(

@@ -19,7 +19,7 @@ use paved_compose::{
 };
 
 use crate::{
-    apply::{apply_all, apply_status, delete_orphans, OrphanScope, OwnedKind},
+    apply::{apply_all, apply_status, delete_orphans, Mode, OrphanScope, OwnedKind},
     context::{jitter, now, Context},
     Error,
 };
@@ -424,34 +424,34 @@ async fn apply_and_prune(
     created: Option<(String, crate::applied::Written)>,
 ) -> Result<Option<Failure>, Error> {
     let slow = jitter(Duration::from_secs(300));
-    // Child claims read the namespace's labels (owner, cloud, classification) when they
-    // are first reconciled: they wait for the namespace's apply. The rest need only the
-    // namespace to exist: with one just created, they go with its apply.
-    let (children, rest): (Vec<_>, Vec<_>) = objects
-        .iter()
-        .cloned()
-        .partition(|o| o.api_version.starts_with("paved.dev/"));
+    // In a namespace this round created nothing can exist yet: every object is created
+    // (cheaper for the apiserver than an apply), all at once. Otherwise each is applied,
+    // the namespace before the rest.
     let applied = async {
-        let mut written = created.clone().into_iter().collect::<Vec<_>>();
-        written.extend(
-            apply_all(
-                &ctx.client,
-                &rest,
-                created.is_some(),
-                &ctx.metrics,
-                CONTROLLER,
-            )
-            .await?,
-        );
-        written.extend(apply_all(&ctx.client, &children, true, &ctx.metrics, CONTROLLER).await?);
-        Ok::<_, kube::Error>(written)
+        Ok::<_, kube::Error>(match created.clone() {
+            Some(ns) => {
+                let mut written = vec![ns];
+                written.extend(
+                    apply_all(
+                        &ctx.client,
+                        &objects[1..],
+                        Mode::CreateInNew,
+                        &ctx.metrics,
+                        CONTROLLER,
+                    )
+                    .await?,
+                );
+                written
+            }
+            None => apply_all(&ctx.client, objects, Mode::Apply, &ctx.metrics, CONTROLLER).await?,
+        })
     };
     let written = match applied.await {
         Ok(w) => w,
         Err(e) => {
             // A missing CRD (e.g. External Secrets not installed) needs a human.
             if let kube::Error::Api(ae) = &e {
-                if ae.code == 404 {
+                if crate::apply::missing_api(ae) {
                     return Ok(Some((
                         "MissingAPI",
                         format!("an API this claim needs is not installed: {}", ae.message),
@@ -509,8 +509,7 @@ async fn apply_and_prune(
 
 /// What creating a claim's namespace found.
 enum Created {
-    /// This reconcile created it (only its identity: the apply that follows sets the
-    /// rest), and what the create left it at.
+    /// This reconcile created it, as rendered, and what the create left it at.
     Now((String, crate::applied::Written)),
     /// It exists: its metadata, to be judged.
     Already(Box<ObjectMeta>),
@@ -520,12 +519,12 @@ enum Created {
 
 async fn create_namespace(ctx: &Context, namespace: &DesiredObject) -> Result<Created, Error> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let stub: Namespace = serde_json::from_value(service::namespace_stub(namespace))?;
+    let rendered: Namespace = serde_json::from_value(namespace.body.clone())?;
     let pp = PostParams {
         field_manager: Some(paved_api::FIELD_MANAGER.into()),
         ..Default::default()
     };
-    match api.create(&pp, &stub).await {
+    match api.create(&pp, &rendered).await {
         Ok(ns) => {
             ctx.metrics.write(CONTROLLER, "create");
             let written = crate::applied::Written::seen(&ns.metadata, false);

@@ -81,6 +81,88 @@ fn metric(op: &Operator, name: &str, filter: &str) -> Result<f64> {
         .sum())
 }
 
+/// What the apiserver served so far, from its own /metrics: requests by verb and
+/// resource (`apiserver_request_total`), watch events and their bytes by kind
+/// (`apiserver_watch_events_total`, `apiserver_watch_events_sizes_sum`).
+async fn apiserver_counts(client: &Client) -> Result<BTreeMap<String, f64>> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(req).await?;
+    Ok(parse_apiserver_counts(&text))
+}
+
+/// Pure: the counters `apiserver_counts` keeps, keyed "VERB resource[/subresource]",
+/// "watch events Kind" and "watch bytes Kind".
+fn parse_apiserver_counts(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let Some((name, labels)) = series.split_once('{') else {
+            continue;
+        };
+        let label = |k: &str| {
+            labels
+                .split("\",")
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=\"")))
+                .map(|v| v.trim_end_matches(['"', '}']).to_string())
+                .unwrap_or_default()
+        };
+        let key = match name {
+            "apiserver_request_total" => {
+                let sub = label("subresource");
+                let resource = if sub.is_empty() {
+                    label("resource")
+                } else {
+                    format!("{}/{sub}", label("resource"))
+                };
+                format!("{} {resource}", label("verb"))
+            }
+            "apiserver_watch_events_total" => format!("watch events {}", label("kind")),
+            "apiserver_watch_events_sizes_sum" => format!("watch bytes {}", label("kind")),
+            _ => continue,
+        };
+        *out.entry(key).or_insert(0.0) += value;
+    }
+    out
+}
+
+/// Per claim, what changed between two readings of `apiserver_counts` (only what moved).
+fn per_claim(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    claims: usize,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0.0);
+            (d > 0.0).then(|| (k.clone(), d / claims as f64))
+        })
+        .collect()
+}
+
+/// Sums of a `per_claim` map: requests other than watches and lists (which are
+/// long-running or the operator's start-up), and watch events.
+fn totals(m: &BTreeMap<String, f64>) -> (f64, f64) {
+    let requests = m
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("watch ") && !k.starts_with("WATCH ") && !k.starts_with("LIST ")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    let events = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("watch events "))
+        .map(|(_, v)| v)
+        .sum();
+    (requests, events)
+}
+
 fn peak_rss_mib(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
@@ -168,15 +250,33 @@ fn service_claim(name: &str) -> ServiceClaim {
     .expect("a valid ServiceClaim")
 }
 
-/// Phase 1: the objects of N claims, written by a plain client as the operator writes
-/// them (the namespace first, then the rest 8 at a time; `concurrency` claims at once).
-async fn baseline(client: &Client, n: usize, concurrency: usize) -> Result<(f64, Vec<f64>)> {
+/// How the plain client writes.
+#[derive(Clone, Copy, PartialEq)]
+enum Plain {
+    /// Server-side apply, as `paved render | kubectl apply --server-side` or Argo CD does:
+    /// the baseline of the ratio.
+    Apply,
+    /// Create (POST): the least work the apiserver can do for these objects.
+    Create,
+}
+
+/// Phase 1: the objects of N claims, written by a plain client (the namespace first,
+/// then the rest 8 at a time; `concurrency` claims at once).
+async fn baseline(
+    client: &Client,
+    n: usize,
+    concurrency: usize,
+    how: Plain,
+) -> Result<(f64, Vec<f64>)> {
     let text = std::fs::read_to_string(repo_root().join("compositions/service-local.yaml"))?;
     let comp: Composition = serde_yaml::from_str(&text)?;
     let sc = comp.spec.service.clone().context("service-local")?;
     let mut claims = Vec::new();
     for i in 0..n {
-        let name = format!("bench-plain-{i}");
+        let name = match how {
+            Plain::Apply => format!("bench-plain-{i}"),
+            Plain::Create => format!("bench-post-{i}"),
+        };
         let claim = service_claim(&name);
         let input = paved_compose::service::ServiceInput {
             claim_name: &name,
@@ -203,8 +303,8 @@ async fn baseline(client: &Client, n: usize, concurrency: usize) -> Result<(f64,
         async move {
             let t = Instant::now();
             let (first, rest) = objects.split_first().unwrap();
-            apply(&client, first).await?;
-            stream::iter(rest.iter().map(|o| apply(&client, o)))
+            write(&client, first, how).await?;
+            stream::iter(rest.iter().map(|o| write(&client, o, how)))
                 .buffer_unordered(8)
                 .try_collect::<Vec<_>>()
                 .await?;
@@ -217,12 +317,25 @@ async fn baseline(client: &Client, n: usize, concurrency: usize) -> Result<(f64,
     Ok((start.elapsed().as_secs_f64(), latencies))
 }
 
-async fn apply(client: &Client, o: &paved_compose::object::DesiredObject) -> Result<()> {
+async fn write(
+    client: &Client,
+    o: &paved_compose::object::DesiredObject,
+    how: Plain,
+) -> Result<()> {
     let ar = paved_api::api_resource(&o.api_version, &o.kind, &o.plural);
     let api: Api<kube::api::DynamicObject> = match &o.namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),
     };
+    if how == Plain::Create {
+        let pp = PostParams {
+            field_manager: Some("paved-bench".into()),
+            ..Default::default()
+        };
+        api.create(&pp, &serde_json::from_value(o.body.clone())?)
+            .await?;
+        return Ok(());
+    }
     api.patch(
         &o.name,
         &PatchParams::apply("paved-bench").force(),
@@ -360,6 +473,7 @@ async fn main() -> Result<()> {
     let pids = plane_pids(cp);
     settle(&pids).await;
     let cpu0 = Cpu::read(&pids);
+    let served0 = apiserver_counts(&client).await?;
     // The plain client writes as the operator does: with the chart's ServiceAccount,
     // so both meet the same admission, RBAC and API priority-and-fairness level (an
     // admin's requests are exempt from the latter).
@@ -369,8 +483,15 @@ async fn main() -> Result<()> {
         paved_e2e::chart_rbac_kubeconfig(cp)?.display().to_string(),
     );
     let plain_client = as_operator.client().await?;
-    let (plain_total, plain_lat) = baseline(&plain_client, a.claims, a.concurrency).await?;
+    let (plain_total, plain_lat) =
+        baseline(&plain_client, a.claims, a.concurrency, Plain::Apply).await?;
     let plain_cpu = Cpu::read(&pids).since(&cpu0);
+    let plain_served = per_claim(&served0, &apiserver_counts(&client).await?, a.claims);
+    // For reference: the same objects created rather than applied.
+    settle(&pids).await;
+    let cpu0 = Cpu::read(&pids);
+    let (post_total, _) = baseline(&plain_client, a.claims, a.concurrency, Plain::Create).await?;
+    let post_cpu = Cpu::read(&pids).since(&cpu0);
     let (plain_p50, plain_p99) = stats(plain_lat);
 
     // 2. The operator.
@@ -392,8 +513,10 @@ async fn main() -> Result<()> {
     settle(&op_pids).await;
     eprintln!("bench: {} ServiceClaims created at once", a.claims);
     let cpu0 = Cpu::read(&op_pids);
+    let served0 = apiserver_counts(&client).await?;
     let (op_total, op_lat) = operator_run(&client, a.claims, a.concurrency).await?;
     let op_cpu = Cpu::read(&op_pids).since(&cpu0);
+    let op_served = per_claim(&served0, &apiserver_counts(&client).await?, a.claims);
     let (op_p50, op_p99) = stats(op_lat);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let writes1 = metric(&op, "paved_apiserver_writes", "")?;
@@ -530,9 +653,11 @@ async fn main() -> Result<()> {
         "figures".into(),
         json!({
             "baseline": { "seconds": plain_total, "p50": plain_p50, "p99": plain_p99,
-                           "cpuSeconds": plain_cpu },
+                           "cpuSeconds": plain_cpu, "apiserverPerClaim": plain_served },
+            "createBaseline": { "seconds": post_total, "cpuSeconds": post_cpu,
+                                "ratio": op_total / post_total },
             "operator": { "seconds": op_total, "p50": op_p50, "p99": op_p99, "ratio": ratio,
-                           "cpuSeconds": op_cpu,
+                           "cpuSeconds": op_cpu, "apiserverPerClaim": op_served,
                            "apiserverWritesPerClaim": writes_per_claim, "statusWritesPerClaim": status_per_claim },
             "resync": { "reconciles": resync_reconciles, "writes": resync_writes },
             "restart": { "secondsToFirstReconcile": first, "secondsToAllReconciled": all,
@@ -563,6 +688,11 @@ async fn main() -> Result<()> {
             "baseline: per claim, p50 / p99 (s)".into(),
             format!("{plain_p50:.2} / {plain_p99:.2}"),
             String::new(),
+        ),
+        (
+            "for reference: a plain client creating (POST) them instead (s)".into(),
+            format!("{post_total:.1}"),
+            format!("operator / this: {:.2}", op_total / post_total),
         ),
         (
             format!(
@@ -600,6 +730,24 @@ async fn main() -> Result<()> {
                 op_cpu.get("etcd").unwrap_or(&0.0),
                 op_cpu.get("kube-controller-manager").unwrap_or(&0.0),
                 op_cpu.get("paved-operator").unwrap_or(&0.0)
+            ),
+            String::new(),
+        ),
+        (
+            "apiserver requests per claim, baseline / operator run".into(),
+            format!(
+                "{:.1} / {:.1}",
+                totals(&plain_served).0,
+                totals(&op_served).0
+            ),
+            String::new(),
+        ),
+        (
+            "apiserver watch events per claim, baseline / operator run".into(),
+            format!(
+                "{:.1} / {:.1}",
+                totals(&plain_served).1,
+                totals(&op_served).1
             ),
             String::new(),
         ),
@@ -677,12 +825,20 @@ Operator: `{binary}`. Parameters: {claims} ServiceClaims, {cache} claims cached,
 
 - **Baseline**: the objects `paved render` gives for the same claims, server-side applied by a
   plain kube client with the operator's identity (the chart's ServiceAccount) and concurrency
-  (claims at once, 8 writes at once per claim), in the same run. The ratio is the operator's wall time over the baseline's.
+  (claims at once, 8 writes at once per claim), in the same run: what `paved render | kubectl
+  apply --server-side` or Argo CD's server-side apply does. The ratio is the operator's wall
+  time over the baseline's. For reference the same objects are also written with plain
+  creates (POST), the least work the apiserver can do for them (the operator creates a new
+  claim's objects that way, and adopts them into its apply at their first change).
 - **Operator**: claims created at once; per claim, from the create call's return to the watch
   event that shows Ready=True at the claim's generation.
 - **CPU**: user + system seconds of each control-plane process (and the operator) over
   the phase, from `/proc/PID/stat`. Each phase starts on a quiet control plane (under a
   quarter of a core for a second), so it does not pay for what the one before it set off.
+- **Requests**: from the apiserver's own /metrics over each phase, per claim: every request
+  but watches and lists (`apiserver_request_total`: the claims' creates, the writes, the
+  controller manager's and the Events), and the watch events it sent to every watcher
+  (`apiserver_watch_events_total`). results.json breaks both down by verb, resource and kind.
 - **Writes**: `paved_apiserver_writes_total` from the operator's /metrics (apply, status,
   delete). A periodic resync reconciles every claim and must write nothing.
 - **Restart**: a new operator process for the same claims: spawn to the first reconcile and to
@@ -715,4 +871,32 @@ make bench BENCH_ARGS=\"--claims 200 --cache-claims 2000 --aws-instances 100\"
         out_dir.join("results.json").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apiserver_counters_are_keyed_by_verb_resource_and_kind() {
+        let text = r#"# HELP apiserver_request_total Counter of apiserver requests
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="namespaces",scope="resource",subresource="",verb="POST",version="v1"} 3
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="",resource="namespaces",scope="resource",subresource="",verb="POST",version="v1"} 1
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="paved.dev",resource="serviceclaims",scope="resource",subresource="status",verb="APPLY",version="v1alpha1"} 2
+apiserver_watch_events_total{component="apiserver",group="",kind="Namespace",version="v1"} 7
+apiserver_watch_events_sizes_sum{component="apiserver",group="",kind="Namespace",version="v1"} 7000
+apiserver_watch_events_sizes_count{component="apiserver",group="",kind="Namespace",version="v1"} 7
+etcd_request_duration_seconds_sum{operation="get",type="x"} 1
+"#;
+        let m = parse_apiserver_counts(text);
+        assert_eq!(m["POST namespaces"], 4.0);
+        assert_eq!(m["APPLY serviceclaims/status"], 2.0);
+        assert_eq!(m["watch events Namespace"], 7.0);
+        assert_eq!(m["watch bytes Namespace"], 7000.0);
+        assert_eq!(m.len(), 4);
+        let before = BTreeMap::from([("POST namespaces".to_string(), 2.0)]);
+        let d = per_claim(&before, &m, 2);
+        assert_eq!(d["POST namespaces"], 1.0);
+        assert_eq!(totals(&d), (1.0 + 1.0, 3.5));
+    }
 }

@@ -349,6 +349,48 @@ async fn write(
     Ok(())
 }
 
+/// A plain client's phase: who writes, how many claims at once, and whose CPU counts.
+struct Plainly {
+    client: Client,
+    /// Reads the apiserver's /metrics.
+    admin: Client,
+    claims: usize,
+    concurrency: usize,
+    /// The control plane's processes, whose CPU the phase is charged.
+    pids: Vec<(&'static str, u32)>,
+}
+
+/// What one plain-client phase measured.
+struct Measured {
+    seconds: f64,
+    latencies: Vec<f64>,
+    cpu: BTreeMap<String, f64>,
+    served: BTreeMap<String, f64>,
+}
+
+impl Plainly {
+    /// Once `quiet` (the plane, and the operator when it runs) has settled: one
+    /// `baseline` run, with the plane's CPU and the apiserver's requests over it.
+    async fn measure(
+        &self,
+        quiet: &[(&'static str, u32)],
+        how: Plain,
+        prefix: &str,
+    ) -> Result<Measured> {
+        settle(quiet).await;
+        let cpu0 = Cpu::read(&self.pids);
+        let served0 = apiserver_counts(&self.admin).await?;
+        let (seconds, latencies) =
+            baseline(&self.client, self.claims, self.concurrency, how, prefix).await?;
+        Ok(Measured {
+            seconds,
+            latencies,
+            cpu: Cpu::read(&self.pids).since(&cpu0),
+            served: per_claim(&served0, &apiserver_counts(&self.admin).await?, self.claims),
+        })
+    }
+}
+
 fn ready_at_generation(c: &ServiceClaim) -> bool {
     c.status
         .as_ref()
@@ -475,9 +517,6 @@ async fn main() -> Result<()> {
         a.claims
     );
     let pids = plane_pids(cp);
-    settle(&pids).await;
-    let cpu0 = Cpu::read(&pids);
-    let served0 = apiserver_counts(&client).await?;
     // The plain client writes as the operator does: with the chart's ServiceAccount,
     // so both meet the same admission, RBAC and API priority-and-fairness level (an
     // admin's requests are exempt from the latter).
@@ -486,29 +525,19 @@ async fn main() -> Result<()> {
         "KUBECONFIG".into(),
         paved_e2e::chart_rbac_kubeconfig(cp)?.display().to_string(),
     );
-    let plain_client = as_operator.client().await?;
-    let (plain_total, plain_lat) = baseline(
-        &plain_client,
-        a.claims,
-        a.concurrency,
-        Plain::Apply,
-        "bench-plain",
-    )
-    .await?;
-    let plain_cpu = Cpu::read(&pids).since(&cpu0);
-    let plain_served = per_claim(&served0, &apiserver_counts(&client).await?, a.claims);
+    let plain = Plainly {
+        client: as_operator.client().await?,
+        admin: client.clone(),
+        claims: a.claims,
+        concurrency: a.concurrency,
+        pids: pids.clone(),
+    };
+    let first = plain.measure(&pids, Plain::Apply, "bench-plain").await?;
+    let (plain_total, plain_lat, plain_cpu, plain_served) =
+        (first.seconds, first.latencies, first.cpu, first.served);
     // For reference: the same objects created rather than applied.
-    settle(&pids).await;
-    let cpu0 = Cpu::read(&pids);
-    let (post_total, _) = baseline(
-        &plain_client,
-        a.claims,
-        a.concurrency,
-        Plain::Create,
-        "bench-post",
-    )
-    .await?;
-    let post_cpu = Cpu::read(&pids).since(&cpu0);
+    let post = plain.measure(&pids, Plain::Create, "bench-post").await?;
+    let (post_total, post_cpu) = (post.seconds, post.cpu);
     let (plain_p50, plain_p99) = stats(plain_lat);
 
     // 2. The operator.
@@ -544,17 +573,10 @@ async fn main() -> Result<()> {
     // The baseline again, on the cluster the operator run left (3000 more namespaces
     // than the first baseline saw): the ratio is over the mean of the two, so neither
     // side gains from running on the smaller cluster.
-    settle(&op_pids).await;
-    let cpu0 = Cpu::read(&pids);
-    let (plain_after, _) = baseline(
-        &plain_client,
-        a.claims,
-        a.concurrency,
-        Plain::Apply,
-        "bench-plain-after",
-    )
-    .await?;
-    let plain_after_cpu = Cpu::read(&pids).since(&cpu0);
+    let after = plain
+        .measure(&op_pids, Plain::Apply, "bench-plain-after")
+        .await?;
+    let (plain_after, plain_after_cpu) = (after.seconds, after.cpu);
 
     // 3. A periodic resync that changes nothing.
     eprintln!("bench: waiting for a full resync ({}s)", a.resync_seconds);

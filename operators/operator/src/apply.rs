@@ -39,6 +39,17 @@ fn dynamic_api(client: Client, ar: &ApiResource, namespace: Option<&str>) -> Api
 /// What one object's writes left it at, in order, under its key.
 pub type Writes = Vec<(String, crate::applied::Written)>;
 
+/// The API of a rendered object's kind, in its namespace.
+fn object_api(client: Client, obj: &DesiredObject) -> Api<DynamicObject> {
+    let ar = api_resource(&obj.api_version, &obj.kind, &obj.plural);
+    dynamic_api(client, &ar, obj.namespace.as_deref())
+}
+
+/// What a write left an object at, under the rendered object's key.
+fn write_of(obj: &DesiredObject, o: &DynamicObject) -> (String, crate::applied::Written) {
+    (obj.key(), crate::applied::Written::seen(&o.metadata, false))
+}
+
 /// Server-side applies one object (forcing ownership of the fields Paved sets: a
 /// hand edit of those is drift and is put back). An object Paved created with a POST is
 /// adopted into its apply entry on the way (see ownership.rs): its managedFields are
@@ -50,8 +61,7 @@ pub async fn apply(
     metrics: &Metrics,
     controller: &str,
 ) -> Result<Writes, kube::Error> {
-    let ar = api_resource(&obj.api_version, &obj.kind, &obj.plural);
-    let api = dynamic_api(client, &ar, obj.namespace.as_deref());
+    let api = object_api(client, obj);
     let ssa = || async {
         let written = api
             .patch(
@@ -63,12 +73,11 @@ pub async fn apply(
         metrics.write(controller, "apply");
         Ok::<_, kube::Error>(written)
     };
-    let seen = |o: &DynamicObject| (obj.key(), crate::applied::Written::seen(&o.metadata, false));
     let mut writes = vec![];
     let mut attempts = 0;
     loop {
         let written = ssa().await?;
-        writes.push(seen(&written));
+        writes.push(write_of(obj, &written));
         let Some(adoption) = crate::ownership::adoption(
             written
                 .metadata
@@ -91,9 +100,9 @@ pub async fn apply(
         match api.patch(&obj.name, &pp, &Patch::Merge(&patch)).await {
             Ok(adopted) => {
                 metrics.write(controller, "adopt");
-                writes.push(seen(&adopted));
+                writes.push(write_of(obj, &adopted));
                 if adoption.reapply {
-                    writes.push(seen(&ssa().await?));
+                    writes.push(write_of(obj, &ssa().await?));
                 }
                 return Ok(writes);
             }
@@ -115,8 +124,7 @@ pub async fn create(
     metrics: &Metrics,
     controller: &str,
 ) -> Result<Writes, kube::Error> {
-    let ar = api_resource(&obj.api_version, &obj.kind, &obj.plural);
-    let api = dynamic_api(client.clone(), &ar, obj.namespace.as_deref());
+    let api = object_api(client.clone(), obj);
     let body: DynamicObject =
         serde_json::from_value(obj.body.clone()).map_err(kube::Error::SerdeError)?;
     let pp = PostParams {
@@ -126,10 +134,7 @@ pub async fn create(
     match api.create(&pp, &body).await {
         Ok(created) => {
             metrics.write(controller, "create");
-            Ok(vec![(
-                obj.key(),
-                crate::applied::Written::seen(&created.metadata, false),
-            )])
+            Ok(vec![write_of(obj, &created)])
         }
         Err(kube::Error::Api(e)) if e.code == 409 => apply(client, obj, metrics, controller).await,
         Err(e) => Err(e),

@@ -196,14 +196,22 @@ where
     watcher(api, cfg.clone())
         .default_backoff()
         .map_ok(move |event| {
-            if let watcher::Event::Apply(m) | watcher::Event::InitApply(m) = &event {
-                observe_owned(&ctx, &kind, m, false);
-            } else if let watcher::Event::Delete(m) = &event {
-                observe_owned(&ctx, &kind, m, true);
+            if let Some((m, deleted)) = changed(&event) {
+                observe_owned(&ctx, &kind, m, deleted);
             }
             event
         })
         .touched_objects()
+}
+
+/// The object a watch event is about, and whether it was deleted; `None` for the
+/// events that only frame a relist.
+fn changed<K>(event: &watcher::Event<K>) -> Option<(&K, bool)> {
+    match event {
+        watcher::Event::Apply(m) | watcher::Event::InitApply(m) => Some((m, false)),
+        watcher::Event::Delete(m) => Some((m, true)),
+        watcher::Event::Init | watcher::Event::InitDone => None,
+    }
 }
 
 /// What a change to an object seen by a watch means for ServiceClaims: the claim that
@@ -413,12 +421,7 @@ async fn run_controllers(
             )
             // Judged with its managedFields (whose fields are Paved's), cached without.
             .map_ok(move |event| {
-                let seen = match &event {
-                    watcher::Event::Apply(m) | watcher::Event::InitApply(m) => Some((m, false)),
-                    watcher::Event::Delete(m) => Some((m, true)),
-                    _ => None,
-                };
-                if let Some((m, deleted)) = seen {
+                if let Some((m, deleted)) = changed(&event) {
                     if let Some(claim) = observe_owned(&ctx, "Namespace", m, deleted) {
                         // Closed only once the ServiceClaim controller has stopped.
                         let _ = ns_triggers.unbounded_send(claim);

@@ -61,8 +61,8 @@ impl Written {
             })
             .map(|f| {
                 (
-                    f.operation.clone().unwrap_or_default(),
-                    serde_json::to_string(&f.fields_v1).unwrap_or_default(),
+                    f.operation.as_deref().unwrap_or(""),
+                    json_hash(&f.fields_v1),
                 )
             })
             .collect();
@@ -103,8 +103,34 @@ pub fn fingerprint(objects: &[DesiredObject]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for o in objects {
         o.key().hash(&mut h);
-        o.body.to_string().hash(&mut h);
+        hash_json_into(&o.body, &mut h);
     }
+    h.finish()
+}
+
+/// Feeds what serde_json writes straight into a hasher: a watch event's or a render's
+/// JSON is hashed without building its text (this runs for every event of every owned
+/// object).
+struct HashWriter<'a, H: Hasher>(&'a mut H);
+
+impl<H: Hasher> std::io::Write for HashWriter<'_, H> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hash_json_into<H: Hasher>(value: &impl serde::Serialize, h: &mut H) {
+    // Writing into a hasher cannot fail; a value serde cannot write hashes as far as it got.
+    let _ = serde_json::to_writer(HashWriter(h), value);
+}
+
+fn json_hash(value: &impl serde::Serialize) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    hash_json_into(value, &mut h);
     h.finish()
 }
 

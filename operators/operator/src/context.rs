@@ -14,9 +14,44 @@ use rand::Rng;
 
 use crate::metrics::Metrics;
 
+/// A value made afresh after it has been handed out `every` times.
+pub struct Rotating<T> {
+    make: Box<dyn Fn() -> T + Send + Sync>,
+    every: usize,
+    current: std::sync::Mutex<(T, usize)>,
+}
+
+impl<T: Clone> Rotating<T> {
+    pub fn new(every: usize, make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        let first = make();
+        Rotating {
+            make: Box::new(make),
+            every: every.max(1),
+            current: std::sync::Mutex::new((first, 0)),
+        }
+    }
+
+    pub fn get(&self) -> T {
+        let mut g = self.current.lock().expect("not poisoned");
+        if g.1 >= self.every {
+            *g = ((self.make)(), 0);
+        }
+        g.1 += 1;
+        g.0.clone()
+    }
+}
+
+/// The Event recorder. kube's keeps every Event it published for six minutes (to
+/// count a repeat into the first's series): with thousands of claims, tens of MiB. A
+/// fresh one takes over after this many Events, so at most about twice as many are
+/// held, and a repeat of an older one starts a new Event instead (client-go bounds
+/// its cache the same way, an LRU of 4096).
+pub type Events = Rotating<Recorder>;
+pub const EVENTS_PER_RECORDER: usize = 1000;
+
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub events: Arc<Events>,
     pub metrics: Arc<Metrics>,
     /// Cloud for ServiceClaims that name none.
     pub default_cloud: Cloud,
@@ -117,6 +152,27 @@ impl Context {
         Ok(p)
     }
 
+    /// What the namespace cache keeps of a namespace: only what is read from it (the
+    /// facts' and the takeover check's `paved.dev/` labels, the owners, a deletion), as
+    /// most of a busy cluster's namespaces are not Paved's and each is held in memory.
+    pub fn for_namespace_cache(
+        meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) {
+        let labels = meta.labels.take().map(|mut l| {
+            l.retain(|k, _| k.starts_with("paved.dev/"));
+            l
+        });
+        *meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: meta.name.take(),
+            uid: meta.uid.take(),
+            resource_version: meta.resource_version.take(),
+            deletion_timestamp: meta.deletion_timestamp.take(),
+            owner_references: meta.owner_references.take(),
+            labels,
+            ..Default::default()
+        };
+    }
+
     /// A namespace's metadata as the cache has it (a moment behind the apiserver).
     pub fn cached_namespace(
         &self,
@@ -178,7 +234,7 @@ impl Context {
         note: String,
     ) {
         publish(
-            &self.recorder,
+            &self.events,
             &obj.object_ref(&()),
             type_,
             reason,
@@ -191,7 +247,7 @@ impl Context {
 
 /// Publishes an Event about any object; failing to record one is only logged.
 pub async fn publish(
-    recorder: &Recorder,
+    events: &Events,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
     type_: EventType,
     reason: &str,
@@ -205,7 +261,7 @@ pub async fn publish(
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&ev, reference).await {
+    if let Err(e) = events.get().publish(&ev, reference).await {
         tracing::warn!(error = %e, "could not publish event");
     }
 }
@@ -265,5 +321,73 @@ mod tests {
             until_next_tick(Duration::from_secs(119), i),
             Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn a_rotating_value_is_made_afresh_after_every_n_uses() {
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let m = made.clone();
+        let r = Rotating::new(2, move || {
+            m.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+        });
+        let got: Vec<usize> = (0..5).map(|_| r.get()).collect();
+        assert_eq!(got, [1, 1, 2, 2, 3]);
+        assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_namespace_cache_keeps_what_the_facts_and_the_takeover_check_read() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+            ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
+        };
+        let owner = OwnerReference {
+            kind: "ServiceClaim".into(),
+            name: "svc".into(),
+            uid: "u1".into(),
+            ..Default::default()
+        };
+        let mut m = ObjectMeta {
+            name: Some("svc".into()),
+            uid: Some("n1".into()),
+            deletion_timestamp: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+            owner_references: Some(vec![owner.clone()]),
+            labels: Some(
+                [
+                    (paved_api::labels::CLAIM_NAME, "svc"),
+                    (paved_api::labels::CLASSIFICATION, "phi"),
+                    ("pod-security.kubernetes.io/enforce", "restricted"),
+                    ("kubernetes.io/metadata.name", "svc"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
+            annotations: Some([("big".to_string(), "x".repeat(1000))].into()),
+            managed_fields: Some(vec![ManagedFieldsEntry::default()]),
+            finalizers: Some(vec!["f".into()]),
+            ..Default::default()
+        };
+        Context::for_namespace_cache(&mut m);
+        let labels = m.labels.clone().unwrap();
+        assert_eq!(
+            labels.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                paved_api::labels::CLAIM_NAME,
+                paved_api::labels::CLASSIFICATION
+            ]
+        );
+        assert_eq!(m.owner_references, Some(vec![owner]));
+        assert!(m.deletion_timestamp.is_some());
+        assert_eq!(
+            (m.name.as_deref(), m.uid.as_deref()),
+            (Some("svc"), Some("n1"))
+        );
+        assert!(m.annotations.is_none() && m.managed_fields.is_none() && m.finalizers.is_none());
+        let facts = paved_compose::postgresql::NamespaceFacts::from_labels(
+            "svc",
+            &labels,
+            paved_api::Cloud::Local,
+        );
+        assert_eq!(facts.classification, paved_api::DataClassification::Phi);
     }
 }

@@ -359,14 +359,18 @@ async fn run_controllers(
         }
     };
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
+    let events = {
+        let client = client.clone();
+        let reporter = Reporter {
             controller: "paved-operator".into(),
             instance: Some(identity),
-        },
-    );
-    let malformed = tolerant::Malformed::new(client.clone(), recorder.clone());
+        };
+        Arc::new(context::Events::new(
+            context::EVENTS_PER_RECORDER,
+            move || Recorder::new(client.clone(), reporter.clone()),
+        ))
+    };
+    let malformed = tolerant::Malformed::new(client.clone(), events.clone());
 
     // Compositions: one reflector for lookups by every controller.
     let (comp_store, comp_writer) = reflector::store();
@@ -385,7 +389,7 @@ async fn run_controllers(
     let (ns_store, ns_writer) = reflector::store();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder,
+        events,
         metrics: metrics.clone(),
         default_cloud: args.default_cloud,
         compositions: comp_store.clone(),
@@ -419,7 +423,8 @@ async fn run_controllers(
                 Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
                 watcher::Config::default(),
             )
-            // Judged with its managedFields (whose fields are Paved's), cached without.
+            // Judged with its managedFields (whose fields are Paved's), cached with only
+            // what is read from the cache.
             .map_ok(move |event| {
                 if let Some((m, deleted)) = changed(&event) {
                     if let Some(claim) = observe_owned(&ctx, "Namespace", m, deleted) {
@@ -429,7 +434,7 @@ async fn run_controllers(
                 }
                 event
             })
-            .modify(|n| n.managed_fields_mut().clear()),
+            .modify(|n| Context::for_namespace_cache(&mut n.metadata)),
         )
         .default_backoff()
         .for_each(|_| future::ready(()))

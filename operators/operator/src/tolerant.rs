@@ -18,10 +18,7 @@ use futures::{future, Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
     api::{ApiResource, DynamicObject, Patch, PatchParams},
-    runtime::{
-        events::{EventType, Recorder},
-        watcher, WatchStreamExt,
-    },
+    runtime::{events::EventType, watcher, WatchStreamExt},
     Api, Client, Resource, ResourceExt,
 };
 use paved_api::{
@@ -106,15 +103,15 @@ placeholders!(
 /// Reports malformed objects, once per object generation per process.
 pub struct Malformed {
     client: Client,
-    recorder: Recorder,
+    events: Arc<crate::context::Events>,
     reported: Mutex<HashSet<(String, Option<i64>)>>,
 }
 
 impl Malformed {
-    pub fn new(client: Client, recorder: Recorder) -> Arc<Malformed> {
+    pub fn new(client: Client, events: Arc<crate::context::Events>) -> Arc<Malformed> {
         Arc::new(Malformed {
             client,
-            recorder,
+            events,
             reported: Default::default(),
         })
     }
@@ -169,7 +166,7 @@ impl Malformed {
                 return;
             }
             crate::context::publish(
-                &this.recorder,
+                &this.events,
                 &obj.object_ref(&ar),
                 EventType::Warning,
                 INVALID_OBJECT,

@@ -52,12 +52,19 @@ impl ControlPlane {
         Ok(Client::try_from(config)?)
     }
 
+    /// The pinned kubectl, pointed at this control plane, with `args`.
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("PATH", self.path());
+        cmd
+    }
+
     /// Runs kubectl against this control plane; fails with its stderr.
     pub fn kubectl(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("PATH", self.path())
+        let out = self
+            .kubectl_command(args)
             .output()
             .context("running kubectl")?;
         if !out.status.success() {
@@ -73,10 +80,8 @@ impl ControlPlane {
     /// Like [`kubectl`](Self::kubectl) with stdin, returning (success, stdout+stderr).
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Result<(bool, String)> {
         use std::io::Write;
-        let mut child = Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("PATH", self.path())
+        let mut child = self
+            .kubectl_command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

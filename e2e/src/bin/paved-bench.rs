@@ -401,14 +401,13 @@ impl Profiler {
         let dir = repo_root().join("target/paved-bench");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{phase}.apiserver.pprof"));
-        let child = std::process::Command::new("kubectl")
-            .args([
+        let child = self
+            .cp
+            .kubectl_command(&[
                 "get",
                 "--raw",
                 &format!("/debug/pprof/profile?seconds={}", self.seconds),
             ])
-            .env("KUBECONFIG", self.cp.kubeconfig())
-            .env("PATH", self.cp.path())
             .stdout(std::fs::File::create(&path)?)
             .stderr(std::process::Stdio::piped())
             .spawn()

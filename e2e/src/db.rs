@@ -14,18 +14,50 @@ use crate::{eventually, repo_root, ControlPlane};
 
 pub const T: Duration = Duration::from_secs(60);
 
-/// A namespace as a ServiceClaim would label it, for `cloud`.
+/// An existing namespace (not made by a ServiceClaim) that Team `team-claims` lists
+/// with these facts: the platform's word for its cloud and classification, as a
+/// database claim there is built with. Labels on it would be ignored.
 pub fn namespace(cp: &ControlPlane, name: &str, cloud: &str, classification: &str) -> Result<()> {
+    team_namespace(cp, "team-claims", name, cloud, classification)
+}
+
+/// Namespace `name`, created if missing, listed by Team `team` with these facts. Each
+/// namespace's entry is applied under a field manager of its own, so entries of
+/// several tests live side by side in the Team.
+pub fn team_namespace(
+    cp: &ControlPlane,
+    team: &str,
+    name: &str,
+    cloud: &str,
+    classification: &str,
+) -> Result<()> {
     apply(
         cp,
+        &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } }),
+    )?;
+    let (ok, out) = cp.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            &format!("--field-manager=e2e-ns-{name}"),
+            "-f",
+            "-",
+        ],
         &json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": { "name": name, "labels": {
-                "paved.dev/cloud": cloud, "paved.dev/data-classification": classification,
-                "paved.dev/owner": "team-claims", "paved.dev/service": name, "paved.dev/cost-center": "CC-4410",
-            } }
-        }),
-    )
+            "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+            "metadata": { "name": team },
+            "spec": { "namespaces": [ {
+                "name": name, "cloud": cloud, "dataClassification": classification,
+                "costCenter": "CC-4410",
+            } ] }
+        })
+        .to_string(),
+    )?;
+    if !ok {
+        bail!("listing namespace {name} in Team {team}: {out}");
+    }
+    Ok(())
 }
 
 /// Deletes ServiceClaim `name` (an operator must be running for its finalizers) and

@@ -259,6 +259,7 @@ fn install(cp: &ControlPlane) -> Result<()> {
         "crd/postgresqlinstances.paved.dev",
         "crd/temporalnamespaces.paved.dev",
         "crd/compositions.paved.dev",
+        "crd/teams.paved.dev",
         "crd/externalsecrets.external-secrets.io",
     ];
     let start = Instant::now();
@@ -294,6 +295,20 @@ fn install(cp: &ControlPlane) -> Result<()> {
     ])?;
     // The operator's own namespace, for its Lease and Events.
     let _ = cp.kubectl(&["create", "namespace", "paved-system"]);
+    // Tenancy as the chart installs it: the owner roles, the admission policy (the
+    // harness's admin is in system:masters, a platform group), and the tests' Teams.
+    let tenancy = helm_template(&["templates/owner-roles.yaml", "templates/admission.yaml"])?;
+    let teams: String = TEST_TEAMS
+        .iter()
+        .map(|t| format!("---\n{}\n", test_team(t)))
+        .collect();
+    let (ok, out) = cp.kubectl_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &format!("{tenancy}\n{teams}"),
+    )?;
+    if !ok {
+        bail!("installing the tenancy policy and the test Teams: {out}");
+    }
     // The local provider's admin connection string, as the postgresql-local
     // Composition names it.
     let dsn = cp
@@ -528,42 +543,80 @@ where
     }
 }
 
-/// A kubeconfig for the chart's `paved-operator` ServiceAccount: the chart's RBAC
-/// (rendered by helm) applied to the control plane and a token requested for it,
-/// so a test runs the operator with exactly the permissions users install.
-pub fn chart_rbac_kubeconfig(cp: &ControlPlane) -> Result<PathBuf> {
+/// Templates of the chart as `helm template` renders them for release `paved` in
+/// `paved-system` with default values.
+pub fn helm_template(show_only: &[&str]) -> Result<String> {
     let helm = Command::new(repo_root().join("e2e/build-helm")).output()?;
     if !helm.status.success() {
         bail!("e2e/build-helm: {}", String::from_utf8_lossy(&helm.stderr));
     }
     let helm = String::from_utf8(helm.stdout)?.trim().to_string();
     let chart = repo_root().join("charts/paved");
-    let rendered = Command::new(&helm)
-        .args([
-            "template",
-            "paved",
-            chart.to_str().unwrap(),
-            "-n",
-            "paved-system",
-            "--kube-version",
-            "v1.36.2",
-        ])
-        .args([
-            "--show-only",
-            "templates/serviceaccount.yaml",
-            "--show-only",
-            "templates/rbac.yaml",
-        ])
-        .output()?;
+    let mut cmd = Command::new(&helm);
+    cmd.args([
+        "template",
+        "paved",
+        chart.to_str().unwrap(),
+        "-n",
+        "paved-system",
+        "--kube-version",
+        "v1.36.2",
+    ]);
+    for t in show_only {
+        cmd.args(["--show-only", t]);
+    }
+    let rendered = cmd.output()?;
     if !rendered.status.success() {
         bail!(
             "helm template: {}",
             String::from_utf8_lossy(&rendered.stderr)
         );
     }
+    Ok(String::from_utf8(rendered.stdout)?)
+}
+
+/// The teams the e2e tests' claims name as owners. Each acts through a group of its
+/// own name; `team-a` and `team-b` are the tenancy tests' tenants.
+pub const TEST_TEAMS: &[&str] = &[
+    "team-claims",
+    "team-members",
+    "team-frozen",
+    "team-x",
+    "team-lp",
+    "team-db",
+    "team-t",
+    "team-reliability",
+    "team-bench",
+    "team-records",
+    "team-orders",
+    "team-a",
+    "team-b",
+    "e2e",
+    "o",
+];
+
+/// A Team for the tests: its group of the same name, every cloud, room for the
+/// benchmark's thousands of claims.
+pub fn test_team(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+        "metadata": { "name": name },
+        "spec": {
+            "groups": [name],
+            "clouds": ["aws", "azure", "gcp", "local"],
+            "limits": { "services": 10000, "databases": 10000 },
+        },
+    })
+}
+
+/// A kubeconfig for the chart's `paved-operator` ServiceAccount: the chart's RBAC
+/// (rendered by helm) applied to the control plane and a token requested for it,
+/// so a test runs the operator with exactly the permissions users install.
+pub fn chart_rbac_kubeconfig(cp: &ControlPlane) -> Result<PathBuf> {
+    let rendered = helm_template(&["templates/serviceaccount.yaml", "templates/rbac.yaml"])?;
     let (ok, out) = cp.kubectl_stdin(
         &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        &String::from_utf8(rendered.stdout)?,
+        &rendered,
     )?;
     if !ok {
         bail!("applying the chart's RBAC: {out}");

@@ -4,7 +4,9 @@
 //! judges their health with Paved's own health checks loaded into argocd-cm:
 //! Progressing → Healthy once Paved reports Ready; a commit that breaks a claim shows
 //! Degraded with Paved's reason, its revert heals; a database claim removed from Git is
-//! pruned, and Paved applies its deletion policy (PHI keeps a final snapshot).
+//! pruned, and Paved applies its deletion policy (PHI keeps a final snapshot). Each
+//! team's Application syncs as the team's own ServiceAccount: a commit claiming in
+//! another team's name, or into another team's namespace, fails to sync.
 //!
 //! It runs on a control plane of its own: Argo CD watches every kind in the cluster,
 //! which the shared plane's other tests should not pay for.
@@ -267,11 +269,33 @@ spec:
     repo.write("teams/records/postgresqlinstance.yaml", records_db)?;
     let first = repo.commit("teams claims and records")?;
 
-    // Argo CD's side: the example AppProject and the Applications the example
-    // ApplicationSet generates, pointed at this repository.
-    let mut project = yaml(&examples.join("appproject.yaml"))?;
-    project["spec"]["sourceRepos"] = json!([repo.url()]);
-    db::apply(&cp, &project)?;
+    // Argo CD's side: per team, the example AppProject and sync identity (examples are
+    // team `claims`'s: the same with the team's name for `records`), the Team naming
+    // that identity, and the Applications the example ApplicationSet generates,
+    // pointed at this repository. Syncs run as the team's ServiceAccount.
+    for team in ["claims", "records"] {
+        let named = |file: &str| -> Result<String> {
+            Ok(read(&examples.join(file))?.replace("team-claims", &format!("team-{team}")))
+        };
+        let mut project: Value = serde_yaml::from_str(&named("appproject.yaml")?)?;
+        project["spec"]["sourceRepos"] = json!([repo.url()]);
+        db::apply(&cp, &project)?;
+        let (ok, out) = cp.kubectl_stdin(
+            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+            &named("team-sync-identity.yaml")?,
+        )?;
+        assert!(ok, "sync identity of team-{team}: {out}");
+        let (ok, out) = cp.kubectl_stdin(
+            &["apply", "--server-side", "--field-manager=e2e-argocd", "-f", "-"],
+            &json!({
+                "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+                "metadata": { "name": format!("team-{team}") },
+                "spec": { "serviceAccounts": [ { "namespace": "argocd", "name": format!("team-{team}-sync") } ] }
+            })
+            .to_string(),
+        )?;
+        assert!(ok, "Team team-{team} naming its sync identity: {out}");
+    }
     let set = yaml(&examples.join("applicationset.yaml"))?;
     let apps = applications(&client);
     let seen = record_health(apps.clone(), "team-claims");
@@ -373,6 +397,61 @@ spec:
     assert!(
         services.get_opt("records-api").await?.is_some(),
         "the ServiceClaim stays in Git and in the cluster"
+    );
+
+    // An attack through Git: team records commits a claim in team claims' name and a
+    // database claim into team claims' namespace. Its Application syncs as
+    // team-records-sync: the sync fails with the apiserver's reasons, and nothing of
+    // team claims changes.
+    let intake_before = intake.get("intake-db").await?;
+    repo.write(
+        "teams/records/forged.yaml",
+        r#"apiVersion: paved.dev/v1alpha1
+kind: ServiceClaim
+metadata:
+  name: forged-svc
+spec:
+  owner: team-claims
+  system: claims-platform
+  cloud: local
+  dataClassification: internal
+  costCenter: CC-4410
+---
+apiVersion: paved.dev/v1alpha1
+kind: PostgreSQLInstance
+metadata:
+  name: stolen
+  namespace: claims-intake-api
+spec:
+  writeConnectionSecretToRef:
+    name: intake-db-connection
+"#,
+    )?;
+    let fifth = repo.commit("records: claim what is not ours")?;
+    refresh(&cp, "team-records")?;
+    let failed = eventually("team-records' sync refused", ARGO, || async {
+        let a = apps.get("team-records").await?;
+        let op = &a.data["status"]["operationState"];
+        let at = op["syncResult"]["revision"].as_str().unwrap_or("");
+        let done = matches!(op["phase"].as_str(), Some("Failed") | Some("Error"));
+        Ok((done && at == fifth).then(|| a.data["status"].to_string()))
+    })
+    .await?;
+    assert!(
+        failed.contains("only identities of Team team-claims"),
+        "the admission policy's reason reaches Argo CD: {failed}"
+    );
+    assert!(
+        failed.contains("forbidden"),
+        "RBAC's refusal in the other namespace reaches Argo CD: {failed}"
+    );
+    assert!(services.get_opt("forged-svc").await?.is_none());
+    assert!(intake.get_opt("stolen").await?.is_none());
+    let intake_after = intake.get("intake-db").await?;
+    assert_eq!(intake_after.spec, intake_before.spec);
+    assert_eq!(
+        intake_after.metadata.generation,
+        intake_before.metadata.generation
     );
     Ok(())
 }

@@ -34,20 +34,23 @@ async fn a_composition_below_the_floor_blocks_its_claims_with_a_reason() -> Resu
     })
     .await?;
 
-    // Schema-valid, floor-breaking: owners would get cluster-admin in their namespace.
+    // Schema-valid, floor-breaking: every service would read one shared secret path.
+    // (An owner role beyond the shipped ones is refused by the schema already.)
     let restore = comps
         .get("service-azure")
         .await?
         .spec
         .service
         .unwrap()
-        .owner_role;
-    let set_role = |role: &str| json!({ "spec": { "service": { "ownerRole": role } } });
+        .secrets
+        .unwrap()
+        .path;
+    let set_role = |path: &str| json!({ "spec": { "service": { "secrets": { "path": path } } } });
     comps
         .patch(
             "service-azure",
             &PatchParams::default(),
-            &Patch::Merge(set_role("cluster-admin")),
+            &Patch::Merge(set_role("shared")),
         )
         .await?;
     let result = async {
@@ -57,7 +60,7 @@ async fn a_composition_below_the_floor_blocks_its_claims_with_a_reason() -> Resu
                 .and_then(|s| conditions::find(&s.conditions, "Ready").cloned())
                 .filter(|r| {
                     r.reason == "CompositionViolatesFloor"
-                        && r.message.contains("spec.service.ownerRole")
+                        && r.message.contains("spec.service.secrets.path")
                 }))
         })
         .await?;
@@ -77,7 +80,7 @@ async fn a_composition_below_the_floor_blocks_its_claims_with_a_reason() -> Resu
         .await?;
         assert_eq!(synced.reason, "CompositionViolatesFloor");
         assert!(
-            synced.message.contains("service-azure") && synced.message.contains("ownerRole"),
+            synced.message.contains("service-azure") && synced.message.contains("secrets.path"),
             "{}",
             synced.message
         );

@@ -129,7 +129,7 @@ fn gitops_examples_are_accepted_by_the_real_crds() -> Result<()> {
             "applicationset.yaml",
             "applicationset.argoproj.io/paved-claims",
         ),
-        ("appproject.yaml", "appproject.argoproj.io/paved-claims"),
+        ("appproject.yaml", "appproject.argoproj.io/team-claims"),
         ("argocd-cm.yaml", "configmap/argocd-cm"),
         (
             "teams/claims/serviceclaim.yaml",
@@ -167,9 +167,27 @@ fn gitops_examples_are_accepted_by_the_real_crds() -> Result<()> {
     let appset = load(&dir.join("applicationset.yaml"))?;
     let project = load(&dir.join("appproject.yaml"))?;
     let template = &appset["spec"]["template"]["spec"];
+    // teams/claims/ is synced in project team-claims, as team-claims-sync.
     assert_eq!(
-        text(template, &["project"]),
+        text(template, &["project"]).replace("{{ .path.basename }}", "claims"),
         text(&project, &["metadata", "name"])
+    );
+    let sa = &project["spec"]["destinationServiceAccounts"][0];
+    assert_eq!(
+        text(sa, &["defaultServiceAccount"]),
+        "argocd:team-claims-sync"
+    );
+    let identity = std::fs::read_to_string(dir.join("team-sync-identity.yaml"))?;
+    assert!(identity.contains("name: team-claims-sync") && identity.contains("paved-claim-author"));
+    let teams = std::fs::read_to_string(repo_root().join("examples/teams.yaml"))?;
+    assert!(
+        teams.contains("{ namespace: argocd, name: team-claims-sync }"),
+        "Team team-claims names its Application's sync identity"
+    );
+    let cm = load(&dir.join("argocd-cm.yaml"))?;
+    assert_eq!(
+        text(&cm, &["data", "application.sync.impersonation.enabled"]),
+        "true"
     );
     let repo = text(template, &["source", "repoURL"]);
     let allowed: Vec<&str> = project["spec"]["sourceRepos"]

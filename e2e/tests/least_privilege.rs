@@ -1,6 +1,6 @@
 //! The operator runs with a token of the chart's ServiceAccount, bound to exactly
 //! the chart's RBAC — not as an admin — and still does the whole golden path:
-//! namespace, policies, quota, identity, owner binding (bind on `edit` only),
+//! namespace, policies, quota, identity, owner binding (bind on the owner roles only),
 //! ExternalSecret, a local database with its connection Secret, Events, its Lease.
 
 use std::time::Duration;
@@ -101,5 +101,82 @@ async fn the_chart_rbac_is_enough_for_the_golden_path() -> Result<()> {
         Ok(nss.get_opt(name).await?.is_none().then_some(()))
     })
     .await?;
+    Ok(())
+}
+
+/// What the chart's ServiceAccount may and may not do, asked of the apiserver with
+/// `kubectl auth can-i` under its own token: a compromised operator reads no Secret
+/// it was not pointed at, binds no role but the owner roles, writes no Team, and
+/// grants itself nothing.
+#[test]
+fn the_operators_own_rights_are_enumerated_and_narrow() -> Result<()> {
+    let cp = control_plane();
+    let kubeconfig = chart_rbac_kubeconfig(cp)?;
+    let can = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new("kubectl")
+            .args(["auth", "can-i"])
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PATH", cp.path())
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    for (args, want) in [
+        // A connection Secret by name, in a claim's namespace.
+        (
+            &["get", "secrets/main-connection", "-n", "some-service"][..],
+            "yes",
+        ),
+        (&["create", "secrets", "-n", "some-service"], "yes"),
+        // Never the cluster's Secrets as a list or a watch.
+        (&["list", "secrets", "--all-namespaces"], "no"),
+        (&["watch", "secrets", "--all-namespaces"], "no"),
+        (&["list", "secrets", "-n", "paved-system"], "no"),
+        // Binds the owner roles only.
+        (&["bind", "clusterroles/paved-developer"], "yes"),
+        (&["bind", "clusterroles/view"], "yes"),
+        (&["bind", "clusterroles/edit"], "no"),
+        (&["bind", "clusterroles/admin"], "no"),
+        (&["bind", "clusterroles/cluster-admin"], "no"),
+        (&["escalate", "clusterroles"], "no"),
+        (&["create", "clusterrolebindings"], "no"),
+        (&["create", "clusterroles"], "no"),
+        (&["impersonate", "users"], "no"),
+        (&["impersonate", "serviceaccounts"], "no"),
+        // Teams are the platform's.
+        (&["list", "teams.paved.dev"], "yes"),
+        (&["create", "teams.paved.dev"], "no"),
+        (&["update", "teams.paved.dev"], "no"),
+        // Nothing a workload would need.
+        (&["create", "pods", "-n", "some-service"], "no"),
+        (&["create", "deployments", "-n", "some-service"], "no"),
+        (
+            &["create", "pods", "--subresource=exec", "-n", "some-service"],
+            "no",
+        ),
+        (
+            &[
+                "create",
+                "serviceaccounts",
+                "--subresource=token",
+                "-n",
+                "some-service",
+            ],
+            "no",
+        ),
+        (&["update", "validatingadmissionpolicies"], "no"),
+        (&["delete", "customresourcedefinitions"], "no"),
+        (
+            &["create", "externalsecrets.external-secrets.io", "-n", "x"],
+            "yes",
+        ),
+        (
+            &["create", "secretstores.external-secrets.io", "-n", "x"],
+            "no",
+        ),
+        (&["create", "clustersecretstores.external-secrets.io"], "no"),
+    ] {
+        assert_eq!(can(args)?, want, "can-i {}", args.join(" "));
+    }
     Ok(())
 }

@@ -122,14 +122,7 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
             "--timeout=90s",
         ]);
     }
-    cp.kubectl(&["create", "namespace", guard_ns])?;
-    cp.kubectl(&[
-        "label",
-        "namespace",
-        guard_ns,
-        "paved.dev/cloud=local",
-        "paved.dev/data-classification=internal",
-    ])?;
+    paved_e2e::db::namespace(cp, guard_ns, "local", "internal")?;
     let guarded_api: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), guard_ns);
     let mut uids = vec![];
     for name in ["taken", "guarded"] {
@@ -448,15 +441,7 @@ async fn what_only_the_composition_can_refuse_shows_as_synced_false() -> Result<
     let client = cp.client().await?;
     let ns = "e2e-pg-badinput";
     let _op = Operator::start(cp, "postgresql-badinput", &[])?;
-    let _ = cp.kubectl(&["create", "namespace", ns]);
-    cp.kubectl(&[
-        "label",
-        "--overwrite",
-        "namespace",
-        ns,
-        "paved.dev/cloud=local",
-        "paved.dev/data-classification=internal",
-    ])?;
+    paved_e2e::db::namespace(cp, ns, "local", "internal")?;
     let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
     for name in ["too-big", "wrong-class"] {
         let _ = pgs.delete(name, &DeleteParams::default()).await;

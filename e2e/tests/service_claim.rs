@@ -175,7 +175,7 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     let rb = Api::<RoleBinding>::namespaced(client.clone(), name)
         .get("paved-owner")
         .await?;
-    assert_eq!(rb.role_ref.name, "edit");
+    assert_eq!(rb.role_ref.name, "paved-developer");
     let subject = &rb.subjects.unwrap()[0];
     assert_eq!(
         (subject.kind.as_str(), subject.name.as_str()),

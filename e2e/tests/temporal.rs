@@ -88,16 +88,7 @@ async fn retention(cp: &ControlPlane, name: &str, want: &str) -> Result<()> {
 async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Result<()> {
     let cp = control_plane();
     let client = cp.client().await?;
-    let _ = cp.kubectl(&["create", "namespace", NS]);
-    cp.kubectl(&[
-        "label",
-        "--overwrite",
-        "namespace",
-        NS,
-        "paved.dev/owner=team-orders",
-        "paved.dev/service=e2e-temporal",
-        "paved.dev/data-classification=confidential",
-    ])?;
+    paved_e2e::db::team_namespace(cp, "team-orders", NS, "local", "confidential")?;
     let api: Api<TemporalNamespace> = Api::namespaced(client.clone(), NS);
     let op = Operator::start(cp, "temporal", &[])?;
     // Leftovers of an earlier run go first (the operator handles their finalizers).

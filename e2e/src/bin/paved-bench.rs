@@ -302,6 +302,7 @@ async fn baseline(
             composition_name: "service-local",
             composition_generation: 1,
             composition: &sc,
+            team: None,
         };
         let mut objects = paved_compose::service::render_service(&input)?;
         for o in &mut objects {

@@ -159,6 +159,8 @@ pub struct CompositionReference {
 #[serde(rename_all = "camelCase")]
 pub struct CompositionSelector {
     /// Labels the Composition must carry, e.g. `provider: aws`.
+    #[schemars(extend("maxProperties" = 16))]
+    #[schemars(extend("additionalProperties" = {"type": "string", "maxLength": 63}))]
     pub match_labels: BTreeMap<String, String>,
 }
 

@@ -50,6 +50,27 @@ pub struct CompositionSpec {
     /// Which Temporal cluster TemporalNamespaces live on, and their bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporal: Option<TemporalComposition>,
+    /// Who may use this Composition: claims in the namespaces of the listed teams or
+    /// in the listed namespaces. Absent: every claim on the Composition's cloud. A
+    /// claim refused here is `Synced=False`, `CompositionNotAllowed`, naming both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<CompositionAccess>,
+}
+
+/// Who may use a Composition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompositionAccess {
+    /// Teams (Team names, as in a ServiceClaim's `spec.owner`) whose namespaces may use it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    #[schemars(inner(length(min = 1, max = 63)))]
+    pub teams: Vec<String>,
+    /// Namespaces that may use it, whatever their team.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    #[schemars(inner(length(min = 1, max = 63)))]
+    pub namespaces: Vec<String>,
 }
 
 /// Observed state of a Composition.
@@ -93,14 +114,18 @@ pub struct ServiceComposition {
     /// Allowances every namespace gets on top of default-deny (DNS is always allowed).
     #[serde(default)]
     pub network: CompositionNetwork,
-    /// The ClusterRole the owner group is bound to in its namespace. Default `edit`.
+    /// The ClusterRole the owning team is bound to in each of its namespaces: one
+    /// the chart ships. `paved-developer` (default) deploys and operates workloads
+    /// but cannot write NetworkPolicies, RoleBindings, quotas, LimitRanges or
+    /// ExternalSecrets, so owners cannot weaken default-deny or reach another
+    /// service's secrets; `paved-viewer` and `view` only read.
     #[serde(default = "default_owner_role")]
-    #[schemars(length(min = 1))]
+    #[schemars(extend("enum" = ["paved-developer", "paved-viewer", "view"]))]
     pub owner_role: String,
 }
 
 fn default_owner_role() -> String {
-    "edit".to_string()
+    "paved-developer".to_string()
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -6,7 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{Composition, PostgreSQLInstance, ServiceClaim, TemporalNamespace};
+use crate::{Composition, PostgreSQLInstance, ServiceClaim, Team, TemporalNamespace};
 
 /// Every Paved CRD, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -43,6 +43,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         postgresql,
         TemporalNamespace::crd(),
         Composition::crd(),
+        Team::crd(),
     ];
     crds.iter_mut().for_each(describe_root);
     crds
@@ -108,6 +109,12 @@ mod tests {
         for crd in all() {
             assert_eq!(crd.spec.group, "paved.dev");
             let names = &crd.spec.names;
+            // Teams are the platform's configuration, not claims: no status, and not in
+            // `kubectl get paved`.
+            if names.kind == "Team" {
+                assert!(names.categories.is_none() && crd.spec.scope == "Cluster");
+                continue;
+            }
             assert_eq!(
                 names.categories.as_deref(),
                 Some(&["paved".to_string()][..])

@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod crds;
 pub mod postgresql;
 pub mod service_claim;
+pub mod team;
 pub mod temporal;
 
 pub use common::*;
@@ -14,6 +15,7 @@ pub use composition::*;
 pub use conditions::*;
 pub use postgresql::*;
 pub use service_claim::*;
+pub use team::*;
 pub use temporal::*;
 
 /// The API group of every Paved kind.

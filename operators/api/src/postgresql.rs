@@ -141,7 +141,7 @@ pub struct PostgreSQLParameters {
 
     /// PostgreSQL major version, e.g. `16`; default from the Composition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{2}(\.[0-9]+)?$"))]
+    #[schemars(regex(pattern = r"^[0-9]{2}(\.[0-9]+)?$"), length(max = 8))]
     pub engine_version: Option<String>,
 
     /// Encryption at rest is part of the compliance floor. The field exists so that

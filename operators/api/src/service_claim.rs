@@ -43,6 +43,10 @@ use crate::{
     {
         "rule": "oldSelf.dataClassification != 'phi' || self.dataClassification == 'phi'",
         "message": "spec.dataClassification cannot be lowered from phi: data once classified PHI keeps its protections (deletion protection, snapshots)"
+    },
+    {
+        "rule": "!has(self.secrets) || !has(self.databases) || self.secrets.all(s, !self.databases.exists(d, s.name == d.name + '-connection'))",
+        "message": "spec.secrets[].name cannot be <database>-connection: that name is spec.databases' connection Secret, and two objects of one claim never share a Secret"
     }
 ]))]
 pub struct ServiceClaimSpec {
@@ -153,6 +157,8 @@ pub struct IngressPeer {
     pub namespace: String,
     /// Only pods with these labels in that namespace (all pods when empty).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    #[schemars(extend("additionalProperties" = {"type": "string", "maxLength": 63}))]
     pub pod_labels: BTreeMap<String, String>,
     /// Only these ports on this service's pods (all ports when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -167,7 +173,8 @@ pub struct IngressPeer {
     {"rule": "has(self.namespace) != has(self.cidr)", "message": "set exactly one of namespace or cidr"},
     {"rule": "!has(self.cidr) || (has(self.ports) && size(self.ports) > 0)", "message": "a cidr egress must name its ports: open-ended egress to an address range is not allowed"},
     {"rule": "!has(self.cidr) || !(self.cidr in ['0.0.0.0/0', '::/0'])", "message": "egress to the whole internet is not allowed; name the range you need"},
-    {"rule": "!has(self.cidr) || !isCIDR(self.cidr) || cidr(self.cidr).prefixLength() >= 8", "message": "an egress range wider than /8 is not allowed; name the range you need"}
+    {"rule": "!has(self.cidr) || !isCIDR(self.cidr) || cidr(self.cidr).prefixLength() >= (cidr(self.cidr).ip().family() == 4 ? 8 : 32)", "message": "an egress range wider than /8 (IPv4) or /32 (IPv6) is not allowed; name the range you need"},
+    {"rule": "!has(self.cidr) || !isCIDR(self.cidr) || !['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '100.100.100.200/32'].exists(m, cidr(m).containsCIDR(self.cidr) || cidr(self.cidr).containsCIDR(m))", "message": "egress to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254, 100.100.100.200) is never allowed: they hand out node credentials"}
 ]))]
 pub struct EgressPeer {
     /// A namespace the service may connect to.
@@ -246,7 +253,7 @@ pub struct SecretRequest {
     /// How often to re-read the secret from the store, e.g. `1h` (default from the
     /// composition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 16))]
     pub refresh_interval: Option<String>,
 }
 

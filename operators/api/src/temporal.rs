@@ -63,6 +63,8 @@ pub struct TemporalNamespaceSpec {
     /// Extra data labels on the Temporal namespace. Paved adds team, service and
     /// classification itself; those keys cannot be overridden.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    #[schemars(extend("additionalProperties" = {"type": "string", "maxLength": 256}))]
     pub data: BTreeMap<String, String>,
 
     /// Archival of histories and visibility records, when the Composition enables it.

@@ -90,6 +90,7 @@ pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Resu
                         composition_name: &comp.name_any(),
                         composition_generation: comp.metadata.generation.unwrap_or(1),
                         composition: comp.spec.service.as_ref().expect("filtered on service"),
+                        team: None,
                     };
                     let objects = render_service(&input).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
                     out.push_str(&format!("# ServiceClaim {name}: {} objects from composition {}\n", objects.len(), comp.name_any()));
@@ -100,6 +101,7 @@ pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Resu
                         system: claim.spec.system.clone(),
                         service: name.clone(),
                         cost_center: claim.spec.cost_center.clone(),
+                        team: Some(claim.spec.owner.clone()),
                     };
                     for o in objects {
                         out.push_str("---\n");
@@ -120,7 +122,7 @@ pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Resu
                     out.push_str(&format!("# PostgreSQLInstance {ns}/{}: cloud {}, classified {}\n", pg.name_any(), facts.cloud, facts.classification.as_str()));
                     out.push_str(&render_database(&pg, &ns, &facts, &comps)?);
                 }
-                "Composition" | "Namespace" => {}
+                "Composition" | "Namespace" | "Team" => {}
                 other => bail!("{at}: paved render handles ServiceClaims; {other:?} is not rendered offline yet"),
             }
         }
@@ -215,6 +217,9 @@ pub fn validate_files(files: &[PathBuf]) -> Result<Vec<String>> {
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
                 "TemporalNamespace" => serde_yaml::from_value::<paved_api::TemporalNamespace>(v)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                "Team" => serde_yaml::from_value::<paved_api::Team>(v)
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
                 other => Err(format!("kind {other:?} is not a Paved kind")),

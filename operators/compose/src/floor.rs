@@ -30,20 +30,80 @@ pub fn join(v: &[Violation]) -> String {
         .join("; ")
 }
 
-/// The widest egress range a claim or Composition may open (a /8).
+/// The widest egress range a claim or Composition may open: a /8 for IPv4.
 pub const MIN_EGRESS_PREFIX: u32 = 8;
+/// The widest IPv6 egress range: a /32, a whole provider's allocation.
+pub const MIN_EGRESS_PREFIX_V6: u32 = 32;
 
-/// True when `cidr` opens more than a /8 (or does not parse: refuse what we cannot
-/// judge). `0.0.0.0/1` halves count as the internet too.
+/// Ranges no egress may reach: link-local (the cloud metadata services live there:
+/// 169.254.169.254, AWS's fd00:ec2::254) and Alibaba's metadata address. A pod that
+/// reaches them can read the node's cloud credentials.
+pub const FORBIDDEN_EGRESS: &[&str] = &[
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "100.100.100.200/32",
+];
+
+/// An address range, parsed: (IPv6?, address bits as u128, prefix length).
+fn parse_cidr(cidr: &str) -> Option<(bool, u128, u32)> {
+    let (addr, prefix) = cidr.split_once('/')?;
+    let prefix: u32 = prefix.parse().ok()?;
+    match addr.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(a) if prefix <= 32 => Some((false, u32::from(a) as u128, prefix)),
+        std::net::IpAddr::V6(a) if prefix <= 128 => Some((true, u128::from(a), prefix)),
+        _ => None,
+    }
+}
+
+/// Whether two ranges share an address (same family, and one holds the other's
+/// network address).
+fn overlaps(a: (bool, u128, u32), b: (bool, u128, u32)) -> bool {
+    if a.0 != b.0 {
+        return false;
+    }
+    let width = if a.0 { 128 } else { 32 };
+    let p = a.2.min(b.2);
+    let mask = |x: u128| if p == 0 { 0 } else { x >> (width - p) };
+    mask(a.1) == mask(b.1)
+}
+
+/// True when `cidr` opens more than a /8 (IPv4) or a /32 (IPv6), or does not parse:
+/// refuse what we cannot judge. `0.0.0.0/1` halves count as the internet too.
 pub fn too_wide(cidr: &str) -> bool {
-    match cidr
-        .rsplit_once('/')
-        .and_then(|(_, p)| p.parse::<u32>().ok())
-    {
-        Some(prefix) => prefix < MIN_EGRESS_PREFIX,
+    match parse_cidr(cidr) {
+        Some((false, _, p)) => p < MIN_EGRESS_PREFIX,
+        Some((true, _, p)) => p < MIN_EGRESS_PREFIX_V6,
         None => true,
     }
 }
+
+/// The forbidden range `cidr` reaches into, if any (see [`FORBIDDEN_EGRESS`]).
+pub fn forbidden_egress(cidr: &str) -> Option<&'static str> {
+    let c = parse_cidr(cidr)?;
+    FORBIDDEN_EGRESS
+        .iter()
+        .find(|f| parse_cidr(f).is_some_and(|f| overlaps(c, f)))
+        .copied()
+}
+
+/// Why an egress range may not be opened, or None.
+pub fn egress_cidr_problem(cidr: &str) -> Option<String> {
+    if too_wide(cidr) {
+        return Some(format!(
+            "{cidr} is wider than a /{MIN_EGRESS_PREFIX} (IPv4) or /{MIN_EGRESS_PREFIX_V6} (IPv6) and would undo default-deny"
+        ));
+    }
+    forbidden_egress(cidr).map(|f| {
+        format!("{cidr} reaches {f}, where the cloud metadata service hands out node credentials")
+    })
+}
+
+/// The ClusterRoles a Composition may bind a team's groups to in its namespaces:
+/// the ones the chart ships, which hold no NetworkPolicy, RoleBinding, quota or
+/// ExternalSecret writes, so an owner can never weaken default-deny or read secrets
+/// from another path; and Kubernetes' read-only `view`.
+pub const OWNER_ROLES: &[&str] = &["paved-developer", "paved-viewer", "view"];
 
 /// Minimum days of automated backups.
 pub const MIN_BACKUP_RETENTION_DAYS: i32 = 7;
@@ -130,21 +190,21 @@ pub fn check_composition_service(s: &ServiceComposition) -> Vec<Violation> {
         }
     }
     for (i, e) in s.network.egress_to.iter().enumerate() {
-        if let Some(c) = &e.cidr {
-            if too_wide(c) {
-                out.push(v(
-                    &format!("spec.service.network.egressTo[{i}].cidr"),
-                    "egress wider than a /8 would undo default-deny",
-                ));
-            }
+        if let Some(problem) = e.cidr.as_deref().and_then(egress_cidr_problem) {
+            out.push(v(
+                &format!("spec.service.network.egressTo[{i}].cidr"),
+                problem,
+            ));
         }
     }
-    if s.owner_role == "cluster-admin" || s.owner_role == "admin" {
+    if !OWNER_ROLES.contains(&s.owner_role.as_str()) {
         out.push(v(
             "spec.service.ownerRole",
             format!(
-                "{} lets owners rewrite the namespace's network policies and quotas (least privilege); use edit or a narrower role",
-                s.owner_role
+                "{} is not one of the owner roles Paved ships ({}): a broader role lets owners rewrite the namespace's \
+                 network policies, quotas or secret delivery (least privilege)",
+                s.owner_role,
+                OWNER_ROLES.join(", ")
             ),
         ));
     }
@@ -439,19 +499,63 @@ mod tests {
     }
 
     #[test]
+    fn egress_ranges_are_bounded_and_never_reach_the_metadata_service() {
+        for ok in [
+            "10.20.0.0/16",
+            "10.0.0.0/8",
+            "2001:db8::/32",
+            "2001:db8:1::/48",
+            "192.168.1.10/32",
+        ] {
+            assert_eq!(egress_cidr_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "0.0.0.0/0",
+            "10.0.0.0/7",
+            "::/0",
+            "2000::/8",
+            "2001:db8::/31",
+            "169.254.169.254/32",
+            "169.254.0.0/16",
+            "169.0.0.0/8",
+            "fe80::1/128",
+            "fd00:ec2::254/128",
+            "fd00::/8",
+            "100.100.100.200/32",
+            "not-a-cidr",
+            "10.0.0.0/33",
+        ] {
+            assert!(
+                egress_cidr_problem(bad).is_some(),
+                "{bad} should be refused"
+            );
+        }
+        assert!(egress_cidr_problem("169.254.169.254/32")
+            .unwrap()
+            .contains("metadata"));
+    }
+
+    #[test]
     fn service_rules() {
         let mut s = ServiceComposition {
             cloud: Cloud::Local,
-            owner_role: "edit".into(),
+            owner_role: "paved-developer".into(),
             ..Default::default()
         };
         assert_eq!(check_composition_service(&s), vec![]);
-        s.owner_role = "admin".into();
-        assert_eq!(
-            fields(check_composition_service(&s)),
-            vec!["spec.service.ownerRole"]
-        );
-        s.owner_role = "edit".into();
+        // Only the shipped roles: `edit` writes NetworkPolicies (and, with External
+        // Secrets installed, ExternalSecrets), so an owner could lift default-deny.
+        for role in ["admin", "edit", "cluster-admin", "my-role"] {
+            s.owner_role = role.into();
+            assert_eq!(
+                fields(check_composition_service(&s)),
+                vec!["spec.service.ownerRole"],
+                "{role}"
+            );
+        }
+        s.owner_role = "view".into();
+        assert_eq!(check_composition_service(&s), vec![]);
+        s.owner_role = "paved-developer".into();
         s.workload_identity = Some(paved_api::WorkloadIdentity {
             annotation: None,
             value: "x".into(),

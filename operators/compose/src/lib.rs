@@ -8,6 +8,7 @@ pub mod postgresql;
 pub mod service;
 pub mod status;
 pub mod temporal;
+pub mod tenancy;
 
 pub use floor::{
     check_composition, check_composition_postgresql, check_composition_service,

@@ -22,10 +22,23 @@ pub struct NamespaceFacts {
     pub system: String,
     pub service: String,
     pub cost_center: String,
+    /// The team whose ServiceClaim made the namespace; None for a namespace Paved did
+    /// not make (its facts are then the safe defaults).
+    pub team: Option<String>,
 }
 
 impl NamespaceFacts {
-    /// Reads the facts from a namespace's labels.
+    /// Where these facts came from, for messages.
+    pub fn source(&self) -> String {
+        match &self.team {
+            Some(_) => format!("from ServiceClaim {}", self.service),
+            None => "not a Paved namespace: the operator's default".into(),
+        }
+    }
+
+    /// Reads the facts from a namespace's labels. Only for offline previews (`paved
+    /// render` over files): the operator takes them from the owning ServiceClaim
+    /// (`tenancy::namespace_facts`), since labels can be set by whoever edits a namespace.
     pub fn from_labels(
         namespace: &str,
         l: &BTreeMap<String, String>,
@@ -46,6 +59,7 @@ impl NamespaceFacts {
             system: get(labels::SYSTEM).unwrap_or_else(|| "unknown".into()),
             service: get(labels::SERVICE).unwrap_or_else(|| namespace.to_string()),
             cost_center: get(labels::COST_CENTER).unwrap_or_else(|| "unknown".into()),
+            team: get(labels::OWNER),
         }
     }
 }
@@ -755,6 +769,7 @@ mod tests {
             system: "sys".into(),
             service: "svc".into(),
             cost_center: "CC-1".into(),
+            team: Some("team-claims".into()),
         }
     }
 
@@ -1257,6 +1272,12 @@ pub fn delivery_objects(
                         "creationPolicy": "Owner",
                         "template": {
                             "engineVersion": "v2",
+                            // The claim's mark on the Secret External Secrets writes, so
+                            // Paved knows it as this claim's (never another's to overwrite).
+                            "metadata": { "labels": {
+                                labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
+                                labels::CLAIM_UID: claim.uid,
+                            } },
                             "data": {
                                 "host": endpoint,
                                 "port": port.to_string(),

@@ -22,6 +22,9 @@ pub struct ServiceInput<'a> {
     pub composition_name: &'a str,
     pub composition_generation: i64,
     pub composition: &'a ServiceComposition,
+    /// The Team `spec.owner` names: its groups and sync ServiceAccounts are bound to
+    /// the owner role. None (offline previews only): the group named as the owner.
+    pub team: Option<&'a paved_api::TeamSpec>,
 }
 
 /// Names of the fixed objects in every service namespace.
@@ -235,7 +238,7 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
         names::OWNER_BINDING,
         json!({
             "metadata": meta(names::OWNER_BINDING, Some(&ns)),
-            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": spec.owner }],
+            "subjects": owner_subjects(&spec.owner, input.team),
             "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": comp.owner_role },
         }),
     ));
@@ -319,6 +322,24 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
 }
 
 /// The placeholders a service Composition's templates may use.
+/// Who acts for the owning team in its namespace: the Team's groups and sync
+/// ServiceAccounts (the group named as the owner when no Team is given).
+fn owner_subjects(owner: &str, team: Option<&paved_api::TeamSpec>) -> Vec<Value> {
+    let group =
+        |g: &str| json!({ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g });
+    match team {
+        None => vec![group(owner)],
+        Some(t) => t
+            .groups
+            .iter()
+            .map(|g| group(g))
+            .chain(t.service_accounts.iter().map(|sa| {
+                json!({ "kind": "ServiceAccount", "name": sa.name, "namespace": sa.namespace })
+            }))
+            .collect(),
+    }
+}
+
 pub fn template_vars(input: &ServiceInput<'_>) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("service", input.claim_name.to_string()),
@@ -433,10 +454,9 @@ fn egress_rule(p: &EgressPeer) -> Result<Value, RenderError> {
                     "egress to {cidr} must name its ports"
                 )));
             }
-            if crate::floor::too_wide(cidr) {
+            if let Some(problem) = crate::floor::egress_cidr_problem(cidr) {
                 return Err(RenderError::InvalidSpec(format!(
-                    "egress to {cidr} is wider than /{}: name the range you need",
-                    crate::floor::MIN_EGRESS_PREFIX
+                    "egress: {problem}; name the range you need"
                 )));
             }
             json!({ "ipBlock": { "cidr": cidr } })
@@ -496,7 +516,7 @@ mod tests {
                 path: "{owner}/{service}".into(),
                 refresh_interval: "1h".into(),
             }),
-            owner_role: "edit".into(),
+            owner_role: "paved-developer".into(),
             ..Default::default()
         }
     }
@@ -524,6 +544,7 @@ mod tests {
             composition_name: "service-aws",
             composition_generation: 3,
             composition: comp,
+            team: None,
         })
     }
 

@@ -267,6 +267,7 @@ mod tests {
             system: "s".into(),
             service: "svc".into(),
             cost_center: "CC".into(),
+            team: None,
         }
     }
 

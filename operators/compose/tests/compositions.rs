@@ -112,6 +112,7 @@ fn every_example_service_claim_renders_on_every_cloud() {
                     composition_name: comp.metadata.name.as_deref().unwrap(),
                     composition_generation: 1,
                     composition: svc,
+                    team: None,
                 };
                 let objects = render_service(&input).expect("renders");
                 assert_eq!(objects[0].kind, "Namespace");

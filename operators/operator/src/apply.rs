@@ -76,7 +76,18 @@ pub async fn apply(
     let mut writes = vec![];
     let mut attempts = 0;
     loop {
-        let written = ssa().await?;
+        let written = match ssa().await {
+            // A RoleBinding's roleRef cannot change in place (a Composition moved its
+            // owner role, or an upgrade moved it off `edit`): replace the binding. For
+            // the moment between, the team has no role in its namespace: the safe side.
+            Err(kube::Error::Api(e)) if immutable_role_ref(obj, &e) && attempts == 0 => {
+                attempts += 1;
+                api.delete(&obj.name, &Default::default()).await?;
+                metrics.write(controller, "delete");
+                ssa().await?
+            }
+            other => other?,
+        };
         writes.push(write_of(obj, &written));
         let Some(adoption) = crate::ownership::adoption(
             written
@@ -191,6 +202,12 @@ pub async fn apply_all(
             .flatten(),
     );
     Ok(written)
+}
+
+/// Whether the apiserver refused an apply because it would change a RoleBinding's
+/// roleRef, which is immutable.
+fn immutable_role_ref(obj: &DesiredObject, e: &kube::core::Status) -> bool {
+    obj.kind == "RoleBinding" && e.code == 422 && e.message.contains("roleRef")
 }
 
 /// Whether a 404 says the API itself is missing (a CRD not installed), not an object

@@ -89,6 +89,8 @@ fn reason_of(e: &ProviderError) -> &'static str {
             "InvalidAdminSecret" => "InvalidAdminSecret",
             "InvalidComposition" => "InvalidComposition",
             "OwnedByOther" => "OwnedByOther",
+            "SecretConflict" => "SecretConflict",
+            "ProviderMisconfigured" => "ProviderMisconfigured",
             _ => "ProviderRejected",
         },
     }

@@ -9,7 +9,7 @@ use kube::{
     },
     Client, Resource,
 };
-use paved_api::{Cloud, Composition};
+use paved_api::{Cloud, Composition, PostgreSQLInstance, ServiceClaim, Team};
 use rand::Rng;
 
 use crate::metrics::Metrics;
@@ -86,6 +86,14 @@ pub struct Context {
     pub full_apply_every: Duration,
     /// The operator's own namespace (its Lease, the Temporal TLS Secret).
     pub own_namespace: String,
+    /// Every Team, kept current by a reflector.
+    pub teams: Store<Team>,
+    /// The ServiceClaim controller's cache: a namespace's facts and a team's services.
+    pub service_claims: Store<ServiceClaim>,
+    /// The PostgreSQLInstance controller's cache: a team's databases.
+    pub databases: Store<PostgreSQLInstance>,
+    /// Namespaces no claim may take or be served in.
+    pub reserved: paved_compose::tenancy::Reserved,
 }
 
 impl Context {
@@ -206,22 +214,70 @@ impl Context {
         )
     }
 
-    /// What a claim's namespace labels say (owner, service, cloud, classification).
+    /// A namespace's facts (owner team, cloud, classification, cost center): from the
+    /// ServiceClaim that made it, never from its labels; safe defaults (PHI, no team)
+    /// for a namespace Paved did not make. `fresh` reads both from the apiserver.
     pub async fn namespace_facts(
         &self,
         ns: &str,
         fresh: bool,
     ) -> Result<paved_compose::postgresql::NamespaceFacts, kube::Error> {
-        let labels = self
-            .namespace(ns, fresh)
-            .await?
-            .and_then(|m| m.labels)
-            .unwrap_or_default();
-        Ok(paved_compose::postgresql::NamespaceFacts::from_labels(
+        let meta = self.namespace(ns, fresh).await?;
+        let cached = (!fresh)
+            .then(|| {
+                self.service_claims
+                    .get(&kube::runtime::reflector::ObjectRef::new(ns))
+            })
+            .flatten();
+        let claim = match cached {
+            Some(c) => Some(c),
+            None if meta.is_some() => kube::Api::<ServiceClaim>::all(self.client.clone())
+                .get_opt(ns)
+                .await?
+                .map(Arc::new),
+            None => None,
+        };
+        Ok(paved_compose::tenancy::namespace_facts(
             ns,
-            &labels,
+            meta.as_ref(),
+            claim.as_deref(),
+            &self.teams.state(),
             self.default_cloud,
         ))
+    }
+
+    /// The Team a ServiceClaim's `spec.owner` names.
+    pub fn team(&self, name: &str) -> Option<Arc<Team>> {
+        self.teams
+            .get(&kube::runtime::reflector::ObjectRef::new(name))
+    }
+
+    /// Every ServiceClaim of a team.
+    pub fn team_services(&self, team: &str) -> Vec<Arc<ServiceClaim>> {
+        self.service_claims
+            .state()
+            .into_iter()
+            .filter(|c| c.spec.owner == team)
+            .collect()
+    }
+
+    /// Every PostgreSQLInstance in a team's service namespaces.
+    pub fn team_databases(&self, team: &str) -> Vec<Arc<PostgreSQLInstance>> {
+        let namespaces: std::collections::HashSet<String> = self
+            .team_services(team)
+            .iter()
+            .map(|c| kube::ResourceExt::name_any(c.as_ref()))
+            .collect();
+        self.databases
+            .state()
+            .into_iter()
+            .filter(|d| {
+                d.metadata
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|n| namespaces.contains(n))
+            })
+            .collect()
     }
 
     /// Publishes an Event; failing to record one never fails a reconcile.

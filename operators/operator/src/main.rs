@@ -27,7 +27,7 @@ use axum::{extract::State, http::StatusCode, routing::get, Router};
 use clap::Parser;
 use futures::{future, StreamExt, TryStreamExt};
 use k8s_openapi::api::{
-    core::v1::{LimitRange, Namespace, ResourceQuota, Secret, ServiceAccount},
+    core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount},
     networking::v1::NetworkPolicy,
     rbac::v1::RoleBinding,
 };
@@ -41,7 +41,9 @@ use kube::{
     },
     Api, Client, ResourceExt,
 };
-use paved_api::{labels, Cloud, Composition, PostgreSQLInstance, ServiceClaim, TemporalNamespace};
+use paved_api::{
+    labels, Cloud, Composition, PostgreSQLInstance, ServiceClaim, Team, TemporalNamespace,
+};
 use tracing::{error, info, warn};
 
 use crate::{context::Context, metrics::Metrics};
@@ -119,6 +121,11 @@ struct Args {
     /// Secret Manager endpoint (default: Google's public endpoint).
     #[arg(long, env = "PAVED_GCP_SECRETMANAGER_ENDPOINT")]
     gcp_secretmanager_endpoint: Option<String>,
+    /// Namespaces no ServiceClaim may take and no claim is served in, besides the
+    /// built-in ones (default, kube-*, argocd, the operator's own) and those a service
+    /// Composition trusts as traffic peers. Comma-separated; `prefix-*` reserves a prefix.
+    #[arg(long, env = "PAVED_RESERVED_NAMESPACES", value_delimiter = ',')]
+    reserved_namespaces: Vec<String>,
     /// `json` (default, for log pipelines) or `text`.
     #[arg(long, env = "PAVED_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -387,6 +394,18 @@ async fn run_controllers(
     // claims whose namespaces change (a second, label-selected watch would have the
     // apiserver send every namespace event twice).
     let (ns_store, ns_writer) = reflector::store();
+    // Teams: few, platform-written; one reflector for every lookup.
+    let (team_store, team_writer) = reflector::store();
+    tokio::spawn(
+        reflector(
+            team_writer,
+            watcher(Api::<Team>::all(client.clone()), watcher::Config::default()).default_backoff(),
+        )
+        .touched_objects()
+        .for_each(|_| future::ready(())),
+    );
+    let (svc_reader, svc_writer) = reflector::store();
+    let (pg_reader, pg_writer) = reflector::store();
     let ctx = Arc::new(Context {
         client: client.clone(),
         events,
@@ -413,6 +432,13 @@ async fn run_controllers(
         applied: Default::default(),
         full_apply_every: Duration::from_secs(args.full_apply_seconds),
         own_namespace: args.lease_namespace.clone(),
+        teams: team_store.clone(),
+        service_claims: svc_reader.clone(),
+        databases: pg_reader.clone(),
+        reserved: paved_compose::tenancy::Reserved::new(
+            &args.lease_namespace,
+            &args.reserved_namespaces,
+        ),
     });
     let (ns_triggers, ns_changes) = futures::channel::mpsc::unbounded();
     let ns_reflector = {
@@ -448,6 +474,7 @@ async fn run_controllers(
         .wait_until_ready()
         .await
         .context("namespace cache")?;
+    team_store.wait_until_ready().await.context("team cache")?;
 
     // Only watch what Paved made, so the caches stay small on a busy cluster.
     let managed = watcher::Config::default().labels(&format!(
@@ -460,8 +487,6 @@ async fn run_controllers(
     let cfg = controller::Config::default()
         .concurrency(args.concurrency)
         .debounce(Duration::from_millis(200));
-    let (svc_reader, svc_writer) = reflector::store();
-    let (pg_reader, pg_writer) = reflector::store();
     let (tns_reader, tns_writer) = reflector::store();
 
     let svc = Controller::for_stream(claims_stream(&client, &malformed, svc_writer), svc_reader)
@@ -510,8 +535,23 @@ async fn run_controllers(
     // A Composition change re-renders the claims built from it (and the ones
     // waiting for a Composition to appear).
     let claims = svc.store();
+    let team_claims = svc.store();
     let svc = svc
         .reconcile_on(ns_changes)
+        // A Team change (its groups, clouds, limits; its creation) re-judges its claims.
+        .watches(
+            Api::<Team>::all(client.clone()),
+            watcher::Config::default(),
+            move |t: Team| {
+                let team = t.name_any();
+                team_claims
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.spec.owner == team)
+                    .map(|c| kube::runtime::reflector::ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
         .watches_stream(
             compositions_stream(&client, &malformed),
             move |c: Composition| claims_using(&claims, &c),
@@ -526,16 +566,9 @@ async fn run_controllers(
 
     let pg = Controller::for_stream(claims_stream(&client, &malformed, pg_writer), pg_reader)
         .with_config(cfg.clone())
-        .trigger_backoff(EachStreamBacksOff)
-        // Metadata only: a connection Secret's values have no business in this process.
-        .owns_stream(
-            watcher(
-                Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-                managed.clone(),
-            )
-            .default_backoff()
-            .touched_objects(),
-        );
+        // No watch of Secrets: that needs list and watch on every Secret in the
+        // cluster. A lost connection Secret is found by the claim's next poll.
+        .trigger_backoff(EachStreamBacksOff);
     let pg_claims = pg.store();
     let pg = pg
         .watches_stream(

@@ -172,6 +172,30 @@ async fn desired(
         name: comp_name.clone(),
         generation: comp.metadata.generation.unwrap_or(0),
     });
+    // Tenancy, before any cloud call. Not while deleting: what was created is cleaned
+    // up whatever the rules say now.
+    if claim.metadata.deletion_timestamp.is_none() {
+        if let Some(why) = ctx.reserved.why(&ns, &all) {
+            return Ok(Err(Verdict::problem(
+                paved_compose::tenancy::reasons::NAMESPACE_RESERVED,
+                format!("{why}; databases are not served there"),
+                slow,
+            )));
+        }
+        if let Err(r) = paved_compose::tenancy::admit_composition(&comp, &ns, &facts) {
+            return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
+        }
+        // The team's cap holds new databases back; one already created stays served.
+        if first_create {
+            if let Some(team) = facts.team.as_deref().and_then(|t| ctx.team(t)) {
+                let dbs = ctx.team_databases(&team.name_any());
+                let rank = paved_compose::tenancy::rank(claim, &dbs);
+                if let Err(r) = paved_compose::tenancy::admit_database_count(&team, rank) {
+                    return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
+                }
+            }
+        }
+    }
     let uid = claim.uid().unwrap_or_default();
     let input = PostgresInput {
         claim_name: &claim.name_any(),
@@ -314,10 +338,10 @@ async fn secret_conflict(
         Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
     let uid = claim.uid().unwrap_or_default();
     Ok(secrets.get_opt(&d.connection_secret).await?.and_then(|s| {
-        let ours = s.owner_references().iter().any(|o| o.uid == uid);
+        let ours = paved_compose::tenancy::connection_secret_is_ours(&s.metadata, &uid);
         (!ours).then(|| {
             Verdict::problem(
-                "SecretConflict",
+                paved_compose::tenancy::reasons::SECRET_CONFLICT,
                 format!(
                     "Secret {} already exists and is not this claim's; choose another writeConnectionSecretToRef",
                     d.connection_secret
@@ -439,10 +463,10 @@ async fn converge(
         Ok(p) => p,
         Err(v) => return Ok(v),
     };
-    if let Provider::Local(_) = &provider {
-        if let Some(v) = secret_conflict(ctx, claim, d).await? {
-            return Ok(v);
-        }
+    // Every provider: the connection Secret's name may already be taken by a Secret
+    // that is not this claim's (another tool's, or one a tenant points us at).
+    if let Some(v) = secret_conflict(ctx, claim, d).await? {
+        return Ok(v);
     }
     let observed = match provider.client().observe(d).await {
         Ok(o) => o,

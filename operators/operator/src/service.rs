@@ -201,7 +201,20 @@ async fn converge(
 ) -> Result<Result<Outcome, Failure>, Error> {
     let gen = claim.metadata.generation;
     let slow = jitter(Duration::from_secs(300));
-    let comp = match pick_service_composition(&compositions(&ctx.compositions), cloud) {
+    let all = compositions(&ctx.compositions);
+    // Tenancy first: nothing is written for a claim its team may not have.
+    let team = ctx.team(&claim.spec.owner);
+    if let Err(r) = paved_compose::tenancy::admit_service(
+        claim,
+        cloud,
+        team.as_deref(),
+        &ctx.team_services(&claim.spec.owner),
+        ctx.reserved.why(name, &all),
+    ) {
+        return Ok(Err((r.reason, r.message, slow)));
+    }
+    let team = team.expect("admitted claims have a team");
+    let comp = match pick_service_composition(&all, cloud) {
         Ok(c) => c,
         Err(NoComposition(m)) => return Ok(Err((reasons::COMPOSITION_NOT_FOUND, m, slow))),
     };
@@ -225,6 +238,7 @@ async fn converge(
         composition_name: &comp_name,
         composition_generation: comp_gen,
         composition: svc,
+        team: Some(&team.spec),
     };
     let objects = match render_service(&input) {
         Ok(o) => o,

@@ -1,0 +1,591 @@
+//! Tenancy, attacked as a tenant would: a member of one team (impersonated with
+//! kubectl `--as`/`--as-group`, as the team's OIDC group reaches the apiserver) tries
+//! to act on another team's claims, namespaces and data, and the test checks from
+//! outside — as the platform's admin, and in PostgreSQL — that it was refused with a
+//! clear message and that nothing of the victim changed. The operator's part (what
+//! admission cannot see) is attacked as the platform's admin, who bypasses admission.
+//! docs/security.md maps each attack to its control and to the test here.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use kube::{api::DeleteParams, Api, ResourceExt};
+use paved_api::{conditions, PostgreSQLInstance, ServiceClaim};
+use paved_e2e::{control_plane, db, eventually, ControlPlane, Operator};
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(90);
+
+/// kubectl as `user` in `groups` (the harness's admin may impersonate).
+fn as_user(
+    cp: &ControlPlane,
+    user: &str,
+    groups: &[&str],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<(bool, String)> {
+    let mut full: Vec<String> = vec![format!("--as={user}")];
+    full.extend(groups.iter().map(|g| format!("--as-group={g}")));
+    full.extend(args.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    match stdin {
+        Some(s) => cp.kubectl_stdin(&refs, s),
+        None => {
+            let out = cp.kubectl_command(&refs).output()?;
+            Ok((
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            ))
+        }
+    }
+}
+
+const ALICE: (&str, &[&str]) = ("alice", &["team-a"]);
+const BOB: (&str, &[&str]) = ("bob", &["team-b"]);
+
+fn alice(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<(bool, String)> {
+    as_user(cp, ALICE.0, ALICE.1, args, stdin)
+}
+
+fn bob(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<(bool, String)> {
+    as_user(cp, BOB.0, BOB.1, args, stdin)
+}
+
+fn refused(what: &str, (ok, out): (bool, String), expect: &[&str]) {
+    assert!(!ok, "{what}: accepted, should be refused:\n{out}");
+    for e in expect {
+        assert!(out.contains(e), "{what}: message lacks {e:?}:\n{out}");
+    }
+}
+
+fn service_claim(name: &str, owner: &str) -> Value {
+    json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+        "metadata": { "name": name },
+        "spec": { "owner": owner, "system": "tenancy", "costCenter": "CC-1", "cloud": "local",
+                  "dataClassification": "internal" }
+    })
+}
+
+/// Every developer may write ServiceClaims at all (the chart's paved-claim-author,
+/// bound by the platform); the admission policy narrows it to their own team's.
+fn grant_claim_authoring(cp: &ControlPlane) -> Result<()> {
+    db::apply(
+        cp,
+        &json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": "e2e-tenants-author-claims" },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "paved-claim-author" },
+            "subjects": [
+                { "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-a" },
+                { "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-b" },
+                { "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "nobody" },
+            ],
+        }),
+    )
+}
+
+async fn condition(
+    api: &Api<ServiceClaim>,
+    name: &str,
+    reason: &str,
+) -> Result<paved_api::Condition> {
+    eventually(&format!("{name} Synced=False {reason}"), T, || async {
+        let c = api.get(name).await?;
+        Ok(c.status
+            .and_then(|s| conditions::find(&s.conditions, conditions::SYNCED).cloned())
+            .filter(|c| c.status == "False" && c.reason == reason))
+    })
+    .await
+}
+
+async fn clean(client: &kube::Client, names: &[&str]) -> Result<()> {
+    for n in names {
+        db::fresh_service(client, n).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    grant_claim_authoring(cp)?;
+    let _op = Operator::start(cp, "tenancy-admission", &[])?;
+    let victim = "e2e-ten-victim";
+    clean(&client, &[victim, "e2e-ten-forged"]).await?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+
+    // Alice, of team-a, makes her team's service: admitted, and Paved builds it.
+    let (ok, out) = alice(
+        cp,
+        &["create", "-f", "-"],
+        Some(&service_claim(victim, "team-a").to_string()),
+    )?;
+    assert!(ok, "alice could not create her own team's claim: {out}");
+    db::ready(&claims, victim).await?;
+    let before = claims.get(victim).await?;
+
+    // Bob, of team-b, tries to take it over, delete it, or claim for team-a.
+    refused(
+        "bob moves the victim to team-b",
+        bob(
+            cp,
+            &[
+                "patch",
+                "serviceclaim",
+                victim,
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"owner":"team-b"}}"#,
+            ],
+            None,
+        )?,
+        &["spec.owner", "team-a"],
+    );
+    refused(
+        "bob edits the victim's egress",
+        bob(
+            cp,
+            &[
+                "patch",
+                "serviceclaim",
+                victim,
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"network":{"egressTo":[{"namespace":"team-b-exfil"}]}}}"#,
+            ],
+            None,
+        )?,
+        &["only identities of Team team-a"],
+    );
+    refused(
+        "bob deletes the victim",
+        bob(
+            cp,
+            &["delete", "serviceclaim", victim, "--wait=false"],
+            None,
+        )?,
+        &["only identities of Team team-a"],
+    );
+    refused(
+        "bob creates a claim in team-a's name",
+        bob(
+            cp,
+            &["create", "-f", "-"],
+            Some(&service_claim("e2e-ten-forged", "team-a").to_string()),
+        )?,
+        &["only identities of Team team-a", "bob"],
+    );
+    refused(
+        "someone in no team creates a claim",
+        as_user(
+            cp,
+            "carol",
+            &["nobody"],
+            &["create", "-f", "-"],
+            Some(&service_claim("e2e-ten-forged", "team-a").to_string()),
+        )?,
+        &["Team team-a"],
+    );
+    // Not even the owning team moves a service to another team: only the platform.
+    refused(
+        "alice hands her service to team-b",
+        alice(
+            cp,
+            &[
+                "patch",
+                "serviceclaim",
+                victim,
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"owner":"team-b"}}"#,
+            ],
+            None,
+        )?,
+        &["spec.owner cannot change"],
+    );
+    // Squatting a namespace the platform relies on.
+    for name in ["argocd", "paved-system", "monitoring", "platform-logs"] {
+        refused(
+            &format!("bob squats {name}"),
+            bob(
+                cp,
+                &["create", "--dry-run=server", "-f", "-"],
+                Some(&service_claim(name, "team-b").to_string()),
+            )?,
+            &["metadata.name", "reserved"],
+        );
+    }
+
+    // In the victim's namespace, Bob has no rights at all.
+    let db_claim = db::claim("stolen", victim, "postgresql-local", None).to_string();
+    refused(
+        "bob creates a database claim in the victim's namespace",
+        bob(cp, &["create", "-f", "-"], Some(&db_claim))?,
+        &["forbidden"],
+    );
+    refused(
+        "bob reads the victim's Secrets",
+        bob(cp, &["get", "secrets", "-n", victim], None)?,
+        &["forbidden"],
+    );
+    // Alice, owner of the namespace, still cannot weaken its floor.
+    refused(
+        "alice deletes default-deny",
+        alice(
+            cp,
+            &[
+                "delete",
+                "networkpolicy",
+                "paved-default-deny",
+                "-n",
+                victim,
+            ],
+            None,
+        )?,
+        &["forbidden"],
+    );
+    for (what, manifest) in [
+        (
+            "an allow-all NetworkPolicy",
+            json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": { "name": "allow-all", "namespace": victim },
+            "spec": { "podSelector": {}, "egress": [ {} ], "policyTypes": ["Egress"] } }),
+        ),
+        (
+            "a RoleBinding letting bob in",
+            json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": { "name": "let-bob-in", "namespace": victim },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "paved-developer" },
+            "subjects": [ { "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob" } ] }),
+        ),
+        (
+            "an ExternalSecret reading the whole store",
+            json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": { "name": "everything", "namespace": victim },
+            "spec": { "secretStoreRef": { "kind": "ClusterSecretStore", "name": "paved-secrets" },
+                      "dataFrom": [ { "find": { "name": { "regexp": ".*" } } } ] } }),
+        ),
+        (
+            "a bigger ResourceQuota",
+            json!({
+            "apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": { "name": "more", "namespace": victim },
+            "spec": { "hard": { "requests.cpu": "1000" } } }),
+        ),
+    ] {
+        refused(
+            &format!("alice creates {what}"),
+            alice(cp, &["create", "-f", "-"], Some(&manifest.to_string()))?,
+            &["forbidden"],
+        );
+    }
+    // What the owner role is for works: Alice runs her own database claim.
+    let (ok, out) = alice(
+        cp,
+        &["create", "--dry-run=server", "-f", "-"],
+        Some(&db::claim("mine", victim, "postgresql-local", None).to_string()),
+    )?;
+    assert!(
+        ok,
+        "alice cannot create a database claim in her namespace: {out}"
+    );
+
+    // From outside: nothing of the victim changed.
+    let after = claims.get(victim).await?;
+    assert_eq!(after.spec, before.spec, "the victim's spec changed");
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert!(after.metadata.deletion_timestamp.is_none());
+    assert!(claims.get_opt("e2e-ten-forged").await?.is_none());
+    let rb = cp.kubectl(&[
+        "get",
+        "rolebinding",
+        "paved-owner",
+        "-n",
+        victim,
+        "-o",
+        "jsonpath={.roleRef.name} {.subjects[*].name}",
+    ])?;
+    assert_eq!(rb.trim(), "paved-developer team-a");
+    let nps = cp.kubectl(&["get", "networkpolicy", "-n", victim, "-o", "name"])?;
+    assert!(nps.contains("paved-default-deny") && !nps.contains("allow-all"));
+
+    // The owning team deletes its own service.
+    let (ok, out) = alice(
+        cp,
+        &["delete", "serviceclaim", victim, "--wait=false"],
+        None,
+    )?;
+    assert!(ok, "alice cannot delete her own claim: {out}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_serves_a_claim_only_as_its_team_allows() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _op = Operator::start(cp, "tenancy-operator", &[])?;
+    let names = [
+        "e2e-ten-ghost",
+        "e2e-ten-late",
+        "e2e-ten-gcp",
+        "e2e-ten-cap-1",
+        "e2e-ten-cap-2",
+        "monitoring",
+    ];
+    clean(&client, &names).await?;
+    for t in ["team-late", "team-local-only", "team-capped"] {
+        let _ = cp.kubectl(&["delete", "team", t, "--ignore-not-found"]);
+    }
+    db::apply(
+        cp,
+        &json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-local-only" },
+        "spec": { "groups": ["team-local-only"], "clouds": ["local"] } }),
+    )?;
+    db::apply(
+        cp,
+        &json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-capped" },
+        "spec": { "groups": ["team-capped"], "clouds": ["local"], "limits": { "services": 1 } } }),
+    )?;
+    // Created by the platform's admin, past admission: the operator's own checks.
+    let create = |name: &str, owner: &str, cloud: &str| {
+        let mut c = service_claim(name, owner);
+        c["spec"]["cloud"] = json!(cloud);
+        db::create(cp, &c)
+    };
+    create("e2e-ten-ghost", "team-ghost", "local")?;
+    create("e2e-ten-late", "team-late", "local")?;
+    create("e2e-ten-gcp", "team-local-only", "gcp")?;
+    create("e2e-ten-cap-1", "team-capped", "local")?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    create("e2e-ten-cap-2", "team-capped", "local")?;
+    create("monitoring", "team-a", "local")?;
+
+    let c = condition(&claims, "e2e-ten-ghost", "TeamNotFound").await?;
+    assert!(c.message.contains("team-ghost"), "{}", c.message);
+    let c = condition(&claims, "e2e-ten-gcp", "CloudNotAllowed").await?;
+    assert!(
+        c.message.contains("[local]") && c.message.contains("gcp"),
+        "{}",
+        c.message
+    );
+    let c = condition(&claims, "e2e-ten-cap-2", "TeamLimitExceeded").await?;
+    assert!(c.message.contains("1 services"), "{}", c.message);
+    db::ready(&claims, "e2e-ten-cap-1").await?;
+    let c = condition(&claims, "monitoring", "NamespaceReserved").await?;
+    assert!(c.message.contains("service-local"), "{}", c.message);
+    // A Team made after a claim naming it: the claim was never checked by admission.
+    condition(&claims, "e2e-ten-late", "TeamNotFound").await?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    db::apply(
+        cp,
+        &json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-late" },
+        "spec": { "groups": ["team-late"], "clouds": ["local"] } }),
+    )?;
+    let c = condition(&claims, "e2e-ten-late", "ClaimPredatesTeam").await?;
+    assert!(c.message.contains("re-create"), "{}", c.message);
+
+    // Nothing was made for any refused claim.
+    for n in [
+        "e2e-ten-ghost",
+        "e2e-ten-late",
+        "e2e-ten-gcp",
+        "e2e-ten-cap-2",
+    ] {
+        assert!(nss.get_opt(n).await?.is_none(), "namespace {n} was made");
+    }
+    // `monitoring` is not Paved's to make (it may exist as the platform's own).
+    let mon = nss.get_opt("monitoring").await?;
+    assert!(
+        mon.is_none_or(|m| !m.labels().contains_key(paved_api::labels::CLAIM_NAME)),
+        "Paved made or took namespace monitoring"
+    );
+    clean(&client, &names).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_claim_is_held_to_its_namespaces_facts_and_its_teams_compositions() -> Result<()>
+{
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let _op = Operator::start(cp, "tenancy-databases", &[])?;
+    let svc = "e2e-ten-dbs";
+    let squat = "e2e-ten-labelled";
+    clean(&client, &[svc]).await?;
+    db::create(cp, &service_claim(svc, "team-a"))?;
+    db::ready(&claims, svc).await?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), svc);
+    db::clear(&client, cp, svc).await?;
+
+    // A namespace Paved did not make, labelled as if it were a public one: the labels
+    // are not believed; unknown means PHI, which the local provider refuses.
+    let _ = cp.kubectl(&["create", "namespace", squat]);
+    cp.kubectl(&[
+        "label",
+        "--overwrite",
+        "namespace",
+        squat,
+        "paved.dev/cloud=local",
+        "paved.dev/data-classification=public",
+        "paved.dev/owner=team-a",
+    ])?;
+    let squat_pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), squat);
+    db::clear(&client, cp, squat).await?;
+    db::create(cp, &db::claim("labelled", squat, "postgresql-local", None))?;
+
+    // Another cloud's Composition, and one granted to team-b only.
+    db::composition(cp, "postgresql-local.yaml", "e2e-ten-team-b-only", |c| {
+        c["spec"]["access"] = json!({ "teams": ["team-b"] });
+    })?;
+    db::create(
+        cp,
+        &db::claim("other-cloud", svc, "postgresql-aws-standard", None),
+    )?;
+    db::create(
+        cp,
+        &db::claim("not-granted", svc, "e2e-ten-team-b-only", None),
+    )?;
+    // A connection Secret name that is taken by a Secret that is not Paved's.
+    db::apply(
+        cp,
+        &json!({ "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "foreign", "namespace": svc }, "stringData": { "keep": "me" } }),
+    )?;
+    let mut taken = db::claim("taken", svc, "postgresql-local", None);
+    taken["spec"]["writeConnectionSecretToRef"]["name"] = json!("foreign");
+    db::create(cp, &taken)?;
+
+    let verdict = |api: Api<PostgreSQLInstance>, name: &'static str, reason: &'static str| async move {
+        eventually(&format!("{name} {reason}"), T, || async {
+            let p = api.get(name).await?;
+            Ok(p.status
+                .and_then(|s| conditions::find(&s.conditions, conditions::SYNCED).cloned())
+                .filter(|c| c.status == "False" && c.reason == reason)
+                .map(|c| (c, p.metadata.annotations.unwrap_or_default())))
+        })
+        .await
+    };
+    let (c, ann) = verdict(squat_pgs.clone(), "labelled", "ClassificationNotSupported").await?;
+    assert!(c.message.to_lowercase().contains("phi"), "{}", c.message);
+    assert!(!ann.contains_key(paved_api::annotations::CREATE_PENDING));
+    let (c, ann) = verdict(pgs.clone(), "other-cloud", "CompositionNotAllowed").await?;
+    assert!(
+        c.message.contains("aws") && c.message.contains("local"),
+        "{}",
+        c.message
+    );
+    assert!(
+        !ann.contains_key(paved_api::annotations::CREATE_PENDING),
+        "a cloud call was made"
+    );
+    let (c, _) = verdict(pgs.clone(), "not-granted", "CompositionNotAllowed").await?;
+    assert!(
+        c.message.contains("team-b") && c.message.contains("team-a"),
+        "{}",
+        c.message
+    );
+    let (c, _) = verdict(pgs.clone(), "taken", "SecretConflict").await?;
+    assert!(c.message.contains("foreign"), "{}", c.message);
+    let kept = cp.kubectl(&[
+        "get",
+        "secret",
+        "foreign",
+        "-n",
+        svc,
+        "-o",
+        "jsonpath={.data.keep}",
+    ])?;
+    if kept.trim() != "bWU=" {
+        bail!("the foreign Secret was overwritten: {kept}");
+    }
+
+    // A database claim in the operator's own namespace is not served.
+    let _ = cp.kubectl(&[
+        "delete",
+        "postgresqlinstance",
+        "sneaky",
+        "-n",
+        "paved-system",
+        "--wait=false",
+    ]);
+    db::apply(
+        cp,
+        &db::claim("sneaky", "paved-system", "postgresql-local", None),
+    )?;
+    let (c, _) = verdict(
+        Api::namespaced(client.clone(), "paved-system"),
+        "sneaky",
+        "NamespaceReserved",
+    )
+    .await?;
+    assert!(c.message.contains("paved-system"), "{}", c.message);
+
+    for (api, name) in [
+        (squat_pgs, "labelled"),
+        (pgs.clone(), "other-cloud"),
+        (pgs.clone(), "not-granted"),
+        (pgs, "taken"),
+        (Api::namespaced(client.clone(), "paved-system"), "sneaky"),
+    ] {
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
+    clean(&client, &[svc]).await?;
+    Ok(())
+}
+
+#[test]
+fn egress_to_the_metadata_service_and_oversized_claims_are_refused_at_admission() -> Result<()> {
+    let cp = control_plane();
+    let with = |spec_extra: Value| {
+        let mut c = service_claim("e2e-ten-bad", "team-a");
+        for (k, v) in spec_extra.as_object().unwrap() {
+            c["spec"][k] = v.clone();
+        }
+        cp.kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], &c.to_string())
+    };
+    let port = json!([{ "port": 80 }]);
+    for (cidr, expect) in [
+        ("169.254.169.254/32", "metadata"),
+        ("169.0.0.0/8", "metadata"),
+        ("fd00:ec2::254/128", "metadata"),
+        ("2000::/8", "/32 (IPv6)"),
+    ] {
+        refused(
+            &format!("egress to {cidr}"),
+            with(json!({ "network": { "egressTo": [ { "cidr": cidr, "ports": port } ] } }))?,
+            &["spec.network.egressTo[0]", expect],
+        );
+    }
+    let labels: serde_json::Map<String, Value> =
+        (0..40).map(|i| (format!("k{i}"), json!("v"))).collect();
+    refused(
+        "a claim with 40 pod labels in one peer",
+        with(
+            json!({ "network": { "ingressFrom": [ { "namespace": "x", "podLabels": labels } ] } }),
+        )?,
+        &["podLabels", "16"],
+    );
+    refused(
+        "a secret named as a database's connection Secret",
+        with(
+            json!({ "secrets": [ { "name": "main-connection" } ], "databases": [ { "name": "main" } ] }),
+        )?,
+        &["spec.secrets[].name", "connection"],
+    );
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Team: the unit of tenancy, written by the platform team only. A ServiceClaim's
+//! `spec.owner` names a Team; the Team says who may write that team's claims (its
+//! people's OIDC groups and its GitOps sync identities), which clouds its services
+//! may use and how many services and databases it may have.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Cloud, DataClassification};
+
+/// A tenant: the people and GitOps identities that act for one team, and what the
+/// platform allows it. Only the platform writes Teams. Admission (the chart's
+/// ValidatingAdmissionPolicy `paved-serviceclaim-tenancy`) lets a ServiceClaim be
+/// created, changed or deleted only by an identity listed in the Team its
+/// `spec.owner` names; the operator refuses claims of unknown teams and enforces the
+/// clouds and limits below.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "paved.dev",
+    version = "v1alpha1",
+    kind = "Team",
+    plural = "teams",
+    singular = "team",
+    shortname = "pteam",
+    printcolumn = r#"{"name":"GROUPS","type":"string","jsonPath":".spec.groups"}"#,
+    printcolumn = r#"{"name":"CLOUDS","type":"string","jsonPath":".spec.clouds"}"#,
+    printcolumn = r#"{"name":"SERVICES","type":"integer","jsonPath":".spec.limits.services"}"#,
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamSpec {
+    /// OIDC groups whose members act for the team (as they appear in the apiserver's
+    /// `user.groups`). They may write the team's ServiceClaims and are bound, in each
+    /// of the team's service namespaces, to the Composition's owner role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(inner(length(min = 1, max = 253)))]
+    pub groups: Vec<String>,
+
+    /// ServiceAccounts that act for the team: its Argo CD Application's sync
+    /// identity (an AppProject's `destinationServiceAccounts`). Same rights as
+    /// `groups`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub service_accounts: Vec<TeamServiceAccount>,
+
+    /// Clouds the team's services may run on. A ServiceClaim on another cloud is
+    /// refused (`CloudNotAllowed`).
+    #[schemars(length(min = 1, max = 4))]
+    pub clouds: Vec<Cloud>,
+
+    /// How much the team may have at once.
+    #[serde(default)]
+    pub limits: TeamLimits,
+
+    /// Namespaces Paved did not make (existing ones) where the team keeps database or
+    /// Temporal claims, with the facts they are built with. A claim in a namespace
+    /// neither made by a ServiceClaim nor listed here (or listed by two Teams) is
+    /// treated as holding PHI, with no team and the operator's default cloud.
+    /// Namespace labels are never trusted for these facts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub namespaces: Vec<TeamNamespace>,
+}
+
+/// An existing namespace a team uses, and its facts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamNamespace {
+    /// The namespace.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Cloud of the namespace's databases; must be one of the team's `clouds`.
+    pub cloud: Cloud,
+    /// Classification of the data held there. Defaults to `phi`.
+    #[serde(default)]
+    pub data_classification: DataClassification,
+    /// The system, for labels and tags. Defaults to `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub system: Option<String>,
+    /// Cost center billed. Defaults to `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub cost_center: Option<String>,
+}
+
+/// A ServiceAccount acting for a team.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamServiceAccount {
+    /// Namespace of the ServiceAccount (e.g. `argocd`).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: String,
+    /// Name of the ServiceAccount.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
+impl TeamServiceAccount {
+    /// The username the apiserver gives this ServiceAccount.
+    pub fn username(&self) -> String {
+        format!("system:serviceaccount:{}:{}", self.namespace, self.name)
+    }
+}
+
+/// Per-team caps, so one team cannot exhaust the platform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamLimits {
+    /// ServiceClaims the team may have. The oldest claims are served; a newer one past
+    /// the cap is refused (`TeamLimitExceeded`) and nothing is created for it.
+    #[serde(default = "default_services")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub services: i32,
+    /// PostgreSQLInstances the team may have across its namespaces; past it a new one
+    /// is refused before any cloud call.
+    #[serde(default = "default_databases")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub databases: i32,
+}
+
+fn default_services() -> i32 {
+    50
+}
+
+fn default_databases() -> i32 {
+    100
+}
+
+impl Default for TeamLimits {
+    fn default() -> Self {
+        TeamLimits {
+            services: default_services(),
+            databases: default_databases(),
+        }
+    }
+}

@@ -1,0 +1,707 @@
+//! Tenancy decisions, pure: which team a claim belongs to, whether it may have what it
+//! asks for, which namespaces are off limits, and what a namespace's facts are. The
+//! operator calls these before any write or cloud call; admission (the chart's
+//! ValidatingAdmissionPolicy and Kubernetes RBAC) decides who may write a claim.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
+use paved_api::{Cloud, Composition, DataClassification, ServiceClaim, Team};
+
+use crate::postgresql::NamespaceFacts;
+
+/// Condition reasons of the refusals below.
+pub mod reasons {
+    pub const TEAM_NOT_FOUND: &str = "TeamNotFound";
+    pub const CLAIM_PREDATES_TEAM: &str = "ClaimPredatesTeam";
+    pub const CLOUD_NOT_ALLOWED: &str = "CloudNotAllowed";
+    pub const NAMESPACE_RESERVED: &str = "NamespaceReserved";
+    pub const TEAM_LIMIT_EXCEEDED: &str = "TeamLimitExceeded";
+    pub const COMPOSITION_NOT_ALLOWED: &str = "CompositionNotAllowed";
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
+}
+
+/// Why a claim is refused: a condition reason and a message for a human.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn refuse(reason: &'static str, message: String) -> Refusal {
+    Refusal { reason, message }
+}
+
+/// Namespaces no ServiceClaim may create or take, and where no database or Temporal
+/// claim is served: the cluster's own, the operator's, Argo CD's, those the platform
+/// names, and every namespace a service Composition trusts as a traffic source or
+/// destination (a claim owning `ingress` would receive every service's allowance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    names: BTreeSet<String>,
+    prefixes: Vec<String>,
+}
+
+/// Reserved whatever the platform configures.
+pub const ALWAYS_RESERVED: &[&str] = &[
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "argocd",
+];
+
+impl Reserved {
+    /// `extra` entries ending in `*` are prefixes (`platform-*`).
+    pub fn new(own_namespace: &str, extra: &[String]) -> Reserved {
+        let mut names: BTreeSet<String> = ALWAYS_RESERVED.iter().map(|s| s.to_string()).collect();
+        names.insert(own_namespace.to_string());
+        let mut prefixes = vec!["kube-".to_string()];
+        for e in extra.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+            match e.strip_suffix('*') {
+                // A bare `*` would reserve every namespace: ignored.
+                Some("") => {}
+                Some(p) => prefixes.push(p.to_string()),
+                None => {
+                    names.insert(e.to_string());
+                }
+            }
+        }
+        Reserved { names, prefixes }
+    }
+
+    /// Why `ns` is reserved, or None.
+    pub fn why(&self, ns: &str, compositions: &[Arc<Composition>]) -> Option<String> {
+        if self.names.contains(ns) {
+            return Some(format!(
+                "namespace {ns} is reserved for the platform (the operator's --reserved-namespaces and built-in list)"
+            ));
+        }
+        if let Some(p) = self.prefixes.iter().find(|p| ns.starts_with(p.as_str())) {
+            return Some(format!(
+                "namespace {ns} is reserved for the platform (prefix {p}*)"
+            ));
+        }
+        for c in compositions {
+            let Some(s) = &c.spec.service else { continue };
+            let trusted = s
+                .network
+                .ingress_from
+                .iter()
+                .map(|p| p.namespace.as_str())
+                .chain(
+                    s.network
+                        .egress_to
+                        .iter()
+                        .filter_map(|p| p.namespace.as_deref()),
+                )
+                .chain(std::iter::once(s.network.dns.namespace.as_str()));
+            if trusted.into_iter().any(|t| t == ns) {
+                return Some(format!(
+                    "namespace {ns} is reserved: Composition {} trusts it as a traffic source or destination for every service",
+                    c.name_any()
+                ));
+            }
+        }
+        None
+    }
+}
+
+fn created(meta: &ObjectMeta) -> Option<k8s_openapi::jiff::Timestamp> {
+    meta.creation_timestamp.as_ref().map(|t| t.0)
+}
+
+/// Pure: may this ServiceClaim be served? `team` is the Team its `spec.owner` names
+/// (None: there is none); `siblings` are all ServiceClaims of that owner, this one
+/// included; `reserved` says why its name is off limits, if it is.
+pub fn admit_service(
+    claim: &ServiceClaim,
+    cloud: Cloud,
+    team: Option<&Team>,
+    siblings: &[Arc<ServiceClaim>],
+    reserved: Option<String>,
+) -> Result<(), Refusal> {
+    let name = claim.name_any();
+    let owner = &claim.spec.owner;
+    if let Some(why) = reserved {
+        return Err(refuse(
+            reasons::NAMESPACE_RESERVED,
+            format!("{why}; choose another service name"),
+        ));
+    }
+    let Some(team) = team else {
+        return Err(refuse(
+            reasons::TEAM_NOT_FOUND,
+            format!(
+                "spec.owner names team {owner}, and there is no Team {owner}: the platform creates a Team (kind Team) \
+                 naming the team's groups before its services"
+            ),
+        ));
+    };
+    // Admission checks who writes a claim against its Team. A claim that existed
+    // before the Team did was never checked, so it is not served: anyone could have
+    // written it to plant a service in a team that was about to exist.
+    if let (Some(c), Some(t)) = (created(&claim.metadata), created(&team.metadata)) {
+        if c < t {
+            return Err(refuse(
+                reasons::CLAIM_PREDATES_TEAM,
+                format!(
+                    "ServiceClaim {name} was created before Team {owner} existed, so admission never checked who wrote it; \
+                     a member of {owner} deletes and re-creates it"
+                ),
+            ));
+        }
+    }
+    if !team.spec.clouds.contains(&cloud) {
+        return Err(refuse(
+            reasons::CLOUD_NOT_ALLOWED,
+            format!(
+                "team {owner} may use {}; this service is on {cloud}",
+                list(team.spec.clouds.iter().map(|c| c.as_str()))
+            ),
+        ));
+    }
+    let limit = team.spec.limits.services.max(0) as usize;
+    // Ranking is only needed past the cap (and costs a pass over the team's claims).
+    if siblings.len() > limit && rank(claim, siblings) >= limit {
+        return Err(refuse(
+            reasons::TEAM_LIMIT_EXCEEDED,
+            format!(
+                "team {owner} may have {limit} services (Team {owner} spec.limits.services) and this one is past it; \
+                 nothing was created for it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Pure: the place of `claim` among `all` by age (then name): the oldest are served
+/// first, so a cap never takes a running service away to serve a new one.
+pub fn rank<K: kube::Resource>(claim: &K, all: &[Arc<K>]) -> usize {
+    let key = |m: &ObjectMeta| {
+        (
+            created(m),
+            m.namespace.clone().unwrap_or_default(),
+            m.name.clone().unwrap_or_default(),
+        )
+    };
+    let mine = key(claim.meta());
+    all.iter().filter(|o| key(o.meta()) < mine).count()
+}
+
+/// Pure: may a database claim in namespace `ns`, whose facts are `facts`, use this
+/// PostgreSQL Composition? Its provider must be the namespace's cloud, and the
+/// Composition's `access`, when set, must name the namespace's team or the namespace.
+pub fn admit_composition(
+    comp: &Composition,
+    ns: &str,
+    facts: &NamespaceFacts,
+) -> Result<(), Refusal> {
+    let name = comp.name_any();
+    if let Some(pg) = &comp.spec.postgresql {
+        if pg.provider != facts.cloud {
+            return Err(refuse(
+                reasons::COMPOSITION_NOT_ALLOWED,
+                format!(
+                    "Composition {name} builds on {}, but namespace {ns}'s services run on {} ({}); \
+                     a database stays on its namespace's cloud: use a {} Composition",
+                    pg.provider,
+                    facts.cloud,
+                    facts.source(),
+                    facts.cloud
+                ),
+            ));
+        }
+    }
+    if let Some(access) = &comp.spec.access {
+        let team_ok = facts
+            .team
+            .as_ref()
+            .is_some_and(|t| access.teams.contains(t));
+        let ns_ok = access.namespaces.iter().any(|n| n == ns);
+        if !team_ok && !ns_ok {
+            return Err(refuse(
+                reasons::COMPOSITION_NOT_ALLOWED,
+                format!(
+                    "Composition {name} may be used by teams {} and namespaces {}; namespace {ns} belongs to {}",
+                    list(access.teams.iter().map(String::as_str)),
+                    list(access.namespaces.iter().map(String::as_str)),
+                    facts
+                        .team
+                        .as_deref()
+                        .map(|t| format!("team {t}"))
+                        .unwrap_or_else(|| "no team".into())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Pure: the `rank`-th database of a team whose limit is `team.spec.limits.databases`.
+pub fn admit_database_count(team: &Team, rank: usize) -> Result<(), Refusal> {
+    let limit = team.spec.limits.databases.max(0) as usize;
+    if rank >= limit {
+        let t = team.name_any();
+        return Err(refuse(
+            reasons::TEAM_LIMIT_EXCEEDED,
+            format!(
+                "team {t} may have {limit} databases (Team {t} spec.limits.databases) and this one is past it; \
+                 nothing was created for it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Pure: a namespace's facts. They come from the ServiceClaim that made the namespace
+/// (named as the namespace, and its controller by UID) and never from labels, which
+/// whoever can edit the namespace could set. A namespace Paved did not make has no
+/// team, the operator's default cloud, and is treated as holding PHI.
+pub fn namespace_facts(
+    ns: &str,
+    ns_meta: Option<&ObjectMeta>,
+    claim: Option<&ServiceClaim>,
+    teams: &[Arc<Team>],
+    default_cloud: Cloud,
+) -> NamespaceFacts {
+    let owning = match (ns_meta, claim) {
+        (Some(m), Some(c)) => {
+            let uid = c.metadata.uid.as_deref().unwrap_or_default();
+            let controlled =
+                m.owner_references.iter().flatten().any(|o| {
+                    o.kind == "ServiceClaim" && o.uid == uid && o.controller == Some(true)
+                });
+            (controlled && c.name_any() == ns && !uid.is_empty()).then_some(c)
+        }
+        _ => None,
+    };
+    match owning {
+        Some(c) => NamespaceFacts {
+            cloud: c
+                .spec
+                .cloud
+                .or(c.status.as_ref().and_then(|s| s.cloud))
+                .unwrap_or(default_cloud),
+            classification: c.spec.data_classification,
+            owner: c.spec.owner.clone(),
+            system: c.spec.system.clone(),
+            service: ns.to_string(),
+            cost_center: c.spec.cost_center.clone(),
+            team: Some(c.spec.owner.clone()),
+        },
+        None => listed_facts(ns, ns_meta.is_some(), teams).unwrap_or(NamespaceFacts {
+            cloud: default_cloud,
+            classification: DataClassification::Phi,
+            owner: "unknown".into(),
+            system: "unknown".into(),
+            service: ns.to_string(),
+            cost_center: "unknown".into(),
+            team: None,
+        }),
+    }
+}
+
+/// The facts of a namespace Paved did not make, from the one Team that lists it.
+/// Listed by two Teams: no one's (safe defaults).
+fn listed_facts(ns: &str, exists: bool, teams: &[Arc<Team>]) -> Option<NamespaceFacts> {
+    if !exists {
+        return None;
+    }
+    let mut listing = teams.iter().filter_map(|t| {
+        t.spec
+            .namespaces
+            .iter()
+            .find(|n| n.name == ns)
+            .map(|n| (t, n))
+    });
+    let (team, n) = listing.next()?;
+    if listing.next().is_some() {
+        return None;
+    }
+    Some(NamespaceFacts {
+        cloud: n.cloud,
+        classification: n.data_classification,
+        owner: team.name_any(),
+        system: n.system.clone().unwrap_or_else(|| "unknown".into()),
+        service: ns.to_string(),
+        cost_center: n.cost_center.clone().unwrap_or_else(|| "unknown".into()),
+        team: Some(team.name_any()),
+    })
+}
+
+/// Pure: whether an existing Secret named as a claim's connection Secret is that
+/// claim's: written by Paved for it (owned by the claim), or by External Secrets for
+/// the ExternalSecret Paved made for it (owned by an ExternalSecret of that name, and
+/// carrying the claim's UID, which Paved puts in the ExternalSecret's template). Any
+/// other Secret is never overwritten.
+pub fn connection_secret_is_ours(secret: &ObjectMeta, claim_uid: &str) -> bool {
+    let owners = secret.owner_references.iter().flatten();
+    let by_claim = owners.clone().any(|o| o.uid == claim_uid);
+    let by_eso = owners
+        .into_iter()
+        .any(|o| o.kind == "ExternalSecret" && Some(&o.name) == secret.name.as_ref())
+        && secret
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(paved_api::labels::CLAIM_UID))
+            .map(String::as_str)
+            == Some(claim_uid);
+    by_claim || by_eso
+}
+
+fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = items.collect();
+    if v.is_empty() {
+        "[none]".into()
+    } else {
+        format!("[{}]", v.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+    use paved_api::{
+        CompositionAccess, CompositionSpec, PostgreSQLComposition, ServiceClaimSpec,
+        ServiceComposition, TeamLimits, TeamSpec,
+    };
+
+    fn at(secs: i64) -> Option<Time> {
+        Some(Time(
+            k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap(),
+        ))
+    }
+
+    fn claim(name: &str, owner: &str, created: i64) -> ServiceClaim {
+        let mut c = ServiceClaim::new(
+            name,
+            ServiceClaimSpec {
+                owner: owner.into(),
+                system: "s".into(),
+                cost_center: "CC-1".into(),
+                ..Default::default()
+            },
+        );
+        c.metadata.uid = Some(format!("uid-{name}"));
+        c.metadata.creation_timestamp = at(created);
+        c
+    }
+
+    fn team(name: &str, created: i64, clouds: &[Cloud], services: i32) -> Team {
+        let mut t = Team::new(
+            name,
+            TeamSpec {
+                groups: vec![name.into()],
+                clouds: clouds.to_vec(),
+                limits: TeamLimits {
+                    services,
+                    databases: 2,
+                },
+                ..Default::default()
+            },
+        );
+        t.metadata.creation_timestamp = at(created);
+        t
+    }
+
+    fn reasons_of(r: Result<(), Refusal>) -> &'static str {
+        r.err().map(|r| r.reason).unwrap_or("admitted")
+    }
+
+    #[test]
+    fn a_claim_is_served_only_for_an_existing_team_that_predates_it() {
+        let c = claim("svc", "team-a", 10);
+        let all = [Arc::new(c.clone())];
+        assert_eq!(
+            reasons_of(admit_service(&c, Cloud::Local, None, &all, None)),
+            reasons::TEAM_NOT_FOUND
+        );
+        let late = team("team-a", 20, &[Cloud::Local], 5);
+        let r = admit_service(&c, Cloud::Local, Some(&late), &all, None).unwrap_err();
+        assert_eq!(r.reason, reasons::CLAIM_PREDATES_TEAM);
+        assert!(r.message.contains("team-a"), "{}", r.message);
+        let early = team("team-a", 5, &[Cloud::Local], 5);
+        assert_eq!(
+            reasons_of(admit_service(&c, Cloud::Local, Some(&early), &all, None)),
+            "admitted"
+        );
+        // Created in the same second as the Team: admission already ran.
+        let same = team("team-a", 10, &[Cloud::Local], 5);
+        assert_eq!(
+            reasons_of(admit_service(&c, Cloud::Local, Some(&same), &all, None)),
+            "admitted"
+        );
+    }
+
+    #[test]
+    fn a_claim_on_a_cloud_its_team_may_not_use_is_refused_naming_both() {
+        let c = claim("svc", "team-a", 10);
+        let t = team("team-a", 5, &[Cloud::Aws, Cloud::Local], 5);
+        let r = admit_service(&c, Cloud::Gcp, Some(&t), &[Arc::new(c.clone())], None).unwrap_err();
+        assert_eq!(r.reason, reasons::CLOUD_NOT_ALLOWED);
+        assert!(r.message.contains("[aws, local]") && r.message.contains("gcp"));
+    }
+
+    #[test]
+    fn reserved_names_are_refused_before_anything_else() {
+        let c = claim("argocd", "team-a", 10);
+        let t = team("team-a", 5, &[Cloud::Local], 5);
+        let why = Reserved::new("paved-system", &[]).why("argocd", &[]);
+        assert_eq!(
+            reasons_of(admit_service(&c, Cloud::Local, Some(&t), &[], why)),
+            reasons::NAMESPACE_RESERVED
+        );
+    }
+
+    #[test]
+    fn the_oldest_claims_are_served_within_the_team_cap() {
+        let t = team("team-a", 0, &[Cloud::Local], 2);
+        let a = claim("a", "team-a", 10);
+        let b = claim("b", "team-a", 11);
+        let c = claim("c", "team-a", 11);
+        let all: Vec<_> = [&c, &a, &b]
+            .iter()
+            .map(|c| Arc::new((*c).clone()))
+            .collect();
+        assert_eq!(rank(&a, &all), 0);
+        assert_eq!(rank(&b, &all), 1);
+        assert_eq!(rank(&c, &all), 2);
+        for (claim, want) in [
+            (&a, "admitted"),
+            (&b, "admitted"),
+            (&c, reasons::TEAM_LIMIT_EXCEEDED),
+        ] {
+            assert_eq!(
+                reasons_of(admit_service(claim, Cloud::Local, Some(&t), &all, None)),
+                want,
+                "{}",
+                claim.name_any()
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_namespaces_cover_the_platform_and_what_compositions_trust() {
+        let r = Reserved::new("paved-system", &["monitoring".into(), "platform-*".into()]);
+        for ns in [
+            "default",
+            "kube-system",
+            "kube-anything",
+            "argocd",
+            "paved-system",
+            "monitoring",
+            "platform-logging",
+        ] {
+            assert!(r.why(ns, &[]).is_some(), "{ns} should be reserved");
+        }
+        assert!(r.why("claims-svc", &[]).is_none());
+        let mut svc = ServiceComposition::default();
+        svc.network.ingress_from.push(paved_api::IngressPeer {
+            namespace: "ingress".into(),
+            ..Default::default()
+        });
+        let comp = Composition::new(
+            "service-local",
+            CompositionSpec {
+                service: Some(svc),
+                ..Default::default()
+            },
+        );
+        let why = r.why("ingress", &[Arc::new(comp)]).unwrap();
+        assert!(why.contains("service-local"), "{why}");
+    }
+
+    fn pg(provider: Cloud, access: Option<CompositionAccess>) -> Composition {
+        Composition::new(
+            "pg",
+            CompositionSpec {
+                postgresql: Some(PostgreSQLComposition {
+                    provider,
+                    ..Default::default()
+                }),
+                access,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn owned_ns(c: &ServiceClaim) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(c.name_any()),
+            owner_references: Some(vec![OwnerReference {
+                kind: "ServiceClaim".into(),
+                name: c.name_any(),
+                uid: c.metadata.uid.clone().unwrap(),
+                controller: Some(true),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn facts_come_from_the_owning_claim_and_never_from_labels() {
+        let mut c = claim("svc", "team-a", 0);
+        c.spec.data_classification = DataClassification::Public;
+        c.spec.cloud = Some(Cloud::Aws);
+        let mut ns = owned_ns(&c);
+        // Labels claiming otherwise are ignored.
+        ns.labels = Some(
+            [(paved_api::labels::CLOUD.to_string(), "gcp".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        let f = namespace_facts("svc", Some(&ns), Some(&c), &[], Cloud::Local);
+        assert_eq!(
+            (f.cloud, f.classification, f.team.as_deref()),
+            (Cloud::Aws, DataClassification::Public, Some("team-a"))
+        );
+        // A namespace not controlled by that very claim (by UID) is unknown: PHI.
+        let mut other = owned_ns(&c);
+        other.owner_references.as_mut().unwrap()[0].uid = "someone-else".into();
+        let f = namespace_facts("svc", Some(&other), Some(&c), &[], Cloud::Local);
+        assert_eq!(
+            (f.cloud, f.classification, f.team),
+            (Cloud::Local, DataClassification::Phi, None)
+        );
+        // A claim of another name cannot lend its facts to this namespace.
+        let f = namespace_facts("elsewhere", Some(&ns), Some(&c), &[], Cloud::Local);
+        assert_eq!(f.classification, DataClassification::Phi);
+        let f = namespace_facts("svc", Some(&ns), None, &[], Cloud::Local);
+        assert_eq!(f.classification, DataClassification::Phi);
+    }
+
+    #[test]
+    fn an_existing_namespace_has_the_facts_of_the_one_team_listing_it() {
+        let listed = |team_name: &str| {
+            let mut t = team(team_name, 0, &[Cloud::Local], 5);
+            t.spec.namespaces.push(paved_api::TeamNamespace {
+                name: "reporting".into(),
+                cloud: Cloud::Local,
+                data_classification: DataClassification::Internal,
+                cost_center: Some("CC-9".into()),
+                ..Default::default()
+            });
+            Arc::new(t)
+        };
+        let ns = ObjectMeta {
+            name: Some("reporting".into()),
+            ..Default::default()
+        };
+        let a = listed("team-a");
+        let f = namespace_facts(
+            "reporting",
+            Some(&ns),
+            None,
+            std::slice::from_ref(&a),
+            Cloud::Aws,
+        );
+        assert_eq!(
+            (
+                f.cloud,
+                f.classification,
+                f.team.as_deref(),
+                f.cost_center.as_str()
+            ),
+            (
+                Cloud::Local,
+                DataClassification::Internal,
+                Some("team-a"),
+                "CC-9"
+            )
+        );
+        // Two Teams claiming one namespace: nobody's, PHI.
+        let f = namespace_facts(
+            "reporting",
+            Some(&ns),
+            None,
+            &[a.clone(), listed("team-b")],
+            Cloud::Aws,
+        );
+        assert_eq!((f.classification, f.team), (DataClassification::Phi, None));
+        // A namespace a ServiceClaim made keeps its claim's facts over any listing.
+        let c = claim("reporting", "team-c", 0);
+        let f = namespace_facts("reporting", Some(&owned_ns(&c)), Some(&c), &[a], Cloud::Aws);
+        assert_eq!(f.team.as_deref(), Some("team-c"));
+    }
+
+    #[test]
+    fn a_composition_of_another_cloud_or_not_granted_is_refused_naming_both() {
+        let c = claim("svc", "team-a", 0);
+        let facts = namespace_facts("svc", Some(&owned_ns(&c)), Some(&c), &[], Cloud::Local);
+        let r = admit_composition(&pg(Cloud::Aws, None), "svc", &facts).unwrap_err();
+        assert_eq!(r.reason, reasons::COMPOSITION_NOT_ALLOWED);
+        assert!(
+            r.message.contains("aws") && r.message.contains("local"),
+            "{}",
+            r.message
+        );
+        assert!(admit_composition(&pg(Cloud::Local, None), "svc", &facts).is_ok());
+        let for_b = CompositionAccess {
+            teams: vec!["team-b".into()],
+            namespaces: vec![],
+        };
+        let r =
+            admit_composition(&pg(Cloud::Local, Some(for_b.clone())), "svc", &facts).unwrap_err();
+        assert!(
+            r.message.contains("team-b") && r.message.contains("team team-a"),
+            "{}",
+            r.message
+        );
+        let for_a = CompositionAccess {
+            teams: vec!["team-a".into()],
+            namespaces: vec![],
+        };
+        assert!(admit_composition(&pg(Cloud::Local, Some(for_a)), "svc", &facts).is_ok());
+        let by_ns = CompositionAccess {
+            teams: vec![],
+            namespaces: vec!["svc".into()],
+        };
+        assert!(admit_composition(&pg(Cloud::Local, Some(by_ns)), "svc", &facts).is_ok());
+        // A namespace with no team gets no team-restricted Composition.
+        let unknown = namespace_facts("x", None, None, &[], Cloud::Local);
+        assert!(admit_composition(&pg(Cloud::Local, Some(for_b)), "x", &unknown).is_err());
+    }
+
+    #[test]
+    fn the_database_cap_counts_from_zero() {
+        let t = team("team-a", 0, &[Cloud::Local], 5);
+        assert!(admit_database_count(&t, 1).is_ok());
+        assert_eq!(
+            reasons_of(admit_database_count(&t, 2)),
+            reasons::TEAM_LIMIT_EXCEEDED
+        );
+    }
+
+    #[test]
+    fn only_the_claims_own_secrets_are_ours() {
+        let owned_by = |kind: &str, name: &str, uid: &str| OwnerReference {
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            ..Default::default()
+        };
+        let mut s = ObjectMeta {
+            name: Some("db-connection".into()),
+            ..Default::default()
+        };
+        assert!(!connection_secret_is_ours(&s, "u1"), "a foreign Secret");
+        s.owner_references = Some(vec![owned_by("PostgreSQLInstance", "db", "u1")]);
+        assert!(connection_secret_is_ours(&s, "u1"));
+        assert!(!connection_secret_is_ours(&s, "u2"));
+        s.owner_references = Some(vec![owned_by("ExternalSecret", "db-connection", "es")]);
+        assert!(
+            !connection_secret_is_ours(&s, "u1"),
+            "another ExternalSecret's Secret without the claim's mark"
+        );
+        s.labels = Some(
+            [(paved_api::labels::CLAIM_UID.to_string(), "u1".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        assert!(connection_secret_is_ours(&s, "u1"));
+    }
+}

@@ -385,7 +385,11 @@ async fn the_operator_serves_a_claim_only_as_its_team_allows() -> Result<()> {
     assert!(c.message.contains("1 services"), "{}", c.message);
     db::ready(&claims, "e2e-ten-cap-1").await?;
     let c = condition(&claims, "monitoring", "NamespaceReserved").await?;
-    assert!(c.message.contains("service-local"), "{}", c.message);
+    assert!(
+        c.message.contains("Composition service-") && c.message.contains("trusts it"),
+        "{}",
+        c.message
+    );
     // A Team made after a claim naming it: the claim was never checked by admission.
     condition(&claims, "e2e-ten-late", "TeamNotFound").await?;
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -166,8 +166,33 @@ impl Drop for DedicatedPlane {
 }
 
 impl ControlPlane {
+    /// Waits until the tenancy admission policy judges ServiceClaims again. The
+    /// apiserver resolves its paramKind (Team) through discovery, which it refreshes a
+    /// while after a CRD is created or changed, or after it restarts; until then every
+    /// ServiceClaim write is refused ("failed to configure policy": it fails closed).
+    pub fn await_tenancy_policy(&self) -> Result<()> {
+        let probe = serde_json::json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+            "metadata": { "name": "e2e-policy-probe" },
+            "spec": { "owner": "e2e", "system": "s", "costCenter": "CC-1" },
+        })
+        .to_string();
+        let start = Instant::now();
+        loop {
+            let (ok, out) =
+                self.kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], &probe)?;
+            if ok {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                bail!("the tenancy policy does not admit the platform's ServiceClaim: {out}");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// `e2e/control-plane restart COMPONENT`: stopped and started again on the same
-    /// ports with the same data.
+    /// ports with the same data (after the apiserver, once admission works again).
     pub fn restart(&self, component: &str) -> Result<()> {
         let out = Command::new(repo_root().join("e2e/control-plane"))
             .args(["restart", component])
@@ -178,6 +203,9 @@ impl ControlPlane {
                 "restarting {component}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+        }
+        if component == "kube-apiserver" {
+            self.await_tenancy_policy()?;
         }
         Ok(())
     }
@@ -309,6 +337,7 @@ fn install(cp: &ControlPlane) -> Result<()> {
     if !ok {
         bail!("installing the tenancy policy and the test Teams: {out}");
     }
+    cp.await_tenancy_policy()?;
     // The local provider's admin connection string, as the postgresql-local
     // Composition names it.
     let dsn = cp
@@ -543,14 +572,28 @@ where
     }
 }
 
+/// The pinned helm, built (once) by e2e/build-helm.
+pub fn helm_binary() -> Result<String> {
+    let out = Command::new(repo_root().join("e2e/build-helm"))
+        .output()
+        .context("running e2e/build-helm")?;
+    if !out.status.success() {
+        bail!("e2e/build-helm: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
 /// Templates of the chart as `helm template` renders them for release `paved` in
 /// `paved-system` with default values.
 pub fn helm_template(show_only: &[&str]) -> Result<String> {
-    let helm = Command::new(repo_root().join("e2e/build-helm")).output()?;
-    if !helm.status.success() {
-        bail!("e2e/build-helm: {}", String::from_utf8_lossy(&helm.stderr));
-    }
-    let helm = String::from_utf8(helm.stdout)?.trim().to_string();
+    let args: Vec<&str> = show_only.iter().flat_map(|t| ["--show-only", t]).collect();
+    helm_template_with(&args)
+}
+
+/// The chart as `helm template` renders it for release `paved` in `paved-system`,
+/// with `extra` arguments (`--set`, `--show-only`, ...).
+pub fn helm_template_with(extra: &[&str]) -> Result<String> {
+    let helm = helm_binary()?;
     let chart = repo_root().join("charts/paved");
     let mut cmd = Command::new(&helm);
     cmd.args([
@@ -562,9 +605,7 @@ pub fn helm_template(show_only: &[&str]) -> Result<String> {
         "--kube-version",
         "v1.36.2",
     ]);
-    for t in show_only {
-        cmd.args(["--show-only", t]);
-    }
+    cmd.args(extra);
     let rendered = cmd.output()?;
     if !rendered.status.success() {
         bail!(

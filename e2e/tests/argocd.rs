@@ -442,7 +442,9 @@ spec:
         "the admission policy's reason reaches Argo CD: {failed}"
     );
     assert!(
-        failed.contains("forbidden"),
+        failed.contains("cannot ")
+            && failed.contains("resource \\\"postgresqlinstances\\\"")
+            && failed.contains("in the namespace \\\"claims-intake-api\\\""),
         "RBAC's refusal in the other namespace reaches Argo CD: {failed}"
     );
     assert!(services.get_opt("forged-svc").await?.is_none());

@@ -4,22 +4,9 @@
 
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use paved_e2e::{control_plane, repo_root};
 use serde_json::Value;
-
-fn helm() -> Result<String> {
-    let out = Command::new(repo_root().join("e2e/build-helm"))
-        .output()
-        .context("running e2e/build-helm")?;
-    if !out.status.success() {
-        bail!(
-            "e2e/build-helm failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_string())
-}
 
 fn run(cmd: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(cmd).args(args).output()?;
@@ -34,19 +21,8 @@ fn run(cmd: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-fn template(helm: &str, extra: &[&str]) -> Result<Vec<Value>> {
-    let chart = repo_root().join("charts/paved");
-    let mut args = vec![
-        "template",
-        "paved",
-        chart.to_str().unwrap(),
-        "-n",
-        "paved-system",
-        "--kube-version",
-        "v1.36.2",
-    ];
-    args.extend(extra);
-    let yaml = run(helm, &args)?;
+fn template(extra: &[&str]) -> Result<Vec<Value>> {
+    let yaml = paved_e2e::helm_template_with(extra)?;
     let mut docs = vec![];
     for d in serde_yaml::Deserializer::from_str(&yaml) {
         let v: Value = serde::Deserialize::deserialize(d)?;
@@ -59,7 +35,7 @@ fn template(helm: &str, extra: &[&str]) -> Result<Vec<Value>> {
 
 #[test]
 fn the_chart_lints_and_the_apiserver_accepts_what_it_renders() -> Result<()> {
-    let helm = helm()?;
+    let helm = paved_e2e::helm_binary()?;
     let chart = repo_root().join("charts/paved");
     run(
         &helm,
@@ -74,7 +50,7 @@ fn the_chart_lints_and_the_apiserver_accepts_what_it_renders() -> Result<()> {
 
     let cp = control_plane();
     let _ = cp.kubectl(&["create", "namespace", "paved-system"]);
-    let docs = template(&helm, &[])?;
+    let docs = template(&[])?;
     let stream: String = docs
         .iter()
         .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
@@ -103,8 +79,69 @@ fn the_chart_lints_and_the_apiserver_accepts_what_it_renders() -> Result<()> {
         "Service",
         "NetworkPolicy",
         "Composition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ] {
         assert!(kinds.contains(&want), "chart renders no {want}: {kinds:?}");
+    }
+
+    // Tenancy: the owner role writes nothing that guards the namespace; the operator
+    // never lists or watches Secrets and binds only the owner roles.
+    let role = |name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no ClusterRole {name}"))
+    };
+    let writes = ["create", "update", "patch", "delete", "deletecollection"];
+    for rule in role("paved-developer")["rules"].as_array().unwrap() {
+        let resources: Vec<&str> = rule["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.as_str())
+            .collect();
+        let writes_any = rule["verbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| writes.contains(&v.as_str().unwrap()));
+        for guarded in [
+            "networkpolicies",
+            "rolebindings",
+            "roles",
+            "resourcequotas",
+            "limitranges",
+            "externalsecrets",
+            "secretstores",
+            "serviceaccounts",
+            "pods/exec",
+        ] {
+            assert!(
+                !(writes_any && resources.contains(&guarded)),
+                "paved-developer writes {guarded}: {rule}"
+            );
+        }
+    }
+    let operator = role("paved-operator")["rules"].as_array().unwrap();
+    for rule in operator {
+        let resources = rule["resources"].as_array().unwrap();
+        let verbs = rule["verbs"].as_array().unwrap();
+        if resources.iter().any(|r| r == "secrets") {
+            assert!(
+                !verbs.iter().any(|v| v == "list" || v == "watch"),
+                "the operator lists or watches Secrets: {rule}"
+            );
+        }
+        if verbs
+            .iter()
+            .any(|v| v == "bind" || v == "escalate" || v == "impersonate")
+        {
+            assert_eq!(
+                rule["resourceNames"],
+                serde_json::json!(["paved-developer", "paved-viewer", "view"]),
+                "{rule}"
+            );
+        }
     }
     assert_eq!(
         docs.iter().filter(|d| d["kind"] == "Composition").count(),
@@ -153,20 +190,21 @@ fn the_chart_lints_and_the_apiserver_accepts_what_it_renders() -> Result<()> {
     }
 
     // Values switch parts off and on.
-    let without = template(
-        &helm,
-        &[
-            "--set",
-            "compositions.enabled=false",
-            "--set",
-            "networkPolicy.enabled=false",
-            "--set",
-            "metrics.serviceMonitor.enabled=true",
-        ],
-    )?;
+    let without = template(&[
+        "--set",
+        "compositions.enabled=false",
+        "--set",
+        "networkPolicy.enabled=false",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+    ])?;
     assert!(!without
         .iter()
         .any(|d| d["kind"] == "Composition" || d["kind"] == "NetworkPolicy"));
+    let open = template(&["--set", "tenancy.admissionPolicy=false"])?;
+    assert!(!open
+        .iter()
+        .any(|d| d["kind"] == "ValidatingAdmissionPolicy"));
     assert!(without.iter().any(|d| d["kind"] == "ServiceMonitor"));
     Ok(())
 }

@@ -178,5 +178,76 @@ fn the_operators_own_rights_are_enumerated_and_narrow() -> Result<()> {
     ] {
         assert_eq!(can(args)?, want, "can-i {}", args.join(" "));
     }
+
+    // What RBAC must allow (Secrets and RoleBindings in namespaces that do not exist
+    // yet) the chart's admission policy paved-operator-scope narrows: writes the
+    // operator's token actually attempts, refused with the reason.
+    let as_operator = |manifest: serde_json::Value| -> Result<(bool, String)> {
+        let mut cmd = std::process::Command::new("kubectl");
+        cmd.args(["create", "--dry-run=server", "-f", "-"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PATH", cp.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn()?;
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.to_string().as_bytes())?;
+        let out = child.wait_with_output()?;
+        Ok((
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    };
+    let (ok, out) = as_operator(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": { "name": "stolen-token", "namespace": "kube-system",
+                      "annotations": { "kubernetes.io/service-account.name": "default" } },
+    }))?;
+    assert!(
+        !ok && out.contains("never writes ServiceAccount token Secrets"),
+        "{out}"
+    );
+    let (ok, out) = as_operator(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "paved-owner", "namespace": "kube-system" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "paved-developer" },
+        "subjects": [ { "kind": "ServiceAccount", "name": "paved-operator", "namespace": "paved-system" } ],
+    }))?;
+    assert!(
+        !ok && out.contains("binds owners only in namespaces a ServiceClaim made"),
+        "{out}"
+    );
+    let relabel = std::process::Command::new("kubectl")
+        .args([
+            "label",
+            "--dry-run=server",
+            "namespace",
+            "kube-system",
+            "paved.dev/claim-kind=ServiceClaim",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("PATH", cp.path())
+        .output()?;
+    let said = String::from_utf8_lossy(&relabel.stderr);
+    assert!(
+        !relabel.status.success() && said.contains("changes only namespaces a ServiceClaim made"),
+        "{said}"
+    );
+    // An ordinary connection Secret is still the operator's to write.
+    let (ok, out) = as_operator(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "main-connection", "namespace": "default" },
+        "stringData": { "password": "x" },
+    }))?;
+    assert!(ok, "{out}");
     Ok(())
 }

@@ -123,6 +123,13 @@ impl Drop for RestoreCrd<'_> {
         if !ok && !std::thread::panicking() {
             panic!("restoring the CRD: {out}");
         }
+        // A CRD change makes the apiserver refresh discovery, and the tenancy policy
+        // refuses ServiceClaims until it has.
+        if let Err(e) = self.cp.await_tenancy_policy() {
+            if !std::thread::panicking() {
+                panic!("{e}");
+            }
+        }
     }
 }
 

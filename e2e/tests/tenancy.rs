@@ -55,6 +55,22 @@ fn bob(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<(bool, S
     as_user(cp, BOB.0, BOB.1, args, stdin)
 }
 
+/// `kubectl patch serviceclaim NAME --type=merge -p PATCH` as `who`.
+fn patch_claim(
+    cp: &ControlPlane,
+    who: (&str, &[&str]),
+    name: &str,
+    patch: &str,
+) -> Result<(bool, String)> {
+    as_user(
+        cp,
+        who.0,
+        who.1,
+        &["patch", "serviceclaim", name, "--type=merge", "-p", patch],
+        None,
+    )
+}
+
 fn refused(what: &str, (ok, out): (bool, String), expect: &[&str]) {
     assert!(!ok, "{what}: accepted, should be refused:\n{out}");
     for e in expect {
@@ -133,33 +149,16 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
     // Bob, of team-b, tries to take it over, delete it, or claim for team-a.
     refused(
         "bob moves the victim to team-b",
-        bob(
-            cp,
-            &[
-                "patch",
-                "serviceclaim",
-                victim,
-                "--type=merge",
-                "-p",
-                r#"{"spec":{"owner":"team-b"}}"#,
-            ],
-            None,
-        )?,
+        patch_claim(cp, BOB, victim, r#"{"spec":{"owner":"team-b"}}"#)?,
         &["spec.owner", "team-a"],
     );
     refused(
         "bob edits the victim's egress",
-        bob(
+        patch_claim(
             cp,
-            &[
-                "patch",
-                "serviceclaim",
-                victim,
-                "--type=merge",
-                "-p",
-                r#"{"spec":{"network":{"egressTo":[{"namespace":"team-b-exfil"}]}}}"#,
-            ],
-            None,
+            BOB,
+            victim,
+            r#"{"spec":{"network":{"egressTo":[{"namespace":"team-b-exfil"}]}}}"#,
         )?,
         &["only identities of Team team-a"],
     );
@@ -195,18 +194,7 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
     // Not even the owning team moves a service to another team: only the platform.
     refused(
         "alice hands her service to team-b",
-        alice(
-            cp,
-            &[
-                "patch",
-                "serviceclaim",
-                victim,
-                "--type=merge",
-                "-p",
-                r#"{"spec":{"owner":"team-b"}}"#,
-            ],
-            None,
-        )?,
+        patch_claim(cp, ALICE, victim, r#"{"spec":{"owner":"team-b"}}"#)?,
         &["spec.owner cannot change"],
     );
     // Squatting a namespace the platform relies on.
@@ -288,6 +276,41 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
             &["forbidden"],
         );
     }
+    // Services stay inside the cluster and claim no external IPs.
+    let svc = |spec: Value| {
+        json!({ "apiVersion": "v1", "kind": "Service",
+                "metadata": { "name": "web", "namespace": victim },
+                "spec": spec })
+        .to_string()
+    };
+    refused(
+        "alice intercepts traffic with an external IP",
+        alice(
+            cp,
+            &["create", "--dry-run=server", "-f", "-"],
+            Some(&svc(
+                json!({ "ports": [ { "port": 5432 } ], "externalIPs": ["10.20.0.5"] }),
+            )),
+        )?,
+        &["spec.externalIPs", "CVE-2020-8554"],
+    );
+    refused(
+        "alice exposes a LoadBalancer",
+        alice(
+            cp,
+            &["create", "--dry-run=server", "-f", "-"],
+            Some(&svc(
+                json!({ "ports": [ { "port": 80 } ], "type": "LoadBalancer" }),
+            )),
+        )?,
+        &["spec.type", "LoadBalancer"],
+    );
+    let (ok, out) = alice(
+        cp,
+        &["create", "--dry-run=server", "-f", "-"],
+        Some(&svc(json!({ "ports": [ { "port": 80 } ] }))),
+    )?;
+    assert!(ok, "alice cannot make an ordinary Service: {out}");
     // What the owner role is for works: Alice runs her own database claim.
     let (ok, out) = alice(
         cp,
@@ -318,13 +341,26 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
     let nps = cp.kubectl(&["get", "networkpolicy", "-n", victim, "-o", "name"])?;
     assert!(nps.contains("paved-default-deny") && !nps.contains("allow-all"));
 
-    // The owning team deletes its own service.
+    // The owning team deletes its own service, in the foreground as Argo CD prunes:
+    // the garbage collector finishes the deletion, though it is no member of the Team.
     let (ok, out) = alice(
         cp,
-        &["delete", "serviceclaim", victim, "--wait=false"],
+        &[
+            "delete",
+            "serviceclaim",
+            victim,
+            "--cascade=foreground",
+            "--wait=false",
+        ],
         None,
     )?;
     assert!(ok, "alice cannot delete her own claim: {out}");
+    eventually(
+        "the victim's claim gone",
+        Duration::from_secs(120),
+        || async { Ok(claims.get_opt(victim).await?.is_none().then_some(())) },
+    )
+    .await?;
     Ok(())
 }
 
@@ -365,6 +401,8 @@ async fn the_operator_serves_a_claim_only_as_its_team_allows() -> Result<()> {
         c["spec"]["cloud"] = json!(cloud);
         db::create(cp, &c)
     };
+    // Claims made in their Team's second count as older than it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     create("e2e-ten-ghost", "team-ghost", "local")?;
     create("e2e-ten-late", "team-late", "local")?;
     create("e2e-ten-gcp", "team-local-only", "gcp")?;
@@ -411,6 +449,19 @@ async fn the_operator_serves_a_claim_only_as_its_team_allows() -> Result<()> {
     ] {
         assert!(nss.get_opt(n).await?.is_none(), "namespace {n} was made");
     }
+    // The platform vouches for claims older than their Team (the upgrade path): served.
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    cp.kubectl(&[
+        "patch",
+        "team",
+        "team-late",
+        "--type=merge",
+        "-p",
+        &json!({ "spec": { "adoptClaimsCreatedBefore": now } }).to_string(),
+    ])?;
+    db::ready(&claims, "e2e-ten-late").await?;
     // `monitoring` is not Paved's to make (it may exist as the platform's own).
     let mon = nss.get_opt("monitoring").await?;
     assert!(

@@ -174,7 +174,7 @@ pub struct IngressPeer {
     {"rule": "!has(self.cidr) || (has(self.ports) && size(self.ports) > 0)", "message": "a cidr egress must name its ports: open-ended egress to an address range is not allowed"},
     {"rule": "!has(self.cidr) || !(self.cidr in ['0.0.0.0/0', '::/0'])", "message": "egress to the whole internet is not allowed; name the range you need"},
     {"rule": "!has(self.cidr) || !isCIDR(self.cidr) || cidr(self.cidr).prefixLength() >= (cidr(self.cidr).ip().family() == 4 ? 8 : 32)", "message": "an egress range wider than /8 (IPv4) or /32 (IPv6) is not allowed; name the range you need"},
-    {"rule": "!has(self.cidr) || !isCIDR(self.cidr) || !['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '100.100.100.200/32'].exists(m, cidr(m).containsCIDR(self.cidr) || cidr(self.cidr).containsCIDR(m))", "message": "egress to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254, 100.100.100.200) is never allowed: they hand out node credentials"}
+    {"rule": "!has(self.cidr) || !isCIDR(self.cidr) || !['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '168.63.129.16/32', '100.100.100.200/32'].exists(m, cidr(m).containsCIDR(self.cidr) || cidr(self.cidr).containsCIDR(m))", "message": "egress to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254, 168.63.129.16, 100.100.100.200) is never allowed: they hand out node credentials"}
 ]))]
 pub struct EgressPeer {
     /// A namespace the service may connect to.

@@ -33,14 +33,20 @@ pub struct TeamSpec {
     /// OIDC groups whose members act for the team (as they appear in the apiserver's
     /// `user.groups`). They may write the team's ServiceClaims and are bound, in each
     /// of the team's service namespaces, to the Composition's owner role.
+    /// Groups of Kubernetes itself (`system:...`, e.g. `system:authenticated`) are
+    /// refused: they hold everyone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     #[schemars(inner(length(min = 1, max = 253)))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(g, !g.startsWith('system:'))", "message": "spec.groups cannot name a system: group (system:authenticated, system:serviceaccounts, ...): everyone is in them"}
+    ]))]
     pub groups: Vec<String>,
 
     /// ServiceAccounts that act for the team: its Argo CD Application's sync
     /// identity (an AppProject's `destinationServiceAccounts`). Same rights as
-    /// `groups`.
+    /// `groups`. Keep them in a namespace no tenant runs pods in (e.g. `argocd`):
+    /// whoever can run a pod as one acts as the team.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub service_accounts: Vec<TeamServiceAccount>,
@@ -53,6 +59,15 @@ pub struct TeamSpec {
     /// How much the team may have at once.
     #[serde(default)]
     pub limits: TeamLimits,
+
+    /// When a platform moves existing claims under Teams (an upgrade), claims of this
+    /// team created before this time are the platform's to vouch for and are served
+    /// although they are older than the Team (RFC 3339, e.g. `2026-12-01T00:00:00Z`).
+    /// Without it, a claim older than its Team is never served (`ClaimPredatesTeam`):
+    /// admission never checked who wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
+    pub adopt_claims_created_before: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 
     /// Namespaces Paved did not make (existing ones) where the team keeps database or
     /// Temporal claims, with the facts they are built with. A claim in a namespace

@@ -36,12 +36,14 @@ pub const MIN_EGRESS_PREFIX: u32 = 8;
 pub const MIN_EGRESS_PREFIX_V6: u32 = 32;
 
 /// Ranges no egress may reach: link-local (the cloud metadata services live there:
-/// 169.254.169.254, AWS's fd00:ec2::254) and Alibaba's metadata address. A pod that
-/// reaches them can read the node's cloud credentials.
+/// 169.254.169.254, AWS's fd00:ec2::254), Azure's WireServer (168.63.129.16) and
+/// Alibaba's metadata address. A pod that reaches them can read the node's cloud
+/// credentials.
 pub const FORBIDDEN_EGRESS: &[&str] = &[
     "169.254.0.0/16",
     "fe80::/10",
     "fd00:ec2::254/128",
+    "168.63.129.16/32",
     "100.100.100.200/32",
 ];
 
@@ -51,6 +53,10 @@ fn parse_cidr(cidr: &str) -> Option<(bool, u128, u32)> {
     let prefix: u32 = prefix.parse().ok()?;
     match addr.parse::<std::net::IpAddr>().ok()? {
         std::net::IpAddr::V4(a) if prefix <= 32 => Some((false, u32::from(a) as u128, prefix)),
+        // An IPv4-mapped range (::ffff:169.254.169.254) is the IPv4 range it maps.
+        std::net::IpAddr::V6(a) if (96..=128).contains(&prefix) && a.to_ipv4_mapped().is_some() => {
+            Some((false, u32::from(a.to_ipv4_mapped()?) as u128, prefix - 96))
+        }
         std::net::IpAddr::V6(a) if prefix <= 128 => Some((true, u128::from(a), prefix)),
         _ => None,
     }
@@ -522,6 +528,9 @@ mod tests {
             "fd00:ec2::254/128",
             "fd00::/8",
             "100.100.100.200/32",
+            "168.63.129.16/32",
+            "::ffff:169.254.169.254/128",
+            "::ffff:0:0/96",
             "not-a-cidr",
             "10.0.0.0/33",
         ] {

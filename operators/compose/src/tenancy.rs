@@ -141,14 +141,22 @@ pub fn admit_service(
     };
     // Admission checks who writes a claim against its Team. A claim that existed
     // before the Team did was never checked, so it is not served: anyone could have
-    // written it to plant a service in a team that was about to exist.
+    // written it to plant a service in a team that was about to exist. Created in the
+    // Team's second counts as before it: the apiserver's policy sees a new Team a
+    // moment after it exists. The platform vouches for older claims explicitly.
     if let (Some(c), Some(t)) = (created(&claim.metadata), created(&team.metadata)) {
-        if c < t {
+        let vouched = team
+            .spec
+            .adopt_claims_created_before
+            .as_ref()
+            .is_some_and(|before| c < before.0);
+        if c <= t && !vouched {
             return Err(refuse(
                 reasons::CLAIM_PREDATES_TEAM,
                 format!(
                     "ServiceClaim {name} was created before Team {owner} existed, so admission never checked who wrote it; \
-                     a member of {owner} deletes and re-creates it"
+                     a member of {owner} deletes and re-creates it, or the platform vouches for it \
+                     (Team {owner} spec.adoptClaimsCreatedBefore)"
                 ),
             ));
         }
@@ -162,18 +170,29 @@ pub fn admit_service(
             ),
         ));
     }
-    let limit = team.spec.limits.services.max(0) as usize;
+    let limit = team.spec.limits.services;
     // Ranking is only needed past the cap (and costs a pass over the team's claims).
-    if siblings.len() > limit && rank(claim, siblings) >= limit {
-        return Err(refuse(
-            reasons::TEAM_LIMIT_EXCEEDED,
-            format!(
-                "team {owner} may have {limit} services (Team {owner} spec.limits.services) and this one is past it; \
-                 nothing was created for it"
-            ),
-        ));
+    if siblings.len() > limit.max(0) as usize {
+        return within_limit(team, "services", limit, rank(claim, siblings));
     }
     Ok(())
+}
+
+/// Pure: whether the `rank`-th (from 0, oldest first) of a team's `what` is within
+/// its `limit`.
+fn within_limit(team: &Team, what: &str, limit: i32, rank: usize) -> Result<(), Refusal> {
+    let limit = limit.max(0) as usize;
+    if rank < limit {
+        return Ok(());
+    }
+    let t = team.name_any();
+    Err(refuse(
+        reasons::TEAM_LIMIT_EXCEEDED,
+        format!(
+            "team {t} may have {limit} {what} (Team {t} spec.limits.{what}) and this one is past it; \
+             nothing was created for it"
+        ),
+    ))
 }
 
 /// Pure: the place of `claim` among `all` by age (then name): the oldest are served
@@ -239,20 +258,39 @@ pub fn admit_composition(
     Ok(())
 }
 
-/// Pure: the `rank`-th database of a team whose limit is `team.spec.limits.databases`.
-pub fn admit_database_count(team: &Team, rank: usize) -> Result<(), Refusal> {
-    let limit = team.spec.limits.databases.max(0) as usize;
-    if rank >= limit {
-        let t = team.name_any();
+/// Pure: may a database claim in a namespace with these facts be served? The team the
+/// namespace belongs to must still exist and allow the namespace's cloud, and the
+/// claim (the `rank`-th of the team's databases, oldest first) must be within its cap.
+/// A namespace of no team is held to the floor's defaults only (PHI).
+pub fn admit_database(
+    facts: &NamespaceFacts,
+    team: Option<&Team>,
+    rank: usize,
+) -> Result<(), Refusal> {
+    let Some(name) = facts.team.as_deref() else {
+        return Ok(());
+    };
+    let Some(team) = team else {
         return Err(refuse(
-            reasons::TEAM_LIMIT_EXCEEDED,
+            reasons::TEAM_NOT_FOUND,
             format!(
-                "team {t} may have {limit} databases (Team {t} spec.limits.databases) and this one is past it; \
-                 nothing was created for it"
+                "namespace {} belongs to team {name}, and there is no Team {name}: its databases are not served",
+                facts.service
+            ),
+        ));
+    };
+    if !team.spec.clouds.contains(&facts.cloud) {
+        return Err(refuse(
+            reasons::CLOUD_NOT_ALLOWED,
+            format!(
+                "team {name} may use {}; namespace {} is on {}",
+                list(team.spec.clouds.iter().map(|c| c.as_str())),
+                facts.service,
+                facts.cloud
             ),
         ));
     }
-    Ok(())
+    within_limit(team, "databases", team.spec.limits.databases, rank)
 }
 
 /// Pure: a namespace's facts. They come from the ServiceClaim that made the namespace
@@ -428,11 +466,23 @@ mod tests {
             reasons_of(admit_service(&c, Cloud::Local, Some(&early), &all, None)),
             "admitted"
         );
-        // Created in the same second as the Team: admission already ran.
+        // Created in the Team's second: the apiserver may not have seen the Team yet.
         let same = team("team-a", 10, &[Cloud::Local], 5);
         assert_eq!(
             reasons_of(admit_service(&c, Cloud::Local, Some(&same), &all, None)),
+            reasons::CLAIM_PREDATES_TEAM
+        );
+        // The platform vouches for claims made before an upgrade brought Teams.
+        let mut upgraded = team("team-a", 20, &[Cloud::Local], 5);
+        upgraded.spec.adopt_claims_created_before = at(11);
+        assert_eq!(
+            reasons_of(admit_service(&c, Cloud::Local, Some(&upgraded), &all, None)),
             "admitted"
+        );
+        upgraded.spec.adopt_claims_created_before = at(10);
+        assert_eq!(
+            reasons_of(admit_service(&c, Cloud::Local, Some(&upgraded), &all, None)),
+            reasons::CLAIM_PREDATES_TEAM
         );
     }
 
@@ -667,13 +717,27 @@ mod tests {
     }
 
     #[test]
-    fn the_database_cap_counts_from_zero() {
+    fn a_database_is_served_only_for_a_team_that_exists_allows_its_cloud_and_has_room() {
         let t = team("team-a", 0, &[Cloud::Local], 5);
-        assert!(admit_database_count(&t, 1).is_ok());
+        let c = claim("svc", "team-a", 0);
+        let facts = namespace_facts("svc", Some(&owned_ns(&c)), Some(&c), &[], Cloud::Local);
+        assert!(admit_database(&facts, Some(&t), 1).is_ok());
         assert_eq!(
-            reasons_of(admit_database_count(&t, 2)),
+            reasons_of(admit_database(&facts, Some(&t), 2)),
             reasons::TEAM_LIMIT_EXCEEDED
         );
+        assert_eq!(
+            reasons_of(admit_database(&facts, None, 0)),
+            reasons::TEAM_NOT_FOUND
+        );
+        let aws_only = team("team-a", 0, &[Cloud::Aws], 5);
+        assert_eq!(
+            reasons_of(admit_database(&facts, Some(&aws_only), 0)),
+            reasons::CLOUD_NOT_ALLOWED
+        );
+        // A namespace of no team: only the floor's defaults apply.
+        let unknown = namespace_facts("x", None, None, &[], Cloud::Local);
+        assert!(admit_database(&unknown, None, 99).is_ok());
     }
 
     #[test]

@@ -261,12 +261,15 @@ impl Context {
             .collect()
     }
 
-    /// Every PostgreSQLInstance in a team's service namespaces.
-    pub fn team_databases(&self, team: &str) -> Vec<Arc<PostgreSQLInstance>> {
+    /// Every PostgreSQLInstance in a team's namespaces: its services' and the existing
+    /// ones it lists.
+    pub fn team_databases(&self, team: &Team) -> Vec<Arc<PostgreSQLInstance>> {
+        let name = kube::ResourceExt::name_any(team);
         let namespaces: std::collections::HashSet<String> = self
-            .team_services(team)
+            .team_services(&name)
             .iter()
             .map(|c| kube::ResourceExt::name_any(c.as_ref()))
+            .chain(team.spec.namespaces.iter().map(|n| n.name.clone()))
             .collect();
         self.databases
             .state()

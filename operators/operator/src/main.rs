@@ -394,15 +394,18 @@ async fn run_controllers(
     // claims whose namespaces change (a second, label-selected watch would have the
     // apiserver send every namespace event twice).
     let (ns_store, ns_writer) = reflector::store();
-    // Teams: few, platform-written; one reflector for every lookup.
-    let (team_store, team_writer) = reflector::store();
+    // Teams: few, platform-written; one reflector for every lookup, whose events
+    // also trigger the ServiceClaim controller, so a Team change is judged only once
+    // the store holds it. (Its buffer holds the first list until the controller reads.)
+    let (team_store, team_writer) = reflector::store_shared(4096);
+    let team_changes = team_writer
+        .subscribe()
+        .context("the Team store is shared")?;
     tokio::spawn(
-        reflector(
-            team_writer,
-            watcher(Api::<Team>::all(client.clone()), watcher::Config::default()).default_backoff(),
-        )
-        .touched_objects()
-        .for_each(|_| future::ready(())),
+        watcher(Api::<Team>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .reflect_shared(team_writer)
+            .for_each(|_| future::ready(())),
     );
     let (svc_reader, svc_writer) = reflector::store();
     let (pg_reader, pg_writer) = reflector::store();
@@ -539,19 +542,15 @@ async fn run_controllers(
     let svc = svc
         .reconcile_on(ns_changes)
         // A Team change (its groups, clouds, limits; its creation) re-judges its claims.
-        .watches(
-            Api::<Team>::all(client.clone()),
-            watcher::Config::default(),
-            move |t: Team| {
-                let team = t.name_any();
-                team_claims
-                    .state()
-                    .into_iter()
-                    .filter(|c| c.spec.owner == team)
-                    .map(|c| kube::runtime::reflector::ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_shared_stream(team_changes, move |t: Arc<Team>| {
+            let team = t.name_any();
+            team_claims
+                .state()
+                .into_iter()
+                .filter(|c| c.spec.owner == team)
+                .map(|c| kube::runtime::reflector::ObjectRef::from_obj(&*c))
+                .collect::<Vec<_>>()
+        })
         .watches_stream(
             compositions_stream(&client, &malformed),
             move |c: Composition| claims_using(&claims, &c),

@@ -185,15 +185,20 @@ async fn desired(
         if let Err(r) = paved_compose::tenancy::admit_composition(&comp, &ns, &facts) {
             return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
         }
-        // The team's cap holds new databases back; one already created stays served.
-        if first_create {
-            if let Some(team) = facts.team.as_deref().and_then(|t| ctx.team(t)) {
-                let dbs = ctx.team_databases(&team.name_any());
-                let rank = paved_compose::tenancy::rank(claim, &dbs);
-                if let Err(r) = paved_compose::tenancy::admit_database_count(&team, rank) {
-                    return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
-                }
+        // The team's cap counts databases oldest first, so it holds new ones back and
+        // never takes one from a database created before it.
+        let team = facts.team.as_deref().and_then(|t| ctx.team(t));
+        let rank = team.as_ref().map_or(0, |t| {
+            let dbs = ctx.team_databases(t);
+            // Ranking is a pass over them: only needed past the cap.
+            if dbs.len() > t.spec.limits.databases.max(0) as usize {
+                paved_compose::tenancy::rank(claim, &dbs)
+            } else {
+                0
             }
+        });
+        if let Err(r) = paved_compose::tenancy::admit_database(&facts, team.as_deref(), rank) {
+            return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
         }
     }
     let uid = claim.uid().unwrap_or_default();

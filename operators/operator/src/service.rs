@@ -103,6 +103,31 @@ pub fn pick_service_composition(
     }
 }
 
+/// Deletes the owner RoleBinding in the claim's namespace, if the namespace is this
+/// claim's (by UID) and the binding is there.
+async fn revoke_owner_access(ctx: &Context, name: &str, uid: &str) -> Result<(), Error> {
+    let ours = ctx
+        .cached_namespace(name)
+        .is_some_and(|ns| ns.owner_references.iter().flatten().any(|o| o.uid == uid));
+    if !ours {
+        return Ok(());
+    }
+    let api: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(ctx.client.clone(), name);
+    match api
+        .delete(service::names::OWNER_BINDING, &Default::default())
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.write(CONTROLLER, "delete");
+            ctx.applied.forget(uid, name);
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn compositions(store: &Store<Composition>) -> Vec<Arc<Composition>> {
     store.state()
 }
@@ -211,6 +236,9 @@ async fn converge(
         &ctx.team_services(&claim.spec.owner),
         ctx.reserved.why(name, &all),
     ) {
+        // A claim refused after it was served (its Team deleted, the cloud or the
+        // limits taken away) keeps its namespace and data, but nobody keeps access.
+        revoke_owner_access(ctx, name, uid).await?;
         return Ok(Err((r.reason, r.message, slow)));
     }
     let team = team.expect("admitted claims have a team");

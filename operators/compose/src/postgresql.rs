@@ -12,8 +12,9 @@ use paved_api::{
 pub use crate::Drift;
 use crate::{check_composition_postgresql, floor, RenderError};
 
-/// What the claim's namespace says about the service (labels Paved put on it).
-/// A namespace Paved did not make gets the safe defaults: PHI, the operator's cloud.
+/// What is known of the service a claim's namespace belongs to: from its ServiceClaim
+/// or the Team listing it (`tenancy::namespace_facts`). A namespace of neither gets the
+/// safe defaults: PHI, the operator's cloud, no team.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceFacts {
     pub cloud: Cloud,

@@ -14,6 +14,7 @@ use crate::postgresql::NamespaceFacts;
 /// Condition reasons of the refusals below.
 pub mod reasons {
     pub const TEAM_NOT_FOUND: &str = "TeamNotFound";
+    pub const TEAM_DELETING: &str = "TeamDeleting";
     pub const CLAIM_PREDATES_TEAM: &str = "ClaimPredatesTeam";
     pub const CLOUD_NOT_ALLOWED: &str = "CloudNotAllowed";
     pub const NAMESPACE_RESERVED: &str = "NamespaceReserved";
@@ -139,6 +140,16 @@ pub fn admit_service(
             ),
         ));
     };
+    // Offboarding: the claims keep their namespaces and data, and lose their access.
+    if team.metadata.deletion_timestamp.is_some() {
+        return Err(refuse(
+            reasons::TEAM_DELETING,
+            format!(
+                "Team {owner} is being deleted: ServiceClaim {name} keeps its namespace and data, and nobody is bound \
+                 in it; the platform moves it to another team or deletes it"
+            ),
+        ));
+    }
     // Admission checks who writes a claim against its Team. A claim that existed
     // before the Team did was never checked, so it is not served: anyone could have
     // written it to plant a service in a team that was about to exist. Created in the
@@ -341,6 +352,34 @@ pub fn namespace_facts(
     }
 }
 
+/// Pure: the facts a claim being deleted is cleaned up with. Its namespace's
+/// ServiceClaim may be gone already (deleting a service deletes its claims with it);
+/// then the labels Paved wrote on the namespace from that claim are what is left of
+/// its facts, and are read only on a namespace a ServiceClaim controls (which tenants
+/// cannot edit). Deletion must act as creation did: a database created as internal
+/// must not be kept forever as a PHI one the provider refuses to touch.
+pub fn facts_for_cleanup(
+    ns: &str,
+    ns_meta: Option<&ObjectMeta>,
+    live: NamespaceFacts,
+    default_cloud: Cloud,
+) -> NamespaceFacts {
+    let paved_made = ns_meta.is_some_and(|m| {
+        m.owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "ServiceClaim" && o.controller == Some(true))
+    });
+    match (
+        live.team.is_some(),
+        paved_made,
+        ns_meta.and_then(|m| m.labels.as_ref()),
+    ) {
+        (false, true, Some(labels)) => NamespaceFacts::from_labels(ns, labels, default_cloud),
+        _ => live,
+    }
+}
+
 /// The facts of a namespace Paved did not make, from the one Team that lists it.
 /// Listed by two Teams: no one's (safe defaults).
 fn listed_facts(ns: &str, exists: bool, teams: &[Arc<Team>]) -> Option<NamespaceFacts> {
@@ -487,6 +526,23 @@ mod tests {
     }
 
     #[test]
+    fn a_team_being_deleted_serves_no_claim() {
+        let c = claim("svc", "team-a", 10);
+        let mut t = team("team-a", 5, &[Cloud::Local], 5);
+        t.metadata.deletion_timestamp = at(20);
+        assert_eq!(
+            reasons_of(admit_service(
+                &c,
+                Cloud::Local,
+                Some(&t),
+                &[Arc::new(c.clone())],
+                None
+            )),
+            reasons::TEAM_DELETING
+        );
+    }
+
+    #[test]
     fn a_claim_on_a_cloud_its_team_may_not_use_is_refused_naming_both() {
         let c = claim("svc", "team-a", 10);
         let t = team("team-a", 5, &[Cloud::Aws, Cloud::Local], 5);
@@ -621,6 +677,37 @@ mod tests {
         let f = namespace_facts("elsewhere", Some(&ns), Some(&c), &[], Cloud::Local);
         assert_eq!(f.classification, DataClassification::Phi);
         let f = namespace_facts("svc", Some(&ns), None, &[], Cloud::Local);
+        assert_eq!(f.classification, DataClassification::Phi);
+    }
+
+    #[test]
+    fn a_claim_being_deleted_after_its_service_is_cleaned_up_with_the_services_facts() {
+        let mut c = claim("svc", "team-a", 0);
+        c.spec.data_classification = DataClassification::Internal;
+        let mut ns = owned_ns(&c);
+        ns.labels = Some(
+            [
+                (
+                    paved_api::labels::CLASSIFICATION.to_string(),
+                    "internal".to_string(),
+                ),
+                (paved_api::labels::OWNER.to_string(), "team-a".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        // The ServiceClaim is gone: live facts are the safe defaults...
+        let live = namespace_facts("svc", Some(&ns), None, &[], Cloud::Local);
+        assert_eq!(live.classification, DataClassification::Phi);
+        // ...and cleanup reads what Paved wrote on its own namespace.
+        let f = facts_for_cleanup("svc", Some(&ns), live.clone(), Cloud::Local);
+        assert_eq!(
+            (f.classification, f.team.as_deref()),
+            (DataClassification::Internal, Some("team-a"))
+        );
+        // Labels on a namespace no ServiceClaim controls are never read.
+        ns.owner_references = None;
+        let f = facts_for_cleanup("svc", Some(&ns), live, Cloud::Local);
         assert_eq!(f.classification, DataClassification::Phi);
     }
 

@@ -246,6 +246,22 @@ impl Context {
         ))
     }
 
+    /// The facts a claim being deleted is cleaned up with (see
+    /// `tenancy::facts_for_cleanup`): read fresh, the namespace may be terminating.
+    pub async fn namespace_facts_for_cleanup(
+        &self,
+        ns: &str,
+    ) -> Result<paved_compose::postgresql::NamespaceFacts, kube::Error> {
+        let live = self.namespace_facts(ns, true).await?;
+        let meta = self.namespace(ns, true).await?;
+        Ok(paved_compose::tenancy::facts_for_cleanup(
+            ns,
+            meta.as_ref(),
+            live,
+            self.default_cloud,
+        ))
+    }
+
     /// The Team a ServiceClaim's `spec.owner` names.
     pub fn team(&self, name: &str) -> Option<Arc<Team>> {
         self.teams

@@ -10,6 +10,7 @@ mod metrics;
 mod ownership;
 mod postgresql;
 mod service;
+mod team;
 mod temporal;
 mod tolerant;
 
@@ -601,7 +602,7 @@ async fn run_controllers(
 
     let (comp_reader, comp_writer) = reflector::store();
     let comp = Controller::for_stream(claims_stream(&client, &malformed, comp_writer), comp_reader)
-        .with_config(cfg)
+        .with_config(cfg.clone())
         .trigger_backoff(EachStreamBacksOff)
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
@@ -611,8 +612,29 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
+    // Teams keep a finalizer while ServiceClaims name them; a claim's creation or
+    // deletion re-judges its Team.
+    let teams = Controller::new(Api::<Team>::all(client.clone()), watcher::Config::default())
+        .with_config(cfg.clone())
+        .watches(
+            Api::<ServiceClaim>::all(client.clone()),
+            watcher::Config::default(),
+            |c: ServiceClaim| {
+                Some(kube::runtime::reflector::ObjectRef::<Team>::new(
+                    &c.spec.owner,
+                ))
+            },
+        )
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            instrumented(team::CONTROLLER, team::reconcile),
+            error_policy::<Team>(team::CONTROLLER),
+            ctx.clone(),
+        )
+        .for_each(|_| future::ready(()));
+
     info!("controllers started");
-    future::join4(svc, pg, tns, comp).await;
+    future::join5(svc, pg, tns, comp, teams).await;
     info!("controllers stopped");
     Ok(())
 }

@@ -155,7 +155,11 @@ async fn desired(
     let first_create = !claim
         .annotations()
         .contains_key(annotations::CREATE_PENDING);
-    let facts = ctx.namespace_facts(&ns, first_create).await?;
+    let facts = if claim.metadata.deletion_timestamp.is_some() {
+        ctx.namespace_facts_for_cleanup(&ns).await?
+    } else {
+        ctx.namespace_facts(&ns, first_create).await?
+    };
     let all = ctx.compositions.state();
     let comp = match pick_composition(&claim.spec, facts.cloud, &all) {
         Ok(c) => c.clone(),

@@ -56,7 +56,7 @@ async fn the_chart_rbac_is_enough_for_the_golden_path() -> Result<()> {
             "--address",
             &cp.env["TEMPORAL_ADDRESS"],
             "-n",
-            &format!("{name}-wf"),
+            &format!("{name}.wf"),
         ])
         .output();
     let claim: ServiceClaim = serde_json::from_value(json!({

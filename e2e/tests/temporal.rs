@@ -121,11 +121,11 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
     let st = t.status.unwrap();
     assert_eq!(
         st.temporal_namespace.as_deref(),
-        Some("e2e-temporal-orders")
+        Some("e2e-temporal.orders")
     );
     assert_eq!(st.state.as_deref(), Some("Registered"));
     assert_eq!(st.retention_days, Some(30));
-    let d = describe(cp, "e2e-temporal-orders")?.expect("registered in Temporal");
+    let d = describe(cp, "e2e-temporal.orders")?.expect("registered in Temporal");
     assert_eq!(
         st.namespace_id.as_deref(),
         d["namespaceInfo"]["id"].as_str()
@@ -148,7 +148,7 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
     assert!(
         cols.contains("RETENTION")
             && cols.contains("TEMPORAL-NAMESPACE")
-            && cols.contains("e2e-temporal-orders"),
+            && cols.contains("e2e-temporal.orders"),
         "{cols}"
     );
 
@@ -159,14 +159,14 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
         &Patch::Merge(json!({ "spec": { "retentionDays": 45 } })),
     )
     .await?;
-    retention(cp, "e2e-temporal-orders", "3888000s").await?;
+    retention(cp, "e2e-temporal.orders", "3888000s").await?;
 
     // A hand edit in Temporal is corrected, with an Event.
     cli(
         cp,
-        &["update", "-n", "e2e-temporal-orders", "--retention", "48h"],
+        &["update", "-n", "e2e-temporal.orders", "--retention", "48h"],
     )?;
-    retention(cp, "e2e-temporal-orders", "3888000s").await?;
+    retention(cp, "e2e-temporal.orders", "3888000s").await?;
     let events = cp.kubectl(&[
         "get",
         "events",
@@ -183,7 +183,7 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
         &[
             "create",
             "-n",
-            "e2e-temporal-foreign",
+            "e2e-temporal.foreign",
             "--retention",
             "24h",
             "--description",
@@ -201,7 +201,7 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
     .await?;
     assert!(c.message.contains("outside Paved"), "{}", c.message);
     assert_eq!(
-        describe(cp, "e2e-temporal-foreign")?.unwrap()["namespaceInfo"]["description"],
+        describe(cp, "e2e-temporal.foreign")?.unwrap()["namespaceInfo"]["description"],
         "not paved's"
     );
 
@@ -209,9 +209,9 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
     cp.restart("temporal")?;
     cli(
         cp,
-        &["update", "-n", "e2e-temporal-orders", "--retention", "24h"],
+        &["update", "-n", "e2e-temporal.orders", "--retention", "24h"],
     )?;
-    retention(cp, "e2e-temporal-orders", "3888000s").await?;
+    retention(cp, "e2e-temporal.orders", "3888000s").await?;
 
     // Deletion: kept by default, deleted only with allowDeletion.
     api.create(
@@ -236,15 +236,15 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
     })
     .await?;
     assert!(
-        describe(cp, "e2e-temporal-orders")?.is_some(),
+        describe(cp, "e2e-temporal.orders")?.is_some(),
         "allowDeletion false: the namespace stays"
     );
     assert!(
-        describe(cp, "e2e-temporal-foreign")?.is_some(),
+        describe(cp, "e2e-temporal.foreign")?.is_some(),
         "someone else's namespace is never deleted"
     );
     eventually("ephemeral gone from Temporal", T, || async {
-        Ok(describe(cp, "e2e-temporal-ephemeral")?
+        Ok(describe(cp, "e2e-temporal.ephemeral")?
             .is_none()
             .then_some(()))
     })

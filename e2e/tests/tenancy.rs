@@ -380,8 +380,13 @@ async fn the_operator_serves_a_claim_only_as_its_team_allows() -> Result<()> {
         "monitoring",
     ];
     clean(&client, &names).await?;
+    let teams: Api<paved_api::Team> = Api::all(client.clone());
     for t in ["team-late", "team-local-only", "team-capped"] {
-        let _ = cp.kubectl(&["delete", "team", t, "--ignore-not-found"]);
+        let _ = cp.kubectl(&["delete", "team", t, "--ignore-not-found", "--wait=false"]);
+        eventually(&format!("an earlier {t} gone"), T, || async {
+            Ok(teams.get_opt(t).await?.is_none().then_some(()))
+        })
+        .await?;
     }
     db::apply(
         cp,
@@ -642,5 +647,142 @@ fn egress_to_the_metadata_service_and_oversized_claims_are_refused_at_admission(
         )?,
         &["spec.secrets[].name", "connection"],
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offboarded_team_keeps_its_data_loses_access_and_its_claims_stay_guarded() -> Result<()>
+{
+    let cp = control_plane();
+    let client = cp.client().await?;
+    grant_claim_authoring(cp)?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let teams: Api<paved_api::Team> = Api::all(client.clone());
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _op = Operator::start(cp, "tenancy-offboarding", &[])?;
+    let name = "e2e-ten-offboarded";
+    clean(&client, &[name]).await?;
+    let _ = cp.kubectl(&[
+        "delete",
+        "team",
+        "team-leaving",
+        "--ignore-not-found",
+        "--wait=false",
+    ]);
+    eventually("an earlier Team gone", T, || async {
+        Ok(teams.get_opt("team-leaving").await?.is_none().then_some(()))
+    })
+    .await?;
+    db::apply(
+        cp,
+        &json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-leaving" },
+        "spec": { "groups": ["team-leaving"], "clouds": ["local"] } }),
+    )?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    db::create(cp, &service_claim(name, "team-leaving"))?;
+    db::ready(&claims, name).await?;
+    // While a claim names it, the Team carries Paved's finalizer.
+    eventually("the Team kept by its claim", T, || async {
+        let t = teams.get("team-leaving").await?;
+        Ok(t.finalizers()
+            .iter()
+            .any(|f| f == "paved.dev/claims-exist")
+            .then_some(()))
+    })
+    .await?;
+
+    // The platform deletes the Team: it stays while its claim exists; the claim says
+    // so, its namespace and data stay, and nobody is bound in it any more.
+    cp.kubectl(&["delete", "team", "team-leaving", "--wait=false"])?;
+    let c = condition(&claims, name, "TeamDeleting").await?;
+    assert!(
+        c.message.contains("keeps its namespace and data"),
+        "{}",
+        c.message
+    );
+    eventually("the owner binding revoked", T, || async {
+        let rbs = cp.kubectl(&["get", "rolebinding", "-n", name, "-o", "name"])?;
+        Ok((!rbs.contains("paved-owner")).then_some(()))
+    })
+    .await?;
+    assert!(nss.get_opt(name).await?.is_some(), "the namespace is kept");
+    assert!(
+        teams.get_opt("team-leaving").await?.is_some(),
+        "the Team is kept"
+    );
+    // And the claim is still guarded: another team cannot delete it (with its data).
+    refused(
+        "bob deletes an offboarded team's claim",
+        bob(cp, &["delete", "serviceclaim", name, "--wait=false"], None)?,
+        &["only identities of Team team-leaving"],
+    );
+    assert!(claims.get_opt(name).await?.is_some());
+
+    // The platform removes the claim; the Team then goes.
+    cp.kubectl(&["delete", "serviceclaim", name, "--wait=false"])?;
+    eventually(
+        "the Team gone after its last claim",
+        Duration::from_secs(120),
+        || async { Ok(teams.get_opt("team-leaving").await?.is_none().then_some(())) },
+    )
+    .await?;
+    clean(&client, &[name]).await?;
+    Ok(())
+}
+
+/// Namespace `e2e-ten-a`'s claim `b-c` and namespace `e2e-ten-a-b`'s claim `c` once
+/// rendered the same Temporal name (`e2e-ten-a-b-c`): the first could squat it. With
+/// the injective `{namespace}.{name}` both are registered, each as its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_names_of_two_teams_never_collide() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let _op = Operator::start(cp, "tenancy-temporal", &[])?;
+    db::team_namespace(cp, "team-a", "e2e-ten-a", "local", "internal")?;
+    db::team_namespace(cp, "team-b", "e2e-ten-a-b", "local", "internal")?;
+    let first: Api<paved_api::TemporalNamespace> = Api::namespaced(client.clone(), "e2e-ten-a");
+    let second: Api<paved_api::TemporalNamespace> = Api::namespaced(client.clone(), "e2e-ten-a-b");
+    for (ns, name) in [("e2e-ten-a", "b-c"), ("e2e-ten-a-b", "c")] {
+        let _ = cp.kubectl(&[
+            "delete",
+            "temporalnamespace",
+            name,
+            "-n",
+            ns,
+            "--wait=true",
+            "--timeout=60s",
+        ]);
+        db::create(
+            cp,
+            &json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "TemporalNamespace",
+            "metadata": { "name": name, "namespace": ns },
+            "spec": { "retentionDays": 1, "allowDeletion": true } }),
+        )?;
+    }
+    let a = db::ready(&first, "b-c").await?;
+    let b = db::ready(&second, "c").await?;
+    let held = |t: &paved_api::TemporalNamespace| {
+        t.status
+            .as_ref()
+            .and_then(|s| s.registered_name.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(held(&a), "e2e-ten-a.b-c");
+    assert_eq!(held(&b), "e2e-ten-a-b.c");
+    // A claim name with a '.' (which could forge the separator) is refused.
+    let (ok, out) = cp.kubectl_stdin(
+        &["create", "--dry-run=server", "-f", "-"],
+        &json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "TemporalNamespace",
+            "metadata": { "name": "b.c", "namespace": "e2e-ten-a" },
+            "spec": { "retentionDays": 1 } })
+        .to_string(),
+    )?;
+    assert!(!ok && out.contains("no '.'"), "{out}");
+    for (api, name) in [(first, "b-c"), (second, "c")] {
+        api.delete(name, &DeleteParams::default()).await?;
+    }
     Ok(())
 }

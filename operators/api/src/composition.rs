@@ -553,7 +553,7 @@ pub struct TemporalComposition {
 }
 
 fn default_ns_pattern() -> String {
-    "{namespace}-{name}".to_string()
+    "{namespace}.{name}".to_string()
 }
 
 /// TLS settings for the Temporal frontend.

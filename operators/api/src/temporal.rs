@@ -114,4 +114,21 @@ pub struct TemporalNamespaceStatus {
     /// Retention in effect, in days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<i32>,
+    /// The Temporal namespace this claim registered or adopted as its own. Once set,
+    /// the claim keeps it whatever the Composition's pattern says later, so a pattern
+    /// change never moves a service away from its workflows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_name: Option<String>,
+}
+
+impl TemporalNamespaceStatus {
+    /// The name this claim holds on Temporal, if any: the recorded one, or for a claim
+    /// served before names were recorded, the name it was Ready with.
+    pub fn held_name(&self) -> Option<&str> {
+        self.registered_name.as_deref().or_else(|| {
+            crate::conditions::find(&self.conditions, crate::conditions::READY)
+                .filter(|c| c.is_true())
+                .and(self.temporal_namespace.as_deref())
+        })
+    }
 }

@@ -327,6 +327,27 @@ pub fn check_composition_postgresql(p: &PostgreSQLComposition) -> Vec<Violation>
     out
 }
 
+/// Whether a namespace pattern renders distinct names for distinct claims: `{namespace}`
+/// and `{name}` once each, with a '.' in the text between them. Kubernetes namespace
+/// names and TemporalNamespace claim names (a CRD rule) hold no '.', so the first '.'
+/// after the fixed prefix ends the namespace.
+pub fn injective_pattern(pattern: &str) -> bool {
+    let once = |p: &str| pattern.matches(p).count() == 1;
+    if !(once("{namespace}") && once("{name}")) {
+        return false;
+    }
+    let (a, b) = (
+        pattern.find("{namespace}").unwrap_or(0),
+        pattern.find("{name}").unwrap_or(0),
+    );
+    let between = if a < b {
+        &pattern[a + "{namespace}".len()..b]
+    } else {
+        &pattern[b + "{name}".len()..a]
+    };
+    between.contains('.')
+}
+
 pub fn check_composition_temporal(t: &TemporalComposition) -> Vec<Violation> {
     let mut out = vec![];
     if t.default_retention_days > t.max_retention_days {
@@ -339,12 +360,12 @@ pub fn check_composition_temporal(t: &TemporalComposition) -> Vec<Violation> {
         [("namespace", "x".to_string()), ("name", "y".to_string())].into();
     match render_template(&t.namespace_pattern, &vars) {
         Err(e) => out.push(v("spec.temporal.namespacePattern", e.to_string())),
-        Ok(_) if !(t.namespace_pattern.contains("{namespace}") && t.namespace_pattern.contains("{name}")) => {
-            out.push(v(
-                "spec.temporal.namespacePattern",
-                "must contain both {namespace} and {name}, so two claims never share a Temporal namespace",
-            ))
-        }
+        Ok(_) if !injective_pattern(&t.namespace_pattern) => out.push(v(
+            "spec.temporal.namespacePattern",
+            "must hold {namespace} and {name} once each with a '.' between them (neither can contain one), \
+             so two claims never render the same Temporal namespace: with {namespace}-{name}, namespace a's \
+             claim b-c would take namespace a-b's claim c",
+        )),
         Ok(_) => {}
     }
     out
@@ -602,17 +623,36 @@ mod tests {
             frontend_address: "x:7233".into(),
             default_retention_days: 7,
             max_retention_days: 30,
-            namespace_pattern: "{namespace}-{name}".into(),
+            namespace_pattern: "{namespace}.{name}".into(),
             ..Default::default()
         };
         assert_eq!(check_composition_temporal(&t), vec![]);
-        t.namespace_pattern = "{name}".into();
-        assert!(check_composition_temporal(&t)[0]
-            .message
-            .contains("both {namespace} and {name}"));
+        // Two claims must never render the same name: `{namespace}-{name}` gives
+        // namespace a's claim b-c and namespace a-b's claim c the same one.
+        for ambiguous in [
+            "{name}",
+            "{namespace}-{name}",
+            "{namespace}{name}",
+            "{namespace}.{name}.{name}",
+        ] {
+            t.namespace_pattern = ambiguous.into();
+            assert!(
+                check_composition_temporal(&t)[0]
+                    .message
+                    .contains("once each with a '.'"),
+                "{ambiguous}"
+            );
+        }
+        for ok in [
+            "{namespace}.{name}",
+            "prod-{name}.{namespace}",
+            "t.{namespace}-x.{name}",
+        ] {
+            assert!(injective_pattern(ok), "{ok}");
+        }
         t.namespace_pattern = "{namespace}-{nme}".into();
         assert!(check_composition_temporal(&t)[0].message.contains("{nme}"));
-        t.namespace_pattern = "{namespace}-{name}".into();
+        t.namespace_pattern = "{namespace}.{name}".into();
         t.default_retention_days = 31;
         assert_eq!(
             fields(check_composition_temporal(&t)),

@@ -21,6 +21,9 @@ pub struct TemporalInput<'a> {
     pub facts: &'a NamespaceFacts,
     pub composition_name: &'a str,
     pub composition: &'a TemporalComposition,
+    /// The Temporal namespace the claim already holds (status.registeredName): kept
+    /// whatever the pattern renders now.
+    pub held_name: Option<&'a str>,
 }
 
 /// The namespace Temporal should have.
@@ -77,11 +80,15 @@ pub fn render_temporal(input: &TemporalInput<'_>) -> Result<DesiredTemporalNames
         ("namespace", input.claim_namespace.to_string()),
         ("name", input.claim_name.to_string()),
     ]);
-    let name =
-        render_template(&comp.namespace_pattern, &vars).map_err(|e| RenderError::Template {
-            composition: input.composition_name.to_string(),
-            message: format!("namespacePattern: {e}"),
-        })?;
+    let name = match input.held_name {
+        Some(held) => held.to_string(),
+        None => {
+            render_template(&comp.namespace_pattern, &vars).map_err(|e| RenderError::Template {
+                composition: input.composition_name.to_string(),
+                message: format!("namespacePattern: {e}"),
+            })?
+        }
+    };
     if name.is_empty() || name.len() > 255 {
         return Err(RenderError::InvalidSpec(format!(
             "the Temporal namespace name {name:?} must be 1 to 255 characters"
@@ -253,7 +260,7 @@ mod tests {
             frontend_address: "127.0.0.1:7233".into(),
             default_retention_days: 7,
             max_retention_days: 90,
-            namespace_pattern: "{namespace}-{name}".into(),
+            namespace_pattern: "{namespace}.{name}".into(),
             poll_interval: "1m".into(),
             ..Default::default()
         }
@@ -283,6 +290,7 @@ mod tests {
             facts: &facts(),
             composition_name: "temporal-standard",
             composition: c,
+            held_name: None,
         })
     }
 
@@ -292,7 +300,7 @@ mod tests {
         spec.data.insert("team".into(), "impostor".into());
         spec.data.insert("tier".into(), "gold".into());
         let d = render(&spec, &comp()).unwrap();
-        assert_eq!(d.name, "svc-wf");
+        assert_eq!(d.name, "svc.wf");
         assert_eq!(d.retention_days, 7);
         assert_eq!(
             d.data["team"], "team-a",

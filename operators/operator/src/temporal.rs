@@ -238,6 +238,7 @@ async fn prepare(
         facts: &facts,
         composition_name: &comp_name,
         composition: tc,
+        held_name: claim.status.as_ref().and_then(|s| s.held_name()),
     };
     let d = match render_temporal(&input) {
         Ok(d) => d,
@@ -304,6 +305,8 @@ async fn converge(
         }
         TemporalPlan::UpToDate => {
             let o = observed.expect("up to date implies present");
+            // Ours (the plan checked its ownership key): the claim keeps this name.
+            status.registered_name = Some(d.name.clone());
             status.namespace_id = Some(o.id.clone());
             status.state = Some(o.state.clone());
             status.retention_days = Some(d.retention_days);

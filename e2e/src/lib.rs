@@ -79,22 +79,32 @@ impl ControlPlane {
 
     /// Like [`kubectl`](Self::kubectl) with stdin, returning (success, stdout+stderr).
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Result<(bool, String)> {
-        use std::io::Write;
-        let mut child = self
-            .kubectl_command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child.stdin.take().unwrap().write_all(stdin.as_bytes())?;
-        let out = child.wait_with_output()?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok((out.status.success(), text))
+        run_with(self.kubectl_command(args), Some(stdin))
     }
+}
+
+/// Runs `cmd` (with `stdin`, if any) and returns (success, stdout+stderr): for
+/// commands expected to fail with a message.
+pub fn run_with(mut cmd: Command, stdin: Option<&str>) -> Result<(bool, String)> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Closed before the wait, so a command that reads stdin sees its end.
+    let mut input = child.stdin.take().expect("piped");
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes())?;
+    }
+    drop(input);
+    let out = child.wait_with_output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
 }
 
 static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();

@@ -186,26 +186,8 @@ fn the_operators_own_rights_are_enumerated_and_narrow() -> Result<()> {
         let mut cmd = std::process::Command::new("kubectl");
         cmd.args(["create", "--dry-run=server", "-f", "-"])
             .env("KUBECONFIG", &kubeconfig)
-            .env("PATH", cp.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn()?;
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(manifest.to_string().as_bytes())?;
-        let out = child.wait_with_output()?;
-        Ok((
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        ))
+            .env("PATH", cp.path());
+        paved_e2e::run_with(cmd, Some(&manifest.to_string()))
     };
     let (ok, out) = as_operator(json!({
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",

@@ -28,20 +28,7 @@ fn as_user(
     full.extend(groups.iter().map(|g| format!("--as-group={g}")));
     full.extend(args.iter().map(|a| a.to_string()));
     let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-    match stdin {
-        Some(s) => cp.kubectl_stdin(&refs, s),
-        None => {
-            let out = cp.kubectl_command(&refs).output()?;
-            Ok((
-                out.status.success(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            ))
-        }
-    }
+    paved_e2e::run_with(cp.kubectl_command(&refs), stdin)
 }
 
 const ALICE: (&str, &[&str]) = ("alice", &["team-a"]);

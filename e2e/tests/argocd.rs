@@ -429,14 +429,29 @@ spec:
     )?;
     let fifth = repo.commit("records: claim what is not ours")?;
     refresh(&cp, "team-records")?;
-    let failed = eventually("team-records' sync refused", ARGO, || async {
+    // Argo CD retries a failed automated sync with backoff; each attempt records the
+    // resources' results, the apiserver's refusals among them.
+    let waited = eventually("team-records' sync refused", ARGO, || async {
         let a = apps.get("team-records").await?;
         let op = &a.data["status"]["operationState"];
-        let at = op["syncResult"]["revision"].as_str().unwrap_or("");
-        let done = matches!(op["phase"].as_str(), Some("Failed") | Some("Error"));
-        Ok((done && at == fifth).then(|| a.data["status"].to_string()))
+        let at = op["operation"]["sync"]["revision"].as_str().unwrap_or("");
+        let text = op.to_string();
+        Ok((at == fifth
+            && text.contains("only identities of Team team-claims")
+            && text.contains("postgresqlinstances"))
+        .then_some(text))
     })
-    .await?;
+    .await;
+    let failed = match waited {
+        Ok(t) => t,
+        Err(e) => {
+            let now = apps
+                .get_opt("team-records")
+                .await?
+                .map(|a| a.data["status"].clone());
+            bail!("{e:#}\nthe Application's status: {}", json!(now))
+        }
+    };
     assert!(
         failed.contains("only identities of Team team-claims"),
         "the admission policy's reason reaches Argo CD: {failed}"

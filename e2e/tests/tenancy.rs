@@ -298,6 +298,42 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
         Some(&svc(json!({ "ports": [ { "port": 80 } ] }))),
     )?;
     assert!(ok, "alice cannot make an ordinary Service: {out}");
+    // Ingress hosts are the service's own, never another team's.
+    let ingress = |host: &str| {
+        json!({ "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": { "name": "web", "namespace": victim },
+                "spec": { "rules": [ { "host": host, "http": { "paths": [ {
+                    "path": "/", "pathType": "Prefix",
+                    "backend": { "service": { "name": "web", "port": { "number": 80 } } } } ] } } ] } })
+        .to_string()
+    };
+    refused(
+        "alice takes another service's host",
+        alice(
+            cp,
+            &["create", "--dry-run=server", "-f", "-"],
+            Some(&ingress("payments.apps.example.com")),
+        )?,
+        &["spec.rules[].host", &format!("{victim}.apps.example.com")],
+    );
+    let (ok, out) = alice(
+        cp,
+        &["create", "--dry-run=server", "-f", "-"],
+        Some(&ingress(&format!("api.{victim}.apps.example.com"))),
+    )?;
+    assert!(ok, "alice cannot serve her own host: {out}");
+    // A Team's sync identity cannot live where tenants run pods (the platform's guard).
+    let (ok, out) = cp.kubectl_stdin(
+        &["create", "--dry-run=server", "-f", "-"],
+        &json!({ "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-x2" },
+                 "spec": { "clouds": ["local"],
+                           "serviceAccounts": [ { "namespace": victim, "name": "default" } ] } })
+        .to_string(),
+    )?;
+    assert!(
+        !ok && out.contains("spec.serviceAccounts[].namespace"),
+        "{out}"
+    );
     // What the owner role is for works: Alice runs her own database claim.
     let (ok, out) = alice(
         cp,

@@ -794,17 +794,36 @@ async fn temporal_names_of_two_teams_never_collide() -> Result<()> {
     };
     assert_eq!(held(&a), "e2e-ten-a.b-c");
     assert_eq!(held(&b), "e2e-ten-a-b.c");
-    // A claim name with a '.' (which could forge the separator) is refused.
-    let (ok, out) = cp.kubectl_stdin(
-        &["create", "--dry-run=server", "-f", "-"],
+    // A claim name with a '.' (which could forge the separator) is not served.
+    let _ = cp.kubectl(&[
+        "delete",
+        "temporalnamespace",
+        "b.c",
+        "-n",
+        "e2e-ten-a",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    db::create(
+        cp,
         &json!({
-            "apiVersion": "paved.dev/v1alpha1", "kind": "TemporalNamespace",
-            "metadata": { "name": "b.c", "namespace": "e2e-ten-a" },
-            "spec": { "retentionDays": 1 } })
-        .to_string(),
+        "apiVersion": "paved.dev/v1alpha1", "kind": "TemporalNamespace",
+        "metadata": { "name": "b.c", "namespace": "e2e-ten-a" },
+        "spec": { "retentionDays": 1, "allowDeletion": true } }),
     )?;
-    assert!(!ok && out.contains("no '.'"), "{out}");
-    for (api, name) in [(first, "b-c"), (second, "c")] {
+    let refused = eventually("the dotted claim refused", T, || async {
+        let t = first.get("b.c").await?;
+        Ok(t.status
+            .and_then(|s| conditions::find(&s.conditions, conditions::SYNCED).cloned())
+            .filter(|c| c.reason == "InvalidSpec"))
+    })
+    .await?;
+    assert!(
+        refused.message.contains("cannot contain '.'"),
+        "{}",
+        refused.message
+    );
+    for (api, name) in [(first.clone(), "b-c"), (second, "c"), (first, "b.c")] {
         api.delete(name, &DeleteParams::default()).await?;
     }
     Ok(())

@@ -38,18 +38,10 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         "spec.parameters.storageGB cannot go below the storage already allocated (status.storageGB): \
          cloud databases cannot give storage back without data loss",
     );
-    // A TemporalNamespace's name is joined to its namespace's with a '.' on Temporal
-    // ({namespace}.{name}); without a '.' of its own, two claims never render one name.
-    let mut temporal = TemporalNamespace::crd();
-    add_root_rule(
-        &mut temporal,
-        "self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
-        "metadata.name: at most 63 lowercase letters, digits and '-' (no '.': it separates namespace and name on Temporal)",
-    );
     let mut crds = vec![
         service_claim,
         postgresql,
-        temporal,
+        TemporalNamespace::crd(),
         Composition::crd(),
         Team::crd(),
     ];

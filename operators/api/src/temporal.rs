@@ -123,12 +123,32 @@ pub struct TemporalNamespaceStatus {
 
 impl TemporalNamespaceStatus {
     /// The name this claim holds on Temporal, if any: the recorded one, or for a claim
-    /// served before names were recorded, the name it was Ready with.
+    /// served before names were recorded, the one it was found up to date under (only
+    /// then is Temporal's id recorded).
     pub fn held_name(&self) -> Option<&str> {
         self.registered_name.as_deref().or_else(|| {
-            crate::conditions::find(&self.conditions, crate::conditions::READY)
-                .filter(|c| c.is_true())
+            self.namespace_id
+                .as_ref()
                 .and(self.temporal_namespace.as_deref())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_held_name_is_the_recorded_one_or_the_one_found_up_to_date() {
+        let mut s = TemporalNamespaceStatus {
+            temporal_namespace: Some("svc-wf".into()),
+            ..Default::default()
+        };
+        // Rendered, never found up to date: nothing held.
+        assert_eq!(s.held_name(), None);
+        s.namespace_id = Some("id-1".into());
+        assert_eq!(s.held_name(), Some("svc-wf"));
+        s.registered_name = Some("svc.wf".into());
+        assert_eq!(s.held_name(), Some("svc.wf"));
     }
 }

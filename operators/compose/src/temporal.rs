@@ -80,6 +80,14 @@ pub fn render_temporal(input: &TemporalInput<'_>) -> Result<DesiredTemporalNames
         ("namespace", input.claim_namespace.to_string()),
         ("name", input.claim_name.to_string()),
     ]);
+    // A claim name with a '.' could forge the separator the pattern relies on
+    // ({namespace}.{name}); one registered before keeps what it holds.
+    if input.held_name.is_none() && input.claim_name.contains('.') {
+        return Err(RenderError::InvalidSpec(format!(
+            "metadata.name {} cannot contain '.': on Temporal it separates namespace and name; use '-'",
+            input.claim_name
+        )));
+    }
     let name = match input.held_name {
         Some(held) => held.to_string(),
         None => {
@@ -292,6 +300,36 @@ mod tests {
             composition: c,
             held_name: None,
         })
+    }
+
+    #[test]
+    fn a_held_name_is_kept_and_a_dotted_claim_name_is_refused() {
+        let c = comp();
+        let spec = TemporalNamespaceSpec::default();
+        let input = |name: &'static str, held: Option<&'static str>| TemporalInput {
+            claim_name: name,
+            claim_namespace: "svc",
+            claim_uid: "uid-1",
+            spec: &spec,
+            facts: Box::leak(Box::new(facts())),
+            composition_name: "temporal-standard",
+            composition: Box::leak(Box::new(c.clone())),
+            held_name: held,
+        };
+        // Registered under an older pattern: kept, whatever the pattern says now.
+        assert_eq!(
+            render_temporal(&input("wf", Some("svc-wf"))).unwrap().name,
+            "svc-wf"
+        );
+        let err = render_temporal(&input("w.f", None)).unwrap_err();
+        assert_eq!(err.reason(), "InvalidSpec");
+        assert!(err.to_string().contains("cannot contain '.'"), "{err}");
+        assert_eq!(
+            render_temporal(&input("w.f", Some("svc.w.f")))
+                .unwrap()
+                .name,
+            "svc.w.f"
+        );
     }
 
     #[test]

@@ -290,6 +290,15 @@ pub fn admit_database(
             ),
         ));
     };
+    if team.metadata.deletion_timestamp.is_some() {
+        return Err(refuse(
+            reasons::TEAM_DELETING,
+            format!(
+                "Team {name} is being deleted: the databases of namespace {} are kept and no longer served",
+                facts.service
+            ),
+        ));
+    }
     if !team.spec.clouds.contains(&facts.cloud) {
         return Err(refuse(
             reasons::CLOUD_NOT_ALLOWED,
@@ -361,21 +370,27 @@ pub fn namespace_facts(
 pub fn facts_for_cleanup(
     ns: &str,
     ns_meta: Option<&ObjectMeta>,
-    live: NamespaceFacts,
+    claim: Option<&ServiceClaim>,
+    teams: &[Arc<Team>],
     default_cloud: Cloud,
 ) -> NamespaceFacts {
-    let paved_made = ns_meta.is_some_and(|m| {
-        m.owner_references
-            .iter()
+    let live = namespace_facts(ns, ns_meta, claim, teams, default_cloud);
+    let owners = || {
+        ns_meta
+            .and_then(|m| m.owner_references.as_ref())
+            .into_iter()
             .flatten()
-            .any(|o| o.kind == "ServiceClaim" && o.controller == Some(true))
-    });
+    };
+    let claim_gone =
+        claim.is_none_or(|c| !owners().any(|o| Some(&o.uid) == c.metadata.uid.as_ref()));
+    let paved_made =
+        owners().any(|o| o.kind == "ServiceClaim" && o.name == ns && o.controller == Some(true));
     match (
-        live.team.is_some(),
-        paved_made,
+        claim_gone && paved_made,
         ns_meta.and_then(|m| m.labels.as_ref()),
     ) {
-        (false, true, Some(labels)) => NamespaceFacts::from_labels(ns, labels, default_cloud),
+        // What Paved wrote on its own namespace, over any Team's listing of it.
+        (true, Some(labels)) => NamespaceFacts::from_labels(ns, labels, default_cloud),
         _ => live,
     }
 }
@@ -699,15 +714,26 @@ mod tests {
         // The ServiceClaim is gone: live facts are the safe defaults...
         let live = namespace_facts("svc", Some(&ns), None, &[], Cloud::Local);
         assert_eq!(live.classification, DataClassification::Phi);
-        // ...and cleanup reads what Paved wrote on its own namespace.
-        let f = facts_for_cleanup("svc", Some(&ns), live.clone(), Cloud::Local);
+        // ...and cleanup reads what Paved wrote on its own namespace, even when a Team
+        // lists a namespace of that name.
+        let mut lister = team("team-z", 0, &[Cloud::Local], 5);
+        lister.spec.namespaces.push(paved_api::TeamNamespace {
+            name: "svc".into(),
+            cloud: Cloud::Local,
+            data_classification: DataClassification::Public,
+            ..Default::default()
+        });
+        let f = facts_for_cleanup("svc", Some(&ns), None, &[Arc::new(lister)], Cloud::Local);
         assert_eq!(
             (f.classification, f.team.as_deref()),
             (DataClassification::Internal, Some("team-a"))
         );
+        // While the claim is there, its own facts.
+        let f = facts_for_cleanup("svc", Some(&ns), Some(&c), &[], Cloud::Local);
+        assert_eq!(f.classification, DataClassification::Internal);
         // Labels on a namespace no ServiceClaim controls are never read.
         ns.owner_references = None;
-        let f = facts_for_cleanup("svc", Some(&ns), live, Cloud::Local);
+        let f = facts_for_cleanup("svc", Some(&ns), None, &[], Cloud::Local);
         assert_eq!(f.classification, DataClassification::Phi);
     }
 

@@ -252,12 +252,15 @@ impl Context {
         &self,
         ns: &str,
     ) -> Result<paved_compose::postgresql::NamespaceFacts, kube::Error> {
-        let live = self.namespace_facts(ns, true).await?;
         let meta = self.namespace(ns, true).await?;
+        let claim = kube::Api::<ServiceClaim>::all(self.client.clone())
+            .get_opt(ns)
+            .await?;
         Ok(paved_compose::tenancy::facts_for_cleanup(
             ns,
             meta.as_ref(),
-            live,
+            claim.as_ref(),
+            &self.teams.state(),
             self.default_cloud,
         ))
     }
@@ -266,6 +269,27 @@ impl Context {
     pub fn team(&self, name: &str) -> Option<Arc<Team>> {
         self.teams
             .get(&kube::runtime::reflector::ObjectRef::new(name))
+    }
+
+    /// Waits until the claim caches hold their first full list: counts and "does any
+    /// claim name this Team" must not be judged from a half-read cache (at start-up a
+    /// claim past its team's cap would look within it, a Team with claims bare).
+    pub async fn claims_listed(&self) -> Result<(), crate::Error> {
+        let listed = async {
+            self.service_claims.wait_until_ready().await?;
+            self.databases.wait_until_ready().await
+        };
+        // Bounded, so a watch that cannot list (a CRD missing, a 403) retries the
+        // reconcile instead of holding a worker forever.
+        match tokio::time::timeout(Duration::from_secs(30), listed).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(crate::Error::Stopped(
+                "the claim caches stopped before their first list",
+            )),
+            Err(_) => Err(crate::Error::Stopped(
+                "the claim caches have not listed yet",
+            )),
+        }
     }
 
     /// Every ServiceClaim of a team.

@@ -56,6 +56,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("serialization: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Stopped(&'static str),
 }
 
 impl Error {
@@ -616,9 +618,11 @@ async fn run_controllers(
     // deletion re-judges its Team.
     let teams = Controller::new(Api::<Team>::all(client.clone()), watcher::Config::default())
         .with_config(cfg.clone())
-        .watches(
-            Api::<ServiceClaim>::all(client.clone()),
-            watcher::Config::default(),
+        .trigger_backoff(EachStreamBacksOff)
+        // Through the tolerant watch: one malformed claim must not stop the others'
+        // triggers (its Team keeps its finalizer: lifting one asks the apiserver).
+        .watches_stream(
+            tolerant::watch::<ServiceClaim>(client.clone(), malformed.clone()).touched_objects(),
             |c: ServiceClaim| {
                 Some(kube::runtime::reflector::ObjectRef::<Team>::new(
                     &c.spec.owner,

@@ -191,6 +191,7 @@ async fn desired(
         }
         // The team's cap counts databases oldest first, so it holds new ones back and
         // never takes one from a database created before it.
+        ctx.claims_listed().await?;
         let team = facts.team.as_deref().and_then(|t| ctx.team(t));
         let rank = team.as_ref().map_or(0, |t| {
             let dbs = ctx.team_databases(t);

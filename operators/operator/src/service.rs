@@ -228,6 +228,7 @@ async fn converge(
     let slow = jitter(Duration::from_secs(300));
     let all = compositions(&ctx.compositions);
     // Tenancy first: nothing is written for a claim its team may not have.
+    ctx.claims_listed().await?;
     let team = ctx.team(&claim.spec.owner);
     if let Err(r) = paved_compose::tenancy::admit_service(
         claim,

@@ -42,8 +42,16 @@ pub fn finalizers(current: &[String], claims_exist: bool) -> Option<Vec<String>>
 
 pub async fn reconcile(team: Arc<Team>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = team.name_any();
+    // An empty cache at start-up is not "no claims": that would lift every finalizer.
+    ctx.claims_listed().await?;
     let claims = ctx.team_services(&name);
-    if let Some(want) = finalizers(team.finalizers(), !claims.is_empty()) {
+    let mut claims_exist = !claims.is_empty();
+    if !claims_exist && team.finalizers().iter().any(|f| f == FINALIZER) {
+        // Lifting it lets the Team go and its claims lose admission's guard: ask the
+        // apiserver, not a cache a moment behind (a claim made a moment ago).
+        claims_exist = any_claim_names(&ctx, &name).await?;
+    }
+    if let Some(want) = finalizers(team.finalizers(), claims_exist) {
         // The resourceVersion makes it a compare-and-swap: another controller's
         // finalizer, added meanwhile, is never dropped.
         let patch = serde_json::json!({ "metadata": {
@@ -80,6 +88,28 @@ pub async fn reconcile(team: Arc<Team>, ctx: Arc<Context>) -> Result<Action, Err
     Ok(Action::requeue(crate::context::jitter(
         Duration::from_secs(600),
     )))
+}
+
+/// Whether any ServiceClaim in the cluster names `team`, read fresh. Read as untyped
+/// objects, so one malformed claim cannot make the answer "none".
+async fn any_claim_names(ctx: &Context, team: &str) -> Result<bool, Error> {
+    let ar = kube::api::ApiResource::erase::<paved_api::ServiceClaim>(&());
+    let api: Api<kube::api::DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+    let mut params = kube::api::ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await?;
+        if page
+            .items
+            .iter()
+            .any(|c| c.data.pointer("/spec/owner").and_then(|o| o.as_str()) == Some(team))
+        {
+            return Ok(true);
+        }
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(false),
+        }
+    }
 }
 
 #[cfg(test)]

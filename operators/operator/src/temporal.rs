@@ -273,6 +273,8 @@ async fn converge(
             if let Err(e) = provider.create(d).await {
                 return Ok(provider_verdict(&e));
             }
+            // Registered under this name: the claim keeps it from now on.
+            status.registered_name = Some(d.name.clone());
             ctx.event(
                 claim,
                 EventType::Normal,

@@ -105,7 +105,7 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
     })
     .await?;
     for n in ["orders", "ephemeral", "foreign"] {
-        let full = format!("{NS}-{n}");
+        let full = format!("{NS}.{n}");
         if describe(cp, &full)?.is_some() {
             cli(cp, &["delete", "-n", &full, "--yes"])?;
         }

@@ -92,6 +92,38 @@ fn grant_claim_authoring(cp: &ControlPlane) -> Result<()> {
     )
 }
 
+/// No Team `name` (an earlier run's deleted), so one made later is younger than the
+/// claims a test makes before it.
+async fn no_team(cp: &ControlPlane, client: &kube::Client, name: &str) -> Result<()> {
+    let teams: Api<paved_api::Team> = Api::all(client.clone());
+    let _ = cp.kubectl(&["delete", "team", name, "--ignore-not-found", "--wait=false"]);
+    eventually(&format!("an earlier Team {name} gone"), T, || async {
+        Ok(teams.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await
+}
+
+/// Team `name` made anew: its group of that name, cloud `local`, then `spec` over
+/// them; a second passes before any claim names it (a claim made in its Team's
+/// second counts as older than the Team).
+async fn fresh_team(
+    cp: &ControlPlane,
+    client: &kube::Client,
+    name: &str,
+    spec: Value,
+) -> Result<()> {
+    no_team(cp, client, name).await?;
+    let mut team = json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": name },
+        "spec": { "groups": [name], "clouds": ["local"] } });
+    for (k, v) in spec.as_object().into_iter().flatten() {
+        team["spec"][k] = v.clone();
+    }
+    db::apply(cp, &team)?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    Ok(())
+}
+
 async fn condition(
     api: &Api<ServiceClaim>,
     name: &str,
@@ -403,34 +435,21 @@ async fn the_operator_serves_a_claim_only_as_its_team_allows() -> Result<()> {
         "monitoring",
     ];
     clean(&client, &names).await?;
-    let teams: Api<paved_api::Team> = Api::all(client.clone());
-    for t in ["team-late", "team-local-only", "team-capped"] {
-        let _ = cp.kubectl(&["delete", "team", t, "--ignore-not-found", "--wait=false"]);
-        eventually(&format!("an earlier {t} gone"), T, || async {
-            Ok(teams.get_opt(t).await?.is_none().then_some(()))
-        })
-        .await?;
-    }
-    db::apply(
+    no_team(cp, &client, "team-late").await?;
+    fresh_team(cp, &client, "team-local-only", json!({})).await?;
+    fresh_team(
         cp,
-        &json!({
-        "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-local-only" },
-        "spec": { "groups": ["team-local-only"], "clouds": ["local"] } }),
-    )?;
-    db::apply(
-        cp,
-        &json!({
-        "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-capped" },
-        "spec": { "groups": ["team-capped"], "clouds": ["local"], "limits": { "services": 1 } } }),
-    )?;
+        &client,
+        "team-capped",
+        json!({ "limits": { "services": 1 } }),
+    )
+    .await?;
     // Created by the platform's admin, past admission: the operator's own checks.
     let create = |name: &str, owner: &str, cloud: &str| {
         let mut c = service_claim(name, owner);
         c["spec"]["cloud"] = json!(cloud);
         db::create(cp, &c)
     };
-    // Claims made in their Team's second count as older than it.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     create("e2e-ten-ghost", "team-ghost", "local")?;
     create("e2e-ten-late", "team-late", "local")?;
     create("e2e-ten-gcp", "team-local-only", "gcp")?;
@@ -461,9 +480,8 @@ async fn the_operator_serves_a_claim_only_as_its_team_allows() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     db::apply(
         cp,
-        &json!({
-        "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-late" },
-        "spec": { "groups": ["team-late"], "clouds": ["local"] } }),
+        &json!({ "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-late" },
+                 "spec": { "groups": ["team-late"], "clouds": ["local"] } }),
     )?;
     let c = condition(&claims, "e2e-ten-late", "ClaimPredatesTeam").await?;
     assert!(c.message.contains("re-create"), "{}", c.message);
@@ -685,24 +703,7 @@ async fn an_offboarded_team_keeps_its_data_loses_access_and_its_claims_stay_guar
     let _op = Operator::start(cp, "tenancy-offboarding", &[])?;
     let name = "e2e-ten-offboarded";
     clean(&client, &[name]).await?;
-    let _ = cp.kubectl(&[
-        "delete",
-        "team",
-        "team-leaving",
-        "--ignore-not-found",
-        "--wait=false",
-    ]);
-    eventually("an earlier Team gone", T, || async {
-        Ok(teams.get_opt("team-leaving").await?.is_none().then_some(()))
-    })
-    .await?;
-    db::apply(
-        cp,
-        &json!({
-        "apiVersion": "paved.dev/v1alpha1", "kind": "Team", "metadata": { "name": "team-leaving" },
-        "spec": { "groups": ["team-leaving"], "clouds": ["local"] } }),
-    )?;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fresh_team(cp, &client, "team-leaving", json!({})).await?;
     db::create(cp, &service_claim(name, "team-leaving"))?;
     db::ready(&claims, name).await?;
     // While a claim names it, the Team carries Paved's finalizer.
@@ -766,7 +767,9 @@ async fn temporal_names_of_two_teams_never_collide() -> Result<()> {
     db::team_namespace(cp, "team-b", "e2e-ten-a-b", "local", "internal")?;
     let first: Api<paved_api::TemporalNamespace> = Api::namespaced(client.clone(), "e2e-ten-a");
     let second: Api<paved_api::TemporalNamespace> = Api::namespaced(client.clone(), "e2e-ten-a-b");
-    for (ns, name) in [("e2e-ten-a", "b-c"), ("e2e-ten-a-b", "c")] {
+    // A TemporalNamespace claim made anew (an earlier run's deleted, which removes its
+    // namespace on Temporal: allowDeletion).
+    let fresh_tns = |ns: &str, name: &str| -> Result<()> {
         let _ = cp.kubectl(&[
             "delete",
             "temporalnamespace",
@@ -782,8 +785,10 @@ async fn temporal_names_of_two_teams_never_collide() -> Result<()> {
             "apiVersion": "paved.dev/v1alpha1", "kind": "TemporalNamespace",
             "metadata": { "name": name, "namespace": ns },
             "spec": { "retentionDays": 1, "allowDeletion": true } }),
-        )?;
-    }
+        )
+    };
+    fresh_tns("e2e-ten-a", "b-c")?;
+    fresh_tns("e2e-ten-a-b", "c")?;
     let a = db::ready(&first, "b-c").await?;
     let b = db::ready(&second, "c").await?;
     let held = |t: &paved_api::TemporalNamespace| {
@@ -795,22 +800,7 @@ async fn temporal_names_of_two_teams_never_collide() -> Result<()> {
     assert_eq!(held(&a), "e2e-ten-a.b-c");
     assert_eq!(held(&b), "e2e-ten-a-b.c");
     // A claim name with a '.' (which could forge the separator) is not served.
-    let _ = cp.kubectl(&[
-        "delete",
-        "temporalnamespace",
-        "b.c",
-        "-n",
-        "e2e-ten-a",
-        "--wait=true",
-        "--timeout=60s",
-    ]);
-    db::create(
-        cp,
-        &json!({
-        "apiVersion": "paved.dev/v1alpha1", "kind": "TemporalNamespace",
-        "metadata": { "name": "b.c", "namespace": "e2e-ten-a" },
-        "spec": { "retentionDays": 1, "allowDeletion": true } }),
-    )?;
+    fresh_tns("e2e-ten-a", "b.c")?;
     let refused = eventually("the dotted claim refused", T, || async {
         let t = first.get("b.c").await?;
         Ok(t.status

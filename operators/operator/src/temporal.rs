@@ -147,6 +147,21 @@ async fn reconcile_inner(
             remove_finalizer(&api, &claim).await?;
             return Ok(Action::await_change());
         }
+        // Refused before anything was registered (a bad name, a Composition it may not
+        // use): nothing on Temporal is this claim's, so there is nothing to delete.
+        Err(v) if deleting && claim.status.as_ref().and_then(|s| s.held_name()).is_none() => {
+            let _ = v;
+            ctx.event(
+                &*claim,
+                EventType::Normal,
+                "Deleted",
+                "Delete",
+                "no Temporal namespace was ever registered for this claim".into(),
+            )
+            .await;
+            remove_finalizer(&api, &claim).await?;
+            return Ok(Action::await_change());
+        }
         Err(v) => v,
         Ok((d, provider, address)) if deleting => match provider.delete(&d).await {
             Ok(DeleteProgress::Done) => {

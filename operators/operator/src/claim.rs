@@ -108,11 +108,10 @@ pub fn provider_verdict(e: &ProviderError) -> Verdict {
 /// Replaces the finalizer list only if it is still the one we read (resourceVersion
 /// precondition), so another controller's finalizer is never dropped or revived; a
 /// conflict just means the next reconcile sees the newer list.
-async fn set_finalizers<K: Claim>(
-    api: &Api<K>,
-    obj: &K,
-    finalizers: Vec<String>,
-) -> Result<(), Error> {
+pub async fn set_finalizers<K>(api: &Api<K>, obj: &K, finalizers: Vec<String>) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
     let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
     match api
         .patch(

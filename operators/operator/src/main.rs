@@ -404,6 +404,10 @@ async fn run_controllers(
     let team_changes = team_writer
         .subscribe()
         .context("the Team store is shared")?;
+    // The Team controller reads the same store and events: one watch of Teams.
+    let team_events = team_writer
+        .subscribe()
+        .context("the Team store is shared")?;
     tokio::spawn(
         watcher(Api::<Team>::all(client.clone()), watcher::Config::default())
             .default_backoff()
@@ -495,7 +499,20 @@ async fn run_controllers(
         .debounce(Duration::from_millis(200));
     let (tns_reader, tns_writer) = reflector::store();
 
-    let svc = Controller::for_stream(claims_stream(&client, &malformed, svc_writer), svc_reader)
+    // Every ServiceClaim event (its deletion too) also re-judges the Team it names, so
+    // the one ServiceClaim watch serves the Team controller as well.
+    let (team_triggers, claims_of_teams) = futures::channel::mpsc::unbounded();
+    let svc_claims =
+        claims_stream(&client, &malformed, svc_writer).inspect_ok(move |c: &ServiceClaim| {
+            // A malformed claim's placeholder names no team.
+            if !c.spec.owner.is_empty() {
+                // Closed only once the Team controller has stopped.
+                let _ = team_triggers.unbounded_send(
+                    kube::runtime::reflector::ObjectRef::<Team>::new(&c.spec.owner),
+                );
+            }
+        });
+    let svc = Controller::for_stream(svc_claims, svc_reader)
         .with_config(cfg.clone())
         .trigger_backoff(EachStreamBacksOff);
     // Every kind a ServiceClaim owns, watched metadata-only (see `owned`).
@@ -541,17 +558,15 @@ async fn run_controllers(
     // A Composition change re-renders the claims built from it (and the ones
     // waiting for a Composition to appear).
     let claims = svc.store();
-    let team_claims = svc.store();
+    let team_ctx = ctx.clone();
     let svc = svc
         .reconcile_on(ns_changes)
         // A Team change (its groups, clouds, limits; its creation) re-judges its claims.
         .watches_shared_stream(team_changes, move |t: Arc<Team>| {
-            let team = t.name_any();
-            team_claims
-                .state()
-                .into_iter()
-                .filter(|c| c.spec.owner == team)
-                .map(|c| kube::runtime::reflector::ObjectRef::from_obj(&*c))
+            team_ctx
+                .team_services(&t.name_any())
+                .iter()
+                .map(|c| kube::runtime::reflector::ObjectRef::from_obj(&**c))
                 .collect::<Vec<_>>()
         })
         .watches_stream(
@@ -615,20 +630,10 @@ async fn run_controllers(
         .for_each(|_| future::ready(()));
 
     // Teams keep a finalizer while ServiceClaims name them; a claim's creation or
-    // deletion re-judges its Team.
-    let teams = Controller::new(Api::<Team>::all(client.clone()), watcher::Config::default())
+    // deletion re-judges its Team (from the ServiceClaim watch above).
+    let teams = Controller::for_shared_stream(team_events, team_store.clone())
         .with_config(cfg.clone())
-        .trigger_backoff(EachStreamBacksOff)
-        // Through the tolerant watch: one malformed claim must not stop the others'
-        // triggers (its Team keeps its finalizer: lifting one asks the apiserver).
-        .watches_stream(
-            tolerant::watch::<ServiceClaim>(client.clone(), malformed.clone()).touched_objects(),
-            |c: ServiceClaim| {
-                Some(kube::runtime::reflector::ObjectRef::<Team>::new(
-                    &c.spec.owner,
-                ))
-            },
-        )
+        .reconcile_on(claims_of_teams)
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
             instrumented(team::CONTROLLER, team::reconcile),

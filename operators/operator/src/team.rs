@@ -6,13 +6,12 @@
 use std::{sync::Arc, time::Duration};
 
 use kube::{
-    api::{Patch, PatchParams},
     runtime::{controller::Action, events::EventType},
     Api, ResourceExt,
 };
 use paved_api::Team;
 
-use crate::{context::Context, Error};
+use crate::{claim::set_finalizers, context::Context, Error};
 
 pub const CONTROLLER: &str = "team";
 /// Kept on a Team while ServiceClaims name it.
@@ -52,20 +51,11 @@ pub async fn reconcile(team: Arc<Team>, ctx: Arc<Context>) -> Result<Action, Err
         claims_exist = any_claim_names(&ctx, &name).await?;
     }
     if let Some(want) = finalizers(team.finalizers(), claims_exist) {
-        // The resourceVersion makes it a compare-and-swap: another controller's
-        // finalizer, added meanwhile, is never dropped.
-        let patch = serde_json::json!({ "metadata": {
-            "finalizers": want,
-            "resourceVersion": team.resource_version(),
-        }});
-        match Api::<Team>::all(ctx.client.clone())
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => ctx.metrics.write(CONTROLLER, "patch"),
-            // Changed or gone meanwhile: the next event brings it back here.
-            Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {}
-            Err(e) => return Err(e.into()),
+        match set_finalizers(&Api::<Team>::all(ctx.client.clone()), &*team, want).await {
+            Ok(()) => ctx.metrics.write(CONTROLLER, "patch"),
+            // Gone meanwhile: nothing left to keep.
+            Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {}
+            Err(e) => return Err(e),
         }
     }
     if team.metadata.deletion_timestamp.is_some() && !claims.is_empty() {

@@ -220,6 +220,25 @@ pub fn rank<K: kube::Resource>(claim: &K, all: &[Arc<K>]) -> usize {
     all.iter().filter(|o| key(o.meta()) < mine).count()
 }
 
+/// Pure: may a database or Temporal claim (`what`, plural) be served in namespace
+/// `ns`? Not where the platform reserves (`reserved` says why), and only with a
+/// Composition granted to it ([`admit_composition`]).
+pub fn admit_in_namespace(
+    what: &str,
+    reserved: Option<String>,
+    comp: &Composition,
+    ns: &str,
+    facts: &NamespaceFacts,
+) -> Result<(), Refusal> {
+    if let Some(why) = reserved {
+        return Err(refuse(
+            reasons::NAMESPACE_RESERVED,
+            format!("{why}; {what} are not served there"),
+        ));
+    }
+    admit_composition(comp, ns, facts)
+}
+
 /// Pure: may a database claim in namespace `ns`, whose facts are `facts`, use this
 /// PostgreSQL Composition? Its provider must be the namespace's cloud, and the
 /// Composition's `access`, when set, must name the namespace's team or the namespace.
@@ -575,6 +594,30 @@ mod tests {
             reasons_of(admit_service(&c, Cloud::Local, Some(&t), &[], why)),
             reasons::NAMESPACE_RESERVED
         );
+    }
+
+    #[test]
+    fn a_reserved_namespace_serves_no_claim_before_its_composition_is_judged() {
+        let facts = namespace_facts("paved-system", None, None, &[], Cloud::Local);
+        let why = Reserved::new("paved-system", &[]).why("paved-system", &[]);
+        let r = admit_in_namespace(
+            "databases",
+            why,
+            &pg(Cloud::Aws, None),
+            "paved-system",
+            &facts,
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, reasons::NAMESPACE_RESERVED);
+        assert!(
+            r.message.contains("databases are not served there"),
+            "{}",
+            r.message
+        );
+        // Elsewhere the Composition is judged.
+        let r = admit_in_namespace("databases", None, &pg(Cloud::Aws, None), "svc", &facts)
+            .unwrap_err();
+        assert_eq!(r.reason, reasons::COMPOSITION_NOT_ALLOWED);
     }
 
     #[test]

@@ -222,6 +222,30 @@ impl Context {
         ns: &str,
         fresh: bool,
     ) -> Result<paved_compose::postgresql::NamespaceFacts, kube::Error> {
+        let (meta, claim) = self.namespace_and_claim(ns, fresh).await?;
+        Ok(paved_compose::tenancy::namespace_facts(
+            ns,
+            meta.as_ref(),
+            claim.as_deref(),
+            &self.teams.state(),
+            self.default_cloud,
+        ))
+    }
+
+    /// A namespace's metadata and the ServiceClaim of its name, from the caches or, with
+    /// `fresh` or when the cache lacks the claim, the apiserver (a namespace that does
+    /// not exist has no claim to read).
+    async fn namespace_and_claim(
+        &self,
+        ns: &str,
+        fresh: bool,
+    ) -> Result<
+        (
+            Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+            Option<Arc<ServiceClaim>>,
+        ),
+        kube::Error,
+    > {
         let meta = self.namespace(ns, fresh).await?;
         let cached = (!fresh)
             .then(|| {
@@ -237,13 +261,7 @@ impl Context {
                 .map(Arc::new),
             None => None,
         };
-        Ok(paved_compose::tenancy::namespace_facts(
-            ns,
-            meta.as_ref(),
-            claim.as_deref(),
-            &self.teams.state(),
-            self.default_cloud,
-        ))
+        Ok((meta, claim))
     }
 
     /// The facts a claim being deleted is cleaned up with (see
@@ -252,14 +270,11 @@ impl Context {
         &self,
         ns: &str,
     ) -> Result<paved_compose::postgresql::NamespaceFacts, kube::Error> {
-        let meta = self.namespace(ns, true).await?;
-        let claim = kube::Api::<ServiceClaim>::all(self.client.clone())
-            .get_opt(ns)
-            .await?;
+        let (meta, claim) = self.namespace_and_claim(ns, true).await?;
         Ok(paved_compose::tenancy::facts_for_cleanup(
             ns,
             meta.as_ref(),
-            claim.as_ref(),
+            claim.as_deref(),
             &self.teams.state(),
             self.default_cloud,
         ))

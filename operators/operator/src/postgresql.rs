@@ -179,14 +179,13 @@ async fn desired(
     // Tenancy, before any cloud call. Not while deleting: what was created is cleaned
     // up whatever the rules say now.
     if claim.metadata.deletion_timestamp.is_none() {
-        if let Some(why) = ctx.reserved.why(&ns, &all) {
-            return Ok(Err(Verdict::problem(
-                paved_compose::tenancy::reasons::NAMESPACE_RESERVED,
-                format!("{why}; databases are not served there"),
-                slow,
-            )));
-        }
-        if let Err(r) = paved_compose::tenancy::admit_composition(&comp, &ns, &facts) {
+        if let Err(r) = paved_compose::tenancy::admit_in_namespace(
+            "databases",
+            ctx.reserved.why(&ns, &all),
+            &comp,
+            &ns,
+            &facts,
+        ) {
             return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
         }
         // The team's cap counts databases oldest first, so it holds new ones back and

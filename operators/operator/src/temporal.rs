@@ -233,14 +233,13 @@ async fn prepare(
         .expect("picked a temporal composition");
     let facts = ctx.namespace_facts(&ns, false).await?;
     if claim.metadata.deletion_timestamp.is_none() {
-        if let Some(why) = ctx.reserved.why(&ns, &ctx.compositions.state()) {
-            return Ok(Err(Verdict::problem(
-                paved_compose::tenancy::reasons::NAMESPACE_RESERVED,
-                format!("{why}; Temporal namespaces are not served there"),
-                slow,
-            )));
-        }
-        if let Err(r) = paved_compose::tenancy::admit_composition(&comp, &ns, &facts) {
+        if let Err(r) = paved_compose::tenancy::admit_in_namespace(
+            "Temporal namespaces",
+            ctx.reserved.why(&ns, &ctx.compositions.state()),
+            &comp,
+            &ns,
+            &facts,
+        ) {
             return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
         }
     }

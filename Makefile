@@ -7,14 +7,14 @@ CARGO ?= cargo
 # Tests get their own control plane, so `make test` never disturbs a running demo.
 TEST_CP_DIR ?= $(CURDIR)/target/control-plane-test
 
-.PHONY: help deps build test fmt-check clippy unit e2e fakes bench crds demo demo-down
+.PHONY: help deps build test fmt-check clippy unit e2e fakes bench crds generate generate-check demo demo-down
 
 help:
 	@echo "make demo       control plane + CRDs + compositions + operator + examples, waits for Ready"
 	@echo "make demo-down  stop the demo's operator and control plane"
 	@echo "make test       fmt, clippy -D warnings, unit tests, e2e tests on a real control plane"
 	@echo "make bench      benchmarks on a local control plane: prints a table, writes target/paved-bench/results.json"
-	@echo "make crds       regenerate crds/ from the Rust types and refresh the chart copies"
+	@echo "make generate   regenerate crds/, the chart copies and the README reasons table (generate-check: only compare)"
 
 # What a fresh machine lacks (etcd, PostgreSQL, Redis, lua5.1, PyYAML, rustfmt, clippy).
 deps:
@@ -61,13 +61,16 @@ test: deps fmt-check clippy build fakes
 	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace --no-fail-fast -- --test-threads=1 || rc=$$?; \
 	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 
-# crds/ is generated from the Rust types; the chart carries copies of it and of
-# compositions/ (a test fails when any of them drift).
-crds:
-	$(CARGO) run -q -p paved-cli -- crds --out crds
-	rm -f charts/paved/crds/*.yaml charts/paved/files/compositions/*.yaml
-	cp crds/*.yaml charts/paved/crds/
-	cp compositions/*.yaml charts/paved/files/compositions/
+# Everything derived from the Rust types: crds/, the chart's copies of crds/ and
+# compositions/, the README's reasons table. A test (and `make generate-check`) fails
+# when any of them drift.
+generate:
+	$(CARGO) run -q -p paved-cli -- generate
+
+generate-check:
+	$(CARGO) run -q -p paved-cli -- generate --check
+
+crds: generate
 
 demo: deps
 	e2e/demo up

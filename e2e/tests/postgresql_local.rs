@@ -323,6 +323,15 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
             "{db} exists before deletion"
         );
     }
+    // The service's app makes a table in `snap`: its objects must not keep the
+    // Snapshot deletion from finishing.
+    connect_with_secret(&client, svc, "snap-connection")
+        .await?
+        .batch_execute("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)")
+        .await?;
+
+    // Removing entries from the spec is not a request to destroy data: all three are
+    // kept, running, and the ServiceClaim says so.
     claims
         .patch(
             svc,
@@ -332,11 +341,56 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
         ] } })),
         )
         .await?;
+    let kept = vec!["del".to_string(), "orph".into(), "snap".into()];
+    eventually("three databases kept", T, || async {
+        let c = claims.get(svc).await?;
+        let s = c.status.unwrap_or_default();
+        let cond = conditions::find(&s.conditions, conditions::DATABASES_RETAINED).cloned();
+        Ok((s.retained_databases == kept).then_some(()).and(cond))
+    })
+    .await?;
+    for name in &kept {
+        let p = pgs.get(name).await?;
+        assert!(
+            p.metadata.deletion_timestamp.is_none(),
+            "{name} is not being deleted"
+        );
+    }
+    for db in [&del_db, &orph_db, &snap_db] {
+        assert!(
+            database_exists(cp, db).await?,
+            "{db} kept after its entry went"
+        );
+    }
+    let events = cp.kubectl(&[
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        "reason=DatabaseRetained",
+        "-o",
+        "name",
+    ])?;
+    assert!(
+        !events.trim().is_empty(),
+        "a DatabaseRetained Event names what was kept"
+    );
+
+    // Deleting them is the explicit act; each one's policy applies then.
+    for name in &kept {
+        pgs.delete(name, &DeleteParams::default()).await?;
+    }
     eventually("three claims gone", T, || async {
         let gone = pgs.get_opt("del").await?.is_none()
             && pgs.get_opt("orph").await?.is_none()
             && pgs.get_opt("snap").await?.is_none();
         Ok(gone.then_some(()))
+    })
+    .await?;
+    eventually("the ServiceClaim no longer lists them", T, || async {
+        let s = claims.get(svc).await?.status.unwrap_or_default();
+        let cond = conditions::find(&s.conditions, conditions::DATABASES_RETAINED);
+        Ok((s.retained_databases.is_empty() && cond.is_none()).then_some(()))
     })
     .await?;
     assert!(
@@ -355,6 +409,39 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
         database_exists(cp, &format!("{snap_db}_final")).await?,
         "...after a final snapshot"
     );
+    assert!(
+        !role_exists(cp, &snap_db).await?,
+        "the Snapshot deletion finished: the role is gone too"
+    );
+    // The copy is the platform's: the service's role could not connect, nor can any
+    // other role on the server.
+    let main_role = main
+        .status
+        .as_ref()
+        .and_then(|s| s.external_name.clone())
+        .unwrap()
+        .replace('-', "_");
+    let connectable: bool = a
+        .query_one(
+            "SELECT has_database_privilege($1, $2, 'CONNECT')",
+            &[&main_role, &format!("{snap_db}_final")],
+        )
+        .await?
+        .get(0);
+    assert!(
+        !connectable,
+        "another service's role cannot connect to the final copy"
+    );
+    let rows: i64 = {
+        let mut cfg: tokio_postgres::Config = cp.env["PAVED_POSTGRES_DSN"].parse()?;
+        cfg.dbname(format!("{snap_db}_final"));
+        let (c, conn) = cfg.connect(NoTls).await?;
+        tokio::spawn(conn);
+        c.query_one("SELECT count(*) FROM orders", &[])
+            .await?
+            .get(0)
+    };
+    assert_eq!(rows, 1, "the final copy holds the service's data");
 
     // With only a Ready database left, the ServiceClaim is Ready too.
     eventually("ServiceClaim Ready", T, || async {
@@ -370,7 +457,26 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
         a.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
             .await?;
     }
+    // The ServiceClaim goes (as when Argo CD prunes it or moves it to another
+    // directory): its namespace goes with it, and `main`, whose policy is only the
+    // Composition's default, leaves a final copy rather than nothing.
     claims.delete(svc, &DeleteParams::default()).await?;
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    eventually(
+        "the service's namespace is gone",
+        Duration::from_secs(120),
+        || async { Ok(nss.get_opt(svc).await?.is_none().then_some(())) },
+    )
+    .await?;
+    assert!(
+        !database_exists(cp, &main_role).await?
+            && database_exists(cp, &format!("{main_role}_final")).await?,
+        "a cascade takes a final copy before dropping the database"
+    );
+    a.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS \"{main_role}_final\" WITH (FORCE)"
+    ))
+    .await?;
     guarded_api
         .delete("taken", &DeleteParams::default())
         .await?;

@@ -138,10 +138,12 @@ impl SloTier {
 }
 
 /// What happens to the cloud resource when its claim is deleted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum DeletionPolicy {
     Delete,
     Orphan,
+    /// The safe default wherever nothing else is known.
+    #[default]
     Snapshot,
 }
 

@@ -435,7 +435,9 @@ pub struct BackupSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeletionSpec {
-    /// Default deletion policy for claims that name none.
+    /// Default deletion policy for claims that name none: `Snapshot` or `Orphan`. A
+    /// `Delete` here is applied as `Snapshot`: data is dropped without a final
+    /// snapshot only when the claim itself says `deletionPolicy: Delete`.
     pub policy: DeletionPolicy,
     /// Turn on the cloud's deletion protection; always on for PHI.
     #[serde(default)]

@@ -30,20 +30,23 @@ pub struct Condition {
 
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
+/// On a ServiceClaim: True while databases removed from its spec are kept.
+pub const DATABASES_RETAINED: &str = "DatabasesRetained";
 
-/// Well-known reasons, shared by all kinds so dashboards can rely on them.
+/// Well-known reasons as strings (see [`crate::Reason`], which holds them all).
 pub mod reasons {
-    pub const AVAILABLE: &str = "Available";
-    pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
-    pub const RECONCILE_ERROR: &str = "ReconcileError";
-    pub const CREATING: &str = "Creating";
-    pub const CHILD_NOT_READY: &str = "ChildNotReady";
-    pub const DELETING: &str = "Deleting";
-    pub const COMPOSITION_NOT_FOUND: &str = "CompositionNotFound";
-    pub const COMPOSITION_INVALID: &str = "CompositionViolatesFloor";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    pub const NAMESPACE_CONFLICT: &str = "NamespaceConflict";
-    pub const WAITING_FOR_PROVIDER: &str = "WaitingForProvider";
+    use crate::Reason;
+    pub const AVAILABLE: &str = Reason::Available.as_str();
+    pub const RECONCILE_SUCCESS: &str = Reason::ReconcileSuccess.as_str();
+    pub const RECONCILE_ERROR: &str = Reason::ReconcileError.as_str();
+    pub const CREATING: &str = Reason::Creating.as_str();
+    pub const CHILD_NOT_READY: &str = Reason::ChildNotReady.as_str();
+    pub const DELETING: &str = Reason::Deleting.as_str();
+    pub const DELETION_BLOCKED: &str = Reason::DeletionBlocked.as_str();
+    pub const COMPOSITION_NOT_FOUND: &str = Reason::CompositionNotFound.as_str();
+    pub const COMPOSITION_INVALID: &str = Reason::CompositionViolatesFloor.as_str();
+    pub const INVALID_SPEC: &str = Reason::InvalidSpec.as_str();
+    pub const NAMESPACE_CONFLICT: &str = Reason::NamespaceConflict.as_str();
 }
 
 /// The status value of a condition.
@@ -68,7 +71,7 @@ impl Condition {
     pub fn new(
         type_: &str,
         status: Status,
-        reason: &str,
+        reason: impl AsRef<str>,
         message: impl Into<String>,
         generation: Option<i64>,
         now: &str,
@@ -76,7 +79,7 @@ impl Condition {
         Condition {
             type_: type_.to_string(),
             status: status.as_str().to_string(),
-            reason: reason.to_string(),
+            reason: reason.as_ref().to_string(),
             message: message.into(),
             last_transition_time: now.to_string(),
             observed_generation: generation,
@@ -107,6 +110,11 @@ pub fn upsert(conditions: &mut Vec<Condition>, mut new: Condition) {
         None => conditions.push(new),
     }
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+}
+
+/// Removes the condition of a type, if present.
+pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
+    conditions.retain(|c| c.type_ != type_);
 }
 
 /// True when the object's Ready condition is True and was computed for its current generation.

@@ -6,6 +6,7 @@ pub mod composition;
 pub mod conditions;
 pub mod crds;
 pub mod postgresql;
+pub mod reason;
 pub mod service_claim;
 pub mod team;
 pub mod temporal;
@@ -14,6 +15,7 @@ pub use common::*;
 pub use composition::*;
 pub use conditions::*;
 pub use postgresql::*;
+pub use reason::Reason;
 pub use service_claim::*;
 pub use team::*;
 pub use temporal::*;
@@ -52,6 +54,9 @@ pub mod annotations {
     /// Where it was created (`provider/region`), so a Composition change cannot make
     /// Paved look elsewhere and create a second one.
     pub const EXTERNAL_LOCATION: &str = "paved.dev/external-location";
+    /// Where it was created, in full (JSON: composition, provider, region, external
+    /// name, and the subscription, project or server): deletion acts there.
+    pub const PLACEMENT: &str = "paved.dev/placement";
 }
 
 /// Finalizer on claims whose deletion must reach the cloud first.

@@ -274,8 +274,11 @@ pub struct DatabaseRequest {
     /// Size and shape of the database.
     #[serde(default)]
     pub parameters: PostgreSQLParameters,
-    /// What happens to the database when it is removed from the claim: `Delete`,
-    /// `Orphan` or `Snapshot` (default from the composition; PHI keeps a snapshot).
+    /// What happens to the cloud database when its PostgreSQLInstance is deleted:
+    /// `Delete`, `Orphan` or `Snapshot` (default from the Composition; PHI keeps a
+    /// snapshot). Removing or renaming this entry deletes nothing: the database is kept
+    /// and listed in `status.retainedDatabases` until its PostgreSQLInstance is deleted
+    /// by hand. When the whole ServiceClaim goes, `Delete` takes a final snapshot first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 }
@@ -323,6 +326,12 @@ pub struct ServiceClaimStatus {
     /// Child claims and their readiness.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildStatus>,
+    /// Databases removed from (or renamed in) `spec.databases` that Paved keeps,
+    /// running and managed, because removing an entry is not a request to destroy
+    /// data. Delete one for real with `kubectl delete postgresqlinstance <name> -n
+    /// <namespace>` (its deletion policy then applies), or add the entry back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained_databases: Vec<String>,
 }
 
 /// Readiness of one child claim.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+pub mod generate;
 pub mod render;
 pub mod schema;
 pub mod trace;
@@ -29,6 +30,16 @@ enum Command {
         #[arg(long, default_value = "crds")]
         out: String,
         /// Do not write: exit non-zero when the directory differs from the types.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Write everything derived from the Rust types: crds/, the chart's copies of crds/
+    /// and compositions/, and the README's table of condition reasons.
+    Generate {
+        /// The repository root.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// Do not write: exit non-zero naming every file that differs.
         #[arg(long)]
         check: bool,
     },
@@ -74,6 +85,23 @@ pub fn main() {
 fn run() -> Result<()> {
     match Cli::parse().command {
         Command::Crds { out, check } => crds(&out, check),
+        Command::Generate { root, check } => {
+            let drift = generate::generate(&root, check)?;
+            for p in &drift {
+                println!(
+                    "{} {}",
+                    if check { "differs:" } else { "wrote" },
+                    p.display()
+                );
+            }
+            if check && !drift.is_empty() {
+                anyhow::bail!(
+                    "{} generated file(s) drifted; run `make generate`",
+                    drift.len()
+                );
+            }
+            Ok(())
+        }
         Command::Render {
             files,
             compositions,

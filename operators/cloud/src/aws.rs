@@ -19,7 +19,7 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_rds::{error::ProvideErrorMetadata, types::DbInstance, Client as Rds};
 use aws_sdk_secretsmanager::Client as SecretsManager;
-use paved_api::DeletionPolicy;
+use paved_api::{DeletionPolicy, Reason};
 use paved_compose::postgresql::{key_matches, DesiredDatabase, ObservedDatabase, OWNER_TAG};
 use tokio::sync::Mutex;
 
@@ -337,7 +337,10 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
 
     async fn delete(&self, d: &DesiredDatabase) -> Result<DeleteProgress, ProviderError> {
         if d.deletion_policy == DeletionPolicy::Orphan {
-            return Ok(DeleteProgress::Done);
+            return Ok(DeleteProgress::Done(format!(
+                "instance {} left in place (Orphan)",
+                d.external_name
+            )));
         }
         // Deletion reads fresh, not from the shared list.
         let found = match self
@@ -358,7 +361,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
         };
         let Some(db) = found else {
             self.invalidate().await;
-            return Ok(DeleteProgress::Done);
+            return Ok(DeleteProgress::Done(self.gone(d).await?));
         };
         let o = observed(&db);
         if o.owner_uid.as_deref() != Some(d.owner_uid.as_str()) {
@@ -426,6 +429,44 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
     }
 }
 
+impl AwsProvider {
+    /// What a deletion left, said only as far as RDS confirms it: the final snapshot
+    /// is named only when it exists.
+    async fn gone(&self, d: &DesiredDatabase) -> Result<String, ProviderError> {
+        if d.deletion_policy != DeletionPolicy::Snapshot {
+            return Ok(format!("instance {} deleted", d.external_name));
+        }
+        let snap = final_snapshot_name(d);
+        let found = match self
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(&snap)
+            .send()
+            .await
+        {
+            Ok(out) => !out.db_snapshots().is_empty(),
+            Err(e)
+                if e.code() == Some("DBSnapshotNotFound")
+                    || e.code() == Some("DBSnapshotNotFoundFault") =>
+            {
+                false
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        Ok(if found {
+            format!(
+                "instance {} deleted; final snapshot {snap} kept",
+                d.external_name
+            )
+        } else {
+            format!(
+                "instance {} no longer exists, and no final snapshot {snap} was found (deleted outside Paved?)",
+                d.external_name
+            )
+        })
+    }
+}
+
 /// The final snapshot's identifier.
 pub fn final_snapshot_name(d: &DesiredDatabase) -> String {
     format!("{}-final", d.external_name)
@@ -461,7 +502,7 @@ where
                 | "InvalidClientTokenId"
                 | "ExpiredToken"
                 | "SignatureDoesNotMatch" => ProviderError::Terminal {
-                    reason: "ProviderAccessDenied".into(),
+                    reason: Reason::ProviderAccessDenied,
                     message,
                 },
                 "InvalidDBInstanceState"
@@ -469,7 +510,7 @@ where
                 | "ServiceUnavailable"
                 | "InternalError" => ProviderError::Retryable(message),
                 _ => ProviderError::Terminal {
-                    reason: "ProviderRejected".into(),
+                    reason: Reason::ProviderRejected,
                     message,
                 },
             }

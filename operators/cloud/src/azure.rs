@@ -27,7 +27,7 @@ use azure_core::{auth::TokenCredential, headers, Method, Request, StatusCode, Ur
 use azure_mgmt_postgresql::package_flexibleserver_2024_08_01::{self as pg, models};
 use azure_security_keyvault::SecretClient;
 use futures::StreamExt;
-use paved_api::{AzurePlacement, Cloud, DeletionPolicy};
+use paved_api::{AzurePlacement, Cloud, DeletionPolicy, Reason};
 use paved_compose::postgresql::{
     azure_sku_tier, cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase, OWNER_TAG,
 };
@@ -88,7 +88,7 @@ impl AzureProvider {
                 azure_identity::TokenCredentialOptions::default(),
             )
             .map_err(|e| ProviderError::Terminal {
-                reason: "ProviderAccessDenied".into(),
+                reason: Reason::ProviderAccessDenied,
                 message: format!("no Azure workload identity: {e}"),
             })?,
         );
@@ -101,7 +101,7 @@ impl AzureProvider {
                     .max_total_elapsed(Duration::from_secs(30)),
             ))
             .build()
-            .map_err(|e| terminal("ProviderMisconfigured", e))?;
+            .map_err(|e| terminal(Reason::ProviderMisconfigured, e))?;
         Ok(AzureProvider {
             client,
             credential,
@@ -178,7 +178,7 @@ impl AzureProvider {
 
     fn vault(&self) -> Result<SecretClient, ProviderError> {
         SecretClient::new(&self.placement.key_vault_url, self.credential.clone())
-            .map_err(|e| terminal("ProviderMisconfigured", e))
+            .map_err(|e| terminal(Reason::ProviderMisconfigured, e))
     }
 
     /// The administrator password kept in Key Vault, created there first if absent:
@@ -191,7 +191,7 @@ impl AzureProvider {
             Ok(s) => {
                 let v: serde_json::Value =
                     serde_json::from_str(&s.value).map_err(|_| ProviderError::Terminal {
-                        reason: "SecretConflict".into(),
+                        reason: Reason::SecretConflict,
                         message: format!(
                             "Key Vault secret {name} exists but is not Paved's credentials JSON"
                         ),
@@ -199,7 +199,7 @@ impl AzureProvider {
                 match v.get("password").and_then(|p| p.as_str()) {
                     Some(p) => Ok(Sensitive::new(p)),
                     None => Err(ProviderError::Terminal {
-                        reason: "SecretConflict".into(),
+                        reason: Reason::SecretConflict,
                         message: format!("Key Vault secret {name} has no password"),
                     }),
                 }
@@ -525,7 +525,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
         // Reading the last operation also forgets it once it is over.
         if let crate::OpState::Failed(m) = self.operation(&d.external_name).await? {
             return Err(ProviderError::Terminal {
-                reason: "ProviderRejected".into(),
+                reason: Reason::ProviderRejected,
                 message: format!("Azure operation on {} failed: {m}", d.external_name),
             });
         }
@@ -599,13 +599,15 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
     }
 
     async fn delete(&self, d: &DesiredDatabase) -> Result<DeleteProgress, ProviderError> {
-        if d.deletion_policy == DeletionPolicy::Orphan {
-            return Ok(DeleteProgress::Done);
-        }
         let name = &d.external_name;
+        if d.deletion_policy == DeletionPolicy::Orphan {
+            return Ok(DeleteProgress::Done(format!(
+                "server {name} left in place (Orphan)"
+            )));
+        }
         let Some(s) = self.get_server(name).await? else {
             self.invalidate().await;
-            return Ok(DeleteProgress::Done);
+            return Ok(DeleteProgress::Done(format!("server {name} deleted")));
         };
         if AzureProvider::owner_of(&s).as_deref() != Some(d.owner_uid.as_str()) {
             return Ok(DeleteProgress::Skipped(format!(
@@ -633,7 +635,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
                 .await
             {
                 Ok(_) => {
-                    return Ok(DeleteProgress::Skipped(format!(
+                    return Ok(DeleteProgress::Done(format!(
                         "Snapshot on Azure: on-demand backup {backup} taken and server {name} kept, because Azure \
                          deletes a flexible server's backups with it; export the data, then delete the server by hand"
                     )))
@@ -681,7 +683,7 @@ fn server_update(
         body.sku = Some(models::Sku {
             name: d.instance_class.clone(),
             tier: serde_json::from_value(json!(azure_sku_tier(&d.instance_class)))
-                .map_err(|e| terminal("InvalidSpec", e))?,
+                .map_err(|e| terminal(Reason::InvalidSpec, e))?,
         });
         changed = true;
     }
@@ -727,9 +729,9 @@ pub fn final_backup_name(d: &DesiredDatabase) -> String {
     format!("{}-final", d.external_name)
 }
 
-fn terminal(reason: &str, e: impl std::fmt::Display) -> ProviderError {
+fn terminal(reason: Reason, e: impl std::fmt::Display) -> ProviderError {
     ProviderError::Terminal {
-        reason: reason.into(),
+        reason,
         message: e.to_string(),
     }
 }
@@ -761,7 +763,7 @@ fn classify(e: azure_core::Error) -> ProviderError {
     }
     match e.kind() {
         azure_core::error::ErrorKind::Credential => ProviderError::Terminal {
-            reason: "ProviderAccessDenied".into(),
+            reason: Reason::ProviderAccessDenied,
             message: format!("Azure credentials: {e}"),
         },
         _ => ProviderError::Retryable(format!("Azure call failed: {e}")),

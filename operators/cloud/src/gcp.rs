@@ -24,7 +24,7 @@ use google_cloud_sql_v1::{
     client::{SqlDatabasesService, SqlInstancesService, SqlOperationsService},
     model::{self, DatabaseInstance, Settings},
 };
-use paved_api::{Cloud, DeletionPolicy, GcpPlacement};
+use paved_api::{Cloud, DeletionPolicy, GcpPlacement, Reason};
 use paved_compose::postgresql::{
     cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase, OWNER_TAG,
 };
@@ -73,7 +73,7 @@ impl GcpProvider {
         on_list: crate::ListCounter,
     ) -> Result<Self, ProviderError> {
         let misconfigured = |e: google_cloud_gax::client_builder::Error| ProviderError::Terminal {
-            reason: "ProviderMisconfigured".into(),
+            reason: Reason::ProviderMisconfigured,
             message: format!("cannot build the Cloud SQL client: {e}"),
         };
         macro_rules! build {
@@ -243,7 +243,7 @@ impl GcpProvider {
                 let data = v.payload.map(|p| p.data).unwrap_or_default();
                 let parsed: serde_json::Value =
                     serde_json::from_slice(&data).map_err(|_| ProviderError::Terminal {
-                        reason: "SecretConflict".into(),
+                        reason: Reason::SecretConflict,
                         message: format!(
                             "secret {name} exists but is not Paved's credentials JSON"
                         ),
@@ -253,7 +253,7 @@ impl GcpProvider {
                     .and_then(|p| p.as_str())
                     .map(Sensitive::new)
                     .ok_or_else(|| ProviderError::Terminal {
-                        reason: "SecretConflict".into(),
+                        reason: Reason::SecretConflict,
                         message: format!("secret {name} has no password"),
                     });
             }
@@ -488,7 +488,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
         }
         if let crate::OpState::Failed(m) = self.operation(&d.external_name).await? {
             return Err(ProviderError::Terminal {
-                reason: "ProviderRejected".into(),
+                reason: Reason::ProviderRejected,
                 message: format!("Cloud SQL operation on {} failed: {m}", d.external_name),
             });
         }
@@ -553,13 +553,21 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
     }
 
     async fn delete(&self, d: &DesiredDatabase) -> Result<DeleteProgress, ProviderError> {
-        if d.deletion_policy == DeletionPolicy::Orphan {
-            return Ok(DeleteProgress::Done);
-        }
         let name = &d.external_name;
+        if d.deletion_policy == DeletionPolicy::Orphan {
+            return Ok(DeleteProgress::Done(format!(
+                "instance {name} left in place (Orphan)"
+            )));
+        }
         let Some(i) = self.get(name).await? else {
             self.invalidate().await;
-            return Ok(DeleteProgress::Done);
+            return Ok(DeleteProgress::Done(
+                if d.deletion_policy == DeletionPolicy::Snapshot {
+                    format!("instance {name} deleted; Cloud SQL keeps the final backup Paved asked for {FINAL_BACKUP_TTL_DAYS} days")
+                } else {
+                    format!("instance {name} deleted")
+                },
+            ));
         };
         let o = observed(&i, d);
         if o.owner_uid.as_deref() != Some(d.owner_uid.as_str()) {
@@ -637,7 +645,7 @@ fn classify(e: google_cloud_sql_v1::Error) -> ProviderError {
             google_cloud_gax::error::rpc::Code::NotFound => ProviderError::NotFound(message),
             google_cloud_gax::error::rpc::Code::PermissionDenied
             | google_cloud_gax::error::rpc::Code::Unauthenticated => ProviderError::Terminal {
-                reason: "ProviderAccessDenied".into(),
+                reason: Reason::ProviderAccessDenied,
                 message,
             },
             google_cloud_gax::error::rpc::Code::ResourceExhausted => ProviderError::Throttled {
@@ -646,7 +654,7 @@ fn classify(e: google_cloud_sql_v1::Error) -> ProviderError {
             },
             google_cloud_gax::error::rpc::Code::InvalidArgument
             | google_cloud_gax::error::rpc::Code::FailedPrecondition => ProviderError::Terminal {
-                reason: "ProviderRejected".into(),
+                reason: Reason::ProviderRejected,
                 message,
             },
             _ => ProviderError::Retryable(message),
@@ -654,7 +662,7 @@ fn classify(e: google_cloud_sql_v1::Error) -> ProviderError {
     }
     if e.is_authentication() {
         return ProviderError::Terminal {
-            reason: "ProviderAccessDenied".into(),
+            reason: Reason::ProviderAccessDenied,
             message: format!("Google credentials: {e}"),
         };
     }

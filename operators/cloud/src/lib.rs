@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use paved_api::Reason;
 
 pub mod aws;
 pub mod azure;
@@ -68,7 +69,7 @@ pub enum ProviderError {
     /// Needs a human (bad credentials, quota, a name owned by someone else): shown as
     /// `Synced=False` with `reason`, re-checked slowly, never retried hot.
     #[error("{reason}: {message}")]
-    Terminal { reason: String, message: String },
+    Terminal { reason: Reason, message: String },
     /// The resource does not exist.
     #[error("not found: {0}")]
     NotFound(String),
@@ -85,13 +86,13 @@ impl ProviderError {
         }
     }
 
-    /// The condition reason to show.
-    pub fn reason(&self) -> &str {
+    /// The condition reason to show: the provider's own, unchanged.
+    pub fn reason(&self) -> Reason {
         match self {
-            ProviderError::Retryable(_) => "ProviderUnavailable",
-            ProviderError::Throttled { .. } => "Throttled",
-            ProviderError::Terminal { reason, .. } => reason,
-            ProviderError::NotFound(_) => "NotFound",
+            ProviderError::Retryable(_) => Reason::ProviderUnavailable,
+            ProviderError::Throttled { .. } => Reason::Throttled,
+            ProviderError::Terminal { reason, .. } => *reason,
+            ProviderError::NotFound(_) => Reason::NotFound,
         }
     }
 
@@ -111,11 +112,11 @@ impl ProviderError {
             },
             409 | 408 | 500..=599 => ProviderError::Retryable(message),
             401 | 403 => ProviderError::Terminal {
-                reason: "ProviderAccessDenied".into(),
+                reason: Reason::ProviderAccessDenied,
                 message,
             },
             _ => ProviderError::Terminal {
-                reason: "ProviderRejected".into(),
+                reason: Reason::ProviderRejected,
                 message,
             },
         }
@@ -181,7 +182,7 @@ pub fn absent_unless<O: Default>(
             owner_uid.into(),
         ))),
         OpState::Failed(m) => Err(ProviderError::Terminal {
-            reason: "ProviderRejected".into(),
+            reason: Reason::ProviderRejected,
             message: format!("{what}: {m}"),
         }),
     }
@@ -190,8 +191,9 @@ pub fn absent_unless<O: Default>(
 /// Progress of a deletion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteProgress {
-    /// Gone (or left behind, for Orphan).
-    Done,
+    /// Finished; the message says what became of the resource (deleted, a final
+    /// snapshot kept, left in place), for the one Event that reports it.
+    Done(String),
     /// Still going; the message says what it waits for.
     Waiting(String),
     /// Nothing of ours was there to delete (the message says what was found).
@@ -303,11 +305,11 @@ pub(crate) mod tests {
         ));
         assert_eq!(
             ProviderError::from_http(403, None, "x".into()).reason(),
-            "ProviderAccessDenied"
+            Reason::ProviderAccessDenied
         );
         assert_eq!(
             ProviderError::from_http(400, None, "x".into()).reason(),
-            "ProviderRejected"
+            Reason::ProviderRejected
         );
         let t = ProviderError::from_http(429, Some(Duration::from_secs(42)), "slow down".into());
         assert_eq!(
@@ -319,7 +321,7 @@ pub(crate) mod tests {
     #[test]
     fn terminal_errors_wait_long_and_throttles_never_shorter_than_backoff() {
         let term = ProviderError::Terminal {
-            reason: "Conflict".into(),
+            reason: Reason::Conflict,
             message: "m".into(),
         };
         assert_eq!(

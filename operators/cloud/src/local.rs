@@ -6,7 +6,7 @@
 //! but another claim's UID is a conflict, never adopted.
 
 use async_trait::async_trait;
-use paved_api::DeletionPolicy;
+use paved_api::{DeletionPolicy, Reason};
 use paved_compose::postgresql::{DesiredDatabase, ObservedDatabase, OWNER_TAG};
 use tokio_postgres::{Client, NoTls};
 
@@ -25,7 +25,7 @@ impl LocalProvider {
     /// `admin_dsn`: `postgres://user:password@host:port/postgres`.
     pub fn new(admin_dsn: Sensitive, password: Sensitive) -> Result<Self, ProviderError> {
         let cfg: tokio_postgres::Config = admin_dsn.expose().parse().map_err(|_| ProviderError::Terminal {
-            reason: "InvalidAdminSecret".into(),
+            reason: Reason::InvalidAdminSecret,
             message: "the local provider's admin connection string does not parse (expected postgres://user:password@host:port/db)".into(),
         })?;
         let host = match cfg.get_hosts().first() {
@@ -68,6 +68,41 @@ impl LocalProvider {
 
     async fn admin(&self) -> Result<Client, ProviderError> {
         self.connect(self.admin_dsn.expose()).await
+    }
+
+    /// Gives what `role` owns in database `db` to the admin and drops its grants
+    /// there (a role that owns or may use objects in any database cannot be dropped).
+    async fn disown_in(&self, db: &str, role: &str) -> Result<(), ProviderError> {
+        let mut cfg: tokio_postgres::Config =
+            self.admin_dsn
+                .expose()
+                .parse()
+                .map_err(|_| ProviderError::Terminal {
+                    reason: Reason::InvalidAdminSecret,
+                    message: "the local provider's admin connection string does not parse".into(),
+                })?;
+        cfg.dbname(db);
+        let (client, conn) = cfg.connect(NoTls).await.map_err(classify)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "local provider connection closed");
+            }
+        });
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .map_err(classify)?
+            .is_some();
+        if exists {
+            let role = ident(role);
+            client
+                .batch_execute(&format!(
+                    "REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}"
+                ))
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
     }
 
     /// True when the claim's role can log in to its database with the delivered
@@ -214,7 +249,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                 .unwrap_or_default();
             if !comment.contains(&ownership(d)) {
                 return Err(ProviderError::Terminal {
-                    reason: "OwnedByOther".into(),
+                    reason: Reason::OwnedByOther,
                     message: format!("role {} exists and is not this claim's", d.master_username),
                 });
             }
@@ -274,11 +309,14 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
 
     async fn delete(&self, d: &DesiredDatabase) -> Result<DeleteProgress, ProviderError> {
         if d.deletion_policy == DeletionPolicy::Orphan {
-            return Ok(DeleteProgress::Done);
+            return Ok(DeleteProgress::Done(format!(
+                "database {} left in place (Orphan)",
+                d.database_name
+            )));
         }
         let admin = self.admin().await?;
         let owned = database_comment(&admin, &d.database_name).await?;
-        match owned {
+        match &owned {
             // Someone else's database under our name: nothing of ours to delete, and
             // neither their database nor a role of the same name is touched.
             Some(c) if !c.contains(&ownership(d)) => {
@@ -311,6 +349,15 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                             ))
                             .await
                             .map_err(classify)?;
+                        // The copy is the platform's, not the service's: only the
+                        // admin may connect to it.
+                        admin
+                            .batch_execute(&format!(
+                                "REVOKE ALL ON DATABASE {} FROM PUBLIC",
+                                ident(&snap)
+                            ))
+                            .await
+                            .map_err(classify)?;
                         admin
                             .batch_execute(&format!(
                                 "COMMENT ON DATABASE {} IS {}",
@@ -324,6 +371,10 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                             .await
                             .map_err(classify)?;
                     }
+                    // Every run, so a crash after the copy is finished here: what the
+                    // role made inside the copy passes to the admin, or the role could
+                    // never be dropped and the deletion would never end.
+                    self.disown_in(&snap, &d.master_username).await?;
                 }
                 admin
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
@@ -345,7 +396,15 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                 .await
                 .map_err(classify)?;
         }
-        Ok(DeleteProgress::Done)
+        Ok(DeleteProgress::Done(match (owned, d.deletion_policy) {
+            (None, _) => format!("database {} no longer exists", d.database_name),
+            (Some(_), DeletionPolicy::Snapshot) => format!(
+                "database {} dropped; its final copy {} is kept, connectable only by the server's admin",
+                d.database_name,
+                snapshot_name(d)
+            ),
+            (Some(_), _) => format!("database {} dropped", d.database_name),
+        }))
     }
 }
 
@@ -386,7 +445,7 @@ fn classify(e: tokio_postgres::Error) -> ProviderError {
                 .unwrap_or_else(|| c.to_string());
             if c.starts_with("28") {
                 ProviderError::Terminal {
-                    reason: "ProviderAccessDenied".into(),
+                    reason: Reason::ProviderAccessDenied,
                     message: msg,
                 }
             } else if c.starts_with("53")
@@ -398,7 +457,7 @@ fn classify(e: tokio_postgres::Error) -> ProviderError {
                 ProviderError::Retryable(msg)
             } else {
                 ProviderError::Terminal {
-                    reason: "ProviderRejected".into(),
+                    reason: Reason::ProviderRejected,
                     message: msg,
                 }
             }
@@ -435,7 +494,7 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert_eq!(err.reason(), "InvalidAdminSecret");
+        assert_eq!(err.reason(), Reason::InvalidAdminSecret);
         assert!(!err.to_string().contains("s3cret"));
     }
 }

@@ -5,6 +5,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
+use paved_api::Reason;
 use paved_compose::temporal::{DesiredTemporalNamespace, ObservedTemporalNamespace};
 use temporalio_client::{
     grpc::{OperatorService, WorkflowService},
@@ -47,7 +48,7 @@ impl TemporalProvider {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url =
             Url::parse(&format!("{scheme}://{address}")).map_err(|e| ProviderError::Terminal {
-                reason: "InvalidComposition".into(),
+                reason: Reason::InvalidComposition,
                 message: format!("frontendAddress {address:?} is not host:port: {e}"),
             })?;
         let mut opts = ConnectionOptions::new(url)
@@ -221,7 +222,12 @@ impl ExternalClient<DesiredTemporalNamespace, ObservedTemporalNamespace> for Tem
             )));
         }
         match self.describe(&d.name).await? {
-            None => return Ok(DeleteProgress::Done),
+            None => {
+                return Ok(DeleteProgress::Done(format!(
+                    "Temporal namespace {} no longer exists",
+                    d.name
+                )))
+            }
             Some(o) if o.data.get(paved_compose::temporal::OWNER_KEY) != Some(&d.owner_uid) => {
                 return Ok(DeleteProgress::Skipped(format!(
                     "Temporal namespace {} is not this claim's; left untouched",
@@ -236,10 +242,16 @@ impl ExternalClient<DesiredTemporalNamespace, ObservedTemporalNamespace> for Tem
         };
         let mut c = self.conn.clone();
         match OperatorService::delete_namespace(&mut c, req.into_request()).await {
-            Ok(_) => Ok(DeleteProgress::Done),
             // Temporal answers InvalidArgument for a namespace that is already gone.
+            Ok(_) => Ok(DeleteProgress::Done(format!(
+                "Temporal namespace {} deleted",
+                d.name
+            ))),
             Err(st) if st.code() == Code::InvalidArgument && st.message().contains("not found") => {
-                Ok(DeleteProgress::Done)
+                Ok(DeleteProgress::Done(format!(
+                    "Temporal namespace {} deleted",
+                    d.name
+                )))
             }
             Err(st) => Err(classify(st)),
         }
@@ -261,11 +273,11 @@ fn classify(st: tonic::Status) -> ProviderError {
         },
         Code::NotFound => ProviderError::NotFound(message),
         Code::PermissionDenied | Code::Unauthenticated => ProviderError::Terminal {
-            reason: "ProviderAccessDenied".into(),
+            reason: Reason::ProviderAccessDenied,
             message,
         },
         _ => ProviderError::Terminal {
-            reason: "ProviderRejected".into(),
+            reason: Reason::ProviderRejected,
             message,
         },
     }

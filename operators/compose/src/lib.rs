@@ -61,13 +61,14 @@ pub enum RenderError {
 
 impl RenderError {
     /// The condition reason for this error.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> paved_api::Reason {
+        use paved_api::Reason;
         match self {
-            RenderError::CompositionViolatesFloor { .. } => "CompositionViolatesFloor",
-            RenderError::WrongCompositionKind { .. } => "CompositionKindMismatch",
-            RenderError::InvalidSpec(_) => "InvalidSpec",
-            RenderError::Template { .. } => "CompositionTemplateError",
-            RenderError::Unsupported(_) => "ClassificationNotSupported",
+            RenderError::CompositionViolatesFloor { .. } => Reason::CompositionViolatesFloor,
+            RenderError::WrongCompositionKind { .. } => Reason::CompositionKindMismatch,
+            RenderError::InvalidSpec(_) => Reason::InvalidSpec,
+            RenderError::Template { .. } => Reason::CompositionTemplateError,
+            RenderError::Unsupported(_) => Reason::ClassificationNotSupported,
         }
     }
 }

@@ -125,7 +125,7 @@ pub fn pick_composition<'a>(
 
 /// The database a claim should have, after the floor. Serializes to what
 /// `paved render` shows; it holds no secret.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DesiredDatabase {
     pub provider: Cloud,
@@ -322,7 +322,15 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
         tags.insert(k.clone(), v);
     }
 
-    let deletion_policy = input.spec.deletion_policy.unwrap_or(comp.deletion.policy);
+    // Only a claim that says `Delete` itself drops its data without a final snapshot:
+    // a Composition's default never does.
+    let deletion_policy = input
+        .spec
+        .deletion_policy
+        .unwrap_or(match comp.deletion.policy {
+            DeletionPolicy::Delete => DeletionPolicy::Snapshot,
+            p => p,
+        });
     let external = external_name(input.claim_uid);
     let cost = comp.prices.as_ref().and_then(|prices| {
         prices.instances.get(&instance_class).map(|monthly| {
@@ -583,7 +591,7 @@ pub enum Plan {
     /// Cannot be fixed in place (e.g. the encryption was weakened outside Paved):
     /// a human must look. Never "fixed" by recreating the database.
     Terminal {
-        reason: String,
+        reason: paved_api::Reason,
         message: String,
     },
 }
@@ -602,7 +610,7 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
         | "storage-full"
         | "inaccessible-encryption-credentials" => {
             return Plan::Terminal {
-                reason: "DatabaseFailed".into(),
+                reason: paved_api::Reason::DatabaseFailed,
                 message: format!("the cloud reports the database as {}", o.state),
             }
         }
@@ -618,14 +626,14 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
     }
     if o.storage_encrypted == Some(false) {
         return Plan::Terminal {
-            reason: "EncryptionMismatch".into(),
+            reason: paved_api::Reason::EncryptionMismatch,
             message: "the database is not encrypted at rest; Paved will not run it that way and cannot encrypt it in place".into(),
         };
     }
     if let (Some(want), Some(have)) = (&desired.kms_key_id, &o.kms_key_id) {
         if !key_matches(want, have) {
             return Plan::Terminal {
-                reason: "EncryptionMismatch".into(),
+                reason: paved_api::Reason::EncryptionMismatch,
                 message: format!(
                     "the database is encrypted with {have}, not the composition's key {want}"
                 ),
@@ -691,6 +699,171 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
         Plan::UpToDate
     } else {
         Plan::Update(drift)
+    }
+}
+
+/// Where a database was created, recorded on its claim (annotation
+/// `paved.dev/placement`) before the create call: deletion and every later look act
+/// there, whatever the claim's Composition resolves to now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// The Composition the database was created with.
+    pub composition: String,
+    pub provider: Cloud,
+    pub region: String,
+    pub external_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<paved_api::AzurePlacement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<paved_api::GcpPlacement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_admin: Option<paved_api::SecretKeySelector>,
+}
+
+impl Placement {
+    pub fn of(d: &DesiredDatabase, composition: &str) -> Self {
+        Placement {
+            composition: composition.to_string(),
+            provider: d.provider,
+            region: d.region.clone(),
+            external_name: d.external_name.clone(),
+            azure: d.azure.clone(),
+            gcp: d.gcp.clone(),
+            local_admin: d.local_admin.clone(),
+        }
+    }
+
+    /// `provider/region`, the short form older claims recorded.
+    pub fn location(&self) -> String {
+        format!("{}/{}", self.provider, self.region)
+    }
+
+    /// Where the desired database would go differs from here (for a `LocationChanged`
+    /// report); `None` when it is the same place.
+    pub fn moved(&self, d: &DesiredDatabase) -> Option<String> {
+        let now = Placement::of(d, &self.composition);
+        // Where the server is; a Key Vault moved in the Composition is not a move.
+        let at = |p: &Placement| {
+            (
+                p.provider,
+                p.region.clone(),
+                p.external_name.clone(),
+                p.azure
+                    .as_ref()
+                    .map(|a| (a.subscription_id.clone(), a.resource_group.clone())),
+                p.gcp.clone(),
+                p.local_admin.clone(),
+            )
+        };
+        (at(&now) != at(self)).then(|| describe_placement(&now))
+    }
+}
+
+/// `aws/us-east-1`, `azure/eastus (subscription s, resource group g)`, ….
+pub fn describe_placement(p: &Placement) -> String {
+    let mut out = p.location();
+    if let Some(a) = &p.azure {
+        out.push_str(&format!(
+            " (subscription {}, resource group {})",
+            a.subscription_id, a.resource_group
+        ));
+    }
+    if let Some(g) = &p.gcp {
+        out.push_str(&format!(" (project {})", g.project));
+    }
+    if let Some(l) = &p.local_admin {
+        out.push_str(&format!(" (server of Secret {}/{})", l.namespace, l.name));
+    }
+    out
+}
+
+/// Pure: what deleting a database takes — where it is, whose it is, and the policy —
+/// from the placement recorded at create. The claim's spec and Composition need not
+/// render any more (an edit after the create never blocks a deletion).
+pub fn doomed(placement: &Placement, claim_uid: &str, policy: DeletionPolicy) -> DesiredDatabase {
+    let name = placement.external_name.replace('-', "_");
+    DesiredDatabase {
+        provider: placement.provider,
+        region: placement.region.clone(),
+        external_name: placement.external_name.clone(),
+        owner_uid: claim_uid.to_string(),
+        deletion_policy: policy,
+        azure: placement.azure.clone(),
+        gcp: placement.gcp.clone(),
+        local_admin: placement.local_admin.clone(),
+        database_name: name.clone(),
+        master_username: name,
+        poll_interval: std::time::Duration::from_secs(10),
+        ..Default::default()
+    }
+}
+
+/// Pure: the policy a claim's deletion runs before any cascade: the claim's own, else
+/// its Composition's default (a `Delete` default is a final snapshot), else — the
+/// Composition is gone — a final snapshot. PHI always keeps a snapshot.
+pub fn policy_at_deletion(
+    spec: Option<DeletionPolicy>,
+    composition_default: Option<DeletionPolicy>,
+    classification: DataClassification,
+) -> DeletionPolicy {
+    let p = spec.unwrap_or(match composition_default {
+        Some(DeletionPolicy::Delete) | None => DeletionPolicy::Snapshot,
+        Some(p) => p,
+    });
+    if p == DeletionPolicy::Delete && classification == DataClassification::Phi {
+        DeletionPolicy::Snapshot
+    } else {
+        p
+    }
+}
+
+/// Why the claim is going: decides whether a `Delete` may drop data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionCause {
+    /// Someone deleted this claim itself (kubectl, or Git without the claim).
+    Direct,
+    /// It goes with something else: its namespace is being deleted, or the
+    /// ServiceClaim it came from is gone. Nobody asked for this database to go.
+    Cascade,
+}
+
+/// Pure: why a claim is being deleted. A cascade when its namespace is gone or going,
+/// or the ServiceClaim that made it (its owner reference) is gone, going, or another
+/// claim of the same name now; `service_claim` is the ServiceClaim of that name.
+pub fn deletion_cause(
+    claim: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    namespace: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    service_claim: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+) -> DeletionCause {
+    if namespace.is_none_or(|n| n.deletion_timestamp.is_some()) {
+        return DeletionCause::Cascade;
+    }
+    let parent = claim
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "ServiceClaim");
+    match parent {
+        None => DeletionCause::Direct,
+        Some(p) => match service_claim {
+            Some(s)
+                if s.uid.as_deref() == Some(p.uid.as_str()) && s.deletion_timestamp.is_none() =>
+            {
+                DeletionCause::Direct
+            }
+            _ => DeletionCause::Cascade,
+        },
+    }
+}
+
+/// Pure: the policy a deletion runs. A `Delete` drops data only when the claim was
+/// deleted on its own; in a cascade (a ServiceClaim pruned or moved between Git
+/// directories, a namespace removed) a final snapshot is taken first.
+pub fn deletion_policy(policy: DeletionPolicy, cause: DeletionCause) -> DeletionPolicy {
+    match (policy, cause) {
+        (DeletionPolicy::Delete, DeletionCause::Cascade) => DeletionPolicy::Snapshot,
+        (p, _) => p,
     }
 }
 
@@ -819,7 +992,117 @@ mod tests {
         );
         assert_eq!(d.estimated_monthly_cost.as_deref(), Some("USD 53.20"));
         assert_eq!(d.poll_interval, std::time::Duration::from_secs(300));
-        assert_eq!(d.deletion_policy, DeletionPolicy::Delete);
+        // The composition says Delete; as a default that is a final snapshot.
+        assert_eq!(d.deletion_policy, DeletionPolicy::Snapshot);
+    }
+
+    #[test]
+    fn a_claim_going_with_its_namespace_or_service_is_a_cascade() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+        let alive = ObjectMeta::default();
+        let going = ObjectMeta {
+            deletion_timestamp: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+            ..Default::default()
+        };
+        let service = |uid: &str| ObjectMeta {
+            uid: Some(uid.into()),
+            ..Default::default()
+        };
+        let child = ObjectMeta {
+            owner_references: Some(vec![OwnerReference {
+                kind: "ServiceClaim".into(),
+                name: "svc".into(),
+                uid: "u1".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        use DeletionCause::*;
+        assert_eq!(deletion_cause(&alive, Some(&alive), None), Direct);
+        assert_eq!(deletion_cause(&alive, Some(&going), None), Cascade);
+        assert_eq!(deletion_cause(&alive, None, None), Cascade);
+        assert_eq!(
+            deletion_cause(&child, Some(&alive), Some(&service("u1"))),
+            Direct
+        );
+        assert_eq!(deletion_cause(&child, Some(&alive), None), Cascade);
+        // Pruned and created again (a move between Git directories): another claim.
+        assert_eq!(
+            deletion_cause(&child, Some(&alive), Some(&service("u2"))),
+            Cascade
+        );
+        let mut deleting = service("u1");
+        deleting.deletion_timestamp = going.deletion_timestamp.clone();
+        assert_eq!(
+            deletion_cause(&child, Some(&alive), Some(&deleting)),
+            Cascade
+        );
+    }
+
+    #[test]
+    fn a_cascade_never_drops_data() {
+        use DeletionCause::*;
+        use DeletionPolicy::*;
+        assert_eq!(deletion_policy(Delete, Direct), Delete);
+        assert_eq!(deletion_policy(Delete, Cascade), Snapshot);
+        assert_eq!(deletion_policy(Snapshot, Cascade), Snapshot);
+        assert_eq!(deletion_policy(Orphan, Cascade), Orphan);
+    }
+
+    #[test]
+    fn only_the_claim_itself_can_ask_for_delete() {
+        let comp = comp();
+        assert_eq!(comp.deletion.policy, DeletionPolicy::Delete);
+        let class = DataClassification::Internal;
+        let mut spec = PostgreSQLInstanceSpec::default();
+        let policy =
+            |spec: &PostgreSQLInstanceSpec| render(spec, &comp, class).unwrap().deletion_policy;
+        assert_eq!(policy(&spec), DeletionPolicy::Snapshot);
+        spec.deletion_policy = Some(DeletionPolicy::Delete);
+        assert_eq!(policy(&spec), DeletionPolicy::Delete);
+    }
+
+    #[test]
+    fn deletion_needs_no_composition_and_defaults_to_a_snapshot() {
+        use DataClassification::*;
+        use DeletionPolicy::*;
+        assert_eq!(policy_at_deletion(None, None, Internal), Snapshot);
+        assert_eq!(policy_at_deletion(None, Some(Delete), Internal), Snapshot);
+        assert_eq!(policy_at_deletion(None, Some(Orphan), Internal), Orphan);
+        assert_eq!(
+            policy_at_deletion(Some(Delete), Some(Orphan), Internal),
+            Delete
+        );
+        assert_eq!(policy_at_deletion(Some(Delete), None, Phi), Snapshot);
+        let d = ok(Internal);
+        let gone = doomed(&Placement::of(&d, "pg"), &d.owner_uid, Delete);
+        assert_eq!(
+            (
+                &gone.external_name,
+                &gone.database_name,
+                &gone.master_username,
+                &gone.region
+            ),
+            (
+                &d.external_name,
+                &d.database_name,
+                &d.master_username,
+                &d.region
+            )
+        );
+    }
+
+    #[test]
+    fn a_placement_says_when_the_composition_moved_away() {
+        let d = ok(DataClassification::Internal);
+        let p = Placement::of(&d, "pg");
+        let mut moved = d.clone();
+        moved.region = "eu-west-1".into();
+        moved.external_name = "paved-other".into();
+        assert_eq!(p.moved(&d), None);
+        assert!(p.moved(&moved).unwrap().contains("eu-west-1"));
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<Placement>(&json).unwrap(), p);
     }
 
     #[test]
@@ -866,7 +1149,7 @@ mod tests {
             render(&Default::default(), &c, DataClassification::Internal)
                 .unwrap_err()
                 .reason(),
-            "CompositionViolatesFloor"
+            paved_api::Reason::CompositionViolatesFloor
         );
         // And the floor itself never lowers what a composition asks for.
         let mut c = comp();
@@ -903,7 +1186,7 @@ mod tests {
             admin_secret_ref: Default::default(),
         });
         let err = render(&Default::default(), &c, DataClassification::Phi).unwrap_err();
-        assert_eq!(err.reason(), "ClassificationNotSupported");
+        assert_eq!(err.reason().as_str(), "ClassificationNotSupported");
         assert!(
             err.to_string().contains("customer-managed encryption"),
             "{err}"
@@ -1119,14 +1402,14 @@ mod tests {
             ..available(&d)
         };
         assert!(
-            matches!(plan(&d, Some(&o)), Plan::Terminal { reason, .. } if reason == "EncryptionMismatch")
+            matches!(plan(&d, Some(&o)), Plan::Terminal { reason, .. } if reason == paved_api::Reason::EncryptionMismatch)
         );
         let o = ObservedDatabase {
             kms_key_id: Some("arn:aws:kms:us-east-1:1:key/other".into()),
             ..available(&d)
         };
         assert!(
-            matches!(plan(&d, Some(&o)), Plan::Terminal { reason, .. } if reason == "EncryptionMismatch")
+            matches!(plan(&d, Some(&o)), Plan::Terminal { reason, .. } if reason == paved_api::Reason::EncryptionMismatch)
         );
     }
 

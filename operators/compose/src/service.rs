@@ -662,7 +662,7 @@ mod tests {
         let mut c = comp();
         c.secrets = None;
         let err = render(&s, &c).unwrap_err();
-        assert_eq!(err.reason(), "InvalidSpec");
+        assert_eq!(err.reason().as_str(), "InvalidSpec");
         assert!(err.to_string().contains("names no secret store"), "{err}");
     }
 
@@ -671,7 +671,7 @@ mod tests {
         let mut c = comp();
         c.owner_role = "cluster-admin".into();
         let err = render(&spec(), &c).unwrap_err();
-        assert_eq!(err.reason(), "CompositionViolatesFloor");
+        assert_eq!(err.reason().as_str(), "CompositionViolatesFloor");
         assert!(err.to_string().contains("spec.service.ownerRole"), "{err}");
     }
 

@@ -322,7 +322,7 @@ mod tests {
             "svc-wf"
         );
         let err = render_temporal(&input("w.f", None)).unwrap_err();
-        assert_eq!(err.reason(), "InvalidSpec");
+        assert_eq!(err.reason().as_str(), "InvalidSpec");
         assert!(err.to_string().contains("cannot contain '.'"), "{err}");
         assert_eq!(
             render_temporal(&input("w.f", Some("svc.w.f")))

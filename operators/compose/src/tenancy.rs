@@ -13,24 +13,25 @@ use crate::postgresql::NamespaceFacts;
 
 /// Condition reasons of the refusals below.
 pub mod reasons {
-    pub const TEAM_NOT_FOUND: &str = "TeamNotFound";
-    pub const TEAM_DELETING: &str = "TeamDeleting";
-    pub const CLAIM_PREDATES_TEAM: &str = "ClaimPredatesTeam";
-    pub const CLOUD_NOT_ALLOWED: &str = "CloudNotAllowed";
-    pub const NAMESPACE_RESERVED: &str = "NamespaceReserved";
-    pub const TEAM_LIMIT_EXCEEDED: &str = "TeamLimitExceeded";
-    pub const COMPOSITION_NOT_ALLOWED: &str = "CompositionNotAllowed";
-    pub const SECRET_CONFLICT: &str = "SecretConflict";
+    use paved_api::Reason;
+    pub const TEAM_NOT_FOUND: Reason = Reason::TeamNotFound;
+    pub const TEAM_DELETING: Reason = Reason::TeamDeleting;
+    pub const CLAIM_PREDATES_TEAM: Reason = Reason::ClaimPredatesTeam;
+    pub const CLOUD_NOT_ALLOWED: Reason = Reason::CloudNotAllowed;
+    pub const NAMESPACE_RESERVED: Reason = Reason::NamespaceReserved;
+    pub const TEAM_LIMIT_EXCEEDED: Reason = Reason::TeamLimitExceeded;
+    pub const COMPOSITION_NOT_ALLOWED: Reason = Reason::CompositionNotAllowed;
+    pub const SECRET_CONFLICT: Reason = Reason::SecretConflict;
 }
 
 /// Why a claim is refused: a condition reason and a message for a human.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub reason: &'static str,
+    pub reason: paved_api::Reason,
     pub message: String,
 }
 
-fn refuse(reason: &'static str, message: String) -> Refusal {
+fn refuse(reason: paved_api::Reason, message: String) -> Refusal {
     Refusal { reason, message }
 }
 
@@ -519,7 +520,7 @@ mod tests {
     }
 
     fn reasons_of(r: Result<(), Refusal>) -> &'static str {
-        r.err().map(|r| r.reason).unwrap_or("admitted")
+        r.err().map(|r| r.reason.as_str()).unwrap_or("admitted")
     }
 
     #[test]
@@ -528,7 +529,7 @@ mod tests {
         let all = [Arc::new(c.clone())];
         assert_eq!(
             reasons_of(admit_service(&c, Cloud::Local, None, &all, None)),
-            reasons::TEAM_NOT_FOUND
+            reasons::TEAM_NOT_FOUND.as_str()
         );
         let late = team("team-a", 20, &[Cloud::Local], 5);
         let r = admit_service(&c, Cloud::Local, Some(&late), &all, None).unwrap_err();
@@ -543,7 +544,7 @@ mod tests {
         let same = team("team-a", 10, &[Cloud::Local], 5);
         assert_eq!(
             reasons_of(admit_service(&c, Cloud::Local, Some(&same), &all, None)),
-            reasons::CLAIM_PREDATES_TEAM
+            reasons::CLAIM_PREDATES_TEAM.as_str()
         );
         // The platform vouches for claims made before an upgrade brought Teams.
         let mut upgraded = team("team-a", 20, &[Cloud::Local], 5);
@@ -555,7 +556,7 @@ mod tests {
         upgraded.spec.adopt_claims_created_before = at(10);
         assert_eq!(
             reasons_of(admit_service(&c, Cloud::Local, Some(&upgraded), &all, None)),
-            reasons::CLAIM_PREDATES_TEAM
+            reasons::CLAIM_PREDATES_TEAM.as_str()
         );
     }
 
@@ -572,7 +573,7 @@ mod tests {
                 &[Arc::new(c.clone())],
                 None
             )),
-            reasons::TEAM_DELETING
+            reasons::TEAM_DELETING.as_str()
         );
     }
 
@@ -592,7 +593,7 @@ mod tests {
         let why = Reserved::new("paved-system", &[]).why("argocd", &[]);
         assert_eq!(
             reasons_of(admit_service(&c, Cloud::Local, Some(&t), &[], why)),
-            reasons::NAMESPACE_RESERVED
+            reasons::NAMESPACE_RESERVED.as_str()
         );
     }
 
@@ -636,7 +637,7 @@ mod tests {
         for (claim, want) in [
             (&a, "admitted"),
             (&b, "admitted"),
-            (&c, reasons::TEAM_LIMIT_EXCEEDED),
+            (&c, reasons::TEAM_LIMIT_EXCEEDED.as_str()),
         ] {
             assert_eq!(
                 reasons_of(admit_service(claim, Cloud::Local, Some(&t), &all, None)),
@@ -880,16 +881,16 @@ mod tests {
         assert!(admit_database(&facts, Some(&t), 1).is_ok());
         assert_eq!(
             reasons_of(admit_database(&facts, Some(&t), 2)),
-            reasons::TEAM_LIMIT_EXCEEDED
+            reasons::TEAM_LIMIT_EXCEEDED.as_str()
         );
         assert_eq!(
             reasons_of(admit_database(&facts, None, 0)),
-            reasons::TEAM_NOT_FOUND
+            reasons::TEAM_NOT_FOUND.as_str()
         );
         let aws_only = team("team-a", 0, &[Cloud::Aws], 5);
         assert_eq!(
             reasons_of(admit_database(&facts, Some(&aws_only), 0)),
-            reasons::CLOUD_NOT_ALLOWED
+            reasons::CLOUD_NOT_ALLOWED.as_str()
         );
         // A namespace of no team: only the floor's defaults apply.
         let unknown = namespace_facts("x", None, None, &[], Cloud::Local);

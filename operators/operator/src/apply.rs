@@ -19,6 +19,16 @@ pub struct OwnedKind {
     pub api_version: &'static str,
     pub kind: &'static str,
     pub plural: &'static str,
+    /// Kept, not deleted, when the spec stops implying it: it holds data, and
+    /// removing a spec entry is not a request to destroy data.
+    pub keep_when_removed: bool,
+}
+
+/// What the orphan search found: keys (`Kind/namespace/name`) deleted and kept.
+#[derive(Debug, Default, PartialEq)]
+pub struct Orphans {
+    pub deleted: Vec<String>,
+    pub kept: Vec<String>,
 }
 
 impl OwnedKind {
@@ -227,9 +237,10 @@ pub struct OrphanScope<'a> {
 }
 
 /// Deletes objects of `kinds` in the scope's namespace that carry its selector and an
-/// owner reference to its claim but are not in `desired`. Both checks must hold, so
-/// a label copied onto someone else's object never gets it deleted. A kind whose
-/// CRD is not installed has nothing to clean up.
+/// owner reference to its claim but are not in `desired` (those of a kind kept when
+/// removed are only reported). Both checks must hold, so a label copied onto someone
+/// else's object never gets it deleted. A kind whose CRD is not installed has nothing
+/// to clean up.
 pub async fn delete_orphans(
     client: &Client,
     scope: &OrphanScope<'_>,
@@ -237,13 +248,13 @@ pub async fn delete_orphans(
     desired: &HashSet<String>,
     metrics: &Metrics,
     controller: &str,
-) -> Result<Vec<String>, kube::Error> {
+) -> Result<Orphans, kube::Error> {
     let OrphanScope {
         namespace,
         selector,
         owner_uid,
     } = *scope;
-    let mut deleted = vec![];
+    let mut found = Orphans::default();
     for kind in kinds {
         let api = dynamic_api(client.clone(), &kind.api_resource(), Some(namespace));
         let list = match api
@@ -261,16 +272,20 @@ pub async fn delete_orphans(
             if !owned || desired.contains(&key) || item.metadata.deletion_timestamp.is_some() {
                 continue;
             }
+            if kind.keep_when_removed {
+                found.kept.push(name);
+                continue;
+            }
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e),
             }
             metrics.write(controller, "delete");
-            deleted.push(key);
+            found.deleted.push(key);
         }
     }
-    Ok(deleted)
+    Ok(found)
 }
 
 /// Server-side applies a status (only the fields in `status`), as the same field

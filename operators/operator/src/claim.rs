@@ -8,7 +8,7 @@ use kube::{
     runtime::events::EventType,
     Api, Resource, ResourceExt,
 };
-use paved_api::{conditions, reasons, ClaimStatus, Condition, Status, FINALIZER};
+use paved_api::{conditions, ClaimStatus, Condition, Reason, Status, FINALIZER};
 use paved_cloud::ProviderError;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::json;
@@ -48,14 +48,14 @@ impl Claim for paved_api::TemporalNamespace {
 
 /// A reconcile's verdict for the conditions.
 pub struct Verdict {
-    pub ready: (Status, &'static str, String),
-    pub synced: (Status, &'static str, String),
+    pub ready: (Status, Reason, String),
+    pub synced: (Status, Reason, String),
     pub requeue: Duration,
 }
 
 impl Verdict {
     /// Something a human must look at (or a provider error): Ready and Synced false.
-    pub fn problem(reason: &'static str, message: String, requeue: Duration) -> Self {
+    pub fn problem(reason: Reason, message: String, requeue: Duration) -> Self {
         Verdict {
             ready: (Status::False, reason, message.clone()),
             synced: (Status::False, reason, message),
@@ -63,43 +63,26 @@ impl Verdict {
         }
     }
     /// Applied, but not usable yet.
-    pub fn waiting(reason: &'static str, message: String, requeue: Duration) -> Self {
+    pub fn waiting(reason: Reason, message: String, requeue: Duration) -> Self {
         Verdict {
             ready: (Status::False, reason, message),
-            synced: (Status::True, reasons::RECONCILE_SUCCESS, String::new()),
+            synced: (Status::True, Reason::ReconcileSuccess, String::new()),
             requeue,
         }
     }
     pub fn ready(message: String, requeue: Duration) -> Self {
         Verdict {
-            ready: (Status::True, reasons::AVAILABLE, message),
-            synced: (Status::True, reasons::RECONCILE_SUCCESS, String::new()),
+            ready: (Status::True, Reason::Available, message),
+            synced: (Status::True, Reason::ReconcileSuccess, String::new()),
             requeue,
         }
-    }
-}
-
-fn reason_of(e: &ProviderError) -> &'static str {
-    match e {
-        ProviderError::Retryable(_) => "ProviderUnavailable",
-        ProviderError::Throttled { .. } => "Throttled",
-        ProviderError::NotFound(_) => "NotFound",
-        ProviderError::Terminal { reason, .. } => match reason.as_str() {
-            "ProviderAccessDenied" => "ProviderAccessDenied",
-            "InvalidAdminSecret" => "InvalidAdminSecret",
-            "InvalidComposition" => "InvalidComposition",
-            "OwnedByOther" => "OwnedByOther",
-            "SecretConflict" => "SecretConflict",
-            "ProviderMisconfigured" => "ProviderMisconfigured",
-            _ => "ProviderRejected",
-        },
     }
 }
 
 /// A provider error as a verdict: retried on backoff, terminal ones slowly.
 pub fn provider_verdict(e: &ProviderError) -> Verdict {
     Verdict::problem(
-        reason_of(e),
+        e.reason(),
         e.to_string(),
         jitter(e.requeue_after(Duration::from_secs(10), Duration::from_secs(300))),
     )
@@ -167,8 +150,8 @@ pub async fn publish<K: Claim>(
     let old_synced =
         old.and_then(|s| conditions::find(s.conditions(), conditions::SYNCED).cloned());
     let (r, s) = (&verdict.ready, &verdict.synced);
-    let ready = Condition::new(conditions::READY, r.0, r.1, r.2.clone(), gen, &t);
-    let synced = Condition::new(conditions::SYNCED, s.0, s.1, s.2.clone(), gen, &t);
+    let ready = Condition::new(conditions::READY, r.0, r.1.as_str(), r.2.clone(), gen, &t);
+    let synced = Condition::new(conditions::SYNCED, s.0, s.1.as_str(), s.2.clone(), gen, &t);
     conditions::upsert(status.conditions_mut(), ready.clone());
     conditions::upsert(status.conditions_mut(), synced.clone());
     status.set_observed_generation(gen);
@@ -228,7 +211,11 @@ pub async fn drift_corrected<K: Claim>(
         what.clone(),
     )
     .await;
-    Verdict::waiting("Updating", format!("correcting drift: {what}"), requeue)
+    Verdict::waiting(
+        Reason::Updating,
+        format!("correcting drift: {what}"),
+        requeue,
+    )
 }
 
 /// After a failed reconcile (the apiserver refused a write, RBAC, a webhook...):
@@ -249,14 +236,16 @@ pub async fn report_error<K: Claim>(
                 "False" => Status::False,
                 _ => Status::Unknown,
             };
-            (s, leak(&c.reason), c.message.clone())
+            // A reason Paved does not write (another controller's) reads as ours.
+            let reason = Reason::parse(&c.reason).unwrap_or(Reason::ReconcileError);
+            (s, reason, c.message.clone())
         })
-        .unwrap_or((Status::Unknown, reasons::RECONCILE_ERROR, String::new()));
+        .unwrap_or((Status::Unknown, Reason::ReconcileError, String::new()));
     let verdict = Verdict {
         ready,
         synced: (
             Status::False,
-            reasons::RECONCILE_ERROR,
+            Reason::ReconcileError,
             format!("reconcile failed: {err}"),
         ),
         requeue: Duration::ZERO,
@@ -264,24 +253,6 @@ pub async fn report_error<K: Claim>(
     if let Err(e) = publish(obj, ctx, api, controller, status, &verdict).await {
         tracing::debug!(error = %e, "could not report the reconcile error in status");
     }
-}
-
-/// Condition reasons are `&'static str` in verdicts; a reason read back from the
-/// cluster is one of a small fixed set, so interning it is bounded.
-fn leak(reason: &str) -> &'static str {
-    use std::{collections::HashSet, sync::Mutex};
-    static SEEN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    let mut guard = SEEN.lock().expect("reason cache");
-    let set = guard.get_or_insert_with(HashSet::new);
-    if let Some(r) = set.get(reason) {
-        return r;
-    }
-    if set.len() > 256 {
-        return "ReconcileError";
-    }
-    let r: &'static str = Box::leak(reason.to_string().into_boxed_str());
-    set.insert(r);
-    r
 }
 
 /// The claim's own API, in its namespace.

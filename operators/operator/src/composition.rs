@@ -8,7 +8,7 @@ use kube::{
     runtime::{controller::Action, events::EventType},
     Api, ResourceExt,
 };
-use paved_api::{conditions, reasons, Composition, CompositionStatus, Condition, Status};
+use paved_api::{conditions, Composition, CompositionStatus, Condition, Reason, Status};
 use paved_compose::check_composition;
 
 use crate::{apply::apply_status, context::Context, Error};
@@ -23,13 +23,13 @@ pub fn desired_status(c: &Composition, now: &str) -> CompositionStatus {
     let (ready, reason, message) = if violations.is_empty() {
         (
             Status::True,
-            "Valid",
+            Reason::Valid,
             "satisfies the compliance floor".to_string(),
         )
     } else {
         (
             Status::False,
-            reasons::COMPOSITION_INVALID,
+            Reason::CompositionViolatesFloor,
             violations
                 .iter()
                 .map(|v| v.to_string())
@@ -46,7 +46,7 @@ pub fn desired_status(c: &Composition, now: &str) -> CompositionStatus {
         Condition::new(
             conditions::SYNCED,
             Status::True,
-            reasons::RECONCILE_SUCCESS,
+            Reason::ReconcileSuccess,
             "",
             gen,
             now,

@@ -280,6 +280,34 @@ impl Context {
         ))
     }
 
+    /// Why a claim is being deleted (see `postgresql::deletion_cause`), read fresh: it
+    /// decides whether a `Delete` may drop data.
+    pub async fn deletion_cause<K: kube::Resource>(
+        &self,
+        claim: &K,
+    ) -> Result<paved_compose::postgresql::DeletionCause, kube::Error> {
+        let meta = claim.meta();
+        let ns = meta.namespace.clone().unwrap_or_default();
+        let namespace = self.namespace(&ns, true).await?;
+        let parent = meta
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.kind == "ServiceClaim");
+        let service = match parent {
+            Some(p) => kube::Api::<ServiceClaim>::all(self.client.clone())
+                .get_opt(&p.name)
+                .await?
+                .map(|s| s.metadata),
+            None => None,
+        };
+        Ok(paved_compose::postgresql::deletion_cause(
+            meta,
+            namespace.as_ref(),
+            service.as_ref(),
+        ))
+    }
+
     /// The Team a ServiceClaim's `spec.owner` names.
     pub fn team(&self, name: &str) -> Option<Arc<Team>> {
         self.teams

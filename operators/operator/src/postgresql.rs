@@ -11,16 +11,16 @@ use kube::{
     Api, ResourceExt,
 };
 use paved_api::{
-    annotations, labels, reasons, Cloud, CompositionRevision, PostgreSQLInstance,
-    PostgreSQLInstanceStatus, FIELD_MANAGER,
+    annotations, labels, Cloud, CompositionRevision, PostgreSQLInstance, PostgreSQLInstanceStatus,
+    Reason, FIELD_MANAGER,
 };
 use paved_cloud::{
     aws::AwsProvider, azure::AzureProvider, gcp::GcpProvider, local::LocalProvider, DeleteProgress,
     ExternalClient, Observation, Sensitive,
 };
 use paved_compose::postgresql::{
-    delivery_objects, pick_composition, plan, render_postgresql, ClaimRef, DesiredDatabase,
-    ObservedDatabase, Plan, PostgresInput,
+    delivery_objects, describe_placement, pick_composition, plan, render_postgresql, ClaimRef,
+    DesiredDatabase, ObservedDatabase, Placement, Plan, PostgresInput,
 };
 use serde_json::json;
 
@@ -49,58 +49,20 @@ async fn reconcile_inner(
         return Ok(action);
     }
     let api = crate::claim::api(&ctx, &*claim);
-    let deleting = claim.metadata.deletion_timestamp.is_some();
-
-    // The create guard records "pending" before any cloud call, so a claim without
-    // it never created anything: there is nothing in the cloud to clean up.
-    if deleting
-        && !claim
-            .annotations()
-            .contains_key(annotations::CREATE_PENDING)
-    {
-        ctx.event(
-            &*claim,
-            EventType::Normal,
-            "Deleted",
-            "Delete",
-            "no cloud resource was ever created for this claim".into(),
-        )
-        .await;
-        return release(&api, &claim).await;
+    if claim.metadata.deletion_timestamp.is_some() {
+        return delete(&claim, &ctx, &api).await;
     }
-
     let mut status = claim.status.clone().unwrap_or_default();
     let verdict = match desired(&claim, &ctx, &mut status).await? {
-        Err(v) => {
-            if deleting && claim.spec.deletion_policy == Some(paved_api::DeletionPolicy::Orphan) {
-                // Nothing to do in the cloud: let the claim go.
-                return release(&api, &claim).await;
-            }
-            v
-        }
-        Ok(d) if deleting => match cleanup(&claim, &ctx, &d).await? {
-            Some(v) => v,
-            None => {
-                ctx.event(
-                    &*claim,
-                    EventType::Normal,
-                    "Deleted",
-                    "Delete",
-                    deleted_message(&d),
-                )
-                .await;
-                return release(&api, &claim).await;
-            }
-        },
+        Err(v) => v,
         Ok(d) => converge(&claim, &ctx, &d, &mut status).await?,
     };
     // The status write that follows this reconcile's create (the snapshot it started
     // from had no pending create): crash points on both sides of it.
-    let created_now = !deleting
-        && !claim
-            .annotations()
-            .contains_key(annotations::CREATE_PENDING)
-        && verdict.ready.1 == reasons::CREATING;
+    let created_now = !claim
+        .annotations()
+        .contains_key(annotations::CREATE_PENDING)
+        && verdict.ready.1 == Reason::Creating;
     if created_now {
         crate::crash_point("before-status", &crash_ref(&claim));
     }
@@ -118,19 +80,6 @@ fn crash_ref(claim: &PostgreSQLInstance) -> String {
         claim.namespace().unwrap_or_default(),
         claim.name_any()
     )
-}
-
-fn deleted_message(d: &DesiredDatabase) -> String {
-    match d.deletion_policy {
-        paved_api::DeletionPolicy::Delete => format!("database {} deleted", d.external_name),
-        paved_api::DeletionPolicy::Orphan => {
-            format!("database {} left in place (Orphan)", d.external_name)
-        }
-        paved_api::DeletionPolicy::Snapshot => format!(
-            "final snapshot of {} taken, database deleted",
-            d.external_name
-        ),
-    }
 }
 
 async fn release(
@@ -155,30 +104,19 @@ async fn desired(
     let first_create = !claim
         .annotations()
         .contains_key(annotations::CREATE_PENDING);
-    let facts = if claim.metadata.deletion_timestamp.is_some() {
-        ctx.namespace_facts_for_cleanup(&ns).await?
-    } else {
-        ctx.namespace_facts(&ns, first_create).await?
-    };
+    let facts = ctx.namespace_facts(&ns, first_create).await?;
     let all = ctx.compositions.state();
     let comp = match pick_composition(&claim.spec, facts.cloud, &all) {
         Ok(c) => c.clone(),
-        Err(m) => {
-            return Ok(Err(Verdict::problem(
-                reasons::COMPOSITION_NOT_FOUND,
-                m,
-                slow,
-            )))
-        }
+        Err(m) => return Ok(Err(Verdict::problem(Reason::CompositionNotFound, m, slow))),
     };
     let comp_name = comp.name_any();
     status.composition = Some(CompositionRevision {
         name: comp_name.clone(),
         generation: comp.metadata.generation.unwrap_or(0),
     });
-    // Tenancy, before any cloud call. Not while deleting: what was created is cleaned
-    // up whatever the rules say now.
-    if claim.metadata.deletion_timestamp.is_none() {
+    // Tenancy, before any cloud call.
+    {
         if let Err(r) = paved_compose::tenancy::admit_in_namespace(
             "databases",
             ctx.reserved.why(&ns, &all),
@@ -205,24 +143,36 @@ async fn desired(
             return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
         }
     }
+    Ok(render(claim, &facts, &comp).map_err(|(reason, m)| Verdict::problem(reason, m, slow)))
+}
+
+/// Renders the claim with a Composition (picked by the caller).
+fn render(
+    claim: &PostgreSQLInstance,
+    facts: &paved_compose::postgresql::NamespaceFacts,
+    comp: &paved_api::Composition,
+) -> Result<DesiredDatabase, (Reason, String)> {
     let uid = claim.uid().unwrap_or_default();
+    let ns = claim.namespace().unwrap_or_default();
+    let Some(pg) = comp.spec.postgresql.as_ref() else {
+        return Err((
+            Reason::CompositionNotFound,
+            format!(
+                "composition {} is not a postgresql composition",
+                comp.name_any()
+            ),
+        ));
+    };
     let input = PostgresInput {
         claim_name: &claim.name_any(),
         claim_namespace: &ns,
         claim_uid: &uid,
         spec: &claim.spec,
-        facts: &facts,
-        composition_name: &comp_name,
-        composition: comp
-            .spec
-            .postgresql
-            .as_ref()
-            .expect("picked a postgresql composition"),
+        facts,
+        composition_name: &comp.name_any(),
+        composition: pg,
     };
-    match render_postgresql(&input) {
-        Ok(d) => Ok(Ok(d)),
-        Err(e) => Ok(Err(Verdict::problem(e.reason(), e.to_string(), slow))),
-    }
+    render_postgresql(&input).map_err(|e| (e.reason(), e.to_string()))
 }
 
 /// A provider client for one reconcile.
@@ -257,7 +207,7 @@ async fn provider(
         Cloud::Azure => {
             let Some(placement) = &d.azure else {
                 return Ok(Err(Verdict::problem(
-                    "ProviderNotConfigured",
+                    Reason::ProviderNotConfigured,
                     "the azure composition names no subscription, resource group and Key Vault"
                         .into(),
                     slow,
@@ -272,7 +222,7 @@ async fn provider(
         Cloud::Gcp => {
             let Some(placement) = &d.gcp else {
                 return Ok(Err(Verdict::problem(
-                    "ProviderNotConfigured",
+                    Reason::ProviderNotConfigured,
                     "the gcp composition names no project".into(),
                     slow,
                 )));
@@ -286,7 +236,7 @@ async fn provider(
     }
     let Some(admin_ref) = d.local_admin.clone() else {
         return Ok(Err(Verdict::problem(
-            "InvalidComposition",
+            Reason::InvalidComposition,
             "the local composition names no admin secret".into(),
             slow,
         )));
@@ -299,8 +249,7 @@ async fn provider(
         .and_then(|data| data.get(&admin_ref.key).cloned())
         .and_then(|v| String::from_utf8(v.0).ok());
     let Some(dsn) = dsn else {
-        return Ok(Err(Verdict::problem(
-            "AdminSecretMissing",
+        return Ok(Err(Verdict::problem(Reason::AdminSecretMissing,
             format!(
                 "secret {}/{} with key {} (the local provider's admin connection string) is missing",
                 admin_ref.namespace, admin_ref.name, admin_ref.key
@@ -322,6 +271,10 @@ async fn connection_password(
     claim: &PostgreSQLInstance,
     d: &DesiredDatabase,
 ) -> Result<Sensitive, Error> {
+    // A deletion's target names no Secret: dropping needs no password.
+    if d.connection_secret.is_empty() {
+        return Ok(Sensitive::generate_password());
+    }
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
     let existing = secrets
@@ -350,7 +303,7 @@ async fn secret_conflict(
         let ours = paved_compose::tenancy::connection_secret_is_ours(&s.metadata, &uid);
         (!ours).then(|| {
             Verdict::problem(
-                paved_compose::tenancy::reasons::SECRET_CONFLICT,
+                Reason::SecretConflict,
                 format!(
                     "Secret {} already exists and is not this claim's; choose another writeConnectionSecretToRef",
                     d.connection_secret
@@ -455,18 +408,21 @@ async fn converge(
     status: &mut PostgreSQLInstanceStatus,
 ) -> Result<Verdict, Error> {
     fill_status(status, d);
-    if let Some(recorded) = claim.annotations().get(annotations::EXTERNAL_LOCATION) {
-        if *recorded != location(d) {
-            return Ok(Verdict::problem(
-                "LocationChanged",
-                format!(
-                    "the database was created in {recorded}, but its composition now says {}; Paved will not create a second one \
-                     or move data. Pin spec.compositionRef to the original composition",
-                    location(d)
-                ),
-                jitter(Duration::from_secs(300)),
-            ));
-        }
+    let composition = status
+        .composition
+        .as_ref()
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    let placement = Placement::of(d, &composition);
+    if let Some(moved) = location_changed(claim, d) {
+        return Ok(Verdict::problem(
+            Reason::LocationChanged,
+            format!(
+                "the database was created in {moved}; Paved will not create a second one \
+                 or move data. Pin spec.compositionRef to the original composition"
+            ),
+            jitter(Duration::from_secs(300)),
+        ));
     }
     let provider = match provider(ctx, claim, d).await? {
         Ok(p) => p,
@@ -484,7 +440,7 @@ async fn converge(
     let observed = match observed {
         Observation::OwnedByOther { owner } => {
             return Ok(Verdict::problem(
-                "OwnedByOther",
+                Reason::OwnedByOther,
                 format!(
                     "a database named {} exists but belongs to {owner}; Paved will not adopt it",
                     d.external_name
@@ -507,7 +463,11 @@ async fn converge(
                         (annotations::CREATE_PENDING, Some(now())),
                         (annotations::CREATE_SUCCEEDED, Some(now())),
                         (annotations::EXTERNAL_NAME, Some(d.external_name.clone())),
-                        (annotations::EXTERNAL_LOCATION, Some(location(d))),
+                        (annotations::EXTERNAL_LOCATION, Some(placement.location())),
+                        (
+                            annotations::PLACEMENT,
+                            Some(serde_json::to_string(&placement)?),
+                        ),
                     ],
                 )
                 .await?;
@@ -534,14 +494,13 @@ async fn converge(
         {
             // Created once already: never create a second one. Deleted outside Paved,
             // or looked for in the wrong place; a human decides.
-            Ok(Verdict::problem(
-                "ExternalResourceMissing",
+            Ok(Verdict::problem(Reason::ExternalResourceMissing,
                 format!(
                     "{} was created (annotation {}) but {} finds no such database; Paved will not create another. \
                      Remove the annotation to create it anew",
                     d.external_name,
                     annotations::CREATE_SUCCEEDED,
-                    location(d)
+                    placement.location()
                 ),
                 jitter(Duration::from_secs(300)),
             ))
@@ -559,7 +518,11 @@ async fn converge(
                 &[
                     (annotations::CREATE_PENDING, Some(now())),
                     (annotations::EXTERNAL_NAME, Some(d.external_name.clone())),
-                    (annotations::EXTERNAL_LOCATION, Some(location(d))),
+                    (annotations::EXTERNAL_LOCATION, Some(placement.location())),
+                    (
+                        annotations::PLACEMENT,
+                        Some(serde_json::to_string(&placement)?),
+                    ),
                 ],
             )
             .await?;
@@ -596,13 +559,13 @@ async fn converge(
             )
             .await;
             Ok(Verdict::waiting(
-                reasons::CREATING,
+                Reason::Creating,
                 format!("{} is being created", d.external_name),
                 Duration::from_secs(1),
             ))
         }
         Plan::Wait(m) => Ok(Verdict::waiting(
-            reasons::CREATING,
+            Reason::Creating,
             m,
             jitter(progress_poll(d)),
         )),
@@ -610,17 +573,13 @@ async fn converge(
             ctx.event(
                 claim,
                 EventType::Warning,
-                &reason,
+                reason.as_str(),
                 "Observe",
                 message.clone(),
             )
             .await;
             Ok(Verdict::problem(
-                if reason == "EncryptionMismatch" {
-                    "EncryptionMismatch"
-                } else {
-                    "DatabaseFailed"
-                },
+                reason,
                 message,
                 jitter(Duration::from_secs(300)),
             ))
@@ -649,7 +608,7 @@ async fn converge(
                         }
                         if !local.can_login(d).await {
                             return Ok(Verdict::waiting(
-                                "ConnectionFailed",
+                                Reason::ConnectionFailed,
                                 "the database does not accept the delivered credentials yet".into(),
                                 Duration::from_secs(5),
                             ));
@@ -665,7 +624,7 @@ async fn converge(
                         (&o.endpoint, o.port, &o.master_secret_ref)
                     else {
                         return Ok(Verdict::waiting(
-                            reasons::CREATING,
+                            Reason::Creating,
                             "waiting for the endpoint and the master credentials secret".into(),
                             Duration::from_secs(10),
                         ));
@@ -675,7 +634,7 @@ async fn converge(
                             Err(e) => return Ok(provider_verdict(&e)),
                             Ok(Some(problem)) => {
                                 return Ok(Verdict::problem(
-                                    "EncryptionMismatch",
+                                    Reason::EncryptionMismatch,
                                     problem,
                                     jitter(Duration::from_secs(300)),
                                 ))
@@ -707,7 +666,7 @@ async fn converge(
                             if let kube::Error::Api(ae) = &e {
                                 if crate::apply::missing_api(ae) {
                                     return Ok(Verdict::problem(
-                                        "MissingAPI",
+                                        Reason::MissingAPI,
                                         format!(
                                             "External Secrets is not installed: {}",
                                             ae.message
@@ -745,9 +704,18 @@ fn progress_poll(d: &DesiredDatabase) -> Duration {
         .clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
-/// `provider/region`, as recorded at create.
-fn location(d: &DesiredDatabase) -> String {
-    format!("{}/{}", d.provider, d.region)
+/// Where the database was created, when the claim now resolves elsewhere: the
+/// recorded placement, or for older claims the recorded `provider/region`.
+fn location_changed(claim: &PostgreSQLInstance, d: &DesiredDatabase) -> Option<String> {
+    let ann = claim.annotations();
+    if let Some(p) = ann
+        .get(annotations::PLACEMENT)
+        .and_then(|v| serde_json::from_str::<Placement>(v).ok())
+    {
+        return p.moved(d).map(|_| describe_placement(&p));
+    }
+    let at = ann.get(annotations::EXTERNAL_LOCATION)?;
+    (*at != format!("{}/{}", d.provider, d.region)).then(|| at.clone())
 }
 
 fn fill_status(status: &mut PostgreSQLInstanceStatus, d: &DesiredDatabase) {
@@ -760,59 +728,130 @@ fn fill_status(status: &mut PostgreSQLInstanceStatus, d: &DesiredDatabase) {
     status.estimated_monthly_cost = d.estimated_monthly_cost.clone();
 }
 
-/// Runs the deletion policy. `None` means done: the finalizer may go.
-async fn cleanup(
+/// A claim's deletion: acts where the database was created (its recorded placement),
+/// with the policy the claim has now; one Event when it is done. While it cannot act,
+/// the claim stays `Deleting` with a reason that says what blocks it.
+async fn delete(
     claim: &PostgreSQLInstance,
     ctx: &Context,
-    d: &DesiredDatabase,
-) -> Result<Option<Verdict>, Error> {
-    if d.deletion_policy == paved_api::DeletionPolicy::Orphan {
+    api: &Api<PostgreSQLInstance>,
+) -> Result<Action, Error> {
+    let ann = claim.annotations();
+    // The create guard records "pending" before any cloud call, so a claim without
+    // it never created anything: there is nothing in the cloud to clean up.
+    if !ann.contains_key(annotations::CREATE_PENDING) {
         ctx.event(
             claim,
             EventType::Normal,
-            "Orphaned",
+            "Deleted",
             "Delete",
-            deleted_message(d),
+            "no cloud resource was ever created for this claim".into(),
         )
         .await;
-        return Ok(None);
+        return release(api, claim).await;
     }
-    let provider = match provider(ctx, claim, d).await? {
-        Ok(p) => p,
-        Err(v) => return Ok(Some(v)),
-    };
-    match provider.client().delete(d).await {
-        Ok(DeleteProgress::Done) => {
+    let status = claim.status.clone().unwrap_or_default();
+    let verdict = match deletion_target(claim, ctx).await? {
+        Err(blocked) => Verdict::problem(
+            Reason::DeletionBlocked,
+            blocked,
+            jitter(Duration::from_secs(60)),
+        ),
+        Ok(d) if d.deletion_policy == paved_api::DeletionPolicy::Orphan => {
+            // Nothing to do in the cloud, so nothing to connect to.
             ctx.event(
                 claim,
                 EventType::Normal,
-                "Deleted",
+                "Orphaned",
                 "Delete",
-                deleted_message(d),
+                format!("{} {} left in place (Orphan)", d.provider, d.external_name),
             )
             .await;
-            Ok(None)
+            return release(api, claim).await;
         }
-        Ok(DeleteProgress::Skipped(m)) => {
-            ctx.event(claim, EventType::Normal, "DeleteSkipped", "Delete", m)
-                .await;
-            Ok(None)
+        Ok(d) => match provider(ctx, claim, &d).await? {
+            Err(v) => v,
+            Ok(p) => match p.client().delete(&d).await {
+                Ok(DeleteProgress::Done(m)) => {
+                    ctx.event(claim, EventType::Normal, "Deleted", "Delete", m)
+                        .await;
+                    return release(api, claim).await;
+                }
+                Ok(DeleteProgress::Skipped(m)) => {
+                    ctx.event(claim, EventType::Normal, "DeleteSkipped", "Delete", m)
+                        .await;
+                    return release(api, claim).await;
+                }
+                Ok(DeleteProgress::Waiting(m)) => {
+                    Verdict::waiting(Reason::Deleting, m, jitter(progress_poll(&d)))
+                }
+                Err(e) => provider_verdict(&e),
+            },
+        },
+    };
+    publish(claim, ctx, api, CONTROLLER, status, &verdict).await?;
+    Ok(Action::requeue(verdict.requeue))
+}
+
+/// What the deletion acts on: the recorded placement, the claim's identity, and the
+/// policy (raised to a final snapshot when the claim goes with its namespace or its
+/// ServiceClaim). `Err` says what blocks it.
+async fn deletion_target(
+    claim: &PostgreSQLInstance,
+    ctx: &Context,
+) -> Result<Result<DesiredDatabase, String>, Error> {
+    let ns = claim.namespace().unwrap_or_default();
+    let uid = claim.uid().unwrap_or_default();
+    let facts = ctx.namespace_facts_for_cleanup(&ns).await?;
+    let all = ctx.compositions.state();
+    let recorded = claim
+        .annotations()
+        .get(annotations::PLACEMENT)
+        .and_then(|v| serde_json::from_str::<Placement>(v).ok());
+    let placement = match recorded {
+        Some(p) => p,
+        // Claims created before the placement was recorded: the Composition they
+        // resolve to now must still say where they were created.
+        None => {
+            let comp = match pick_composition(&claim.spec, facts.cloud, &all) {
+                Ok(c) => c.clone(),
+                Err(m) => return Ok(Err(format!("blocked by the Composition: {m}"))),
+            };
+            let d = match render(claim, &facts, &comp) {
+                Ok(d) => d,
+                Err((_, m)) => {
+                    return Ok(Err(format!(
+                        "blocked by the Composition {}: {m}",
+                        comp.name_any()
+                    )))
+                }
+            };
+            let p = Placement::of(&d, &comp.name_any());
+            if let Some(at) = claim.annotations().get(annotations::EXTERNAL_LOCATION) {
+                if *at != p.location() {
+                    return Ok(Err(format!(
+                        "blocked by the location: the database was created in {at}, but its Composition now says {}; \
+                         pin spec.compositionRef to the Composition it was created with",
+                        p.location()
+                    )));
+                }
+            }
+            p
         }
-        Ok(DeleteProgress::Waiting(m)) => Ok(Some(Verdict::waiting(
-            reasons::DELETING,
-            m,
-            jitter(progress_poll(d)),
-        ))),
-        Err(e) => {
-            ctx.event(
-                claim,
-                EventType::Warning,
-                "DeleteFailed",
-                "Delete",
-                e.to_string(),
-            )
-            .await;
-            Ok(Some(provider_verdict(&e)))
-        }
-    }
+    };
+    let comp_default = all
+        .iter()
+        .find(|c| c.name_any() == placement.composition)
+        .and_then(|c| c.spec.postgresql.as_ref())
+        .map(|pg| pg.deletion.policy);
+    let policy = paved_compose::postgresql::policy_at_deletion(
+        claim.spec.deletion_policy,
+        comp_default,
+        facts.classification,
+    );
+    let policy =
+        paved_compose::postgresql::deletion_policy(policy, ctx.deletion_cause(claim).await?);
+    Ok(Ok(paved_compose::postgresql::doomed(
+        &placement, &uid, policy,
+    )))
 }

@@ -9,7 +9,7 @@ use kube::{
     Api, ResourceExt,
 };
 use paved_api::{
-    conditions, labels, reasons, Cloud, Composition, CompositionRevision, Condition, ServiceClaim,
+    conditions, labels, Cloud, Composition, CompositionRevision, Condition, Reason, ServiceClaim,
     ServiceClaimStatus, Status,
 };
 use paved_compose::{
@@ -19,7 +19,7 @@ use paved_compose::{
 };
 
 use crate::{
-    apply::{apply_all, apply_status, delete_orphans, Mode, OrphanScope, OwnedKind},
+    apply::{apply_all, apply_status, delete_orphans, Mode, OrphanScope, Orphans, OwnedKind},
     context::{jitter, now, Context},
     Error,
 };
@@ -32,41 +32,49 @@ pub const OWNED_KINDS: &[OwnedKind] = &[
         api_version: "networking.k8s.io/v1",
         kind: "NetworkPolicy",
         plural: "networkpolicies",
+        keep_when_removed: false,
     },
     OwnedKind {
         api_version: "v1",
         kind: "ResourceQuota",
         plural: "resourcequotas",
+        keep_when_removed: false,
     },
     OwnedKind {
         api_version: "v1",
         kind: "LimitRange",
         plural: "limitranges",
+        keep_when_removed: false,
     },
     OwnedKind {
         api_version: "v1",
         kind: "ServiceAccount",
         plural: "serviceaccounts",
+        keep_when_removed: false,
     },
     OwnedKind {
         api_version: "rbac.authorization.k8s.io/v1",
         kind: "RoleBinding",
         plural: "rolebindings",
+        keep_when_removed: false,
     },
     OwnedKind {
         api_version: "external-secrets.io/v1",
         kind: "ExternalSecret",
         plural: "externalsecrets",
+        keep_when_removed: false,
     },
     OwnedKind {
         api_version: "paved.dev/v1alpha1",
         kind: "PostgreSQLInstance",
         plural: "postgresqlinstances",
+        keep_when_removed: true,
     },
     OwnedKind {
         api_version: "paved.dev/v1alpha1",
         kind: "TemporalNamespace",
         plural: "temporalnamespaces",
+        keep_when_removed: false,
     },
 ];
 
@@ -175,7 +183,7 @@ pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Ac
                     Condition::new(
                         conditions::READY,
                         Status::Unknown,
-                        reasons::RECONCILE_ERROR,
+                        Reason::ReconcileError,
                         "",
                         gen,
                         &t,
@@ -184,7 +192,7 @@ pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Ac
             let synced = Condition::new(
                 conditions::SYNCED,
                 Status::False,
-                reasons::RECONCILE_ERROR,
+                Reason::ReconcileError,
                 format!("reconcile failed: {e}"),
                 gen,
                 &t,
@@ -212,7 +220,7 @@ pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Ac
     Ok(Action::requeue(outcome.requeue))
 }
 
-type Failure = (&'static str, String, Duration);
+type Failure = (Reason, String, Duration);
 
 /// Does the work; an inner `Err` is a problem a human must fix, reported as a
 /// condition and re-checked slowly rather than retried hot.
@@ -245,7 +253,7 @@ async fn converge(
     let team = team.expect("admitted claims have a team");
     let comp = match pick_service_composition(&all, cloud) {
         Ok(c) => c,
-        Err(NoComposition(m)) => return Ok(Err((reasons::COMPOSITION_NOT_FOUND, m, slow))),
+        Err(NoComposition(m)) => return Ok(Err((Reason::CompositionNotFound, m, slow))),
     };
     let comp_name = comp.name_any();
     let comp_gen = comp.metadata.generation.unwrap_or(0);
@@ -288,7 +296,7 @@ async fn converge(
             Created::Already(ns) => Some(*ns),
             Created::Vanished => {
                 return Ok(Err((
-                    "NamespaceTerminating",
+                    Reason::NamespaceTerminating,
                     format!(
                         "namespace {name} was being deleted; it will be recreated once it is gone"
                     ),
@@ -300,7 +308,7 @@ async fn converge(
     if let Some(ns) = existing {
         if ns.deletion_timestamp.is_some() {
             return Ok(Err((
-                "NamespaceTerminating",
+                Reason::NamespaceTerminating,
                 format!(
                     "namespace {name} is still terminating; it will be recreated once it is gone"
                 ),
@@ -318,7 +326,7 @@ async fn converge(
             && ns.owner_references.iter().flatten().any(|o| o.uid == uid);
         if !owned {
             return Ok(Err((
-                reasons::NAMESPACE_CONFLICT,
+                Reason::NamespaceConflict,
                 format!("namespace {name} already exists and is not managed by this ServiceClaim; Paved will not take it over"),
                 slow,
             )));
@@ -335,7 +343,7 @@ async fn converge(
         if !due {
             ctx.applied.begin(name);
         }
-        match apply_and_prune(claim, ctx, name, uid, &objects, created).await {
+        match apply_and_prune(claim, ctx, name, uid, &objects, created, status).await {
             Ok(None) => {}
             Ok(Some(failure)) => {
                 ctx.applied.forget(uid, name);
@@ -347,6 +355,19 @@ async fn converge(
             }
         }
     }
+
+    // Kept databases someone has since deleted (or that are back in the spec) drop
+    // off the list without waiting for the next full apply.
+    status.retained_databases.retain(|db| {
+        !objects
+            .iter()
+            .any(|o| o.kind == "PostgreSQLInstance" && o.name == *db)
+            && ctx
+                .databases
+                .get(&kube::runtime::reflector::ObjectRef::new(db).within(name))
+                .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+    });
+    set_retained_condition(status, gen, &now());
 
     // Children: read their readiness.
     let mut observed = vec![];
@@ -377,7 +398,7 @@ async fn converge(
     let synced = Condition::new(
         conditions::SYNCED,
         Status::True,
-        reasons::RECONCILE_SUCCESS,
+        Reason::ReconcileSuccess,
         format!(
             "{} objects applied from composition {comp_name}",
             objects.len()
@@ -390,6 +411,36 @@ async fn converge(
         ready,
         requeue: jitter(ctx.resync),
     }))
+}
+
+fn retained_message(db: &str, namespace: &str) -> String {
+    format!(
+        "database {db} is no longer in spec.databases and is kept, running and managed: removing or renaming an entry \
+         does not destroy data. Add it back, or delete it for real with: kubectl delete postgresqlinstance {db} -n {namespace}"
+    )
+}
+
+/// The `DatabasesRetained` condition: present, naming them, while databases removed
+/// from the spec are kept.
+fn set_retained_condition(status: &mut ServiceClaimStatus, gen: Option<i64>, t: &str) {
+    let ns = status.namespace.clone().unwrap_or_default();
+    match status.retained_databases.as_slice() {
+        [] => conditions::remove(&mut status.conditions, conditions::DATABASES_RETAINED),
+        dbs => conditions::upsert(
+            &mut status.conditions,
+            Condition::new(
+                conditions::DATABASES_RETAINED,
+                Status::True,
+                "RemovedFromSpec",
+                dbs.iter()
+                    .map(|db| retained_message(db, &ns))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                gen,
+                t,
+            ),
+        ),
+    }
 }
 
 /// Writes the status only when it changed, and records transitions as Events.
@@ -465,6 +516,7 @@ async fn apply_and_prune(
     uid: &str,
     objects: &[DesiredObject],
     created: Option<(String, crate::applied::Written)>,
+    status: &mut ServiceClaimStatus,
 ) -> Result<Option<Failure>, Error> {
     let slow = jitter(Duration::from_secs(300));
     // In a namespace this round created nothing can exist yet: every object is created
@@ -496,7 +548,7 @@ async fn apply_and_prune(
             if let kube::Error::Api(ae) = &e {
                 if crate::apply::missing_api(ae) {
                     return Ok(Some((
-                        "MissingAPI",
+                        Reason::MissingAPI,
                         format!("an API this claim needs is not installed: {}", ae.message),
                         slow,
                     )));
@@ -504,7 +556,7 @@ async fn apply_and_prune(
                 if ae.code == 422 || ae.code == 400 {
                     // The apiserver (a schema, a policy, a webhook) refused what the
                     // claim renders to: a human must change the claim or the policy.
-                    return Ok(Some(("ApplyRejected", ae.message.clone(), slow)));
+                    return Ok(Some((Reason::ApplyRejected, ae.message.clone(), slow)));
                 }
             }
             return Err(e.into());
@@ -522,7 +574,7 @@ async fn apply_and_prune(
             selector: &selector,
             owner_uid: uid,
         };
-        let deleted = delete_orphans(
+        let Orphans { deleted, mut kept } = delete_orphans(
             &ctx.client,
             &scope,
             OWNED_KINDS,
@@ -531,6 +583,21 @@ async fn apply_and_prune(
             CONTROLLER,
         )
         .await?;
+        kept.sort();
+        for db in kept
+            .iter()
+            .filter(|k| !status.retained_databases.contains(k))
+        {
+            ctx.event(
+                claim,
+                EventType::Warning,
+                "DatabaseRetained",
+                "Prune",
+                retained_message(db, name),
+            )
+            .await;
+        }
+        status.retained_databases = kept;
         if !deleted.is_empty() {
             ctx.event(
                 claim,

@@ -9,7 +9,7 @@ use kube::{
     Api, ResourceExt,
 };
 use paved_api::{
-    labels, reasons, Composition, CompositionRevision, TemporalNamespace, TemporalNamespaceStatus,
+    labels, Composition, CompositionRevision, Reason, TemporalNamespace, TemporalNamespaceStatus,
 };
 use paved_cloud::{
     temporal::{TemporalProvider, TemporalTls},
@@ -98,7 +98,7 @@ async fn tls(
         .and_then(|s| s.data)
         .ok_or_else(|| {
             Verdict::problem(
-                "TlsSecretMissing",
+                Reason::TlsSecretMissing,
                 format!(
                     "TLS secret {}/{} for Temporal is missing",
                     ctx.own_namespace, t.secret_name
@@ -164,15 +164,9 @@ async fn reconcile_inner(
         }
         Err(v) => v,
         Ok((d, provider, address)) if deleting => match provider.delete(&d).await {
-            Ok(DeleteProgress::Done) => {
-                ctx.event(
-                    &*claim,
-                    EventType::Normal,
-                    "Deleted",
-                    "Delete",
-                    format!("Temporal namespace {} deleted", d.name),
-                )
-                .await;
+            Ok(DeleteProgress::Done(m)) => {
+                ctx.event(&*claim, EventType::Normal, "Deleted", "Delete", m)
+                    .await;
                 remove_finalizer(&api, &claim).await?;
                 return Ok(Action::await_change());
             }
@@ -183,7 +177,7 @@ async fn reconcile_inner(
                 return Ok(Action::await_change());
             }
             Ok(DeleteProgress::Waiting(m)) => {
-                Verdict::waiting(reasons::DELETING, m, Duration::from_secs(5))
+                Verdict::waiting(Reason::Deleting, m, Duration::from_secs(5))
             }
             Err(e) => {
                 ctx.connections.forget(&address).await;
@@ -192,7 +186,7 @@ async fn reconcile_inner(
         },
         Ok((d, provider, address)) => {
             let v = converge(&claim, &ctx, &d, &provider, &mut status).await?;
-            if v.synced.0 != paved_api::Status::True && v.synced.1 == "ProviderUnavailable" {
+            if v.synced.0 != paved_api::Status::True && v.synced.1 == Reason::ProviderUnavailable {
                 ctx.connections.forget(&address).await;
             }
             v
@@ -213,13 +207,7 @@ async fn prepare(
     let slow = jitter(Duration::from_secs(300));
     let comp = match pick(&ctx.compositions.state(), claim) {
         Ok(c) => c,
-        Err(m) => {
-            return Ok(Err(Verdict::problem(
-                reasons::COMPOSITION_NOT_FOUND,
-                m,
-                slow,
-            )))
-        }
+        Err(m) => return Ok(Err(Verdict::problem(Reason::CompositionNotFound, m, slow))),
     };
     let comp_name = comp.name_any();
     status.composition = Some(CompositionRevision {
@@ -298,20 +286,20 @@ async fn converge(
             )
             .await;
             Ok(Verdict::waiting(
-                reasons::CREATING,
+                Reason::Creating,
                 format!("registering {}", d.name),
                 Duration::from_secs(1),
             ))
         }
         TemporalPlan::OwnedByOther(owner) => Ok(Verdict::problem(
-            "OwnedByOther",
+            Reason::OwnedByOther,
             format!(
                 "Temporal namespace {} exists but belongs to {owner}; Paved will not adopt it",
                 d.name
             ),
             slow,
         )),
-        TemporalPlan::Terminal(m) => Ok(Verdict::problem("NamespaceUnavailable", m, slow)),
+        TemporalPlan::Terminal(m) => Ok(Verdict::problem(Reason::NamespaceUnavailable, m, slow)),
         TemporalPlan::Update(drift) => {
             let o = observed.expect("update implies present");
             if let Err(e) = provider.update(d, &o).await {

@@ -27,7 +27,7 @@ use paved_api::{
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-pub const INVALID_OBJECT: &str = "InvalidObject";
+pub const INVALID_OBJECT: &str = paved_api::Reason::InvalidObject.as_str();
 
 /// Pure: the typed object, or where and why it does not fit the type.
 pub fn typed<K: DeserializeOwned>(obj: &DynamicObject) -> Result<K, String> {

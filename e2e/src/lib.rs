@@ -482,6 +482,23 @@ impl Operator {
         http_get(&self.metrics_addr, "/metrics")
     }
 
+    /// One `paved_*` counter from the operator's /metrics, summed over its labels
+    /// (optionally only the series whose labels contain `filter`).
+    pub fn counter(&self, name: &str, filter: &str) -> Result<f64> {
+        let text = self.metrics()?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.split(['{', ' '])
+                    .next()
+                    .is_some_and(|n| n == name || n == format!("{name}_total"))
+            })
+            .filter(|l| l.contains(filter))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

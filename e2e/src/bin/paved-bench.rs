@@ -75,21 +75,8 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
-/// One `paved_*` counter from the operator's /metrics, summed over its labels
-/// (optionally only the series whose labels contain `filter`).
 fn metric(op: &Operator, name: &str, filter: &str) -> Result<f64> {
-    let text = op.metrics()?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.split(['{', ' '])
-                .next()
-                .is_some_and(|n| n == name || n == format!("{name}_total"))
-        })
-        .filter(|l| l.contains(filter))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+    op.counter(name, filter)
 }
 
 /// What the apiserver served so far, from its own /metrics: requests by verb and

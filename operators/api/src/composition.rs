@@ -334,6 +334,29 @@ pub struct PostgreSQLComposition {
     /// Monthly prices for the cost estimate in status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<PriceTable>,
+    /// When changes that restart or fail over a database are made. Default: the
+    /// window `sun:03:00-sun:05:00` (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceSpec>,
+}
+
+/// When disruptive changes go out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceSpec {
+    /// Weekly window in UTC, `ddd:hh:mm-ddd:hh:mm` (e.g. `sun:03:00-sun:05:00`). A
+    /// change of a claim's or this Composition's size or high availability (instance
+    /// class, multiAZ), which restarts or fails over the database, waits for it and the
+    /// claim says so. Security fixes (public access, TLS, deletion protection), backups,
+    /// storage growth and the repair of a change made by hand are never held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(mon|tue|wed|thu|fri|sat|sun):([01][0-9]|2[0-3]):[0-5][0-9]-(mon|tue|wed|thu|fri|sat|sun):([01][0-9]|2[0-3]):[0-5][0-9]$"
+    ))]
+    pub window: Option<String>,
+    /// Make disruptive changes at once instead of in the window (for development).
+    #[serde(default)]
+    pub apply_immediately: bool,
 }
 
 fn default_poll() -> String {

@@ -205,6 +205,10 @@ pub struct PostgreSQLInstanceStatus {
     /// Allocated storage in GB.
     #[serde(default, rename = "storageGB", skip_serializing_if = "Option::is_none")]
     pub storage_gb: Option<i32>,
+    /// Whether the database runs highly available (Multi-AZ, zone-redundant HA, a
+    /// regional instance).
+    #[serde(default, rename = "multiAZ", skip_serializing_if = "Option::is_none")]
+    pub multi_az: Option<bool>,
     /// Estimated monthly cost from the Composition's price table, e.g. `USD 53.20`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_cost: Option<String>,

@@ -332,6 +332,11 @@ pub struct ServiceClaimStatus {
     /// <namespace>` (its deletion policy then applies), or add the entry back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retained_databases: Vec<String>,
+    /// A digest of what Paved last applied (the rendered objects, and Paved's fields on
+    /// them as the apply left them). A restarted operator writes nothing for a claim
+    /// whose objects still match it. For the operator, not for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<String>,
 }
 
 /// Readiness of one child claim.

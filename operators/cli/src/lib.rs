@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+pub mod diff;
 pub mod generate;
 pub mod render;
 pub mod schema;
@@ -54,6 +55,25 @@ enum Command {
         /// Cloud used for a ServiceClaim that names none.
         #[arg(long, default_value = "local")]
         default_cloud: String,
+    },
+    /// Which claims a Composition edit would change, and how: every claim rendered with
+    /// the Compositions before and after (e.g. the base and the head of a pull request).
+    Diff {
+        /// Claim files (YAML, several documents allowed).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Directory of the Compositions as they are now.
+        #[arg(long)]
+        before: PathBuf,
+        /// Directory of the Compositions as the edit would leave them.
+        #[arg(long)]
+        after: PathBuf,
+        /// Cloud used for a ServiceClaim that names none.
+        #[arg(long, default_value = "local")]
+        default_cloud: String,
+        /// Exit with status 2 when any claim would change (for CI).
+        #[arg(long)]
+        exit_code: bool,
     },
     /// Show a claim's tree from the live cluster, with Ready / Synced / reason per child.
     Trace {
@@ -109,6 +129,21 @@ fn run() -> Result<()> {
         } => {
             let cloud = default_cloud.parse().map_err(anyhow::Error::msg)?;
             print!("{}", render::render_files(&files, &compositions, cloud)?);
+            Ok(())
+        }
+        Command::Diff {
+            files,
+            before,
+            after,
+            default_cloud,
+            exit_code,
+        } => {
+            let cloud = default_cloud.parse().map_err(anyhow::Error::msg)?;
+            let (text, changed) = diff::diff_files(&files, &before, &after, cloud)?;
+            print!("{text}");
+            if exit_code && changed > 0 {
+                std::process::exit(2);
+            }
             Ok(())
         }
         Command::Trace { target, namespace } => {

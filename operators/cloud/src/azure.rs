@@ -635,7 +635,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
                 .await
             {
                 Ok(_) => {
-                    return Ok(DeleteProgress::Done(format!(
+                    return Ok(DeleteProgress::Skipped(format!(
                         "Snapshot on Azure: on-demand backup {backup} taken and server {name} kept, because Azure \
                          deletes a flexible server's backups with it; export the data, then delete the server by hand"
                     )))

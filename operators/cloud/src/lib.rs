@@ -282,6 +282,7 @@ pub(crate) mod tests {
             master_username: "paved_0a1b".into(),
             estimated_monthly_cost: None,
             poll_interval: Duration::from_secs(300),
+            ..Default::default()
         }
     }
 

@@ -172,6 +172,10 @@ pub struct DesiredDatabase {
     pub estimated_monthly_cost: Option<String>,
     #[serde(skip)]
     pub poll_interval: std::time::Duration,
+    /// The weekly window disruptive changes wait for (`ddd:hh:mm-ddd:hh:mm`, UTC).
+    pub maintenance_window: String,
+    /// Disruptive changes go out at once.
+    pub apply_immediately: bool,
 }
 
 /// Everything rendering a PostgreSQLInstance depends on.
@@ -386,6 +390,15 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
         poll_interval: parse_duration(&comp.poll_interval)
             .unwrap_or(std::time::Duration::from_secs(300))
             .max(std::time::Duration::from_secs(1)),
+        maintenance_window: comp
+            .maintenance
+            .as_ref()
+            .and_then(|m| m.window.clone())
+            .unwrap_or_else(|| DEFAULT_MAINTENANCE_WINDOW.to_string()),
+        apply_immediately: comp
+            .maintenance
+            .as_ref()
+            .is_some_and(|m| m.apply_immediately),
     };
     apply_floor(&mut desired, facts, input);
     Ok(desired)
@@ -700,6 +713,95 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
     } else {
         Plan::Update(drift)
     }
+}
+
+/// The maintenance window of a Composition that names none.
+pub const DEFAULT_MAINTENANCE_WINDOW: &str = "sun:03:00-sun:05:00";
+
+/// Fields whose change restarts or fails over the database.
+const DISRUPTIVE: &[&str] = &["instanceClass", "multiAZ"];
+
+/// Pure: `ddd:hh:mm` as minutes since Monday 00:00.
+fn minute_of_week(s: &str) -> Option<u32> {
+    let (day, hm) = s.split_once(':')?;
+    let (h, m) = hm.split_once(':')?;
+    let d = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .position(|x| *x == day)? as u32;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(d * 1440 + h * 60 + m)
+}
+
+/// Pure: whether `now` (minutes since Monday 00:00 UTC) is inside `window`
+/// (`ddd:hh:mm-ddd:hh:mm`, which may wrap past Sunday). A window that does not parse
+/// is never open: nothing disruptive goes out on a typo.
+pub fn in_window(window: &str, now: u32) -> bool {
+    let Some((start, end)) = window
+        .split_once('-')
+        .and_then(|(a, b)| Some((minute_of_week(a)?, minute_of_week(b)?)))
+    else {
+        return false;
+    };
+    if start <= end {
+        (start..end).contains(&now)
+    } else {
+        now >= start || now < end
+    }
+}
+
+/// Pure: the current minute of the week, UTC, from a Unix time in seconds.
+pub fn minute_of_week_at(unix_seconds: i64) -> u32 {
+    // 1970-01-01 was a Thursday: three days after a Monday.
+    let minutes = unix_seconds.div_euclid(60) + 3 * 1440;
+    minutes.rem_euclid(7 * 1440) as u32
+}
+
+/// What a reconcile corrects now, and what waits for the maintenance window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Corrected now.
+    pub now: Vec<Drift>,
+    /// Waiting for the window.
+    pub later: Vec<Drift>,
+}
+
+/// Pure: splits drift into what goes out now and what waits for the window. A
+/// disruptive field waits when its desired value is a new wish (differs from what the
+/// status says the database runs as, `running`), outside the window, unless the
+/// Composition applies at once. The repair of a change made by hand (the wish is
+/// unchanged) and everything not disruptive go out now.
+pub fn hold(
+    drift: Vec<Drift>,
+    d: &DesiredDatabase,
+    running: &paved_api::PostgreSQLInstanceStatus,
+    now: u32,
+) -> Held {
+    let open = d.apply_immediately || in_window(&d.maintenance_window, now);
+    let new_wish = |field: &str| match field {
+        "instanceClass" => running
+            .instance_class
+            .as_ref()
+            .is_some_and(|c| *c != d.instance_class),
+        "multiAZ" => running.multi_az.is_some_and(|m| m != d.multi_az),
+        _ => false,
+    };
+    let (later, now): (Vec<_>, Vec<_>) = drift
+        .into_iter()
+        .partition(|x| !open && DISRUPTIVE.contains(&x.field) && new_wish(x.field));
+    Held { now, later }
+}
+
+/// Pure: `d` with the held fields left as the database runs them, so what is applied
+/// (and shown in status) leaves them alone until the window.
+pub fn without(mut d: DesiredDatabase, later: &[Drift]) -> DesiredDatabase {
+    for x in later {
+        match x.field {
+            "instanceClass" => d.instance_class = x.observed.clone(),
+            "multiAZ" => d.multi_az = x.observed == "true",
+            _ => {}
+        }
+    }
+    d
 }
 
 /// Where a database was created, recorded on its claim (annotation
@@ -1036,6 +1138,90 @@ mod tests {
         assert_eq!(
             deletion_cause(&child, Some(&alive), Some(&deleting)),
             Cascade
+        );
+    }
+
+    #[test]
+    fn maintenance_windows_are_weekly_and_may_wrap() {
+        let at = |s: &str| minute_of_week(s).unwrap();
+        assert!(in_window("sun:03:00-sun:05:00", at("sun:04:59")));
+        assert!(!in_window("sun:03:00-sun:05:00", at("sun:05:00")));
+        assert!(!in_window("sun:03:00-sun:05:00", at("mon:04:00")));
+        // Saturday night into Monday morning.
+        assert!(in_window("sat:22:00-mon:02:00", at("sun:12:00")));
+        assert!(in_window("sat:22:00-mon:02:00", at("mon:01:00")));
+        assert!(!in_window("sat:22:00-mon:02:00", at("mon:03:00")));
+        assert!(!in_window("nonsense", 0), "a bad window never opens");
+        // 2026-12-06 is a Sunday; 04:00 UTC.
+        assert_eq!(minute_of_week_at(1_796_529_600), at("sun:04:00"));
+        assert_eq!(minute_of_week_at(0), at("thu:00:00"));
+    }
+
+    #[test]
+    fn a_new_size_waits_for_the_window_and_a_hand_change_is_repaired_now() {
+        let mut d = ok(DataClassification::Internal);
+        d.instance_class = "db.r6g.large".into();
+        let drift = |observed: &str| {
+            vec![
+                Drift {
+                    field: "instanceClass",
+                    observed: observed.into(),
+                    desired: "db.r6g.large".into(),
+                },
+                Drift {
+                    field: "deletionProtection",
+                    observed: "false".into(),
+                    desired: "true".into(),
+                },
+            ]
+        };
+        let running = |class: &str| paved_api::PostgreSQLInstanceStatus {
+            instance_class: Some(class.into()),
+            ..Default::default()
+        };
+        let outside = minute_of_week("wed:12:00").unwrap();
+        let inside = minute_of_week("sun:04:00").unwrap();
+        // A new wish (the status says it runs db.t4g.medium): held outside the window,
+        // the security fix goes now.
+        let h = hold(
+            drift("db.t4g.medium"),
+            &d,
+            &running("db.t4g.medium"),
+            outside,
+        );
+        assert_eq!(
+            h.later.iter().map(|x| x.field).collect::<Vec<_>>(),
+            ["instanceClass"]
+        );
+        assert_eq!(
+            h.now.iter().map(|x| x.field).collect::<Vec<_>>(),
+            ["deletionProtection"]
+        );
+        assert_eq!(without(d.clone(), &h.later).instance_class, "db.t4g.medium");
+        // In the window, or when the Composition says at once: all now.
+        assert!(hold(
+            drift("db.t4g.medium"),
+            &d,
+            &running("db.t4g.medium"),
+            inside
+        )
+        .later
+        .is_empty());
+        let mut now_d = d.clone();
+        now_d.apply_immediately = true;
+        assert!(hold(
+            drift("db.t4g.medium"),
+            &now_d,
+            &running("db.t4g.medium"),
+            outside
+        )
+        .later
+        .is_empty());
+        // Resized by hand (the wish did not change): repaired now.
+        assert!(
+            hold(drift("db.t3.small"), &d, &running("db.r6g.large"), outside)
+                .later
+                .is_empty()
         );
     }
 
@@ -1680,6 +1866,8 @@ mod tests_support {
             master_username: "paved_x".into(),
             estimated_monthly_cost: None,
             poll_interval: std::time::Duration::from_secs(300),
+            maintenance_window: DEFAULT_MAINTENANCE_WINDOW.into(),
+            apply_immediately: false,
         }
     }
 }

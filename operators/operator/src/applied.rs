@@ -11,7 +11,12 @@
 //! a field Paved owns (its managedFields entry changes); another manager's fields.
 //! And whatever a watch cannot see (a deletion during a relist, a removed owner
 //! reference) is repaired by a full apply of every claim at a bounded age.
-//! After a restart nothing is known, so every claim is applied once.
+//!
+//! After a restart (or on a new leader) the watches' first list is the baseline: each
+//! claim's status records a digest of what its last apply left (the render's hash and
+//! Paved's fields on every object), and a claim whose objects are all there, with only
+//! Paved's fields and the same digest, is known applied without a write. Anything
+//! else — an object deleted or edited while no operator ran, a new render — is applied.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -96,6 +101,29 @@ struct Inner {
     /// Claim UID → fingerprint and time of the last refresh of objects that are only
     /// re-applied periodically (a database claim's delivery objects).
     refreshed: HashMap<String, (u64, std::time::Instant)>,
+    /// Owned-object watches still on their first list.
+    listing: usize,
+}
+
+/// Pure: what a claim's last apply left, as its status records it — the render's
+/// hash, and a hash of Paved's fields on each object (by key, in key order). An object
+/// that is missing, deleted, or carries another manager's fields has no digest.
+pub fn digest<'a>(
+    hash: u64,
+    objects: impl IntoIterator<Item = (&'a str, Option<&'a Written>)>,
+) -> Option<String> {
+    let mut fields: Vec<(&str, u64)> = vec![];
+    for (key, w) in objects {
+        let w = w?;
+        if w.deleted || w.foreign_fields {
+            return None;
+        }
+        fields.push((key, w.our_fields?));
+    }
+    fields.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fields.hash(&mut h);
+    Some(format!("{hash:016x}-{:016x}", h.finish()))
 }
 
 /// A stable fingerprint of rendered objects.
@@ -238,6 +266,74 @@ impl Applied {
             .insert(uid.to_string(), (hash, std::time::Instant::now()));
     }
 
+    /// `n` owned-object watches are starting: until each has listed once, what they
+    /// see is the baseline (see `baseline`).
+    pub fn expect_lists(&self, n: usize) {
+        self.inner.lock().expect("applied lock").listing = n;
+    }
+
+    /// One owned-object watch finished its first list.
+    pub fn listed(&self) {
+        let mut g = self.inner.lock().expect("applied lock");
+        g.listing = g.listing.saturating_sub(1);
+    }
+
+    /// Whether every owned-object watch has listed once.
+    pub fn all_listed(&self) -> bool {
+        self.inner.lock().expect("applied lock").listing == 0
+    }
+
+    /// An object as a watch's first list found it: the state Paved's knowledge starts
+    /// from (nothing is known of it yet, so it is not judged as a change).
+    pub fn baseline(&self, key: &str, seen: &Written) {
+        let mut g = self.inner.lock().expect("applied lock");
+        g.echoes
+            .entry(key.to_string())
+            .or_insert_with(|| seen.clone());
+    }
+
+    /// The digest (see [`digest`]) of `keys` as last written or found.
+    pub fn digest_of(&self, hash: u64, keys: &[String]) -> Option<String> {
+        let g = self.inner.lock().expect("applied lock");
+        digest(hash, keys.iter().map(|k| (k.as_str(), g.echoes.get(k))))
+    }
+
+    /// For a claim this process has not applied: when its objects are exactly what the
+    /// status says its last apply left (`recorded`), it counts as applied now — its
+    /// next full apply falls due within `max_age`, spread by `offset` — and `true`
+    /// means nothing needs writing.
+    pub fn resume(
+        &self,
+        uid: &str,
+        hash: u64,
+        keys: &[String],
+        recorded: &str,
+        offset: std::time::Duration,
+    ) -> bool {
+        let mut g = self.inner.lock().expect("applied lock");
+        if g.hashes.contains_key(uid) {
+            return false;
+        }
+        let found = digest(hash, keys.iter().map(|k| (k.as_str(), g.echoes.get(k))));
+        if found.as_deref() != Some(recorded) {
+            return false;
+        }
+        let at = std::time::Instant::now()
+            .checked_sub(offset)
+            .unwrap_or_else(std::time::Instant::now);
+        g.hashes.insert(uid.to_string(), (hash, at));
+        true
+    }
+
+    /// Whether this process has applied (or resumed) the claim.
+    pub fn knows(&self, uid: &str) -> bool {
+        self.inner
+            .lock()
+            .expect("applied lock")
+            .hashes
+            .contains_key(uid)
+    }
+
     /// A claim is gone: drop what is known about it.
     pub fn remove_claim(&self, uid: &str, name: &str) {
         let mut g = self.inner.lock().expect("applied lock");
@@ -322,6 +418,61 @@ mod tests {
         assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)]), HOUR));
     }
 
+    #[test]
+    fn a_restart_resumes_claims_whose_objects_are_as_last_applied() {
+        let h = fingerprint(&[obj("a", 1)]);
+        let keys = vec!["ConfigMap/ns/a".to_string()];
+        let mine = |rv: &str, fields: u64| Written {
+            our_fields: Some(fields),
+            foreign_fields: false,
+            ..w(rv, None)
+        };
+        // Before: the apply, and the digest the status records.
+        let before = Applied::default();
+        before.needs_apply("uid", "svc", h, HOUR);
+        before.record("uid", "svc", h, vec![(keys[0].clone(), mine("10", 7))]);
+        let recorded = before.digest_of(h, &keys).unwrap();
+
+        // After a restart the first list is the baseline.
+        let after = Applied::default();
+        after.expect_lists(1);
+        assert!(!after.all_listed());
+        after.baseline(&keys[0], &mine("10", 7));
+        after.listed();
+        assert!(after.all_listed());
+        assert!(after.resume("uid", h, &keys, &recorded, Duration::ZERO));
+        assert!(
+            !after.needs_apply("uid", "svc", h, HOUR),
+            "nothing to write"
+        );
+        // A change after the baseline is drift as always.
+        after.observed(&keys[0], &mine("11", 8), "svc");
+        assert!(after.needs_apply("uid", "svc", h, HOUR));
+
+        // Changed while no operator ran: Paved's fields edited, an object gone,
+        // another manager's fields, a new render — each is applied.
+        for found in [
+            Some(mine("12", 9)),
+            None,
+            Some(Written {
+                foreign_fields: true,
+                ..mine("10", 7)
+            }),
+        ] {
+            let a = Applied::default();
+            if let Some(f) = &found {
+                a.baseline(&keys[0], f);
+            }
+            assert!(!a.resume("uid", h, &keys, &recorded, Duration::ZERO));
+            assert!(a.needs_apply("uid", "svc", h, HOUR));
+        }
+        let a = Applied::default();
+        a.baseline(&keys[0], &mine("10", 7));
+        let h2 = fingerprint(&[obj("a", 2)]);
+        assert!(!a.resume("uid", h2, &keys, &recorded, Duration::ZERO));
+    }
+
+    use std::time::Duration;
     const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
     fn w(rv: &str, generation: Option<i64>) -> Written {

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::metrics::Metrics;
 
 /// A kind Paved may have created for a claim, so orphans of it can be found.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct OwnedKind {
     pub api_version: &'static str,
     pub kind: &'static str,
@@ -214,6 +214,49 @@ pub async fn apply_all(
     Ok(written)
 }
 
+/// Pure: whether `live` already holds everything `want` sets (maps key by key, lists
+/// and scalars equal). What an apply of `want` would leave unchanged.
+pub fn contains(live: &Value, want: &Value) -> bool {
+    match (live, want) {
+        (Value::Object(l), Value::Object(w)) => w
+            .iter()
+            .all(|(k, v)| l.get(k).is_some_and(|lv| contains(lv, v))),
+        (Value::Array(l), Value::Array(w)) => {
+            l.len() == w.len() && l.iter().zip(w).all(|(a, b)| contains(a, b))
+        }
+        (l, w) => l == w,
+    }
+}
+
+/// Whether every object already holds what it would be applied with: read, not
+/// written (a restarted operator checks its first pass this way). A missing object,
+/// or one whose API is missing, is not up to date.
+pub async fn up_to_date(client: &Client, objects: &[DesiredObject]) -> Result<bool, kube::Error> {
+    for o in objects {
+        let api = dynamic_api(
+            client.clone(),
+            &api_resource(&o.api_version, &o.kind, &o.plural),
+            o.namespace.as_deref(),
+        );
+        let live = match api.get_opt(&o.name).await {
+            Ok(Some(live)) => serde_json::to_value(&live).unwrap_or_default(),
+            Ok(None) => return Ok(false),
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut want = o.body.clone();
+        if let Some(m) = want.as_object_mut() {
+            // Identity, not content: the GET's are always there.
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        if !contains(&live, &want) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Whether the apiserver refused an apply because it would change a RoleBinding's
 /// roleRef, which is immutable.
 fn immutable_role_ref(obj: &DesiredObject, e: &kube::core::Status) -> bool {
@@ -313,6 +356,27 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_contains_what_it_would_be_applied_with() {
+        use serde_json::json;
+        let live = json!({ "metadata": { "name": "a", "labels": { "x": "1", "y": "2" }, "uid": "u" },
+                           "spec": { "ports": [ { "port": 5432, "protocol": "TCP" } ] } });
+        assert!(contains(
+            &live,
+            &json!({ "metadata": { "labels": { "x": "1" } } })
+        ));
+        assert!(contains(
+            &live,
+            &json!({ "spec": { "ports": [ { "port": 5432 } ] } })
+        ));
+        assert!(!contains(
+            &live,
+            &json!({ "metadata": { "labels": { "x": "2" } } })
+        ));
+        assert!(!contains(&live, &json!({ "spec": { "ports": [] } })));
+        assert!(!contains(&live, &json!({ "spec": { "egress": [] } })));
+    }
 
     #[test]
     fn only_a_404_that_names_no_object_is_a_missing_api() {

@@ -335,6 +335,15 @@ impl Context {
         }
     }
 
+    /// Waits (bounded) until every owned-object watch has listed once, so a claim is
+    /// judged against the whole baseline; past the bound it is simply applied.
+    pub async fn owned_listed(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.applied.all_listed() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every ServiceClaim of a team.
     pub fn team_services(&self, team: &str) -> Vec<Arc<ServiceClaim>> {
         self.service_claims

@@ -370,6 +370,18 @@ async fn write_connection_secret(
         "data": data,
     });
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    // Read before writing: a Secret that already says all this needs no write (each
+    // poll of a Ready database, and a restarted operator's first pass).
+    if let Some(live) = secrets.get_opt(&d.connection_secret).await? {
+        let mut want = body.clone();
+        if let Some(m) = want.as_object_mut() {
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        if crate::apply::contains(&serde_json::to_value(&live)?, &want) {
+            return Ok(());
+        }
+    }
     secrets
         .patch(
             &d.connection_secret,
@@ -486,7 +498,33 @@ async fn converge(
             Some(o)
         }
     };
-    match plan(d, observed.as_ref()) {
+    // A new size or high availability waits for the maintenance window (unless the
+    // Composition says at once); the rest is corrected now.
+    let mut planned = plan(d, observed.as_ref());
+    let mut pending = None;
+    let held;
+    let d = match &planned {
+        Plan::Update(drift) => {
+            let running = claim.status.clone().unwrap_or_default();
+            let now = paved_compose::postgresql::minute_of_week_at(unix_now());
+            let h = paved_compose::postgresql::hold(drift.clone(), d, &running, now);
+            if h.later.is_empty() {
+                d
+            } else {
+                pending = Some(format!(
+                    "waiting for the maintenance window {} (UTC) to change {}",
+                    d.maintenance_window,
+                    paved_compose::describe_drift(&h.later)
+                ));
+                held = paved_compose::postgresql::without(d.clone(), &h.later);
+                fill_status(status, &held);
+                planned = plan(&held, observed.as_ref());
+                &held
+            }
+        }
+        _ => d,
+    };
+    match planned {
         Plan::Create
             if claim
                 .annotations()
@@ -648,11 +686,17 @@ async fn converge(
                         uid: &claim.uid().unwrap_or_default(),
                     };
                     let objects = delivery_objects(&claim_ref, d, endpoint, port, secret);
-                    // Written when they change, and again every resync period so hand
-                    // edits are put back; not on every poll of every claim.
+                    // Checked when they change, and again every resync period so hand
+                    // edits are put back; not on every poll of every claim. Read
+                    // before written: objects that already hold what they would be
+                    // applied with (a restart's first pass) need no write.
                     let uid = claim.uid().unwrap_or_default();
                     let fingerprint = crate::applied::fingerprint(&objects);
-                    let due = ctx.applied.refresh_due(&uid, fingerprint, ctx.resync);
+                    let mut due = ctx.applied.refresh_due(&uid, fingerprint, ctx.resync);
+                    if due && crate::apply::up_to_date(&ctx.client, &objects).await? {
+                        ctx.applied.refreshed(&uid, fingerprint);
+                        due = false;
+                    }
                     if due {
                         if let Err(e) = apply_all(
                             &ctx.client,
@@ -692,6 +736,10 @@ async fn converge(
             };
             // On the wall clock's poll ticks, so claims of one cloud wake together and
             // share one list call.
+            let ready_message = match &pending {
+                Some(p) => format!("{ready_message}; {p}"),
+                None => ready_message,
+            };
             Ok(Verdict::ready(ready_message, aligned(d.poll_interval)))
         }
     }
@@ -718,7 +766,14 @@ fn location_changed(claim: &PostgreSQLInstance, d: &DesiredDatabase) -> Option<S
     (*at != format!("{}/{}", d.provider, d.region)).then(|| at.clone())
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn fill_status(status: &mut PostgreSQLInstanceStatus, d: &DesiredDatabase) {
+    status.multi_az = Some(d.multi_az);
     status.provider = Some(d.provider.to_string());
     status.region = Some(d.region.clone());
     status.external_name = Some(d.external_name.clone());

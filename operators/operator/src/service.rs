@@ -336,6 +336,18 @@ async fn converge(
     // Nothing new to write (a periodic resync, the echo of our own writes): skip the
     // writes and the orphan search; the children's readiness is still read below.
     let fingerprint = crate::applied::fingerprint(&objects);
+    let keys: Vec<String> = objects.iter().map(|o| o.key()).collect();
+    // Not applied by this process yet (a restart, a new leader): what the last apply
+    // left, if the objects still show it, needs no write.
+    if created.is_none() && !ctx.applied.knows(uid) {
+        if let Some(recorded) = claim.status.as_ref().and_then(|s| s.applied.as_deref()) {
+            ctx.owned_listed().await;
+            // Spread the next full applies over half a period, not all at once.
+            let offset = ctx.full_apply_every.mul_f64(rand::random::<f64>() / 2.0);
+            ctx.applied
+                .resume(uid, fingerprint, &keys, recorded, offset);
+        }
+    }
     let due = ctx
         .applied
         .needs_apply(uid, name, fingerprint, ctx.full_apply_every);
@@ -355,6 +367,8 @@ async fn converge(
             }
         }
     }
+
+    status.applied = ctx.applied.digest_of(fingerprint, &keys);
 
     // Kept databases someone has since deleted (or that are back in the spec) drop
     // off the list without waiting for the next full apply.

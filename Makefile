@@ -30,8 +30,12 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --features paved-operator/test-crash-points -- -D warnings
 
+# Every cargo invocation uses the same features: the operator's integration tests build
+# its binary, which the e2e tests run with the test-only crash points.
+FEATURES := --features paved-operator/test-crash-points
+
 unit:
-	$(CARGO) test --workspace --exclude paved-e2e
+	$(CARGO) test --workspace --exclude paved-e2e $(FEATURES)
 
 # The e2e tests start the control plane themselves (e2e/control-plane up is
 # idempotent) and each test runs its own operator, so they run one at a time.
@@ -58,7 +62,7 @@ fakes:
 	python3 -m unittest e2e/fakes/test_azure_postgres.py e2e/fakes/test_gcp_sqladmin.py e2e/fakes/test_fault_proxy.py
 
 test: deps fmt-check clippy build fakes
-	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace --no-fail-fast -- --test-threads=1 || rc=$$?; \
+	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace $(FEATURES) --no-fail-fast -- --test-threads=1 || rc=$$?; \
 	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 
 # Everything derived from the Rust types: crds/, the chart's copies of crds/ and

@@ -77,6 +77,20 @@ pub async fn fresh_service(client: &Client, name: &str) -> Result<()> {
     .await
 }
 
+/// The explicit act that lets a `Delete` claim drop its data without a final
+/// snapshot: the annotation `paved.dev/confirm-delete` set to the claim's name.
+pub async fn confirm_delete(api: &Api<paved_api::PostgreSQLInstance>, name: &str) -> Result<()> {
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({
+            "metadata": { "annotations": { paved_api::annotations::CONFIRM_DELETE: name } }
+        })),
+    )
+    .await?;
+    Ok(())
+}
+
 /// `kubectl apply --server-side` of one object.
 pub fn apply(cp: &ControlPlane, obj: &Value) -> Result<()> {
     let (ok, out) = cp.kubectl_stdin(

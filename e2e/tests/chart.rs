@@ -21,6 +21,23 @@ fn run(cmd: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// The real apiserver accepts `yaml` (a server-side dry run).
+fn accepted(yaml: &str, what: &str) -> Result<()> {
+    let (ok, out) = control_plane().kubectl_stdin(
+        &[
+            "apply",
+            "--dry-run=server",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        yaml,
+    )?;
+    assert!(ok, "the apiserver refused {what}:\n{out}");
+    Ok(())
+}
+
 fn template(extra: &[&str]) -> Result<Vec<Value>> {
     let yaml = paved_e2e::helm_template_with(extra)?;
     let mut docs = vec![];
@@ -55,18 +72,7 @@ fn the_chart_lints_and_the_apiserver_accepts_what_it_renders() -> Result<()> {
         .iter()
         .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
         .collect();
-    let (ok, out) = cp.kubectl_stdin(
-        &[
-            "apply",
-            "--dry-run=server",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            "-",
-        ],
-        &stream,
-    )?;
-    assert!(ok, "the apiserver refused the chart:\n{out}");
+    accepted(&stream, "the chart")?;
 
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     for want in [
@@ -206,5 +212,45 @@ fn the_chart_lints_and_the_apiserver_accepts_what_it_renders() -> Result<()> {
         .iter()
         .any(|d| d["kind"] == "ValidatingAdmissionPolicy"));
     assert!(without.iter().any(|d| d["kind"] == "ServiceMonitor"));
+    Ok(())
+}
+
+/// The CRDs as a chart of their own, so `helm upgrade` upgrades them (Helm installs a
+/// chart's crds/ once and never again): it lints, renders every CRD crds/ holds, each
+/// kept when the release is uninstalled, and the apiserver accepts them.
+#[test]
+fn the_crds_chart_renders_every_crd_for_helm_to_upgrade() -> Result<()> {
+    let helm = paved_e2e::helm_binary()?;
+    let chart = repo_root().join("charts/paved-crds");
+    let chart = chart.to_str().unwrap();
+    run(
+        &helm,
+        &["lint", "--strict", chart, "--kube-version", "v1.36.2"],
+    )?;
+    let yaml = run(
+        &helm,
+        &["template", "paved-crds", chart, "--kube-version", "v1.36.2"],
+    )?;
+    let mut names = vec![];
+    for d in serde_yaml::Deserializer::from_str(&yaml) {
+        let v: Value = serde::Deserialize::deserialize(d)?;
+        if v.is_null() {
+            continue;
+        }
+        assert_eq!(v["kind"], "CustomResourceDefinition");
+        assert_eq!(
+            v["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+        names.push(v["metadata"]["name"].as_str().unwrap().to_string());
+    }
+    names.sort();
+    let mut want: Vec<String> = paved_api::crds::all()
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect();
+    want.sort();
+    assert_eq!(names, want);
+    accepted(&yaml, "the CRDs chart")?;
     Ok(())
 }

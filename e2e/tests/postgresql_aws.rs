@@ -233,11 +233,12 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
         ("gone", "Delete"),
         ("kept", "Orphan"),
         ("snapped", "Snapshot"),
+        ("pruned", "Delete"),
     ] {
         create(cp, &crossplane_claim(name, internal, policy))?;
     }
     let mut ids = vec![];
-    for name in ["gone", "kept", "snapped"] {
+    for name in ["gone", "kept", "snapped", "pruned"] {
         ids.push(
             ready(&pgs_internal, name)
                 .await?
@@ -247,7 +248,10 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
                 .unwrap(),
         );
     }
-    for name in ["gone", "kept", "snapped", "collides"] {
+    // `gone` is deleted with the explicit act; `pruned`, which also says Delete, is
+    // deleted as a prune or a rename in Git would delete it: without.
+    db::confirm_delete(&pgs_internal, "gone").await?;
+    for name in ["gone", "kept", "snapped", "pruned", "collides"] {
         pgs_internal.delete(name, &DeleteParams::default()).await?;
         gone(&pgs_internal, name).await?;
     }
@@ -262,7 +266,11 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     };
     assert!(
         instance(cp, &ids[0])?.is_none() && snap(&ids[0]).is_none(),
-        "Delete: no instance, no snapshot"
+        "Delete, confirmed: no instance, no snapshot"
+    );
+    assert!(
+        instance(cp, &ids[3])?.is_none() && snap(&ids[3]).is_some(),
+        "Delete, not confirmed: a final snapshot first"
     );
     assert!(
         instance(cp, &ids[1])?.is_some(),

@@ -12,8 +12,8 @@ use paved_api::PostgreSQLInstance;
 use paved_e2e::{
     control_plane,
     db::{
-        claim, clear, composition, crash_at_every_step, create, event_reasons, external_secret,
-        gone, namespace, ready, Fake, T,
+        self, claim, clear, composition, crash_at_every_step, create, event_reasons,
+        external_secret, gone, namespace, ready, Fake, T,
     },
     eventually, Operator,
 };
@@ -205,6 +205,7 @@ async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
     let kept = ready(&pgs_internal, "kept").await?;
     let scratch_name = scratch.status.unwrap().external_name.unwrap();
     let kept_name = kept.status.unwrap().external_name.unwrap();
+    db::confirm_delete(&pgs_internal, "scratch").await?;
     pgs_internal
         .delete("scratch", &DeleteParams::default())
         .await?;

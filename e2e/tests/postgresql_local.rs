@@ -13,7 +13,7 @@ use kube::{
 use paved_api::{conditions, PostgreSQLInstance, ServiceClaim};
 use paved_e2e::{
     control_plane,
-    db::{crash_at_every_step, fresh_service, ready},
+    db::{self, crash_at_every_step, fresh_service, ready},
     eventually, ControlPlane, Operator,
 };
 use serde_json::json;
@@ -376,7 +376,9 @@ async fn local_databases_are_usable_guarded_and_deleted_by_policy() -> Result<()
         "a DatabaseRetained Event names what was kept"
     );
 
-    // Deleting them is the explicit act; each one's policy applies then.
+    // Deleting them is the explicit act; each one's policy applies then (`del` is
+    // confirmed, so its Delete drops the data without a copy).
+    db::confirm_delete(&pgs, "del").await?;
     for name in &kept {
         pgs.delete(name, &DeleteParams::default()).await?;
     }

@@ -376,6 +376,74 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
         ok,
         "alice cannot create a database claim in her namespace: {out}"
     );
+    // ...but the records deletion acts on (whether and where the database was made)
+    // are the operator's: forged, a deletion would aim at something else.
+    let mut forged = db::claim("forged", victim, "postgresql-local", None);
+    forged["metadata"]["annotations"] = json!({
+        "paved.dev/create-pending": "2026-01-01T00:00:00Z",
+        "paved.dev/placement": r#"{"composition":"x","provider":"local","region":"local","externalName":"paved-someone-else","localAdmin":{"namespace":"kube-system","name":"any","key":"dsn"}}"#,
+    });
+    refused(
+        "alice forges a placement record",
+        alice(
+            cp,
+            &["create", "--dry-run=server", "-f", "-"],
+            Some(&forged.to_string()),
+        )?,
+        &["paved.dev/ create and placement records"],
+    );
+    let (ok, out) = alice(
+        cp,
+        &["create", "-f", "-"],
+        Some(&db::claim("mine", victim, "postgresql-local", None).to_string()),
+    )?;
+    assert!(ok, "{out}");
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), victim);
+    eventually("mine recorded", T, || async {
+        Ok(pgs
+            .get("mine")
+            .await?
+            .annotations()
+            .contains_key(paved_api::annotations::CREATE_SUCCEEDED)
+            .then_some(()))
+    })
+    .await?;
+    for change in [
+        "paved.dev/create-succeeded-",
+        "paved.dev/placement={}",
+        "paved.dev/external-location=aws/us-east-1",
+    ] {
+        refused(
+            &format!("alice rewrites the record: {change}"),
+            alice(
+                cp,
+                &[
+                    "annotate",
+                    "--overwrite",
+                    "postgresqlinstance",
+                    "mine",
+                    "-n",
+                    victim,
+                    change,
+                ],
+                None,
+            )?,
+            &["paved.dev/ create and placement records"],
+        );
+    }
+    let (ok, out) = alice(
+        cp,
+        &[
+            "annotate",
+            "postgresqlinstance",
+            "mine",
+            "-n",
+            victim,
+            "team.example.com/note=ours",
+        ],
+        None,
+    )?;
+    assert!(ok, "alice cannot annotate her own claim: {out}");
 
     // From outside: nothing of the victim changed.
     let after = claims.get(victim).await?;

@@ -7,8 +7,11 @@
 //! 2. operator: N ServiceClaims created at once; time until all are Ready, p50/p99
 //!    creation → Ready, apiserver writes per claim (the operator's own metrics);
 //! 3. a periodic resync that changes nothing: its writes (target 0);
-//! 4. restart: start-up to the first reconcile, and to every claim reconciled;
-//! 5. footprint: peak RSS with `--cache-claims` claims in the operator's cache;
+//! 4. restart: start-up to the first reconcile, and to every claim reconciled, and the
+//!    writes of that first pass (target 0: nothing changed while it was away);
+//! 5. footprint: peak RSS with `--cache-claims` claims in the operator's cache, then a
+//!    restart with all of them: time to every claim reconciled and writes (target 0,
+//!    under 30 s);
 //! 6. cloud: `--aws-instances` PostgreSQLInstances on moto, RDS list pages per poll.
 //!
 //! Prints a table and writes target/paved-bench/results.json.
@@ -814,6 +817,28 @@ async fn main() -> Result<()> {
     .await?;
     let rss_cached = peak_rss_mib(op.pid())?;
 
+    // 5b. A restart (a new leader) with every claim cached: nothing changed while it
+    // was away, so it writes nothing.
+    let mut op = op;
+    op.stop();
+    drop(op);
+    eprintln!("bench: restart with {} claims", claims_total + extra);
+    let spawned = Instant::now();
+    let op = Operator::start(cp, "bench-restart-cached", &flags)?;
+    let all_cached = eventually(
+        "every cached claim reconciled after restart",
+        Duration::from_secs(1800),
+        || async {
+            let svc = metric(&op, "paved_reconciles", "serviceclaim").unwrap_or(0.0);
+            let pgi = metric(&op, "paved_reconciles", "postgresqlinstance").unwrap_or(0.0);
+            Ok((svc >= claims_total as f64 && pgi >= extra as f64)
+                .then(|| spawned.elapsed().as_secs_f64()))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restart_cached_writes = metric(&op, "paved_apiserver_writes", "")?;
+
     // 6. Cloud calls per poll with many AWS instances.
     eprintln!("bench: {} PostgreSQLInstances on moto", a.aws_instances);
     let seed = db::moto(cp, "seed.py", &[])?;
@@ -877,7 +902,9 @@ async fn main() -> Result<()> {
                            "apiserverWritesPerClaim": writes_per_claim, "statusWritesPerClaim": status_per_claim },
             "resync": { "reconciles": resync_reconciles, "writes": resync_writes },
             "restart": { "secondsToFirstReconcile": first, "secondsToAllReconciled": all,
-                          "writes": restart_writes },
+                          "writes": restart_writes, "claims": claims_total },
+            "restartCached": { "claims": claims_total + extra, "secondsToAllReconciled": all_cached,
+                                "writes": restart_cached_writes },
             "rssMiB": { "afterClaims": rss_after_claims, "cachedClaims": claims_total + extra,
                          "withCachedClaims": rss_cached, "peak": rss_final },
             "aws": { "instances": a.aws_instances, "pollSeconds": poll, "cycles": cycles,
@@ -1008,7 +1035,23 @@ async fn main() -> Result<()> {
         (
             format!("writes in the first pass after a restart, {claims_total} claims"),
             format!("{restart_writes}"),
-            String::new(),
+            format!("0, {}", check(restart_writes == 0.0)),
+        ),
+        (
+            format!(
+                "restart with {} claims cached: to every claim reconciled (s)",
+                claims_total + extra
+            ),
+            format!("{all_cached:.1}"),
+            format!("< 30, {}", check(all_cached < 30.0)),
+        ),
+        (
+            format!(
+                "restart with {} claims cached: writes in the first pass",
+                claims_total + extra
+            ),
+            format!("{restart_cached_writes}"),
+            format!("0, {}", check(restart_cached_writes == 0.0)),
         ),
         (
             format!("peak RSS with {} claims cached (MiB)", claims_total + extra),
@@ -1078,9 +1121,11 @@ cached, {aws} AWS instances on moto, concurrency {conc}, resync every {resync} s
   (`apiserver_watch_events_total`). results.json breaks both down by verb, resource and kind.
 - **Writes**: `paved_apiserver_writes_total` from the operator's /metrics (apply, status,
   delete). A periodic resync reconciles every claim and must write nothing.
-- **Restart**: a new operator process for the same claims: spawn to the first reconcile and to
-  every claim reconciled. What was applied is kept in memory, so this first pass re-applies
-  each claim once.
+- **Restart**: a new operator process for the same claims (as after a failover): spawn to
+  the first reconcile and to every claim reconciled, and the writes of that first pass.
+  Each ServiceClaim's status records a digest of its last apply; a claim whose objects
+  still match it (checked against the watches' first list) is not written again. Then the
+  same with every cached claim (ServiceClaims and the cached PostgreSQLInstances).
 - **RSS**: the operator's VmHWM after the cached claims (PostgreSQLInstances naming a
   Composition that does not exist) were reconciled.
 - **Cloud calls**: `paved_cloud_list_calls_total{{provider=\"aws\"}}` over three poll intervals

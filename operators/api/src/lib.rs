@@ -27,6 +27,11 @@ pub const VERSION: &str = "v1alpha1";
 /// The field manager Paved's reconcilers use for every server-side apply.
 pub const FIELD_MANAGER: &str = "paved-operator";
 
+/// The field manager of the operator's own record-keeping on claims (finalizers, the
+/// create and placement annotations): kept apart from `FIELD_MANAGER`, whose applies
+/// would otherwise take over, and drop, those fields.
+pub const RECORDS_MANAGER: &str = "paved-operator-records";
+
 /// The dynamic API resource for a kind, from its apiVersion (`group/version`, or
 /// `v1` for core) and plural.
 pub fn api_resource(api_version: &str, kind: &str, plural: &str) -> kube::core::ApiResource {
@@ -57,6 +62,10 @@ pub mod annotations {
     /// Where it was created, in full (JSON: composition, provider, region, external
     /// name, and the subscription, project or server): deletion acts there.
     pub const PLACEMENT: &str = "paved.dev/placement";
+    /// Set to the claim's own name by whoever deletes it, to drop a `Delete` claim's
+    /// data without a final snapshot: the explicit act. Without it (a prune, a move
+    /// between Git directories, a namespace going) a final snapshot is kept.
+    pub const CONFIRM_DELETE: &str = "paved.dev/confirm-delete";
 }
 
 /// Finalizer on claims whose deletion must reach the cloud first.

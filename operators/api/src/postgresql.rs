@@ -67,10 +67,12 @@ pub struct PostgreSQLInstanceSpec {
     /// What happens to the cloud database when this claim is deleted: `Delete`,
     /// `Orphan` (leave it running, unmanaged) or `Snapshot` (take a final encrypted
     /// snapshot, then delete). Default from the Composition, where `Delete` counts as
-    /// `Snapshot`: only a claim that says `Delete` itself loses its data without a
-    /// snapshot, and only when it is deleted on its own — deleted with its namespace or
-    /// ServiceClaim, it keeps a final snapshot. PHI namespaces always keep a snapshot.
-    /// Deletion acts where the database was created, whatever the Composition says now.
+    /// `Snapshot`. A claim that says `Delete` loses its data without a snapshot only
+    /// when it is deleted on its own and carries the annotation
+    /// `paved.dev/confirm-delete: <its name>` (the explicit act); a prune, a rename in
+    /// Git, or its namespace or ServiceClaim going keeps a final snapshot. PHI
+    /// namespaces always keep a snapshot. Deletion acts where the database was created,
+    /// whatever the Composition says now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 

@@ -119,6 +119,10 @@ pub struct TemporalNamespaceStatus {
     /// change never moves a service away from its workflows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_name: Option<String>,
+    /// The Temporal frontend it was registered on: deletion acts there, whatever the
+    /// Composition says later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend_address: Option<String>,
 }
 
 impl TemporalNamespaceStatus {

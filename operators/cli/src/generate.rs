@@ -1,6 +1,6 @@
 //! `paved generate`: every file derived from the Rust types, in one place — crds/, the
-//! chart's copies of crds/ and compositions/, and the README's table of condition
-//! reasons. `--check` writes nothing and names what drifted (CI and a test run it).
+//! chart's copies of crds/ and compositions/, the paved-crds chart's templates, and the
+//! README's table of condition reasons. `--check` writes nothing and names what drifted (CI and a test run it).
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,17 @@ pub fn expected(root: &Path) -> Result<Vec<(PathBuf, String)>> {
         let name = paved_api::crds::file_name(&crd);
         files.push((root.join("crds").join(&name), yaml.clone()));
         files.push((root.join("charts/paved/crds").join(&name), yaml));
+        // The upgradable copy: a template Helm upgrades, kept when the release goes
+        // (deleting a CRD deletes every claim of its kind).
+        let mut kept = crd.clone();
+        kept.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert("helm.sh/resource-policy".into(), "keep".into());
+        files.push((
+            root.join("charts/paved-crds/templates").join(&name),
+            paved_api::crds::to_yaml(&kept),
+        ));
     }
     let comps = root.join("compositions");
     let mut names: Vec<_> = std::fs::read_dir(&comps)

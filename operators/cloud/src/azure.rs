@@ -607,7 +607,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
         }
         let Some(s) = self.get_server(name).await? else {
             self.invalidate().await;
-            return Ok(DeleteProgress::Done(format!("server {name} deleted")));
+            return Ok(DeleteProgress::Done(format!(
+                "server {name} no longer exists"
+            )));
         };
         if AzureProvider::owner_of(&s).as_deref() != Some(d.owner_uid.as_str()) {
             return Ok(DeleteProgress::Skipped(format!(

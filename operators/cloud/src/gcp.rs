@@ -563,9 +563,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
             self.invalidate().await;
             return Ok(DeleteProgress::Done(
                 if d.deletion_policy == DeletionPolicy::Snapshot {
-                    format!("instance {name} deleted; Cloud SQL keeps the final backup Paved asked for {FINAL_BACKUP_TTL_DAYS} days")
+                    format!("instance {name} no longer exists; its deletion asked Cloud SQL for a final backup kept {FINAL_BACKUP_TTL_DAYS} days")
                 } else {
-                    format!("instance {name} deleted")
+                    format!("instance {name} no longer exists")
                 },
             ));
         };

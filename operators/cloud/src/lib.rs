@@ -13,6 +13,9 @@ use paved_api::Reason;
 
 pub mod aws;
 pub mod azure;
+pub mod decide;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod gcp;
 pub mod local;
 pub mod temporal;

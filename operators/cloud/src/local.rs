@@ -151,6 +151,30 @@ async fn database_comment(admin: &Client, name: &str) -> Result<Option<String>, 
     Ok(row.map(|r| r.get(0)))
 }
 
+/// A database's owner, or None when it does not exist.
+async fn database_owner(admin: &Client, name: &str) -> Result<Option<String>, ProviderError> {
+    let row = admin
+        .query_opt(
+            "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(classify)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Ends every other session on a database.
+async fn terminate(admin: &Client, db: &str) -> Result<(), ProviderError> {
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
 /// A role's comment (where Paved marks ownership), or None when it does not exist.
 async fn role_comment(admin: &Client, name: &str) -> Result<Option<String>, ProviderError> {
     let row = admin
@@ -315,25 +339,38 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             )));
         }
         let admin = self.admin().await?;
-        let owned = database_comment(&admin, &d.database_name).await?;
-        match &owned {
+        let role_owned = role_comment(&admin, &d.master_username)
+            .await?
+            .is_some_and(|c| c.contains(&ownership(d)));
+        let comment = database_comment(&admin, &d.database_name).await?;
+        // Ours by its mark, or — the mark is the database owner's to rewrite — owned by
+        // our role, whose own mark only the admin can set.
+        let owned = match &comment {
+            None => None,
+            Some(c) => Some(
+                c.contains(&ownership(d))
+                    || (role_owned
+                        && database_owner(&admin, &d.database_name).await?.as_deref()
+                            == Some(d.master_username.as_str())),
+            ),
+        };
+        match owned {
             // Someone else's database under our name: nothing of ours to delete, and
             // neither their database nor a role of the same name is touched.
-            Some(c) if !c.contains(&ownership(d)) => {
+            Some(false) => {
                 return Ok(DeleteProgress::Skipped(format!(
                     "database {} belongs to someone else; left untouched",
                     d.database_name
                 )))
             }
-            Some(_) => {
+            Some(true) => {
                 let db = ident(&d.database_name);
+                // Nobody reconnects while it is copied and dropped.
                 admin
-                    .execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                        &[&d.database_name],
-                    )
+                    .batch_execute(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
                     .await
                     .map_err(classify)?;
+                terminate(&admin, &d.database_name).await?;
                 if d.deletion_policy == DeletionPolicy::Snapshot {
                     let snap = snapshot_name(d);
                     let snap_exists = admin
@@ -342,38 +379,35 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                         .map_err(classify)?
                         .is_some();
                     if !snap_exists {
+                        // Closed from its first moment: nobody connects before it is
+                        // the admin's alone.
                         admin
                             .batch_execute(&format!(
-                                "CREATE DATABASE {} TEMPLATE {db}",
+                                "CREATE DATABASE {} TEMPLATE {db} ALLOW_CONNECTIONS false",
                                 ident(&snap)
-                            ))
-                            .await
-                            .map_err(classify)?;
-                        // The copy is the platform's, not the service's: only the
-                        // admin may connect to it.
-                        admin
-                            .batch_execute(&format!(
-                                "REVOKE ALL ON DATABASE {} FROM PUBLIC",
-                                ident(&snap)
-                            ))
-                            .await
-                            .map_err(classify)?;
-                        admin
-                            .batch_execute(&format!(
-                                "COMMENT ON DATABASE {} IS {}",
-                                ident(&snap),
-                                literal(&format!(
-                                    "final snapshot of {}; {}",
-                                    d.database_name,
-                                    ownership(d)
-                                ))
                             ))
                             .await
                             .map_err(classify)?;
                     }
-                    // Every run, so a crash after the copy is finished here: what the
-                    // role made inside the copy passes to the admin, or the role could
-                    // never be dropped and the deletion would never end.
+                    // Every pass, so a crash at any point is finished here: the copy
+                    // is the platform's (PUBLIC may not connect, the service's role
+                    // holds no grant on it), and what the role made inside it passes
+                    // to the admin, or the role could never be dropped and the
+                    // deletion would never end.
+                    admin
+                        .batch_execute(&format!(
+                            "REVOKE ALL ON DATABASE {s} FROM PUBLIC; COMMENT ON DATABASE {s} IS {c}; \
+                             ALTER DATABASE {s} ALLOW_CONNECTIONS true",
+                            s = ident(&snap),
+                            c = literal(&format!(
+                                "final snapshot of {}; {}",
+                                d.database_name,
+                                ownership(d)
+                            ))
+                        ))
+                        .await
+                        .map_err(classify)?;
+                    terminate(&admin, &snap).await?;
                     self.disown_in(&snap, &d.master_username).await?;
                 }
                 admin
@@ -384,9 +418,6 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             None => {}
         }
         // The role goes only if it carries our ownership comment.
-        let role_owned = role_comment(&admin, &d.master_username)
-            .await?
-            .is_some_and(|c| c.contains(&ownership(d)));
         if role_owned {
             admin
                 .batch_execute(&format!(
@@ -397,7 +428,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                 .map_err(classify)?;
         }
         Ok(DeleteProgress::Done(match (owned, d.deletion_policy) {
-            (None, _) => format!("database {} no longer exists", d.database_name),
+            (None | Some(false), _) => format!("database {} no longer exists", d.database_name),
             (Some(_), DeletionPolicy::Snapshot) => format!(
                 "database {} dropped; its final copy {} is kept, connectable only by the server's admin",
                 d.database_name,

@@ -960,12 +960,19 @@ pub fn deletion_cause(
 }
 
 /// Pure: the policy a deletion runs. A `Delete` drops data only when the claim was
-/// deleted on its own; in a cascade (a ServiceClaim pruned or moved between Git
-/// directories, a namespace removed) a final snapshot is taken first.
-pub fn deletion_policy(policy: DeletionPolicy, cause: DeletionCause) -> DeletionPolicy {
-    match (policy, cause) {
-        (DeletionPolicy::Delete, DeletionCause::Cascade) => DeletionPolicy::Snapshot,
-        (p, _) => p,
+/// deleted on its own *and* carries the explicit confirmation (`confirmed`: the
+/// annotation `paved.dev/confirm-delete` set to its name); otherwise — a prune, a move
+/// between Git directories, a namespace or ServiceClaim going — a final snapshot is
+/// taken first.
+pub fn deletion_policy(
+    policy: DeletionPolicy,
+    cause: DeletionCause,
+    confirmed: bool,
+) -> DeletionPolicy {
+    match (policy, cause, confirmed) {
+        (DeletionPolicy::Delete, DeletionCause::Direct, true) => DeletionPolicy::Delete,
+        (DeletionPolicy::Delete, _, _) => DeletionPolicy::Snapshot,
+        (p, _, _) => p,
     }
 }
 
@@ -1229,10 +1236,12 @@ mod tests {
     fn a_cascade_never_drops_data() {
         use DeletionCause::*;
         use DeletionPolicy::*;
-        assert_eq!(deletion_policy(Delete, Direct), Delete);
-        assert_eq!(deletion_policy(Delete, Cascade), Snapshot);
-        assert_eq!(deletion_policy(Snapshot, Cascade), Snapshot);
-        assert_eq!(deletion_policy(Orphan, Cascade), Orphan);
+        assert_eq!(deletion_policy(Delete, Direct, true), Delete);
+        // Not confirmed (a prune, a rename in Git): a snapshot first.
+        assert_eq!(deletion_policy(Delete, Direct, false), Snapshot);
+        assert_eq!(deletion_policy(Delete, Cascade, true), Snapshot);
+        assert_eq!(deletion_policy(Snapshot, Cascade, true), Snapshot);
+        assert_eq!(deletion_policy(Orphan, Cascade, false), Orphan);
     }
 
     #[test]

@@ -50,9 +50,13 @@ impl Written {
         meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
         deleted: bool,
     ) -> Self {
+        // The operator's own record-keeping (finalizers, annotations on claims) is
+        // not another hand.
         let foreign_fields = meta.managed_fields.iter().flatten().any(|f| {
-            f.manager.as_deref() != Some(paved_api::FIELD_MANAGER)
-                && f.subresource.as_deref().unwrap_or("").is_empty()
+            !matches!(
+                f.manager.as_deref(),
+                Some(paved_api::FIELD_MANAGER) | Some(paved_api::RECORDS_MANAGER)
+            ) && f.subresource.as_deref().unwrap_or("").is_empty()
         });
         // Paved's entries (its apply, and a create's until the next apply adopts it):
         // any change to them, or a new one, is a change to Paved's fields.

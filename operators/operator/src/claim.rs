@@ -99,7 +99,10 @@ where
     match api
         .patch(
             &obj.name_any(),
-            &PatchParams::default(),
+            &PatchParams {
+                field_manager: Some(paved_api::RECORDS_MANAGER.into()),
+                ..Default::default()
+            },
             &Patch::Merge(patch),
         )
         .await
@@ -132,66 +135,116 @@ pub async fn remove_finalizer<K: Claim>(api: &Api<K>, obj: &K) -> Result<(), Err
     set_finalizers(api, obj, finalizers).await
 }
 
-/// Writes the conditions (and the rest of `status`) only when something changed, and
-/// records transitions as Events: a warning when Synced turns false, a normal one
-/// when Ready turns true.
+/// An Event a status change deserves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Pure: the status to write (`None` when it is byte for byte the one stored: no
+/// write) and the Events of the change. One rule for every kind: a Warning when
+/// Synced turns False or changes reason while False; a Normal `Ready` when Ready turns
+/// True; a Normal event with the reason when Ready turns False while Synced is True
+/// (a database that went away). Nothing for a reconcile that changed nothing.
+pub fn compute_status<S: ClaimStatus + Clone + PartialEq>(
+    old: Option<&S>,
+    mut status: S,
+    ready: Condition,
+    synced: Condition,
+    generation: Option<i64>,
+) -> (Option<S>, Vec<Note>) {
+    let before = |t: &str| old.and_then(|s| conditions::find(s.conditions(), t).cloned());
+    let (old_ready, old_synced) = (before(conditions::READY), before(conditions::SYNCED));
+    conditions::upsert(status.conditions_mut(), ready.clone());
+    conditions::upsert(status.conditions_mut(), synced.clone());
+    status.set_observed_generation(generation);
+    if old == Some(&status) {
+        return (None, vec![]);
+    }
+    let changed = |old: &Option<Condition>, new: &Condition| {
+        old.as_ref().map(|o| (&o.status, &o.reason)) != Some((&new.status, &new.reason))
+    };
+    let mut notes = vec![];
+    if !synced.is_true() && changed(&old_synced, &synced) {
+        notes.push(Note {
+            warning: true,
+            reason: synced.reason.clone(),
+            message: synced.message.clone(),
+        });
+    }
+    if changed(&old_ready, &ready) {
+        if ready.is_true() {
+            notes.push(Note {
+                warning: false,
+                reason: "Ready".into(),
+                message: ready.message.clone(),
+            });
+        } else if synced.is_true() && old_ready.as_ref().is_some_and(|o| o.is_true()) {
+            notes.push(Note {
+                warning: false,
+                reason: ready.reason.clone(),
+                message: ready.message.clone(),
+            });
+        }
+    }
+    (Some(status), notes)
+}
+
+/// Writes what `compute_status` decided and records its Events: the one publisher
+/// of every claim kind's status.
+pub async fn publish_status<K, S>(
+    obj: &K,
+    ctx: &Context,
+    api: &Api<K>,
+    controller: &str,
+    computed: (Option<S>, Vec<Note>),
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Serialize,
+{
+    let (Some(status), notes) = computed else {
+        return Ok(());
+    };
+    apply_status(
+        api,
+        &obj.name_any(),
+        &K::api_version(&()),
+        &K::kind(&()),
+        serde_json::to_value(&status)?,
+    )
+    .await?;
+    ctx.metrics.write(controller, "status");
+    for n in notes {
+        let kind = if n.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        ctx.event(obj, kind, &n.reason, "Reconcile", n.message)
+            .await;
+    }
+    Ok(())
+}
+
+/// A verdict published (see `compute_status`).
 pub async fn publish<K: Claim>(
     obj: &K,
     ctx: &Context,
     api: &Api<K>,
     controller: &str,
-    mut status: K::Status,
+    status: K::Status,
     verdict: &Verdict,
 ) -> Result<(), Error> {
     let gen = obj.meta().generation;
     let t = now();
-    let old = obj.status();
-    let old_ready = old.and_then(|s| conditions::find(s.conditions(), conditions::READY).cloned());
-    let old_synced =
-        old.and_then(|s| conditions::find(s.conditions(), conditions::SYNCED).cloned());
     let (r, s) = (&verdict.ready, &verdict.synced);
-    let ready = Condition::new(conditions::READY, r.0, r.1.as_str(), r.2.clone(), gen, &t);
-    let synced = Condition::new(conditions::SYNCED, s.0, s.1.as_str(), s.2.clone(), gen, &t);
-    conditions::upsert(status.conditions_mut(), ready.clone());
-    conditions::upsert(status.conditions_mut(), synced.clone());
-    status.set_observed_generation(gen);
-    if old == Some(&status) {
-        return Ok(());
-    }
-    let kind = K::kind(&()).to_string();
-    apply_status(
-        api,
-        &obj.name_any(),
-        &K::api_version(&()),
-        &kind,
-        serde_json::to_value(&status)?,
-    )
-    .await?;
-    ctx.metrics.write(controller, "status");
-    let changed = |old: &Option<Condition>, new: &Condition| {
-        old.as_ref().map(|o| (&o.status, &o.reason)) != Some((&new.status, &new.reason))
-    };
-    if !synced.is_true() && changed(&old_synced, &synced) {
-        ctx.event(
-            obj,
-            EventType::Warning,
-            &synced.reason,
-            "Reconcile",
-            synced.message.clone(),
-        )
-        .await;
-    }
-    if ready.is_true() && changed(&old_ready, &ready) {
-        ctx.event(
-            obj,
-            EventType::Normal,
-            "Ready",
-            "Reconcile",
-            ready.message.clone(),
-        )
-        .await;
-    }
-    Ok(())
+    let ready = Condition::new(conditions::READY, r.0, r.1, r.2.clone(), gen, &t);
+    let synced = Condition::new(conditions::SYNCED, s.0, s.1, s.2.clone(), gen, &t);
+    let computed = compute_status(Claim::status(obj), status, ready, synced, gen);
+    publish_status(obj, ctx, api, controller, computed).await
 }
 
 /// Emits the DriftCorrected Event and returns the verdict for a reconcile that just
@@ -286,4 +339,73 @@ pub async fn finalizer_gate<K: Claim>(
         return Ok(Some(kube::runtime::controller::Action::await_change()));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paved_api::PostgreSQLInstanceStatus;
+
+    fn cond(t: &str, s: Status, reason: Reason) -> Condition {
+        Condition::new(
+            t,
+            s,
+            reason,
+            format!("{reason}"),
+            Some(1),
+            "2026-12-06T00:00:00Z",
+        )
+    }
+
+    fn run(
+        old: Option<&PostgreSQLInstanceStatus>,
+        ready: (Status, Reason),
+        synced: (Status, Reason),
+    ) -> (Option<PostgreSQLInstanceStatus>, Vec<Note>) {
+        compute_status(
+            old,
+            old.cloned().unwrap_or_default(),
+            cond(conditions::READY, ready.0, ready.1),
+            cond(conditions::SYNCED, synced.0, synced.1),
+            Some(1),
+        )
+    }
+
+    #[test]
+    fn one_event_per_transition_and_none_for_a_reconcile_that_changed_nothing() {
+        use Reason::*;
+        use Status::*;
+        let reasons = |n: &[Note]| {
+            n.iter()
+                .map(|n| (n.warning, n.reason.clone()))
+                .collect::<Vec<_>>()
+        };
+        // Creating: no event; the first status is written.
+        let (s1, n) = run(None, (False, Creating), (True, ReconcileSuccess));
+        assert!(n.is_empty());
+        let s1 = s1.unwrap();
+        // The same again: no write, no event.
+        assert_eq!(
+            run(Some(&s1), (False, Creating), (True, ReconcileSuccess)),
+            (None, vec![])
+        );
+        // Ready: one Normal event.
+        let (s2, n) = run(Some(&s1), (True, Available), (True, ReconcileSuccess));
+        assert_eq!(reasons(&n), [(false, "Ready".to_string())]);
+        let s2 = s2.unwrap();
+        // A provider refusal: one Warning with the provider's reason, not repeated.
+        let (s3, n) = run(Some(&s2), (False, SecretConflict), (False, SecretConflict));
+        assert_eq!(reasons(&n), [(true, "SecretConflict".to_string())]);
+        let s3 = s3.unwrap();
+        assert_eq!(
+            run(Some(&s3), (False, SecretConflict), (False, SecretConflict)).1,
+            vec![]
+        );
+        // Another reason while still failing: one more Warning.
+        let (_, n) = run(Some(&s3), (False, Throttled), (False, Throttled));
+        assert_eq!(reasons(&n), [(true, "Throttled".to_string())]);
+        // Ready lost while synced (the database went away): one Normal with the reason.
+        let (_, n) = run(Some(&s2), (False, Creating), (True, ReconcileSuccess));
+        assert_eq!(reasons(&n), [(false, "Creating".to_string())]);
+    }
 }

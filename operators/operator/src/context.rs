@@ -62,23 +62,8 @@ pub struct Context {
     pub namespaces: Store<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>,
     /// How often a Ready claim is re-checked for drift nobody told us about.
     pub resync: Duration,
-    /// AWS clients per region, each with its shared instance list.
-    pub aws_regions:
-        tokio::sync::Mutex<std::collections::HashMap<String, Arc<paved_cloud::aws::AwsProvider>>>,
-    /// Azure clients per subscription and resource group.
-    pub azure_groups: tokio::sync::Mutex<
-        std::collections::HashMap<String, Arc<paved_cloud::azure::AzureProvider>>,
-    >,
-    /// GCP clients per project.
-    pub gcp_projects:
-        tokio::sync::Mutex<std::collections::HashMap<String, Arc<paved_cloud::gcp::GcpProvider>>>,
-    /// Where the Azure and Google clients send their requests.
-    pub azure_endpoints: paved_cloud::azure::AzureEndpoints,
-    pub gcp_endpoints: paved_cloud::gcp::GcpEndpoints,
-    /// How long one region's instance list serves every claim.
-    pub cloud_list_ttl: Duration,
-    /// Temporal frontend connections.
-    pub connections: crate::temporal::Connections,
+    /// The cloud and Temporal clients, made on first use and shared.
+    pub providers: crate::registry::Providers,
     /// What was last applied per ServiceClaim, to skip writes that change nothing.
     pub applied: crate::applied::Applied,
     /// Every claim's objects are applied again at least this often, whatever the
@@ -97,69 +82,6 @@ pub struct Context {
 }
 
 impl Context {
-    /// The AWS provider for a region, created on first use.
-    pub async fn aws(&self, region: &str) -> Arc<paved_cloud::aws::AwsProvider> {
-        let mut regions = self.aws_regions.lock().await;
-        if let Some(p) = regions.get(region) {
-            return p.clone();
-        }
-        let p = Arc::new(
-            paved_cloud::aws::AwsProvider::new(
-                region,
-                self.cloud_list_ttl,
-                self.metrics.list_counter("aws"),
-            )
-            .await,
-        );
-        regions.insert(region.to_string(), p.clone());
-        p
-    }
-
-    /// The Azure provider for a placement, created on first use.
-    pub async fn azure(
-        &self,
-        placement: &paved_api::AzurePlacement,
-    ) -> Result<Arc<paved_cloud::azure::AzureProvider>, paved_cloud::ProviderError> {
-        let key = format!(
-            "{}/{}/{}",
-            placement.subscription_id, placement.resource_group, placement.key_vault_url
-        );
-        let mut groups = self.azure_groups.lock().await;
-        if let Some(p) = groups.get(&key) {
-            return Ok(p.clone());
-        }
-        let p = Arc::new(paved_cloud::azure::AzureProvider::new(
-            placement.clone(),
-            self.azure_endpoints.clone(),
-            self.cloud_list_ttl,
-            self.metrics.list_counter("azure"),
-        )?);
-        groups.insert(key, p.clone());
-        Ok(p)
-    }
-
-    /// The GCP provider for a project, created on first use.
-    pub async fn gcp(
-        &self,
-        placement: &paved_api::GcpPlacement,
-    ) -> Result<Arc<paved_cloud::gcp::GcpProvider>, paved_cloud::ProviderError> {
-        let mut projects = self.gcp_projects.lock().await;
-        if let Some(p) = projects.get(&placement.project) {
-            return Ok(p.clone());
-        }
-        let p = Arc::new(
-            paved_cloud::gcp::GcpProvider::new(
-                placement,
-                &self.gcp_endpoints,
-                self.cloud_list_ttl,
-                self.metrics.list_counter("gcp"),
-            )
-            .await?,
-        );
-        projects.insert(placement.project.clone(), p.clone());
-        Ok(p)
-    }
-
     /// What the namespace cache keeps of a namespace: only what is read from it (the
     /// facts' and the takeover check's `paved.dev/` labels, the owners, a deletion), as
     /// most of a busy cluster's namespaces are not Paved's and each is held in memory.

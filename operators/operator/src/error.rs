@@ -11,6 +11,10 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Stopped(&'static str),
+    /// The create guard could not be written to the claim (retried; nothing was
+    /// created past it).
+    #[error("{0}")]
+    Record(String),
 }
 
 /// How a failed reconcile is retried.

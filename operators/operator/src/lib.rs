@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod ownership;
 pub mod postgresql;
+pub mod registry;
 pub mod run;
 pub mod service;
 pub mod team;

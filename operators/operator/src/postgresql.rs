@@ -15,12 +15,16 @@ use paved_api::{
     Reason, FIELD_MANAGER,
 };
 use paved_cloud::{
-    aws::AwsProvider, azure::AzureProvider, gcp::GcpProvider, local::LocalProvider, DeleteProgress,
-    ExternalClient, Observation, Sensitive,
+    aws::AwsProvider,
+    azure::AzureProvider,
+    decide::{drive, Driven, Guard, GuardRecorder, RecordError},
+    gcp::GcpProvider,
+    local::LocalProvider,
+    DeleteProgress, ExternalClient, Sensitive,
 };
 use paved_compose::postgresql::{
-    delivery_objects, describe_placement, pick_composition, plan, render_postgresql, ClaimRef,
-    DesiredDatabase, ObservedDatabase, Placement, Plan, PostgresInput,
+    delivery_objects, describe_placement, pick_composition, render_postgresql, ClaimRef,
+    DesiredDatabase, ObservedDatabase, Placement, PostgresInput,
 };
 use serde_json::json;
 
@@ -203,7 +207,7 @@ async fn provider(
     let slow = jitter(Duration::from_secs(300));
     match d.provider {
         Cloud::Local => {}
-        Cloud::Aws => return Ok(Ok(Provider::Aws(ctx.aws(&d.region).await))),
+        Cloud::Aws => return Ok(Ok(Provider::Aws(ctx.providers.aws(&d.region).await))),
         Cloud::Azure => {
             let Some(placement) = &d.azure else {
                 return Ok(Err(Verdict::problem(
@@ -214,6 +218,7 @@ async fn provider(
                 )));
             };
             return Ok(ctx
+                .providers
                 .azure(placement)
                 .await
                 .map(Provider::Azure)
@@ -228,6 +233,7 @@ async fn provider(
                 )));
             };
             return Ok(ctx
+                .providers
                 .gcp(placement)
                 .await
                 .map(Provider::Gcp)
@@ -406,7 +412,10 @@ async fn annotate(
         .collect();
     api.patch(
         &claim.name_any(),
-        &PatchParams::default(),
+        &PatchParams {
+            field_manager: Some(paved_api::RECORDS_MANAGER.into()),
+            ..Default::default()
+        },
         &Patch::Merge(json!({ "metadata": { "annotations": ann } })),
     )
     .await?;
@@ -436,6 +445,38 @@ async fn converge(
             jitter(Duration::from_secs(300)),
         ));
     }
+    // A claim created before placements were recorded gets one now, but only while it
+    // resolves to the Composition it was last reconciled with (which the operator
+    // recorded in status): a claim pointed elsewhere since could aim its record, and
+    // with it its deletion, at another server.
+    let ann = claim.annotations();
+    if ann.contains_key(annotations::CREATE_PENDING) && !ann.contains_key(annotations::PLACEMENT) {
+        let was = claim
+            .status
+            .as_ref()
+            .and_then(|s| s.composition.as_ref())
+            .map(|c| c.name.clone());
+        if was.as_deref() != Some(composition.as_str()) {
+            return Ok(Verdict::problem(
+                Reason::LocationChanged,
+                format!(
+                    "the database was made with Composition {} and the claim now resolves to {composition}; \
+                     Paved will not record or act on a new place. Pin spec.compositionRef to {0}",
+                    was.as_deref().unwrap_or("(unknown)")
+                ),
+                jitter(Duration::from_secs(300)),
+            ));
+        }
+        annotate(
+            ctx,
+            claim,
+            &[(
+                annotations::PLACEMENT,
+                Some(serde_json::to_string(&placement)?),
+            )],
+        )
+        .await?;
+    }
     let provider = match provider(ctx, claim, d).await? {
         Ok(p) => p,
         Err(v) => return Ok(v),
@@ -445,149 +486,55 @@ async fn converge(
     if let Some(v) = secret_conflict(ctx, claim, d).await? {
         return Ok(v);
     }
-    let observed = match provider.client().observe(d).await {
-        Ok(o) => o,
-        Err(e) => return Ok(provider_verdict(&e)),
+    // The Secret first for a local database not yet made: a crash after the create
+    // then still has the password (read or generated once per reconcile, so the
+    // Secret and the role never get two different ones).
+    let ann = claim.annotations();
+    let guard = Guard {
+        pending: ann.contains_key(annotations::CREATE_PENDING),
+        succeeded: ann.contains_key(annotations::CREATE_SUCCEEDED),
     };
-    let observed = match observed {
-        Observation::OwnedByOther { owner } => {
-            return Ok(Verdict::problem(
-                Reason::OwnedByOther,
-                format!(
-                    "a database named {} exists but belongs to {owner}; Paved will not adopt it",
-                    d.external_name
-                ),
-                jitter(Duration::from_secs(300)),
-            ))
-        }
-        Observation::Absent => None,
-        Observation::Present(o) => {
-            // Ours by its ownership mark but never recorded (a crash between the
-            // create and the annotation): adopt it, and record it so deletion knows.
-            if !claim
-                .annotations()
-                .contains_key(annotations::CREATE_SUCCEEDED)
-            {
-                annotate(
-                    ctx,
-                    claim,
-                    &[
-                        (annotations::CREATE_PENDING, Some(now())),
-                        (annotations::CREATE_SUCCEEDED, Some(now())),
-                        (annotations::EXTERNAL_NAME, Some(d.external_name.clone())),
-                        (annotations::EXTERNAL_LOCATION, Some(placement.location())),
-                        (
-                            annotations::PLACEMENT,
-                            Some(serde_json::to_string(&placement)?),
-                        ),
-                    ],
-                )
-                .await?;
-                ctx.event(
-                    claim,
-                    EventType::Normal,
-                    "Adopted",
-                    "Observe",
-                    format!(
-                        "found {} (ours by its ownership mark) and adopted it",
-                        d.external_name
-                    ),
-                )
-                .await;
-            }
-            Some(o)
-        }
+    if let (Provider::Local(local), false) = (&provider, guard.succeeded) {
+        write_connection_secret(ctx, claim, d, local).await?;
+    }
+    let recorder = ClaimGuard {
+        ctx,
+        claim,
+        placement: &placement,
     };
-    // A new size or high availability waits for the maintenance window (unless the
-    // Composition says at once); the rest is corrected now.
-    let mut planned = plan(d, observed.as_ref());
-    let mut pending = None;
-    let held;
-    let d = match &planned {
-        Plan::Update(drift) => {
-            let running = claim.status.clone().unwrap_or_default();
-            let now = paved_compose::postgresql::minute_of_week_at(unix_now());
-            let h = paved_compose::postgresql::hold(drift.clone(), d, &running, now);
-            if h.later.is_empty() {
-                d
-            } else {
-                pending = Some(format!(
-                    "waiting for the maintenance window {} (UTC) to change {}",
-                    d.maintenance_window,
-                    paved_compose::describe_drift(&h.later)
-                ));
-                held = paved_compose::postgresql::without(d.clone(), &h.later);
-                fill_status(status, &held);
-                planned = plan(&held, observed.as_ref());
-                &held
-            }
+    let running = claim.status.clone().unwrap_or_default();
+    let now = paved_compose::postgresql::minute_of_week_at(unix_now());
+    let crash = |point: &str| crate::crash_point(point, &crash_ref(claim));
+    let (driven, adopted) = drive(
+        provider.client(),
+        &recorder,
+        guard,
+        d,
+        &running,
+        now,
+        &crash,
+    )
+    .await
+    .map_err(|e| Error::Record(e.to_string()))?;
+    if adopted {
+        ctx.event(
+            claim,
+            EventType::Normal,
+            "Adopted",
+            "Observe",
+            format!(
+                "found {} (ours by its ownership mark) and adopted it",
+                d.external_name
+            ),
+        )
+        .await;
+    }
+    let (o, held) = match driven {
+        Driven::Refused(r, m) => {
+            return Ok(Verdict::problem(r, m, jitter(Duration::from_secs(300))))
         }
-        _ => d,
-    };
-    match planned {
-        Plan::Create
-            if claim
-                .annotations()
-                .contains_key(annotations::CREATE_SUCCEEDED) =>
-        {
-            // Created once already: never create a second one. Deleted outside Paved,
-            // or looked for in the wrong place; a human decides.
-            Ok(Verdict::problem(Reason::ExternalResourceMissing,
-                format!(
-                    "{} was created (annotation {}) but {} finds no such database; Paved will not create another. \
-                     Remove the annotation to create it anew",
-                    d.external_name,
-                    annotations::CREATE_SUCCEEDED,
-                    placement.location()
-                ),
-                jitter(Duration::from_secs(300)),
-            ))
-        }
-        Plan::Create => {
-            if let Provider::Local(local) = &provider {
-                // The Secret first: a crash after the create then still has the password.
-                // The provider's password, read (or generated) once per reconcile, so the
-                // Secret and the role can never get two different ones.
-                write_connection_secret(ctx, claim, d, local).await?;
-            }
-            annotate(
-                ctx,
-                claim,
-                &[
-                    (annotations::CREATE_PENDING, Some(now())),
-                    (annotations::EXTERNAL_NAME, Some(d.external_name.clone())),
-                    (annotations::EXTERNAL_LOCATION, Some(placement.location())),
-                    (
-                        annotations::PLACEMENT,
-                        Some(serde_json::to_string(&placement)?),
-                    ),
-                ],
-            )
-            .await?;
-            crate::crash_point("before-create", &crash_ref(claim));
-            let created = provider.client().create(d).await;
-            crate::crash_point("after-create", &crash_ref(claim));
-            if let Err(e) = created {
-                annotate(ctx, claim, &[(annotations::CREATE_FAILED, Some(now()))]).await?;
-                ctx.event(
-                    claim,
-                    EventType::Warning,
-                    "CreateFailed",
-                    "Create",
-                    e.to_string(),
-                )
-                .await;
-                return Ok(provider_verdict(&e));
-            }
-            annotate(
-                ctx,
-                claim,
-                &[
-                    (annotations::CREATE_SUCCEEDED, Some(now())),
-                    (annotations::CREATE_FAILED, None),
-                ],
-            )
-            .await?;
+        Driven::Failed(e) => return Ok(provider_verdict(&e)),
+        Driven::Created => {
             ctx.event(
                 claim,
                 EventType::Normal,
@@ -596,46 +543,41 @@ async fn converge(
                 format!("created {} {} on {}", d.provider, d.external_name, d.region),
             )
             .await;
-            Ok(Verdict::waiting(
+            return Ok(Verdict::waiting(
                 Reason::Creating,
                 format!("{} is being created", d.external_name),
                 Duration::from_secs(1),
+            ));
+        }
+        Driven::Waiting(m) => {
+            return Ok(Verdict::waiting(
+                Reason::Creating,
+                m,
+                jitter(progress_poll(d)),
             ))
         }
-        Plan::Wait(m) => Ok(Verdict::waiting(
-            Reason::Creating,
-            m,
-            jitter(progress_poll(d)),
-        )),
-        Plan::Terminal { reason, message } => {
-            ctx.event(
-                claim,
-                EventType::Warning,
-                reason.as_str(),
-                "Observe",
-                message.clone(),
-            )
-            .await;
-            Ok(Verdict::problem(
-                reason,
-                message,
-                jitter(Duration::from_secs(300)),
-            ))
+        Driven::Updated(drift) => {
+            return Ok(drift_corrected(ctx, claim, &drift, Duration::from_secs(2)).await)
         }
-        Plan::Update(drift) => {
-            if let Err(e) = provider
-                .client()
-                .update(d, observed.as_ref().expect("update implies present"))
-                .await
-            {
-                return Ok(provider_verdict(&e));
-            }
-            Ok(drift_corrected(ctx, claim, &drift, Duration::from_secs(2)).await)
-        }
-        Plan::UpToDate => {
-            let o = observed.expect("up to date implies present");
+        Driven::Ready { observed, held } => (observed, held),
+    };
+    // A new size or high availability waits for the maintenance window: the status
+    // shows what runs, the message what waits.
+    let pending = (!held.is_empty()).then(|| {
+        format!(
+            "waiting for the maintenance window {} (UTC) to change {}",
+            d.maintenance_window,
+            paved_compose::describe_drift(&held)
+        )
+    });
+    let effective = paved_compose::postgresql::without(d.clone(), &held);
+    let d = &effective;
+    {
+        {
             status.endpoint = o.endpoint.clone();
             status.port = o.port;
+            status.instance_class = o.instance_class.clone().or(Some(d.instance_class.clone()));
+            status.multi_az = o.multi_az.or(Some(d.multi_az));
             status.engine_version = o.engine_version.clone().or(Some(d.engine_version.clone()));
             let ready_message = match &provider {
                 Provider::Local(local) => {
@@ -745,6 +687,65 @@ async fn converge(
     }
 }
 
+/// The create guard, kept in the claim's annotations: `pending` (with where the
+/// database goes) before the create, `succeeded` after it, `failed` when it failed.
+struct ClaimGuard<'a> {
+    ctx: &'a Context,
+    claim: &'a PostgreSQLInstance,
+    placement: &'a Placement,
+}
+
+impl ClaimGuard<'_> {
+    async fn write(&self, values: &[(&str, Option<String>)]) -> Result<(), RecordError> {
+        annotate(self.ctx, self.claim, values)
+            .await
+            .map_err(|e| RecordError(e.to_string()))
+    }
+
+    fn place(&self) -> Result<Vec<(&'static str, Option<String>)>, RecordError> {
+        let json = serde_json::to_string(self.placement).map_err(|e| RecordError(e.to_string()))?;
+        Ok(vec![
+            (
+                annotations::EXTERNAL_NAME,
+                Some(self.placement.external_name.clone()),
+            ),
+            (
+                annotations::EXTERNAL_LOCATION,
+                Some(self.placement.location()),
+            ),
+            (annotations::PLACEMENT, Some(json)),
+        ])
+    }
+}
+
+#[async_trait::async_trait]
+impl GuardRecorder for ClaimGuard<'_> {
+    async fn pending(&self) -> Result<(), RecordError> {
+        let mut v = self.place()?;
+        v.push((annotations::CREATE_PENDING, Some(now())));
+        self.write(&v).await
+    }
+
+    async fn succeeded(&self) -> Result<(), RecordError> {
+        let mut v = self.place()?;
+        if !self
+            .claim
+            .annotations()
+            .contains_key(annotations::CREATE_PENDING)
+        {
+            v.push((annotations::CREATE_PENDING, Some(now())));
+        }
+        v.push((annotations::CREATE_SUCCEEDED, Some(now())));
+        v.push((annotations::CREATE_FAILED, None));
+        self.write(&v).await
+    }
+
+    async fn failed(&self) -> Result<(), RecordError> {
+        self.write(&[(annotations::CREATE_FAILED, Some(now()))])
+            .await
+    }
+}
+
 /// How often to look at a create, change or deletion in progress: the Composition's
 /// poll interval, at most 10 s.
 fn progress_poll(d: &DesiredDatabase) -> Duration {
@@ -772,13 +773,14 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// What the claim says about where and what the database is. The instance class and
+/// high availability are not among them: they are what the database was seen running
+/// as (set when Ready), because the maintenance window judges a new size against them.
 fn fill_status(status: &mut PostgreSQLInstanceStatus, d: &DesiredDatabase) {
-    status.multi_az = Some(d.multi_az);
     status.provider = Some(d.provider.to_string());
     status.region = Some(d.region.clone());
     status.external_name = Some(d.external_name.clone());
     status.encryption_key_id = d.kms_key_id.clone();
-    status.instance_class = Some(d.instance_class.clone());
     status.storage_gb = Some(d.storage_gb);
     status.estimated_monthly_cost = d.estimated_monthly_cost.clone();
 }
@@ -801,6 +803,23 @@ async fn delete(
             "Deleted",
             "Delete",
             "no cloud resource was ever created for this claim".into(),
+        )
+        .await;
+        return release(api, claim).await;
+    }
+    // Orphan, said by the claim itself: nothing to do in the cloud, so nothing can
+    // block it (the way out of a blocked deletion).
+    if claim.spec.deletion_policy == Some(paved_api::DeletionPolicy::Orphan) {
+        let name = ann
+            .get(annotations::EXTERNAL_NAME)
+            .cloned()
+            .unwrap_or_default();
+        ctx.event(
+            claim,
+            EventType::Normal,
+            "Orphaned",
+            "Delete",
+            format!("database {name} left in place (Orphan)"),
         )
         .await;
         return release(api, claim).await;
@@ -865,12 +884,25 @@ async fn deletion_target(
         .and_then(|v| serde_json::from_str::<Placement>(v).ok());
     let placement = match recorded {
         Some(p) => p,
-        // Claims created before the placement was recorded: the Composition they
-        // resolve to now must still say where they were created.
+        // Claims created before the placement was recorded: the Composition the
+        // operator last reconciled them with (in status, which tenants cannot write)
+        // must still say where they were created.
         None => {
-            let comp = match pick_composition(&claim.spec, facts.cloud, &all) {
-                Ok(c) => c.clone(),
-                Err(m) => return Ok(Err(format!("blocked by the Composition: {m}"))),
+            let was = claim
+                .status
+                .as_ref()
+                .and_then(|s| s.composition.as_ref())
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            let Some(comp) = all
+                .iter()
+                .find(|c| c.name_any() == was && c.spec.postgresql.is_some())
+                .cloned()
+            else {
+                return Ok(Err(format!(
+                    "blocked by the Composition: the database was made with {was:?}, which no longer exists; \
+                     restore it, or set spec.deletionPolicy: Orphan to let the claim go and leave the database"
+                )));
             };
             let d = match render(claim, &facts, &comp) {
                 Ok(d) => d,
@@ -894,6 +926,25 @@ async fn deletion_target(
             p
         }
     };
+    // The admin Secret a local deletion reads must be one a Composition names: the
+    // record is the operator's, but a Secret read on a record alone is one step from a
+    // confused deputy.
+    if let Some(admin) = &placement.local_admin {
+        let named = all.iter().any(|c| {
+            c.spec
+                .postgresql
+                .as_ref()
+                .and_then(|p| p.local.as_ref())
+                .is_some_and(|l| l.admin_secret_ref == *admin)
+        });
+        if !named {
+            return Ok(Err(format!(
+                "blocked by the server: no Composition names the admin Secret {}/{} the database was made with any more; \
+                 restore it in a local Composition, or set spec.deletionPolicy: Orphan to let the claim go",
+                admin.namespace, admin.name
+            )));
+        }
+    }
     let comp_default = all
         .iter()
         .find(|c| c.name_any() == placement.composition)
@@ -904,8 +955,14 @@ async fn deletion_target(
         comp_default,
         facts.classification,
     );
-    let policy =
-        paved_compose::postgresql::deletion_policy(policy, ctx.deletion_cause(claim).await?);
+    let policy = paved_compose::postgresql::deletion_policy(
+        policy,
+        ctx.deletion_cause(claim).await?,
+        claim
+            .annotations()
+            .get(annotations::CONFIRM_DELETE)
+            .is_some_and(|v| *v == claim.name_any()),
+    );
     Ok(Ok(paved_compose::postgresql::doomed(
         &placement, &uid, policy,
     )))

@@ -267,21 +267,20 @@ async fn run_controllers(
         compositions: comp_store.clone(),
         namespaces: ns_store.clone(),
         resync: Duration::from_secs(args.resync_seconds),
-        aws_regions: Default::default(),
-        azure_groups: Default::default(),
-        gcp_projects: Default::default(),
-        azure_endpoints: paved_cloud::azure::AzureEndpoints {
-            resource_manager: args
-                .azure_resource_manager_endpoint
-                .parse()
-                .context("--azure-resource-manager-endpoint")?,
-        },
-        gcp_endpoints: paved_cloud::gcp::GcpEndpoints {
-            sqladmin: args.gcp_sqladmin_endpoint.clone(),
-            secretmanager: args.gcp_secretmanager_endpoint.clone(),
-        },
-        cloud_list_ttl: Duration::from_secs(args.cloud_list_ttl_seconds),
-        connections: Default::default(),
+        providers: crate::registry::Providers::new(
+            paved_cloud::azure::AzureEndpoints {
+                resource_manager: args
+                    .azure_resource_manager_endpoint
+                    .parse()
+                    .context("--azure-resource-manager-endpoint")?,
+            },
+            paved_cloud::gcp::GcpEndpoints {
+                sqladmin: args.gcp_sqladmin_endpoint.clone(),
+                secretmanager: args.gcp_secretmanager_endpoint.clone(),
+            },
+            Duration::from_secs(args.cloud_list_ttl_seconds),
+            metrics.clone(),
+        ),
         applied: Default::default(),
         full_apply_every: Duration::from_secs(args.full_apply_seconds),
         own_namespace: args.lease_namespace.clone(),
@@ -560,8 +559,15 @@ where
     }
 }
 
+/// Whether the apiserver serves `kind` in `api_version` (the core group, `v1`, has
+/// its own discovery path).
 async fn has_api(client: &Client, api_version: &str, kind: &str) -> bool {
-    match client.list_api_group_resources(api_version).await {
+    let list = if api_version.contains('/') {
+        client.list_api_group_resources(api_version).await
+    } else {
+        client.list_core_api_resources(api_version).await
+    };
+    match list {
         Ok(list) => list.resources.iter().any(|r| r.kind == kind),
         Err(_) => false,
     }

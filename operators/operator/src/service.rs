@@ -19,7 +19,7 @@ use paved_compose::{
 };
 
 use crate::{
-    apply::{apply_all, apply_status, delete_orphans, Mode, OrphanScope, Orphans, OwnedKind},
+    apply::{apply_all, delete_orphans, Mode, OrphanScope, Orphans, OwnedKind},
     context::{jitter, now, Context},
     Error,
 };
@@ -457,68 +457,24 @@ fn set_retained_condition(status: &mut ServiceClaimStatus, gen: Option<i64>, t: 
     }
 }
 
-/// Writes the status only when it changed, and records transitions as Events.
+/// Writes the status only when it changed, and records transitions as Events (the
+/// one rule of `claim::compute_status`).
 async fn publish_status(
     claim: &ServiceClaim,
     ctx: &Context,
-    mut status: ServiceClaimStatus,
+    status: ServiceClaimStatus,
     synced: Condition,
     ready: Condition,
 ) -> Result<(), Error> {
-    let old = claim.status.clone().unwrap_or_default();
-    let old_ready = conditions::find(&old.conditions, conditions::READY).cloned();
-    let old_synced = conditions::find(&old.conditions, conditions::SYNCED).cloned();
-    conditions::upsert(&mut status.conditions, synced.clone());
-    conditions::upsert(&mut status.conditions, ready.clone());
-    if claim.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
     let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
-    apply_status(
-        &api,
-        &claim.name_any(),
-        "paved.dev/v1alpha1",
-        "ServiceClaim",
-        serde_json::to_value(&status)?,
-    )
-    .await?;
-    ctx.metrics.write(CONTROLLER, "status");
-
-    let changed = |old: &Option<Condition>, new: &Condition| {
-        old.as_ref().map(|o| (&o.status, &o.reason)) != Some((&new.status, &new.reason))
-    };
-    if !synced.is_true() && changed(&old_synced, &synced) {
-        ctx.event(
-            claim,
-            EventType::Warning,
-            &synced.reason,
-            "Reconcile",
-            synced.message.clone(),
-        )
-        .await;
-    }
-    if changed(&old_ready, &ready) {
-        if ready.is_true() {
-            ctx.event(
-                claim,
-                EventType::Normal,
-                "Ready",
-                "Reconcile",
-                ready.message.clone(),
-            )
-            .await;
-        } else if synced.is_true() {
-            ctx.event(
-                claim,
-                EventType::Normal,
-                &ready.reason,
-                "Reconcile",
-                ready.message.clone(),
-            )
-            .await;
-        }
-    }
-    Ok(())
+    let computed = crate::claim::compute_status(
+        claim.status.as_ref(),
+        status,
+        ready,
+        synced,
+        claim.metadata.generation,
+    );
+    crate::claim::publish_status(claim, ctx, &api, CONTROLLER, computed).await
 }
 
 /// Applies the rendered objects and removes what the spec no longer implies; records

@@ -1,7 +1,7 @@
 //! TemporalNamespace controller: read → render → observe → plan → act → status.
 //! The namespace is deleted from Temporal only when the claim says allowDeletion.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -29,31 +29,6 @@ use crate::{
 };
 
 pub const CONTROLLER: &str = "temporalnamespace";
-
-/// Connections per frontend address, reused across reconciles; dropped on failure
-/// so a restarted server is reached afresh.
-#[derive(Default)]
-pub struct Connections(tokio::sync::Mutex<HashMap<String, TemporalProvider>>);
-
-impl Connections {
-    async fn get(
-        &self,
-        address: &str,
-        tls: Option<TemporalTls>,
-    ) -> Result<TemporalProvider, paved_cloud::ProviderError> {
-        let mut map = self.0.lock().await;
-        if let Some(p) = map.get(address) {
-            return Ok(p.clone());
-        }
-        let p = TemporalProvider::connect(address, tls, "paved-operator").await?;
-        map.insert(address.to_string(), p.clone());
-        Ok(p)
-    }
-
-    async fn forget(&self, address: &str) {
-        self.0.lock().await.remove(address);
-    }
-}
 
 fn pick(all: &[Arc<Composition>], claim: &TemporalNamespace) -> Result<Arc<Composition>, String> {
     if let Some(r) = &claim.spec.composition_ref {
@@ -180,14 +155,14 @@ async fn reconcile_inner(
                 Verdict::waiting(Reason::Deleting, m, Duration::from_secs(5))
             }
             Err(e) => {
-                ctx.connections.forget(&address).await;
+                ctx.providers.temporal.forget(&address).await;
                 provider_verdict(&e)
             }
         },
         Ok((d, provider, address)) => {
-            let v = converge(&claim, &ctx, &d, &provider, &mut status).await?;
+            let v = converge(&claim, &ctx, &d, &provider, &address, &mut status).await?;
             if v.synced.0 != paved_api::Status::True && v.synced.1 == Reason::ProviderUnavailable {
-                ctx.connections.forget(&address).await;
+                ctx.providers.temporal.forget(&address).await;
             }
             v
         }
@@ -251,8 +226,13 @@ async fn prepare(
         Ok(t) => t,
         Err(v) => return Ok(Err(v)),
     };
-    match ctx.connections.get(&tc.frontend_address, tls).await {
-        Ok(p) => Ok(Ok((d, p, tc.frontend_address.clone()))),
+    // A deletion goes to the frontend the namespace was registered on.
+    let address = match (&claim.metadata.deletion_timestamp, &status.frontend_address) {
+        (Some(_), Some(recorded)) => recorded.clone(),
+        _ => tc.frontend_address.clone(),
+    };
+    match ctx.providers.temporal.get(&address, tls).await {
+        Ok(p) => Ok(Ok((d, p, address))),
         Err(e) => Ok(Err(provider_verdict(&e))),
     }
 }
@@ -262,6 +242,7 @@ async fn converge(
     ctx: &Context,
     d: &DesiredTemporalNamespace,
     provider: &TemporalProvider,
+    address: &str,
     status: &mut TemporalNamespaceStatus,
 ) -> Result<Verdict, Error> {
     let observed = match provider.observe(d).await {
@@ -277,6 +258,7 @@ async fn converge(
             }
             // Registered under this name: the claim keeps it from now on.
             status.registered_name = Some(d.name.clone());
+            status.frontend_address = Some(address.to_string());
             ctx.event(
                 claim,
                 EventType::Normal,
@@ -311,6 +293,7 @@ async fn converge(
             let o = observed.expect("up to date implies present");
             // Ours (the plan checked its ownership key): the claim keeps this name.
             status.registered_name = Some(d.name.clone());
+            status.frontend_address = Some(address.to_string());
             status.namespace_id = Some(o.id.clone());
             status.state = Some(o.state.clone());
             status.retention_days = Some(d.retention_days);

@@ -1,0 +1,319 @@
+//! The reconciler tier between the pure unit tests and the e2e scenarios: the
+//! operator's cloud step (`paved_cloud::decide::drive`, the code the PostgreSQLInstance
+//! controller runs) against the in-memory provider, with the create guard in memory.
+//! Crashes at every step of a create, injected provider errors and every deletion
+//! policy, in milliseconds and without a control plane.
+
+use std::sync::{Arc, Mutex};
+
+use paved_api::{DeletionPolicy, PostgreSQLInstanceStatus, Reason};
+use paved_cloud::{
+    decide::{drive, Driven, Guard, GuardRecorder, RecordError},
+    fake::{Call, FakeDatabases},
+    DeleteProgress, ExternalClient, ProviderError,
+};
+use paved_compose::postgresql::{
+    deletion_policy, doomed, DeletionCause, DesiredDatabase, Placement, DEFAULT_MAINTENANCE_WINDOW,
+};
+
+/// The create guard in memory; `fail_at` makes one record fail, as a crash there would
+/// leave it.
+#[derive(Default)]
+struct MemGuard {
+    guard: Mutex<Guard>,
+    failed: Mutex<bool>,
+    fail_at: Mutex<Option<&'static str>>,
+}
+
+impl MemGuard {
+    fn get(&self) -> Guard {
+        *self.guard.lock().unwrap()
+    }
+    fn check(&self, at: &'static str) -> Result<(), RecordError> {
+        let mut f = self.fail_at.lock().unwrap();
+        if *f == Some(at) {
+            *f = None;
+            return Err(RecordError(format!("crashed at {at}")));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl GuardRecorder for MemGuard {
+    async fn pending(&self) -> Result<(), RecordError> {
+        self.check("pending")?;
+        self.guard.lock().unwrap().pending = true;
+        Ok(())
+    }
+    async fn succeeded(&self) -> Result<(), RecordError> {
+        self.check("succeeded")?;
+        let mut g = self.guard.lock().unwrap();
+        g.pending = true;
+        g.succeeded = true;
+        Ok(())
+    }
+    async fn failed(&self) -> Result<(), RecordError> {
+        *self.failed.lock().unwrap() = true;
+        Ok(())
+    }
+}
+
+fn desired(uid: &str) -> DesiredDatabase {
+    DesiredDatabase {
+        provider: paved_api::Cloud::Aws,
+        region: "us-east-1".into(),
+        external_name: format!("paved-{uid}"),
+        owner_uid: uid.into(),
+        instance_class: "db.t4g.medium".into(),
+        storage_gb: 50,
+        engine_version: "16".into(),
+        storage_encrypted: true,
+        kms_key_id: Some("key".into()),
+        tls_required: true,
+        backup_retention_days: 7,
+        deletion_policy: DeletionPolicy::Snapshot,
+        database_name: format!("paved_{uid}"),
+        master_username: format!("paved_{uid}"),
+        maintenance_window: DEFAULT_MAINTENANCE_WINDOW.into(),
+        ..Default::default()
+    }
+}
+
+/// One reconcile, in a task of its own so a crash point can kill it (a panic there
+/// stands for the process dying at that point).
+async fn once(
+    fake: &Arc<FakeDatabases>,
+    guard: &Arc<MemGuard>,
+    d: &DesiredDatabase,
+    crash_at: Option<&'static str>,
+) -> Option<Driven> {
+    let (fake, guard, d) = (fake.clone(), guard.clone(), d.clone());
+    let task = tokio::spawn(async move {
+        let crash = move |point: &str| {
+            if Some(point) == crash_at {
+                panic!("crash point {point}");
+            }
+        };
+        let g = guard.get();
+        drive(
+            fake.as_ref(),
+            guard.as_ref(),
+            g,
+            &d,
+            &PostgreSQLInstanceStatus::default(),
+            0,
+            &crash,
+        )
+        .await
+    });
+    match task.await {
+        Ok(Ok((driven, _))) => Some(driven),
+        // A record that failed or a crash: the reconcile stopped there.
+        Ok(Err(_)) | Err(_) => None,
+    }
+}
+
+/// Reconciles until Ready (bounded), returning every step.
+async fn until_ready(
+    fake: &Arc<FakeDatabases>,
+    guard: &Arc<MemGuard>,
+    d: &DesiredDatabase,
+) -> Vec<Driven> {
+    let mut steps = vec![];
+    for _ in 0..10 {
+        let step = once(fake, guard, d, None).await.expect("no crash armed");
+        let ready = matches!(step, Driven::Ready { .. });
+        steps.push(step);
+        if ready {
+            return steps;
+        }
+    }
+    panic!("not ready after 10 reconciles: {steps:?}");
+}
+
+#[tokio::test]
+async fn a_new_claim_is_created_once_and_becomes_ready() {
+    let (fake, guard) = (
+        Arc::new(FakeDatabases::default()),
+        Arc::new(MemGuard::default()),
+    );
+    let d = desired("new");
+    let steps = until_ready(&fake, &guard, &d).await;
+    assert_eq!(steps[0], Driven::Created);
+    assert_eq!(fake.count(Call::Create), 1);
+    assert_eq!(
+        guard.get(),
+        Guard {
+            pending: true,
+            succeeded: true
+        }
+    );
+    // Ready again on the next look, with nothing written.
+    let again = once(&fake, &guard, &d, None).await.unwrap();
+    assert!(matches!(again, Driven::Ready { .. }));
+    assert_eq!((fake.count(Call::Create), fake.count(Call::Update)), (1, 0));
+}
+
+#[tokio::test]
+async fn a_crash_at_every_step_of_a_create_leaves_exactly_one_database() {
+    for (crash, record) in [
+        (Some("before-create"), None),
+        (Some("after-create"), None),
+        (None, Some("pending")),
+        (None, Some("succeeded")),
+    ] {
+        let (fake, guard) = (
+            Arc::new(FakeDatabases::default()),
+            Arc::new(MemGuard::default()),
+        );
+        *guard.fail_at.lock().unwrap() = record;
+        let d = desired("crash");
+        assert_eq!(
+            once(&fake, &guard, &d, crash).await,
+            None,
+            "{crash:?} {record:?}: the reconcile died"
+        );
+        until_ready(&fake, &guard, &d).await;
+        assert_eq!(
+            fake.databases().len(),
+            1,
+            "{crash:?} {record:?}: exactly one database"
+        );
+        assert_eq!(
+            guard.get(),
+            Guard {
+                pending: true,
+                succeeded: true
+            },
+            "{crash:?} {record:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn provider_reasons_reach_the_claim_unchanged() {
+    let (fake, guard) = (
+        Arc::new(FakeDatabases::default()),
+        Arc::new(MemGuard::default()),
+    );
+    let d = desired("reasons");
+    fake.fail_next(
+        Call::Observe,
+        ProviderError::Throttled {
+            retry_after: std::time::Duration::from_secs(7),
+            message: "slow down".into(),
+        },
+    );
+    let step = once(&fake, &guard, &d, None).await.unwrap();
+    assert!(
+        matches!(&step, Driven::Failed(e) if e.reason() == Reason::Throttled),
+        "{step:?}"
+    );
+    for reason in [
+        Reason::SecretConflict,
+        Reason::ProviderMisconfigured,
+        Reason::ProviderAccessDenied,
+    ] {
+        fake.fail_next(
+            Call::Create,
+            ProviderError::Terminal {
+                reason,
+                message: "no".into(),
+            },
+        );
+        let step = once(&fake, &guard, &d, None).await.unwrap();
+        assert!(
+            matches!(&step, Driven::Failed(e) if e.reason() == reason),
+            "{step:?}"
+        );
+        assert!(*guard.failed.lock().unwrap(), "a failed create is recorded");
+    }
+    assert!(fake.databases().is_empty());
+}
+
+#[tokio::test]
+async fn another_claims_database_and_a_lost_one_are_left_to_a_human() {
+    let (fake, guard) = (
+        Arc::new(FakeDatabases::default()),
+        Arc::new(MemGuard::default()),
+    );
+    let d = desired("taken");
+    let mut theirs = paved_compose::postgresql::ObservedDatabase {
+        state: "available".into(),
+        owner_uid: Some("someone-else".into()),
+        ..Default::default()
+    };
+    fake.put(&d.external_name, theirs.clone());
+    let step = once(&fake, &guard, &d, None).await.unwrap();
+    assert!(
+        matches!(step, Driven::Refused(Reason::OwnedByOther, _)),
+        "{step:?}"
+    );
+    assert_eq!(fake.count(Call::Create), 0);
+
+    // Made, then deleted outside Paved: never made again on its own.
+    theirs.owner_uid = None;
+    let (fake, guard) = (
+        Arc::new(FakeDatabases::default()),
+        Arc::new(MemGuard::default()),
+    );
+    *guard.guard.lock().unwrap() = Guard {
+        pending: true,
+        succeeded: true,
+    };
+    let step = once(&fake, &guard, &d, None).await.unwrap();
+    assert!(
+        matches!(step, Driven::Refused(Reason::ExternalResourceMissing, _)),
+        "{step:?}"
+    );
+    assert_eq!(fake.count(Call::Create), 0);
+}
+
+#[tokio::test]
+async fn every_deletion_policy_acts_on_the_recorded_placement() {
+    for (policy, cause, kept) in [
+        (DeletionPolicy::Delete, DeletionCause::Direct, false),
+        (DeletionPolicy::Snapshot, DeletionCause::Direct, false),
+        (DeletionPolicy::Orphan, DeletionCause::Direct, true),
+        (DeletionPolicy::Orphan, DeletionCause::Cascade, true),
+    ] {
+        let (fake, guard) = (
+            Arc::new(FakeDatabases::default()),
+            Arc::new(MemGuard::default()),
+        );
+        let d = desired("gone");
+        until_ready(&fake, &guard, &d).await;
+        // Recorded at create; the Composition may say anything by now.
+        let placement = Placement::of(&d, "pg");
+        let target = doomed(
+            &placement,
+            &d.owner_uid,
+            deletion_policy(policy, cause, true),
+        );
+        let mut done = None;
+        for _ in 0..5 {
+            match fake.delete(&target).await.unwrap() {
+                DeleteProgress::Waiting(_) => continue,
+                other => {
+                    done = Some(other);
+                    break;
+                }
+            }
+        }
+        assert!(
+            matches!(done, Some(DeleteProgress::Done(_))),
+            "{policy:?}: {done:?}"
+        );
+        assert_eq!(
+            fake.databases().contains_key(&d.external_name),
+            kept,
+            "{policy:?} {cause:?}"
+        );
+    }
+    // A cascade never runs a plain Delete.
+    assert_eq!(
+        deletion_policy(DeletionPolicy::Delete, DeletionCause::Cascade, true),
+        DeletionPolicy::Snapshot
+    );
+}

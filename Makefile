@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Tests get their own control plane, so `make test` never disturbs a running demo.
 TEST_CP_DIR ?= $(CURDIR)/target/control-plane-test
 
-.PHONY: help deps build test fmt-check clippy unit e2e fakes bench crds generate generate-check demo demo-down
+.PHONY: help deps build test fmt-check clippy deny unit e2e fakes bench crds generate generate-check demo demo-down
 
 help:
 	@echo "make demo       control plane + CRDs + compositions + operator + examples, waits for Ready"
@@ -61,7 +61,11 @@ bench:
 fakes:
 	python3 -m unittest e2e/fakes/test_azure_postgres.py e2e/fakes/test_gcp_sqladmin.py e2e/fakes/test_fault_proxy.py
 
-test: deps fmt-check clippy build fakes
+# Licenses, bans and sources of every dependency (deny.toml), with the pinned cargo-deny.
+deny:
+	"$$(e2e/build-cargo-deny)" deny --log-level error check licenses bans sources
+
+test: deps fmt-check clippy deny build fakes
 	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace $(FEATURES) --no-fail-fast -- --test-threads=1 || rc=$$?; \
 	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 

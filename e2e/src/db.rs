@@ -78,13 +78,14 @@ pub async fn fresh_service(client: &Client, name: &str) -> Result<()> {
 }
 
 /// The explicit act that lets a `Delete` claim drop its data without a final
-/// snapshot: the annotation `paved.dev/confirm-delete` set to the claim's name.
+/// snapshot: the annotation `paved.dev/confirm-delete` set to the claim's UID.
 pub async fn confirm_delete(api: &Api<paved_api::PostgreSQLInstance>, name: &str) -> Result<()> {
+    let uid = api.get(name).await?.metadata.uid.unwrap_or_default();
     api.patch(
         name,
         &kube::api::PatchParams::default(),
         &kube::api::Patch::Merge(serde_json::json!({
-            "metadata": { "annotations": { paved_api::annotations::CONFIRM_DELETE: name } }
+            "metadata": { "annotations": { paved_api::annotations::CONFIRM_DELETE: uid } }
         })),
     )
     .await?;

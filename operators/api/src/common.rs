@@ -140,7 +140,7 @@ impl SloTier {
 /// What happens to the cloud resource when its claim is deleted: `Delete`, `Orphan`
 /// (left running, unmanaged) or `Snapshot` (a final snapshot, then deleted). `Delete`
 /// drops the data without a snapshot only for a claim deleted on its own that carries
-/// the annotation `paved.dev/confirm-delete: <its name>`; a prune, a rename in Git or a
+/// the annotation `paved.dev/confirm-delete: <its UID>`; a prune, a rename in Git or a
 /// namespace going keeps a final snapshot first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum DeletionPolicy {

@@ -62,9 +62,10 @@ pub mod annotations {
     /// Where it was created, in full (JSON: composition, provider, region, external
     /// name, and the subscription, project or server): deletion acts there.
     pub const PLACEMENT: &str = "paved.dev/placement";
-    /// Set to the claim's own name by whoever deletes it, to drop a `Delete` claim's
-    /// data without a final snapshot: the explicit act. Without it (a prune, a move
-    /// between Git directories, a namespace going) a final snapshot is kept.
+    /// Set to the claim's own UID (`metadata.uid`) by whoever deletes it, to drop a
+    /// `Delete` claim's data without a final snapshot: the explicit act, which no
+    /// manifest written before the claim existed can carry. Without it (a prune, a
+    /// move between Git directories, a namespace going) a final snapshot is kept.
     pub const CONFIRM_DELETE: &str = "paved.dev/confirm-delete";
 }
 

@@ -69,7 +69,7 @@ pub struct PostgreSQLInstanceSpec {
     /// snapshot, then delete). Default from the Composition, where `Delete` counts as
     /// `Snapshot`. A claim that says `Delete` loses its data without a snapshot only
     /// when it is deleted on its own and carries the annotation
-    /// `paved.dev/confirm-delete: <its name>` (the explicit act); a prune, a rename in
+    /// `paved.dev/confirm-delete: <its UID>` (the explicit act); a prune, a rename in
     /// Git, or its namespace or ServiceClaim going keeps a final snapshot. PHI
     /// namespaces always keep a snapshot. Deletion acts where the database was created,
     /// whatever the Composition says now.

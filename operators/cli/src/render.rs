@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use kube::ResourceExt;
-use paved_api::{labels, Cloud, Composition, PostgreSQLInstance, ServiceClaim};
+use paved_api::{Cloud, Composition, PostgreSQLInstance, ServiceClaim};
 use paved_compose::{
     check_composition,
     postgresql::{pick_composition, render_postgresql, NamespaceFacts, PostgresInput},
@@ -78,10 +78,9 @@ pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Resu
                     let claim: ServiceClaim = serde_yaml::from_value(v).with_context(|| format!("{at}: not a valid ServiceClaim"))?;
                     let name = claim.name_any();
                     let cloud = claim.spec.cloud.unwrap_or(default_cloud);
-                    let comp = comps
-                        .iter()
-                        .find(|c| c.spec.service.is_some() && c.labels().get(labels::DEFAULT_FOR).map(String::as_str) == Some(cloud.as_str()))
-                        .with_context(|| format!("{at}: no service Composition for cloud {cloud} in {}", dir.display()))?;
+                    let all: Vec<std::sync::Arc<Composition>> = comps.iter().cloned().map(std::sync::Arc::new).collect();
+                    let comp = paved_compose::service::pick_service_composition(&all, cloud)
+                        .map_err(|e| anyhow::anyhow!("{at}: {} (in {})", e.0, dir.display()))?;
                     let input = ServiceInput {
                         claim_name: &name,
                         claim_uid: "00000000-0000-0000-0000-000000000000",

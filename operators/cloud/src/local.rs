@@ -70,8 +70,11 @@ impl LocalProvider {
         self.connect(self.admin_dsn.expose()).await
     }
 
-    /// Gives what `role` owns in database `db` to the admin and drops its grants
-    /// there (a role that owns or may use objects in any database cannot be dropped).
+    /// Gives what `role` owns in database `db` to `paved_snapshots` (a NOLOGIN role
+    /// without privileges, never the admin: the service's SECURITY DEFINER functions
+    /// and triggers would otherwise run as a superuser when anyone touches the copy)
+    /// and drops its grants there (a role that owns or may use objects in any
+    /// database cannot be dropped).
     async fn disown_in(&self, db: &str, role: &str) -> Result<(), ProviderError> {
         let mut cfg: tokio_postgres::Config =
             self.admin_dsn
@@ -97,7 +100,8 @@ impl LocalProvider {
             let role = ident(role);
             client
                 .batch_execute(&format!(
-                    "REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}"
+                    "SET search_path = pg_catalog; \
+                     REASSIGN OWNED BY {role} TO {SNAPSHOT_OWNER}; DROP OWNED BY {role}"
                 ))
                 .await
                 .map_err(classify)?;
@@ -408,6 +412,13 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                         .await
                         .map_err(classify)?;
                     terminate(&admin, &snap).await?;
+                    admin
+                        .batch_execute(&format!(
+                            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SNAPSHOT_OWNER}') \
+                             THEN CREATE ROLE {SNAPSHOT_OWNER} NOLOGIN; END IF; END $$"
+                        ))
+                        .await
+                        .map_err(classify)?;
                     self.disown_in(&snap, &d.master_username).await?;
                 }
                 admin
@@ -419,6 +430,20 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
         }
         // The role goes only if it carries our ownership comment.
         if role_owned {
+            // No new logins with the password the service knew, and none left open,
+            // even while something keeps the role from being dropped.
+            let role = ident(&d.master_username);
+            admin
+                .batch_execute(&format!("ALTER ROLE {role} NOLOGIN"))
+                .await
+                .map_err(classify)?;
+            admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
+                    &[&d.master_username],
+                )
+                .await
+                .map_err(classify)?;
             admin
                 .batch_execute(&format!(
                     "DROP ROLE IF EXISTS {}",
@@ -438,6 +463,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
         }))
     }
 }
+
+/// Owns what a service's role made inside a final copy: NOLOGIN, no privileges.
+const SNAPSHOT_OWNER: &str = "paved_snapshots";
 
 /// The observed state of a database whose create did not finish.
 pub const INCOMPLETE: &str = "incomplete";

@@ -961,7 +961,7 @@ pub fn deletion_cause(
 
 /// Pure: the policy a deletion runs. A `Delete` drops data only when the claim was
 /// deleted on its own *and* carries the explicit confirmation (`confirmed`: the
-/// annotation `paved.dev/confirm-delete` set to its name); otherwise — a prune, a move
+/// annotation `paved.dev/confirm-delete` set to its UID); otherwise — a prune, a move
 /// between Git directories, a namespace or ServiceClaim going — a final snapshot is
 /// taken first.
 pub fn deletion_policy(

@@ -474,6 +474,42 @@ fn egress_rule(p: &EgressPeer) -> Result<Value, RenderError> {
     Ok(rule)
 }
 
+/// Why a Composition could not be chosen.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NoComposition(pub String);
+
+/// Pure: the service Composition for a cloud (the operator's and `paved render`'s) — the one labelled
+/// `paved.dev/default-for: <cloud>`. Exactly one must exist.
+pub fn pick_service_composition(
+    all: &[std::sync::Arc<paved_api::Composition>],
+    cloud: Cloud,
+) -> Result<std::sync::Arc<paved_api::Composition>, NoComposition> {
+    let mut matches: Vec<_> = all
+        .iter()
+        .filter(|c| {
+            c.spec.service.is_some()
+                && kube::ResourceExt::labels(c.as_ref())
+                    .get(labels::DEFAULT_FOR)
+                    .map(String::as_str)
+                    == Some(cloud.as_str())
+        })
+        .cloned()
+        .collect();
+    matches.sort_by_key(|c| kube::ResourceExt::name_any(c.as_ref()));
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(NoComposition(format!(
+            "no service Composition is labelled {}={cloud}; install the defaults from compositions/ or label one",
+            labels::DEFAULT_FOR
+        ))),
+        _ => Err(NoComposition(format!(
+            "several service Compositions are labelled {}={cloud} ({}); keep exactly one",
+            labels::DEFAULT_FOR,
+            matches.iter().map(|c| kube::ResourceExt::name_any(c.as_ref())).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -779,5 +815,67 @@ mod tests {
             render(&spec(), &comp()).unwrap(),
             render(&spec(), &comp()).unwrap()
         );
+    }
+}
+
+#[cfg(test)]
+mod picker_tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::ResourceExt;
+    use paved_api::{labels, Cloud, Composition};
+    use paved_api::{CompositionSpec, ServiceComposition};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn comp(name: &str, cloud: Cloud, default_for: Option<&str>) -> Arc<Composition> {
+        let mut c = Composition::new(
+            name,
+            CompositionSpec {
+                service: Some(ServiceComposition {
+                    cloud,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        c.metadata = ObjectMeta {
+            name: Some(name.into()),
+            labels: default_for
+                .map(|d| BTreeMap::from([(labels::DEFAULT_FOR.to_string(), d.to_string())])),
+            ..Default::default()
+        };
+        Arc::new(c)
+    }
+
+    #[test]
+    fn picks_the_one_default_for_the_cloud() {
+        let all = vec![
+            comp("a", Cloud::Aws, Some("aws")),
+            comp("l", Cloud::Local, Some("local")),
+        ];
+        assert_eq!(
+            pick_service_composition(&all, Cloud::Local)
+                .unwrap()
+                .name_any(),
+            "l"
+        );
+    }
+
+    #[test]
+    fn no_default_or_two_defaults_is_an_error_that_says_so() {
+        let all = vec![comp("a", Cloud::Aws, None)];
+        assert!(pick_service_composition(&all, Cloud::Aws)
+            .unwrap_err()
+            .0
+            .contains("no service Composition"));
+        let all = vec![
+            comp("a", Cloud::Aws, Some("aws")),
+            comp("b", Cloud::Aws, Some("aws")),
+        ];
+        assert!(pick_service_composition(&all, Cloud::Aws)
+            .unwrap_err()
+            .0
+            .contains("a, b"));
     }
 }

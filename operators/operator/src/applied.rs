@@ -314,19 +314,51 @@ impl Applied {
         recorded: &str,
         offset: std::time::Duration,
     ) -> bool {
+        self.try_resume(uid, hash, keys, recorded, offset).is_ok()
+    }
+
+    /// `resume`, saying why not (for the operator's debug log).
+    pub fn try_resume(
+        &self,
+        uid: &str,
+        hash: u64,
+        keys: &[String],
+        recorded: &str,
+        offset: std::time::Duration,
+    ) -> Result<(), String> {
         let mut g = self.inner.lock().expect("applied lock");
         if g.hashes.contains_key(uid) {
-            return false;
+            return Err("already applied by this process".into());
         }
         let found = digest(hash, keys.iter().map(|k| (k.as_str(), g.echoes.get(k))));
         if found.as_deref() != Some(recorded) {
-            return false;
+            let why = keys
+                .iter()
+                .find_map(|k| match g.echoes.get(k) {
+                    None => Some(format!("{k} not found")),
+                    Some(w) if w.deleted => Some(format!("{k} deleted")),
+                    Some(w) if w.foreign_fields => {
+                        Some(format!("{k} has another manager's fields"))
+                    }
+                    Some(w) if w.our_fields.is_none() => {
+                        Some(format!("{k} has none of Paved's fields"))
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| {
+                    if recorded.split('-').next() != Some(&format!("{hash:016x}")) {
+                        "the render changed".to_string()
+                    } else {
+                        "Paved's fields differ from the last apply".to_string()
+                    }
+                });
+            return Err(why);
         }
         let at = std::time::Instant::now()
             .checked_sub(offset)
             .unwrap_or_else(std::time::Instant::now);
         g.hashes.insert(uid.to_string(), (hash, at));
-        true
+        Ok(())
     }
 
     /// Whether this process has applied (or resumed) the claim.

@@ -115,6 +115,28 @@ async fn desired(
         Err(m) => return Ok(Err(Verdict::problem(Reason::CompositionNotFound, m, slow))),
     };
     let comp_name = comp.name_any();
+    // A claim made before placements were recorded is held to the Composition its
+    // status names (the operator's record) until it gets one: the status is not moved
+    // to another, or the next pass would record the other's place as this database's.
+    let ann = claim.annotations();
+    if ann.contains_key(annotations::CREATE_PENDING) && !ann.contains_key(annotations::PLACEMENT) {
+        let was = claim
+            .status
+            .as_ref()
+            .and_then(|s| s.composition.as_ref())
+            .map(|c| c.name.clone());
+        if was.as_deref() != Some(comp_name.as_str()) {
+            return Ok(Err(Verdict::problem(
+                Reason::LocationChanged,
+                format!(
+                    "the database was made with Composition {} and the claim now resolves to {comp_name}; \
+                     Paved will not record or act on a new place. Pin spec.compositionRef to {0}",
+                    was.as_deref().unwrap_or("(unknown)")
+                ),
+                slow,
+            )));
+        }
+    }
     status.composition = Some(CompositionRevision {
         name: comp_name.clone(),
         generation: comp.metadata.generation.unwrap_or(0),
@@ -961,7 +983,7 @@ async fn deletion_target(
         claim
             .annotations()
             .get(annotations::CONFIRM_DELETE)
-            .is_some_and(|v| *v == claim.name_any()),
+            .is_some_and(|v| Some(v) == claim.metadata.uid.as_ref()),
     );
     Ok(Ok(paved_compose::postgresql::doomed(
         &placement, &uid, policy,

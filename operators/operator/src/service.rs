@@ -14,6 +14,7 @@ use paved_api::{
 };
 use paved_compose::{
     render_service, service,
+    service::{pick_service_composition, NoComposition},
     status::{service_ready, ObservedChild},
     DesiredObject, ServiceInput,
 };
@@ -77,39 +78,6 @@ pub const OWNED_KINDS: &[OwnedKind] = &[
         keep_when_removed: false,
     },
 ];
-
-/// Why a Composition could not be chosen.
-#[derive(Debug, PartialEq, Eq)]
-pub struct NoComposition(pub String);
-
-/// Pure: the service Composition for a cloud — the one labelled
-/// `paved.dev/default-for: <cloud>`. Exactly one must exist.
-pub fn pick_service_composition(
-    all: &[Arc<Composition>],
-    cloud: Cloud,
-) -> Result<Arc<Composition>, NoComposition> {
-    let mut matches: Vec<_> = all
-        .iter()
-        .filter(|c| {
-            c.spec.service.is_some()
-                && c.labels().get(labels::DEFAULT_FOR).map(String::as_str) == Some(cloud.as_str())
-        })
-        .cloned()
-        .collect();
-    matches.sort_by_key(|c| c.name_any());
-    match matches.len() {
-        1 => Ok(matches.remove(0)),
-        0 => Err(NoComposition(format!(
-            "no service Composition is labelled {}={cloud}; install the defaults from compositions/ or label one",
-            labels::DEFAULT_FOR
-        ))),
-        _ => Err(NoComposition(format!(
-            "several service Compositions are labelled {}={cloud} ({}); keep exactly one",
-            labels::DEFAULT_FOR,
-            matches.iter().map(|c| c.name_any()).collect::<Vec<_>>().join(", ")
-        ))),
-    }
-}
 
 /// Deletes the owner RoleBinding in the claim's namespace, if the namespace is this
 /// claim's (by UID) and the binding is there.
@@ -344,8 +312,12 @@ async fn converge(
             ctx.owned_listed().await;
             // Spread the next full applies over half a period, not all at once.
             let offset = ctx.full_apply_every.mul_f64(rand::random::<f64>() / 2.0);
-            ctx.applied
-                .resume(uid, fingerprint, &keys, recorded, offset);
+            if let Err(why) = ctx
+                .applied
+                .try_resume(uid, fingerprint, &keys, recorded, offset)
+            {
+                tracing::debug!(claim = name, why, "applied again after a restart");
+            }
         }
     }
     let due = ctx
@@ -617,64 +589,5 @@ async fn create_namespace(ctx: &Context, namespace: &DesiredObject) -> Result<Cr
             })
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kube::api::ObjectMeta;
-    use paved_api::{CompositionSpec, ServiceComposition};
-    use std::collections::BTreeMap;
-
-    fn comp(name: &str, cloud: Cloud, default_for: Option<&str>) -> Arc<Composition> {
-        let mut c = Composition::new(
-            name,
-            CompositionSpec {
-                service: Some(ServiceComposition {
-                    cloud,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        );
-        c.metadata = ObjectMeta {
-            name: Some(name.into()),
-            labels: default_for
-                .map(|d| BTreeMap::from([(labels::DEFAULT_FOR.to_string(), d.to_string())])),
-            ..Default::default()
-        };
-        Arc::new(c)
-    }
-
-    #[test]
-    fn picks_the_one_default_for_the_cloud() {
-        let all = vec![
-            comp("a", Cloud::Aws, Some("aws")),
-            comp("l", Cloud::Local, Some("local")),
-        ];
-        assert_eq!(
-            pick_service_composition(&all, Cloud::Local)
-                .unwrap()
-                .name_any(),
-            "l"
-        );
-    }
-
-    #[test]
-    fn no_default_or_two_defaults_is_an_error_that_says_so() {
-        let all = vec![comp("a", Cloud::Aws, None)];
-        assert!(pick_service_composition(&all, Cloud::Aws)
-            .unwrap_err()
-            .0
-            .contains("no service Composition"));
-        let all = vec![
-            comp("a", Cloud::Aws, Some("aws")),
-            comp("b", Cloud::Aws, Some("aws")),
-        ];
-        assert!(pick_service_composition(&all, Cloud::Aws)
-            .unwrap_err()
-            .0
-            .contains("a, b"));
     }
 }

@@ -304,20 +304,8 @@ impl Applied {
 
     /// For a claim this process has not applied: when its objects are exactly what the
     /// status says its last apply left (`recorded`), it counts as applied now — its
-    /// next full apply falls due within `max_age`, spread by `offset` — and `true`
-    /// means nothing needs writing.
-    pub fn resume(
-        &self,
-        uid: &str,
-        hash: u64,
-        keys: &[String],
-        recorded: &str,
-        offset: std::time::Duration,
-    ) -> bool {
-        self.try_resume(uid, hash, keys, recorded, offset).is_ok()
-    }
-
-    /// `resume`, saying why not (for the operator's debug log).
+    /// next full apply falls due within `max_age`, spread by `offset` — and nothing
+    /// needs writing; `Err` says why not (for the operator's debug log).
     pub fn try_resume(
         &self,
         uid: &str,
@@ -476,7 +464,9 @@ mod tests {
         after.baseline(&keys[0], &mine("10", 7));
         after.listed();
         assert!(after.all_listed());
-        assert!(after.resume("uid", h, &keys, &recorded, Duration::ZERO));
+        assert!(after
+            .try_resume("uid", h, &keys, &recorded, Duration::ZERO)
+            .is_ok());
         assert!(
             !after.needs_apply("uid", "svc", h, HOUR),
             "nothing to write"
@@ -499,13 +489,17 @@ mod tests {
             if let Some(f) = &found {
                 a.baseline(&keys[0], f);
             }
-            assert!(!a.resume("uid", h, &keys, &recorded, Duration::ZERO));
+            assert!(a
+                .try_resume("uid", h, &keys, &recorded, Duration::ZERO)
+                .is_err());
             assert!(a.needs_apply("uid", "svc", h, HOUR));
         }
         let a = Applied::default();
         a.baseline(&keys[0], &mine("10", 7));
         let h2 = fingerprint(&[obj("a", 2)]);
-        assert!(!a.resume("uid", h2, &keys, &recorded, Duration::ZERO));
+        assert!(a
+            .try_resume("uid", h2, &keys, &recorded, Duration::ZERO)
+            .is_err());
     }
 
     use std::time::Duration;

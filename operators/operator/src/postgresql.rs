@@ -467,28 +467,10 @@ async fn converge(
             jitter(Duration::from_secs(300)),
         ));
     }
-    // A claim created before placements were recorded gets one now, but only while it
-    // resolves to the Composition it was last reconciled with (which the operator
-    // recorded in status): a claim pointed elsewhere since could aim its record, and
-    // with it its deletion, at another server.
+    // A claim created before placements were recorded gets one now (desired() held
+    // it to the Composition its status names).
     let ann = claim.annotations();
     if ann.contains_key(annotations::CREATE_PENDING) && !ann.contains_key(annotations::PLACEMENT) {
-        let was = claim
-            .status
-            .as_ref()
-            .and_then(|s| s.composition.as_ref())
-            .map(|c| c.name.clone());
-        if was.as_deref() != Some(composition.as_str()) {
-            return Ok(Verdict::problem(
-                Reason::LocationChanged,
-                format!(
-                    "the database was made with Composition {} and the claim now resolves to {composition}; \
-                     Paved will not record or act on a new place. Pin spec.compositionRef to {0}",
-                    was.as_deref().unwrap_or("(unknown)")
-                ),
-                jitter(Duration::from_secs(300)),
-            ));
-        }
         annotate(
             ctx,
             claim,
@@ -511,7 +493,6 @@ async fn converge(
     // The Secret first for a local database not yet made: a crash after the create
     // then still has the password (read or generated once per reconcile, so the
     // Secret and the role never get two different ones).
-    let ann = claim.annotations();
     let guard = Guard {
         pending: ann.contains_key(annotations::CREATE_PENDING),
         succeeded: ann.contains_key(annotations::CREATE_SUCCEEDED),

@@ -541,14 +541,18 @@ async fn operator_run(
     let ready: Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Default::default();
     let watch = {
         let ready = ready.clone();
+        // A watch error (a timeout under load, an expired resourceVersion) is retried
+        // with backoff; the loop only ends with the stream.
         let stream = watcher(
             api.clone(),
             watcher::Config::default().labels(&format!("paved.dev/bench-round={round}")),
         )
+        .default_backoff()
         .applied_objects();
         tokio::spawn(async move {
             futures::pin_mut!(stream);
-            while let Some(Ok(c)) = stream.next().await {
+            while let Some(item) = stream.next().await {
+                let Ok(c) = item else { continue };
                 if ready_at_generation(&c) {
                     let name = c.metadata.name.clone().unwrap_or_default();
                     ready
@@ -816,6 +820,22 @@ async fn main() -> Result<()> {
     )
     .await?;
     let rss_cached = peak_rss_mib(op.pid())?;
+    // Settled before the restart: every cached claim has its status (a first reconcile
+    // only adds the finalizer), so the restart meets only claims that did not change.
+    eventually(
+        "every cached claim has a status",
+        Duration::from_secs(1800),
+        || async {
+            let list = pg_api.list(&Default::default()).await?;
+            let done = list
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().is_some_and(|s| !s.conditions.is_empty()))
+                .count();
+            Ok((done >= extra).then_some(()))
+        },
+    )
+    .await?;
 
     // 5b. A restart (a new leader) with every claim cached: nothing changed while it
     // was away, so it writes nothing.

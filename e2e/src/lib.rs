@@ -496,7 +496,9 @@ impl Operator {
             })
             .filter(|l| l.contains(filter))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+            // An empty float sum is -0.0; a count of nothing prints as 0.
+            .sum::<f64>()
+            + 0.0)
     }
 
     pub fn logs(&self) -> String {

@@ -135,6 +135,20 @@ pub async fn remove_finalizer<K: Claim>(api: &Api<K>, obj: &K) -> Result<(), Err
     set_finalizers(api, obj, finalizers).await
 }
 
+/// A deletion's end: one Event saying what became of the resource, then Paved's
+/// finalizer goes and the claim with it.
+pub async fn released<K: Claim>(
+    obj: &K,
+    ctx: &Context,
+    reason: &str,
+    note: String,
+) -> Result<kube::runtime::controller::Action, Error> {
+    ctx.event(obj, EventType::Normal, reason, "Delete", note)
+        .await;
+    remove_finalizer(&api(ctx, obj), obj).await?;
+    Ok(kube::runtime::controller::Action::await_change())
+}
+
 /// An Event a status change deserves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {

@@ -31,8 +31,7 @@ use serde_json::json;
 use crate::{
     apply::{apply_all, Mode},
     claim::{
-        drift_corrected, finalizer_gate, provider_verdict, publish, remove_finalizer, reported,
-        Verdict,
+        drift_corrected, finalizer_gate, provider_verdict, publish, released, reported, Verdict,
     },
     context::{aligned, jitter, now, Context},
     Error,
@@ -84,14 +83,6 @@ fn crash_ref(claim: &PostgreSQLInstance) -> String {
         claim.namespace().unwrap_or_default(),
         claim.name_any()
     )
-}
-
-async fn release(
-    api: &Api<PostgreSQLInstance>,
-    claim: &PostgreSQLInstance,
-) -> Result<Action, Error> {
-    remove_finalizer(api, claim).await?;
-    Ok(Action::await_change())
 }
 
 /// Reads the namespace and Composition and renders the desired database.
@@ -800,15 +791,13 @@ async fn delete(
     // The create guard records "pending" before any cloud call, so a claim without
     // it never created anything: there is nothing in the cloud to clean up.
     if !ann.contains_key(annotations::CREATE_PENDING) {
-        ctx.event(
+        return released(
             claim,
-            EventType::Normal,
+            ctx,
             "Deleted",
-            "Delete",
             "no cloud resource was ever created for this claim".into(),
         )
         .await;
-        return release(api, claim).await;
     }
     // Orphan, said by the claim itself: nothing to do in the cloud, so nothing can
     // block it (the way out of a blocked deletion).
@@ -817,15 +806,13 @@ async fn delete(
             .get(annotations::EXTERNAL_NAME)
             .cloned()
             .unwrap_or_default();
-        ctx.event(
+        return released(
             claim,
-            EventType::Normal,
+            ctx,
             "Orphaned",
-            "Delete",
             format!("database {name} left in place (Orphan)"),
         )
         .await;
-        return release(api, claim).await;
     }
     let status = claim.status.clone().unwrap_or_default();
     let verdict = match deletion_target(claim, ctx).await? {
@@ -836,28 +823,22 @@ async fn delete(
         ),
         Ok(d) if d.deletion_policy == paved_api::DeletionPolicy::Orphan => {
             // Nothing to do in the cloud, so nothing to connect to.
-            ctx.event(
+            return released(
                 claim,
-                EventType::Normal,
+                ctx,
                 "Orphaned",
-                "Delete",
                 format!("{} {} left in place (Orphan)", d.provider, d.external_name),
             )
             .await;
-            return release(api, claim).await;
         }
         Ok(d) => match provider(ctx, claim, &d).await? {
             Err(v) => v,
             Ok(p) => match p.client().delete(&d).await {
                 Ok(DeleteProgress::Done(m)) => {
-                    ctx.event(claim, EventType::Normal, "Deleted", "Delete", m)
-                        .await;
-                    return release(api, claim).await;
+                    return released(claim, ctx, "Deleted", m).await;
                 }
                 Ok(DeleteProgress::Skipped(m)) => {
-                    ctx.event(claim, EventType::Normal, "DeleteSkipped", "Delete", m)
-                        .await;
-                    return release(api, claim).await;
+                    return released(claim, ctx, "DeleteSkipped", m).await;
                 }
                 Ok(DeleteProgress::Waiting(m)) => {
                     Verdict::waiting(Reason::Deleting, m, jitter(progress_poll(&d)))

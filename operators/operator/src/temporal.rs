@@ -21,8 +21,7 @@ use paved_compose::temporal::{
 
 use crate::{
     claim::{
-        drift_corrected, finalizer_gate, provider_verdict, publish, remove_finalizer, reported,
-        Verdict,
+        drift_corrected, finalizer_gate, provider_verdict, publish, released, reported, Verdict,
     },
     context::{jitter, Context},
     Error,
@@ -111,45 +110,33 @@ async fn reconcile_inner(
         Err(v) if deleting && !claim.spec.allow_deletion => {
             // Nothing will be deleted anyway: let the claim go.
             let _ = v;
-            ctx.event(
+            return released(
                 &*claim,
-                EventType::Normal,
+                &ctx,
                 "NamespaceKept",
-                "Delete",
                 "allowDeletion is false: the Temporal namespace stays".into(),
             )
             .await;
-            remove_finalizer(&api, &claim).await?;
-            return Ok(Action::await_change());
         }
         // Refused before anything was registered (a bad name, a Composition it may not
         // use): nothing on Temporal is this claim's, so there is nothing to delete.
         Err(v) if deleting && claim.status.as_ref().and_then(|s| s.held_name()).is_none() => {
             let _ = v;
-            ctx.event(
+            return released(
                 &*claim,
-                EventType::Normal,
+                &ctx,
                 "Deleted",
-                "Delete",
                 "no Temporal namespace was ever registered for this claim".into(),
             )
             .await;
-            remove_finalizer(&api, &claim).await?;
-            return Ok(Action::await_change());
         }
         Err(v) => v,
         Ok((d, provider, address)) if deleting => match provider.delete(&d).await {
             Ok(DeleteProgress::Done(m)) => {
-                ctx.event(&*claim, EventType::Normal, "Deleted", "Delete", m)
-                    .await;
-                remove_finalizer(&api, &claim).await?;
-                return Ok(Action::await_change());
+                return released(&*claim, &ctx, "Deleted", m).await;
             }
             Ok(DeleteProgress::Skipped(m)) => {
-                ctx.event(&*claim, EventType::Normal, "NamespaceKept", "Delete", m)
-                    .await;
-                remove_finalizer(&api, &claim).await?;
-                return Ok(Action::await_change());
+                return released(&*claim, &ctx, "NamespaceKept", m).await;
             }
             Ok(DeleteProgress::Waiting(m)) => {
                 Verdict::waiting(Reason::Deleting, m, Duration::from_secs(5))

@@ -186,48 +186,48 @@ impl Context {
         Ok((meta, claim))
     }
 
-    /// The facts a claim being deleted is cleaned up with (see
-    /// `tenancy::facts_for_cleanup`): read fresh, the namespace may be terminating.
-    pub async fn namespace_facts_for_cleanup(
-        &self,
-        ns: &str,
-    ) -> Result<paved_compose::postgresql::NamespaceFacts, kube::Error> {
-        let (meta, claim) = self.namespace_and_claim(ns, true).await?;
-        Ok(paved_compose::tenancy::facts_for_cleanup(
-            ns,
-            meta.as_ref(),
-            claim.as_deref(),
-            &self.teams.state(),
-            self.default_cloud,
-        ))
-    }
-
-    /// Why a claim is being deleted (see `postgresql::deletion_cause`), read fresh: it
-    /// decides whether a `Delete` may drop data.
-    pub async fn deletion_cause<K: kube::Resource>(
+    /// What a claim's deletion is judged with, from one fresh read of its namespace
+    /// and the namespace's ServiceClaim (the namespace may be terminating): the facts
+    /// it is cleaned up with (see `tenancy::facts_for_cleanup`) and why it is going (see
+    /// `postgresql::deletion_cause`), which decides whether a `Delete` may drop data.
+    pub async fn deletion_facts<K: kube::Resource>(
         &self,
         claim: &K,
-    ) -> Result<paved_compose::postgresql::DeletionCause, kube::Error> {
+    ) -> Result<
+        (
+            paved_compose::postgresql::NamespaceFacts,
+            paved_compose::postgresql::DeletionCause,
+        ),
+        kube::Error,
+    > {
         let meta = claim.meta();
         let ns = meta.namespace.clone().unwrap_or_default();
-        let namespace = self.namespace(&ns, true).await?;
+        let (namespace, service) = self.namespace_and_claim(&ns, true).await?;
+        let facts = paved_compose::tenancy::facts_for_cleanup(
+            &ns,
+            namespace.as_ref(),
+            service.as_deref(),
+            &self.teams.state(),
+            self.default_cloud,
+        );
+        // The ServiceClaim that made the claim: the namespace's own (read above), or
+        // whichever its owner reference names.
         let parent = meta
             .owner_references
             .iter()
             .flatten()
             .find(|o| o.kind == "ServiceClaim");
-        let service = match parent {
+        let parent = match parent {
+            None => None,
+            Some(p) if p.name == ns => service.map(|s| s.metadata.clone()),
             Some(p) => kube::Api::<ServiceClaim>::all(self.client.clone())
                 .get_opt(&p.name)
                 .await?
                 .map(|s| s.metadata),
-            None => None,
         };
-        Ok(paved_compose::postgresql::deletion_cause(
-            meta,
-            namespace.as_ref(),
-            service.as_ref(),
-        ))
+        let cause =
+            paved_compose::postgresql::deletion_cause(meta, namespace.as_ref(), parent.as_ref());
+        Ok((facts, cause))
     }
 
     /// The Team a ServiceClaim's `spec.owner` names.

@@ -858,9 +858,8 @@ async fn deletion_target(
     claim: &PostgreSQLInstance,
     ctx: &Context,
 ) -> Result<Result<DesiredDatabase, String>, Error> {
-    let ns = claim.namespace().unwrap_or_default();
     let uid = claim.uid().unwrap_or_default();
-    let facts = ctx.namespace_facts_for_cleanup(&ns).await?;
+    let (facts, cause) = ctx.deletion_facts(claim).await?;
     let all = ctx.compositions.state();
     let recorded = claim
         .annotations()
@@ -941,7 +940,7 @@ async fn deletion_target(
     );
     let policy = paved_compose::postgresql::deletion_policy(
         policy,
-        ctx.deletion_cause(claim).await?,
+        cause,
         claim
             .annotations()
             .get(annotations::CONFIRM_DELETE)

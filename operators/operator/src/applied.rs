@@ -111,23 +111,31 @@ struct Inner {
 
 /// Pure: what a claim's last apply left, as its status records it — the render's
 /// hash, and a hash of Paved's fields on each object (by key, in key order). An object
-/// that is missing, deleted, or carries another manager's fields has no digest.
+/// that is missing, deleted, or carries another manager's fields has no digest: `Err`
+/// names it.
 pub fn digest<'a>(
     hash: u64,
     objects: impl IntoIterator<Item = (&'a str, Option<&'a Written>)>,
-) -> Option<String> {
+) -> Result<String, String> {
     let mut fields: Vec<(&str, u64)> = vec![];
     for (key, w) in objects {
-        let w = w?;
-        if w.deleted || w.foreign_fields {
-            return None;
-        }
-        fields.push((key, w.our_fields?));
+        let ours = match w {
+            None => return Err(format!("{key} not found")),
+            Some(w) if w.deleted => return Err(format!("{key} deleted")),
+            Some(w) if w.foreign_fields => {
+                return Err(format!("{key} has another manager's fields"))
+            }
+            Some(w) => w.our_fields,
+        };
+        let Some(ours) = ours else {
+            return Err(format!("{key} has none of Paved's fields"));
+        };
+        fields.push((key, ours));
     }
     fields.sort();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     fields.hash(&mut h);
-    Some(format!("{hash:016x}-{:016x}", h.finish()))
+    Ok(format!("{hash:016x}-{:016x}", h.finish()))
 }
 
 /// A stable fingerprint of rendered objects.
@@ -299,7 +307,7 @@ impl Applied {
     /// The digest (see [`digest`]) of `keys` as last written or found.
     pub fn digest_of(&self, hash: u64, keys: &[String]) -> Option<String> {
         let g = self.inner.lock().expect("applied lock");
-        digest(hash, keys.iter().map(|k| (k.as_str(), g.echoes.get(k))))
+        digest(hash, keys.iter().map(|k| (k.as_str(), g.echoes.get(k)))).ok()
     }
 
     /// For a claim this process has not applied: when its objects are exactly what the
@@ -318,29 +326,14 @@ impl Applied {
         if g.hashes.contains_key(uid) {
             return Err("already applied by this process".into());
         }
-        let found = digest(hash, keys.iter().map(|k| (k.as_str(), g.echoes.get(k))));
-        if found.as_deref() != Some(recorded) {
-            let why = keys
-                .iter()
-                .find_map(|k| match g.echoes.get(k) {
-                    None => Some(format!("{k} not found")),
-                    Some(w) if w.deleted => Some(format!("{k} deleted")),
-                    Some(w) if w.foreign_fields => {
-                        Some(format!("{k} has another manager's fields"))
-                    }
-                    Some(w) if w.our_fields.is_none() => {
-                        Some(format!("{k} has none of Paved's fields"))
-                    }
-                    _ => None,
-                })
-                .unwrap_or_else(|| {
-                    if recorded.split('-').next() != Some(&format!("{hash:016x}")) {
-                        "the render changed".to_string()
-                    } else {
-                        "Paved's fields differ from the last apply".to_string()
-                    }
-                });
-            return Err(why);
+        let found = digest(hash, keys.iter().map(|k| (k.as_str(), g.echoes.get(k))))?;
+        if found != recorded {
+            return Err(if recorded.split('-').next() != found.split('-').next() {
+                "the render changed"
+            } else {
+                "Paved's fields differ from the last apply"
+            }
+            .into());
         }
         let at = std::time::Instant::now()
             .checked_sub(offset)

@@ -228,6 +228,18 @@ pub fn contains(live: &Value, want: &Value) -> bool {
     }
 }
 
+/// Pure: whether a live object (as read) already holds the body it would be applied
+/// with. apiVersion and kind are identity, not content: a GET always has them.
+pub fn holds(live: &Value, body: &Value) -> bool {
+    match body.as_object() {
+        Some(fields) => fields
+            .iter()
+            .filter(|(k, _)| *k != "apiVersion" && *k != "kind")
+            .all(|(k, v)| live.get(k).is_some_and(|lv| contains(lv, v))),
+        None => contains(live, body),
+    }
+}
+
 /// Whether every object already holds what it would be applied with: read, not
 /// written (a restarted operator checks its first pass this way). A missing object,
 /// or one whose API is missing, is not up to date.
@@ -244,13 +256,7 @@ pub async fn up_to_date(client: &Client, objects: &[DesiredObject]) -> Result<bo
             Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
             Err(e) => return Err(e),
         };
-        let mut want = o.body.clone();
-        if let Some(m) = want.as_object_mut() {
-            // Identity, not content: the GET's are always there.
-            m.remove("apiVersion");
-            m.remove("kind");
-        }
-        if !contains(&live, &want) {
+        if !holds(&live, &o.body) {
             return Ok(false);
         }
     }
@@ -376,6 +382,15 @@ mod tests {
         ));
         assert!(!contains(&live, &json!({ "spec": { "ports": [] } })));
         assert!(!contains(&live, &json!({ "spec": { "egress": [] } })));
+        // The body it is applied with names its apiVersion and kind; a read's are
+        // taken as given.
+        let body =
+            json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "labels": { "x": "1" } } });
+        assert!(holds(&live, &body));
+        assert!(!holds(
+            &live,
+            &json!({ "kind": "Secret", "metadata": { "name": "b" } })
+        ));
     }
 
     #[test]

@@ -111,18 +111,14 @@ async fn desired(
     // to another, or the next pass would record the other's place as this database's.
     let ann = claim.annotations();
     if ann.contains_key(annotations::CREATE_PENDING) && !ann.contains_key(annotations::PLACEMENT) {
-        let was = claim
-            .status
-            .as_ref()
-            .and_then(|s| s.composition.as_ref())
-            .map(|c| c.name.clone());
-        if was.as_deref() != Some(comp_name.as_str()) {
+        let was = recorded_composition(claim);
+        if was != Some(comp_name.as_str()) {
             return Ok(Err(Verdict::problem(
                 Reason::LocationChanged,
                 format!(
                     "the database was made with Composition {} and the claim now resolves to {comp_name}; \
                      Paved will not record or act on a new place. Pin spec.compositionRef to {0}",
-                    was.as_deref().unwrap_or("(unknown)")
+                    was.unwrap_or("(unknown)")
                 ),
                 slow,
             )));
@@ -133,32 +129,30 @@ async fn desired(
         generation: comp.metadata.generation.unwrap_or(0),
     });
     // Tenancy, before any cloud call.
-    {
-        if let Err(r) = paved_compose::tenancy::admit_in_namespace(
-            "databases",
-            ctx.reserved.why(&ns, &all),
-            &comp,
-            &ns,
-            &facts,
-        ) {
-            return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
+    if let Err(r) = paved_compose::tenancy::admit_in_namespace(
+        "databases",
+        ctx.reserved.why(&ns, &all),
+        &comp,
+        &ns,
+        &facts,
+    ) {
+        return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
+    }
+    // The team's cap counts databases oldest first, so it holds new ones back and
+    // never takes one from a database created before it.
+    ctx.claims_listed().await?;
+    let team = facts.team.as_deref().and_then(|t| ctx.team(t));
+    let rank = team.as_ref().map_or(0, |t| {
+        let dbs = ctx.team_databases(t);
+        // Ranking is a pass over them: only needed past the cap.
+        if dbs.len() > t.spec.limits.databases.max(0) as usize {
+            paved_compose::tenancy::rank(claim, &dbs)
+        } else {
+            0
         }
-        // The team's cap counts databases oldest first, so it holds new ones back and
-        // never takes one from a database created before it.
-        ctx.claims_listed().await?;
-        let team = facts.team.as_deref().and_then(|t| ctx.team(t));
-        let rank = team.as_ref().map_or(0, |t| {
-            let dbs = ctx.team_databases(t);
-            // Ranking is a pass over them: only needed past the cap.
-            if dbs.len() > t.spec.limits.databases.max(0) as usize {
-                paved_compose::tenancy::rank(claim, &dbs)
-            } else {
-                0
-            }
-        });
-        if let Err(r) = paved_compose::tenancy::admit_database(&facts, team.as_deref(), rank) {
-            return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
-        }
+    });
+    if let Err(r) = paved_compose::tenancy::admit_database(&facts, team.as_deref(), rank) {
+        return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
     }
     Ok(render(claim, &facts, &comp).map_err(|(reason, m)| Verdict::problem(reason, m, slow)))
 }
@@ -392,12 +386,7 @@ async fn write_connection_secret(
     // Read before writing: a Secret that already says all this needs no write (each
     // poll of a Ready database, and a restarted operator's first pass).
     if let Some(live) = secrets.get_opt(&d.connection_secret).await? {
-        let mut want = body.clone();
-        if let Some(m) = want.as_object_mut() {
-            m.remove("apiVersion");
-            m.remove("kind");
-        }
-        if crate::apply::contains(&serde_json::to_value(&live)?, &want) {
+        if crate::apply::holds(&serde_json::to_value(&live)?, &body) {
             return Ok(());
         }
     }
@@ -566,119 +555,112 @@ async fn converge(
     });
     let effective = paved_compose::postgresql::without(d.clone(), &held);
     let d = &effective;
-    {
-        {
-            status.endpoint = o.endpoint.clone();
-            status.port = o.port;
-            status.instance_class = o.instance_class.clone().or(Some(d.instance_class.clone()));
-            status.multi_az = o.multi_az.or(Some(d.multi_az));
-            status.engine_version = o.engine_version.clone().or(Some(d.engine_version.clone()));
-            let ready_message = match &provider {
-                Provider::Local(local) => {
-                    write_connection_secret(ctx, claim, d, local).await?;
-                    if !local.can_login(d).await {
-                        if let Err(e) = local.reset_password(d).await {
-                            return Ok(provider_verdict(&e));
-                        }
-                        if !local.can_login(d).await {
-                            return Ok(Verdict::waiting(
-                                Reason::ConnectionFailed,
-                                "the database does not accept the delivered credentials yet".into(),
-                                Duration::from_secs(5),
+    status.endpoint = o.endpoint.clone();
+    status.port = o.port;
+    status.instance_class = o.instance_class.clone().or(Some(d.instance_class.clone()));
+    status.multi_az = o.multi_az.or(Some(d.multi_az));
+    status.engine_version = o.engine_version.clone().or(Some(d.engine_version.clone()));
+    let ready_message = match &provider {
+        Provider::Local(local) => {
+            write_connection_secret(ctx, claim, d, local).await?;
+            if !local.can_login(d).await {
+                if let Err(e) = local.reset_password(d).await {
+                    return Ok(provider_verdict(&e));
+                }
+                if !local.can_login(d).await {
+                    return Ok(Verdict::waiting(
+                        Reason::ConnectionFailed,
+                        "the database does not accept the delivered credentials yet".into(),
+                        Duration::from_secs(5),
+                    ));
+                }
+            }
+            format!(
+                "accepting connections; credentials in Secret {}",
+                d.connection_secret
+            )
+        }
+        cloud => {
+            let (Some(endpoint), Some(port), Some(secret)) =
+                (&o.endpoint, o.port, &o.master_secret_ref)
+            else {
+                return Ok(Verdict::waiting(
+                    Reason::Creating,
+                    "waiting for the endpoint and the master credentials secret".into(),
+                    Duration::from_secs(10),
+                ));
+            };
+            if let Provider::Aws(aws) = cloud {
+                match aws.check_master_secret(d, secret).await {
+                    Err(e) => return Ok(provider_verdict(&e)),
+                    Ok(Some(problem)) => {
+                        return Ok(Verdict::problem(
+                            Reason::EncryptionMismatch,
+                            problem,
+                            jitter(Duration::from_secs(300)),
+                        ))
+                    }
+                    Ok(None) => {}
+                }
+            }
+            let claim_ref = ClaimRef {
+                name: &claim.name_any(),
+                namespace: &claim.namespace().unwrap_or_default(),
+                uid: &claim.uid().unwrap_or_default(),
+            };
+            let objects = delivery_objects(&claim_ref, d, endpoint, port, secret);
+            // Checked when they change, and again every resync period so hand
+            // edits are put back; not on every poll of every claim. Read
+            // before written: objects that already hold what they would be
+            // applied with (a restart's first pass) need no write.
+            let uid = claim.uid().unwrap_or_default();
+            let fingerprint = crate::applied::fingerprint(&objects);
+            let mut due = ctx.applied.refresh_due(&uid, fingerprint, ctx.resync);
+            if due && crate::apply::up_to_date(&ctx.client, &objects).await? {
+                ctx.applied.refreshed(&uid, fingerprint);
+                due = false;
+            }
+            if due {
+                if let Err(e) = apply_all(
+                    &ctx.client,
+                    &objects,
+                    Mode::ApplyInExisting,
+                    &ctx.metrics,
+                    CONTROLLER,
+                )
+                .await
+                {
+                    if let kube::Error::Api(ae) = &e {
+                        if crate::apply::missing_api(ae) {
+                            return Ok(Verdict::problem(
+                                Reason::MissingAPI,
+                                format!("External Secrets is not installed: {}", ae.message),
+                                jitter(Duration::from_secs(300)),
                             ));
                         }
                     }
-                    format!(
-                        "accepting connections; credentials in Secret {}",
-                        d.connection_secret
-                    )
+                    return Err(e.into());
                 }
-                cloud => {
-                    let (Some(endpoint), Some(port), Some(secret)) =
-                        (&o.endpoint, o.port, &o.master_secret_ref)
-                    else {
-                        return Ok(Verdict::waiting(
-                            Reason::Creating,
-                            "waiting for the endpoint and the master credentials secret".into(),
-                            Duration::from_secs(10),
-                        ));
-                    };
-                    if let Provider::Aws(aws) = cloud {
-                        match aws.check_master_secret(d, secret).await {
-                            Err(e) => return Ok(provider_verdict(&e)),
-                            Ok(Some(problem)) => {
-                                return Ok(Verdict::problem(
-                                    Reason::EncryptionMismatch,
-                                    problem,
-                                    jitter(Duration::from_secs(300)),
-                                ))
-                            }
-                            Ok(None) => {}
-                        }
-                    }
-                    let claim_ref = ClaimRef {
-                        name: &claim.name_any(),
-                        namespace: &claim.namespace().unwrap_or_default(),
-                        uid: &claim.uid().unwrap_or_default(),
-                    };
-                    let objects = delivery_objects(&claim_ref, d, endpoint, port, secret);
-                    // Checked when they change, and again every resync period so hand
-                    // edits are put back; not on every poll of every claim. Read
-                    // before written: objects that already hold what they would be
-                    // applied with (a restart's first pass) need no write.
-                    let uid = claim.uid().unwrap_or_default();
-                    let fingerprint = crate::applied::fingerprint(&objects);
-                    let mut due = ctx.applied.refresh_due(&uid, fingerprint, ctx.resync);
-                    if due && crate::apply::up_to_date(&ctx.client, &objects).await? {
-                        ctx.applied.refreshed(&uid, fingerprint);
-                        due = false;
-                    }
-                    if due {
-                        if let Err(e) = apply_all(
-                            &ctx.client,
-                            &objects,
-                            Mode::ApplyInExisting,
-                            &ctx.metrics,
-                            CONTROLLER,
-                        )
-                        .await
-                        {
-                            if let kube::Error::Api(ae) = &e {
-                                if crate::apply::missing_api(ae) {
-                                    return Ok(Verdict::problem(
-                                        Reason::MissingAPI,
-                                        format!(
-                                            "External Secrets is not installed: {}",
-                                            ae.message
-                                        ),
-                                        jitter(Duration::from_secs(300)),
-                                    ));
-                                }
-                            }
-                            return Err(e.into());
-                        }
-                        ctx.applied.refreshed(&uid, fingerprint);
-                    }
-                    format!(
-                        "available at {endpoint}:{port}; ExternalSecret {} delivers the credentials from {}",
-                        d.connection_secret,
-                        match d.provider {
-                            Cloud::Aws => "the RDS-managed secret",
-                            Cloud::Azure => "Key Vault",
-                            _ => "Secret Manager",
-                        }
-                    )
+                ctx.applied.refreshed(&uid, fingerprint);
+            }
+            format!(
+                "available at {endpoint}:{port}; ExternalSecret {} delivers the credentials from {}",
+                d.connection_secret,
+                match d.provider {
+                    Cloud::Aws => "the RDS-managed secret",
+                    Cloud::Azure => "Key Vault",
+                    _ => "Secret Manager",
                 }
-            };
-            // On the wall clock's poll ticks, so claims of one cloud wake together and
-            // share one list call.
-            let ready_message = match &pending {
-                Some(p) => format!("{ready_message}; {p}"),
-                None => ready_message,
-            };
-            Ok(Verdict::ready(ready_message, aligned(d.poll_interval)))
+            )
         }
-    }
+    };
+    // On the wall clock's poll ticks, so claims of one cloud wake together and
+    // share one list call.
+    let ready_message = match &pending {
+        Some(p) => format!("{ready_message}; {p}"),
+        None => ready_message,
+    };
+    Ok(Verdict::ready(ready_message, aligned(d.poll_interval)))
 }
 
 /// The create guard, kept in the claim's annotations: `pending` (with where the
@@ -747,17 +729,31 @@ fn progress_poll(d: &DesiredDatabase) -> Duration {
         .clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
+/// The placement recorded at create (`paved.dev/placement`), if any.
+fn recorded_placement(claim: &PostgreSQLInstance) -> Option<Placement> {
+    claim
+        .annotations()
+        .get(annotations::PLACEMENT)
+        .and_then(|v| serde_json::from_str(v).ok())
+}
+
+/// The Composition the operator last reconciled the claim with, as its status (which
+/// tenants cannot write) records it.
+fn recorded_composition(claim: &PostgreSQLInstance) -> Option<&str> {
+    claim
+        .status
+        .as_ref()
+        .and_then(|s| s.composition.as_ref())
+        .map(|c| c.name.as_str())
+}
+
 /// Where the database was created, when the claim now resolves elsewhere: the
 /// recorded placement, or for older claims the recorded `provider/region`.
 fn location_changed(claim: &PostgreSQLInstance, d: &DesiredDatabase) -> Option<String> {
-    let ann = claim.annotations();
-    if let Some(p) = ann
-        .get(annotations::PLACEMENT)
-        .and_then(|v| serde_json::from_str::<Placement>(v).ok())
-    {
+    if let Some(p) = recorded_placement(claim) {
         return p.moved(d).map(|_| describe_placement(&p));
     }
-    let at = ann.get(annotations::EXTERNAL_LOCATION)?;
+    let at = claim.annotations().get(annotations::EXTERNAL_LOCATION)?;
     (*at != format!("{}/{}", d.provider, d.region)).then(|| at.clone())
 }
 
@@ -861,22 +857,13 @@ async fn deletion_target(
     let uid = claim.uid().unwrap_or_default();
     let (facts, cause) = ctx.deletion_facts(claim).await?;
     let all = ctx.compositions.state();
-    let recorded = claim
-        .annotations()
-        .get(annotations::PLACEMENT)
-        .and_then(|v| serde_json::from_str::<Placement>(v).ok());
-    let placement = match recorded {
+    let placement = match recorded_placement(claim) {
         Some(p) => p,
         // Claims created before the placement was recorded: the Composition the
         // operator last reconciled them with (in status, which tenants cannot write)
         // must still say where they were created.
         None => {
-            let was = claim
-                .status
-                .as_ref()
-                .and_then(|s| s.composition.as_ref())
-                .map(|c| c.name.clone())
-                .unwrap_or_default();
+            let was = recorded_composition(claim).unwrap_or_default();
             let Some(comp) = all
                 .iter()
                 .find(|c| c.name_any() == was && c.spec.postgresql.is_some())

@@ -14,7 +14,8 @@ use crate::{DeleteProgress, ExternalClient, Observation, ProviderError, Sensitiv
 
 /// Connection settings parsed from the admin DSN (never logged: it holds a password).
 pub struct LocalProvider {
-    admin_dsn: Sensitive,
+    /// The admin connection, parsed once (its Debug redacts the password).
+    admin: tokio_postgres::Config,
     host: String,
     port: u16,
     /// The password the claim's role must have (from the connection Secret).
@@ -34,7 +35,7 @@ impl LocalProvider {
         };
         let port = cfg.get_ports().first().copied().unwrap_or(5432);
         Ok(LocalProvider {
-            admin_dsn,
+            admin: cfg,
             host,
             port,
             password,
@@ -54,10 +55,8 @@ impl LocalProvider {
         self.port
     }
 
-    async fn connect(&self, dsn: &str) -> Result<Client, ProviderError> {
-        let (client, conn) = tokio_postgres::connect(dsn, NoTls)
-            .await
-            .map_err(classify)?;
+    async fn connect(cfg: &tokio_postgres::Config) -> Result<Client, ProviderError> {
+        let (client, conn) = cfg.connect(NoTls).await.map_err(classify)?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "local provider connection closed");
@@ -67,7 +66,7 @@ impl LocalProvider {
     }
 
     async fn admin(&self) -> Result<Client, ProviderError> {
-        self.connect(self.admin_dsn.expose()).await
+        Self::connect(&self.admin).await
     }
 
     /// Gives what `role` owns in database `db` to `paved_snapshots` (a NOLOGIN role
@@ -76,21 +75,9 @@ impl LocalProvider {
     /// and drops its grants there (a role that owns or may use objects in any
     /// database cannot be dropped).
     async fn disown_in(&self, db: &str, role: &str) -> Result<(), ProviderError> {
-        let mut cfg: tokio_postgres::Config =
-            self.admin_dsn
-                .expose()
-                .parse()
-                .map_err(|_| ProviderError::Terminal {
-                    reason: Reason::InvalidAdminSecret,
-                    message: "the local provider's admin connection string does not parse".into(),
-                })?;
+        let mut cfg = self.admin.clone();
         cfg.dbname(db);
-        let (client, conn) = cfg.connect(NoTls).await.map_err(classify)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "local provider connection closed");
-            }
-        });
+        let client = Self::connect(&cfg).await?;
         let exists = client
             .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
             .await
@@ -143,28 +130,30 @@ impl LocalProvider {
     }
 }
 
+/// The one text value `sql` selects for `name`, or None when there is no such row.
+async fn lookup(admin: &Client, sql: &str, name: &str) -> Result<Option<String>, ProviderError> {
+    let row = admin.query_opt(sql, &[&name]).await.map_err(classify)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// A database's comment (where Paved marks ownership), or None when it does not exist.
 async fn database_comment(admin: &Client, name: &str) -> Result<Option<String>, ProviderError> {
-    let row = admin
-        .query_opt(
-            "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
-            &[&name],
-        )
-        .await
-        .map_err(classify)?;
-    Ok(row.map(|r| r.get(0)))
+    lookup(
+        admin,
+        "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+        name,
+    )
+    .await
 }
 
 /// A database's owner, or None when it does not exist.
 async fn database_owner(admin: &Client, name: &str) -> Result<Option<String>, ProviderError> {
-    let row = admin
-        .query_opt(
-            "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
-            &[&name],
-        )
-        .await
-        .map_err(classify)?;
-    Ok(row.map(|r| r.get(0)))
+    lookup(
+        admin,
+        "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+        name,
+    )
+    .await
 }
 
 /// Ends every other session on a database.
@@ -181,14 +170,12 @@ async fn terminate(admin: &Client, db: &str) -> Result<(), ProviderError> {
 
 /// A role's comment (where Paved marks ownership), or None when it does not exist.
 async fn role_comment(admin: &Client, name: &str) -> Result<Option<String>, ProviderError> {
-    let row = admin
-        .query_opt(
-            "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = $1",
-            &[&name],
-        )
-        .await
-        .map_err(classify)?;
-    Ok(row.map(|r| r.get(0)))
+    lookup(
+        admin,
+        "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = $1",
+        name,
+    )
+    .await
 }
 
 fn ownership(d: &DesiredDatabase) -> String {
@@ -299,14 +286,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                 .await
                 .map_err(classify)?;
         }
-        let db_exists = admin
-            .query_opt(
-                "SELECT 1 FROM pg_database WHERE datname = $1",
-                &[&d.database_name],
-            )
-            .await
-            .map_err(classify)?
-            .is_some();
+        let db_exists = database_owner(&admin, &d.database_name).await?.is_some();
         if !db_exists {
             // CREATE DATABASE cannot run in a transaction block: one statement per call.
             admin
@@ -377,11 +357,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                 terminate(&admin, &d.database_name).await?;
                 if d.deletion_policy == DeletionPolicy::Snapshot {
                     let snap = snapshot_name(d);
-                    let snap_exists = admin
-                        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&snap])
-                        .await
-                        .map_err(classify)?
-                        .is_some();
+                    let snap_exists = database_owner(&admin, &snap).await?.is_some();
                     if !snap_exists {
                         // Closed from its first moment: nobody connects before it is
                         // the admin's alone.

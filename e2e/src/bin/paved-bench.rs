@@ -602,6 +602,20 @@ fn stats(mut v: Vec<f64>) -> (f64, f64) {
     (percentile(&v, 0.5), percentile(&v, 0.99))
 }
 
+/// How many of the API's objects `f` holds for (one list).
+async fn count<K>(api: &Api<K>, f: impl Fn(&K) -> bool) -> Result<usize>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    Ok(api
+        .list(&Default::default())
+        .await?
+        .items
+        .iter()
+        .filter(|o| f(o))
+        .count())
+}
+
 async fn create_all<K>(api: &Api<K>, objects: Vec<K>, concurrency: usize) -> Result<()>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -826,12 +840,10 @@ async fn main() -> Result<()> {
         "every cached claim has a status",
         Duration::from_secs(1800),
         || async {
-            let list = pg_api.list(&Default::default()).await?;
-            let done = list
-                .items
-                .iter()
-                .filter(|p| p.status.as_ref().is_some_and(|s| !s.conditions.is_empty()))
-                .count();
+            let done = count(&pg_api, |p| {
+                p.status.as_ref().is_some_and(|s| !s.conditions.is_empty())
+            })
+            .await?;
             Ok((done >= extra).then_some(()))
         },
     )
@@ -882,16 +894,12 @@ async fn main() -> Result<()> {
         "the AWS claims Ready",
         Duration::from_secs(1800),
         || async {
-            let list = aws_api.list(&Default::default()).await?;
-            let n = list
-                .items
-                .iter()
-                .filter(|p| {
-                    p.status
-                        .as_ref()
-                        .is_some_and(|s| conditions::is_ready(&s.conditions, p.metadata.generation))
-                })
-                .count();
+            let n = count(&aws_api, |p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| conditions::is_ready(&s.conditions, p.metadata.generation))
+            })
+            .await?;
             Ok((n >= a.aws_instances).then_some(()))
         },
     )

@@ -188,7 +188,8 @@ fn render(
 
 /// A provider client for one reconcile.
 enum Provider {
-    Local(LocalProvider),
+    /// Boxed: it holds its parsed admin connection, the others a shared client.
+    Local(Box<LocalProvider>),
     Aws(Arc<AwsProvider>),
     Azure(Arc<AzureProvider>),
     Gcp(Arc<GcpProvider>),
@@ -197,7 +198,7 @@ enum Provider {
 impl Provider {
     fn client(&self) -> &dyn ExternalClient<DesiredDatabase, ObservedDatabase> {
         match self {
-            Provider::Local(p) => p,
+            Provider::Local(p) => p.as_ref(),
             Provider::Aws(p) => p.as_ref(),
             Provider::Azure(p) => p.as_ref(),
             Provider::Gcp(p) => p.as_ref(),
@@ -272,7 +273,7 @@ async fn provider(
     };
     let password = connection_password(ctx, claim, d).await?;
     Ok(LocalProvider::new(Sensitive::new(dsn), password)
-        .map(Provider::Local)
+        .map(|p| Provider::Local(Box::new(p)))
         .map_err(|e| provider_verdict(&e)))
 }
 

@@ -80,6 +80,14 @@ fn desired(uid: &str) -> DesiredDatabase {
     }
 }
 
+/// An empty cloud and a claim that has recorded nothing.
+fn fresh() -> (Arc<FakeDatabases>, Arc<MemGuard>) {
+    (
+        Arc::new(FakeDatabases::default()),
+        Arc::new(MemGuard::default()),
+    )
+}
+
 /// One reconcile, in a task of its own so a crash point can kill it (a panic there
 /// stands for the process dying at that point).
 async fn once(
@@ -134,10 +142,7 @@ async fn until_ready(
 
 #[tokio::test]
 async fn a_new_claim_is_created_once_and_becomes_ready() {
-    let (fake, guard) = (
-        Arc::new(FakeDatabases::default()),
-        Arc::new(MemGuard::default()),
-    );
+    let (fake, guard) = fresh();
     let d = desired("new");
     let steps = until_ready(&fake, &guard, &d).await;
     assert_eq!(steps[0], Driven::Created);
@@ -163,10 +168,7 @@ async fn a_crash_at_every_step_of_a_create_leaves_exactly_one_database() {
         (None, Some("pending")),
         (None, Some("succeeded")),
     ] {
-        let (fake, guard) = (
-            Arc::new(FakeDatabases::default()),
-            Arc::new(MemGuard::default()),
-        );
+        let (fake, guard) = fresh();
         *guard.fail_at.lock().unwrap() = record;
         let d = desired("crash");
         assert_eq!(
@@ -193,10 +195,7 @@ async fn a_crash_at_every_step_of_a_create_leaves_exactly_one_database() {
 
 #[tokio::test]
 async fn provider_reasons_reach_the_claim_unchanged() {
-    let (fake, guard) = (
-        Arc::new(FakeDatabases::default()),
-        Arc::new(MemGuard::default()),
-    );
+    let (fake, guard) = fresh();
     let d = desired("reasons");
     fake.fail_next(
         Call::Observe,
@@ -234,10 +233,7 @@ async fn provider_reasons_reach_the_claim_unchanged() {
 
 #[tokio::test]
 async fn another_claims_database_and_a_lost_one_are_left_to_a_human() {
-    let (fake, guard) = (
-        Arc::new(FakeDatabases::default()),
-        Arc::new(MemGuard::default()),
-    );
+    let (fake, guard) = fresh();
     let d = desired("taken");
     let mut theirs = paved_compose::postgresql::ObservedDatabase {
         state: "available".into(),
@@ -254,10 +250,7 @@ async fn another_claims_database_and_a_lost_one_are_left_to_a_human() {
 
     // Made, then deleted outside Paved: never made again on its own.
     theirs.owner_uid = None;
-    let (fake, guard) = (
-        Arc::new(FakeDatabases::default()),
-        Arc::new(MemGuard::default()),
-    );
+    let (fake, guard) = fresh();
     *guard.guard.lock().unwrap() = Guard {
         pending: true,
         succeeded: true,
@@ -278,10 +271,7 @@ async fn every_deletion_policy_acts_on_the_recorded_placement() {
         (DeletionPolicy::Orphan, DeletionCause::Direct, true),
         (DeletionPolicy::Orphan, DeletionCause::Cascade, true),
     ] {
-        let (fake, guard) = (
-            Arc::new(FakeDatabases::default()),
-            Arc::new(MemGuard::default()),
-        );
+        let (fake, guard) = fresh();
         let d = desired("gone");
         until_ready(&fake, &guard, &d).await;
         // Recorded at create; the Composition may say anything by now.

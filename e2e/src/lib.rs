@@ -270,20 +270,8 @@ impl ControlPlane {
 
 fn install(cp: &ControlPlane) -> Result<()> {
     let root = repo_root();
-    let es = shared_dir().join("upstream/external-secrets");
-    if !es.is_dir() {
-        bail!(
-            "{} is missing: the upstream External Secrets CRDs come from shared/",
-            es.display()
-        );
-    }
-    cp.kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        es.to_str().unwrap(),
-    ])?;
+    // The External Secrets CRDs come with its controller (control-plane's eso, from
+    // the module it is built from).
     cp.kubectl(&[
         "apply",
         "--server-side",
@@ -331,8 +319,27 @@ fn install(cp: &ControlPlane) -> Result<()> {
         "-p",
         &serde_json::json!({ "spec": { "temporal": { "frontendAddress": temporal, "pollInterval": "2s" } } }).to_string(),
     ])?;
-    // The operator's own namespace, for its Lease and Events.
+    // The API server External Secrets reads the `kubernetes` backend from: this
+    // plane's (in a cluster it is kubernetes.default.svc, the Composition's default).
+    let server = cp.kubectl(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ])?;
+    cp.kubectl(&[
+        "patch",
+        "composition",
+        "service-local",
+        "--type=merge",
+        "-p",
+        &serde_json::json!({ "spec": { "service": { "secrets": { "backend": { "kubernetes": { "server": server.trim() } } } } } }).to_string(),
+    ])?;
+    // The operator's own namespace, for its Lease and Events, and the platform's
+    // secrets namespace, as the chart makes them.
     let _ = cp.kubectl(&["create", "namespace", "paved-system"]);
+    let _ = cp.kubectl(&["create", "namespace", paved_api::DEFAULT_SECRETS_NAMESPACE]);
     // Tenancy as the chart installs it: the owner roles, the admission policy (the
     // harness's admin is in system:masters, a platform group), and the tests' Teams.
     let tenancy = helm_template(&["templates/owner-roles.yaml", "templates/admission.yaml"])?;

@@ -170,10 +170,12 @@ fn the_operators_own_rights_are_enumerated_and_narrow() -> Result<()> {
             &["create", "externalsecrets.external-secrets.io", "-n", "x"],
             "yes",
         ),
+        // Each service namespace's own store, and its grant in the secrets namespace.
         (
             &["create", "secretstores.external-secrets.io", "-n", "x"],
-            "no",
+            "yes",
         ),
+        (&["create", "roles", "-n", "paved-secrets"], "yes"),
         (&["create", "clustersecretstores.external-secrets.io"], "no"),
     ] {
         assert_eq!(can(args)?, want, "can-i {}", args.join(" "));
@@ -224,6 +226,61 @@ fn the_operators_own_rights_are_enumerated_and_narrow() -> Result<()> {
         !relabel.status.success() && said.contains("changes only namespaces a ServiceClaim made"),
         "{said}"
     );
+    // In the secrets namespace: a grant of every Secret (an empty resourceNames), of
+    // another service's Secrets, or bound to anyone but the service, is refused.
+    for (rules, why) in [
+        (
+            json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] }]),
+            "every Secret",
+        ),
+        (
+            json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["victim.app"] }]),
+            "another's",
+        ),
+        (
+            json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"], "resourceNames": ["team-a.svc.app"] }]),
+            "create",
+        ),
+    ] {
+        let (ok, out) = as_operator(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": { "name": "team-a.svc", "namespace": "paved-secrets" },
+            "rules": rules,
+        }))?;
+        assert!(!ok && out.contains("its own Secrets"), "{why}: {out}");
+    }
+    let (ok, out) = as_operator(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": { "name": "team-a.svc", "namespace": "paved-secrets" },
+        "rules": [{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["team-a.svc.app"] }],
+    }))?;
+    assert!(ok, "a service's own grant: {out}");
+    // Binding checks the Role it names, so that one exists for real (made as admin).
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": { "name": "team-a.svc", "namespace": "paved-secrets" },
+        "rules": [{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["team-a.svc.app"] }],
+    });
+    let (ok, out) = cp.kubectl_stdin(&["apply", "-f", "-"], &role.to_string())?;
+    assert!(ok, "{out}");
+    let (ok, out) = as_operator(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "team-a.svc", "namespace": "paved-secrets" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "team-a.svc" },
+        "subjects": [ { "kind": "ServiceAccount", "name": "paved-operator", "namespace": "paved-system" } ],
+    }))?;
+    assert!(
+        !ok && out.contains("that service's ServiceAccount only"),
+        "{out}"
+    );
+    let (ok, out) = as_operator(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": { "name": "team-a.svc", "namespace": "paved-secrets" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "team-a.svc" },
+        "subjects": [ { "kind": "ServiceAccount", "name": "svc", "namespace": "svc" } ],
+    }))?;
+    assert!(ok, "the service's own binding: {out}");
+    cp.kubectl(&["delete", "role", "-n", "paved-secrets", "team-a.svc"])?;
     // An ordinary connection Secret is still the operator's to write.
     let (ok, out) = as_operator(json!({
         "apiVersion": "v1", "kind": "Secret",

@@ -170,10 +170,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
         es.data["spec"]["dataFrom"][0]["extract"]["key"],
         i["MasterUserSecret"]["SecretArn"]
     );
-    assert_eq!(
-        es.data["spec"]["secretStoreRef"]["name"],
-        "aws-secrets-manager"
-    );
+    assert_eq!(es.data["spec"]["secretStoreRef"]["name"], "paved");
     assert_eq!(
         es.data["spec"]["target"]["template"]["data"]["sslmode"],
         "require"

@@ -165,7 +165,7 @@ async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         es.data["spec"]["dataFrom"][0]["extract"]["key"],
         format!("{name}-admin")
     );
-    assert_eq!(es.data["spec"]["secretStoreRef"]["name"], "azure-key-vault");
+    assert_eq!(es.data["spec"]["secretStoreRef"]["name"], "paved");
     let np = cp.kubectl(&[
         "get",
         "networkpolicy",

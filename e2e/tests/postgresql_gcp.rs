@@ -149,10 +149,7 @@ async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         es.data["spec"]["dataFrom"][0]["extract"]["key"],
         format!("{name}-admin")
     );
-    assert_eq!(
-        es.data["spec"]["secretStoreRef"]["name"],
-        "gcp-secret-manager"
-    );
+    assert_eq!(es.data["spec"]["secretStoreRef"]["name"], "paved");
 
     // Drift made in the console is corrected, through throttled list calls.
     fake.post(

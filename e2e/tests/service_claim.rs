@@ -194,10 +194,7 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
         es.data["spec"]["dataFrom"][0]["extract"]["key"],
         "team-claims/e2e-golden/app-secrets"
     );
-    assert_eq!(
-        es.data["spec"]["secretStoreRef"]["name"],
-        "aws-secrets-manager"
-    );
+    assert_eq!(es.data["spec"]["secretStoreRef"]["name"], "paved");
 
     // Children exist; the claim is Synced but not Ready, naming the first child.
     let tn_ar = ar(

@@ -274,14 +274,6 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
             "subjects": [ { "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob" } ] }),
         ),
         (
-            "an ExternalSecret reading the whole store",
-            json!({
-            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
-            "metadata": { "name": "everything", "namespace": victim },
-            "spec": { "secretStoreRef": { "kind": "ClusterSecretStore", "name": "paved-secrets" },
-                      "dataFrom": [ { "find": { "name": { "regexp": ".*" } } } ] } }),
-        ),
-        (
             "a bigger ResourceQuota",
             json!({
             "apiVersion": "v1", "kind": "ResourceQuota",
@@ -293,6 +285,36 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
             &format!("alice creates {what}"),
             alice(cp, &["create", "-f", "-"], Some(&manifest.to_string()))?,
             &["forbidden"],
+        );
+    }
+    // Her own ExternalSecrets read through the namespace's own store only: never a
+    // ClusterSecretStore (whose identity is not the service's), by any of its refs.
+    for (what, spec) in [
+        (
+            "the store",
+            json!({ "secretStoreRef": { "kind": "ClusterSecretStore", "name": "shared" },
+                              "dataFrom": [ { "find": { "name": { "regexp": ".*" } } } ] }),
+        ),
+        (
+            "a data source",
+            json!({ "secretStoreRef": { "kind": "SecretStore", "name": "paved" },
+                                  "data": [ { "secretKey": "k", "remoteRef": { "key": "x" },
+                                              "sourceRef": { "storeRef": { "kind": "ClusterSecretStore", "name": "shared" } } } ] }),
+        ),
+        (
+            "a dataFrom source",
+            json!({ "secretStoreRef": { "kind": "SecretStore", "name": "paved" },
+                                      "dataFrom": [ { "extract": { "key": "x" },
+                                                      "sourceRef": { "storeRef": { "kind": "ClusterSecretStore", "name": "shared" } } } ] }),
+        ),
+    ] {
+        let manifest = json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": { "name": "everything", "namespace": victim }, "spec": spec });
+        refused(
+            &format!("alice reads through a ClusterSecretStore in {what}"),
+            alice(cp, &["create", "-f", "-"], Some(&manifest.to_string()))?,
+            &["never a ClusterSecretStore"],
         );
     }
     // Services stay inside the cluster and claim no external IPs.

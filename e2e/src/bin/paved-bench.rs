@@ -293,6 +293,8 @@ async fn baseline(
             composition_generation: 1,
             composition: &sc,
             team: None,
+            secrets_namespace: paved_api::DEFAULT_SECRETS_NAMESPACE,
+            databases: &[],
         };
         let mut objects = paved_compose::service::render_service(&input)?;
         for o in &mut objects {

@@ -205,32 +205,6 @@ pub struct SecretKeySelector {
     pub key: String,
 }
 
-/// An External Secrets Operator store.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretStoreRef {
-    /// `ClusterSecretStore` (shared by all namespaces) or `SecretStore` (per namespace).
-    pub kind: SecretStoreKind,
-    /// Name of the store.
-    #[schemars(length(min = 1))]
-    pub name: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum SecretStoreKind {
-    ClusterSecretStore,
-    SecretStore,
-}
-
-impl SecretStoreKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecretStoreKind::ClusterSecretStore => "ClusterSecretStore",
-            SecretStoreKind::SecretStore => "SecretStore",
-        }
-    }
-}
-
 /// Error from [`render_template`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {

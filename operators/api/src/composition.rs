@@ -9,8 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Cloud, Condition, DeletionPolicy, EgressPeer, IngressPeer, SecretKeySelector, SecretStoreRef,
-    SloTier,
+    Cloud, Condition, DeletionPolicy, EgressPeer, IngressPeer, SecretKeySelector, SloTier,
 };
 
 /// Platform-authored defaults for one kind of claim. Exactly one of `service`,
@@ -215,20 +214,112 @@ pub struct WorkloadIdentity {
     pub value: String,
 }
 
-/// Where a service's secrets live in the external store.
+/// Where a service's secrets live, and how its namespace reaches them. Every service
+/// namespace gets its own SecretStore `paved` that authenticates as the service's
+/// ServiceAccount, so an ExternalSecret in it (Paved's or the team's own) can read
+/// exactly what that service's identity may read, and nothing of another service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretsConfig {
-    /// The External Secrets store that ExternalSecrets read from.
-    pub store: SecretStoreRef,
-    /// The service's path in the store; the claim's secret key is appended. Same
-    /// placeholders as workloadIdentity.value, e.g. `{owner}/{service}`.
+    /// The store behind the namespace's SecretStore `paved`.
+    pub backend: SecretBackend,
+    /// The service's path in a cloud store; the claim's secret key is appended after a
+    /// `/`. Same placeholders as workloadIdentity.value, e.g. `{owner}/{service}`; must
+    /// contain `{service}` or `{namespace}`. With the `kubernetes` backend a key is
+    /// always the Secret `<service>.<key>` in the platform's secrets namespace.
     #[schemars(length(min = 1))]
     pub path: String,
     /// Default refresh interval, e.g. `1h`.
     #[serde(default = "default_refresh")]
     pub refresh_interval: String,
 }
+
+/// The store behind each service namespace's SecretStore `paved`: exactly one of the
+/// fields. Each authenticates as the service's own ServiceAccount.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "[has(self.kubernetes), has(self.aws), has(self.azure), has(self.gcp)].filter(x, x).size() == 1", "message": "name exactly one secret backend: kubernetes, aws, azure or gcp"}
+]))]
+pub struct SecretBackend {
+    /// Secrets kept as Kubernetes Secrets in the platform's secrets namespace (the
+    /// operator's `--secrets-namespace`). Paved grants each service's ServiceAccount
+    /// `get` on exactly its own Secrets there; used by the `local` provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesSecretBackend>,
+    /// AWS Secrets Manager, read as the service's IAM role (IRSA web identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSecretBackend>,
+    /// Azure Key Vault, read as the service's managed identity (workload identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureSecretBackend>,
+    /// GCP Secret Manager, read as the service's Google service account (workload
+    /// identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<GcpSecretBackend>,
+}
+
+/// The `kubernetes` secret backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesSecretBackend {
+    /// URL of the Kubernetes API the External Secrets Operator reads the Secrets
+    /// from. Default `https://kubernetes.default.svc`.
+    #[serde(default = "default_kubernetes_server")]
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^https://"))]
+    pub server: String,
+    /// ConfigMap in each service namespace with that API server's CA under `ca.crt`.
+    /// Default `kube-root-ca.crt`, which Kubernetes publishes into every namespace.
+    #[serde(default = "default_ca_config_map")]
+    #[schemars(length(min = 1, max = 253))]
+    pub ca_config_map: String,
+}
+
+fn default_kubernetes_server() -> String {
+    "https://kubernetes.default.svc".into()
+}
+
+fn default_ca_config_map() -> String {
+    "kube-root-ca.crt".into()
+}
+
+/// The `aws` secret backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsSecretBackend {
+    /// Region of Secrets Manager, e.g. `us-east-1`.
+    #[schemars(length(min = 1, max = 32))]
+    pub region: String,
+}
+
+/// The `azure` secret backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureSecretBackend {
+    /// Key Vault URL, `https://<vault>.vault.azure.net`.
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^https://"))]
+    pub vault_url: String,
+}
+
+/// The `gcp` secret backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcpSecretBackend {
+    /// Project that holds the secrets.
+    #[schemars(length(min = 1, max = 64))]
+    pub project_id: String,
+    /// The GKE cluster's location, name and project, for workload identity.
+    #[schemars(length(min = 1, max = 64))]
+    pub cluster_location: String,
+    #[schemars(length(min = 1, max = 64))]
+    pub cluster_name: String,
+    #[schemars(length(min = 1, max = 64))]
+    pub cluster_project_id: String,
+}
+
+/// Name of the SecretStore Paved makes in every service namespace; the ExternalSecrets
+/// of the service's secrets and databases read through it.
+pub const SECRET_STORE: &str = "paved";
 
 fn default_refresh() -> String {
     "1h".to_string()
@@ -307,10 +398,9 @@ pub struct PostgreSQLComposition {
     pub backup: BackupSpec,
     /// Deletion defaults.
     pub deletion: DeletionSpec,
-    /// Where master credentials are read from by the ExternalSecret that writes the
-    /// connection Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<CredentialsSpec>,
+    /// How the connection Secret is delivered.
+    #[serde(default)]
+    pub credentials: CredentialsSpec,
     /// Settings of the local provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalProviderSpec>,
@@ -476,15 +566,22 @@ impl Default for DeletionSpec {
     }
 }
 
-/// Credentials delivery.
+/// Credentials delivery: the connection Secret is written by an ExternalSecret that
+/// reads the master credentials through the namespace's own SecretStore `paved`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsSpec {
-    /// The External Secrets store that holds master credentials.
-    pub secret_store: SecretStoreRef,
     /// How often the connection Secret is refreshed, e.g. `1h`.
     #[serde(default = "default_refresh")]
     pub refresh_interval: String,
+}
+
+impl Default for CredentialsSpec {
+    fn default() -> Self {
+        CredentialsSpec {
+            refresh_interval: default_refresh(),
+        }
+    }
 }
 
 /// The local provider: databases on a PostgreSQL server the operator can reach.

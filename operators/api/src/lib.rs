@@ -26,6 +26,10 @@ pub const GROUP: &str = "paved.dev";
 pub const VERSION: &str = "v1alpha1";
 /// The field manager Paved's reconcilers use for every server-side apply.
 pub const FIELD_MANAGER: &str = "paved-operator";
+/// The platform's secrets namespace unless the operator is told another
+/// (`--secrets-namespace`): the `kubernetes` secret backend keeps services' Secrets and
+/// the `local` provider its databases' credentials there.
+pub const DEFAULT_SECRETS_NAMESPACE: &str = "paved-secrets";
 
 /// The field manager of the operator's own record-keeping on claims (finalizers, the
 /// create and placement annotations): kept apart from `FIELD_MANAGER`, whose applies

@@ -136,6 +136,9 @@ reasons! {
     DatabaseFailed,
     /// The database does not accept the delivered credentials yet.
     ConnectionFailed,
+    /// External Secrets has not yet written the connection Secret through the
+    /// namespace's SecretStore; its ExternalSecret's status says why.
+    SecretNotDelivered,
     /// Temporal reports the namespace as unusable.
     NamespaceUnavailable,
 }

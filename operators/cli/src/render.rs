@@ -90,6 +90,8 @@ pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Resu
                         composition_generation: comp.metadata.generation.unwrap_or(1),
                         composition: comp.spec.service.as_ref().expect("filtered on service"),
                         team: None,
+                        secrets_namespace: paved_api::DEFAULT_SECRETS_NAMESPACE,
+                        databases: &[],
                     };
                     let objects = render_service(&input).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
                     out.push_str(&format!("# ServiceClaim {name}: {} objects from composition {}\n", objects.len(), comp.name_any()));

@@ -271,7 +271,7 @@ pub(crate) mod tests {
                 private_network: Some("projects/p/global/networks/n".into()),
                 ..Default::default()
             },
-            credentials: None,
+            credentials: Default::default(),
             local_admin: None,
             azure: None,
             gcp: None,

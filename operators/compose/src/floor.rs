@@ -183,6 +183,27 @@ pub fn check_composition_service(s: &ServiceComposition) -> Vec<Violation> {
             ));
         }
     }
+    match &s.secrets {
+        None => out.push(v(
+            "spec.service.secrets",
+            "required: the service's secrets and its databases' credentials reach it only through its own SecretStore",
+        )),
+        Some(sec) => {
+            let b = &sec.backend;
+            let named = [
+                b.kubernetes.is_some(),
+                b.aws.is_some(),
+                b.azure.is_some(),
+                b.gcp.is_some(),
+            ];
+            if named.iter().filter(|x| **x).count() != 1 {
+                out.push(v(
+                    "spec.service.secrets.backend",
+                    "name exactly one secret backend: kubernetes, aws, azure or gcp",
+                ));
+            }
+        }
+    }
     if let Some(sec) = &s.secrets {
         match render_template(&sec.path, &vars) {
             Err(e) => out.push(v("spec.service.secrets.path", e.to_string())),
@@ -227,12 +248,6 @@ pub fn check_composition_postgresql(p: &PostgreSQLComposition) -> Vec<Violation>
                 &f("encryption.keyId"),
                 "cloud databases must be encrypted with a customer-managed key",
             )),
-        }
-        if p.credentials.is_none() {
-            out.push(v(
-                &f("credentials.secretStore"),
-                "required: master credentials are delivered through the secret store, never into the cluster by Paved",
-            ));
         }
         match p.provider {
             Cloud::Azure => {
@@ -376,7 +391,7 @@ mod tests {
     use super::*;
     use paved_api::{
         BackupSpec, CredentialsSpec, DatabaseNetwork, DeletionSpec, EncryptionSpec, PriceTable,
-        SecretStoreKind, SecretStoreRef, StorageSpec,
+        StorageSpec,
     };
 
     fn aws() -> PostgreSQLComposition {
@@ -404,13 +419,7 @@ mod tests {
                 ..Default::default()
             },
             deletion: DeletionSpec::default(),
-            credentials: Some(CredentialsSpec {
-                secret_store: SecretStoreRef {
-                    kind: SecretStoreKind::ClusterSecretStore,
-                    name: "sm".into(),
-                },
-                refresh_interval: "1h".into(),
-            }),
+            credentials: CredentialsSpec::default(),
             ..Default::default()
         }
     }
@@ -438,10 +447,6 @@ mod tests {
                     })
                 },
                 "spec.postgresql.encryption.keyId",
-            ),
-            (
-                |p| p.credentials = None,
-                "spec.postgresql.credentials.secretStore",
             ),
             (
                 |p| p.network.subnet_group_name = None,
@@ -572,6 +577,23 @@ mod tests {
             owner_role: "paved-developer".into(),
             ..Default::default()
         };
+        assert_eq!(
+            fields(check_composition_service(&s)),
+            vec!["spec.service.secrets"]
+        );
+        s.secrets = Some(paved_api::SecretsConfig {
+            backend: paved_api::SecretBackend::default(),
+            path: "{service}".into(),
+            refresh_interval: "1h".into(),
+        });
+        assert_eq!(
+            fields(check_composition_service(&s)),
+            vec!["spec.service.secrets.backend"]
+        );
+        s.secrets.as_mut().unwrap().backend.kubernetes = Some(paved_api::KubernetesSecretBackend {
+            server: "https://kubernetes.default.svc".into(),
+            ca_config_map: "kube-root-ca.crt".into(),
+        });
         assert_eq!(check_composition_service(&s), vec![]);
         // Only the shipped roles: `edit` writes NetworkPolicies (and, with External
         // Secrets installed, ExternalSecrets), so an owner could lift default-deny.
@@ -596,9 +618,11 @@ mod tests {
         );
         s.workload_identity = None;
         s.secrets = Some(paved_api::SecretsConfig {
-            store: SecretStoreRef {
-                kind: SecretStoreKind::ClusterSecretStore,
-                name: "x".into(),
+            backend: paved_api::SecretBackend {
+                aws: Some(paved_api::AwsSecretBackend {
+                    region: "us-east-1".into(),
+                }),
+                ..Default::default()
             },
             path: "shared".into(),
             refresh_interval: "1h".into(),
@@ -606,7 +630,7 @@ mod tests {
         assert!(check_composition_service(&s)[0]
             .message
             .contains("cannot read each other's secrets"));
-        s.secrets = None;
+        s.secrets.as_mut().unwrap().path = "{owner}/{service}".into();
         s.network.egress_to = vec![paved_api::EgressPeer {
             cidr: Some("0.0.0.0/0".into()),
             ..Default::default()

@@ -72,3 +72,33 @@ impl RenderError {
         }
     }
 }
+
+/// Whether `name` is a valid name for a Secret, Role or ConfigMap (an RFC 1123 DNS
+/// subdomain: lowercase letters, digits, `-` and `.`, alphanumeric at both ends of
+/// each label, at most 253 characters).
+pub fn is_dns_subdomain(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok)
+}
+
+#[cfg(test)]
+mod name_tests {
+    #[test]
+    fn dns_subdomains() {
+        use super::is_dns_subdomain as ok;
+        assert!(ok("svc.app") && ok("a-b.postgresql.db-1"));
+        for bad in [
+            "", "Svc.app", "svc..app", "svc/app", "-svc", "svc.", "svc_app",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+        assert!(!ok(&"a".repeat(254)));
+    }
+}

@@ -155,7 +155,7 @@ pub struct DesiredDatabase {
     pub deletion_protection: bool,
     pub deletion_policy: DeletionPolicy,
     pub network: paved_api::DatabaseNetwork,
-    pub credentials: Option<paved_api::CredentialsSpec>,
+    pub credentials: paved_api::CredentialsSpec,
     /// The local provider's admin connection Secret.
     pub local_admin: Option<paved_api::SecretKeySelector>,
     /// Azure subscription, resource group and Key Vault.
@@ -981,7 +981,7 @@ mod tests {
     use super::*;
     use paved_api::{
         BackupSpec, CredentialsSpec, DatabaseSize, DeletionSpec, EncryptionSpec, PriceTable,
-        SecretStoreKind, SecretStoreRef, SizeMap, StorageSpec,
+        SizeMap, StorageSpec,
     };
 
     fn comp() -> PostgreSQLComposition {
@@ -1022,13 +1022,9 @@ mod tests {
                 policy: DeletionPolicy::Delete,
                 protection: false,
             },
-            credentials: Some(CredentialsSpec {
-                secret_store: SecretStoreRef {
-                    kind: SecretStoreKind::ClusterSecretStore,
-                    name: "sm".into(),
-                },
+            credentials: CredentialsSpec {
                 refresh_interval: "1h".into(),
-            }),
+            },
             tags: BTreeMap::from([
                 ("Owner".into(), "platform".into()),
                 ("Environment".into(), "prod".into()),
@@ -1703,9 +1699,11 @@ pub struct ClaimRef<'a> {
     pub uid: &'a str,
 }
 
-/// Objects that deliver a cloud database to its namespace: an ExternalSecret that
-/// writes the connection Secret from the cloud-managed master secret (Paved never
-/// sees the password), and an egress NetworkPolicy to the database range.
+/// Objects that deliver a database to its namespace: an ExternalSecret that writes the
+/// connection Secret from the master credentials (the cloud-managed master secret, or
+/// the `local` provider's Secret in the platform's secrets namespace), read through the
+/// namespace's own SecretStore `paved` as the service's identity, and an egress
+/// NetworkPolicy to the database range.
 pub fn delivery_objects(
     claim: &ClaimRef<'_>,
     d: &DesiredDatabase,
@@ -1730,49 +1728,52 @@ pub fn delivery_objects(
             }],
         })
     };
-    let mut out = vec![];
-    if let Some(creds) = &d.credentials {
-        let base = format!("{endpoint}:{port}/{}", d.database_name);
-        out.push(crate::DesiredObject {
-            api_version: "external-secrets.io/v1".into(),
-            kind: "ExternalSecret".into(),
-            plural: "externalsecrets".into(),
-            namespace: Some(claim.namespace.into()),
-            name: d.connection_secret.clone(),
-            body: json!({
-                "apiVersion": "external-secrets.io/v1",
-                "kind": "ExternalSecret",
-                "metadata": meta(&d.connection_secret),
-                "spec": {
-                    "refreshInterval": creds.refresh_interval,
-                    "secretStoreRef": { "kind": creds.secret_store.kind.as_str(), "name": creds.secret_store.name },
-                    "target": {
-                        "name": d.connection_secret,
-                        "creationPolicy": "Owner",
-                        "template": {
-                            "engineVersion": "v2",
-                            // The claim's mark on the Secret External Secrets writes, so
-                            // Paved knows it as this claim's (never another's to overwrite).
-                            "metadata": { "labels": {
-                                labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
-                                labels::CLAIM_UID: claim.uid,
-                            } },
-                            "data": {
-                                "host": endpoint,
-                                "port": port.to_string(),
-                                "database": d.database_name,
-                                "username": "{{ .username }}",
-                                "password": "{{ .password }}",
-                                "sslmode": "require",
-                                "uri": format!("postgresql://{{{{ .username | urlquery }}}}:{{{{ .password | urlquery }}}}@{base}?sslmode=require"),
-                            },
+    // The local server speaks TLS only if its operator set it up; clouds always do.
+    let sslmode = if d.provider == Cloud::Local {
+        "prefer"
+    } else {
+        "require"
+    };
+    let base = format!("{endpoint}:{port}/{}", d.database_name);
+    let mut out = vec![crate::DesiredObject {
+        api_version: "external-secrets.io/v1".into(),
+        kind: "ExternalSecret".into(),
+        plural: "externalsecrets".into(),
+        namespace: Some(claim.namespace.into()),
+        name: d.connection_secret.clone(),
+        body: json!({
+            "apiVersion": "external-secrets.io/v1",
+            "kind": "ExternalSecret",
+            "metadata": meta(&d.connection_secret),
+            "spec": {
+                "refreshInterval": d.credentials.refresh_interval,
+                "secretStoreRef": { "kind": "SecretStore", "name": paved_api::SECRET_STORE },
+                "target": {
+                    "name": d.connection_secret,
+                    "creationPolicy": "Owner",
+                    "template": {
+                        "engineVersion": "v2",
+                        // The claim's mark on the Secret External Secrets writes, so
+                        // Paved knows it as this claim's (never another's to overwrite).
+                        "metadata": { "labels": {
+                            labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
+                            labels::CLAIM_UID: claim.uid,
+                        } },
+                        "data": {
+                            "host": endpoint,
+                            "port": port.to_string(),
+                            "database": d.database_name,
+                            "username": "{{ .username }}",
+                            "password": "{{ .password }}",
+                            "sslmode": sslmode,
+                            "uri": format!("postgresql://{{{{ .username | urlquery }}}}:{{{{ .password | urlquery }}}}@{base}?sslmode={sslmode}"),
                         },
                     },
-                    "dataFrom": [ { "extract": { "key": master_secret_ref } } ],
                 },
-            }),
-        });
-    }
+                "dataFrom": [ { "extract": { "key": master_secret_ref } } ],
+            },
+        }),
+    }];
     if let Some(cidr) = &d.network.database_cidr {
         let name = format!("paved-db-{}", claim.name);
         out.push(crate::DesiredObject {
@@ -1803,13 +1804,6 @@ mod delivery_tests {
     #[test]
     fn the_connection_secret_is_templated_from_the_cloud_secret_and_egress_is_narrow() {
         let mut d = super::tests_support::desired();
-        d.credentials = Some(paved_api::CredentialsSpec {
-            secret_store: paved_api::SecretStoreRef {
-                kind: paved_api::SecretStoreKind::ClusterSecretStore,
-                name: "aws-sm".into(),
-            },
-            refresh_interval: "1h".into(),
-        });
         d.network.database_cidr = Some("10.20.0.0/16".into());
         let claim = ClaimRef {
             name: "db",
@@ -1820,6 +1814,10 @@ mod delivery_tests {
         let es = &objs[0].body;
         assert_eq!(es["spec"]["dataFrom"][0]["extract"]["key"], "arn:secret");
         assert_eq!(es["spec"]["target"]["name"], "db-connection");
+        assert_eq!(
+            es["spec"]["secretStoreRef"],
+            serde_json::json!({ "kind": "SecretStore", "name": "paved" })
+        );
         let data = &es["spec"]["target"]["template"]["data"];
         assert_eq!(data["host"], "db.example");
         assert_eq!(data["sslmode"], "require");
@@ -1863,7 +1861,7 @@ mod tests_support {
             deletion_protection: false,
             deletion_policy: DeletionPolicy::Delete,
             network: Default::default(),
-            credentials: None,
+            credentials: Default::default(),
             local_admin: None,
             geo_backup_key_id: None,
             geo_backup_identity: None,

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use paved_api::{
-    labels, render_template, Cloud, EgressPeer, IngressPeer, PortSpec, ServiceClaimSpec,
-    ServiceComposition,
+    labels, render_template, Cloud, EgressPeer, IngressPeer, PortSpec, SecretBackend,
+    SecretsConfig, ServiceClaimSpec, ServiceComposition, SECRET_STORE,
 };
 use serde_json::{json, Map, Value};
 
@@ -25,6 +25,12 @@ pub struct ServiceInput<'a> {
     /// The Team `spec.owner` names: its groups and sync ServiceAccounts are bound to
     /// the owner role. None (offline previews only): the group named as the owner.
     pub team: Option<&'a paved_api::TeamSpec>,
+    /// The platform's secrets namespace (the `kubernetes` secret backend keeps the
+    /// services' Secrets there).
+    pub secrets_namespace: &'a str,
+    /// The PostgreSQLInstances in the service's namespace besides `spec.databases`:
+    /// their credentials are the service's to read too.
+    pub databases: &'a [String],
 }
 
 /// Names of the fixed objects in every service namespace.
@@ -243,41 +249,11 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
         }),
     ));
 
-    // Secrets: one ExternalSecret each, confined to the service's path.
-    if !spec.secrets.is_empty() {
-        let Some(cfg) = &comp.secrets else {
-            return Err(RenderError::InvalidSpec(format!(
-                "spec.secrets is set, but composition {} names no secret store (spec.service.secrets)",
-                input.composition_name
-            )));
-        };
-        let base = template("secrets.path", &cfg.path)?;
-        for s in &spec.secrets {
-            let remote = s.remote_key.as_deref().unwrap_or(&s.name);
-            if remote.split('/').any(|seg| seg == "..") {
-                return Err(RenderError::InvalidSpec(format!(
-                    "spec.secrets[{}].remoteKey climbs out of the service's path",
-                    s.name
-                )));
-            }
-            let key = format!("{}/{}", base.trim_end_matches('/'), remote);
-            out.push(object(
-                "external-secrets.io/v1",
-                "ExternalSecret",
-                "externalsecrets",
-                Some(&ns),
-                &s.name,
-                json!({
-                    "metadata": meta(&s.name, Some(&ns)),
-                    "spec": {
-                        "refreshInterval": s.refresh_interval.clone().unwrap_or_else(|| cfg.refresh_interval.clone()),
-                        "secretStoreRef": { "kind": cfg.store.kind.as_str(), "name": cfg.store.name },
-                        "target": { "name": s.name, "creationPolicy": "Owner", "deletionPolicy": "Retain" },
-                        "dataFrom": [{ "extract": { "key": key } }],
-                    },
-                }),
-            ));
-        }
+    // Secrets: the namespace's own SecretStore, authenticating as the service's
+    // ServiceAccount, and one ExternalSecret per requested secret through it.
+    // (A Composition without them is below the floor, refused above.)
+    if let Some(cfg) = &comp.secrets {
+        out.extend(secrets(input, cfg, &ns, &template, &meta)?);
     }
 
     // Child claims: their own controllers do the cloud work.
@@ -338,6 +314,180 @@ fn owner_subjects(owner: &str, team: Option<&paved_api::TeamSpec>) -> Vec<Value>
             }))
             .collect(),
     }
+}
+
+/// Where the service's secret `remote` lives in the store: under its path (`/` in
+/// cloud stores), or, with the `kubernetes` backend, the Secret `<grant>.<remote>` in
+/// the platform's secrets namespace, `<grant>` being [`grant_name`].
+pub fn secret_key(
+    cfg: &SecretsConfig,
+    base: &str,
+    grant: &str,
+    remote: &str,
+) -> Result<String, String> {
+    if remote.split('/').any(|seg| seg == "..") {
+        return Err("climbs out of the service's path".into());
+    }
+    if cfg.backend.kubernetes.is_some() {
+        let key = format!("{grant}.{remote}");
+        return if crate::is_dns_subdomain(&key) {
+            Ok(key)
+        } else {
+            Err(format!(
+                "is not a valid Secret name ({key}): with the kubernetes secret backend keys are lowercase letters, digits, '-' and '.'"
+            ))
+        };
+    }
+    Ok(format!("{}/{}", base.trim_end_matches('/'), remote))
+}
+
+/// The prefix of every Secret service `service` of team `owner` may read in the
+/// platform's secrets namespace, and the name of its Role there: `<owner>.<service>`.
+/// Both are DNS labels (no `.`), so no two services share a prefix, and a later
+/// service of the same name but another team never inherits the first one's Secrets.
+pub fn grant_name(owner: &str, service: &str) -> String {
+    format!("{owner}.{service}")
+}
+
+/// The Secret in the platform's secrets namespace that holds the master credentials of
+/// the `local` database `claim` in service `service` of team `owner`: under the
+/// service's prefix, so no other service's grant can ever name it.
+pub fn local_credentials_key(owner: &str, service: &str, claim: &str) -> String {
+    format!("{}.postgresql.{claim}", grant_name(owner, service))
+}
+
+/// The namespace's SecretStore `paved`, the ExternalSecrets of `spec.secrets`, and, with
+/// the `kubernetes` backend, the Role and RoleBinding in the platform's secrets
+/// namespace that let the service's ServiceAccount `get` exactly its own Secrets.
+fn secrets(
+    input: &ServiceInput<'_>,
+    cfg: &SecretsConfig,
+    ns: &str,
+    template: &dyn Fn(&str, &str) -> Result<String, RenderError>,
+    meta: &dyn Fn(&str, Option<&str>) -> Value,
+) -> Result<Vec<DesiredObject>, RenderError> {
+    let spec = input.spec;
+    let sa = json!({ "name": ns });
+    let provider = match &cfg.backend {
+        SecretBackend {
+            kubernetes: Some(k),
+            ..
+        } => json!({ "kubernetes": {
+            "remoteNamespace": input.secrets_namespace,
+            "server": {
+                "url": k.server,
+                "caProvider": { "type": "ConfigMap", "name": k.ca_config_map, "key": "ca.crt" },
+            },
+            "auth": { "serviceAccount": sa },
+        }}),
+        SecretBackend { aws: Some(a), .. } => json!({ "aws": {
+            "service": "SecretsManager",
+            "region": a.region,
+            "auth": { "jwt": { "serviceAccountRef": sa } },
+        }}),
+        SecretBackend { azure: Some(a), .. } => json!({ "azurekv": {
+            "authType": "WorkloadIdentity",
+            "vaultUrl": a.vault_url,
+            "serviceAccountRef": sa,
+        }}),
+        SecretBackend { gcp: Some(g), .. } => json!({ "gcpsm": {
+            "projectID": g.project_id,
+            "auth": { "workloadIdentity": {
+                "clusterLocation": g.cluster_location,
+                "clusterName": g.cluster_name,
+                "clusterProjectID": g.cluster_project_id,
+                "serviceAccountRef": sa,
+            }},
+        }}),
+        SecretBackend { .. } => {
+            return Err(RenderError::CompositionViolatesFloor {
+                name: input.composition_name.to_string(),
+                violations: "spec.service.secrets.backend: name exactly one secret backend".into(),
+            })
+        }
+    };
+    let mut out = vec![object(
+        "external-secrets.io/v1",
+        "SecretStore",
+        "secretstores",
+        Some(ns),
+        SECRET_STORE,
+        json!({
+            "metadata": meta(SECRET_STORE, Some(ns)),
+            "spec": { "provider": provider },
+        }),
+    )];
+    let base = template("secrets.path", &cfg.path)?;
+    let grant = grant_name(&spec.owner, ns);
+    let mut granted = std::collections::BTreeSet::new();
+    for s in &spec.secrets {
+        let remote = s.remote_key.as_deref().unwrap_or(&s.name);
+        let key = secret_key(cfg, &base, &grant, remote).map_err(|e| {
+            RenderError::InvalidSpec(format!("spec.secrets[{}].remoteKey {e}", s.name))
+        })?;
+        granted.insert(key.clone());
+        out.push(object(
+            "external-secrets.io/v1",
+            "ExternalSecret",
+            "externalsecrets",
+            Some(ns),
+            &s.name,
+            json!({
+                "metadata": meta(&s.name, Some(ns)),
+                "spec": {
+                    "refreshInterval": s.refresh_interval.clone().unwrap_or_else(|| cfg.refresh_interval.clone()),
+                    "secretStoreRef": { "kind": "SecretStore", "name": SECRET_STORE },
+                    "target": { "name": s.name, "creationPolicy": "Owner", "deletionPolicy": "Retain" },
+                    "dataFrom": [{ "extract": { "key": key } }],
+                },
+            }),
+        ));
+    }
+    if cfg.backend.kubernetes.is_none() {
+        return Ok(out);
+    }
+    granted.extend(
+        spec.databases
+            .iter()
+            .map(|d| d.name.as_str())
+            .chain(input.databases.iter().map(String::as_str))
+            .map(|db| local_credentials_key(&spec.owner, ns, db)),
+    );
+    // An empty resourceNames would grant every Secret of the namespace: with nothing
+    // to read there is no Role at all.
+    if granted.is_empty() {
+        return Ok(out);
+    }
+    let secrets_ns = input.secrets_namespace;
+    out.push(object(
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        "roles",
+        Some(secrets_ns),
+        &grant,
+        json!({
+            "metadata": meta(&grant, Some(secrets_ns)),
+            "rules": [{
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": granted,
+                "verbs": ["get"],
+            }],
+        }),
+    ));
+    out.push(object(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+        Some(secrets_ns),
+        &grant,
+        json!({
+            "metadata": meta(&grant, Some(secrets_ns)),
+            "subjects": [{ "kind": "ServiceAccount", "name": ns, "namespace": ns }],
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": grant },
+        }),
+    ));
+    Ok(out)
 }
 
 pub fn template_vars(input: &ServiceInput<'_>) -> BTreeMap<&'static str, String> {
@@ -514,7 +664,7 @@ pub fn pick_service_composition(
 mod tests {
     use super::*;
     use paved_api::{
-        DataClassification, SecretRequest, SecretStoreKind, SecretStoreRef, SecretsConfig, SloTier,
+        AwsSecretBackend, DataClassification, KubernetesSecretBackend, SecretRequest, SloTier,
         TierSpec, Tiers, WorkloadIdentity,
     };
 
@@ -545,9 +695,11 @@ mod tests {
                 value: "arn:aws:iam::1:role/{owner}/{service}".into(),
             }),
             secrets: Some(SecretsConfig {
-                store: SecretStoreRef {
-                    kind: SecretStoreKind::ClusterSecretStore,
-                    name: "sm".into(),
+                backend: SecretBackend {
+                    aws: Some(AwsSecretBackend {
+                        region: "us-east-1".into(),
+                    }),
+                    ..Default::default()
                 },
                 path: "{owner}/{service}".into(),
                 refresh_interval: "1h".into(),
@@ -572,16 +724,41 @@ mod tests {
         spec: &ServiceClaimSpec,
         comp: &ServiceComposition,
     ) -> Result<Vec<DesiredObject>, RenderError> {
+        render_with(spec, comp, Cloud::Aws, &[])
+    }
+
+    fn render_with(
+        spec: &ServiceClaimSpec,
+        comp: &ServiceComposition,
+        cloud: Cloud,
+        databases: &[String],
+    ) -> Result<Vec<DesiredObject>, RenderError> {
         render_service(&ServiceInput {
             claim_name: "svc",
             claim_uid: "uid-1",
             spec,
-            cloud: Cloud::Aws,
+            cloud,
             composition_name: "service-aws",
             composition_generation: 3,
             composition: comp,
             team: None,
+            secrets_namespace: "paved-secrets",
+            databases,
         })
+    }
+
+    fn local() -> ServiceComposition {
+        let mut c = comp();
+        c.cloud = Cloud::Local;
+        c.workload_identity = None;
+        c.secrets.as_mut().unwrap().backend = SecretBackend {
+            kubernetes: Some(KubernetesSecretBackend {
+                server: "https://kubernetes.default.svc".into(),
+                ca_config_map: "kube-root-ca.crt".into(),
+            }),
+            ..Default::default()
+        };
+        c
     }
 
     fn find<'a>(objs: &'a [DesiredObject], kind: &str, name: &str) -> &'a DesiredObject {
@@ -665,7 +842,17 @@ mod tests {
             },
         ];
         let objs = render(&s, &comp()).unwrap();
+        let store = find(&objs, "SecretStore", "paved");
+        assert_eq!(
+            store.body["spec"]["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]["name"],
+            "svc",
+            "the store authenticates as the service's own ServiceAccount"
+        );
         let app = find(&objs, "ExternalSecret", "app");
+        assert_eq!(
+            app.body["spec"]["secretStoreRef"],
+            json!({ "kind": "SecretStore", "name": "paved" })
+        );
         assert_eq!(
             app.body["spec"]["dataFrom"][0]["extract"]["key"],
             "team-a/svc/app"
@@ -689,7 +876,7 @@ mod tests {
     }
 
     #[test]
-    fn secrets_without_a_store_are_a_clear_error() {
+    fn a_composition_without_a_secret_backend_is_refused() {
         let mut s = spec();
         s.secrets = vec![SecretRequest {
             name: "app".into(),
@@ -698,8 +885,81 @@ mod tests {
         let mut c = comp();
         c.secrets = None;
         let err = render(&s, &c).unwrap_err();
-        assert_eq!(err.reason().as_str(), "InvalidSpec");
-        assert!(err.to_string().contains("names no secret store"), "{err}");
+        assert_eq!(err.reason().as_str(), "CompositionViolatesFloor");
+        assert!(err.to_string().contains("spec.service.secrets"), "{err}");
+    }
+
+    #[test]
+    fn the_kubernetes_backend_grants_the_service_exactly_its_own_secrets() {
+        let mut s = spec();
+        s.secrets = vec![SecretRequest {
+            name: "app".into(),
+            ..Default::default()
+        }];
+        s.databases = vec![paved_api::DatabaseRequest {
+            name: "orders".into(),
+            ..Default::default()
+        }];
+        let objs = render_with(
+            &s,
+            &local(),
+            Cloud::Local,
+            &["legacy".into(), "orders".into()],
+        )
+        .unwrap();
+        let store = &find(&objs, "SecretStore", "paved").body["spec"]["provider"]["kubernetes"];
+        assert_eq!(store["remoteNamespace"], "paved-secrets");
+        assert_eq!(store["auth"]["serviceAccount"]["name"], "svc");
+        let app = find(&objs, "ExternalSecret", "app");
+        assert_eq!(
+            app.body["spec"]["dataFrom"][0]["extract"]["key"],
+            "team-a.svc.app"
+        );
+        let role = find(&objs, "Role", "team-a.svc");
+        assert_eq!(role.namespace.as_deref(), Some("paved-secrets"));
+        assert_eq!(
+            role.body["rules"],
+            json!([{
+                "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                "resourceNames": ["team-a.svc.app", "team-a.svc.postgresql.legacy", "team-a.svc.postgresql.orders"],
+            }])
+        );
+        let binding = find(&objs, "RoleBinding", "team-a.svc");
+        assert_eq!(binding.namespace.as_deref(), Some("paved-secrets"));
+        assert_eq!(
+            binding.body["subjects"],
+            json!([{ "kind": "ServiceAccount", "name": "svc", "namespace": "svc" }])
+        );
+        // Owned by the claim, so it goes with it.
+        assert_eq!(role.body["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+    }
+
+    #[test]
+    fn nothing_to_read_is_no_role_never_an_empty_grant() {
+        // An empty resourceNames grants every Secret in the namespace.
+        let objs = render_with(&spec(), &local(), Cloud::Local, &[]).unwrap();
+        assert!(objs.iter().all(|o| o.kind != "Role"));
+        assert!(
+            objs.iter()
+                .all(|o| !(o.kind == "RoleBinding"
+                    && o.namespace.as_deref() == Some("paved-secrets")))
+        );
+        find(&objs, "SecretStore", "paved");
+    }
+
+    #[test]
+    fn kubernetes_backend_keys_must_be_secret_names() {
+        let mut s = spec();
+        s.secrets = vec![SecretRequest {
+            name: "x".into(),
+            remote_key: Some("team/Other".into()),
+            ..Default::default()
+        }];
+        let err = render_with(&s, &local(), Cloud::Local, &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("spec.secrets[x].remoteKey"),
+            "{err}"
+        );
     }
 
     #[test]

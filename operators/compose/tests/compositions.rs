@@ -113,6 +113,8 @@ fn every_example_service_claim_renders_on_every_cloud() {
                     composition_generation: 1,
                     composition: svc,
                     team: None,
+                    secrets_namespace: paved_api::DEFAULT_SECRETS_NAMESPACE,
+                    databases: &[],
                 };
                 let objects = render_service(&input).expect("renders");
                 assert_eq!(objects[0].kind, "Namespace");

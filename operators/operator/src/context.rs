@@ -79,6 +79,8 @@ pub struct Context {
     pub databases: Store<PostgreSQLInstance>,
     /// Namespaces no claim may take or be served in.
     pub reserved: paved_compose::tenancy::Reserved,
+    /// The platform's secrets namespace (`--secrets-namespace`).
+    pub secrets_namespace: String,
 }
 
 impl Context {
@@ -104,6 +106,31 @@ impl Context {
     }
 
     /// A namespace's metadata as the cache has it (a moment behind the apiserver).
+    /// Whether namespace `ns` is a service namespace: made and controlled by the
+    /// ServiceClaim of its name (by UID), which gives it its SecretStore `paved`.
+    pub fn is_service_namespace(&self, ns: &str) -> bool {
+        use kube::runtime::reflector::ObjectRef;
+        let Some(claim) = self.service_claims.get(&ObjectRef::new(ns)) else {
+            return false;
+        };
+        self.cached_namespace(ns).is_some_and(|m| {
+            m.owner_references.iter().flatten().any(|o| {
+                o.kind == "ServiceClaim"
+                    && Some(&o.uid) == claim.metadata.uid.as_ref()
+                    && o.controller == Some(true)
+            })
+        })
+    }
+
+    /// The team of the service whose namespace `ns` is (see `is_service_namespace`).
+    pub fn service_owner(&self, ns: &str) -> Option<String> {
+        use kube::runtime::reflector::ObjectRef;
+        self.is_service_namespace(ns)
+            .then(|| self.service_claims.get(&ObjectRef::new(ns)))
+            .flatten()
+            .map(|c| c.spec.owner.clone())
+    }
+
     pub fn cached_namespace(
         &self,
         name: &str,
@@ -273,6 +300,20 @@ impl Context {
             .into_iter()
             .filter(|c| c.spec.owner == team)
             .collect()
+    }
+
+    /// The names of the PostgreSQLInstances in namespace `ns`, sorted: their
+    /// credentials are the service's to read.
+    pub fn databases_in(&self, ns: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .databases
+            .state()
+            .iter()
+            .filter(|d| d.metadata.namespace.as_deref() == Some(ns))
+            .map(|d| kube::ResourceExt::name_any(d.as_ref()))
+            .collect();
+        names.sort();
+        names
     }
 
     /// Every PostgreSQLInstance in a team's namespaces: its services' and the existing

@@ -53,7 +53,11 @@ impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::Kube(kube::Error::Api(e)) if e.code == 429 => Category::Throttled,
-            Error::Kube(kube::Error::Api(e)) if (400..500).contains(&e.code) && e.code != 409 => {
+            // A conflict, or an object gone meanwhile (the garbage collector, a
+            // concurrent delete): the next try sees the new state.
+            Error::Kube(kube::Error::Api(e))
+                if (400..500).contains(&e.code) && e.code != 409 && e.code != 404 =>
+            {
                 Category::Terminal
             }
             Error::Json(_) => Category::Terminal,
@@ -79,6 +83,7 @@ mod tests {
         assert_eq!(api(429).category(), Category::Throttled);
         assert_eq!(api(403).category(), Category::Terminal);
         assert_eq!(api(409).category(), Category::Retryable);
+        assert_eq!(api(404).category(), Category::Retryable);
         assert_eq!(api(503).category(), Category::Retryable);
         assert_eq!(Error::Stopped("x").category(), Category::Retryable);
         assert!(Category::Retryable.backoff() < Category::Terminal.backoff());

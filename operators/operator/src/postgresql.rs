@@ -277,9 +277,9 @@ async fn provider(
         .map_err(|e| provider_verdict(&e)))
 }
 
-/// The password in the claim's connection Secret, or a new one. The Secret is the
-/// source of truth: it is written before the role is created, so a crash in
-/// between leaves a password Paved can still apply.
+/// The password in the claim's credentials Secret in the platform's secrets
+/// namespace, or a new one. That Secret is the source of truth: it is written before
+/// the role is created, so a crash in between leaves a password Paved can still apply.
 async fn connection_password(
     ctx: &Context,
     claim: &PostgreSQLInstance,
@@ -289,11 +289,14 @@ async fn connection_password(
     if d.connection_secret.is_empty() {
         return Ok(Sensitive::generate_password());
     }
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
-    let existing = secrets
-        .get_opt(&d.connection_secret)
-        .await?
+    let source = if ctx.is_service_namespace(&claim.namespace().unwrap_or_default()) {
+        credentials_secret(ctx, claim).await?
+    } else {
+        Api::<Secret>::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default())
+            .get_opt(&d.connection_secret)
+            .await?
+    };
+    let existing = source
         .and_then(|s| s.data)
         .and_then(|data| data.get("password").cloned())
         .and_then(|v| String::from_utf8(v.0).ok());
@@ -301,6 +304,43 @@ async fn connection_password(
         Some(p) if !p.is_empty() => Sensitive::new(p),
         _ => Sensitive::generate_password(),
     })
+}
+
+/// The name of a `local` database's credentials Secret in the platform's secrets
+/// namespace (what the service's SecretStore reads).
+fn credentials_key(ctx: &Context, claim: &PostgreSQLInstance) -> Option<String> {
+    // Recorded once written (status is the operator's): deletion finds it even when
+    // the ServiceClaim that gave the owner is gone.
+    if let Some(k) = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.credentials_secret.clone())
+    {
+        return Some(k);
+    }
+    let ns = claim.namespace().unwrap_or_default();
+    let owner = ctx.service_owner(&ns)?;
+    Some(paved_compose::service::local_credentials_key(
+        &owner,
+        &ns,
+        &claim.name_any(),
+    ))
+}
+
+/// The claim's credentials Secret, if there is one that is this claim's (by UID).
+async fn credentials_secret(
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+) -> Result<Option<Secret>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.secrets_namespace);
+    let uid = claim.uid().unwrap_or_default();
+    let Some(key) = credentials_key(ctx, claim) else {
+        return Ok(None);
+    };
+    Ok(secrets
+        .get_opt(&key)
+        .await?
+        .filter(|s| s.labels().get(labels::CLAIM_UID) == Some(&uid)))
 }
 
 /// A Secret with the connection Secret's name that this claim does not own is
@@ -328,7 +368,83 @@ async fn secret_conflict(
     }))
 }
 
-/// Writes the connection Secret (owned by the claim, so it goes with it).
+/// Writes a `local` database's credentials into the platform's secrets namespace,
+/// where only its service's ServiceAccount may read them (the ServiceClaim's grant),
+/// and from where its ExternalSecret delivers the connection Secret. A Secret of that
+/// name that is not this claim's is never overwritten.
+async fn write_credentials(
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+    d: &DesiredDatabase,
+    local: &LocalProvider,
+) -> Result<Option<Verdict>, Error> {
+    let Some(key) = credentials_key(ctx, claim) else {
+        return Ok(Some(Verdict::waiting(
+            Reason::Creating,
+            "waiting for the namespace's ServiceClaim".into(),
+            Duration::from_secs(5),
+        )));
+    };
+    let uid = claim.uid().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.secrets_namespace);
+    let live = secrets.get_opt(&key).await?;
+    if let Some(live) = &live {
+        if live.labels().get(labels::CLAIM_UID) != Some(&uid) {
+            return Ok(Some(Verdict::problem(
+                Reason::SecretConflict,
+                format!(
+                    "Secret {}/{key} (where this database's credentials are kept) exists and is not this claim's",
+                    ctx.secrets_namespace
+                ),
+                jitter(Duration::from_secs(300)),
+            )));
+        }
+    }
+    let data: BTreeMap<String, ByteString> = [
+        ("username", d.master_username.clone()),
+        ("password", local.password().expose().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
+    .collect();
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": key,
+            "namespace": ctx.secrets_namespace,
+            "labels": {
+                labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
+                labels::CLAIM_KIND: "PostgreSQLInstance",
+                labels::CLAIM_NAME: claim.name_any(),
+                labels::CLAIM_NAMESPACE: claim.namespace().unwrap_or_default(),
+                labels::CLAIM_UID: uid,
+            },
+        },
+        "type": "Opaque",
+        "data": data,
+    });
+    // Read before writing: a Secret that already says all this needs no write (each
+    // poll of a Ready database, and a restarted operator's first pass).
+    if let Some(live) = &live {
+        if crate::apply::holds(&serde_json::to_value(live)?, &body) {
+            return Ok(None);
+        }
+    }
+    secrets
+        .patch(
+            &key,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    ctx.metrics.write(CONTROLLER, "apply");
+    Ok(None)
+}
+
+/// Writes the connection Secret itself (owned by the claim, so it goes with it): for a
+/// `local` database in a namespace that is not a service's (one a Team lists), which
+/// has no SecretStore of its own to deliver through. It is that team's namespace.
 async fn write_connection_secret(
     ctx: &Context,
     claim: &PostgreSQLInstance,
@@ -399,6 +515,58 @@ async fn write_connection_secret(
         )
         .await?;
     ctx.metrics.write(CONTROLLER, "apply");
+    Ok(())
+}
+
+/// Deletes a `local` database's credentials Secret once the claim lets the database
+/// go (deleted, snapshotted or orphaned): the claim that could deliver them is gone.
+async fn forget_credentials(ctx: &Context, claim: &PostgreSQLInstance) -> Result<(), Error> {
+    let Some(live) = credentials_secret(ctx, claim).await? else {
+        return Ok(());
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.secrets_namespace);
+    match secrets.delete(&live.name_any(), &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(ae)) if ae.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The deletion is done: the claim's credentials go, then its finalizer.
+async fn release(
+    claim: &PostgreSQLInstance,
+    ctx: &Context,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    forget_credentials(ctx, claim).await?;
+    released(claim, ctx, reason, message).await
+}
+
+/// Before External Secrets delivered `local` credentials, Paved wrote the connection
+/// Secret itself (owned by the claim). That Secret goes, so the claim's ExternalSecret
+/// can write it; any other Secret of that name is left to `secret_conflict`.
+async fn retire_local_connection_secret(
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+    d: &DesiredDatabase,
+) -> Result<(), Error> {
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+    let uid = claim.uid().unwrap_or_default();
+    let Some(live) = secrets.get_opt(&d.connection_secret).await? else {
+        return Ok(());
+    };
+    let written_by_paved = live
+        .owner_references()
+        .iter()
+        .any(|o| o.kind == "PostgreSQLInstance" && o.uid == uid && o.controller == Some(true));
+    if written_by_paved {
+        secrets
+            .delete(&d.connection_secret, &Default::default())
+            .await?;
+        ctx.metrics.write(CONTROLLER, "delete");
+    }
     Ok(())
 }
 
@@ -478,8 +646,13 @@ async fn converge(
         pending: ann.contains_key(annotations::CREATE_PENDING),
         succeeded: ann.contains_key(annotations::CREATE_SUCCEEDED),
     };
+    let through_store = ctx.is_service_namespace(&claim.namespace().unwrap_or_default());
     if let (Provider::Local(local), false) = (&provider, guard.succeeded) {
-        write_connection_secret(ctx, claim, d, local).await?;
+        if !through_store {
+            write_connection_secret(ctx, claim, d, local).await?;
+        } else if let Some(v) = write_credentials(ctx, claim, d, local).await? {
+            return Ok(v);
+        }
     }
     let recorder = ClaimGuard {
         ctx,
@@ -561,9 +734,15 @@ async fn converge(
     status.instance_class = o.instance_class.clone().or(Some(d.instance_class.clone()));
     status.multi_az = o.multi_az.or(Some(d.multi_az));
     status.engine_version = o.engine_version.clone().or(Some(d.engine_version.clone()));
-    let ready_message = match &provider {
+    // Where the connection Secret's values come from: the master credentials, read by
+    // its ExternalSecret through the namespace's SecretStore.
+    let (endpoint, port, secret, source) = match &provider {
         Provider::Local(local) => {
-            write_connection_secret(ctx, claim, d, local).await?;
+            if !through_store {
+                write_connection_secret(ctx, claim, d, local).await?;
+            } else if let Some(v) = write_credentials(ctx, claim, d, local).await? {
+                return Ok(v);
+            }
             if !local.can_login(d).await {
                 if let Err(e) = local.reset_password(d).await {
                     return Ok(provider_verdict(&e));
@@ -571,14 +750,29 @@ async fn converge(
                 if !local.can_login(d).await {
                     return Ok(Verdict::waiting(
                         Reason::ConnectionFailed,
-                        "the database does not accept the delivered credentials yet".into(),
+                        "the database does not accept its credentials yet".into(),
                         Duration::from_secs(5),
                     ));
                 }
             }
-            format!(
-                "accepting connections; credentials in Secret {}",
-                d.connection_secret
+            if !through_store {
+                return Ok(Verdict::ready(
+                    format!(
+                        "accepting connections; credentials in Secret {} (namespace {} has no SecretStore of a service)",
+                        d.connection_secret,
+                        claim.namespace().unwrap_or_default()
+                    ),
+                    aligned(d.poll_interval),
+                ));
+            }
+            retire_local_connection_secret(ctx, claim, d).await?;
+            let key = credentials_key(ctx, claim).unwrap_or_default();
+            status.credentials_secret = Some(key.clone());
+            (
+                local.host().to_string(),
+                i32::from(local.port()),
+                key.clone(),
+                format!("Secret {}/{key}", ctx.secrets_namespace),
             )
         }
         cloud => {
@@ -604,57 +798,81 @@ async fn converge(
                     Ok(None) => {}
                 }
             }
-            let claim_ref = ClaimRef {
-                name: &claim.name_any(),
-                namespace: &claim.namespace().unwrap_or_default(),
-                uid: &claim.uid().unwrap_or_default(),
+            let source = match d.provider {
+                Cloud::Aws => "the RDS-managed secret",
+                Cloud::Azure => "Key Vault",
+                _ => "Secret Manager",
             };
-            let objects = delivery_objects(&claim_ref, d, endpoint, port, secret);
-            // Checked when they change, and again every resync period so hand
-            // edits are put back; not on every poll of every claim. Read
-            // before written: objects that already hold what they would be
-            // applied with (a restart's first pass) need no write.
-            let uid = claim.uid().unwrap_or_default();
-            let fingerprint = crate::applied::fingerprint(&objects);
-            let mut due = ctx.applied.refresh_due(&uid, fingerprint, ctx.resync);
-            if due && crate::apply::up_to_date(&ctx.client, &objects).await? {
-                ctx.applied.refreshed(&uid, fingerprint);
-                due = false;
-            }
-            if due {
-                if let Err(e) = apply_all(
-                    &ctx.client,
-                    &objects,
-                    Mode::ApplyInExisting,
-                    &ctx.metrics,
-                    CONTROLLER,
-                )
-                .await
-                {
-                    if let kube::Error::Api(ae) = &e {
-                        if crate::apply::missing_api(ae) {
-                            return Ok(Verdict::problem(
-                                Reason::MissingAPI,
-                                format!("External Secrets is not installed: {}", ae.message),
-                                jitter(Duration::from_secs(300)),
-                            ));
-                        }
-                    }
-                    return Err(e.into());
-                }
-                ctx.applied.refreshed(&uid, fingerprint);
-            }
-            format!(
-                "available at {endpoint}:{port}; ExternalSecret {} delivers the credentials from {}",
-                d.connection_secret,
-                match d.provider {
-                    Cloud::Aws => "the RDS-managed secret",
-                    Cloud::Azure => "Key Vault",
-                    _ => "Secret Manager",
-                }
-            )
+            (endpoint.clone(), port, secret.clone(), source.to_string())
         }
     };
+    let claim_ref = ClaimRef {
+        name: &claim.name_any(),
+        namespace: &claim.namespace().unwrap_or_default(),
+        uid: &claim.uid().unwrap_or_default(),
+    };
+    let objects = delivery_objects(&claim_ref, d, &endpoint, port, &secret);
+    // Checked when they change, and again every resync period so hand edits are put
+    // back; not on every poll of every claim. Read before written: objects that
+    // already hold what they would be applied with (a restart's first pass) need no
+    // write.
+    let uid = claim.uid().unwrap_or_default();
+    let fingerprint = crate::applied::fingerprint(&objects);
+    let mut due = ctx.applied.refresh_due(&uid, fingerprint, ctx.resync);
+    if due && crate::apply::up_to_date(&ctx.client, &objects).await? {
+        ctx.applied.refreshed(&uid, fingerprint);
+        due = false;
+    }
+    if due {
+        if let Err(e) = apply_all(
+            &ctx.client,
+            &objects,
+            Mode::ApplyInExisting,
+            &ctx.metrics,
+            CONTROLLER,
+        )
+        .await
+        {
+            if let kube::Error::Api(ae) = &e {
+                if crate::apply::missing_api(ae) {
+                    return Ok(Verdict::problem(
+                        Reason::MissingAPI,
+                        format!("External Secrets is not installed: {}", ae.message),
+                        jitter(Duration::from_secs(300)),
+                    ));
+                }
+            }
+            return Err(e.into());
+        }
+        ctx.applied.refreshed(&uid, fingerprint);
+    }
+    // Where Paved keeps the credentials, Ready also means delivered: External Secrets
+    // wrote the connection Secret (marked as this claim's) through the service's store.
+    if d.provider == Cloud::Local {
+        let secrets: Api<Secret> =
+            Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+        let delivered = secrets
+            .get_opt(&d.connection_secret)
+            .await?
+            .is_some_and(|s| paved_compose::tenancy::connection_secret_is_ours(&s.metadata, &uid));
+        if !delivered {
+            return Ok(Verdict::waiting(
+                Reason::SecretNotDelivered,
+                format!(
+                    "waiting for External Secrets to write Secret {} through SecretStore {} (see ExternalSecret {})",
+                    d.connection_secret,
+                    paved_api::SECRET_STORE,
+                    d.connection_secret
+                ),
+                Duration::from_secs(2),
+            ));
+        }
+    }
+    let ready_message = format!(
+        "available at {endpoint}:{port}; ExternalSecret {} delivers the credentials from {source} through SecretStore {}",
+        d.connection_secret,
+        paved_api::SECRET_STORE
+    );
     // On the wall clock's poll ticks, so claims of one cloud wake together and
     // share one list call.
     let ready_message = match &pending {
@@ -788,7 +1006,7 @@ async fn delete(
     // The create guard records "pending" before any cloud call, so a claim without
     // it never created anything: there is nothing in the cloud to clean up.
     if !ann.contains_key(annotations::CREATE_PENDING) {
-        return released(
+        return release(
             claim,
             ctx,
             "Deleted",
@@ -803,7 +1021,7 @@ async fn delete(
             .get(annotations::EXTERNAL_NAME)
             .cloned()
             .unwrap_or_default();
-        return released(
+        return release(
             claim,
             ctx,
             "Orphaned",
@@ -820,7 +1038,7 @@ async fn delete(
         ),
         Ok(d) if d.deletion_policy == paved_api::DeletionPolicy::Orphan => {
             // Nothing to do in the cloud, so nothing to connect to.
-            return released(
+            return release(
                 claim,
                 ctx,
                 "Orphaned",
@@ -832,10 +1050,10 @@ async fn delete(
             Err(v) => v,
             Ok(p) => match p.client().delete(&d).await {
                 Ok(DeleteProgress::Done(m)) => {
-                    return released(claim, ctx, "Deleted", m).await;
+                    return release(claim, ctx, "Deleted", m).await;
                 }
                 Ok(DeleteProgress::Skipped(m)) => {
-                    return released(claim, ctx, "DeleteSkipped", m).await;
+                    return release(claim, ctx, "DeleteSkipped", m).await;
                 }
                 Ok(DeleteProgress::Waiting(m)) => {
                     Verdict::waiting(Reason::Deleting, m, jitter(progress_poll(&d)))

@@ -98,6 +98,11 @@ struct Args {
     /// Composition trusts as traffic peers. Comma-separated; `prefix-*` reserves a prefix.
     #[arg(long, env = "PAVED_RESERVED_NAMESPACES", value_delimiter = ',')]
     reserved_namespaces: Vec<String>,
+    /// The platform's secrets namespace: the `kubernetes` secret backend keeps each
+    /// service's Secrets there, and the `local` provider its databases' credentials.
+    /// Reserved: no ServiceClaim may take it.
+    #[arg(long, env = "PAVED_SECRETS_NAMESPACE", default_value = paved_api::DEFAULT_SECRETS_NAMESPACE)]
+    secrets_namespace: String,
     /// `json` (default, for log pipelines) or `text`.
     #[arg(long, env = "PAVED_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -289,8 +294,13 @@ async fn run_controllers(
         databases: pg_reader.clone(),
         reserved: paved_compose::tenancy::Reserved::new(
             &args.lease_namespace,
-            &args.reserved_namespaces,
+            &[
+                args.reserved_namespaces.clone(),
+                vec![args.secrets_namespace.clone()],
+            ]
+            .concat(),
         ),
+        secrets_namespace: args.secrets_namespace.clone(),
     });
     // The owned-object watches (the installed kinds of the table) and Namespaces:
     // their first lists are the baseline claims resume from.
@@ -361,6 +371,7 @@ async fn run_controllers(
     // Every ServiceClaim event (its deletion too) also re-judges the Team it names, so
     // the one ServiceClaim watch serves the Team controller as well.
     let (team_triggers, claims_of_teams) = futures::channel::mpsc::unbounded();
+    let (db_triggers, standalone_dbs) = futures::channel::mpsc::unbounded();
     let svc_claims =
         claims_stream(&client, &malformed, svc_writer).inspect_ok(move |c: &ServiceClaim| {
             // A malformed claim's placeholder names no team.
@@ -397,6 +408,7 @@ async fn run_controllers(
     let team_ctx = ctx.clone();
     let svc = svc
         .reconcile_on(ns_changes)
+        .reconcile_on(standalone_dbs)
         // A Team change (its groups, clouds, limits; its creation) re-judges its claims.
         .watches_shared_stream(team_changes, move |t: Arc<Team>| {
             team_ctx
@@ -417,7 +429,23 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
-    let pg = Controller::for_stream(claims_stream(&client, &malformed, pg_writer), pg_reader)
+    // A database the team made itself in a service namespace is the service's to read
+    // too: its ServiceClaim re-renders the grant (its own databases trigger it through
+    // the owned watch already).
+    let pg_claims_stream =
+        claims_stream(&client, &malformed, pg_writer).inspect_ok(move |d: &PostgreSQLInstance| {
+            let by_service = d
+                .owner_references()
+                .iter()
+                .any(|o| o.kind == "ServiceClaim" || o.kind == "PostgreSQLInstance");
+            if let (false, Some(ns)) = (by_service, d.namespace()) {
+                // Closed only once the ServiceClaim controller has stopped.
+                let _ = db_triggers.unbounded_send(kube::runtime::reflector::ObjectRef::<
+                    ServiceClaim,
+                >::new(&ns));
+            }
+        });
+    let pg = Controller::for_stream(pg_claims_stream, pg_reader)
         .with_config(cfg.clone())
         // No watch of Secrets: that needs list and watch on every Secret in the
         // cluster. A lost connection Secret is found by the claim's next poll.

@@ -27,8 +27,30 @@ use crate::{
 
 pub const CONTROLLER: &str = "serviceclaim";
 
-/// Every kind a ServiceClaim can produce inside its namespace.
+const ROLE: OwnedKind = OwnedKind {
+    api_version: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    plural: "roles",
+    keep_when_removed: false,
+};
+const ROLE_BINDING: OwnedKind = OwnedKind {
+    api_version: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    plural: "rolebindings",
+    keep_when_removed: false,
+};
+
+/// Every kind a ServiceClaim can produce: inside its namespace, and (the grant of the
+/// `kubernetes` secret backend, [`SECRETS_NAMESPACE_KINDS`]) in the platform's secrets
+/// namespace.
 pub const OWNED_KINDS: &[OwnedKind] = &[
+    ROLE,
+    OwnedKind {
+        api_version: "external-secrets.io/v1",
+        kind: "SecretStore",
+        plural: "secretstores",
+        keep_when_removed: false,
+    },
     OwnedKind {
         api_version: "networking.k8s.io/v1",
         kind: "NetworkPolicy",
@@ -53,12 +75,7 @@ pub const OWNED_KINDS: &[OwnedKind] = &[
         plural: "serviceaccounts",
         keep_when_removed: false,
     },
-    OwnedKind {
-        api_version: "rbac.authorization.k8s.io/v1",
-        kind: "RoleBinding",
-        plural: "rolebindings",
-        keep_when_removed: false,
-    },
+    ROLE_BINDING,
     OwnedKind {
         api_version: "external-secrets.io/v1",
         kind: "ExternalSecret",
@@ -78,6 +95,10 @@ pub const OWNED_KINDS: &[OwnedKind] = &[
         keep_when_removed: false,
     },
 ];
+
+/// What a ServiceClaim makes in the platform's secrets namespace: the Role that lets
+/// its ServiceAccount read its own Secrets there, and its binding.
+const SECRETS_NAMESPACE_KINDS: &[OwnedKind] = &[ROLE, ROLE_BINDING];
 
 /// Deletes the owner RoleBinding in the claim's namespace, if the namespace is this
 /// claim's (by UID) and the binding is there.
@@ -244,6 +265,8 @@ async fn converge(
         composition_generation: comp_gen,
         composition: svc,
         team: Some(&team.spec),
+        secrets_namespace: &ctx.secrets_namespace,
+        databases: &ctx.databases_in(name),
     };
     let objects = match render_service(&input) {
         Ok(o) => o,
@@ -516,7 +539,10 @@ async fn apply_and_prune(
             selector: &selector,
             owner_uid: uid,
         };
-        let Orphans { deleted, mut kept } = delete_orphans(
+        let Orphans {
+            mut deleted,
+            mut kept,
+        } = delete_orphans(
             &ctx.client,
             &scope,
             OWNED_KINDS,
@@ -525,6 +551,19 @@ async fn apply_and_prune(
             CONTROLLER,
         )
         .await?;
+        let granted = delete_orphans(
+            &ctx.client,
+            &OrphanScope {
+                namespace: &ctx.secrets_namespace,
+                ..scope
+            },
+            SECRETS_NAMESPACE_KINDS,
+            &desired,
+            &ctx.metrics,
+            CONTROLLER,
+        )
+        .await?;
+        deleted.extend(granted.deleted);
         kept.sort();
         for db in kept
             .iter()

@@ -1,0 +1,271 @@
+//! Secrets through the service's own identity, with the real External Secrets
+//! Operator (control-plane's `eso`): a service's app secret and its `local` database's
+//! credentials are delivered through its namespace's SecretStore `paved`, which
+//! authenticates as the service's ServiceAccount, and the delivered credentials work.
+//! Another team, acting through its own namespace and store (impersonated, as its
+//! members act), can read nothing of the first service: the Kubernetes API refuses the
+//! read (403), no Secret with the victim's data appears, and nothing of the victim
+//! changes.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt};
+use paved_api::ServiceClaim;
+use paved_e2e::{control_plane, db::fresh_service, eventually, ControlPlane, Operator};
+use serde_json::{json, Value};
+use tokio_postgres::NoTls;
+
+const T: Duration = Duration::from_secs(90);
+const VICTIM: &str = "e2e-sec-victim";
+const ATTACKER: &str = "e2e-sec-attacker";
+const SECRETS_NS: &str = paved_api::DEFAULT_SECRETS_NAMESPACE;
+/// The victim's prefix in the secrets namespace: its team, then its name.
+const GRANT: &str = "team-a.e2e-sec-victim";
+
+/// Runs kubectl as a member of `team` (its group, as the Team names it).
+fn as_team(
+    cp: &ControlPlane,
+    team: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<(bool, String)> {
+    let mut full = vec![format!("--as={team}-member"), format!("--as-group={team}")];
+    full.extend(args.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    paved_e2e::run_with(cp.kubectl_command(&refs), stdin)
+}
+
+fn service(name: &str, owner: &str, secrets: Value, databases: Value) -> Result<ServiceClaim> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+        "metadata": { "name": name },
+        "spec": { "owner": owner, "system": "s", "costCenter": "CC-7", "cloud": "local",
+                  "dataClassification": "internal", "secrets": secrets, "databases": databases }
+    }))?)
+}
+
+async fn secret_data(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<(String, std::collections::BTreeMap<String, String>)>> {
+    let s = Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await?;
+    Ok(s.map(|s| {
+        let rv = s.resource_version().unwrap_or_default();
+        let data = s
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect();
+        (rv, data)
+    }))
+}
+
+/// The ExternalSecret's Ready condition message once it is False.
+async fn refused(cp: &ControlPlane, ns: &str, name: &str) -> Result<String> {
+    eventually(
+        &format!("ExternalSecret {ns}/{name} refused"),
+        T,
+        || async {
+            let out = cp.kubectl(&["get", "externalsecret", "-n", ns, name, "-o", "json"])?;
+            let es: Value = serde_json::from_str(&out)?;
+            Ok(es["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Ready" && c["status"] == "False")
+                .map(|c| c["message"].as_str().unwrap_or_default().to_string()))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_reads_its_own_secrets_through_its_own_identity_and_no_other_team_can(
+) -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let _op = Operator::start(cp, "secrets-delivery", &[])?;
+    fresh_service(&client, VICTIM).await?;
+    fresh_service(&client, ATTACKER).await?;
+
+    // The platform keeps the victim's app secret in the secrets namespace.
+    let (ok, out) = cp.kubectl_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": format!("{GRANT}.app"), "namespace": SECRETS_NS },
+            "stringData": { "token": "victim-token-value" },
+        })
+        .to_string(),
+    )?;
+    anyhow::ensure!(ok, "creating the victim's app secret: {out}");
+
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    claims
+        .create(
+            &Default::default(),
+            &service(
+                VICTIM,
+                "team-a",
+                json!([{ "name": "app" }]),
+                json!([{ "name": "main" }]),
+            )?,
+        )
+        .await?;
+    claims
+        .create(
+            &Default::default(),
+            &service(ATTACKER, "team-b", json!([]), json!([]))?,
+        )
+        .await?;
+
+    // Delivered by ESO through the victim's own store.
+    let (_, app) = eventually("the app secret delivered", T, || async {
+        secret_data(&client, VICTIM, "app").await
+    })
+    .await?;
+    assert_eq!(app["token"], "victim-token-value");
+    let (conn_rv, conn) = eventually("the connection Secret delivered", T, || async {
+        secret_data(&client, VICTIM, "main-connection").await
+    })
+    .await?;
+    // The delivered credentials work, exactly as delivered.
+    let (pg, c) = tokio_postgres::connect(
+        &conn["uri"].replace("sslmode=prefer", "sslmode=disable"),
+        NoTls,
+    )
+    .await
+    .context("connecting with the delivered uri")?;
+    tokio::spawn(c);
+    let who: String = pg.query_one("SELECT current_user::text", &[]).await?.get(0);
+    assert_eq!(who, conn["username"]);
+    // The grant is exactly the victim's own Secrets.
+    let role: Value = serde_json::from_str(
+        &cp.kubectl(&["get", "role", "-n", SECRETS_NS, GRANT, "-o", "json"])?,
+    )?;
+    assert_eq!(
+        role["rules"],
+        json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                 "resourceNames": [format!("{GRANT}.app"), format!("{GRANT}.postgresql.main")] }])
+    );
+    let creds_key = format!("{GRANT}.postgresql.main");
+    let (creds_rv, _) = secret_data(&client, SECRETS_NS, &creds_key)
+        .await?
+        .context("credentials kept")?;
+
+    // The attacking team, through its own namespace's store: by name, the database
+    // credentials, and a search over the whole store.
+    let steal = |name: &str, spec: Value| {
+        json!({
+            "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+            "metadata": { "name": name, "namespace": ATTACKER },
+            "spec": { "refreshInterval": "10s",
+                      "secretStoreRef": { "kind": "SecretStore", "name": "paved" },
+                      "target": { "name": name } }
+        })
+        .as_object()
+        .cloned()
+        .map(|mut o| {
+            let s = o["spec"].as_object_mut().unwrap();
+            for (k, v) in spec.as_object().unwrap() {
+                s.insert(k.clone(), v.clone());
+            }
+            Value::Object(o)
+        })
+        .unwrap()
+    };
+    let attempts = [
+        steal(
+            "steal-app",
+            json!({ "data": [{ "secretKey": "t", "remoteRef": { "key": format!("{GRANT}.app"), "property": "token" } }] }),
+        ),
+        steal(
+            "steal-db",
+            json!({ "dataFrom": [{ "extract": { "key": creds_key } }] }),
+        ),
+        steal(
+            "steal-all",
+            json!({ "dataFrom": [{ "find": { "name": { "regexp": ".*" } } }] }),
+        ),
+    ];
+    for a in &attempts {
+        let (ok, out) = as_team(cp, "team-b", &["apply", "-f", "-"], Some(&a.to_string()))?;
+        anyhow::ensure!(
+            ok,
+            "team-b may write ExternalSecrets in its own namespace: {out}"
+        );
+    }
+    for name in ["steal-app", "steal-db", "steal-all"] {
+        let message = refused(cp, ATTACKER, name).await?;
+        assert!(
+            message.contains("forbidden") || message.contains("403"),
+            "{name}: refused by the Kubernetes API, not by convention: {message}"
+        );
+        assert!(
+            secret_data(&client, ATTACKER, name).await?.is_none(),
+            "no Secret {name} appears"
+        );
+    }
+    // Nor can it make a store of its own, or point one at the victim's identity.
+    let (ok, out) = as_team(
+        cp,
+        "team-b",
+        &["apply", "-f", "-"],
+        Some(
+            &json!({
+                "apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
+                "metadata": { "name": "mine", "namespace": ATTACKER },
+                "spec": { "provider": { "kubernetes": {
+                    "remoteNamespace": SECRETS_NS,
+                    "server": { "caProvider": { "type": "ConfigMap", "name": "kube-root-ca.crt", "key": "ca.crt" } },
+                    "auth": { "serviceAccount": { "name": VICTIM, "namespace": VICTIM } } } } }
+            })
+            .to_string(),
+        ),
+    )?;
+    assert!(
+        !ok && out.contains("forbidden"),
+        "team-b cannot write SecretStores: {out}"
+    );
+
+    // Checked from outside: nothing of the victim changed.
+    assert_eq!(
+        secret_data(&client, SECRETS_NS, &creds_key)
+            .await?
+            .map(|s| s.0),
+        Some(creds_rv)
+    );
+    assert_eq!(
+        secret_data(&client, VICTIM, "main-connection")
+            .await?
+            .map(|s| s.0),
+        Some(conn_rv)
+    );
+    for name in ["steal-app", "steal-db", "steal-all"] {
+        let _ = cp.kubectl(&["delete", "externalsecret", "-n", ATTACKER, name]);
+    }
+
+    // The service goes: its grant and its credentials go with it.
+    fresh_service(&client, VICTIM).await?;
+    eventually("the grant gone", T, || async {
+        Ok(cp
+            .kubectl(&["get", "role", "-n", SECRETS_NS, VICTIM])
+            .is_err()
+            .then_some(()))
+    })
+    .await?;
+    assert!(
+        secret_data(&client, SECRETS_NS, &creds_key)
+            .await?
+            .is_none(),
+        "credentials forgotten with the database"
+    );
+    fresh_service(&client, ATTACKER).await?;
+    Ok(())
+}

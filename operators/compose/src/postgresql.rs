@@ -1774,7 +1774,7 @@ pub fn delivery_objects(
             },
         }),
     }];
-    if let Some(cidr) = &d.network.database_cidr {
+    if let Some(cidr) = egress_range(endpoint, d.network.database_cidr.as_deref()) {
         let name = format!("paved-db-{}", claim.name);
         out.push(crate::DesiredObject {
             api_version: "networking.k8s.io/v1".into(),
@@ -1797,9 +1797,37 @@ pub fn delivery_objects(
     out
 }
 
+/// The narrowest range egress to a database can name: the endpoint itself when it is
+/// an address, else the Composition's database range (a cloud endpoint is a name whose
+/// address may change), else none.
+pub fn egress_range(endpoint: &str, database_cidr: Option<&str>) -> Option<String> {
+    match endpoint.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => Some(format!("{ip}/32")),
+        Ok(std::net::IpAddr::V6(ip)) => Some(format!("{ip}/128")),
+        Err(_) => database_cidr.map(String::from),
+    }
+}
+
 #[cfg(test)]
 mod delivery_tests {
     use super::*;
+
+    #[test]
+    fn egress_names_the_one_database_address_when_it_can() {
+        assert_eq!(
+            egress_range("10.1.2.3", Some("10.0.0.0/8")).as_deref(),
+            Some("10.1.2.3/32")
+        );
+        assert_eq!(
+            egress_range("fd00::5", None).as_deref(),
+            Some("fd00::5/128")
+        );
+        assert_eq!(
+            egress_range("db.abc.rds.amazonaws.com", Some("10.20.0.0/16")).as_deref(),
+            Some("10.20.0.0/16")
+        );
+        assert_eq!(egress_range("db.example", None), None);
+    }
 
     #[test]
     fn the_connection_secret_is_templated_from_the_cloud_secret_and_egress_is_narrow() {

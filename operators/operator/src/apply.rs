@@ -173,7 +173,9 @@ pub enum Mode {
     CreateInNew,
 }
 
-/// Writes objects with bounded concurrency.
+/// Writes objects with bounded concurrency. A RoleBinding to a Role goes after
+/// everything else: the API server checks the Role it binds, which may be in the same
+/// batch.
 pub async fn apply_all(
     client: &Client,
     objects: &[DesiredObject],
@@ -189,29 +191,38 @@ pub async fn apply_all(
         ),
         Some(_) => (vec![], objects),
     };
-    // Built eagerly so the stream's type carries no higher-ranked closure (which
-    // would not be Send across the controller's await points).
-    let writes: Vec<_> = rest
-        .iter()
-        .map(|o| {
-            let client = client.clone();
-            async move {
-                match mode {
-                    Mode::CreateInNew => create(client, o, metrics, controller).await,
-                    _ => apply(client, o, metrics, controller).await,
-                }
-            }
-        })
-        .collect();
-    written.extend(
-        stream::iter(writes)
-            .buffer_unordered(8)
-            .try_collect::<Vec<_>>()
-            .await?
+    let (bindings, others): (Vec<&DesiredObject>, Vec<&DesiredObject>) =
+        rest.iter().partition(|o| binds_a_role(o));
+    for wave in [others, bindings] {
+        // Built eagerly so the stream's type carries no higher-ranked closure (which
+        // would not be Send across the controller's await points).
+        let writes: Vec<_> = wave
             .into_iter()
-            .flatten(),
-    );
+            .map(|o| {
+                let client = client.clone();
+                async move {
+                    match mode {
+                        Mode::CreateInNew => create(client, o, metrics, controller).await,
+                        _ => apply(client, o, metrics, controller).await,
+                    }
+                }
+            })
+            .collect();
+        written.extend(
+            stream::iter(writes)
+                .buffer_unordered(8)
+                .try_collect::<Vec<_>>()
+                .await?
+                .into_iter()
+                .flatten(),
+        );
+    }
     Ok(written)
+}
+
+/// A RoleBinding whose roleRef is a (namespaced) Role.
+fn binds_a_role(o: &DesiredObject) -> bool {
+    o.kind == "RoleBinding" && o.body["roleRef"]["kind"] == "Role"
 }
 
 /// Pure: whether `live` already holds everything `want` sets (maps key by key, lists
@@ -391,6 +402,24 @@ mod tests {
             &live,
             &json!({ "kind": "Secret", "metadata": { "name": "b" } })
         ));
+    }
+
+    #[test]
+    fn bindings_to_roles_wait_for_the_roles() {
+        let obj = |kind: &str, body: serde_json::Value| DesiredObject {
+            api_version: "rbac.authorization.k8s.io/v1".into(),
+            kind: kind.into(),
+            plural: String::new(),
+            namespace: Some("ns".into()),
+            name: "x".into(),
+            body,
+        };
+        let to_role = serde_json::json!({ "roleRef": { "kind": "Role", "name": "x" } });
+        let to_cluster_role =
+            serde_json::json!({ "roleRef": { "kind": "ClusterRole", "name": "view" } });
+        assert!(binds_a_role(&obj("RoleBinding", to_role.clone())));
+        assert!(!binds_a_role(&obj("RoleBinding", to_cluster_role)));
+        assert!(!binds_a_role(&obj("Role", to_role)));
     }
 
     #[test]

@@ -287,6 +287,28 @@ async fn a_service_reads_its_own_secrets_through_its_own_identity_and_no_other_t
         "team-b cannot write SecretStores: {out}"
     );
 
+    // On a cloud, until Paved makes each service's own identity, a team writes no
+    // ExternalSecrets of its own: the store's identity may serve more than one service.
+    const CLOUDY: &str = "e2e-sec-cloud";
+    fresh_service(&client, CLOUDY).await?;
+    let mut cloudy = service(CLOUDY, "team-b", json!([]), json!([]))?;
+    cloudy.spec.cloud = Some(paved_api::Cloud::Aws);
+    claims.create(&Default::default(), &cloudy).await?;
+    eventually("the aws service's namespace", T, || async {
+        Ok(cp.kubectl(&["get", "namespace", CLOUDY]).ok())
+    })
+    .await?;
+    let mut on_aws = attempts[0].clone();
+    on_aws["metadata"]["namespace"] = json!(CLOUDY);
+    let (ok, out) = as_team(
+        cp,
+        "team-b",
+        &["apply", "-f", "-"],
+        Some(&on_aws.to_string()),
+    )?;
+    assert!(!ok && out.contains("ask the platform"), "{out}");
+    fresh_service(&client, CLOUDY).await?;
+
     // Checked from outside: nothing of the victim changed.
     assert_eq!(
         secret_data(&client, SECRETS_NS, &creds_key)
@@ -308,7 +330,7 @@ async fn a_service_reads_its_own_secrets_through_its_own_identity_and_no_other_t
     fresh_service(&client, VICTIM).await?;
     eventually("the grant gone", T, || async {
         Ok(cp
-            .kubectl(&["get", "role", "-n", SECRETS_NS, VICTIM])
+            .kubectl(&["get", "role,rolebinding", "-n", SECRETS_NS, GRANT])
             .is_err()
             .then_some(()))
     })

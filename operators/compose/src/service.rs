@@ -329,6 +329,14 @@ pub fn secret_key(
         return Err("climbs out of the service's path".into());
     }
     if cfg.backend.kubernetes.is_some() {
+        // The service's database credentials live under `postgresql.`; an app
+        // secret never shadows them.
+        if remote.starts_with("postgresql.") {
+            return Err(
+                "starts with 'postgresql.', which is kept for the service's database credentials"
+                    .into(),
+            );
+        }
         let key = format!("{grant}.{remote}");
         return if crate::is_dns_subdomain(&key) {
             Ok(key)

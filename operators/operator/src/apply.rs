@@ -39,7 +39,11 @@ impl OwnedKind {
 
 pub use paved_api::api_resource;
 
-fn dynamic_api(client: Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+pub fn dynamic_api(
+    client: Client,
+    ar: &ApiResource,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
     match namespace {
         Some(ns) => Api::namespaced_with(client, ns, ar),
         None => Api::all_with(client, ar),

@@ -289,12 +289,20 @@ async fn connection_password(
     if d.connection_secret.is_empty() {
         return Ok(Sensitive::generate_password());
     }
-    let source = if ctx.is_service_namespace(&claim.namespace().unwrap_or_default()) {
-        credentials_secret(ctx, claim).await?
-    } else {
+    let in_namespace = || async {
         Api::<Secret>::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default())
             .get_opt(&d.connection_secret)
-            .await?
+            .await
+    };
+    // A database from before the credentials moved to the secrets namespace keeps
+    // the password its connection Secret has: its running apps keep working.
+    let source = if ctx.is_service_namespace(&claim.namespace().unwrap_or_default()) {
+        match credentials_secret(ctx, claim).await? {
+            Some(s) => Some(s),
+            None => in_namespace().await?,
+        }
+    } else {
+        in_namespace().await?
     };
     let existing = source
         .and_then(|s| s.data)
@@ -647,6 +655,11 @@ async fn converge(
         succeeded: ann.contains_key(annotations::CREATE_SUCCEEDED),
     };
     let through_store = ctx.is_service_namespace(&claim.namespace().unwrap_or_default());
+    // Recorded before the first write, so a deletion finds the credentials even if
+    // the ServiceClaim that names their owner is gone by then.
+    if let (Provider::Local(_), true) = (&provider, through_store) {
+        status.credentials_secret = credentials_key(ctx, claim);
+    }
     if let (Provider::Local(local), false) = (&provider, guard.succeeded) {
         if !through_store {
             write_connection_secret(ctx, claim, d, local).await?;
@@ -766,7 +779,13 @@ async fn converge(
                 ));
             }
             retire_local_connection_secret(ctx, claim, d).await?;
-            let key = credentials_key(ctx, claim).unwrap_or_default();
+            let Some(key) = credentials_key(ctx, claim) else {
+                return Ok(Verdict::waiting(
+                    Reason::Creating,
+                    "waiting for the namespace's ServiceClaim".into(),
+                    Duration::from_secs(5),
+                ));
+            };
             status.credentials_secret = Some(key.clone());
             (
                 local.host().to_string(),

@@ -109,6 +109,8 @@ async fn revoke_owner_access(ctx: &Context, name: &str, uid: &str) -> Result<(),
     if !ours {
         return Ok(());
     }
+    // Nor does its ServiceAccount keep reading its secrets.
+    remove_grants(ctx, name, None).await?;
     let api: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
         Api::namespaced(ctx.client.clone(), name);
     match api
@@ -123,6 +125,49 @@ async fn revoke_owner_access(ctx: &Context, name: &str, uid: &str) -> Result<(),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Deletes the grants in the secrets namespace made for service `name` (by their
+/// labels: only the platform and the operator write there) except those of the claim
+/// `keep` (by UID). A RoleBinding binds the ServiceAccount `<name>/<name>` by name, so
+/// a grant left by an earlier claim of that name (deleted with `--cascade=orphan`, or
+/// of another team) would hand a new service of the same name the old one's secrets:
+/// it goes before anything of the new claim is written.
+async fn remove_grants(ctx: &Context, name: &str, keep: Option<&str>) -> Result<(), Error> {
+    let selector = service::selector(name);
+    for kind in SECRETS_NAMESPACE_KINDS {
+        let api = crate::apply::dynamic_api(
+            ctx.client.clone(),
+            &kind.api_resource(),
+            Some(&ctx.secrets_namespace),
+        );
+        let list = match api
+            .list_metadata(&kube::api::ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(l) => l,
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for item in list.items {
+            let current = keep.is_some_and(|uid| {
+                item.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == uid)
+            });
+            if current || item.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            match api.delete(&item.name_any(), &Default::default()).await {
+                Ok(_) => ctx.metrics.write(CONTROLLER, "delete"),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn compositions(store: &Store<Composition>) -> Vec<Arc<Composition>> {
@@ -349,6 +394,10 @@ async fn converge(
     if due || created.is_some() {
         if !due {
             ctx.applied.begin(name);
+        }
+        // A service new to this name: no grant of an earlier one survives into it.
+        if created.is_some() || claim.status.is_none() {
+            remove_grants(ctx, name, Some(uid)).await?;
         }
         match apply_and_prune(claim, ctx, name, uid, &objects, created, status).await {
             Ok(None) => {}

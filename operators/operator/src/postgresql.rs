@@ -408,46 +408,60 @@ async fn write_credentials(
             )));
         }
     }
-    let data: BTreeMap<String, ByteString> = [
+    let metadata = json!({
+        "name": key,
+        "namespace": ctx.secrets_namespace,
+        "labels": {
+            labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
+            labels::CLAIM_KIND: "PostgreSQLInstance",
+            labels::CLAIM_NAME: claim.name_any(),
+            labels::CLAIM_NAMESPACE: claim.namespace().unwrap_or_default(),
+            labels::CLAIM_UID: uid,
+        },
+    });
+    let data = [
         ("username", d.master_username.clone()),
         ("password", local.password().expose().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
-    .collect();
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": key,
-            "namespace": ctx.secrets_namespace,
-            "labels": {
-                labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
-                labels::CLAIM_KIND: "PostgreSQLInstance",
-                labels::CLAIM_NAME: claim.name_any(),
-                labels::CLAIM_NAMESPACE: claim.namespace().unwrap_or_default(),
-                labels::CLAIM_UID: uid,
-            },
-        },
-        "type": "Opaque",
-        "data": data,
-    });
-    // Read before writing: a Secret that already says all this needs no write (each
-    // poll of a Ready database, and a restarted operator's first pass).
-    if let Some(live) = &live {
+    ];
+    write_secret(ctx, live.as_ref(), metadata, &data).await?;
+    Ok(None)
+}
+
+/// Server-side applies an Opaque Secret with `metadata` (its name and namespace
+/// included) and `data`, unless `live` already says all of it: each poll of a Ready
+/// database and a restarted operator's first pass write nothing.
+async fn write_secret(
+    ctx: &Context,
+    live: Option<&Secret>,
+    metadata: serde_json::Value,
+    data: &[(&str, String)],
+) -> Result<(), Error> {
+    let data: BTreeMap<String, ByteString> = data
+        .iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+        .collect();
+    let (name, ns) = (
+        metadata["name"].as_str().unwrap_or_default().to_string(),
+        metadata["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    );
+    let body = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque", "data": data });
+    if let Some(live) = live {
         if crate::apply::holds(&serde_json::to_value(live)?, &body) {
-            return Ok(None);
+            return Ok(());
         }
     }
-    secrets
+    Api::<Secret>::namespaced(ctx.client.clone(), &ns)
         .patch(
-            &key,
+            &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&body),
         )
         .await?;
     ctx.metrics.write(CONTROLLER, "apply");
-    Ok(None)
+    Ok(())
 }
 
 /// Writes the connection Secret itself (owned by the claim, so it goes with it): for a
@@ -461,11 +475,8 @@ async fn write_connection_secret(
 ) -> Result<(), Error> {
     let (host, port, password) = (local.host(), local.port(), local.password());
     let ns = claim.namespace().unwrap_or_default();
-    let sslmode = if d.provider == Cloud::Local {
-        "prefer"
-    } else {
-        "require"
-    };
+    // The local server speaks TLS only if its operator set it up.
+    let sslmode = "prefer";
     let uri = format!(
         "postgresql://{}:{}@{}:{}/{}?sslmode={}",
         d.master_username,
@@ -475,7 +486,7 @@ async fn write_connection_secret(
         d.database_name,
         sslmode
     );
-    let data: BTreeMap<String, ByteString> = [
+    let data = [
         ("host", host.to_string()),
         ("port", port.to_string()),
         ("database", d.database_name.clone()),
@@ -483,47 +494,25 @@ async fn write_connection_secret(
         ("password", password.expose().to_string()),
         ("sslmode", sslmode.to_string()),
         ("uri", uri),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
-    .collect();
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": d.connection_secret,
-            "namespace": ns,
-            "labels": {
-                labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
-                labels::CLAIM_KIND: "PostgreSQLInstance",
-                labels::CLAIM_NAME: claim.name_any(),
-            },
-            "ownerReferences": [{
-                "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
-                "name": claim.name_any(), "uid": claim.uid().unwrap_or_default(),
-                "controller": true, "blockOwnerDeletion": true,
-            }],
+    ];
+    let metadata = json!({
+        "name": d.connection_secret,
+        "namespace": ns,
+        "labels": {
+            labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
+            labels::CLAIM_KIND: "PostgreSQLInstance",
+            labels::CLAIM_NAME: claim.name_any(),
         },
-        "type": "Opaque",
-        "data": data,
+        "ownerReferences": [{
+            "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+            "name": claim.name_any(), "uid": claim.uid().unwrap_or_default(),
+            "controller": true, "blockOwnerDeletion": true,
+        }],
     });
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    // Read before writing: a Secret that already says all this needs no write (each
-    // poll of a Ready database, and a restarted operator's first pass).
-    if let Some(live) = secrets.get_opt(&d.connection_secret).await? {
-        if crate::apply::holds(&serde_json::to_value(&live)?, &body) {
-            return Ok(());
-        }
-    }
-    secrets
-        .patch(
-            &d.connection_secret,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
+    let live = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&d.connection_secret)
         .await?;
-    ctx.metrics.write(CONTROLLER, "apply");
-    Ok(())
+    write_secret(ctx, live.as_ref(), metadata, &data).await
 }
 
 /// Deletes a `local` database's credentials Secret once the claim lets the database

@@ -67,7 +67,10 @@ async fn trace_shows_the_tree_with_readiness() -> Result<()> {
             "ResourceQuota/paved-quota",
             "RoleBinding/paved-owner",
             "PostgreSQLInstance/main  Ready=True Synced=True Available",
-            "└─ Secret/main-connection",
+            "SecretStore/paved",
+            // Written by External Secrets through the store, marked as the claim's.
+            "─ Secret/main-connection",
+            "─ ExternalSecret/main-connection",
         ] {
             assert!(text.contains(want), "{bin}: missing {want:?} in\n{text}");
         }

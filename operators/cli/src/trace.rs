@@ -60,6 +60,12 @@ const KINDS: &[Kind] = &[
     },
     Kind {
         api_version: "external-secrets.io/v1",
+        kind: "SecretStore",
+        plural: "secretstores",
+        namespaced: true,
+    },
+    Kind {
+        api_version: "external-secrets.io/v1",
         kind: "ExternalSecret",
         plural: "externalsecrets",
         namespaced: true,

@@ -1757,6 +1757,8 @@ pub fn delivery_objects(
                         // Paved knows it as this claim's (never another's to overwrite).
                         "metadata": { "labels": {
                             labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
+                            labels::CLAIM_KIND: "PostgreSQLInstance",
+                            labels::CLAIM_NAME: claim.name,
                             labels::CLAIM_UID: claim.uid,
                         } },
                         "data": {

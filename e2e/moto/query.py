@@ -4,6 +4,8 @@
   query.py snapshots              every DB snapshot
   query.py parameters GROUP       a parameter group's user-set parameters
   query.py secret ARN             describe_secret
+  query.py secret-value ARN       get_secret_value's SecretString, parsed (what a
+                                  reader of the secret gets; tests compare deliveries)
   query.py drift ID               change mutable fields behind Paved's back
   query.py create ID UID KEYARN   create an instance as if by another claim
 """
@@ -27,6 +29,9 @@ elif cmd == "parameters":
     ]
 elif cmd == "secret":
     out = boto3.client("secretsmanager").describe_secret(SecretId=sys.argv[2])
+elif cmd == "secret-value":
+    got = boto3.client("secretsmanager").get_secret_value(SecretId=sys.argv[2])
+    out = json.loads(got["SecretString"])
 elif cmd == "drift":
     out = rds.modify_db_instance(
         DBInstanceIdentifier=sys.argv[2],

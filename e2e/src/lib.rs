@@ -336,6 +336,16 @@ fn install(cp: &ControlPlane) -> Result<()> {
         "-p",
         &serde_json::json!({ "spec": { "service": { "secrets": { "backend": { "kubernetes": { "server": server.trim() } } } } } }).to_string(),
     ])?;
+    // This environment's AWS account is moto's: a role of another account would read
+    // another (empty) moto account's Secrets Manager.
+    cp.kubectl(&[
+        "patch",
+        "composition",
+        "service-aws",
+        "--type=merge",
+        "-p",
+        &serde_json::json!({ "spec": { "service": { "workloadIdentity": { "value": format!("arn:aws:iam::{MOTO_ACCOUNT}:role/paved/{{service}}") } } } }).to_string(),
+    ])?;
     // The operator's own namespace, for its Lease and Events, and the platform's
     // secrets namespace, as the chart makes them.
     let _ = cp.kubectl(&["create", "namespace", "paved-system"]);
@@ -654,6 +664,9 @@ pub fn helm_template_with(extra: &[&str]) -> Result<String> {
 
 /// The teams the e2e tests' claims name as owners. Each acts through a group of its
 /// own name; `team-a` and `team-b` are the tenancy tests' tenants.
+/// The account moto serves by default (its state is per account).
+pub const MOTO_ACCOUNT: &str = "123456789012";
+
 pub const TEST_TEAMS: &[&str] = &[
     "team-claims",
     "team-members",

@@ -344,3 +344,86 @@ async fn a_service_reads_its_own_secrets_through_its_own_identity_and_no_other_t
     fresh_service(&client, ATTACKER).await?;
     Ok(())
 }
+
+/// On AWS (moto): the service's store authenticates by web identity, as the role its
+/// ServiceAccount names (STS AssumeRoleWithWebIdentity with the ServiceAccount's token,
+/// which External Secrets requests), and delivers the RDS-managed master secret: the
+/// connection Secret holds exactly what Secrets Manager holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Result<()> {
+    const SVC: &str = "e2e-sec-aws";
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let seed = paved_e2e::db::moto(cp, "seed.py", &[])?;
+    paved_e2e::db::aws_composition(cp, &seed, "postgresql-aws-secrets", "2s")?;
+    let _op = Operator::start(cp, "secrets-aws", &["--cloud-list-ttl-seconds", "1"])?;
+    fresh_service(&client, SVC).await?;
+    let mut claim = service(
+        SVC,
+        "team-a",
+        json!([]),
+        json!([{ "name": "main", "compositionRef": { "name": "postgresql-aws-secrets" } }]),
+    )?;
+    claim.spec.cloud = Some(paved_api::Cloud::Aws);
+    Api::<ServiceClaim>::all(client.clone())
+        .create(&Default::default(), &claim)
+        .await?;
+
+    let pgs: Api<paved_api::PostgreSQLInstance> = Api::namespaced(client.clone(), SVC);
+    let db = paved_e2e::db::ready(&pgs, "main").await?;
+    let id = db
+        .status
+        .and_then(|s| s.external_name)
+        .context("external name")?;
+    let instance = paved_e2e::db::moto(cp, "query.py", &["instances"])?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["DBInstanceIdentifier"] == id.as_str())
+        .cloned()
+        .context("the instance in moto")?;
+    let arn = instance["MasterUserSecret"]["SecretArn"]
+        .as_str()
+        .context("RDS manages the master secret")?
+        .to_string();
+    let master = paved_e2e::db::moto(cp, "query.py", &["secret-value", &arn])?;
+
+    let (_, conn) = eventually(
+        "the connection Secret delivered as the service's role",
+        T,
+        || async { secret_data(&client, SVC, "main-connection").await },
+    )
+    .await?;
+    assert_eq!(conn["username"], master["username"]);
+    assert_eq!(conn["password"], master["password"]);
+    assert_eq!(conn["host"], instance["Endpoint"]["Address"]);
+    // The store that read it is the namespace's own, as the service's ServiceAccount.
+    let store: Value = serde_json::from_str(&cp.kubectl(&[
+        "get",
+        "secretstore",
+        "paved",
+        "-n",
+        SVC,
+        "-o",
+        "json",
+    ])?)?;
+    assert_eq!(
+        store["spec"]["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]["name"],
+        SVC
+    );
+    let sa: Value = serde_json::from_str(&cp.kubectl(&[
+        "get",
+        "serviceaccount",
+        SVC,
+        "-n",
+        SVC,
+        "-o",
+        "json",
+    ])?)?;
+    assert!(sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(&format!("/{SVC}"))));
+
+    fresh_service(&client, SVC).await?;
+    Ok(())
+}

@@ -170,7 +170,10 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
         .await?;
     assert_eq!(
         sa.annotations()["eks.amazonaws.com/role-arn"],
-        "arn:aws:iam::111122223333:role/paved/e2e-golden"
+        format!(
+            "arn:aws:iam::{}:role/paved/e2e-golden",
+            paved_e2e::MOTO_ACCOUNT
+        )
     );
     let rb = Api::<RoleBinding>::namespaced(client.clone(), name)
         .get("paved-owner")

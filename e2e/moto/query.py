@@ -6,6 +6,9 @@
   query.py secret ARN             describe_secret
   query.py secret-value ARN       get_secret_value's SecretString, parsed (what a
                                   reader of the secret gets; tests compare deliveries)
+  query.py role NAME              an IAM role, its tags and its inline policy `paved`
+                                  (null when there is no such role)
+  query.py delete-role NAME       delete an IAM role behind Paved's back
   query.py drift ID               change mutable fields behind Paved's back
   query.py create ID UID KEYARN   create an instance as if by another claim
 """
@@ -32,6 +35,25 @@ elif cmd == "secret":
 elif cmd == "secret-value":
     got = boto3.client("secretsmanager").get_secret_value(SecretId=sys.argv[2])
     out = json.loads(got["SecretString"])
+elif cmd == "role":
+    iam = boto3.client("iam")
+    try:
+        role = iam.get_role(RoleName=sys.argv[2])["Role"]
+    except iam.exceptions.NoSuchEntityException:
+        role = None
+    if role is not None:
+        role["Tags"] = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=sys.argv[2])["Tags"]}
+        try:
+            role["Policy"] = iam.get_role_policy(RoleName=sys.argv[2], PolicyName="paved")["PolicyDocument"]
+        except iam.exceptions.NoSuchEntityException:
+            role["Policy"] = None
+    out = role
+elif cmd == "delete-role":
+    iam = boto3.client("iam")
+    for name in iam.list_role_policies(RoleName=sys.argv[2])["PolicyNames"]:
+        iam.delete_role_policy(RoleName=sys.argv[2], PolicyName=name)
+    iam.delete_role(RoleName=sys.argv[2])
+    out = {"deleted": sys.argv[2]}
 elif cmd == "drift":
     out = rds.modify_db_instance(
         DBInstanceIdentifier=sys.argv[2],

@@ -345,10 +345,14 @@ async fn a_service_reads_its_own_secrets_through_its_own_identity_and_no_other_t
     Ok(())
 }
 
-/// On AWS (moto): the service's store authenticates by web identity, as the role its
-/// ServiceAccount names (STS AssumeRoleWithWebIdentity with the ServiceAccount's token,
-/// which External Secrets requests), and delivers the RDS-managed master secret: the
-/// connection Secret holds exactly what Secrets Manager holds.
+/// On AWS (moto): Paved makes the service's own IAM role (named from the claim's UID,
+/// trusted by exactly its ServiceAccount through the cluster's OIDC provider, allowed
+/// exactly its secret path and its database's master secret), puts it back when it is
+/// deleted by hand, and deletes it with the claim. The service's store authenticates
+/// by web identity as that role (STS AssumeRoleWithWebIdentity with the
+/// ServiceAccount's token, which External Secrets requests) and delivers the
+/// RDS-managed master secret: the connection Secret holds exactly what Secrets Manager
+/// holds. Everything is checked from outside, with boto3 against moto.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Result<()> {
     const SVC: &str = "e2e-sec-aws";
@@ -358,6 +362,28 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     paved_e2e::db::aws_composition(cp, &seed, "postgresql-aws-secrets", "2s")?;
     let _op = Operator::start(cp, "secrets-aws", &["--cloud-list-ttl-seconds", "1"])?;
     fresh_service(&client, SVC).await?;
+    // The platform turns on per-service roles: the plane's service-account issuer.
+    let oidc = format!(
+        "arn:aws:iam::{}:oidc-provider/kubernetes.default.svc.cluster.local",
+        paved_e2e::MOTO_ACCOUNT
+    );
+    let identity = |on: bool| -> Result<()> {
+        let v = if on {
+            json!({ "aws": { "oidcProviderArn": oidc, "pollInterval": "2s" } })
+        } else {
+            Value::Null
+        };
+        cp.kubectl(&[
+            "patch",
+            "composition",
+            "service-aws",
+            "--type=merge",
+            "-p",
+            &json!({ "spec": { "service": { "identity": v } } }).to_string(),
+        ])?;
+        Ok(())
+    };
+    identity(true)?;
     let mut claim = service(
         SVC,
         "team-a",
@@ -365,9 +391,11 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         json!([{ "name": "main", "compositionRef": { "name": "postgresql-aws-secrets" } }]),
     )?;
     claim.spec.cloud = Some(paved_api::Cloud::Aws);
-    Api::<ServiceClaim>::all(client.clone())
+    let made = Api::<ServiceClaim>::all(client.clone())
         .create(&Default::default(), &claim)
         .await?;
+    let role_name = format!("paved-{}", made.uid().unwrap());
+    let role_arn = format!("arn:aws:iam::{}:role/{role_name}", paved_e2e::MOTO_ACCOUNT);
 
     let pgs: Api<paved_api::PostgreSQLInstance> = Api::namespaced(client.clone(), SVC);
     let db = paved_e2e::db::ready(&pgs, "main").await?;
@@ -420,10 +448,74 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         "-o",
         "json",
     ])?)?;
-    assert!(sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
-        .as_str()
-        .is_some_and(|r| r.ends_with(&format!("/{SVC}"))));
+    assert_eq!(
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        role_arn
+    );
 
+    // The role, from outside: the claim's, trusted by exactly the ServiceAccount,
+    // allowed exactly the service's path and its database's master secret.
+    let role = eventually("the role allowed the database's secret", T, || async {
+        let r = paved_e2e::db::moto(cp, "query.py", &["role", &role_name])?;
+        let allows_db = r["Policy"].to_string().contains(&arn);
+        Ok(allows_db.then_some(r))
+    })
+    .await?;
+    assert_eq!(role["Tags"]["paved.dev/claim-uid"], made.uid().unwrap());
+    let trust = &role["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(trust["Action"], "sts:AssumeRoleWithWebIdentity");
+    assert_eq!(trust["Principal"]["Federated"], oidc);
+    assert_eq!(
+        trust["Condition"]["StringEquals"]["kubernetes.default.svc.cluster.local:sub"],
+        format!("system:serviceaccount:{SVC}:{SVC}")
+    );
+    let statements = role["Policy"]["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    let mut resources: Vec<String> = statements[0]["Resource"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str().map(String::from))
+        .collect();
+    resources.sort();
+    let mut want = vec![
+        arn.clone(),
+        format!(
+            "arn:aws:secretsmanager:us-east-1:{}:secret:team-a/{SVC}/*",
+            paved_e2e::MOTO_ACCOUNT
+        ),
+    ];
+    want.sort();
+    assert_eq!(resources, want, "its own secrets and nothing else");
+    let status = Api::<ServiceClaim>::all(client.clone())
+        .get(SVC)
+        .await?
+        .status
+        .unwrap();
+    assert_eq!(status.identity.as_deref(), Some(role_arn.as_str()));
+
+    // Deleted by hand: made again, and said so.
+    paved_e2e::db::moto(cp, "query.py", &["delete-role", &role_name])?;
+    eventually("the role made again", T, || async {
+        let r = paved_e2e::db::moto(cp, "query.py", &["role", &role_name])?;
+        Ok((!r.is_null() && !r["Policy"].is_null()).then_some(()))
+    })
+    .await?;
+    eventually("a DriftCorrected Event", T, || async {
+        let reasons = paved_e2e::db::event_reasons_about(cp, "default", SVC)?;
+        Ok(reasons.contains("DriftCorrected").then_some(()))
+    })
+    .await?;
+
+    // The claim goes: so does its role.
     fresh_service(&client, SVC).await?;
+    assert!(
+        paved_e2e::db::moto(cp, "query.py", &["role", &role_name])?.is_null(),
+        "the role is deleted with the claim"
+    );
+    identity(false)?;
     Ok(())
 }

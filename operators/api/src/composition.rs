@@ -104,9 +104,16 @@ pub struct ServiceComposition {
     pub pod_security: PodSecurityLevel,
     /// Quota and container defaults per SLO tier.
     pub tiers: Tiers,
-    /// The ServiceAccount annotation that binds pods to a cloud identity.
+    /// The ServiceAccount annotation that binds pods to a cloud identity the platform
+    /// made. Ignored where Paved makes the identity itself (`identity`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_identity: Option<WorkloadIdentity>,
+    /// The cloud identity Paved makes for each service: named from the ServiceClaim's
+    /// UID (never reused by a later service of the same name), trusted by exactly the
+    /// service's ServiceAccount, allowed exactly the service's own secrets, and deleted
+    /// with the claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<ServiceIdentity>,
     /// Where ExternalSecrets read the service's secrets from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsConfig>,
@@ -212,6 +219,46 @@ pub struct WorkloadIdentity {
     /// `arn:aws:iam::111122223333:role/paved/{service}`.
     #[schemars(length(min = 1))]
     pub value: String,
+}
+
+/// The per-service cloud identity Paved makes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceIdentity {
+    /// An IAM role per service, assumed through the cluster's OIDC provider (IRSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsServiceIdentity>,
+}
+
+/// An IAM role per service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsServiceIdentity {
+    /// The cluster's IAM OIDC provider,
+    /// `arn:aws:iam::<account>:oidc-provider/<issuer host and path>`. The role trusts
+    /// tokens it issued for exactly the service's ServiceAccount.
+    #[schemars(
+        length(min = 1, max = 512),
+        regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+$")
+    )]
+    pub oidc_provider_arn: String,
+    /// A permissions boundary every role gets (recommended: the most any service may
+    /// ever do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 512),
+        regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+$")
+    )]
+    pub permissions_boundary: Option<String>,
+    /// How often each role is checked for drift (deleted, policy or trust changed),
+    /// e.g. `5m` (jittered).
+    #[serde(default = "default_identity_poll")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 16))]
+    pub poll_interval: String,
+}
+
+fn default_identity_poll() -> String {
+    "5m".into()
 }
 
 /// Where a service's secrets live, and how its namespace reaches them. Every service

@@ -211,9 +211,10 @@ pub struct PostgreSQLInstanceStatus {
     /// regional instance).
     #[serde(default, rename = "multiAZ", skip_serializing_if = "Option::is_none")]
     pub multi_az: Option<bool>,
-    /// `local` databases of a service: the Secret in the platform's secrets namespace
-    /// that holds the credentials, which the service's SecretStore reads (never the
-    /// values).
+    /// Where the master credentials are kept, which the service's SecretStore reads
+    /// (never the values): for `local`, the Secret in the platform's secrets namespace;
+    /// for a cloud, the cloud-managed secret (on AWS, its ARN, which the service's IAM
+    /// role is allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
     /// Estimated monthly cost from the Composition's price table, e.g. `USD 53.20`.

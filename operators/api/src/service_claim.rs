@@ -337,6 +337,10 @@ pub struct ServiceClaimStatus {
     /// whose objects still match it. For the operator, not for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<String>,
+    /// The cloud identity Paved made for the service (an IAM role ARN), which its
+    /// ServiceAccount is annotated with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// Readiness of one child claim.

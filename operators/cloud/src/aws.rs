@@ -475,7 +475,7 @@ pub fn final_snapshot_name(d: &DesiredDatabase) -> String {
 /// Classifies an SDK error by its service code and HTTP status (after the SDK's own
 /// retries, exponential with jitter); a throttled call is retried after the response's
 /// `Retry-After`, if any. Messages carry the service's words, never request parameters.
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
+pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
     e: aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>,
 ) -> ProviderError
 where

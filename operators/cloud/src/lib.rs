@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use paved_api::Reason;
 
 pub mod aws;
+pub mod aws_iam;
 pub mod azure;
 pub mod decide;
 #[cfg(feature = "fake")]

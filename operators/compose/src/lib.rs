@@ -3,6 +3,7 @@
 //! The compliance floor is applied last, so nothing upstream can lower it.
 
 pub mod floor;
+pub mod identity;
 pub mod object;
 pub mod postgresql;
 pub mod service;

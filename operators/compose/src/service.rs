@@ -215,9 +215,18 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
         }),
     ));
 
-    // Identity: the service's ServiceAccount, bound to its cloud identity.
+    // Identity: the service's ServiceAccount, bound to its cloud identity: the one
+    // Paved makes for it, or the one the Composition names.
     let mut sa_meta = meta(&ns, Some(&ns));
-    if let Some(wi) = &comp.workload_identity {
+    if let Some(aws) = comp.identity.as_ref().and_then(|i| i.aws.as_ref()) {
+        let role = crate::identity::role_arn(aws, input.claim_uid).ok_or_else(|| {
+            RenderError::CompositionViolatesFloor {
+                name: input.composition_name.to_string(),
+                violations: "spec.service.identity.aws.oidcProviderArn: not arn:aws:iam::<account>:oidc-provider/<issuer>".into(),
+            }
+        })?;
+        sa_meta["annotations"] = json!({ "eks.amazonaws.com/role-arn": role });
+    } else if let Some(wi) = &comp.workload_identity {
         let key = wi
             .annotation
             .clone()

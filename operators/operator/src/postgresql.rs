@@ -811,6 +811,8 @@ async fn converge(
                 Cloud::Azure => "Key Vault",
                 _ => "Secret Manager",
             };
+            // Named (never its value) so the service's own identity is allowed it.
+            status.credentials_secret = Some(secret.clone());
             (endpoint.clone(), port, secret.clone(), source.to_string())
         }
     };

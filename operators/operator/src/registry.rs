@@ -27,6 +27,8 @@ pub struct Providers {
     metrics: Arc<Metrics>,
     /// Temporal frontend connections.
     pub temporal: Connections,
+    /// IAM (global): the services' roles.
+    iam: tokio::sync::OnceCell<Arc<paved_cloud::aws_iam::IamRoles>>,
 }
 
 impl Providers {
@@ -45,7 +47,16 @@ impl Providers {
             cloud_list_ttl,
             metrics,
             temporal: Default::default(),
+            iam: Default::default(),
         }
+    }
+
+    /// The IAM client the services' roles are made with.
+    pub async fn iam(&self) -> Arc<paved_cloud::aws_iam::IamRoles> {
+        self.iam
+            .get_or_init(|| async { Arc::new(paved_cloud::aws_iam::IamRoles::new().await) })
+            .await
+            .clone()
     }
 
     /// The AWS provider for a region, created on first use.

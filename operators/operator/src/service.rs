@@ -170,6 +170,149 @@ async fn remove_grants(ctx: &Context, name: &str, keep: Option<&str>) -> Result<
     Ok(())
 }
 
+/// The IAM role of the service: made, kept as desired, never taken from another
+/// claim. The claim's finalizer is set before the role is made, so the role is
+/// deleted with the claim.
+async fn drive_identity(
+    claim: &ServiceClaim,
+    ctx: &Context,
+    aws: &paved_api::AwsServiceIdentity,
+    secrets: Option<(&paved_api::SecretsConfig, &str)>,
+    status: &mut ServiceClaimStatus,
+) -> Result<Option<Failure>, Error> {
+    use paved_compose::identity::{aws_role, plan_role, RoleInput, RolePlan};
+    let name = claim.name_any();
+    let uid = claim.uid().unwrap_or_default();
+    let slow = jitter(Duration::from_secs(300));
+    // The master secrets of the service's own databases (ARNs, never values).
+    let database_secrets: Vec<String> = ctx
+        .databases
+        .state()
+        .iter()
+        .filter(|d| d.metadata.namespace.as_deref() == Some(name.as_str()))
+        .filter_map(|d| d.status.as_ref())
+        .filter(|s| s.provider.as_deref() == Some("aws"))
+        .filter_map(|s| s.credentials_secret.clone())
+        .collect();
+    let desired = match aws_role(&RoleInput {
+        claim_uid: &uid,
+        claim_name: &name,
+        owner: &claim.spec.owner,
+        namespace: &name,
+        service_account: &name,
+        spec: aws,
+        secrets,
+        database_secrets: &database_secrets,
+    }) {
+        Ok(d) => d,
+        Err(m) => return Ok(Some((Reason::InvalidComposition, m, slow))),
+    };
+    if !claim.finalizers().iter().any(|f| f == paved_api::FINALIZER) {
+        let mut finalizers = claim.finalizers().to_vec();
+        finalizers.push(paved_api::FINALIZER.to_string());
+        let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
+        crate::claim::set_finalizers(&api, claim, finalizers).await?;
+        return Ok(Some((
+            Reason::Creating,
+            format!("making IAM role {}", desired.name),
+            Duration::from_secs(1),
+        )));
+    }
+    let iam = ctx.providers.iam().await;
+    let seen = match iam.observe(&desired.name).await {
+        Ok(s) => s,
+        Err(e) => return Ok(Some(provider_failure(&e))),
+    };
+    let acted = match plan_role(&desired, seen.as_ref()) {
+        RolePlan::UpToDate => Ok(None),
+        RolePlan::OwnedByOther(who) => {
+            return Ok(Some((
+                Reason::OwnedByOther,
+                format!(
+                    "IAM role {} exists and belongs to {who}; Paved will not adopt it",
+                    desired.name
+                ),
+                slow,
+            )))
+        }
+        // Made before and gone now: deleted outside Paved, so made again.
+        RolePlan::Create if status.identity.is_some() => iam.create(&desired).await.map(|_| {
+            Some((
+                "DriftCorrected",
+                format!(
+                    "IAM role {} was deleted outside Paved; made it again",
+                    desired.arn
+                ),
+            ))
+        }),
+        RolePlan::Create => iam.create(&desired).await.map(|_| {
+            Some((
+                "Created",
+                format!(
+                    "made IAM role {}, assumable only by ServiceAccount {name}/{name}",
+                    desired.arn
+                ),
+            ))
+        }),
+        RolePlan::Update(drift) => iam.update(&desired, &drift).await.map(|_| {
+            Some((
+                "DriftCorrected",
+                format!("IAM role {}: put back {}", desired.name, drift.join(", ")),
+            ))
+        }),
+    };
+    match acted {
+        Err(e) => return Ok(Some(provider_failure(&e))),
+        Ok(Some((reason, message))) => {
+            ctx.event(claim, EventType::Normal, reason, "Identity", message)
+                .await
+        }
+        Ok(None) => {}
+    }
+    status.identity = Some(desired.arn);
+    Ok(None)
+}
+
+fn provider_failure(e: &paved_cloud::ProviderError) -> Failure {
+    let v = crate::claim::provider_verdict(e);
+    (v.synced.1, v.synced.2, v.requeue)
+}
+
+/// The claim is going: its IAM role (if it is still this claim's) is deleted, then
+/// the finalizer, and the garbage collector takes the rest.
+async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action, Error> {
+    let uid = claim.uid().unwrap_or_default();
+    let role = paved_compose::identity::role_name(&uid);
+    match ctx.providers.iam().await.delete(&role, &uid).await {
+        Ok(deleted) => {
+            if deleted {
+                ctx.event(
+                    claim,
+                    EventType::Normal,
+                    "Deleted",
+                    "Identity",
+                    format!("deleted IAM role {role}"),
+                )
+                .await;
+            }
+            let finalizers = claim
+                .finalizers()
+                .iter()
+                .filter(|f| *f != paved_api::FINALIZER)
+                .cloned()
+                .collect();
+            let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
+            crate::claim::set_finalizers(&api, claim, finalizers).await?;
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            let f = provider_failure(&e);
+            tracing::warn!(claim = %claim.name_any(), reason = %f.0, "deleting the IAM role: {}", f.1);
+            Ok(Action::requeue(f.2))
+        }
+    }
+}
+
 fn compositions(store: &Store<Composition>) -> Vec<Arc<Composition>> {
     store.state()
 }
@@ -183,9 +326,13 @@ struct Outcome {
 pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
     if claim.metadata.deletion_timestamp.is_some() {
         // Owner references hand the namespace, and everything in it, to the garbage
-        // collector; child claims run their own deletion policies.
+        // collector; child claims run their own deletion policies. The cloud identity
+        // Paved made goes first (its finalizer holds the claim until it has).
         ctx.applied
             .remove_claim(&claim.uid().unwrap_or_default(), &claim.name_any());
+        if claim.finalizers().iter().any(|f| f == paved_api::FINALIZER) {
+            return release_identity(&claim, &ctx).await;
+        }
         return Ok(Action::await_change());
     }
     let name = claim.name_any();
@@ -414,6 +561,29 @@ async fn converge(
 
     status.applied = ctx.applied.digest_of(fingerprint, &keys);
 
+    // The service's own cloud identity, where Paved makes it.
+    if let Some(aws) = svc.identity.as_ref().and_then(|i| i.aws.as_ref()) {
+        let path = svc
+            .secrets
+            .as_ref()
+            .map(|c| {
+                paved_api::render_template(&c.path, &service::template_vars(&input)).map(|p| (c, p))
+            })
+            .transpose()
+            .map_err(|e| Error::Record(e.to_string()))?;
+        if let Some(failure) = drive_identity(
+            claim,
+            ctx,
+            aws,
+            path.as_ref().map(|(c, p)| (*c, p.as_str())),
+            status,
+        )
+        .await?
+        {
+            return Ok(Err(failure));
+        }
+    }
+
     // Kept databases someone has since deleted (or that are back in the spec) drop
     // off the list without waiting for the next full apply.
     status.retained_databases.retain(|db| {
@@ -464,10 +634,18 @@ async fn converge(
         gen,
         &t,
     );
+    // A cloud identity is checked for drift on its own period; the rest is watched.
+    let poll = svc
+        .identity
+        .as_ref()
+        .and_then(|i| i.aws.as_ref())
+        .and_then(|a| paved_compose::postgresql::parse_duration(&a.poll_interval))
+        .map(|p| p.max(Duration::from_secs(1)))
+        .unwrap_or(ctx.resync);
     Ok(Ok(Outcome {
         synced,
         ready,
-        requeue: jitter(ctx.resync),
+        requeue: jitter(poll.min(ctx.resync)),
     }))
 }
 

@@ -1,0 +1,213 @@
+//! The IAM role of each service (aws-sdk-iam): observed, created, corrected and
+//! deleted as `paved_compose::identity` decides. IAM is global; the client uses the
+//! default credential chain (`AWS_ENDPOINT_URL` points it elsewhere, e.g. moto).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::Client as Iam;
+use paved_compose::identity::{DesiredRole, ObservedRole, OWNER_TAG};
+use serde_json::Value;
+
+use crate::ProviderError;
+
+/// The inline policy Paved keeps on each role.
+pub const POLICY_NAME: &str = "paved";
+
+pub struct IamRoles {
+    iam: Iam,
+}
+
+/// A policy document as IAM returns it: URL-encoded JSON (some endpoints send it
+/// plain).
+fn document(raw: &str) -> Option<Value> {
+    serde_json::from_str(raw).ok().or_else(|| {
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .ok()?;
+        serde_json::from_str(&decoded).ok()
+    })
+}
+
+impl IamRoles {
+    pub async fn new() -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        IamRoles {
+            iam: Iam::new(&config),
+        }
+    }
+
+    /// The role named `name`, or None.
+    pub async fn observe(&self, name: &str) -> Result<Option<ObservedRole>, ProviderError> {
+        let role = match self.iam.get_role().role_name(name).send().await {
+            Ok(r) => r.role,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(crate::aws::classify(e)),
+        };
+        let Some(role) = role else { return Ok(None) };
+        let tags: BTreeMap<String, String> = role
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        // Tags first: nothing more is read of a role that is not ours.
+        let policy = if tags.contains_key(OWNER_TAG) {
+            match self
+                .iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(POLICY_NAME)
+                .send()
+                .await
+            {
+                Ok(p) => document(p.policy_document()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                {
+                    None
+                }
+                Err(e) => return Err(crate::aws::classify(e)),
+            }
+        } else {
+            None
+        };
+        Ok(Some(ObservedRole {
+            arn: role.arn().to_string(),
+            trust: role.assume_role_policy_document().and_then(document),
+            policy,
+            permissions_boundary: role
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn())
+                .map(String::from),
+            tags,
+        }))
+    }
+
+    /// Creates the role, tagged as the claim's, then its inline policy.
+    pub async fn create(&self, d: &DesiredRole) -> Result<(), ProviderError> {
+        let mut req = self
+            .iam
+            .create_role()
+            .role_name(&d.name)
+            .assume_role_policy_document(d.trust.to_string())
+            .description("Paved: the identity of one service (ServiceClaim)");
+        if let Some(b) = &d.permissions_boundary {
+            req = req.permissions_boundary(b);
+        }
+        for (k, v) in &d.tags {
+            req = req.tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(|e| ProviderError::Retryable(e.to_string()))?,
+            );
+        }
+        req.send().await.map_err(crate::aws::classify)?;
+        self.put_policy(d).await
+    }
+
+    async fn put_policy(&self, d: &DesiredRole) -> Result<(), ProviderError> {
+        self.iam
+            .put_role_policy()
+            .role_name(&d.name)
+            .policy_name(POLICY_NAME)
+            .policy_document(d.policy.to_string())
+            .send()
+            .await
+            .map_err(crate::aws::classify)?;
+        Ok(())
+    }
+
+    /// Puts back the parts `paved_compose::identity::plan_role` named.
+    pub async fn update(&self, d: &DesiredRole, drift: &[&str]) -> Result<(), ProviderError> {
+        if drift.contains(&"trust") {
+            self.iam
+                .update_assume_role_policy()
+                .role_name(&d.name)
+                .policy_document(d.trust.to_string())
+                .send()
+                .await
+                .map_err(crate::aws::classify)?;
+        }
+        if drift.contains(&"policy") {
+            self.put_policy(d).await?;
+        }
+        if drift.contains(&"permissionsBoundary") {
+            match &d.permissions_boundary {
+                Some(b) => {
+                    self.iam
+                        .put_role_permissions_boundary()
+                        .role_name(&d.name)
+                        .permissions_boundary(b)
+                        .send()
+                        .await
+                        .map_err(crate::aws::classify)?;
+                }
+                None => {
+                    self.iam
+                        .delete_role_permissions_boundary()
+                        .role_name(&d.name)
+                        .send()
+                        .await
+                        .map_err(crate::aws::classify)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the role if it is the claim `uid`'s: its inline policy, then the role.
+    /// Returns whether there was one of ours to delete.
+    pub async fn delete(&self, name: &str, uid: &str) -> Result<bool, ProviderError> {
+        let Some(seen) = self.observe(name).await? else {
+            return Ok(false);
+        };
+        if seen.tags.get(OWNER_TAG).map(String::as_str) != Some(uid) {
+            return Ok(false);
+        }
+        match self
+            .iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(POLICY_NAME)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) => {}
+            Err(e) => return Err(crate::aws::classify(e)),
+        }
+        match self.iam.delete_role().role_name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(crate::aws::classify(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn documents_are_read_encoded_or_plain() {
+        let plain = r#"{"Version":"2012-10-17"}"#;
+        assert_eq!(super::document(plain).unwrap()["Version"], "2012-10-17");
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%7D";
+        assert_eq!(super::document(encoded).unwrap()["Version"], "2012-10-17");
+        assert!(super::document("%7Bnot").is_none());
+    }
+}

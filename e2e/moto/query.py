@@ -9,6 +9,8 @@
   query.py role NAME              an IAM role, its tags and its inline policy `paved`
                                   (null when there is no such role)
   query.py delete-role NAME       delete an IAM role behind Paved's back
+  query.py create-role NAME PATH UID TRUST
+                                  a role as an earlier claim (UID) left it
   query.py drift ID               change mutable fields behind Paved's back
   query.py create ID UID KEYARN   create an instance as if by another claim
 """
@@ -48,6 +50,12 @@ elif cmd == "role":
         except iam.exceptions.NoSuchEntityException:
             role["Policy"] = None
     out = role
+elif cmd == "create-role":
+    iam = boto3.client("iam")
+    out = iam.create_role(
+        RoleName=sys.argv[2], Path=sys.argv[3], AssumeRolePolicyDocument=sys.argv[5],
+        Tags=[{"Key": "paved.dev/claim-uid", "Value": sys.argv[4]}],
+    )["Role"]
 elif cmd == "delete-role":
     iam = boto3.client("iam")
     for name in iam.list_role_policies(RoleName=sys.argv[2])["PolicyNames"]:

@@ -391,11 +391,35 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         json!([{ "name": "main", "compositionRef": { "name": "postgresql-aws-secrets" } }]),
     )?;
     claim.spec.cloud = Some(paved_api::Cloud::Aws);
+    // What an earlier ServiceClaim of this name left behind (its finalizer removed by
+    // hand): a role trusting the same ServiceAccount name. It goes before the new
+    // service's ServiceAccount exists.
+    let trust = json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow",
+        "Principal": { "Federated": oidc }, "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": { "StringEquals": {
+            "kubernetes.default.svc.cluster.local:sub": format!("system:serviceaccount:{SVC}:{SVC}") } } }] });
+    let stale = "paved-00000000-0000-0000-0000-00000000dead";
+    if paved_e2e::db::moto(cp, "query.py", &["role", stale])?.is_null() {
+        paved_e2e::db::moto(
+            cp,
+            "query.py",
+            &[
+                "create-role",
+                stale,
+                &format!("/paved/{SVC}/"),
+                "an-earlier-claim",
+                &trust.to_string(),
+            ],
+        )?;
+    }
     let made = Api::<ServiceClaim>::all(client.clone())
         .create(&Default::default(), &claim)
         .await?;
     let role_name = format!("paved-{}", made.uid().unwrap());
-    let role_arn = format!("arn:aws:iam::{}:role/{role_name}", paved_e2e::MOTO_ACCOUNT);
+    let role_arn = format!(
+        "arn:aws:iam::{}:role/paved/{SVC}/{role_name}",
+        paved_e2e::MOTO_ACCOUNT
+    );
 
     let pgs: Api<paved_api::PostgreSQLInstance> = Api::namespaced(client.clone(), SVC);
     let db = paved_e2e::db::ready(&pgs, "main").await?;
@@ -473,7 +497,14 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert_eq!(statements.len(), 2, "{statements:?}");
+    // The database's key decrypts its secret, through Secrets Manager only.
+    assert_eq!(statements[1]["Action"], "kms:Decrypt");
+    assert_eq!(statements[1]["Resource"], json!([seed["kms_key_arn"]]));
+    assert_eq!(
+        statements[1]["Condition"]["StringEquals"]["kms:ViaService"],
+        "secretsmanager.us-east-1.amazonaws.com"
+    );
     let mut resources: Vec<String> = statements[0]["Resource"]
         .as_array()
         .into_iter()
@@ -496,6 +527,37 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         .status
         .unwrap();
     assert_eq!(status.identity.as_deref(), Some(role_arn.as_str()));
+
+    assert!(
+        paved_e2e::db::moto(cp, "query.py", &["role", stale])?.is_null(),
+        "the role an earlier claim of the name left is gone"
+    );
+    // Its team, which may write its own ServiceClaims (paved-claim-author, as the
+    // platform binds it), cannot take Paved's finalizer off: the role would outlive
+    // the claim for the next holder of the name.
+    paved_e2e::db::apply(
+        cp,
+        &json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": "e2e-secrets-author-claims" },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "paved-claim-author" },
+            "subjects": [ { "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-a" } ],
+        }),
+    )?;
+    let (ok, out) = as_team(
+        cp,
+        "team-a",
+        &[
+            "patch",
+            "serviceclaim",
+            SVC,
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+        None,
+    )?;
+    assert!(!ok && out.contains("paved.dev/cleanup is Paved's"), "{out}");
 
     // Deleted by hand: made again, and said so.
     paved_e2e::db::moto(cp, "query.py", &["delete-role", &role_name])?;

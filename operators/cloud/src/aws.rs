@@ -508,7 +508,11 @@ where
                 "InvalidDBInstanceState"
                 | "InternalFailure"
                 | "ServiceUnavailable"
-                | "InternalError" => ProviderError::Retryable(message),
+                | "InternalError"
+                // IAM: transient, or its eventual consistency right after a create.
+                | "ServiceFailure"
+                | "ConcurrentModification"
+                | "EntityAlreadyExists" => ProviderError::Retryable(message),
                 _ => ProviderError::Terminal {
                     reason: Reason::ProviderRejected,
                     message,

@@ -96,6 +96,7 @@ impl IamRoles {
             .iam
             .create_role()
             .role_name(&d.name)
+            .path(&d.path)
             .assume_role_policy_document(d.trust.to_string())
             .description("Paved: the identity of one service (ServiceClaim)");
         if let Some(b) = &d.permissions_boundary {
@@ -162,6 +163,41 @@ impl IamRoles {
             }
         }
         Ok(())
+    }
+
+    /// Deletes every role Paved made under `path` (tagged with a claim's UID) but
+    /// `keep`: roles an earlier claim of the same name left behind, which trust the
+    /// same ServiceAccount name. Returns their names.
+    pub async fn remove_stale(&self, path: &str, keep: &str) -> Result<Vec<String>, ProviderError> {
+        let mut names = vec![];
+        let mut pages = self
+            .iam
+            .list_roles()
+            .path_prefix(path)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(crate::aws::classify)?;
+            names.extend(
+                page.roles()
+                    .iter()
+                    .map(|r| r.role_name().to_string())
+                    .filter(|n| n != keep),
+            );
+        }
+        let mut removed = vec![];
+        for name in names {
+            let Some(seen) = self.observe(&name).await? else {
+                continue;
+            };
+            let Some(uid) = seen.tags.get(OWNER_TAG).cloned() else {
+                continue;
+            };
+            if self.delete(&name, &uid).await? {
+                removed.push(name);
+            }
+        }
+        Ok(removed)
     }
 
     /// Deletes the role if it is the claim `uid`'s: its inline policy, then the role.

@@ -204,6 +204,23 @@ pub fn check_composition_service(s: &ServiceComposition) -> Vec<Violation> {
             }
         }
     }
+    // A role Paved makes reads `<path>/*`: the path must name exactly one service of
+    // one team, whole segments, and nothing IAM reads as a wildcard or variable.
+    if let (Some(sec), true) = (
+        &s.secrets,
+        s.identity.as_ref().is_some_and(|i| i.aws.is_some()),
+    ) {
+        let segments: Vec<&str> = sec.path.trim_matches('/').split('/').collect();
+        if !segments.contains(&"{owner}")
+            || !(segments.contains(&"{service}") || segments.contains(&"{namespace}"))
+            || sec.path.contains(['*', '?', '$'])
+        {
+            out.push(v(
+                "spec.service.secrets.path",
+                "with identity.aws it must have {owner} and {service} each as a whole segment (e.g. {owner}/{service}) and no *, ? or $: each role reads <path>/*",
+            ));
+        }
+    }
     if let Some(sec) = &s.secrets {
         match render_template(&sec.path, &vars) {
             Err(e) => out.push(v("spec.service.secrets.path", e.to_string())),
@@ -631,6 +648,25 @@ mod tests {
             .message
             .contains("cannot read each other's secrets"));
         s.secrets.as_mut().unwrap().path = "{owner}/{service}".into();
+        // A role's prefix: whole segments, one service of one team.
+        s.identity = Some(paved_api::ServiceIdentity {
+            aws: Some(paved_api::AwsServiceIdentity {
+                oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
+                permissions_boundary: None,
+                poll_interval: "5m".into(),
+            }),
+        });
+        assert_eq!(check_composition_service(&s), vec![]);
+        for bad in ["{service}", "{owner}-{service}", "{owner}/{service}*"] {
+            s.secrets.as_mut().unwrap().path = bad.into();
+            assert_eq!(
+                fields(check_composition_service(&s)),
+                vec!["spec.service.secrets.path"],
+                "{bad}"
+            );
+        }
+        s.secrets.as_mut().unwrap().path = "{owner}/{service}".into();
+        s.identity = None;
         s.network.egress_to = vec![paved_api::EgressPeer {
             cidr: Some("0.0.0.0/0".into()),
             ..Default::default()

@@ -17,6 +17,8 @@ pub const OWNER_TAG: &str = labels::CLAIM_UID;
 pub struct DesiredRole {
     /// `paved-<claim UID>`: a later service of the same name never gets it.
     pub name: String,
+    /// `/paved/<claim name>/` ([`role_path`]).
+    pub path: String,
     /// `arn:aws:iam::<account>:role/<name>`, what the ServiceAccount is annotated with.
     pub arn: String,
     /// The trust policy: web identity from the cluster's OIDC provider for exactly
@@ -63,6 +65,9 @@ pub struct RoleInput<'a> {
     pub secrets: Option<(&'a SecretsConfig, &'a str)>,
     /// ARNs of the master secrets of the service's own databases.
     pub database_secrets: &'a [String],
+    /// The KMS keys those secrets are encrypted with (decrypt through Secrets Manager
+    /// only).
+    pub database_keys: &'a [String],
 }
 
 /// `(account, issuer)` of an OIDC provider ARN.
@@ -79,12 +84,19 @@ pub fn role_name(claim_uid: &str) -> String {
     format!("paved-{claim_uid}")
 }
 
+/// The IAM path of every role made for a ServiceClaim named `claim_name`, whatever its
+/// UID: a new claim of the name finds (and removes) what an earlier one left.
+pub fn role_path(claim_name: &str) -> String {
+    format!("/paved/{claim_name}/")
+}
+
 /// The ARN of the role of the ServiceClaim `claim_uid` (None: a malformed provider ARN).
-pub fn role_arn(spec: &AwsServiceIdentity, claim_uid: &str) -> Option<String> {
+pub fn role_arn(spec: &AwsServiceIdentity, claim_name: &str, claim_uid: &str) -> Option<String> {
     let (account, _) = oidc_parts(&spec.oidc_provider_arn)?;
     let partition = spec.oidc_provider_arn.split(':').nth(1).unwrap_or("aws");
     Some(format!(
-        "arn:{partition}:iam::{account}:role/{}",
+        "arn:{partition}:iam::{account}:role{}{}",
+        role_path(claim_name),
         role_name(claim_uid)
     ))
 }
@@ -139,12 +151,34 @@ pub fn aws_role(input: &RoleInput<'_>) -> Result<DesiredRole, String> {
             "Resource": "*",
         }])
     } else {
-        json!([{
+        let mut st = vec![json!({
             "Sid": "OwnSecrets",
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
             "Resource": resources,
-        }])
+        })];
+        let mut keys: Vec<&String> = input.database_keys.iter().collect();
+        keys.sort();
+        keys.dedup();
+        if !keys.is_empty() {
+            // The master secrets are encrypted with the database's key: decrypting is
+            // allowed only through Secrets Manager.
+            let region = input
+                .secrets
+                .and_then(|(c, _)| c.backend.aws.as_ref())
+                .map(|a| a.region.as_str())
+                .unwrap_or("*");
+            st.push(json!({
+                "Sid": "OwnSecretsKeys",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": keys,
+                "Condition": { "StringEquals": {
+                    "kms:ViaService": format!("secretsmanager.{region}.amazonaws.com"),
+                }},
+            }));
+        }
+        Value::Array(st)
     };
     let policy = json!({ "Version": "2012-10-17", "Statement": statements });
     let tags = BTreeMap::from([
@@ -157,7 +191,8 @@ pub fn aws_role(input: &RoleInput<'_>) -> Result<DesiredRole, String> {
         ),
     ]);
     Ok(DesiredRole {
-        arn: role_arn(input.spec, input.claim_uid).expect("checked above"),
+        path: role_path(input.claim_name),
+        arn: role_arn(input.spec, input.claim_name, input.claim_uid).expect("checked above"),
         name,
         trust,
         policy,
@@ -237,6 +272,7 @@ mod tests {
             spec: &spec,
             secrets: Some((&s, "team-a/svc")),
             database_secrets: dbs,
+            database_keys: &[],
         })
         .unwrap()
     }
@@ -245,7 +281,10 @@ mod tests {
     fn the_role_is_the_claims_trusted_by_exactly_its_service_account() {
         let r = role(&[]);
         assert_eq!(r.name, "paved-0a1b-uid");
-        assert_eq!(r.arn, "arn:aws:iam::123456789012:role/paved-0a1b-uid");
+        assert_eq!(
+            r.arn,
+            "arn:aws:iam::123456789012:role/paved/svc/paved-0a1b-uid"
+        );
         let st = &r.trust["Statement"][0];
         assert_eq!(st["Action"], "sts:AssumeRoleWithWebIdentity");
         assert_eq!(
@@ -291,6 +330,7 @@ mod tests {
             spec: &spec,
             secrets: None,
             database_secrets: &[],
+            database_keys: &[],
         })
         .unwrap();
         assert_eq!(r.policy["Statement"][0]["Effect"], "Deny");
@@ -309,6 +349,7 @@ mod tests {
             spec: &spec,
             secrets: None,
             database_secrets: &[],
+            database_keys: &[],
         })
         .unwrap_err();
         assert!(err.contains("oidcProviderArn"), "{err}");

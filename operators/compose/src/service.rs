@@ -219,7 +219,7 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
     // Paved makes for it, or the one the Composition names.
     let mut sa_meta = meta(&ns, Some(&ns));
     if let Some(aws) = comp.identity.as_ref().and_then(|i| i.aws.as_ref()) {
-        let role = crate::identity::role_arn(aws, input.claim_uid).ok_or_else(|| {
+        let role = crate::identity::role_arn(aws, input.claim_name, input.claim_uid).ok_or_else(|| {
             RenderError::CompositionViolatesFloor {
                 name: input.composition_name.to_string(),
                 violations: "spec.service.identity.aws.oidcProviderArn: not arn:aws:iam::<account>:oidc-provider/<issuer>".into(),

@@ -9,8 +9,8 @@ use kube::{
     Api, ResourceExt,
 };
 use paved_api::{
-    conditions, labels, Cloud, Composition, CompositionRevision, Condition, Reason, ServiceClaim,
-    ServiceClaimStatus, Status,
+    conditions, labels, Cloud, Composition, CompositionRevision, Condition,
+    PostgreSQLInstanceStatus, Reason, ServiceClaim, ServiceClaimStatus, Status,
 };
 use paved_compose::{
     render_service, service,
@@ -102,15 +102,26 @@ const SECRETS_NAMESPACE_KINDS: &[OwnedKind] = &[ROLE, ROLE_BINDING];
 
 /// Deletes the owner RoleBinding in the claim's namespace, if the namespace is this
 /// claim's (by UID) and the binding is there.
-async fn revoke_owner_access(ctx: &Context, name: &str, uid: &str) -> Result<(), Error> {
+async fn revoke_owner_access(
+    ctx: &Context,
+    claim: &ServiceClaim,
+    name: &str,
+    uid: &str,
+) -> Result<(), Error> {
     let ours = ctx
         .cached_namespace(name)
         .is_some_and(|ns| ns.owner_references.iter().flatten().any(|o| o.uid == uid));
     if !ours {
         return Ok(());
     }
-    // Nor does its ServiceAccount keep reading its secrets.
+    // Nor does its ServiceAccount keep reading its secrets: not its grant, not its
+    // cloud role (made again if the claim is served again).
     remove_grants(ctx, name, None).await?;
+    if claim.finalizers().iter().any(|f| f == paved_api::FINALIZER) {
+        if let Some((reason, message, _)) = drop_identity(claim, ctx).await? {
+            tracing::warn!(claim = name, %reason, "deleting the IAM role of a refused claim: {message}");
+        }
+    }
     let api: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
         Api::namespaced(ctx.client.clone(), name);
     match api
@@ -185,14 +196,21 @@ async fn drive_identity(
     let uid = claim.uid().unwrap_or_default();
     let slow = jitter(Duration::from_secs(300));
     // The master secrets of the service's own databases (ARNs, never values).
-    let database_secrets: Vec<String> = ctx
+    let databases: Vec<PostgreSQLInstanceStatus> = ctx
         .databases
         .state()
         .iter()
         .filter(|d| d.metadata.namespace.as_deref() == Some(name.as_str()))
-        .filter_map(|d| d.status.as_ref())
-        .filter(|s| s.provider.as_deref() == Some("aws"))
+        .filter_map(|d| d.status.clone())
+        .filter(|s| s.provider.as_deref() == Some("aws") && s.credentials_secret.is_some())
+        .collect();
+    let database_secrets: Vec<String> = databases
+        .iter()
         .filter_map(|s| s.credentials_secret.clone())
+        .collect();
+    let database_keys: Vec<String> = databases
+        .iter()
+        .filter_map(|s| s.encryption_key_id.clone())
         .collect();
     let desired = match aws_role(&RoleInput {
         claim_uid: &uid,
@@ -203,6 +221,7 @@ async fn drive_identity(
         spec: aws,
         secrets,
         database_secrets: &database_secrets,
+        database_keys: &database_keys,
     }) {
         Ok(d) => d,
         Err(m) => return Ok(Some((Reason::InvalidComposition, m, slow))),
@@ -281,6 +300,18 @@ fn provider_failure(e: &paved_cloud::ProviderError) -> Failure {
 /// The claim is going: its IAM role (if it is still this claim's) is deleted, then
 /// the finalizer, and the garbage collector takes the rest.
 async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action, Error> {
+    match drop_identity(claim, ctx).await? {
+        None => Ok(Action::await_change()),
+        Some((reason, message, requeue)) => {
+            tracing::warn!(claim = %claim.name_any(), %reason, "deleting the IAM role: {message}");
+            Ok(Action::requeue(requeue))
+        }
+    }
+}
+
+/// Deletes the claim's IAM role (if it is still this claim's), then Paved's finalizer:
+/// for a claim that goes, and for one whose Composition no longer makes identities.
+async fn drop_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Option<Failure>, Error> {
     let uid = claim.uid().unwrap_or_default();
     let role = paved_compose::identity::role_name(&uid);
     match ctx.providers.iam().await.delete(&role, &uid).await {
@@ -303,13 +334,9 @@ async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action,
                 .collect();
             let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
             crate::claim::set_finalizers(&api, claim, finalizers).await?;
-            Ok(Action::await_change())
+            Ok(None)
         }
-        Err(e) => {
-            let f = provider_failure(&e);
-            tracing::warn!(claim = %claim.name_any(), reason = %f.0, "deleting the IAM role: {}", f.1);
-            Ok(Action::requeue(f.2))
-        }
+        Err(e) => Ok(Some(provider_failure(&e))),
     }
 }
 
@@ -428,7 +455,7 @@ async fn converge(
     ) {
         // A claim refused after it was served (its Team deleted, the cloud or the
         // limits taken away) keeps its namespace and data, but nobody keeps access.
-        revoke_owner_access(ctx, name, uid).await?;
+        revoke_owner_access(ctx, claim, name, uid).await?;
         return Ok(Err((r.reason, r.message, slow)));
     }
     let team = team.expect("admitted claims have a team");
@@ -542,9 +569,36 @@ async fn converge(
         if !due {
             ctx.applied.begin(name);
         }
-        // A service new to this name: no grant of an earlier one survives into it.
+        // A service new to this name: no grant or role of an earlier one survives
+        // into it (both name its ServiceAccount, which the new one gets).
         if created.is_some() || claim.status.is_none() {
             remove_grants(ctx, name, Some(uid)).await?;
+            if svc.identity.as_ref().and_then(|i| i.aws.as_ref()).is_some() {
+                let iam = ctx.providers.iam().await;
+                match iam
+                    .remove_stale(
+                        &paved_compose::identity::role_path(name),
+                        &paved_compose::identity::role_name(uid),
+                    )
+                    .await
+                {
+                    Ok(removed) if !removed.is_empty() => {
+                        ctx.event(
+                            claim,
+                            EventType::Normal,
+                            "Deleted",
+                            "Identity",
+                            format!(
+                                "deleted IAM roles an earlier ServiceClaim {name} left: {}",
+                                removed.join(", ")
+                            ),
+                        )
+                        .await
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Ok(Err(provider_failure(&e))),
+                }
+            }
         }
         match apply_and_prune(claim, ctx, name, uid, &objects, created, status).await {
             Ok(None) => {}
@@ -561,7 +615,15 @@ async fn converge(
 
     status.applied = ctx.applied.digest_of(fingerprint, &keys);
 
-    // The service's own cloud identity, where Paved makes it.
+    // The service's own cloud identity, where Paved makes it; one the Composition no
+    // longer asks for goes (its finalizer says one was made).
+    let has_finalizer = claim.finalizers().iter().any(|f| f == paved_api::FINALIZER);
+    if svc.identity.as_ref().and_then(|i| i.aws.as_ref()).is_none() && has_finalizer {
+        if let Some(failure) = drop_identity(claim, ctx).await? {
+            return Ok(Err(failure));
+        }
+        status.identity = None;
+    }
     if let Some(aws) = svc.identity.as_ref().and_then(|i| i.aws.as_ref()) {
         let path = svc
             .secrets

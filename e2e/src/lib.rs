@@ -328,24 +328,18 @@ fn install(cp: &ControlPlane) -> Result<()> {
         "-o",
         "jsonpath={.clusters[0].cluster.server}",
     ])?;
-    cp.kubectl(&[
-        "patch",
-        "composition",
+    patch_service_composition(
+        cp,
         "service-local",
-        "--type=merge",
-        "-p",
-        &serde_json::json!({ "spec": { "service": { "secrets": { "backend": { "kubernetes": { "server": server.trim() } } } } } }).to_string(),
-    ])?;
+        serde_json::json!({ "secrets": { "backend": { "kubernetes": { "server": server.trim() } } } }),
+    )?;
     // This environment's AWS account is moto's: a role of another account would read
     // another (empty) moto account's Secrets Manager.
-    cp.kubectl(&[
-        "patch",
-        "composition",
+    patch_service_composition(
+        cp,
         "service-aws",
-        "--type=merge",
-        "-p",
-        &serde_json::json!({ "spec": { "service": { "workloadIdentity": { "value": format!("arn:aws:iam::{MOTO_ACCOUNT}:role/paved/{{service}}") } } } }).to_string(),
-    ])?;
+        serde_json::json!({ "workloadIdentity": { "value": format!("arn:aws:iam::{MOTO_ACCOUNT}:role/paved/{{service}}") } }),
+    )?;
     // The operator's own namespace, for its Lease and Events, and the platform's
     // secrets namespace, as the chart makes them.
     let _ = cp.kubectl(&["create", "namespace", "paved-system"]);
@@ -664,6 +658,24 @@ pub fn helm_template_with(extra: &[&str]) -> Result<String> {
 
 /// The teams the e2e tests' claims name as owners. Each acts through a group of its
 /// own name; `team-a` and `team-b` are the tenancy tests' tenants.
+/// Merges `service` into the `spec.service` of Composition `name` (this plane's
+/// settings for it; a null removes a field).
+pub fn patch_service_composition(
+    cp: &ControlPlane,
+    name: &str,
+    service: serde_json::Value,
+) -> Result<()> {
+    cp.kubectl(&[
+        "patch",
+        "composition",
+        name,
+        "--type=merge",
+        "-p",
+        &serde_json::json!({ "spec": { "service": service } }).to_string(),
+    ])?;
+    Ok(())
+}
+
 /// The account moto serves by default (its state is per account).
 pub const MOTO_ACCOUNT: &str = "123456789012";
 

@@ -66,6 +66,21 @@ async fn secret_data(
     }))
 }
 
+/// A Secret the platform keeps for a service in the secrets namespace.
+fn platform_secret(cp: &ControlPlane, name: &str, token: &str) -> Result<()> {
+    let (ok, out) = cp.kubectl_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": name, "namespace": SECRETS_NS },
+            "stringData": { "token": token },
+        })
+        .to_string(),
+    )?;
+    anyhow::ensure!(ok, "creating Secret {name}: {out}");
+    Ok(())
+}
+
 /// Once the ExternalSecret is not Ready: what External Secrets said about it (its
 /// Events carry the provider's error, the API server's refusal included).
 async fn refused(cp: &ControlPlane, ns: &str, name: &str) -> Result<String> {
@@ -114,29 +129,11 @@ async fn a_service_reads_its_own_secrets_through_its_own_identity_and_no_other_t
     fresh_service(&client, VICTIM).await?;
     fresh_service(&client, ATTACKER).await?;
 
-    // The platform keeps the victim's app secret in the secrets namespace.
-    let (ok, out) = cp.kubectl_stdin(
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        &json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": format!("{GRANT}.app"), "namespace": SECRETS_NS },
-            "stringData": { "token": "victim-token-value" },
-        })
-        .to_string(),
-    )?;
-    anyhow::ensure!(ok, "creating the victim's app secret: {out}");
-    // And the attacker's own, so its store is in working order: a refusal below is
-    // the API server judging the read, not a store that cannot read anything.
-    let (ok, out) = cp.kubectl_stdin(
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        &json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": format!("team-b.{ATTACKER}.own"), "namespace": SECRETS_NS },
-            "stringData": { "token": "attacker-token" },
-        })
-        .to_string(),
-    )?;
-    anyhow::ensure!(ok, "creating the attacker's app secret: {out}");
+    // The platform keeps the victim's app secret in the secrets namespace, and the
+    // attacker's own, so its store is in working order: a refusal below is the API
+    // server judging the read, not a store that cannot read anything.
+    platform_secret(cp, &format!("{GRANT}.app"), "victim-token-value")?;
+    platform_secret(cp, &format!("team-b.{ATTACKER}.own"), "attacker-token")?;
 
     let claims: Api<ServiceClaim> = Api::all(client.clone());
     claims
@@ -373,15 +370,7 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         } else {
             Value::Null
         };
-        cp.kubectl(&[
-            "patch",
-            "composition",
-            "service-aws",
-            "--type=merge",
-            "-p",
-            &json!({ "spec": { "service": { "identity": v } } }).to_string(),
-        ])?;
-        Ok(())
+        paved_e2e::patch_service_composition(cp, "service-aws", json!({ "identity": v }))
     };
     identity(true)?;
     let mut claim = service(

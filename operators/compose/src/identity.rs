@@ -260,21 +260,30 @@ mod tests {
         }
     }
 
-    fn role(dbs: &[String]) -> DesiredRole {
+    /// The role of service `svc` of team-a: with its secrets and these databases'
+    /// secrets and keys, or with no secrets at all.
+    fn build(
+        spec: &AwsServiceIdentity,
+        with_secrets: bool,
+        dbs: &[String],
+        keys: &[String],
+    ) -> Result<DesiredRole, String> {
         let s = secrets();
-        let spec = spec();
         aws_role(&RoleInput {
             claim_uid: "0a1b-uid",
             claim_name: "svc",
             owner: "team-a",
             namespace: "svc",
             service_account: "svc",
-            spec: &spec,
-            secrets: Some((&s, "team-a/svc")),
+            spec,
+            secrets: with_secrets.then_some((&s, "team-a/svc")),
             database_secrets: dbs,
-            database_keys: &[],
+            database_keys: keys,
         })
-        .unwrap()
+    }
+
+    fn role(dbs: &[String]) -> DesiredRole {
+        build(&spec(), true, dbs, &[]).unwrap()
     }
 
     #[test]
@@ -320,38 +329,29 @@ mod tests {
 
     #[test]
     fn nothing_to_read_allows_nothing() {
-        let spec = spec();
-        let r = aws_role(&RoleInput {
-            claim_uid: "u",
-            claim_name: "svc",
-            owner: "t",
-            namespace: "svc",
-            service_account: "svc",
-            spec: &spec,
-            secrets: None,
-            database_secrets: &[],
-            database_keys: &[],
-        })
-        .unwrap();
+        let r = build(&spec(), false, &[], &[]).unwrap();
         assert_eq!(r.policy["Statement"][0]["Effect"], "Deny");
+    }
+
+    #[test]
+    fn the_database_key_decrypts_only_through_secrets_manager() {
+        let keys = vec!["arn:aws:kms:us-east-1:123456789012:key/k1".to_string()];
+        let db = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1".to_string();
+        let r = build(&spec(), true, &[db], &keys).unwrap();
+        let kms = &r.policy["Statement"][1];
+        assert_eq!(kms["Action"], "kms:Decrypt");
+        assert_eq!(kms["Resource"], json!(keys));
+        assert_eq!(
+            kms["Condition"]["StringEquals"]["kms:ViaService"],
+            "secretsmanager.us-east-1.amazonaws.com"
+        );
     }
 
     #[test]
     fn a_bad_provider_arn_is_a_clear_error() {
         let mut spec = spec();
         spec.oidc_provider_arn = "arn:aws:iam::1:role/x".into();
-        let err = aws_role(&RoleInput {
-            claim_uid: "u",
-            claim_name: "svc",
-            owner: "t",
-            namespace: "svc",
-            service_account: "svc",
-            spec: &spec,
-            secrets: None,
-            database_secrets: &[],
-            database_keys: &[],
-        })
-        .unwrap_err();
+        let err = build(&spec, false, &[], &[]).unwrap_err();
         assert!(err.contains("oidcProviderArn"), "{err}");
     }
 

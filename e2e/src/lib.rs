@@ -335,10 +335,15 @@ fn install(cp: &ControlPlane) -> Result<()> {
     )?;
     // This environment's AWS account is moto's: a role of another account would read
     // another (empty) moto account's Secrets Manager.
+    // (Per-service roles off, as shipped: a test that turns them on and fails midway
+    // does not leave them on for the next binary.)
     patch_service_composition(
         cp,
         "service-aws",
-        serde_json::json!({ "workloadIdentity": { "value": format!("arn:aws:iam::{MOTO_ACCOUNT}:role/paved/{{service}}") } }),
+        serde_json::json!({
+            "workloadIdentity": { "value": format!("arn:aws:iam::{MOTO_ACCOUNT}:role/paved/{{service}}") },
+            "identity": null,
+        }),
     )?;
     // The operator's own namespace, for its Lease and Events, and the platform's
     // secrets namespace, as the chart makes them.

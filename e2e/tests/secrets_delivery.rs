@@ -66,6 +66,14 @@ async fn secret_data(
     }))
 }
 
+/// `kubectl get ARGS -o json`, parsed.
+fn get_json(cp: &ControlPlane, args: &[&str]) -> Result<Value> {
+    let mut all = vec!["get"];
+    all.extend(args);
+    all.extend(["-o", "json"]);
+    Ok(serde_json::from_str(&cp.kubectl(&all)?)?)
+}
+
 /// A Secret the platform keeps for a service in the secrets namespace.
 fn platform_secret(cp: &ControlPlane, name: &str, token: &str) -> Result<()> {
     let (ok, out) = cp.kubectl_stdin(
@@ -88,23 +96,22 @@ async fn refused(cp: &ControlPlane, ns: &str, name: &str) -> Result<String> {
         &format!("ExternalSecret {ns}/{name} refused"),
         T,
         || async {
-            let out = cp.kubectl(&["get", "externalsecret", "-n", ns, name, "-o", "json"])?;
-            let es: Value = serde_json::from_str(&out)?;
+            let es = get_json(cp, &["externalsecret", "-n", ns, name])?;
             let not_ready = es["status"]["conditions"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .any(|c| c["type"] == "Ready" && c["status"] == "False");
-            let events: Value = serde_json::from_str(&cp.kubectl(&[
-                "get",
-                "events",
-                "-n",
-                ns,
-                "--field-selector",
-                &format!("involvedObject.name={name},involvedObject.kind=ExternalSecret"),
-                "-o",
-                "json",
-            ])?)?;
+            let events = get_json(
+                cp,
+                &[
+                    "events",
+                    "-n",
+                    ns,
+                    "--field-selector",
+                    &format!("involvedObject.name={name},involvedObject.kind=ExternalSecret"),
+                ],
+            )?;
             let said: Vec<String> = events["items"]
                 .as_array()
                 .into_iter()
@@ -175,24 +182,14 @@ async fn a_service_reads_its_own_secrets_through_its_own_identity_and_no_other_t
     let who: String = pg.query_one("SELECT current_user::text", &[]).await?.get(0);
     assert_eq!(who, conn["username"]);
     // The service's egress to its database names that one address, on its port.
-    let np: Value = serde_json::from_str(&cp.kubectl(&[
-        "get",
-        "networkpolicy",
-        "-n",
-        VICTIM,
-        "paved-db-main",
-        "-o",
-        "json",
-    ])?)?;
+    let np = get_json(cp, &["networkpolicy", "-n", VICTIM, "paved-db-main"])?;
     assert_eq!(
         np["spec"]["egress"][0],
         json!({ "to": [{ "ipBlock": { "cidr": format!("{}/32", conn["host"]) } }],
                 "ports": [{ "protocol": "TCP", "port": conn["port"].parse::<i64>()? }] })
     );
     // The grant is exactly the victim's own Secrets.
-    let role: Value = serde_json::from_str(
-        &cp.kubectl(&["get", "role", "-n", SECRETS_NS, GRANT, "-o", "json"])?,
-    )?;
+    let role = get_json(cp, &["role", "-n", SECRETS_NS, GRANT])?;
     assert_eq!(
         role["rules"],
         json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
@@ -439,28 +436,12 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     assert_eq!(conn["password"], master["password"]);
     assert_eq!(conn["host"], instance["Endpoint"]["Address"]);
     // The store that read it is the namespace's own, as the service's ServiceAccount.
-    let store: Value = serde_json::from_str(&cp.kubectl(&[
-        "get",
-        "secretstore",
-        "paved",
-        "-n",
-        SVC,
-        "-o",
-        "json",
-    ])?)?;
+    let store = get_json(cp, &["secretstore", "paved", "-n", SVC])?;
     assert_eq!(
         store["spec"]["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]["name"],
         SVC
     );
-    let sa: Value = serde_json::from_str(&cp.kubectl(&[
-        "get",
-        "serviceaccount",
-        SVC,
-        "-n",
-        SVC,
-        "-o",
-        "json",
-    ])?)?;
+    let sa = get_json(cp, &["serviceaccount", SVC, "-n", SVC])?;
     assert_eq!(
         sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         role_arn

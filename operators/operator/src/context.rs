@@ -106,29 +106,29 @@ impl Context {
     }
 
     /// A namespace's metadata as the cache has it (a moment behind the apiserver).
-    /// Whether namespace `ns` is a service namespace: made and controlled by the
-    /// ServiceClaim of its name (by UID), which gives it its SecretStore `paved`.
-    pub fn is_service_namespace(&self, ns: &str) -> bool {
+    /// The ServiceClaim whose namespace `ns` is: the one of its name that made and
+    /// controls it (by UID), which gives it its SecretStore `paved`.
+    fn service_of(&self, ns: &str) -> Option<Arc<ServiceClaim>> {
         use kube::runtime::reflector::ObjectRef;
-        let Some(claim) = self.service_claims.get(&ObjectRef::new(ns)) else {
-            return false;
-        };
-        self.cached_namespace(ns).is_some_and(|m| {
+        let claim = self.service_claims.get(&ObjectRef::new(ns))?;
+        let controls = self.cached_namespace(ns).is_some_and(|m| {
             m.owner_references.iter().flatten().any(|o| {
                 o.kind == "ServiceClaim"
                     && Some(&o.uid) == claim.metadata.uid.as_ref()
                     && o.controller == Some(true)
             })
-        })
+        });
+        controls.then_some(claim)
     }
 
-    /// The team of the service whose namespace `ns` is (see `is_service_namespace`).
+    /// Whether namespace `ns` is a service namespace (see `service_of`).
+    pub fn is_service_namespace(&self, ns: &str) -> bool {
+        self.service_of(ns).is_some()
+    }
+
+    /// The team of the service whose namespace `ns` is.
     pub fn service_owner(&self, ns: &str) -> Option<String> {
-        use kube::runtime::reflector::ObjectRef;
-        self.is_service_namespace(ns)
-            .then(|| self.service_claims.get(&ObjectRef::new(ns)))
-            .flatten()
-            .map(|c| c.spec.owner.clone())
+        self.service_of(ns).map(|c| c.spec.owner.clone())
     }
 
     pub fn cached_namespace(
@@ -302,18 +302,17 @@ impl Context {
             .collect()
     }
 
-    /// The names of the PostgreSQLInstances in namespace `ns`, sorted: their
-    /// credentials are the service's to read.
-    pub fn databases_in(&self, ns: &str) -> Vec<String> {
-        let mut names: Vec<String> = self
+    /// The PostgreSQLInstances in namespace `ns`, by name: their credentials are the
+    /// service's to read (one scan of the cache serves the grant and the role).
+    pub fn databases_in(&self, ns: &str) -> Vec<Arc<PostgreSQLInstance>> {
+        let mut dbs: Vec<Arc<PostgreSQLInstance>> = self
             .databases
             .state()
-            .iter()
+            .into_iter()
             .filter(|d| d.metadata.namespace.as_deref() == Some(ns))
-            .map(|d| kube::ResourceExt::name_any(d.as_ref()))
             .collect();
-        names.sort();
-        names
+        dbs.sort_by_key(|d| kube::ResourceExt::name_any(d.as_ref()));
+        dbs
     }
 
     /// Every PostgreSQLInstance in a team's namespaces: its services' and the existing

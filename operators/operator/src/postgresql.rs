@@ -540,19 +540,20 @@ async fn release(
     released(claim, ctx, reason, message).await
 }
 
-/// Before External Secrets delivered `local` credentials, Paved wrote the connection
-/// Secret itself (owned by the claim). That Secret goes, so the claim's ExternalSecret
-/// can write it; any other Secret of that name is left to `secret_conflict`.
-async fn retire_local_connection_secret(
+/// Whether External Secrets has delivered a `local` database's connection Secret
+/// (one marked as this claim's). Before it did, Paved wrote that Secret itself (owned
+/// by the claim): such a Secret goes, so the claim's ExternalSecret can write it; any
+/// other Secret of that name is left to `secret_conflict`. One read serves both.
+async fn local_connection_delivered(
     ctx: &Context,
     claim: &PostgreSQLInstance,
     d: &DesiredDatabase,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
     let uid = claim.uid().unwrap_or_default();
     let Some(live) = secrets.get_opt(&d.connection_secret).await? else {
-        return Ok(());
+        return Ok(false);
     };
     let written_by_paved = live
         .owner_references()
@@ -563,8 +564,12 @@ async fn retire_local_connection_secret(
             .delete(&d.connection_secret, &Default::default())
             .await?;
         ctx.metrics.write(CONTROLLER, "delete");
+        return Ok(false);
     }
-    Ok(())
+    Ok(paved_compose::tenancy::connection_secret_is_ours(
+        &live.metadata,
+        &uid,
+    ))
 }
 
 async fn annotate(
@@ -737,7 +742,9 @@ async fn converge(
     status.multi_az = o.multi_az.or(Some(d.multi_az));
     status.engine_version = o.engine_version.clone().or(Some(d.engine_version.clone()));
     // Where the connection Secret's values come from: the master credentials, read by
-    // its ExternalSecret through the namespace's SecretStore.
+    // its ExternalSecret through the namespace's SecretStore. Where Paved keeps the
+    // credentials (local), Ready also means the Secret was delivered.
+    let mut delivered = true;
     let (endpoint, port, secret, source) = match &provider {
         Provider::Local(local) => {
             if !through_store {
@@ -767,7 +774,7 @@ async fn converge(
                     aligned(d.poll_interval),
                 ));
             }
-            retire_local_connection_secret(ctx, claim, d).await?;
+            delivered = local_connection_delivered(ctx, claim, d).await?;
             let Some(key) = credentials_key(ctx, claim) else {
                 return Ok(Verdict::waiting(
                     Reason::Creating,
@@ -856,27 +863,17 @@ async fn converge(
         }
         ctx.applied.refreshed(&uid, fingerprint);
     }
-    // Where Paved keeps the credentials, Ready also means delivered: External Secrets
-    // wrote the connection Secret (marked as this claim's) through the service's store.
-    if d.provider == Cloud::Local {
-        let secrets: Api<Secret> =
-            Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
-        let delivered = secrets
-            .get_opt(&d.connection_secret)
-            .await?
-            .is_some_and(|s| paved_compose::tenancy::connection_secret_is_ours(&s.metadata, &uid));
-        if !delivered {
-            return Ok(Verdict::waiting(
-                Reason::SecretNotDelivered,
-                format!(
-                    "waiting for External Secrets to write Secret {} through SecretStore {} (see ExternalSecret {})",
-                    d.connection_secret,
-                    paved_api::SECRET_STORE,
-                    d.connection_secret
-                ),
-                Duration::from_secs(2),
-            ));
-        }
+    if !delivered {
+        return Ok(Verdict::waiting(
+            Reason::SecretNotDelivered,
+            format!(
+                "waiting for External Secrets to write Secret {} through SecretStore {} (see ExternalSecret {})",
+                d.connection_secret,
+                paved_api::SECRET_STORE,
+                d.connection_secret
+            ),
+            Duration::from_secs(2),
+        ));
     }
     let ready_message = format!(
         "available at {endpoint}:{port}; ExternalSecret {} delivers the credentials from {source} through SecretStore {}",

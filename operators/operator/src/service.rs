@@ -188,6 +188,7 @@ async fn drive_identity(
     claim: &ServiceClaim,
     ctx: &Context,
     aws: &paved_api::AwsServiceIdentity,
+    databases: &[Arc<paved_api::PostgreSQLInstance>],
     secrets: Option<(&paved_api::SecretsConfig, &str)>,
     status: &mut ServiceClaimStatus,
 ) -> Result<Option<Failure>, Error> {
@@ -196,12 +197,9 @@ async fn drive_identity(
     let uid = claim.uid().unwrap_or_default();
     let slow = jitter(Duration::from_secs(300));
     // The master secrets of the service's own databases (ARNs, never values).
-    let databases: Vec<PostgreSQLInstanceStatus> = ctx
-        .databases
-        .state()
+    let databases: Vec<&PostgreSQLInstanceStatus> = databases
         .iter()
-        .filter(|d| d.metadata.namespace.as_deref() == Some(name.as_str()))
-        .filter_map(|d| d.status.clone())
+        .filter_map(|d| d.status.as_ref())
         .filter(|s| s.provider.as_deref() == Some("aws") && s.credentials_secret.is_some())
         .collect();
     let database_secrets: Vec<String> = databases
@@ -475,6 +473,8 @@ async fn converge(
         .service
         .as_ref()
         .expect("picked a service composition");
+    let databases = ctx.databases_in(name);
+    let database_names: Vec<String> = databases.iter().map(|d| d.name_any()).collect();
     let input = ServiceInput {
         claim_name: name,
         claim_uid: uid,
@@ -485,7 +485,7 @@ async fn converge(
         composition: svc,
         team: Some(&team.spec),
         secrets_namespace: &ctx.secrets_namespace,
-        databases: &ctx.databases_in(name),
+        databases: &database_names,
     };
     let objects = match render_service(&input) {
         Ok(o) => o,
@@ -637,6 +637,7 @@ async fn converge(
             claim,
             ctx,
             aws,
+            &databases,
             path.as_ref().map(|(c, p)| (*c, p.as_str())),
             status,
         )

@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
 """Loopback TEST FAKE of Azure Resource Manager for Azure Database for PostgreSQL
-flexible servers (api-version 2024-08-01), the Azure AD v2.0 token endpoint, and the
-Azure Key Vault secrets data plane (served at the root path of the same port).
+flexible servers (api-version 2024-08-01), user-assigned managed identities with their
+federated identity credentials (Microsoft.ManagedIdentity 2023-01-31), role assignments
+(Microsoft.Authorization 2022-04-01), the Azure AD v2.0 token endpoint, and the Azure Key
+Vault secrets data plane (served at the root path of the same port).
 
 This is not Azure and not an emulator. It was written from the published contract
 (Azure/azure-rest-api-specs, specification/postgresql/resource-manager/
 Microsoft.DBforPostgreSQL/stable/2024-08-01: FlexibleServers.json, Backups.json,
 Configuration.json, Databases.json and their examples/; specification/keyvault/
-data-plane/Microsoft.KeyVault/stable/7.0 examples) and from the request/response
+data-plane/Microsoft.KeyVault/stable/7.0 examples; specification/msi/resource-manager/
+Microsoft.ManagedIdentity/stable/2023-01-31 and specification/authorization/resource-manager/
+Microsoft.Authorization/stable/2022-04-01 with their examples) and from the request/response
 shapes of the Rust crates azure_mgmt_postgresql 0.21 (package-flexibleserver-2024-08-01),
+azure_mgmt_msi 0.21 (package-2023-01-31), azure_mgmt_authorization 0.21 (package-2022-04-01),
 azure_security_keyvault 0.21, azure_core 0.21 and azure_identity 0.21. Where the
 contract is silent the behaviour is a choice of this fake; e2e/fakes/README.md says
 which is which.
 
 Usage: python3 e2e/fakes/azure_postgres.py --port PORT [--provision-seconds 2]
-           [--page-size 2] [--retry-after 1] [--log FILE]
+           [--page-size 2] [--retry-after 1] [--principal-delay-seconds 0] [--log FILE]
 Standard library only. Binds 127.0.0.1, plain HTTP. Admin passwords are checked
 and then dropped: they are never stored, returned or logged. Key Vault secret values
 are stored (GET returns them) but never logged or shown in /_fake/state.
@@ -30,10 +35,16 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 API_VERSION = "2024-08-01"
+MSI_API = "2023-01-31"
+AUTH_API = "2022-04-01"
 PROV = "Microsoft.DBforPostgreSQL"
+MSI = "Microsoft.ManagedIdentity"
+AUTHZ = "Microsoft.Authorization"
+# The one api-version the fake accepts, by the (last) provider namespace in the path.
+API_BY_PROVIDER = {MSI.lower(): MSI_API, AUTHZ.lower(): AUTH_API}
 FAKE_TENANT = "00000000-0000-0000-0000-00000000fa4e"
 # Storage sizes (GB) offered by the service, with the default Premium SSD tier of each.
 STORAGE = {32: "P4", 64: "P6", 128: "P10", 256: "P15", 512: "P20", 1024: "P30", 2048: "P40",
@@ -68,12 +79,26 @@ SUBNET_RE = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Mi
 DNS_RE = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/privateDnsZones/[^/]+$", re.I)
 UAI_RE = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$", re.I)
 KEY_RE = re.compile(r"^https://[^/]+\.vault\.azure\.net/keys/[^/]+(/[^/]*)?$", re.I)
+IDENTITY_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$")
+FIC_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,119}$")  # swagger pattern
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+ROLE_DEF_RE = re.compile(r"^(?:/subscriptions/[^/]+)?/providers/Microsoft\.Authorization/roleDefinitions/"
+                         r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$", re.I)
+# Scopes a role assignment can be created at: root, management group, subscription, resource group, resource
+# (nested child resources included, e.g. a Key Vault secret).
+SCOPE_RE = re.compile(r"^(?:/|/providers/Microsoft\.Management/managementGroups/[^/]+|/subscriptions/[^/]+"
+                      r"(?:/resourceGroups/[^/]+(?:/providers/[^/]+(?:/[^/]+/[^/]+)+)?)?)$", re.I)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+MAX_FICS = 20
 
 S = r"([^/]+)"
 SRV = rf"/subscriptions/{S}/resourceGroups/{S}/providers/Microsoft\.DBforPostgreSQL/flexibleServers"
 OPS = rf"/subscriptions/{S}/providers/Microsoft\.DBforPostgreSQL/locations/{S}"
 P_SRV = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DBforPostgreSQL/flexibleServers"
 P_OPS = "/subscriptions/{subscriptionId}/providers/Microsoft.DBforPostgreSQL/locations/{locationName}"
+UAI_PATH = rf"/subscriptions/{S}/resourceGroups/{S}/providers/Microsoft\.ManagedIdentity/userAssignedIdentities"
+P_UAI = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+P_RA = "/{scope}/providers/Microsoft.Authorization/roleAssignments"
 # (handler prefix, path regex, template counted in /_fake/calls, "arm" | "kv")
 ROUTES = [(name, re.compile(rx, re.I), tpl, "kv" if tpl.startswith("/secrets/") else "arm") for name, rx, tpl in [
     ("token", r"/([^/]+)/oauth2/v2\.0/token", "/{tenantId}/oauth2/v2.0/token"),
@@ -89,6 +114,17 @@ ROUTES = [(name, re.compile(rx, re.I), tpl, "kv" if tpl.startswith("/secrets/") 
     ("database", rf"{SRV}/{S}/databases/{S}", P_SRV + "/{serverName}/databases/{databaseName}"),
     ("op_status", rf"{OPS}/azureAsyncOperation/{S}", P_OPS + "/azureAsyncOperation/{operationId}"),
     ("op_result", rf"{OPS}/operationResults/{S}", P_OPS + "/operationResults/{operationId}"),
+    # Microsoft.ManagedIdentity 2023-01-31
+    ("identities_sub", rf"/subscriptions/{S}/providers/Microsoft\.ManagedIdentity/userAssignedIdentities",
+     "/subscriptions/{subscriptionId}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"),
+    ("identities_rg", UAI_PATH, P_UAI),
+    ("identity", rf"{UAI_PATH}/{S}", P_UAI + "/{resourceName}"),
+    ("fics", rf"{UAI_PATH}/{S}/federatedIdentityCredentials", P_UAI + "/{resourceName}/federatedIdentityCredentials"),
+    ("fic", rf"{UAI_PATH}/{S}/federatedIdentityCredentials/{S}",
+     P_UAI + "/{resourceName}/federatedIdentityCredentials/{federatedIdentityCredentialResourceName}"),
+    # Microsoft.Authorization 2022-04-01; {scope} is "" (root) or a path starting with "/"
+    ("role_assignments", r"(.*)/providers/Microsoft\.Authorization/roleAssignments", P_RA),
+    ("role_assignment", r"(.*)/providers/Microsoft\.Authorization/roleAssignments/([^/]+)", P_RA + "/{roleAssignmentName}"),
     # Key Vault data plane. GET /secrets/{name}/versions is not implemented (501), so it is not a version.
     ("secret", rf"/secrets/{S}", "/secrets/{secret-name}"),
     ("secret_version", r"/secrets/([^/]+)/((?!versions$)[^/]*)", "/secrets/{secret-name}/{secret-version}"),
@@ -347,15 +383,21 @@ def build(body, old, mode):
 
 
 class State:
-    def __init__(self, provision_seconds, page_size):
+    def __init__(self, provision_seconds, page_size, principal_delay=0.0):
         self.lock = threading.Lock()
         self.provision_seconds, self.page_size = provision_seconds, page_size
-        self.tokens = set()  # tokens survive /_fake/reset so a running client keeps working
+        self.principal_delay = principal_delay  # seconds a new identity's principal is unknown to RBAC
+        self.tokens = {}  # token -> client_id; tokens survive /_fake/reset so a running client keeps working
         self.reset()
 
     def reset(self):
         self.servers, self.backups, self.retained, self.ops, self.faults = {}, {}, [], {}, []
         self.secrets = {}  # lower-case name -> {"name", "versions": [{version, value, created, ...}]}
+        # (sub, rg, name) lower-case -> identity record with its "fics" {lower-case name: credential}
+        self.identities, self.deleted_identities = {}, []
+        # lower-case principalId -> {"identityId", "created" (epoch), "deleted"}; kept after the identity is deleted
+        self.principals = {}
+        self.role_assignments = {}  # lower-case assignment name (GUID, unique in the tenant) -> record
         self.calls, self.total = Counter(), 0
 
     def take_fault(self, kind, method, path):
@@ -470,6 +512,89 @@ def render_database(rec, name):
             "properties": dict(rec["databases"][name])}
 
 
+def identity_id(rec):
+    # The MSI examples return ids with a lower-case "resourcegroups" segment (E); compare ids case-insensitively.
+    return f"/subscriptions/{rec['sub']}/resourcegroups/{rec['rg']}/providers/{MSI}/userAssignedIdentities/{rec['name']}"
+
+
+def render_identity(rec):
+    return {"id": identity_id(rec), "name": rec["name"], "type": f"{MSI}/userAssignedIdentities",
+            "location": rec["location"], "tags": dict(rec["tags"]),
+            "properties": {"tenantId": FAKE_TENANT, "principalId": rec["principalId"], "clientId": rec["clientId"]}}
+
+
+def render_fic(rec, fic):
+    return {"id": f"{identity_id(rec)}/federatedIdentityCredentials/{fic['name']}", "name": fic["name"],
+            "type": f"{MSI}/userAssignedIdentities/federatedIdentityCredentials",
+            "properties": {"issuer": fic["issuer"], "subject": fic["subject"], "audiences": list(fic["audiences"])}}
+
+
+def identity_summary(rec):
+    """What /_fake/identities shows of a live identity."""
+    return {"id": identity_id(rec), "name": rec["name"], "subscriptionId": rec["sub"], "resourceGroup": rec["rg"],
+            "location": rec["location"], "tags": dict(rec["tags"]), "tenantId": FAKE_TENANT,
+            "principalId": rec["principalId"], "clientId": rec["clientId"], "createdAt": rec["createdAt"],
+            "federatedIdentityCredentials": [
+                {"id": f"{identity_id(rec)}/federatedIdentityCredentials/{f['name']}", "name": f["name"],
+                 "issuer": f["issuer"], "subject": f["subject"], "audiences": list(f["audiences"]),
+                 "createdAt": f["createdAt"], "updatedAt": f["updatedAt"]}
+                for _, f in sorted(rec["fics"].items())]}
+
+
+def ra_id(ra):
+    return f"{'' if ra['scope'] == '/' else ra['scope']}/providers/{AUTHZ}/roleAssignments/{ra['name']}"
+
+
+def render_ra(ra):
+    props = {k: ra[k] for k in ("roleDefinitionId", "principalId", "principalType", "scope", "condition",
+                                "conditionVersion", "createdOn", "updatedOn", "createdBy", "updatedBy",
+                                "delegatedManagedIdentityResourceId", "description")}
+    return {"properties": props, "id": ra_id(ra), "type": f"{AUTHZ}/roleAssignments", "name": ra["name"]}
+
+
+def scope_segments(scope):
+    return [x.lower() for x in scope.split("/") if x]
+
+
+def scope_relation(assignment_scope, query_scope):
+    """'at', 'above' or 'below' when one scope is a prefix of the other on whole path segments
+    (case-insensitive, as ARM compares ids), else None."""
+    a, q = scope_segments(assignment_scope), scope_segments(query_scope)
+    if a == q:
+        return "at"
+    if q[:len(a)] == a:
+        return "above"
+    if a[:len(q)] == q:
+        return "below"
+    return None
+
+
+def parse_ra_filter(flt):
+    """Role-assignment $filter: terms joined by 'and': atScope(), principalId eq '{id}', assignedTo('{id}').
+    Returns (at_scope, principal_id or None)."""
+    at_scope, pid = False, None
+    if not flt.strip():
+        return at_scope, pid
+    for term in re.split(r"\s+and\s+", flt.strip(), flags=re.I):
+        term = term.strip()
+        m = re.fullmatch(r"principalId\s+eq\s+'([^']*)'", term, re.I) or re.fullmatch(r"assignedTo\('([^']*)'\)", term, re.I)
+        if re.fullmatch(r"atScope\(\)", term, re.I):
+            at_scope = True
+        elif m and GUID_RE.match(m.group(1)):
+            pid = m.group(1).lower()
+        else:
+            raise bad(f"The filter '{flt}' is not supported. Supported filters are atScope(), "
+                      "principalId eq '{objectId}' and assignedTo('{objectId}'), joined by 'and'.", "InvalidFilter")
+    return at_scope, pid
+
+
+def check_tags(tags):
+    tags = obj(tags, "tags")
+    if len(tags) > 50 or not all(isinstance(v, str) for v in tags.values()):
+        raise bad("Tags must be an object of at most 50 string values.")
+    return dict(tags)
+
+
 def check_db_props(body):
     """Validate a Database body; return {"charset", "collation"} with the defaults filled in."""
     props = obj(strip_nulls(obj(body if body is not None else {}, "body")).get("properties", {}), "properties")
@@ -548,8 +673,13 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch(self):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n) if n else b""
-        url = urlsplit(self.path)
-        path, query = unquote(url.path), parse_qs(url.query)
+        # http.server collapses a leading "//" in self.path; take the target as sent from the request line.
+        # Split by hand: urlsplit("//subscriptions/…") would take "subscriptions" for a host name.
+        parts = self.requestline.split(" ")
+        if len(parts) == 3 and parts[1].startswith("/"):
+            self.path = parts[1]
+        self.raw_path, _, qs = self.path.partition("?")
+        path, query = unquote(self.raw_path), parse_qs(qs)
         try:
             with self.st.lock:
                 self.st.tick()
@@ -584,7 +714,7 @@ class Handler(BaseHTTPRequestHandler):
     def route(self, path, query, raw):
         m = self.command
         if path.startswith("/_fake/"):
-            return self.control(path, raw)
+            return self.control(path, query, raw)
         st = self.st
         for name, rx, tpl, api in ROUTES:
             match = rx.fullmatch(path)
@@ -592,8 +722,9 @@ class Handler(BaseHTTPRequestHandler):
                 break
         else:
             name, match, tpl = None, None, path if len(st.calls) < 1000 else "(other)"
-            # Everything outside /subscriptions/ is treated as the Key Vault data plane (its vault URL is this root).
-            api = "arm" if path.lower().startswith("/subscriptions/") else "kv"
+            # Everything outside /subscriptions/ and /providers/ is treated as the Key Vault data plane
+            # (its vault URL is this root).
+            api = "arm" if re.match(r"/+(subscriptions|providers)/", path, re.I) else "kv"
         st.calls[f"{m} {tpl}"] += 1
         st.total += 1
         f = st.take_fault("http", m, path)
@@ -606,7 +737,12 @@ class Handler(BaseHTTPRequestHandler):
             if m != "POST":
                 raise ApiError(405, "MethodNotAllowed", "Use POST.")
             return self.token(match.group(1), raw)
-        (self.kv_auth if api == "kv" else self.arm_auth)(self.headers.get("Authorization", ""), query)
+        (self.kv_auth if api == "kv" else self.arm_auth)(self.headers.get("Authorization", ""), query, path)
+        if path.startswith("//"):
+            # azure_mgmt_authorization formats "/{scope}/providers/…", so a scope given with its leading "/"
+            # (as ids are written) produces "//subscriptions/…". The examples pass "subscriptions/…".
+            raise bad(f"The request path '{path}' starts with '//'. Pass the scope without its leading '/' "
+                      "(for example 'subscriptions/{id}/resourceGroups/{rg}').", "InvalidRequestUri")
         if name is None:
             raise ApiError(501, "NotImplementedInFake", f"{m} {path} is not implemented by the test fake.")
         g = match.groups()
@@ -615,22 +751,29 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(405, "MethodNotAllowed", f"{m} is not supported on {tpl}.")
         return handler(g, query, raw)
 
-    def arm_auth(self, auth, query):
+    def arm_auth(self, auth, query, path):
         if not auth:
             raise ApiError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.",
                            {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         if not auth.startswith("Bearer ") or auth[7:] not in self.st.tokens:
             raise ApiError(401, "InvalidAuthenticationToken", "The access token is invalid.",
                            {"WWW-Authenticate": 'Bearer error="invalid_token", error_description="The access token is invalid"'})
-        versions = query.get("api-version")
+        self.caller = self.st.tokens[auth[7:]]
+        versions, want = query.get("api-version"), self.api_for(path)
         if not versions:
             raise bad("The api-version query parameter (?api-version=) is required for all requests.",
                       "MissingApiVersionParameter")
-        if versions[0] != API_VERSION:
-            raise bad(f"The api-version '{versions[0]}' is invalid. The supported versions are '{API_VERSION}'.",
+        if versions[0] != want:
+            raise bad(f"The api-version '{versions[0]}' is invalid. The supported versions are '{want}'.",
                       "InvalidApiVersionParameter")
 
-    def kv_auth(self, auth, query):
+    @staticmethod
+    def api_for(path):
+        """The api-version of the resource provider that the path addresses: its last /providers/{namespace}."""
+        spaces = re.findall(r"/providers/([^/]+)", path, re.I)
+        return API_BY_PROVIDER.get(spaces[-1].lower(), API_VERSION) if spaces else API_VERSION
+
+    def kv_auth(self, auth, query, path=None):
         """Key Vault data plane: the same bearer check as ARM (any token this fake issued, any scope),
         with Key Vault's error codes; api-version 7.x."""
         challenge = {"WWW-Authenticate": f'Bearer authorization="{self.base()}/{FAKE_TENANT}", '
@@ -664,7 +807,7 @@ class Handler(BaseHTTPRequestHandler):
         if form["client_assertion_type"] != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
             return aad("invalid_request", 50027, "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.")
         tok = "fake-aad." + secrets.token_urlsafe(32)
-        self.st.tokens.add(tok)
+        self.st.tokens[tok] = form["client_id"]
         return 200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok}, {}
 
     # ---- helpers ----
@@ -674,12 +817,20 @@ class Handler(BaseHTTPRequestHandler):
                 "Location": f"{loc}/operationResults/{op['id']}?api-version={API_VERSION}",
                 "Retry-After": str(self.server.retry_after)}
 
-    def page(self, items, query):
-        skip = int((query.get("$skiptoken") or ["0"])[0] or 0)
-        body = {"value": items[skip:skip + self.st.page_size]}
-        if skip + self.st.page_size < len(items):
-            body["nextLink"] = f"{self.base()}{urlsplit(self.path).path}?api-version={API_VERSION}" \
-                               f"&$skiptoken={skip + self.st.page_size}"
+    def page(self, items, query, size=None):
+        """One page of a list. nextLink is absolute and keeps the request's other query parameters
+        ($filter, $top, …) so that following it gives the same list."""
+        size = size or self.st.page_size
+        token = (query.get("$skiptoken") or query.get("$skipToken") or ["0"])[0] or "0"
+        if not token.isdigit():
+            raise bad(f"Invalid $skiptoken '{token}'.")
+        skip = int(token)
+        body = {"value": items[skip:skip + size]}
+        if skip + size < len(items):
+            keep = [(k, v[0]) for k, v in query.items() if k not in ("api-version", "$skiptoken", "$skipToken")]
+            qs = urlencode([("api-version", query["api-version"][0])] + keep + [("$skiptoken", str(skip + size))],
+                           quote_via=quote, safe="$'()")
+            body["nextLink"] = f"{self.base()}{self.raw_path}?{qs}"
         return 200, body, {}
 
     def find(self, sub, rg, name, busy_ok=True):
@@ -862,6 +1013,233 @@ class Handler(BaseHTTPRequestHandler):
         rec = self.find(*g)
         return self.page([render_database(rec, n) for n in sorted(rec["databases"])], q)
 
+    # ---- user-assigned managed identities (Microsoft.ManagedIdentity 2023-01-31) ----
+    def find_identity(self, sub, rg, name, child=False):
+        rec = self.st.identities.get((sub.lower(), rg.lower(), name.lower()))
+        if rec is None:
+            if child:
+                raise ApiError(404, "ParentResourceNotFound", "Can not perform requested operation on nested resource. "
+                                                              f"Parent resource '{name}' not found.")
+            raise ApiError(404, "ResourceNotFound", f"The Resource '{MSI}/userAssignedIdentities/{name}' under resource "
+                                                    f"group '{rg}' was not found. For more details please go to "
+                                                    "https://aka.ms/ARMResourceNotFoundFix")
+        return rec
+
+    def identity_get(self, g, q, raw):
+        return 200, render_identity(self.find_identity(*g)), {}
+
+    def identity_put(self, g, q, raw):
+        sub, rg, name = g
+        if not IDENTITY_NAME_RE.match(name):
+            raise bad(f"Resource name '{name}' is invalid. The name can be 3-128 characters long, may contain letters, "
+                      "digits, '-' and '_', and must start with a letter or digit.", "InvalidResourceName")
+        body = strip_nulls(obj(self.json_body(raw), "body"))
+        loc = body.get("location")
+        if not isinstance(loc, str) or not loc.strip():
+            raise ApiError(400, "LocationRequired", "The location property is required for this definition.")
+        loc = loc.replace(" ", "").lower()
+        tags = check_tags(body.get("tags", {}))
+        key = (sub.lower(), rg.lower(), name.lower())
+        rec = self.st.identities.get(key)
+        if rec is not None:
+            if loc != rec["location"]:
+                raise bad(f"The resource '{name}' already exists in location '{rec['location']}' in resource group "
+                          f"'{rg}'. A resource with the same name cannot be created in location '{loc}'.",
+                          "InvalidResourceLocation")
+            rec["tags"] = tags  # PUT replaces the whole resource; an omitted tags map empties it
+            return 200, render_identity(rec), {}
+        now = time.time()
+        rec = {"sub": sub, "rg": rg, "name": name, "location": loc, "tags": tags, "principalId": str(uuid.uuid4()),
+               "clientId": str(uuid.uuid4()), "createdAt": now_iso(now), "fics": {}}
+        self.st.identities[key] = rec
+        self.st.principals[rec["principalId"]] = {"identityId": identity_id(rec), "created": now, "deleted": False}
+        return 201, render_identity(rec), {}
+
+    def identity_patch(self, g, q, raw):
+        rec = self.find_identity(*g)
+        body = strip_nulls(obj(self.json_body(raw), "body"))
+        loc = body.get("location")
+        if loc is not None and (not isinstance(loc, str) or loc.replace(" ", "").lower() != rec["location"]):
+            raise bad(f"The location of identity '{rec['name']}' cannot be changed (it is '{rec['location']}').",
+                      "InvalidResourceLocation")
+        if "tags" in body:
+            rec["tags"] = check_tags(body["tags"])
+        return 200, render_identity(rec), {}
+
+    def identity_delete(self, g, q, raw):
+        rec = self.st.identities.pop((g[0].lower(), g[1].lower(), g[2].lower()), None)
+        if rec is None:
+            return 204, None, {}
+        # The identity's service principal goes with it, and so do its federated credentials. Role assignments
+        # that name the principal stay behind ("Identity not found" in the portal).
+        self.st.principals[rec["principalId"]]["deleted"] = True
+        self.st.deleted_identities.append({"id": identity_id(rec), "name": rec["name"], "subscriptionId": rec["sub"],
+                                           "resourceGroup": rec["rg"], "principalId": rec["principalId"],
+                                           "clientId": rec["clientId"], "deletedAt": now_iso()})
+        return 200, None, {}
+
+    def identities_rg_get(self, g, q, raw):
+        sub, rg = g[0].lower(), g[1].lower()
+        return self.page([render_identity(r) for k, r in sorted(self.st.identities.items())
+                          if k[0] == sub and k[1] == rg], q)
+
+    def identities_sub_get(self, g, q, raw):
+        return self.page([render_identity(r) for k, r in sorted(self.st.identities.items()) if k[0] == g[0].lower()], q)
+
+    # ---- federated identity credentials ----
+    def fic_get(self, g, q, raw):
+        rec = self.find_identity(*g[:3], child=True)
+        fic = rec["fics"].get(g[3].lower())
+        if fic is None:
+            raise ApiError(404, "ResourceNotFound", f"The Resource '{MSI}/userAssignedIdentities/{g[2]}/"
+                                                    f"federatedIdentityCredentials/{g[3]}' under resource group "
+                                                    f"'{g[1]}' was not found.")
+        return 200, render_fic(rec, fic), {}
+
+    def fic_put(self, g, q, raw):
+        sub, rg, name, fname = g
+        rec = self.find_identity(sub, rg, name, child=True)
+        if not FIC_NAME_RE.match(fname):
+            raise bad(f"Federated identity credential name '{fname}' is invalid: 3-120 characters, letters, digits, "
+                      "'-' and '_', starting with a letter or digit.", "InvalidResourceName")
+        body = strip_nulls(obj(self.json_body(raw), "body"))
+        props = obj(body.get("properties"), "properties")
+        issuer, subject, audiences = props.get("issuer"), props.get("subject"), props.get("audiences")
+        if not isinstance(issuer, str) or not issuer or len(issuer) > 600:
+            raise bad("properties.issuer is required: a URL of at most 600 characters.", "BadRequest")
+        u = urlsplit(issuer)
+        if not u.hostname or not (u.scheme == "https" or (u.scheme == "http" and u.hostname in LOOPBACK_HOSTS)):
+            raise bad(f"Issuer '{issuer}' is not a valid https URL.", "BadRequest")
+        if not isinstance(subject, str) or not subject.strip() or len(subject) > 600:
+            raise bad("properties.subject is required: a non-empty string of at most 600 characters.", "BadRequest")
+        if not isinstance(audiences, list) or not audiences or \
+                not all(isinstance(a, str) and a.strip() and len(a) <= 600 for a in audiences):
+            raise bad("properties.audiences is required: a non-empty list of non-empty strings.", "BadRequest")
+        old = rec["fics"].get(fname.lower())
+        for k, f in rec["fics"].items():
+            if k != fname.lower() and f["issuer"] == issuer and f["subject"] == subject:
+                raise bad(f"Federated identity credential '{f['name']}' of identity '{rec['name']}' already has "
+                          "this issuer and subject; the pair must be unique per identity.", "BadRequest")
+        if old is None and len(rec["fics"]) >= MAX_FICS:
+            raise bad(f"Identity '{rec['name']}' already has the maximum of {MAX_FICS} federated identity credentials.",
+                      "BadRequest")
+        now = now_iso()
+        fic = {"name": old["name"] if old else fname, "issuer": issuer, "subject": subject, "audiences": list(audiences),
+               "createdAt": old["createdAt"] if old else now, "updatedAt": now}
+        rec["fics"][fname.lower()] = fic
+        return (200 if old else 201), render_fic(rec, fic), {}
+
+    def fic_delete(self, g, q, raw):
+        rec = self.find_identity(*g[:3], child=True)
+        return (200 if rec["fics"].pop(g[3].lower(), None) else 204), None, {}
+
+    def fics_get(self, g, q, raw):
+        rec = self.find_identity(*g, child=True)
+        top = (q.get("$top") or [None])[0]
+        if top is not None and (not top.isdigit() or int(top) < 1):
+            raise bad(f"Invalid $top '{top}': must be an integer of at least 1.")
+        return self.page([render_fic(rec, f) for _, f in sorted(rec["fics"].items())], q, size=int(top) if top else None)
+
+    # ---- role assignments (Microsoft.Authorization 2022-04-01) ----
+    def ra_name(self, name):
+        if not GUID_RE.match(name):
+            raise bad(f"The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID.",
+                      "InvalidRoleAssignmentId")
+        return name
+
+    def ra_find(self, scope, name):
+        ra = self.st.role_assignments.get(self.ra_name(name).lower())
+        return ra if ra is not None and scope_segments(ra["scope"]) == scope_segments(scope) else None
+
+    def role_assignment_get(self, g, q, raw):
+        ra = self.ra_find(g[0] or "/", g[1])
+        if ra is None:
+            raise ApiError(404, "RoleAssignmentNotFound", f"The role assignment '{g[1]}' is not found.")
+        return 200, render_ra(ra), {}
+
+    def role_assignment_delete(self, g, q, raw):
+        ra = self.ra_find(g[0] or "/", g[1])
+        if ra is None:
+            return 204, None, {}
+        del self.st.role_assignments[ra["name"].lower()]
+        return 200, render_ra(ra), {}
+
+    def role_assignment_put(self, g, q, raw):
+        scope, name = g[0] or "/", self.ra_name(g[1])
+        if not SCOPE_RE.match(scope):
+            raise bad(f"The request to create role assignment '{name}' is not valid. '{scope}' is not a valid scope: "
+                      "use /subscriptions/{id}, /subscriptions/{id}/resourceGroups/{rg} or a resource id.",
+                      "InvalidCreateRoleAssignmentRequest")
+        body = strip_nulls(obj(self.json_body(raw), "body"))
+        props = obj(body.get("properties"), "properties")
+        for k in ("roleDefinitionId", "principalId", "principalType", "scope", "description", "condition",
+                  "conditionVersion", "delegatedManagedIdentityResourceId"):
+            if k in props and not isinstance(props[k], str):
+                raise bad(f"properties.{k} must be a string.", "InvalidRequestContent")
+        rd, pid, ptype = props.get("roleDefinitionId"), props.get("principalId"), props.get("principalType")
+        m = ROLE_DEF_RE.match(rd or "")
+        if not m:
+            raise bad(f"The role definition ID '{rd}' is not valid. It must look like "
+                      "/subscriptions/{id}/providers/Microsoft.Authorization/roleDefinitions/{guid}.",
+                      "InvalidRoleDefinitionId")
+        if not GUID_RE.match(pid or ""):
+            raise bad(f"The principal ID '{pid}' is not valid. It must be a GUID.", "InvalidPrincipalId")
+        if "scope" in props and scope_segments(props["scope"]) != scope_segments(scope):
+            raise bad(f"The request to create role assignment '{name}' is not valid. Role assignment scope "
+                      f"'{props['scope']}' must match the scope specified on the URI '{scope}'.",
+                      "InvalidCreateRoleAssignmentRequest")
+        cond, cver = props.get("condition"), props.get("conditionVersion")
+        if cver is not None and cver != "2.0":
+            raise bad(f"conditionVersion '{cver}' is not supported; the only accepted value is '2.0'.",
+                      "InvalidConditionVersion")
+        cver = cver or ("2.0" if cond else None)
+        now = now_iso()
+        ra = self.st.role_assignments.get(name.lower())
+        if ra is not None:
+            if scope_segments(ra["scope"]) != scope_segments(scope) or ra["principalId"].lower() != pid.lower() \
+                    or ra["roleGuid"] != m.group(1).lower():
+                raise ApiError(409, "RoleAssignmentUpdateNotPermitted",
+                               "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
+            new = {"description": props.get("description"), "condition": cond, "conditionVersion": cver}
+            if any(ra[k] != v for k, v in new.items()):
+                ra.update(new, updatedOn=now, updatedBy=self.caller)
+            return 200, render_ra(ra), {}
+        p = self.st.principals.get(pid.lower())
+        if p is None or p["deleted"] or time.time() - p["created"] < self.st.principal_delay:
+            raise bad(f"Principal {pid.replace('-', '')} does not exist in the directory {FAKE_TENANT}. Check that you "
+                      "have the correct principal ID. If you are creating this principal and then immediately "
+                      "assigning a role, this error might be related to a replication delay. In this case, set the "
+                      "role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  "
+                      "See https://aka.ms/docs-principaltype", "PrincipalNotFound")
+        if ptype is not None and ptype != "ServicePrincipal":
+            raise bad(f"The PrincipalId '{pid.replace('-', '')}' has type 'ServicePrincipal' , which is different from "
+                      f"specified PrincipalType '{ptype}'.", "UnmatchedPrincipalType")
+        for other in self.st.role_assignments.values():
+            if scope_segments(other["scope"]) == scope_segments(scope) and other["roleGuid"] == m.group(1).lower() \
+                    and other["principalId"].lower() == pid.lower():
+                raise ApiError(409, "RoleAssignmentExists", "The role assignment already exists. The ID of the "
+                                                            f"existing role assignment is {other['name'].replace('-', '').lower()}.")
+        ra = {"name": name, "scope": scope, "roleDefinitionId": rd, "roleGuid": m.group(1).lower(), "principalId": pid,
+              "principalType": "ServicePrincipal", "description": props.get("description"), "condition": cond,
+              "conditionVersion": cver, "delegatedManagedIdentityResourceId": props.get("delegatedManagedIdentityResourceId"),
+              "createdOn": now, "updatedOn": now, "createdBy": self.caller, "updatedBy": self.caller}
+        self.st.role_assignments[name.lower()] = ra
+        return 201, render_ra(ra), {}
+
+    def role_assignments_get(self, g, q, raw):
+        scope = g[0] or "/"
+        at_scope, pid = parse_ra_filter((q.get("$filter") or [""])[0])
+        want = ("at", "above") if at_scope else ("at", "above", "below")
+        items = [ra for _, ra in sorted(self.st.role_assignments.items(), key=lambda kv: (kv[1]["scope"].lower(), kv[0]))
+                 if scope_relation(ra["scope"], scope) in want and (pid is None or ra["principalId"].lower() == pid)]
+        return self.page([render_ra(ra) for ra in items], q)
+
+    def ra_summary(self, ra):
+        """What /_fake/role-assignments shows: the assignment plus whose principal it names."""
+        p = self.st.principals.get(ra["principalId"].lower()) or {}
+        return dict(render_ra(ra)["properties"], id=ra_id(ra), name=ra["name"], identityId=p.get("identityId"),
+                    orphaned=not p or p["deleted"])
+
     # ---- Key Vault secrets (data plane) ----
     def secret_bundle(self, ent, ver):
         body = {"value": ver["value"], "id": f"{self.base()}/secrets/{ent['name']}/{ver['version']}",
@@ -949,10 +1327,25 @@ class Handler(BaseHTTPRequestHandler):
         return 200, render(rec), {}
 
     # ---- control API (no auth) ----
-    def control(self, path, raw):
+    def fake_identities(self):
+        return {"identities": [identity_summary(r) for _, r in sorted(self.st.identities.items())],
+                "deletedIdentities": copy.deepcopy(self.st.deleted_identities)}
+
+    def fake_role_assignments(self, query):
+        pid = (query.get("principalId") or [""])[0].lower()
+        scope = (query.get("scope") or [None])[0]
+        items = sorted(self.st.role_assignments.items(), key=lambda kv: (kv[1]["scope"].lower(), kv[0]))
+        return [self.ra_summary(ra) for _, ra in items if (not pid or ra["principalId"].lower() == pid)
+                and (scope is None or scope_segments(ra["scope"]) == scope_segments(scope))]
+
+    def control(self, path, query, raw):
         st, m = self.st, self.command
         if path == "/_fake/calls" and m == "GET":
             return 200, {"total": st.total, "calls": dict(st.calls)}, {}
+        if path == "/_fake/identities" and m == "GET":
+            return 200, self.fake_identities(), {}
+        if path == "/_fake/role-assignments" and m == "GET":
+            return 200, {"roleAssignments": self.fake_role_assignments(query)}, {}
         if path == "/_fake/state" and m == "GET":
             servers = [dict(render(r), resourceGroup=r["rg"], subscriptionId=r["sub"],
                             configurations={n: r["configs"].get(n, c["defaultValue"]) for n, c in CONFIGS.items()},
@@ -962,7 +1355,8 @@ class Handler(BaseHTTPRequestHandler):
             ops = [{k: o[k] for k in ("id", "kind", "status", "startTime", "child") if k in o} for o in st.ops.values()]
             secrets_ = [secret_summary(e) for _, e in sorted(st.secrets.items())]
             return 200, {"servers": servers, "backups": backups, "retainedBackups": copy.deepcopy(st.retained),
-                         "operations": ops, "secrets": secrets_,
+                         "operations": ops, "secrets": secrets_, **self.fake_identities(),
+                         "roleAssignments": self.fake_role_assignments({}),
                          "faults": [f for f in st.faults if f["remaining"] > 0]}, {}
         if path == "/_fake/reset" and m == "POST":
             st.reset()
@@ -1033,11 +1427,13 @@ def main():
     ap.add_argument("--provision-seconds", type=float, default=2.0, help="time every long-running operation takes")
     ap.add_argument("--page-size", type=int, default=2, help="items per list page (clients must follow nextLink)")
     ap.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds on 201/202 and InProgress polls")
+    ap.add_argument("--principal-delay-seconds", type=float, default=0.0,
+                    help="a new identity's principalId is refused by role assignments (PrincipalNotFound) this long")
     ap.add_argument("--log", help="append one line per request (time, method, path, status)")
     a = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
-    srv.state = State(a.provision_seconds, max(1, a.page_size))
+    srv.state = State(a.provision_seconds, max(1, a.page_size), max(0.0, a.principal_delay_seconds))
     srv.retry_after, srv.log_path, srv.log_lock = a.retry_after, a.log, threading.Lock()
     print(f"azure_postgres fake listening on http://127.0.0.1:{srv.server_port}", flush=True)
     try:

@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
 """Loopback fake of the Cloud SQL Admin API v1 (PostgreSQL only: instances,
-databases, users, backups), a small part of the Secret Manager API v1 and the GCE
-metadata server's token endpoints, for Paved's e2e tests.
+databases, users, backups), a small part of the Secret Manager API v1 (with secret
+IAM policies), IAM service accounts and their IAM policies, and the GCE metadata
+server's token endpoints, for Paved's e2e tests.
 
 This is a TEST FAKE. It is not Google, not an emulator and not a complete model
-of Cloud SQL or Secret Manager. Its Cloud SQL shapes come from the published
+of Cloud SQL, Secret Manager or IAM. Its Cloud SQL shapes come from the published
 sqladmin v1 discovery document (googleapiclient/discovery_cache/documents/sqladmin.v1.json,
 revision 20261018) and its enum integers from the generated model of the Rust crate
 google-cloud-sql-v1 2.12.0 (the discovery document carries names only). Its Secret
 Manager paths and shapes come from the Rust crate google-cloud-secretmanager-v1 1.14.0
-(transport.rs, model.rs, model/serialize.rs).
+(transport.rs, model.rs, model/serialize.rs). Its IAM paths and shapes come from
+google-cloud-iam-admin-v1 1.13.0 and google-cloud-iam-v1 1.13.0 (Policy, Binding) the same way.
 See e2e/fakes/README.md for what is modelled and where each rule comes from.
 
 Usage: python3 e2e/fakes/gcp_sqladmin.py --port PORT [--provision-seconds 2] [--log FILE]
-Point clients at it with GCE_METADATA_HOST=127.0.0.1:PORT and the SQL and Secret
-Manager clients' endpoints set to http://127.0.0.1:PORT (both on the same port). Binds 127.0.0.1 only, plain HTTP.
+Point clients at it with GCE_METADATA_HOST=127.0.0.1:PORT and the SQL, Secret
+Manager and IAM clients' endpoints set to http://127.0.0.1:PORT (all on the same port). Binds 127.0.0.1 only, plain HTTP.
 """
 import argparse, base64, copy, datetime, hashlib, ipaddress, json, re, secrets, sys, threading, time, uuid
 from collections import Counter
@@ -91,6 +93,20 @@ SECRET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 DB_NAME_RE = re.compile(r"^[^/\x00-\x1f\x7f]{1,63}$")
 COLLATION_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,63}$")
 MAX_SECRET_BYTES = 65536
+# IAM (google-cloud-iam-admin-v1 1.13.0, google-cloud-iam-v1 1.13.0).
+ACCOUNT_ID_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")  # 6-30 characters, [a-z]([-a-z0-9]*[a-z0-9])
+SA_DOMAIN = ".iam.gserviceaccount.com"
+SA_ETAG = "MDEwMjE5MjA="  # ServiceAccount.etag is deprecated; real IAM returns this constant (from memory)
+EMPTY_POLICY_ETAG = "ACAB"  # etag of a resource whose policy was never set (from memory)
+EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+WI_MEMBER_RE = re.compile(r"^[a-z][a-z0-9.:-]*\.svc\.id\.goog\[([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)/"
+                          r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)\]$")  # {project}.svc.id.goog[{namespace}/{ksa}]
+DELETED_MEMBER_RE = re.compile(r"^deleted:(user|serviceAccount|group):([^?\s]+)\?uid=[0-9]+$")
+PRINCIPAL_RE = re.compile(r"^principal(Set)?://iam\.googleapis\.com/\S+$")
+DOMAIN_RE = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+ROLE_RE = re.compile(r"^(roles/[A-Za-z0-9_.]+|projects/[^/]+/roles/[A-Za-z0-9_.]+|organizations/[0-9]+/roles/[A-Za-z0-9_.]+)$")
+BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+ROLE_PREFIX = {"serviceAccount": "roles/iam.", "secret": "roles/secretmanager."}  # predefined roles grantable there (F)
 PERF_VCPUS = {2, 4, 8, 16, 32, 48, 64, 80, 96, 128}
 SSL_PAIRS = {"ALLOW_UNENCRYPTED_AND_ENCRYPTED": False, "ENCRYPTED_ONLY": False, "TRUSTED_CLIENT_CERTIFICATE_REQUIRED": True}
 HTTP_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -140,6 +156,11 @@ class ApiError(Exception):
 
 def bad(message, field=None):
     raise ApiError(400, "Invalid request: " + message, field=field)
+
+
+def invalid(message, field=None):
+    """400 INVALID_ARGUMENT with the message as given (IAM texts are quoted without Cloud SQL's prefix)."""
+    raise ApiError(400, message, field=field)
 
 
 def now_ts(t=None):
@@ -307,16 +328,18 @@ def validate_settings(s, region):
 
 
 class Fake:
-    def __init__(self, provision_seconds, op_seconds, page_size, block_deleted_names):
+    def __init__(self, provision_seconds, op_seconds, page_size, block_deleted_names, iam_propagation=0.0):
         self.lock = threading.Lock()
         self.provision, self.op_seconds, self.page_size = provision_seconds, op_seconds, page_size
-        self.block_deleted = block_deleted_names
+        self.block_deleted, self.default_iam_propagation = block_deleted_names, iam_propagation
         self.tokens = set()
         self.reset()
 
     def reset(self):
         self.instances, self.users, self.runs, self.operations = {}, {}, {}, {}
         self.databases, self.secrets = {}, {}
+        self.service_accounts, self.deleted_accounts = {}, []  # email -> account; tombstones of deleted ones
+        self.iam_propagation = self.default_iam_propagation
         self.final_backups, self.deleted, self.injections, self.op_failures = [], set(), [], []
         self.calls, self.seq = Counter(), 0
 
@@ -857,6 +880,239 @@ class Fake:
         return {"name": f"{sec['name']}/versions/{v['n']}",
                 "payload": {"data": base64.b64encode(v["data"]).decode(), "dataCrc32c": v["crc"]}}, {}
 
+    # ---------- IAM: service accounts and IAM policies ----------
+    def service_account(self, project, ident, permission):
+        """Look an account up by email or uniqueId; project '-' means any project (R)."""
+        ident_l = ident.lower()
+        sa = next((a for a in self.service_accounts.values()
+                   if (a["uniqueId"] == ident if ident.isdigit() else a["email"] == ident_l)), None)
+        if sa is not None and project not in ("-", sa["projectId"]):
+            sa = None
+        if sa is None:
+            if project == "-" and not ident.isdigit():  # R: '-' with an unknown email is a 403, not a 404
+                raise ApiError(403, f"Permission '{permission}' denied on resource (or it may not exist).",
+                               "forbidden", details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                                      "reason": "IAM_PERMISSION_DENIED", "domain": "iam.googleapis.com",
+                                                      "metadata": {"permission": permission}}])
+            raise ApiError(404, f"Service account projects/{project}/serviceAccounts/{ident} does not exist.", "notFound")
+        return sa
+
+    @staticmethod
+    def sa_view(sa):
+        out = {"name": f"projects/{sa['projectId']}/serviceAccounts/{sa['email']}", "projectId": sa["projectId"],
+               "uniqueId": sa["uniqueId"], "email": sa["email"]}
+        for f in ("displayName", "description"):  # proto3 JSON: empty strings are omitted
+            if sa[f]:
+                out[f] = sa[f]
+        out.update(etag=SA_ETAG, oauth2ClientId=sa["uniqueId"])
+        return out
+
+    def new_unique_id(self):
+        used = {a["uniqueId"] for a in self.service_accounts.values()} | {d["uniqueId"] for d in self.deleted_accounts}
+        while True:
+            uid = "1" + "".join(secrets.choice("0123456789") for _ in range(20))  # 21 digits
+            if uid not in used:
+                return uid
+
+    @staticmethod
+    def check_sa_text(sa_body, field, limit):
+        value = sa_body.get(field) or ""
+        if not isinstance(value, str) or len(value.encode("utf-8")) > limit:
+            invalid(f"serviceAccount.{field} must be a string of at most {limit} UTF-8 bytes.", f"service_account.{field}")
+        return value
+
+    def create_service_account(self, p, q, body):
+        project, aid = p[0], body.get("accountId")
+        if project == "-":
+            invalid("a project ID is required to create a service account ('-' is not allowed).", "name")
+        if not isinstance(aid, str) or not ACCOUNT_ID_RE.match(aid):
+            invalid(f"Account ID {json.dumps(aid)} must be 6-30 characters of lowercase letters, digits and hyphens, "
+                    "start with a letter and not end with a hyphen.", "account_id")
+        sa_body = body.get("serviceAccount") or {}
+        if not isinstance(sa_body, dict):
+            invalid("serviceAccount must be an object.", "service_account")
+        display, desc = self.check_sa_text(sa_body, "displayName", 100), self.check_sa_text(sa_body, "description", 256)
+        email = f"{aid}@{project}{SA_DOMAIN}"
+        if email in self.service_accounts:
+            raise ApiError(409, f"Service account {aid} already exists within project projects/{project}.", "alreadyExists",
+                           status="ALREADY_EXISTS",
+                           details=[{"@type": "type.googleapis.com/google.rpc.ResourceInfo",
+                                     "resourceName": f"projects/{project}/serviceAccounts/{email}"}])
+        sa = {"projectId": project, "accountId": aid, "email": email, "uniqueId": self.new_unique_id(),
+              "displayName": display, "description": desc, "createTime": now_ts(),
+              "_usable": time.time() + self.iam_propagation, "_policy": None}
+        self.service_accounts[email] = sa
+        return self.sa_view(sa), {}
+
+    def get_service_account(self, p, q, body):
+        return self.sa_view(self.service_account(p[0], p[1], "iam.serviceAccounts.get")), {}
+
+    def list_service_accounts(self, p, q, body):
+        items = [self.sa_view(a) for e, a in sorted(self.service_accounts.items()) if a["projectId"] == p[0]]
+        size = qint(q, "pageSize")
+        page, nxt = self.paginate(items, q.get("pageToken", ""), min(size, 100))  # R: default 20, maximum 100
+        out = {"accounts": page} if page else {}
+        if nxt:
+            out["nextPageToken"] = nxt
+        return out, {}
+
+    def patch_service_account(self, p, q, body):
+        sa = self.service_account(p[0], p[1], "iam.serviceAccounts.update")
+        sa_body = body.get("serviceAccount") or {}
+        if not isinstance(sa_body, dict):
+            invalid("serviceAccount must be an object.", "service_account")
+        mask = body.get("updateMask")
+        if mask is not None and not isinstance(mask, str):
+            invalid("updateMask must be a FieldMask string such as \"displayName,description\".", "update_mask")
+        paths = [x.strip() for x in mask.split(",") if x.strip()] if mask else \
+            [f for f in ("displayName", "description") if f in sa_body]
+        names = {"displayName": "displayName", "display_name": "displayName", "description": "description"}
+        changes = {}
+        for path in paths:
+            if path not in names:
+                invalid(f"updateMask path '{path}' cannot be updated; only displayName and description can.", "update_mask")
+            f = names[path]
+            changes[f] = self.check_sa_text(sa_body, f, 100 if f == "displayName" else 256)
+        sa.update(changes)
+        return self.sa_view(sa), {}
+
+    def delete_service_account(self, p, q, body):
+        self.drop_service_account(self.service_account(p[0], p[1], "iam.serviceAccounts.delete"))
+        return {}, {}
+
+    def drop_service_account(self, sa):
+        """Delete the account and its own policy. Bindings naming it elsewhere stay, as deleted:serviceAccount:…?uid=… (R)."""
+        del self.service_accounts[sa["email"]]
+        self.deleted_accounts.append({"email": sa["email"], "uniqueId": sa["uniqueId"], "projectId": sa["projectId"],
+                                      "deleteTime": now_ts()})
+        live, dead = f"serviceAccount:{sa['email']}", f"deleted:serviceAccount:{sa['email']}?uid={sa['uniqueId']}"
+        for holder in list(self.service_accounts.values()) + list(self.secrets.values()):
+            pol = holder.get("_policy")
+            if pol and any(live in b.get("members", []) for b in pol["bindings"]):
+                for b in pol["bindings"]:
+                    b["members"] = sorted({dead if m == live else m for m in b.get("members", [])})
+
+    @staticmethod
+    def requested_version(q):
+        raw = q.get("options.requestedPolicyVersion", "") or "0"
+        if raw not in ("0", "1", "3"):
+            invalid(f"options.requestedPolicyVersion must be 0, 1 or 3, got {raw}.", "options.requested_policy_version")
+        return int(raw)
+
+    @staticmethod
+    def policy_view(pol, requested=3):
+        if pol is None:
+            return {"version": 1, "etag": EMPTY_POLICY_ETAG}
+        conditional = any("condition" in b for b in pol["bindings"])
+        if conditional and requested < 3:
+            invalid("the policy has conditional role bindings; request policy version 3 (options.requestedPolicyVersion=3).",
+                    "options.requested_policy_version")
+        out = {"version": 3 if conditional else 1}
+        if pol["bindings"]:
+            out["bindings"] = copy.deepcopy(pol["bindings"])
+        out["etag"] = pol["etag"]
+        return out
+
+    def check_member(self, m):
+        if m in ("allUsers", "allAuthenticatedUsers"):
+            return
+        if not isinstance(m, str) or ":" not in m:
+            invalid(f"Policy members must be of the form \"<type>:<value>\", got {json.dumps(m)}.", "policy.bindings.members")
+        kind, _, value = m.partition(":")
+        ok = {"user": EMAIL_RE.match(value), "group": EMAIL_RE.match(value), "domain": DOMAIN_RE.match(value),
+              "serviceAccount": EMAIL_RE.match(value) or WI_MEMBER_RE.match(value),
+              "deleted": DELETED_MEMBER_RE.match(m), "principal": PRINCIPAL_RE.match(m),
+              "principalSet": PRINCIPAL_RE.match(m)}.get(kind)
+        if not ok:
+            invalid(f"Invalid member {json.dumps(m)}: members are user:, serviceAccount:, group:, domain:, principal://, "
+                    "principalSet://, deleted:…?uid=…, allUsers or allAuthenticatedUsers.", "policy.bindings.members")
+        if kind == "serviceAccount" and value.lower().endswith(SA_DOMAIN) and \
+                value.lower() != METADATA_TEXT["/computeMetadata/v1/instance/service-accounts/default/email"]:
+            sa = self.service_accounts.get(value.lower())
+            if sa is None or time.time() < sa["_usable"]:  # I: also right after create, until IAM has propagated
+                invalid(f"Service account {value} does not exist.", "policy.bindings.members")
+
+    def apply_policy(self, holder, body, resource_kind):
+        """setIamPolicy: validate, check the etag, normalise and store; returns the new policy view."""
+        pol = body.get("policy")
+        if not isinstance(pol, dict):
+            invalid("policy is required.", "policy")
+        mask = body.get("updateMask")
+        if mask is not None and not isinstance(mask, str):
+            invalid("updateMask must be a FieldMask string.", "update_mask")
+        paths = {x.strip() for x in mask.split(",") if x.strip()} if mask else {"bindings", "etag"}
+        unknown = paths - {"bindings", "etag", "version", "auditConfigs", "audit_configs"}
+        if unknown:
+            invalid(f"updateMask paths {sorted(unknown)} are not policy fields.", "update_mask")
+        if pol.get("auditConfigs") and paths & {"auditConfigs", "audit_configs"}:
+            invalid("auditConfigs are not supported for this resource.", "policy.audit_configs")
+        version = i64(pol.get("version") or 0, "policy.version")
+        if version not in (0, 1, 3):
+            invalid(f"policy.version must be 0, 1 or 3, got {version}.", "policy.version")
+        current = holder.get("_policy")
+        etag = pol.get("etag") or ""
+        if etag:
+            try:
+                given = base64.b64decode(etag.replace("-", "+").replace("_", "/") + "=" * (-len(etag) % 4), validate=True)
+            except ValueError:
+                raise ApiError(400, "Invalid value at 'policy.etag' (TYPE_BYTES), Base64 decoding failed.", field="policy.etag")
+            cur = current["etag"] if current else EMPTY_POLICY_ETAG
+            if given != base64.b64decode(cur):
+                raise ApiError(409, "There were concurrent policy changes. Please retry the whole read-modify-write with "
+                                    f"exponential backoff. The request's ETag '{etag}' did not match the current policy's "
+                                    f"ETag '{cur}'.", "aborted", status="ABORTED")
+        if "bindings" not in paths:
+            return self.policy_view(current)
+        bindings = pol.get("bindings") or []
+        if not isinstance(bindings, list):
+            invalid("policy.bindings must be a list.", "policy.bindings")
+        merged = {}
+        for i, b in enumerate(bindings):
+            if not isinstance(b, dict):
+                invalid(f"policy.bindings[{i}] must be an object.", f"policy.bindings[{i}]")
+            role, members, cond = b.get("role") or "", b.get("members") or [], b.get("condition")
+            if not isinstance(role, str) or not ROLE_RE.match(role):
+                invalid(f"Role ({role}) does not exist in the resource's hierarchy.", f"policy.bindings[{i}].role")
+            if role.startswith("roles/") and role not in BASIC_ROLES and not role.startswith(ROLE_PREFIX[resource_kind]):
+                invalid(f"Role {role} is not supported for this resource.", f"policy.bindings[{i}].role")
+            if not isinstance(members, list) or not members:
+                invalid(f"policy.bindings[{i}] (role {role}) must name at least one member.", f"policy.bindings[{i}].members")
+            for m in members:
+                self.check_member(m)
+            members = ["serviceAccount:" + m[15:].lower() if m.startswith("serviceAccount:") and m.lower().endswith(SA_DOMAIN)
+                       else m for m in members]  # service account emails are stored lower-case (F)
+            if cond is not None:
+                if not isinstance(cond, dict) or not isinstance(cond.get("expression"), str) or not cond.get("expression") \
+                        or not isinstance(cond.get("title"), str) or not cond.get("title"):
+                    invalid("a binding condition needs a non-empty expression and title.", f"policy.bindings[{i}].condition")
+                if version != 3:
+                    invalid("conditional role bindings require policy version 3.", "policy.version")
+                cond = {k: cond[k] for k in ("expression", "title", "description", "location") if cond.get(k)}
+            key = (role, json.dumps(cond, sort_keys=True))
+            merged.setdefault(key, (cond, set()))[1].update(members)
+        out = []
+        for (role, _), (cond, members) in sorted(merged.items()):
+            b = {"role": role, "members": sorted(members)}
+            if cond:
+                b["condition"] = cond
+            out.append(b)
+        holder["_policy"] = {"bindings": out, "etag": base64.b64encode(b"\x07" + secrets.token_bytes(7)).decode()}
+        return self.policy_view(holder["_policy"])
+
+    def get_sa_policy(self, p, q, body):
+        sa = self.service_account(p[0], p[1], "iam.serviceAccounts.getIamPolicy")
+        return self.policy_view(sa["_policy"], self.requested_version(q)), {}
+
+    def set_sa_policy(self, p, q, body):
+        sa = self.service_account(p[0], p[1], "iam.serviceAccounts.setIamPolicy")
+        return self.apply_policy(sa, body, "serviceAccount"), {}
+
+    def get_secret_policy(self, p, q, body):
+        return self.policy_view(self.secret(*p).get("_policy"), self.requested_version(q)), {}
+
+    def set_secret_policy(self, p, q, body):
+        return self.apply_policy(self.secret(*p), body, "secret"), {}
+
     # ---------- operations ----------
     def get_operation(self, p, q, body):
         op = self.operations.get(p[1])
@@ -903,6 +1159,20 @@ class Fake:
                 "versions": len(sec["_versions"]), "jsonKeys": keys, "createTime": sec["createTime"]}
         return out
 
+    def service_accounts_state(self):
+        accounts = []
+        for _, sa in sorted(self.service_accounts.items()):
+            view = self.sa_view(sa)
+            view.update(createTime=sa["createTime"], policy=self.policy_view(sa["_policy"]))
+            accounts.append(view)
+        return {"accounts": accounts, "deleted": copy.deepcopy(self.deleted_accounts)}
+
+    def secret_policies_state(self):
+        """Every secret's IAM policy, keyed like /_fake/state's secrets (ID, or project/ID when ambiguous)."""
+        ids = Counter(sid for _, sid in self.secrets)
+        return {(sid if ids[sid] == 1 else f"{project}/{sid}"): dict(name=sec["name"], **self.policy_view(sec.get("_policy")))
+                for (project, sid), sec in sorted(self.secrets.items())}
+
     def fake_admin(self, method, path, q, body):
         if method == "GET" and path == "/_fake/calls":
             return {"total": sum(self.calls.values()), "calls": dict(self.calls)}
@@ -911,8 +1181,15 @@ class Fake:
         if method == "POST" and path == "/_fake/reset":
             self.reset()
             return {}
+        if method == "GET" and path == "/_fake/service-accounts":
+            return self.service_accounts_state()
+        if method == "GET" and path == "/_fake/secret-policies":
+            return self.secret_policies_state()
         if method == "POST" and path == "/_fake/inject":
             rule = dict(body, count=int(body.get("count", 1)))
+            if "iamPropagationSeconds" in body:  # a setting, not a counted rule; /_fake/reset restores the default
+                self.iam_propagation = float(body["iamPropagationSeconds"])
+                return {"iamPropagationSeconds": self.iam_propagation}
             if "operationError" in body:
                 self.op_failures.append(dict(body["operationError"], count=rule["count"], operationType=body.get("operationType")))
             else:
@@ -942,6 +1219,22 @@ class Fake:
                 raise ApiError(404, f"no secret named {sid}")
             self.secrets.pop(hits[0])
             return {"deleted": f"projects/{hits[0][0]}/secrets/{sid}"}
+        m = re.fullmatch(r"/_fake/service-accounts/([^/]+)/delete", path)
+        if method == "POST" and m:
+            sa = self.service_accounts.get(unquote(m.group(1)).lower())
+            if sa is None:
+                raise ApiError(404, f"no service account {unquote(m.group(1))}")
+            self.drop_service_account(sa)
+            return {"deleted": self.sa_view(sa)["name"], "uniqueId": sa["uniqueId"]}
+        m = re.fullmatch(r"/_fake/secret-policies/([^/]+)/set", path)
+        if method == "POST" and m:
+            sid, project = unquote(m.group(1)), q.get("project")
+            hits = sorted(k for k in self.secrets if k[1] == sid and project in (None, k[0]))
+            if not hits:
+                raise ApiError(404, f"no secret named {sid}")
+            self.secrets[hits[0]]["_policy"] = {"bindings": copy.deepcopy(body.get("bindings") or []),
+                                                "etag": base64.b64encode(b"\x07" + secrets.token_bytes(7)).decode()}
+            return self.policy_view(self.secrets[hits[0]]["_policy"])
         raise ApiError(404, f"fake: no admin route {method} {path}", "notFound")
 
     def take_injection(self, method, path):
@@ -955,7 +1248,8 @@ class Fake:
             self.injections = [r for r in self.injections if r["count"] > 0]
             code = rule["status"]
             headers, details = {}, []
-            service = "secretmanager.googleapis.com" if re.match(r"^/v1/projects/[^/]+/secrets", path) else "sqladmin.googleapis.com"
+            service = "secretmanager.googleapis.com" if re.match(r"^/v1/projects/[^/]+/secrets", path) else \
+                "iam.googleapis.com" if re.match(r"^/v1/projects/[^/]+/serviceAccounts", path) else "sqladmin.googleapis.com"
             if code == 429:
                 retry = int(rule.get("retryAfter", 1))
                 headers["Retry-After"] = str(retry)
@@ -992,6 +1286,18 @@ ROUTES = [(m, re.compile("^" + re.sub(r"\{[^}]+\}", "([^/]+)", t) + "$"), t, h) 
     ("GET", "/v1/projects/{project}/operations/{operation}", "get_operation"),
     ("GET", "/v1/projects/{project}/backups", "list_backups"),
     ("GET", "/v1/projects/{project}/backups/{backup}", "get_backup"),
+    # IAM policies first: the generic {secret} / {account} patterns below would also match "x:getIamPolicy".
+    # iam-admin-v1's transport.rs sends getIamPolicy as a POST (empty body); secretmanager-v1's as a GET.
+    ("POST", "/v1/projects/{project}/serviceAccounts/{account}:getIamPolicy", "get_sa_policy"),
+    ("POST", "/v1/projects/{project}/serviceAccounts/{account}:setIamPolicy", "set_sa_policy"),
+    ("GET", "/v1/projects/{project}/secrets/{secret}:getIamPolicy", "get_secret_policy"),
+    ("POST", "/v1/projects/{project}/secrets/{secret}:setIamPolicy", "set_secret_policy"),
+    # IAM v1 service accounts; transport.rs names these /v1/{name}/serviceAccounts and /v1/{name}.
+    ("POST", "/v1/projects/{project}/serviceAccounts", "create_service_account"),
+    ("GET", "/v1/projects/{project}/serviceAccounts", "list_service_accounts"),
+    ("GET", "/v1/projects/{project}/serviceAccounts/{account}", "get_service_account"),
+    ("PATCH", "/v1/projects/{project}/serviceAccounts/{account}", "patch_service_account"),
+    ("DELETE", "/v1/projects/{project}/serviceAccounts/{account}", "delete_service_account"),
     # Secret Manager v1; transport.rs names these /v1/{parent}/secrets, /v1/{parent}:addVersion, /v1/{name}
     # and /v1/{name}:access (project-level forms only).
     ("POST", "/v1/projects/{project}/secrets", "create_secret"),
@@ -1107,10 +1413,12 @@ def main(argv=None):
     ap.add_argument("--op-seconds", type=float, default=None, help="other operations' duration (default: half of --provision-seconds)")
     ap.add_argument("--page-size", type=int, default=2, help="default page size when maxResults/pageSize is 0")
     ap.add_argument("--block-deleted-names", action="store_true", help="409 on re-creating a deleted instance name (as the real service does for a week)")
+    ap.add_argument("--iam-propagation-seconds", type=float, default=0.0,
+                    help="a new service account cannot be named in IAM policies for this long (real IAM is eventually consistent)")
     ap.add_argument("--log", help="append one line per request: time method path status")
     a = ap.parse_args(argv)
     op_seconds = a.provision_seconds / 2 if a.op_seconds is None else a.op_seconds
-    Handler.fake = Fake(a.provision_seconds, op_seconds, a.page_size, a.block_deleted_names)
+    Handler.fake = Fake(a.provision_seconds, op_seconds, a.page_size, a.block_deleted_names, a.iam_propagation_seconds)
     Handler.log_file = open(a.log, "a", encoding="utf-8") if a.log else None
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     server.daemon_threads = True

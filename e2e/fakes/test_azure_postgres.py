@@ -53,7 +53,10 @@ def server_body(**over):
     return body
 
 
-class FakeTest(unittest.TestCase):
+class FakeServer(unittest.TestCase):
+    """Starts one fake per test class (no tests of its own)."""
+    EXTRA_ARGS = []
+
     @classmethod
     def setUpClass(cls):
         cls.port = free_port()
@@ -61,7 +64,7 @@ class FakeTest(unittest.TestCase):
         cls.logdir = tempfile.TemporaryDirectory()
         cls.log = os.path.join(cls.logdir.name, "fake.log")
         cls.proc = subprocess.Popen([sys.executable, FAKE, "--port", str(cls.port), "--provision-seconds",
-                                     str(PROVISION), "--log", cls.log], stdout=subprocess.DEVNULL)
+                                     str(PROVISION), "--log", cls.log, *cls.EXTRA_ARGS], stdout=subprocess.DEVNULL)
         deadline = time.time() + 10
         while True:
             try:
@@ -140,6 +143,19 @@ class FakeTest(unittest.TestCase):
     def error_code(self, status_body):
         return status_body[2]["error"]["code"]
 
+    def list_all(self, path, query=API):
+        sep = "&" if "?" in path else "?"
+        status, _, page = self.req("GET", path + (sep + query if query else ""), token=self.token)
+        self.assertEqual(status, 200, page)
+        items = list(page["value"])
+        while "nextLink" in page:
+            status, _, page = self.req("GET", page["nextLink"], raw_url=True, token=self.token)
+            self.assertEqual(status, 200, page)
+            items += page["value"]
+        return items
+
+
+class FakeTest(FakeServer):
     # ---- token endpoint ----
     def test_token_success_and_errors(self):
         status, _, body = self.req("POST", "/t/oauth2/v2.0/token", form={
@@ -448,16 +464,6 @@ class FakeTest(unittest.TestCase):
     def dpath(self, server, db=None):
         return self.spath(server) + "/databases" + (f"/{db}" if db is not None else "")
 
-    def list_all(self, path):
-        status, _, page = self.arm("GET", path)
-        self.assertEqual(status, 200, page)
-        items = list(page["value"])
-        while "nextLink" in page:
-            status, _, page = self.req("GET", page["nextLink"], raw_url=True, token=self.token)
-            self.assertEqual(status, 200, page)
-            items += page["value"]
-        return items
-
     def test_databases_lifecycle(self):
         self.create("pg-db")
         names = [d["name"] for d in self.list_all(self.dpath("pg-db"))]
@@ -689,6 +695,483 @@ class FakeTest(unittest.TestCase):
             self.assertNotIn(v, log)
         self.req("POST", "/_fake/reset")
         self.assertEqual(self.req("GET", "/_fake/state")[2]["secrets"], [])
+
+
+MSI_API = "api-version=2023-01-31"
+AUTH_API = "api-version=2022-04-01"
+GUID_RX = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+VAULT = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.KeyVault/vaults/kv-e2e"
+SECRET = VAULT + "/secrets/pg-conn"
+# Key Vault Secrets User, as a subscription-qualified role definition id
+SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+ROLE = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{SECRETS_USER}"
+READER = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3d6f-4f8c-a3e2-e5a0b1b67f89"
+ISSUER = "https://oidc.e2e.example/issuer"
+
+
+def ra_body(principal, role=ROLE, ptype="ServicePrincipal", **extra):
+    """Shaped like azure_mgmt_authorization's RoleAssignmentCreateParameters: createdOn/updatedOn are
+    serialised as null (no skip_serializing_if on them)."""
+    props = {"roleDefinitionId": role, "principalId": principal, "createdOn": None, "updatedOn": None, **extra}
+    if ptype is not None:
+        props["principalType"] = ptype
+    return {"properties": props}
+
+
+def new_guid():
+    import uuid
+    return str(uuid.uuid4())
+
+
+class IdentityFake(FakeServer):
+    """Helpers for the Microsoft.ManagedIdentity and Microsoft.Authorization routes."""
+
+    def ipath(self, name=None, rg=RG):
+        return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities" + \
+            (f"/{name}" if name is not None else "")
+
+    def fpath(self, name, fic=None):
+        return self.ipath(name) + "/federatedIdentityCredentials" + (f"/{fic}" if fic is not None else "")
+
+    @staticmethod
+    def rapath(scope, name=None):
+        # what azure_mgmt_authorization builds from a scope given WITHOUT its leading "/"
+        return "/" + scope.lstrip("/") + ("/" if scope.strip("/") else "") + \
+            "providers/Microsoft.Authorization/roleAssignments" + (f"/{name}" if name is not None else "")
+
+    def msi(self, method, path, body=None, query=MSI_API):
+        return self.arm(method, path, body, query=query)
+
+    def authz(self, method, path, body=None, query=AUTH_API):
+        return self.arm(method, path, body, query=query)
+
+    def make_identity(self, name, **body):
+        status, _, got = self.msi("PUT", self.ipath(name), {"location": "westus", "tags": {"owner": "e2e"}, **body})
+        self.assertEqual(status, 201, got)
+        return got
+
+    def make_fic(self, name, fic, subject="system:serviceaccount:app:api", issuer=ISSUER):
+        status, _, got = self.msi("PUT", self.fpath(name, fic), {"properties": {
+            "issuer": issuer, "subject": subject, "audiences": ["api://AzureADTokenExchange"]}})
+        self.assertIn(status, (200, 201), got)
+        return got
+
+    def assign(self, scope, principal, name=None, expect=201, **kw):
+        name = name or new_guid()
+        r = self.authz("PUT", self.rapath(scope, name), ra_body(principal, **kw))
+        self.assertEqual(r[0], expect, r[2])
+        return r[2]
+
+    def fake(self, path):
+        status, _, body = self.req("GET", path)
+        self.assertEqual(status, 200, body)
+        return body
+
+
+class IdentityTest(IdentityFake):
+    # ---- user-assigned identities ----
+    def test_identity_create_get_update_delete(self):
+        status, hdrs, created = self.msi("PUT", self.ipath("id-app"), {"location": "West US", "tags": {"owner": "e2e"}})
+        self.assertEqual(status, 201, created)
+        self.assertEqual(created["id"], f"/subscriptions/{SUB}/resourcegroups/{RG}/providers/"
+                                        "Microsoft.ManagedIdentity/userAssignedIdentities/id-app")
+        self.assertEqual((created["name"], created["type"], created["location"], created["tags"]),
+                         ("id-app", "Microsoft.ManagedIdentity/userAssignedIdentities", "westus", {"owner": "e2e"}))
+        props = created["properties"]
+        self.assertEqual(sorted(props), ["clientId", "principalId", "tenantId"])
+        for k in props:
+            self.assertRegex(props[k], GUID_RX)
+        self.assertNotEqual(props["principalId"], props["clientId"])
+        self.assertEqual(self.msi("GET", self.ipath("id-app")), (200, unittest.mock.ANY, created))
+        self.assertEqual(self.msi("GET", self.ipath("ID-APP"))[2], created)  # ARM names are case-insensitive
+        # PUT of an existing identity: 200, same GUIDs, tags replaced (an omitted map empties them)
+        status, _, again = self.msi("PUT", self.ipath("id-app"), {"location": "westus", "tags": {"env": "ci"}})
+        self.assertEqual((status, again["properties"], again["tags"]), (200, props, {"env": "ci"}))
+        status, _, again = self.msi("PUT", self.ipath("id-app"), {"location": "westus"})
+        self.assertEqual((status, again["tags"]), (200, {}))
+        r = self.msi("PUT", self.ipath("id-app"), {"location": "eastus"})
+        self.assertEqual((r[0], self.error_code(r)), (400, "InvalidResourceLocation"))
+        # PATCH (IdentityUpdate): tags only
+        status, _, patched = self.msi("PATCH", self.ipath("id-app"), {"tags": {"team": "paved"}})
+        self.assertEqual((status, patched["tags"], patched["properties"]), (200, {"team": "paved"}, props))
+        self.assertEqual(self.msi("PATCH", self.ipath("id-app"), {"location": "westus"})[2]["tags"], {"team": "paved"})
+        r = self.msi("PATCH", self.ipath("id-app"), {"location": "northeurope"})
+        self.assertEqual((r[0], self.error_code(r)), (400, "InvalidResourceLocation"))
+        r = self.msi("PATCH", self.ipath("absent"), {"tags": {}})
+        self.assertEqual((r[0], self.error_code(r)), (404, "ResourceNotFound"))
+        # DELETE: 200 without a body, then 404 / 204
+        self.assertEqual(self.msi("DELETE", self.ipath("id-app")), (200, unittest.mock.ANY, None))
+        r = self.msi("GET", self.ipath("id-app"))
+        self.assertEqual((r[0], self.error_code(r)), (404, "ResourceNotFound"))
+        self.assertIn("Microsoft.ManagedIdentity/userAssignedIdentities/id-app", r[2]["error"]["message"])
+        self.assertEqual(self.msi("DELETE", self.ipath("id-app"))[0], 204)
+        calls = self.fake("/_fake/calls")["calls"]
+        tpl = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/"
+               "Microsoft.ManagedIdentity/userAssignedIdentities/{resourceName}")
+        self.assertEqual((calls["PUT " + tpl], calls["GET " + tpl], calls["PATCH " + tpl], calls["DELETE " + tpl]),
+                         (4, 3, 4, 2))
+        with open(self.log) as fh:
+            log = fh.read()
+        self.assertIn(f"DELETE {self.ipath('id-app')}?{MSI_API} 204", log)
+        self.assertNotIn(self.token, log)
+
+    def test_identity_recreated_after_delete_gets_new_guids(self):
+        first = self.make_identity("id-again")["properties"]
+        self.assertEqual(self.msi("DELETE", self.ipath("id-again"))[0], 200)
+        second = self.make_identity("id-again")["properties"]
+        self.assertNotEqual(first["principalId"], second["principalId"])
+        self.assertNotEqual(first["clientId"], second["clientId"])
+        self.assertEqual(first["tenantId"], second["tenantId"])
+        state = self.fake("/_fake/identities")
+        self.assertEqual([i["principalId"] for i in state["identities"]], [second["principalId"]])
+        self.assertEqual([(d["name"], d["principalId"], d["clientId"]) for d in state["deletedIdentities"]],
+                         [("id-again", first["principalId"], first["clientId"])])
+
+    def test_identity_name_and_body_validation(self):
+        for name in ("ab", "a" * 129, "-abc", "_abc", "a.bc", "ab%20c", "ab~c"):
+            with self.subTest(name=name):
+                r = self.msi("PUT", self.ipath(name), {"location": "westus"})
+                self.assertEqual((r[0], self.error_code(r)), (400, "InvalidResourceName"), r[2])
+        for name in ("abc", "a" * 128, "9-id_X"):
+            with self.subTest(name=name):
+                self.assertEqual(self.msi("PUT", self.ipath(name), {"location": "westus"})[0], 201)
+        for body, code in (({"tags": {}}, "LocationRequired"), ({"location": ""}, "LocationRequired"),
+                           ({"location": None}, "LocationRequired"), (None, "InvalidRequestContent"),
+                           ([], "InvalidRequestContent"), ({"location": "westus", "tags": {"n": 1}}, "InvalidParameterValue"),
+                           ({"location": "westus", "tags": {f"k{i}": "v" for i in range(51)}}, "InvalidParameterValue")):
+            with self.subTest(body=str(body)[:40]):
+                r = self.msi("PUT", self.ipath("id-bad"), body)
+                self.assertEqual((r[0], self.error_code(r)), (400, code), r[2])
+        self.assertEqual(self.msi("GET", self.ipath("id-bad"))[0], 404)
+        self.assertEqual(sorted(i["name"] for i in self.fake("/_fake/identities")["identities"]),
+                         sorted(["abc", "a" * 128, "9-id_X"]))
+
+    def test_identity_lists_and_api_versions(self):
+        for n in ("id-c", "id-a", "id-b"):
+            self.make_identity(n)
+        self.msi("PUT", self.ipath("id-z", rg="rg-two"), {"location": "westus"})
+        items = self.list_all(self.ipath(), query=MSI_API)
+        self.assertEqual([i["name"] for i in items], ["id-a", "id-b", "id-c"])
+        self.assertEqual(items[0]["type"], "Microsoft.ManagedIdentity/userAssignedIdentities")
+        status, _, page = self.msi("GET", self.ipath())
+        self.assertTrue(page["nextLink"].startswith(f"{self.base}{self.ipath()}?{MSI_API}&$skiptoken="), page["nextLink"])
+        sub_list = f"/subscriptions/{SUB}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+        self.assertEqual([i["name"] for i in self.list_all(sub_list, query=MSI_API)], ["id-a", "id-b", "id-c", "id-z"])
+        self.assertEqual(self.list_all(self.ipath(rg="rg-empty"), query=MSI_API), [])
+        # each provider has its own api-version
+        for query in (API, AUTH_API, "api-version=2018-11-30"):
+            r = self.msi("GET", self.ipath("id-a"), query=query)
+            self.assertEqual((r[0], self.error_code(r)), (400, "InvalidApiVersionParameter"))
+            self.assertIn("2023-01-31", r[2]["error"]["message"])
+        r = self.msi("GET", self.ipath("id-a"), query=None)
+        self.assertEqual(self.error_code(r), "MissingApiVersionParameter")
+        r = self.req("GET", self.ipath("id-a") + "?" + MSI_API)
+        self.assertEqual((r[0], self.error_code(r)), (401, "AuthenticationFailed"))
+        r = self.msi("GET", f"/subscriptions/{SUB}/providers/Microsoft.ManagedIdentity/identities/default")
+        self.assertEqual(r[0], 501)
+
+    # ---- federated identity credentials ----
+    def test_federated_credentials(self):
+        body = {"properties": {"issuer": ISSUER, "subject": "system:serviceaccount:app:api",
+                               "audiences": ["api://AzureADTokenExchange"]}}
+        for method, b in (("PUT", body), ("GET", None), ("DELETE", None)):
+            with self.subTest(method=method):
+                r = self.msi(method, self.fpath("id-fic", "fic-1"), b)
+                self.assertEqual((r[0], self.error_code(r)), (404, "ParentResourceNotFound"))
+        r = self.msi("GET", self.fpath("id-fic"))
+        self.assertEqual((r[0], self.error_code(r)), (404, "ParentResourceNotFound"))
+        self.make_identity("id-fic")
+        status, _, fic = self.msi("PUT", self.fpath("id-fic", "fic-1"), body)
+        self.assertEqual(status, 201, fic)
+        self.assertEqual(fic, {"id": f"/subscriptions/{SUB}/resourcegroups/{RG}/providers/Microsoft.ManagedIdentity/"
+                                     "userAssignedIdentities/id-fic/federatedIdentityCredentials/fic-1",
+                               "name": "fic-1",
+                               "type": "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
+                               "properties": body["properties"]})
+        self.assertEqual(self.msi("GET", self.fpath("id-fic", "fic-1")), (200, unittest.mock.ANY, fic))
+        r = self.msi("GET", self.fpath("id-fic", "fic-nope"))
+        self.assertEqual((r[0], self.error_code(r)), (404, "ResourceNotFound"))
+        # update: 200
+        body2 = {"properties": dict(body["properties"], subject="system:serviceaccount:app:worker")}
+        status, _, fic = self.msi("PUT", self.fpath("id-fic", "fic-1"), body2)
+        self.assertEqual((status, fic["properties"]["subject"]), (200, "system:serviceaccount:app:worker"))
+        # loopback http issuers are allowed for tests
+        self.make_fic("id-fic", "fic-2", issuer="http://127.0.0.1:8443/oidc")
+        self.make_fic("id-fic", "fic_3", subject="system:serviceaccount:other:api")
+        bad = [("f", body), ("-fic", body), ("f" * 121, body),
+               ("fic-x", {"properties": dict(body["properties"], issuer="http://example.com/oidc")}),
+               ("fic-x", {"properties": dict(body["properties"], issuer="not a url")}),
+               ("fic-x", {"properties": dict(body["properties"], issuer="")}),
+               ("fic-x", {"properties": dict(body["properties"], audiences=[])}),
+               ("fic-x", {"properties": dict(body["properties"], audiences="api://AzureADTokenExchange")}),
+               ("fic-x", {"properties": dict(body["properties"], audiences=[""])}),
+               ("fic-x", {"properties": {k: v for k, v in body["properties"].items() if k != "subject"}}),
+               ("fic-x", {"properties": dict(body["properties"], subject="")}),
+               ("fic-x", {}),
+               # the same issuer and subject as fic-1, under another name
+               ("fic-x", body2)]
+        for name, b in bad:
+            with self.subTest(name=name[:10], body=str(b)[:80]):
+                r = self.msi("PUT", self.fpath("id-fic", name), b)
+                self.assertEqual(r[0], 400, r[2])
+                self.assertTrue(r[2]["error"]["code"] and r[2]["error"]["message"])
+        # list, paged by $top as the client sends it; nextLink keeps $top
+        status, _, page = self.msi("GET", self.fpath("id-fic") + "?$top=1")
+        self.assertEqual((status, len(page["value"])), (200, 1))
+        self.assertIn("%24top=1", page["nextLink"].replace("$top", "%24top"))
+        names = [f["name"] for f in self.list_all(self.fpath("id-fic") + "?$top=1", query=MSI_API)]
+        self.assertEqual(names, ["fic-1", "fic-2", "fic_3"])
+        self.assertEqual(self.msi("GET", self.fpath("id-fic") + "?$top=0")[0], 400)
+        state = self.fake("/_fake/identities")["identities"][0]
+        self.assertEqual([(f["name"], f["issuer"], f["subject"], f["audiences"]) for f in state["federatedIdentityCredentials"]],
+                         [("fic-1", ISSUER, "system:serviceaccount:app:worker", ["api://AzureADTokenExchange"]),
+                          ("fic-2", "http://127.0.0.1:8443/oidc", "system:serviceaccount:app:api", ["api://AzureADTokenExchange"]),
+                          ("fic_3", ISSUER, "system:serviceaccount:other:api", ["api://AzureADTokenExchange"])])
+        # delete: 200, then 204
+        self.assertEqual(self.msi("DELETE", self.fpath("id-fic", "FIC-2")), (200, unittest.mock.ANY, None))
+        self.assertEqual(self.msi("DELETE", self.fpath("id-fic", "fic-2"))[0], 204)
+        # deleting the identity deletes its credentials; a new identity of that name starts with none
+        self.assertEqual(self.msi("DELETE", self.ipath("id-fic"))[0], 200)
+        self.assertEqual(self.msi("GET", self.fpath("id-fic", "fic-1"))[0], 404)
+        self.make_identity("id-fic")
+        self.assertEqual(self.list_all(self.fpath("id-fic"), query=MSI_API), [])
+        calls = self.fake("/_fake/calls")["calls"]
+        tpl = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.ManagedIdentity/"
+               "userAssignedIdentities/{resourceName}/federatedIdentityCredentials")
+        self.assertEqual(calls["DELETE " + tpl + "/{federatedIdentityCredentialResourceName}"], 3)
+        self.assertGreaterEqual(calls["GET " + tpl], 5)
+
+    def test_federated_credential_limit(self):
+        self.make_identity("id-many")
+        for i in range(20):
+            self.make_fic("id-many", f"fic-{i:02}", subject=f"system:serviceaccount:ns:sa{i}")
+        r = self.msi("PUT", self.fpath("id-many", "fic-20"), {"properties": {
+            "issuer": ISSUER, "subject": "system:serviceaccount:ns:sa20", "audiences": ["api://AzureADTokenExchange"]}})
+        self.assertEqual(r[0], 400, r[2])
+        self.make_fic("id-many", "fic-00", subject="system:serviceaccount:ns:changed")  # updates still work
+
+    # ---- role assignments ----
+    def test_role_assignment_create_get_delete_and_conflicts(self):
+        ident = self.make_identity("id-ra")["properties"]
+        pid, name = ident["principalId"], new_guid()
+        status, _, ra = self.authz("PUT", self.rapath(SECRET, name), ra_body(pid))
+        self.assertEqual(status, 201, ra)
+        self.assertEqual((ra["id"], ra["name"], ra["type"]),
+                         (SECRET + f"/providers/Microsoft.Authorization/roleAssignments/{name}", name,
+                          "Microsoft.Authorization/roleAssignments"))
+        p = ra["properties"]
+        self.assertEqual((p["scope"], p["roleDefinitionId"], p["principalId"], p["principalType"]),
+                         (SECRET, ROLE, pid, "ServicePrincipal"))
+        self.assertTrue(p["createdOn"].endswith("Z") and p["updatedOn"] == p["createdOn"])
+        self.assertEqual(p["createdBy"], "cid")  # the client_id the token was issued to (F)
+        for k in ("description", "condition", "conditionVersion", "delegatedManagedIdentityResourceId"):
+            self.assertIsNone(p[k])
+        # the same PUT again is idempotent
+        self.assertEqual(self.authz("PUT", self.rapath(SECRET, name), ra_body(pid)), (200, unittest.mock.ANY, ra))
+        self.assertEqual(self.authz("GET", self.rapath(SECRET, name)), (200, unittest.mock.ANY, ra))
+        self.assertEqual(self.authz("GET", self.rapath(SECRET.upper(), name))[2], ra)  # scope is case-insensitive
+        # the same name with other properties: not an update
+        for body, scope in ((ra_body(pid, role=READER), SECRET), (ra_body(self.make_identity("id-ra2")["properties"]["principalId"]), SECRET),
+                            (ra_body(pid), VAULT)):
+            with self.subTest(scope=scope, body=body["properties"]["roleDefinitionId"][-8:]):
+                r = self.authz("PUT", self.rapath(scope, name), body)
+                self.assertEqual((r[0], self.error_code(r)), (409, "RoleAssignmentUpdateNotPermitted"))
+        # the same (scope, role, principal) under another name, also when the role id is tenant-qualified
+        for role in (ROLE, f"/providers/Microsoft.Authorization/roleDefinitions/{SECRETS_USER.upper()}"):
+            r = self.authz("PUT", self.rapath(SECRET, new_guid()), ra_body(pid, role=role))
+            self.assertEqual((r[0], self.error_code(r)), (409, "RoleAssignmentExists"))
+            self.assertIn(name.replace("-", ""), r[2]["error"]["message"])
+        # description and condition can change on the same assignment
+        status, _, upd = self.authz("PUT", self.rapath(SECRET, name), ra_body(pid, description="app secret"))
+        self.assertEqual((status, upd["properties"]["description"]), (200, "app secret"))
+        # a GET or DELETE at another scope does not find it
+        r = self.authz("GET", self.rapath(VAULT, name))
+        self.assertEqual((r[0], self.error_code(r)), (404, "RoleAssignmentNotFound"))
+        self.assertEqual(self.authz("DELETE", self.rapath(VAULT, name))[0], 204)
+        status, _, deleted = self.authz("DELETE", self.rapath(SECRET, name))
+        self.assertEqual((status, deleted["name"], deleted["properties"]["scope"]), (200, name, SECRET))
+        self.assertEqual(self.authz("DELETE", self.rapath(SECRET, name))[0], 204)
+        self.assertEqual(self.authz("GET", self.rapath(SECRET, name))[0], 404)
+        # after the delete, the same triple can be assigned under a new name
+        self.assign(SECRET, pid)
+        calls = self.fake("/_fake/calls")["calls"]
+        tpl = "/{scope}/providers/Microsoft.Authorization/roleAssignments/{roleAssignmentName}"
+        self.assertEqual((calls["PUT " + tpl], calls["DELETE " + tpl]), (9, 3))
+
+    def test_role_assignment_validation(self):
+        pid = self.make_identity("id-rav")["properties"]["principalId"]
+        cases = [
+            (self.rapath(SECRET, "not-a-guid"), ra_body(pid), "InvalidRoleAssignmentId"),
+            (self.rapath(SECRET, new_guid()), ra_body(pid, role="Key Vault Secrets User"), "InvalidRoleDefinitionId"),
+            (self.rapath(SECRET, new_guid()), ra_body(pid, role=ROLE + "x"), "InvalidRoleDefinitionId"),
+            (self.rapath(SECRET, new_guid()), ra_body("app-principal"), "InvalidPrincipalId"),
+            (self.rapath(SECRET, new_guid()), ra_body(pid, scope=VAULT), "InvalidCreateRoleAssignmentRequest"),
+            (self.rapath(f"/subscriptions/{SUB}/resourceGroups", new_guid()), ra_body(pid), "InvalidCreateRoleAssignmentRequest"),
+            (self.rapath(SECRET, new_guid()), ra_body(pid, conditionVersion="1.0", condition="x"), "InvalidConditionVersion"),
+            (self.rapath(SECRET, new_guid()), {}, "InvalidRequestContent"),
+            (self.rapath(SECRET, new_guid()), None, "InvalidRequestContent"),
+            (self.rapath(SECRET, new_guid()), ra_body(pid, ptype="User"), "UnmatchedPrincipalType"),
+            (self.rapath(SECRET, new_guid()), ra_body(new_guid()), "PrincipalNotFound"),
+            # a scope given with its leading "/" to the Rust client makes a "//" path
+            ("/" + self.rapath(SECRET, new_guid()), ra_body(pid), "InvalidRequestUri"),
+        ]
+        for path, body, code in cases:
+            with self.subTest(code=code, path=path[-60:]):
+                r = self.authz("PUT", path, body)
+                self.assertEqual((r[0], self.error_code(r)), (400, code), r[2])
+        r = self.authz("PUT", self.rapath(SECRET, new_guid()), ra_body(new_guid()))
+        self.assertIn("does not exist in the directory", r[2]["error"]["message"])
+        self.assertEqual(self.authz("GET", "/" + self.rapath(SECRET))[0], 400)
+        # principalType may be omitted; the fake resolves it, as Azure does
+        status, _, ra = self.authz("PUT", self.rapath(SECRET, new_guid()), ra_body(pid, ptype=None, scope=SECRET))
+        self.assertEqual((status, ra["properties"]["principalType"]), (201, "ServicePrincipal"))
+        # the subscription, resource group and root scopes work too
+        for scope in (f"/subscriptions/{SUB}", f"/subscriptions/{SUB}/resourceGroups/{RG}", "/"):
+            with self.subTest(scope=scope):
+                ra = self.assign(scope, pid)
+                self.assertEqual(ra["properties"]["scope"], scope)
+                self.assertEqual(ra["id"], ("" if scope == "/" else scope) +
+                                 f"/providers/Microsoft.Authorization/roleAssignments/{ra['name']}")
+        for query in (API, MSI_API):
+            r = self.authz("GET", self.rapath(SECRET), query=query)
+            self.assertEqual((r[0], self.error_code(r)), (400, "InvalidApiVersionParameter"))
+        self.assertEqual(len(self.fake("/_fake/role-assignments")["roleAssignments"]), 4)
+
+    def test_role_assignment_list_filters(self):
+        a = self.make_identity("id-a")["properties"]["principalId"]
+        b = self.make_identity("id-b")["properties"]["principalId"]
+        sub, rg = f"/subscriptions/{SUB}", f"/subscriptions/{SUB}/resourceGroups/{RG}"
+        other_rg = f"/subscriptions/{SUB}/resourceGroups/rg-other"
+        secret10 = VAULT + "/secrets/pg-conn10"  # shares a string prefix with SECRET, not a path segment
+        names = {}
+        for key, scope, principal in (("root", "/", a), ("sub", sub, a), ("rg", rg, a), ("vault", VAULT, a),
+                                      ("secret-a", SECRET, a), ("secret-b", SECRET, b), ("secret10", secret10, a),
+                                      ("other-rg", other_rg, b)):
+            names[self.assign(scope, principal)["name"]] = key
+
+        def listed(scope, flt=None):
+            path = self.rapath(scope) + (f"?$filter={urllib.parse.quote(flt)}" if flt else "")
+            return sorted(names[r["name"]] for r in self.list_all(path, query=AUTH_API))
+
+        # no filter: at, above and below the scope
+        self.assertEqual(listed(VAULT), sorted(["root", "sub", "rg", "vault", "secret-a", "secret-b", "secret10"]))
+        self.assertEqual(listed(SECRET), sorted(["root", "sub", "rg", "vault", "secret-a", "secret-b"]))
+        self.assertEqual(listed(rg.upper()), sorted(["root", "sub", "rg", "vault", "secret-a", "secret-b", "secret10"]))
+        self.assertEqual(listed(sub), sorted(names.values()))
+        # atScope(): at and above only
+        self.assertEqual(listed(SECRET, "atScope()"), sorted(["root", "sub", "rg", "vault", "secret-a", "secret-b"]))
+        self.assertEqual(listed(VAULT, "atScope()"), sorted(["root", "sub", "rg", "vault"]))
+        # principalId eq: at, above and below, for that principal
+        self.assertEqual(listed(VAULT, f"principalId eq '{b}'"), ["secret-b"])
+        self.assertEqual(listed(sub, f"principalId eq '{b.upper()}'"), ["other-rg", "secret-b"])
+        self.assertEqual(listed(SECRET, f"atScope() and principalId eq '{a}'"),
+                         sorted(["root", "sub", "rg", "vault", "secret-a"]))
+        self.assertEqual(listed(VAULT, f"assignedTo('{a}')"),
+                         sorted(["root", "sub", "rg", "vault", "secret-a", "secret10"]))
+        self.assertEqual(listed(other_rg + "/providers/Microsoft.KeyVault/vaults/kv-x", "atScope()"),
+                         sorted(["root", "sub", "other-rg"]))
+        # nextLink keeps the filter (page size 2)
+        status, _, page = self.authz("GET", self.rapath(VAULT) + f"?$filter={urllib.parse.quote('atScope()')}")
+        self.assertEqual(len(page["value"]), 2)
+        self.assertIn("$filter=atScope()", page["nextLink"])
+        self.assertTrue(page["nextLink"].startswith(self.base + self.rapath(VAULT) + "?" + AUTH_API))
+        self.assertEqual(listed(sub, "atScope()"), ["root", "sub"])
+        # unsupported filters
+        for flt in ("roleDefinitionId eq 'x'", "principalId eq 'not-a-guid'", "atScope() or principalId eq 'x'"):
+            with self.subTest(flt=flt):
+                r = self.authz("GET", self.rapath(VAULT) + f"?$filter={urllib.parse.quote(flt)}")
+                self.assertEqual((r[0], self.error_code(r)), (400, "InvalidFilter"))
+        # the control endpoint's own filters
+        got = self.fake(f"/_fake/role-assignments?principalId={b}")["roleAssignments"]
+        self.assertEqual(sorted(names[r["name"]] for r in got), ["other-rg", "secret-b"])
+        got = self.fake("/_fake/role-assignments?scope=" + urllib.parse.quote(SECRET.lower()))["roleAssignments"]
+        self.assertEqual(sorted(names[r["name"]] for r in got), ["secret-a", "secret-b"])
+        calls = self.fake("/_fake/calls")["calls"]
+        self.assertGreaterEqual(calls["GET /{scope}/providers/Microsoft.Authorization/roleAssignments"], 15)
+
+    def test_identity_delete_leaves_orphaned_role_assignments(self):
+        old = self.make_identity("id-orphan")["properties"]
+        self.make_fic("id-orphan", "fic-1")
+        ra = self.assign(SECRET, old["principalId"])
+        self.assertEqual(self.msi("DELETE", self.ipath("id-orphan"))[0], 200)
+        # the assignment survives, as in Azure ("Identity not found" in the portal)
+        self.assertEqual(self.authz("GET", self.rapath(SECRET, ra["name"])), (200, unittest.mock.ANY, ra))
+        self.assertEqual([r["name"] for r in self.list_all(self.rapath(SECRET), query=AUTH_API)], [ra["name"]])
+        got = self.fake("/_fake/role-assignments")["roleAssignments"]
+        self.assertEqual(len(got), 1)
+        self.assertEqual((got[0]["name"], got[0]["scope"], got[0]["principalId"], got[0]["orphaned"], got[0]["identityId"]),
+                         (ra["name"], SECRET, old["principalId"], True, f"/subscriptions/{SUB}/resourcegroups/{RG}/providers/"
+                                                                      "Microsoft.ManagedIdentity/userAssignedIdentities/id-orphan"))
+        # the deleted principal cannot get new assignments
+        r = self.authz("PUT", self.rapath(VAULT, new_guid()), ra_body(old["principalId"]))
+        self.assertEqual((r[0], self.error_code(r)), (400, "PrincipalNotFound"))
+        # a new identity of the same name is a new principal; the old assignment stays orphaned
+        new = self.make_identity("id-orphan")["properties"]
+        ra2 = self.assign(SECRET, new["principalId"])
+        got = {r["name"]: r for r in self.fake("/_fake/role-assignments")["roleAssignments"]}
+        self.assertEqual((got[ra["name"]]["orphaned"], got[ra2["name"]]["orphaned"]), (True, False))
+        self.assertEqual(got[ra["name"]]["identityId"], got[ra2["name"]]["identityId"])
+        ident = self.fake("/_fake/identities")
+        self.assertEqual(ident["identities"][0]["federatedIdentityCredentials"], [])
+        self.assertEqual(ident["deletedIdentities"][0]["principalId"], old["principalId"])
+        # the assignment can still be deleted by its name
+        self.assertEqual(self.authz("DELETE", self.rapath(SECRET, ra["name"]))[0], 200)
+
+    def test_faults_state_and_reset(self):
+        self.req("POST", "/_fake/inject", {"status": 429, "retryAfter": 2, "match": "/userAssignedIdentities/", "method": "PUT"})
+        r = self.msi("PUT", self.ipath("id-f"), {"location": "westus"})
+        self.assertEqual((r[0], r[1]["Retry-After"], self.error_code(r)), (429, "2", "TooManyRequests"))
+        pid = self.make_identity("id-f")["properties"]["principalId"]
+        self.req("POST", "/_fake/inject", {"status": 409, "code": "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+                                           "match": "/federatedIdentityCredentials/"})
+        r = self.msi("PUT", self.fpath("id-f", "fic-1"), {"properties": {"issuer": ISSUER, "subject": "s", "audiences": ["a"]}})
+        self.assertEqual((r[0], self.error_code(r)), (409, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"))
+        self.req("POST", "/_fake/inject", {"status": 503, "match": "/roleAssignments", "method": "PUT"})
+        name = new_guid()
+        r = self.authz("PUT", self.rapath(SECRET, name), ra_body(pid))
+        self.assertEqual((r[0], r[1]["Retry-After"]), (503, "1"))
+        self.assign(SECRET, pid, name=name)
+        self.make_fic("id-f", "fic-1")
+        state = self.fake("/_fake/state")
+        self.assertEqual([i["name"] for i in state["identities"]], ["id-f"])
+        i = state["identities"][0]
+        self.assertEqual(sorted(i), ["clientId", "createdAt", "federatedIdentityCredentials", "id", "location", "name",
+                                     "principalId", "resourceGroup", "subscriptionId", "tags", "tenantId"])
+        self.assertEqual([r["name"] for r in state["roleAssignments"]], [name])
+        self.assertEqual(sorted(state["roleAssignments"][0]),
+                         sorted(["id", "name", "scope", "roleDefinitionId", "principalId", "principalType", "condition",
+                                 "conditionVersion", "createdOn", "updatedOn", "createdBy", "updatedBy",
+                                 "delegatedManagedIdentityResourceId", "description", "identityId", "orphaned"]))
+        self.assertEqual(state["deletedIdentities"], [])
+        self.req("POST", "/_fake/reset")
+        state = self.fake("/_fake/state")
+        self.assertEqual((state["identities"], state["deletedIdentities"], state["roleAssignments"]), ([], [], []))
+        self.assertEqual(self.fake("/_fake/identities"), {"identities": [], "deletedIdentities": []})
+        self.assertEqual(self.fake("/_fake/role-assignments"), {"roleAssignments": []})
+
+
+class PrincipalDelayTest(IdentityFake):
+    EXTRA_ARGS = ["--principal-delay-seconds", "1.5"]
+
+    def test_principal_not_found_until_the_delay_has_passed(self):
+        ident = self.make_identity("id-new")["properties"]
+        self.make_fic("id-new", "fic-1")  # credentials are not delayed
+        name = new_guid()
+        started = time.time()
+        r = self.authz("PUT", self.rapath(SECRET, name), ra_body(ident["principalId"]))
+        self.assertEqual((r[0], self.error_code(r)), (400, "PrincipalNotFound"))
+        self.assertIn(ident["principalId"].replace("-", ""), r[2]["error"]["message"])
+        self.assertEqual(self.authz("GET", self.rapath(SECRET, name))[0], 404)
+        while True:
+            r = self.authz("PUT", self.rapath(SECRET, name), ra_body(ident["principalId"]))
+            if r[0] == 201:
+                break
+            self.assertEqual((r[0], self.error_code(r)), (400, "PrincipalNotFound"))
+            self.assertLess(time.time() - started, 5)
+            time.sleep(0.2)
+        self.assertGreaterEqual(time.time() - started, 1.3)
+        self.assertEqual(r[2]["properties"]["principalId"], ident["principalId"])
+
 
 
 if __name__ == "__main__":

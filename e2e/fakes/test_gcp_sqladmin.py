@@ -562,6 +562,269 @@ class FakeSqlAdminTest(unittest.TestCase):
         self.assertEqual(self.ok("GET", "/_fake/state", auth=False)["secrets"], {})
         self.error(404, "GET", "/v1/projects/p/secrets/s2")
 
+    # ---------- IAM service accounts and IAM policies ----------
+    def sa_create(self, account_id="svc-orders", project="p", **sa):
+        return self.ok("POST", f"/v1/projects/{project}/serviceAccounts",
+                       {"accountId": account_id, "serviceAccount": sa or {"displayName": "Orders", "description": "paved"}})
+
+    def wi(self, namespace="shop", ksa="orders", project="p"):
+        return f"serviceAccount:{project}.svc.id.goog[{namespace}/{ksa}]"
+
+    def test_service_account_lifecycle(self):
+        sa = self.sa_create()
+        email = "svc-orders@p.iam.gserviceaccount.com"
+        self.assertEqual({k: sa[k] for k in ("name", "projectId", "email", "displayName", "description")},
+                         {"name": f"projects/p/serviceAccounts/{email}", "projectId": "p", "email": email,
+                          "displayName": "Orders", "description": "paved"})
+        self.assertRegex(sa["uniqueId"], r"^[0-9]{21}$")
+        self.assertEqual(sa["oauth2ClientId"], sa["uniqueId"])
+        base64.b64decode(sa["etag"], validate=True)  # bytes in the model: must be base64
+        self.assertNotIn("disabled", sa)
+        for ident in (email, sa["uniqueId"]):
+            self.assertEqual(self.ok("GET", f"/v1/projects/p/serviceAccounts/{ident}"), sa)
+            self.assertEqual(self.ok("GET", f"/v1/projects/-/serviceAccounts/{ident}"), sa)  # '-' infers the project
+        self.assertEqual(self.ok("GET", "/v1/projects/p/serviceAccounts/svc-orders%40p.iam.gserviceaccount.com"), sa)
+        self.error(404, "GET", f"/v1/projects/other/serviceAccounts/{email}")  # wrong project
+        # list: the client always sends pageSize (0 = --page-size, 2) and pageToken
+        for aid in ("svc-billing", "svc-carts"):
+            self.sa_create(aid)
+        self.sa_create("svc-elsewhere", project="q")
+        first = self.ok("GET", "/v1/projects/p/serviceAccounts?pageSize=0&pageToken=")
+        self.assertEqual([a["email"].split("@")[0] for a in first["accounts"]], ["svc-billing", "svc-carts"])
+        rest = self.ok("GET", f"/v1/projects/p/serviceAccounts?pageSize=0&pageToken={first['nextPageToken']}")
+        self.assertEqual(([a["email"] for a in rest["accounts"]], rest.get("nextPageToken")), ([email], None))
+        self.assertEqual(len(self.ok("GET", "/v1/projects/p/serviceAccounts?pageSize=5&pageToken=")["accounts"]), 3)
+        self.assertEqual(self.ok("GET", "/v1/projects/empty/serviceAccounts?pageSize=0&pageToken="), {})
+        # patch (body as the client sends it: no name inside serviceAccount, FieldMask as a string)
+        patched = self.ok("PATCH", f"/v1/projects/p/serviceAccounts/{email}",
+                          {"serviceAccount": {"displayName": "Orders v2"}, "updateMask": "displayName,description"})
+        self.assertEqual((patched["displayName"], "description" in patched, patched["uniqueId"]),
+                         ("Orders v2", False, sa["uniqueId"]))
+        self.error(400, "PATCH", f"/v1/projects/p/serviceAccounts/{email}",
+                   {"serviceAccount": {"email": "x@y.z"}, "updateMask": "email"})
+        # delete
+        self.assertEqual(self.ok("DELETE", f"/v1/projects/p/serviceAccounts/{email}"), {})
+        err, _ = self.error(404, "GET", f"/v1/projects/p/serviceAccounts/{email}")
+        self.assertEqual(err["status"], "NOT_FOUND")
+        self.error(404, "DELETE", f"/v1/projects/p/serviceAccounts/{email}")
+        self.error(404, "POST", f"/v1/projects/p/serviceAccounts/{email}:getIamPolicy", {})
+        err, _ = self.error(403, "GET", f"/v1/projects/-/serviceAccounts/{email}")  # R: '-' hides the 404
+        self.assertEqual((err["status"], err["details"][0]["metadata"]),
+                         ("PERMISSION_DENIED", {"permission": "iam.serviceAccounts.get"}))
+        self.error(404, "GET", f"/v1/projects/-/serviceAccounts/{sa['uniqueId']}")
+        calls = self.ok("GET", "/_fake/calls", auth=False)["calls"]
+        self.assertEqual(calls["POST /v1/projects/{project}/serviceAccounts"], 4)
+        self.assertEqual(calls["GET /v1/projects/{project}/serviceAccounts"], 4)
+        self.assertEqual(calls["DELETE /v1/projects/{project}/serviceAccounts/{account}"], 2)
+        self.assertEqual(calls["PATCH /v1/projects/{project}/serviceAccounts/{account}"], 2)
+        with open(self.log) as f:
+            self.assertRegex(f.read(), rf"(?m)^\S+ DELETE /v1/projects/p/serviceAccounts/{email} 200$")
+
+    def test_service_account_validation(self):
+        for aid in ("short", "Upper-case1", "1starts-digit", "ends-hyphen-", "a" * 31, "has_underscore", "", None):
+            with self.subTest(account_id=aid):
+                err, _ = self.error(400, "POST", "/v1/projects/p/serviceAccounts", {"accountId": aid})
+                self.assertEqual(err["status"], "INVALID_ARGUMENT")
+        self.sa_create("a" * 30)
+        self.sa_create("six-ch")
+        self.error(400, "POST", "/v1/projects/p/serviceAccounts",
+                   {"accountId": "svc-long", "serviceAccount": {"displayName": "x" * 101}})
+        self.error(400, "POST", "/v1/projects/p/serviceAccounts",
+                   {"accountId": "svc-long", "serviceAccount": {"description": "x" * 257}})
+        self.sa_create("svc-orders")
+        err, _ = self.error(409, "POST", "/v1/projects/p/serviceAccounts", {"accountId": "svc-orders"})
+        self.assertEqual(err["status"], "ALREADY_EXISTS")
+        self.assertEqual(err["message"], "Service account svc-orders already exists within project projects/p.")
+        self.assertEqual(err["details"][0]["resourceName"], "projects/p/serviceAccounts/svc-orders@p.iam.gserviceaccount.com")
+        self.sa_create("svc-orders", project="q")  # unique per project only
+        self.error(401, "POST", "/v1/projects/p/serviceAccounts", {"accountId": "svc-noauth"}, auth=False)
+
+    def test_recreated_service_account_gets_a_new_unique_id(self):
+        email = "svc-orders@p.iam.gserviceaccount.com"
+        first = self.sa_create()
+        self.ok("DELETE", f"/v1/projects/p/serviceAccounts/{first['uniqueId']}")  # delete by uniqueId
+        second = self.sa_create()
+        self.assertEqual(second["email"], email)
+        self.assertNotEqual(second["uniqueId"], first["uniqueId"])
+        self.assertRegex(second["uniqueId"], r"^[0-9]{21}$")
+        self.error(404, "GET", f"/v1/projects/p/serviceAccounts/{first['uniqueId']}")
+        state = self.ok("GET", "/_fake/service-accounts", auth=False)
+        self.assertEqual([(a["email"], a["uniqueId"]) for a in state["accounts"]], [(email, second["uniqueId"])])
+        self.assertEqual([(d["email"], d["uniqueId"], d["projectId"]) for d in state["deleted"]],
+                         [(email, first["uniqueId"], "p")])
+
+    def test_service_account_policy_and_etag(self):
+        sa = self.sa_create()
+        path = f"/v1/projects/p/serviceAccounts/{sa['email']}"
+        # iam-admin-v1 sends getIamPolicy as a POST with an empty body; options only when set
+        empty = self.ok("POST", path + ":getIamPolicy", {})
+        self.assertEqual((empty["version"], empty.get("bindings")), (1, None))
+        self.ok("GET", "/_fake/calls", auth=False)
+        self.error(404, "GET", path + ":getIamPolicy")  # not a GET for service accounts
+        binding = {"role": "roles/iam.workloadIdentityUser", "members": [self.wi()]}
+        set1 = self.ok("POST", path + ":setIamPolicy", {"policy": {"bindings": [binding], "etag": empty["etag"]}})
+        self.assertEqual((set1["version"], set1["bindings"]), (1, [binding]))
+        self.assertNotEqual(set1["etag"], empty["etag"])
+        self.assertEqual(len(base64.b64decode(set1["etag"])), 8)
+        self.assertEqual(self.ok("POST", path + ":getIamPolicy?options.requestedPolicyVersion=3", {}), set1)
+        # a stale etag is a 409 ABORTED; nothing changes
+        err, _ = self.error(409, "POST", path + ":setIamPolicy", {"policy": {"bindings": [], "etag": empty["etag"]}})
+        self.assertEqual(err["status"], "ABORTED")
+        self.assertIn("concurrent policy changes", err["message"])
+        self.assertEqual(self.ok("POST", path + ":getIamPolicy", {}), set1)
+        # without an etag the policy is overwritten; duplicates are merged and members sorted
+        two = self.wi(ksa="orders-2")
+        blind = self.ok("POST", path + ":setIamPolicy", {"policy": {"bindings": [
+            {"role": "roles/iam.workloadIdentityUser", "members": [two]},
+            {"role": "roles/iam.workloadIdentityUser", "members": [self.wi(), two]}]}, "updateMask": "bindings,etag"})
+        self.assertEqual(blind["bindings"], [{"role": "roles/iam.workloadIdentityUser", "members": sorted([self.wi(), two])}])
+        self.assertNotEqual(blind["etag"], set1["etag"])
+        self.error(400, "POST", path + ":getIamPolicy?options.requestedPolicyVersion=2", {})
+        # the fake's view from outside
+        state = self.ok("GET", "/_fake/service-accounts", auth=False)["accounts"]
+        self.assertEqual(state[0]["policy"], blind)
+        # deleting the account deletes its own policy; a re-created account starts empty
+        self.ok("DELETE", path)
+        self.assertEqual(self.ok("POST", f"/v1/projects/p/serviceAccounts/{self.sa_create()['email']}:getIamPolicy", {}),
+                         {"version": 1, "etag": empty["etag"]})
+        calls = self.ok("GET", "/_fake/calls", auth=False)["calls"]
+        self.assertEqual(calls["POST /v1/projects/{project}/serviceAccounts/{account}:setIamPolicy"], 3)
+
+    def test_invalid_members_and_roles_are_refused(self):
+        sa = self.sa_create()
+        path = f"/v1/projects/p/serviceAccounts/{sa['email']}:setIamPolicy"
+        role = "roles/iam.workloadIdentityUser"
+        for member in ("orders", "svc-orders@p.iam.gserviceaccount.com", "serviceAccount:not-an-email",
+                       "serviceAccount:p.svc.id.goog[shop]", "serviceAccount:p.svc.id.goog[Shop/orders]",
+                       "serviceAccount:p.svc.id.goog[shop/orders", "robot:x@example.com", "user:nobody",
+                       "principal://example.com/x", "deleted:serviceAccount:x@example.com", "",
+                       "serviceAccount:ghost@p.iam.gserviceaccount.com"):  # the last one does not exist
+            with self.subTest(member=member):
+                err, _ = self.error(400, "POST", path, {"policy": {"bindings": [{"role": role, "members": [member]}]}})
+                self.assertEqual(err["status"], "INVALID_ARGUMENT")
+        good = ["user:alice@example.com", "group:admins@example.com", "domain:example.com", "allUsers",
+                "allAuthenticatedUsers", f"serviceAccount:{sa['email']}", self.wi(),
+                "principal://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/p.svc.id.goog/subject/ns/shop/sa/orders",
+                "principalSet://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/p.svc.id.goog/namespace/shop",
+                "deleted:serviceAccount:old@p.iam.gserviceaccount.com?uid=123456789012345678901",
+                "serviceAccount:paved-e2e@fake.iam.gserviceaccount.com", "serviceAccount:123-compute@developer.gserviceaccount.com"]
+        got = self.ok("POST", path, {"policy": {"bindings": [{"role": role, "members": good}]}})
+        self.assertEqual(got["bindings"][0]["members"], sorted(good))
+        for bad_binding in ({"role": "roles/secretmanager.secretAccessor", "members": [self.wi()]},  # not for this resource
+                            {"role": "iam.workloadIdentityUser", "members": [self.wi()]},
+                            {"role": role, "members": []}, {"members": [self.wi()]}):
+            with self.subTest(binding=bad_binding):
+                self.error(400, "POST", path, {"policy": {"bindings": [bad_binding]}})
+        for r in ("roles/iam.serviceAccountTokenCreator", "roles/viewer", "projects/p/roles/custom.role"):
+            self.ok("POST", path, {"policy": {"bindings": [{"role": r, "members": [self.wi()]}]}})
+        # conditions need policy version 3, and must be read with requestedPolicyVersion=3
+        cond = {"role": role, "members": [self.wi()], "condition": {"title": "t", "expression": "request.time < timestamp('2030-01-01T00:00:00Z')"}}
+        self.error(400, "POST", path, {"policy": {"bindings": [cond]}})
+        self.error(400, "POST", path, {"policy": {"version": 2, "bindings": [{"role": role, "members": [self.wi()]}]}})
+        v3 = self.ok("POST", path, {"policy": {"version": 3, "bindings": [cond]}})
+        self.assertEqual((v3["version"], v3["bindings"]), (3, [cond]))
+        self.error(400, "POST", path.replace(":setIamPolicy", ":getIamPolicy"), {})
+        self.assertEqual(self.ok("POST", path.replace(":setIamPolicy", ":getIamPolicy?options.requestedPolicyVersion=3"), {}), v3)
+
+    def test_secret_policy(self):
+        accessor = "roles/secretmanager.secretAccessor"
+        err, _ = self.error(404, "GET", "/v1/projects/p/secrets/db-one-app:getIamPolicy")
+        self.assertEqual(err["status"], "NOT_FOUND")
+        self.error(404, "POST", "/v1/projects/p/secrets/db-one-app:setIamPolicy", {"policy": {}})
+        self.ok("POST", "/v1/projects/p/secrets?secretId=db-one-app", secret_body())
+        self.ok("POST", "/v1/projects/p/secrets?secretId=unbound", secret_body())
+        sa = self.sa_create()
+        member = f"serviceAccount:{sa['email']}"
+        # secretmanager-v1 sends getIamPolicy as a GET
+        empty = self.ok("GET", "/v1/projects/p/secrets/db-one-app:getIamPolicy")
+        self.assertEqual(empty, {"version": 1, "etag": "ACAB"})
+        self.error(404, "POST", "/v1/projects/p/secrets/db-one-app:getIamPolicy", {})
+        pol = self.ok("POST", "/v1/projects/p/secrets/db-one-app:setIamPolicy",
+                      {"policy": {"bindings": [{"role": accessor, "members": [member]}], "etag": empty["etag"]}})
+        self.assertEqual(pol["bindings"], [{"role": accessor, "members": [member]}])
+        self.assertEqual(self.ok("GET", "/v1/projects/p/secrets/db-one-app:getIamPolicy?options.requestedPolicyVersion=3"), pol)
+        err, _ = self.error(409, "POST", "/v1/projects/p/secrets/db-one-app:setIamPolicy",
+                            {"policy": {"bindings": [], "etag": empty["etag"]}})
+        self.assertEqual(err["status"], "ABORTED")
+        self.error(400, "POST", "/v1/projects/p/secrets/db-one-app:setIamPolicy",
+                   {"policy": {"bindings": [{"role": "roles/iam.workloadIdentityUser", "members": [member]}]}})
+        self.error(400, "POST", "/v1/projects/p/secrets/db-one-app:setIamPolicy",
+                   {"policy": {"bindings": [{"role": accessor, "members": ["serviceAccount:ghost@p.iam.gserviceaccount.com"]}]}})
+        self.assertEqual(self.ok("GET", "/_fake/secret-policies", auth=False),
+                         {"db-one-app": {"name": "projects/p/secrets/db-one-app", **pol},
+                          "unbound": {"name": "projects/p/secrets/unbound", "version": 1, "etag": "ACAB"}})
+        # deleting the account leaves the binding, shown as deleted:serviceAccount:{email}?uid={uniqueId}
+        self.ok("DELETE", f"/v1/projects/p/serviceAccounts/{sa['email']}")
+        dead = f"deleted:serviceAccount:{sa['email']}?uid={sa['uniqueId']}"
+        after = self.ok("GET", "/v1/projects/p/secrets/db-one-app:getIamPolicy")
+        self.assertEqual(after["bindings"], [{"role": accessor, "members": [dead]}])
+        # naming the deleted account is refused; a re-created account with the same email is not bound
+        self.error(400, "POST", "/v1/projects/p/secrets/db-one-app:setIamPolicy",
+                   {"policy": {"bindings": [{"role": accessor, "members": [member]}]}})
+        again = self.sa_create()
+        self.assertEqual(self.ok("GET", "/v1/projects/p/secrets/db-one-app:getIamPolicy")["bindings"],
+                         [{"role": accessor, "members": [dead]}])
+        # read-modify-write with the tombstone kept, as a client would send it back
+        rmw = self.ok("POST", "/v1/projects/p/secrets/db-one-app:setIamPolicy", {"policy": {
+            "bindings": [{"role": accessor, "members": [dead, member]}], "etag": after["etag"]}})
+        self.assertEqual(rmw["bindings"][0]["members"], sorted([dead, member]))
+        self.assertEqual(self.ok("GET", "/_fake/secret-policies", auth=False)["db-one-app"]["bindings"], rmw["bindings"])
+        self.assertNotEqual(again["uniqueId"], sa["uniqueId"])
+        # a secret's deletion drops its policy
+        self.ok("DELETE", "/v1/projects/p/secrets/db-one-app?etag=")
+        self.assertNotIn("db-one-app", self.ok("GET", "/_fake/secret-policies", auth=False))
+        self.ok("POST", "/v1/projects/p/secrets?secretId=db-one-app", secret_body())
+        self.assertEqual(self.ok("GET", "/v1/projects/p/secrets/db-one-app:getIamPolicy"), {"version": 1, "etag": "ACAB"})
+        calls = self.ok("GET", "/_fake/calls", auth=False)["calls"]
+        self.assertEqual(calls["GET /v1/projects/{project}/secrets/{secret}:getIamPolicy"], 6)
+        self.assertNotIn("GET /v1/projects/{project}/secrets/{secret}", calls)  # not mistaken for get_secret
+
+    def test_iam_auth_faults_propagation_and_fake_endpoints(self):
+        self.error(401, "GET", "/v1/projects/p/serviceAccounts?pageSize=0&pageToken=", auth=False)
+        self.error(401, "GET", "/v1/projects/p/secrets/s1:getIamPolicy", headers={"Authorization": "Bearer made-up"}, auth=False)
+        self.ok("POST", "/_fake/inject", {"status": 429, "count": 1, "match": "/serviceAccounts", "method": "POST"}, auth=False)
+        err, headers = self.error(429, "POST", "/v1/projects/p/serviceAccounts", {"accountId": "svc-orders"})
+        self.assertEqual((headers["Retry-After"], err["details"][0]["metadata"]), ("1", {"service": "iam.googleapis.com"}))
+        sa = self.sa_create()
+        self.ok("POST", "/_fake/inject", {"status": 503, "count": 1}, auth=False)  # no match: any /v1/ route
+        err, _ = self.error(503, "POST", f"/v1/projects/p/serviceAccounts/{sa['email']}:getIamPolicy", {})
+        self.assertEqual(err["status"], "UNAVAILABLE")
+        self.ok("POST", "/_fake/inject", {"status": 500, "count": 1, "match": ":setIamPolicy"}, auth=False)
+        self.ok("POST", "/v1/projects/p/secrets?secretId=s1", secret_body())
+        self.error(500, "POST", "/v1/projects/p/secrets/s1:setIamPolicy", {"policy": {}})
+        # eventual consistency: a new account cannot be named in a policy until IAM has propagated
+        self.assertEqual(self.ok("POST", "/_fake/inject", {"iamPropagationSeconds": 0.5}, auth=False),
+                         {"iamPropagationSeconds": 0.5})
+        fresh = self.sa_create("svc-fresh")
+        body = {"policy": {"bindings": [{"role": "roles/secretmanager.secretAccessor",
+                                         "members": [f"serviceAccount:{fresh['email']}"]}]}}
+        err, _ = self.error(400, "POST", "/v1/projects/p/secrets/s1:setIamPolicy", body)
+        self.assertEqual(err["message"], f"Service account {fresh['email']} does not exist.")
+        self.ok("GET", f"/v1/projects/p/serviceAccounts/{fresh['email']}")  # GET already works
+        time.sleep(0.6)
+        self.ok("POST", "/v1/projects/p/secrets/s1:setIamPolicy", body)
+        # out-of-band drift: delete an account, overwrite a secret's bindings
+        self.assertEqual(self.ok("POST", f"/_fake/service-accounts/{fresh['email']}/delete", auth=False),
+                         {"deleted": fresh["name"], "uniqueId": fresh["uniqueId"]})
+        self.error(404, "POST", f"/_fake/service-accounts/{fresh['email']}/delete", auth=False)
+        self.assertEqual(self.ok("GET", "/_fake/secret-policies", auth=False)["s1"]["bindings"][0]["members"],
+                         [f"deleted:serviceAccount:{fresh['email']}?uid={fresh['uniqueId']}"])
+        drift = self.ok("POST", "/_fake/secret-policies/s1/set", {"bindings": []}, auth=False)
+        self.assertNotIn("bindings", drift)
+        self.assertEqual(self.ok("GET", "/v1/projects/p/secrets/s1:getIamPolicy")["etag"], drift["etag"])
+        self.error(404, "POST", "/_fake/secret-policies/nope/set", {"bindings": []}, auth=False)
+        state = self.ok("GET", "/_fake/service-accounts", auth=False)
+        self.assertEqual([a["email"] for a in state["accounts"]], [sa["email"]])
+        self.assertEqual(set(state["accounts"][0]), {"name", "projectId", "uniqueId", "email", "displayName", "description",
+                                                     "etag", "oauth2ClientId", "createTime", "policy"})
+        self.ok("POST", "/_fake/reset", auth=False)
+        self.assertEqual(self.ok("GET", "/_fake/service-accounts", auth=False), {"accounts": [], "deleted": []})
+        self.assertEqual(self.ok("GET", "/_fake/secret-policies", auth=False), {})
+        self.sa_create("svc-after-reset")  # propagation back to the default (0): usable at once
+        self.ok("POST", "/v1/projects/p/secrets?secretId=s1", secret_body())
+        self.ok("POST", "/v1/projects/p/secrets/s1:setIamPolicy", {"policy": {"bindings": [
+            {"role": "roles/secretmanager.secretAccessor", "members": ["serviceAccount:svc-after-reset@p.iam.gserviceaccount.com"]}]}})
+
     # ---------- fault injection and introspection ----------
     def test_inject_429_then_recover(self):
         self.ok("POST", "/_fake/inject", {"status": 429, "count": 2, "retryAfter": 3, "match": "/instances", "method": "GET"}, auth=False)

@@ -9,6 +9,8 @@
   query.py role NAME              an IAM role, its tags and its inline policy `paved`
                                   (null when there is no such role)
   query.py delete-role NAME       delete an IAM role behind Paved's back
+  query.py widen-role NAME        attach a managed policy allowing everything and add
+                                  an inline one, behind Paved's back
   query.py create-role NAME PATH UID TRUST
                                   a role as an earlier claim (UID) left it
   query.py drift ID               change mutable fields behind Paved's back
@@ -49,6 +51,8 @@ elif cmd == "role":
             role["Policy"] = iam.get_role_policy(RoleName=sys.argv[2], PolicyName="paved")["PolicyDocument"]
         except iam.exceptions.NoSuchEntityException:
             role["Policy"] = None
+        role["Attached"] = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=sys.argv[2])["AttachedPolicies"]]
+        role["Inline"] = iam.list_role_policies(RoleName=sys.argv[2])["PolicyNames"]
     out = role
 elif cmd == "create-role":
     iam = boto3.client("iam")
@@ -56,8 +60,21 @@ elif cmd == "create-role":
         RoleName=sys.argv[2], Path=sys.argv[3], AssumeRolePolicyDocument=sys.argv[5],
         Tags=[{"Key": "paved.dev/claim-uid", "Value": sys.argv[4]}],
     )["Role"]
+elif cmd == "widen-role":
+    iam = boto3.client("iam")
+    everything = json.dumps({"Version": "2012-10-17",
+                             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    try:
+        arn = iam.create_policy(PolicyName="e2e-everything", PolicyDocument=everything)["Policy"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = f"arn:aws:iam::{boto3.client('sts').get_caller_identity()['Account']}:policy/e2e-everything"
+    iam.attach_role_policy(RoleName=sys.argv[2], PolicyArn=arn)
+    iam.put_role_policy(RoleName=sys.argv[2], PolicyName="e2e-extra", PolicyDocument=everything)
+    out = {"attached": arn}
 elif cmd == "delete-role":
     iam = boto3.client("iam")
+    for p in iam.list_attached_role_policies(RoleName=sys.argv[2])["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=sys.argv[2], PolicyArn=p["PolicyArn"])
     for name in iam.list_role_policies(RoleName=sys.argv[2])["PolicyNames"]:
         iam.delete_role_policy(RoleName=sys.argv[2], PolicyName=name)
     iam.delete_role(RoleName=sys.argv[2])

@@ -351,6 +351,65 @@ impl Fake {
     pub fn post(&self, path: &str, body: &Value) -> Result<String> {
         crate::http_post(&self.addr, path, &body.to_string())
     }
+
+    /// A GET of a `/_fake/` read (no auth), parsed.
+    pub fn get(&self, path: &str) -> Result<Value> {
+        Ok(serde_json::from_str(&crate::http_get(&self.addr, path)?)?)
+    }
+
+    /// A call to the faked cloud API as a caller with `token`: the status and the
+    /// parsed body (null when empty).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
+        let auth = format!("Bearer {token}");
+        let body = body.map(Value::to_string);
+        let (status, text) = crate::http_request(
+            &self.addr,
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_deref(),
+        )?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// A token of the Azure fake's Entra ID endpoint (any client).
+    pub fn azure_token(&self) -> Result<String> {
+        let form = "client_id=e2e&scope=https%3A%2F%2Fmanagement.azure.com%2F.default&grant_type=client_credentials\
+                    &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=e2e";
+        let (status, text) = crate::http_request(
+            &self.addr,
+            "POST",
+            "/11111111-1111-1111-1111-111111111111/oauth2/v2.0/token",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(form),
+        )?;
+        anyhow::ensure!(status == 200, "token: HTTP {status}: {text}");
+        let v: Value = serde_json::from_str(&text)?;
+        Ok(v["access_token"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// A token of the GCP fake's metadata server.
+    pub fn gcp_token(&self) -> Result<String> {
+        let (status, text) = crate::http_request(
+            &self.addr,
+            "GET",
+            "/computeMetadata/v1/instance/service-accounts/default/token",
+            &[("Metadata-Flavor", "Google")],
+            None,
+        )?;
+        anyhow::ensure!(status == 200, "token: HTTP {status}: {text}");
+        let v: Value = serde_json::from_str(&text)?;
+        Ok(v["access_token"].as_str().unwrap_or_default().to_string())
+    }
 }
 
 /// The ExternalSecret Paved wrote for a claim.

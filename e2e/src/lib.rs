@@ -556,43 +556,63 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// A minimal HTTP/1.0 GET, enough for /healthz and /metrics.
-pub fn http_get(addr: &str, path: &str) -> Result<String> {
+/// A minimal HTTP/1.0 request (loopback servers: the operator's metrics, the fakes):
+/// the status code and the body.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut body = String::new();
-    s.read_to_string(&mut body)?;
-    if !body.starts_with("HTTP/1.0 200") && !body.starts_with("HTTP/1.1 200") {
-        bail!("GET {path}: {}", body.lines().next().unwrap_or(""));
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
-    Ok(body
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
-}
-
-/// A minimal HTTP/1.0 POST of a JSON body; fails unless the answer is 2xx.
-pub fn http_post(addr: &str, path: &str, body: &str) -> Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
+    if let Some(b) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    write!(s, "{head}\r\n{}", body.unwrap_or(""))?;
     let mut answer = String::new();
     s.read_to_string(&mut answer)?;
-    let status = answer.lines().next().unwrap_or("");
-    if !(status.starts_with("HTTP/1.0 2") || status.starts_with("HTTP/1.1 2")) {
-        bail!("POST {path}: {status}");
+    let status = answer
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((
+        status,
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    ))
+}
+
+/// A GET that fails unless the answer is 200; enough for /healthz and /metrics.
+pub fn http_get(addr: &str, path: &str) -> Result<String> {
+    match http_request(addr, "GET", path, &[], None)? {
+        (200, body) => Ok(body),
+        (status, _) => bail!("GET {path}: HTTP {status}"),
     }
-    Ok(answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
+}
+
+/// A POST of a JSON body; fails unless the answer is 2xx.
+pub fn http_post(addr: &str, path: &str, body: &str) -> Result<String> {
+    match http_request(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        Some(body),
+    )? {
+        (200..=299, body) => Ok(body),
+        (status, _) => bail!("POST {path}: HTTP {status}"),
+    }
 }
 
 /// Polls `check` until it returns Some or `timeout` passes; the error says what was

@@ -529,6 +529,15 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     )?;
     assert!(!ok && out.contains("paved.dev/cleanup is Paved's"), "{out}");
 
+    // Widened by hand (a managed policy allowing everything attached, an inline one
+    // added): both taken off again.
+    paved_e2e::db::moto(cp, "query.py", &["widen-role", &role_name])?;
+    eventually("the extra policies removed", T, || async {
+        let r = paved_e2e::db::moto(cp, "query.py", &["role", &role_name])?;
+        Ok((r["Attached"] == json!([]) && r["Inline"] == json!(["paved"])).then_some(()))
+    })
+    .await?;
+
     // Deleted by hand: made again, and said so.
     paved_e2e::db::moto(cp, "query.py", &["delete-role", &role_name])?;
     eventually("the role made again", T, || async {

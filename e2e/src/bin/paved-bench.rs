@@ -295,6 +295,7 @@ async fn baseline(
             team: None,
             secrets_namespace: paved_api::DEFAULT_SECRETS_NAMESPACE,
             databases: &[],
+            identity: None,
         };
         let mut objects = paved_compose::service::render_service(&input)?;
         for o in &mut objects {

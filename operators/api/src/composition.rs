@@ -221,13 +221,90 @@ pub struct WorkloadIdentity {
     pub value: String,
 }
 
-/// The per-service cloud identity Paved makes.
+/// The per-service cloud identity Paved makes: exactly one of the fields, the
+/// Composition's cloud.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "[has(self.aws), has(self.azure), has(self.gcp)].filter(x, x).size() == 1", "message": "name exactly one identity: aws, azure or gcp"}
+]))]
 pub struct ServiceIdentity {
     /// An IAM role per service, assumed through the cluster's OIDC provider (IRSA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsServiceIdentity>,
+    /// A user-assigned managed identity per service, with a federated credential for
+    /// exactly the service's ServiceAccount (AKS workload identity) and `Key Vault
+    /// Secrets User` on exactly the service's own Key Vault secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureServiceIdentity>,
+    /// A Google service account per service, impersonable by exactly the service's
+    /// ServiceAccount (GKE workload identity) and `secretmanager.secretAccessor` on
+    /// exactly the service's own secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<GcpServiceIdentity>,
+}
+
+impl ServiceIdentity {
+    /// How often the identity is checked for drift (the cloud's `pollInterval`).
+    pub fn poll_interval(&self) -> &str {
+        self.aws
+            .as_ref()
+            .map(|a| a.poll_interval.as_str())
+            .or(self.azure.as_ref().map(|a| a.poll_interval.as_str()))
+            .or(self.gcp.as_ref().map(|g| g.poll_interval.as_str()))
+            .unwrap_or("5m")
+    }
+}
+
+/// A managed identity per service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureServiceIdentity {
+    /// Subscription the identities are made in.
+    #[schemars(length(min = 1, max = 64))]
+    pub subscription_id: String,
+    /// Resource group the identities are made in (the platform's, not a team's).
+    #[schemars(length(min = 1, max = 90))]
+    pub resource_group: String,
+    /// Azure region of the identities, e.g. `westeurope`.
+    #[schemars(length(min = 1, max = 64))]
+    pub location: String,
+    /// The AKS cluster's OIDC issuer URL (`az aks show --query oidcIssuerProfile.issuerUrl`).
+    /// Each identity trusts tokens it issued for exactly the service's ServiceAccount.
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^https://"))]
+    pub oidc_issuer: String,
+    /// ARM resource ID of the Key Vault behind `secrets.backend.azure`
+    /// (`/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>`):
+    /// role assignments are scoped to single secrets in it. The vault must use Azure RBAC.
+    #[schemars(
+        length(min = 1, max = 512),
+        regex(
+            pattern = r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/[^/]+$"
+        )
+    )]
+    pub key_vault_id: String,
+    /// How often each identity is checked for drift, e.g. `5m` (jittered).
+    #[serde(default = "default_identity_poll")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 16))]
+    pub poll_interval: String,
+}
+
+/// A Google service account per service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcpServiceIdentity {
+    /// Project the service accounts are made in.
+    #[schemars(length(min = 1, max = 64))]
+    pub project_id: String,
+    /// The cluster's workload identity pool, `<cluster project>.svc.id.goog`. Default:
+    /// from `secrets.backend.gcp.clusterProjectId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub workload_pool: Option<String>,
+    /// How often each service account is checked for drift, e.g. `5m` (jittered).
+    #[serde(default = "default_identity_poll")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 16))]
+    pub poll_interval: String,
 }
 
 /// An IAM role per service.

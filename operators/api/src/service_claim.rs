@@ -337,10 +337,16 @@ pub struct ServiceClaimStatus {
     /// whose objects still match it. For the operator, not for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<String>,
-    /// The cloud identity Paved made for the service (an IAM role ARN), which its
-    /// ServiceAccount is annotated with.
+    /// The cloud identity Paved made for the service, as its ServiceAccount is
+    /// annotated with it: the IAM role ARN (AWS), the managed identity's client ID
+    /// (Azure), or the Google service account's email (GCP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// Where that identity lives (the role ARN, the managed identity's ARM resource
+    /// ID, the service account's resource name): deleting the claim deletes it there,
+    /// whatever the Composition says by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_id: Option<String>,
 }
 
 /// Readiness of one child claim.

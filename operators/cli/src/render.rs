@@ -92,6 +92,7 @@ pub fn render_files(files: &[PathBuf], dir: &Path, default_cloud: Cloud) -> Resu
                         team: None,
                         secrets_namespace: paved_api::DEFAULT_SECRETS_NAMESPACE,
                         databases: &[],
+                        identity: None,
                     };
                     let objects = render_service(&input).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
                     out.push_str(&format!("# ServiceClaim {name}: {} objects from composition {}\n", objects.len(), comp.name_any()));

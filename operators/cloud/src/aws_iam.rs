@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use aws_sdk_iam::Client as Iam;
-use paved_compose::identity::{DesiredRole, ObservedRole, OWNER_TAG};
-use serde_json::Value;
+use paved_compose::identity::{
+    role_path, DesiredIdentity, DesiredRole, ObservedIdentity, OTHER_POLICIES, OWNER_TAG,
+};
+use serde_json::{json, Value};
 
-use crate::ProviderError;
+use crate::{IdentityClient, ProviderError};
 
 /// The inline policy Paved keeps on each role.
 pub const POLICY_NAME: &str = "paved";
@@ -39,7 +42,7 @@ impl IamRoles {
     }
 
     /// The role named `name`, or None.
-    pub async fn observe(&self, name: &str) -> Result<Option<ObservedRole>, ProviderError> {
+    async fn observe_role(&self, name: &str) -> Result<Option<ObservedIdentity>, ProviderError> {
         let role = match self.iam.get_role().role_name(name).send().await {
             Ok(r) => r.role,
             Err(e)
@@ -56,42 +59,117 @@ impl IamRoles {
             .iter()
             .map(|t| (t.key().to_string(), t.value().to_string()))
             .collect();
-        // Tags first: nothing more is read of a role that is not ours.
-        let policy = if tags.contains_key(OWNER_TAG) {
-            match self
-                .iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(POLICY_NAME)
-                .send()
-                .await
-            {
-                Ok(p) => document(p.policy_document()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                {
-                    None
-                }
-                Err(e) => return Err(crate::aws::classify(e)),
-            }
-        } else {
-            None
+        let mut observed = ObservedIdentity {
+            reference: role.arn().to_string(),
+            owner: tags.get(OWNER_TAG).cloned(),
+            parts: Default::default(),
         };
-        Ok(Some(ObservedRole {
-            arn: role.arn().to_string(),
-            trust: role.assume_role_policy_document().and_then(document),
-            policy,
-            permissions_boundary: role
+        // Tags first: nothing more is read of a role that is not ours.
+        if observed.owner.is_none() {
+            return Ok(Some(observed));
+        }
+        let policy = match self
+            .iam
+            .get_role_policy()
+            .role_name(name)
+            .policy_name(POLICY_NAME)
+            .send()
+            .await
+        {
+            Ok(p) => document(p.policy_document()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                None
+            }
+            Err(e) => return Err(crate::aws::classify(e)),
+        };
+        observed.parts.insert(
+            "trust",
+            role.assume_role_policy_document()
+                .and_then(document)
+                .unwrap_or(Value::Null),
+        );
+        observed
+            .parts
+            .insert("policy", policy.unwrap_or(Value::Null));
+        observed.parts.insert(
+            "permissionsBoundary",
+            json!(role
                 .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(String::from),
-            tags,
-        }))
+                .and_then(|b| b.permissions_boundary_arn())),
+        );
+        observed
+            .parts
+            .insert(OTHER_POLICIES, json!(self.other_policies(name).await?));
+        Ok(Some(observed))
+    }
+
+    /// Managed policies attached to the role and inline policies other than Paved's:
+    /// `arn:…` for the former, names for the latter.
+    async fn other_policies(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+        let mut out = vec![];
+        let mut attached = self
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = attached.next().await {
+            let page = page.map_err(crate::aws::classify)?;
+            out.extend(
+                page.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(String::from)),
+            );
+        }
+        let mut inline = self
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = inline.next().await {
+            let page = page.map_err(crate::aws::classify)?;
+            out.extend(
+                page.policy_names()
+                    .iter()
+                    .filter(|n| *n != POLICY_NAME)
+                    .cloned(),
+            );
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Detaches and deletes every policy but Paved's (IAM refuses to delete a role
+    /// that still has any).
+    async fn remove_other_policies(&self, name: &str) -> Result<(), ProviderError> {
+        for p in self.other_policies(name).await? {
+            if p.starts_with("arn:") {
+                self.iam
+                    .detach_role_policy()
+                    .role_name(name)
+                    .policy_arn(&p)
+                    .send()
+                    .await
+                    .map_err(crate::aws::classify)?;
+            } else {
+                self.iam
+                    .delete_role_policy()
+                    .role_name(name)
+                    .policy_name(&p)
+                    .send()
+                    .await
+                    .map_err(crate::aws::classify)?;
+            }
+        }
+        Ok(())
     }
 
     /// Creates the role, tagged as the claim's, then its inline policy.
-    pub async fn create(&self, d: &DesiredRole) -> Result<(), ProviderError> {
+    async fn create_role(&self, d: &DesiredRole) -> Result<(), ProviderError> {
         let mut req = self
             .iam
             .create_role()
@@ -127,8 +205,11 @@ impl IamRoles {
         Ok(())
     }
 
-    /// Puts back the parts `paved_compose::identity::plan_role` named.
-    pub async fn update(&self, d: &DesiredRole, drift: &[&str]) -> Result<(), ProviderError> {
+    /// Puts back the parts `paved_compose::identity::plan_identity` named.
+    async fn update_role(&self, d: &DesiredRole, drift: &[&str]) -> Result<(), ProviderError> {
+        if drift.contains(&OTHER_POLICIES) {
+            self.remove_other_policies(&d.name).await?;
+        }
         if drift.contains(&"trust") {
             self.iam
                 .update_assume_role_policy()
@@ -168,7 +249,11 @@ impl IamRoles {
     /// Deletes every role Paved made under `path` (tagged with a claim's UID) but
     /// `keep`: roles an earlier claim of the same name left behind, which trust the
     /// same ServiceAccount name. Returns their names.
-    pub async fn remove_stale(&self, path: &str, keep: &str) -> Result<Vec<String>, ProviderError> {
+    async fn remove_stale_roles(
+        &self,
+        path: &str,
+        keep: &str,
+    ) -> Result<Vec<String>, ProviderError> {
         let mut names = vec![];
         let mut pages = self
             .iam
@@ -187,13 +272,13 @@ impl IamRoles {
         }
         let mut removed = vec![];
         for name in names {
-            let Some(seen) = self.observe(&name).await? else {
+            let Some(seen) = self.observe_role(&name).await? else {
                 continue;
             };
-            let Some(uid) = seen.tags.get(OWNER_TAG).cloned() else {
+            let Some(uid) = seen.owner else {
                 continue;
             };
-            if self.delete(&name, &uid).await? {
+            if self.delete_role(&name, &uid).await? {
                 removed.push(name);
             }
         }
@@ -202,13 +287,14 @@ impl IamRoles {
 
     /// Deletes the role if it is the claim `uid`'s: its inline policy, then the role.
     /// Returns whether there was one of ours to delete.
-    pub async fn delete(&self, name: &str, uid: &str) -> Result<bool, ProviderError> {
-        let Some(seen) = self.observe(name).await? else {
+    async fn delete_role(&self, name: &str, uid: &str) -> Result<bool, ProviderError> {
+        let Some(seen) = self.observe_role(name).await? else {
             return Ok(false);
         };
-        if seen.tags.get(OWNER_TAG).map(String::as_str) != Some(uid) {
+        if seen.owner.as_deref() != Some(uid) {
             return Ok(false);
         }
+        self.remove_other_policies(name).await?;
         match self
             .iam
             .delete_role_policy()
@@ -233,6 +319,51 @@ impl IamRoles {
             }
             Err(e) => Err(crate::aws::classify(e)),
         }
+    }
+}
+
+fn role(d: &DesiredIdentity) -> Result<&DesiredRole, ProviderError> {
+    match d {
+        DesiredIdentity::Aws(r) => Ok(r),
+        other => Err(ProviderError::Terminal {
+            reason: paved_api::Reason::ProviderMisconfigured,
+            message: format!("the IAM client was given a {} identity", other.cloud()),
+        }),
+    }
+}
+
+#[async_trait]
+impl IdentityClient for IamRoles {
+    async fn observe(
+        &self,
+        d: &DesiredIdentity,
+    ) -> Result<Option<ObservedIdentity>, ProviderError> {
+        self.observe_role(&role(d)?.name).await
+    }
+
+    async fn create(&self, d: &DesiredIdentity) -> Result<String, ProviderError> {
+        let r = role(d)?;
+        self.create_role(r).await?;
+        Ok(r.arn.clone())
+    }
+
+    async fn update(&self, d: &DesiredIdentity, drift: &[&str]) -> Result<(), ProviderError> {
+        self.update_role(role(d)?, drift).await
+    }
+
+    async fn delete(&self, id: &str, uid: &str) -> Result<bool, ProviderError> {
+        // `arn:aws:iam::<account>:role/<path>/<name>`, or a bare name.
+        let name = id.rsplit('/').next().unwrap_or(id);
+        self.delete_role(name, uid).await
+    }
+
+    async fn remove_stale(
+        &self,
+        d: &DesiredIdentity,
+        claim_name: &str,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.remove_stale_roles(&role_path(claim_name), &role(d)?.name)
+            .await
     }
 }
 

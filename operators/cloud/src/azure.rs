@@ -83,15 +83,7 @@ impl AzureProvider {
         ttl: Duration,
         on_list: crate::ListCounter,
     ) -> Result<Self, ProviderError> {
-        let credential: Arc<dyn TokenCredential> = Arc::new(
-            azure_identity::WorkloadIdentityCredential::create(
-                azure_identity::TokenCredentialOptions::default(),
-            )
-            .map_err(|e| ProviderError::Terminal {
-                reason: Reason::ProviderAccessDenied,
-                message: format!("no Azure workload identity: {e}"),
-            })?,
-        );
+        let credential = workload_credential()?;
         let client = pg::ClientBuilder::new(credential.clone())
             .endpoint(endpoints.resource_manager.clone())
             .retry(azure_core::RetryOptions::exponential(
@@ -377,6 +369,20 @@ impl AzureProvider {
             .and_then(|v| v.as_str())
             .map(String::from)
     }
+}
+
+/// The operator's own Azure credential: workload identity (`AZURE_CLIENT_ID`,
+/// `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE`, as the AKS webhook sets them).
+pub fn workload_credential() -> Result<Arc<dyn TokenCredential>, ProviderError> {
+    Ok(Arc::new(
+        azure_identity::WorkloadIdentityCredential::create(
+            azure_identity::TokenCredentialOptions::default(),
+        )
+        .map_err(|e| ProviderError::Terminal {
+            reason: Reason::ProviderAccessDenied,
+            message: format!("no Azure workload identity: {e}"),
+        })?,
+    ))
 }
 
 /// The Key Vault secret holding a server's administrator credentials (JSON with
@@ -752,7 +758,7 @@ fn arm_error_message(body: &[u8]) -> String {
 
 /// Classifies an azure_core error by its HTTP status and ARM error code; messages
 /// carry Azure's words, never request bodies.
-fn classify(e: azure_core::Error) -> ProviderError {
+pub(crate) fn classify(e: azure_core::Error) -> ProviderError {
     if let Some(h) = e.as_http_error() {
         let status = u16::from(h.status());
         let message = format!(

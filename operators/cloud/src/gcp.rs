@@ -44,6 +44,8 @@ pub const FINAL_BACKUP_TTL_DAYS: i64 = 365;
 pub struct GcpEndpoints {
     pub sqladmin: Option<String>,
     pub secretmanager: Option<String>,
+    /// The IAM API (services' Google service accounts).
+    pub iam: Option<String>,
 }
 
 type InstanceList = Option<(Instant, Arc<HashMap<String, DatabaseInstance>>)>;
@@ -626,7 +628,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
 
 /// Classifies a Google API error by HTTP status; Retry-After is honoured. Messages
 /// carry the service's words, never request bodies.
-fn classify(e: google_cloud_sql_v1::Error) -> ProviderError {
+pub(crate) fn classify(e: google_cloud_sql_v1::Error) -> ProviderError {
     if let Some(code) = e.http_status_code() {
         let retry_after = ProviderError::retry_after(
             e.http_headers()

@@ -14,12 +14,49 @@ use paved_api::Reason;
 pub mod aws;
 pub mod aws_iam;
 pub mod azure;
+pub mod azure_identity;
 pub mod decide;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod gcp;
+pub mod gcp_identity;
 pub mod local;
 pub mod temporal;
+
+/// One cloud's service identities (IAM roles, managed identities, Google service
+/// accounts), acted on as `paved_compose::identity::plan_identity` decides. Every
+/// method acts only on what carries the claim's owner marker.
+#[async_trait]
+pub trait IdentityClient: Send + Sync {
+    /// The identity `d` names, or None.
+    async fn observe(
+        &self,
+        d: &paved_compose::identity::DesiredIdentity,
+    ) -> Result<Option<paved_compose::identity::ObservedIdentity>, ProviderError>;
+    /// Makes it, marked as the claim's; returns what the ServiceAccount is annotated
+    /// with (ARN, client ID, email).
+    async fn create(
+        &self,
+        d: &paved_compose::identity::DesiredIdentity,
+    ) -> Result<String, ProviderError>;
+    /// Puts back the parts `plan_identity` named.
+    async fn update(
+        &self,
+        d: &paved_compose::identity::DesiredIdentity,
+        drift: &[&str],
+    ) -> Result<(), ProviderError>;
+    /// Deletes the identity at `id` (`DesiredIdentity::id`, as recorded in the claim's
+    /// status) and what Paved granted it, if it is the claim `uid`'s. Returns whether
+    /// there was one of ours.
+    async fn delete(&self, id: &str, uid: &str) -> Result<bool, ProviderError>;
+    /// Deletes the identities an earlier ServiceClaim of `d`'s claim name left where
+    /// `d` would be made (they trust the same ServiceAccount name). Returns their names.
+    async fn remove_stale(
+        &self,
+        d: &paved_compose::identity::DesiredIdentity,
+        claim_name: &str,
+    ) -> Result<Vec<String>, ProviderError>;
+}
 
 /// Called once per page of a shared instance list sent to a cloud API (a metric).
 pub type ListCounter = std::sync::Arc<dyn Fn() + Send + Sync>;

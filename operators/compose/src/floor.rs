@@ -204,21 +204,63 @@ pub fn check_composition_service(s: &ServiceComposition) -> Vec<Violation> {
             }
         }
     }
-    // A role Paved makes reads `<path>/*`: the path must name exactly one service of
-    // one team, whole segments, and nothing IAM reads as a wildcard or variable.
-    if let (Some(sec), true) = (
-        &s.secrets,
-        s.identity.as_ref().is_some_and(|i| i.aws.is_some()),
-    ) {
-        let segments: Vec<&str> = sec.path.trim_matches('/').split('/').collect();
-        if !segments.contains(&"{owner}")
-            || !(segments.contains(&"{service}") || segments.contains(&"{namespace}"))
-            || sec.path.contains(['*', '?', '$'])
-        {
-            out.push(v(
-                "spec.service.secrets.path",
-                "with identity.aws it must have {owner} and {service} each as a whole segment (e.g. {owner}/{service}) and no *, ? or $: each role reads <path>/*",
-            ));
+    if let Some(id) = &s.identity {
+        let named: Vec<Cloud> = [
+            (id.aws.is_some(), Cloud::Aws),
+            (id.azure.is_some(), Cloud::Azure),
+            (id.gcp.is_some(), Cloud::Gcp),
+        ]
+        .into_iter()
+        .filter_map(|(has, c)| has.then_some(c))
+        .collect();
+        match named.as_slice() {
+            [c] if *c == s.cloud => {}
+            [c] => out.push(v(
+                &format!("spec.service.identity.{c}"),
+                format!("this Composition serves cloud {}", s.cloud),
+            )),
+            _ => out.push(v(
+                "spec.service.identity",
+                "name exactly one identity: aws, azure or gcp",
+            )),
+        }
+        // The identity reads from the same cloud's store.
+        if let Some(sec) = &s.secrets {
+            let backend_cloud = if sec.backend.aws.is_some() {
+                Some(Cloud::Aws)
+            } else if sec.backend.azure.is_some() {
+                Some(Cloud::Azure)
+            } else if sec.backend.gcp.is_some() {
+                Some(Cloud::Gcp)
+            } else {
+                None
+            };
+            if let ([c], Some(b)) = (named.as_slice(), backend_cloud) {
+                if *c != b {
+                    out.push(v(
+                        "spec.service.secrets.backend",
+                        format!(
+                            "identity.{c} reads secrets from {c}'s store; this backend is {b}'s"
+                        ),
+                    ));
+                }
+            }
+            // Each identity reads keys under its path (AWS: `<path>/*`; Azure, GCP:
+            // exact names): the path must name exactly one service of one team, as
+            // whole segments, and nothing a store reads as a wildcard or variable.
+            let sep = crate::service::key_separator(sec);
+            let segments: Vec<&str> = sec.path.trim_matches('/').split(sep).collect();
+            if !segments.contains(&"{owner}")
+                || !(segments.contains(&"{service}") || segments.contains(&"{namespace}"))
+                || sec.path.contains(['*', '?', '$'])
+            {
+                out.push(v(
+                    "spec.service.secrets.path",
+                    format!(
+                        "with identity it must have {{owner}} and {{service}} each as a whole segment (e.g. {{owner}}{sep}{{service}}) and no *, ? or $: each identity reads exactly its own keys under it"
+                    ),
+                ));
+            }
         }
     }
     if let Some(sec) = &s.secrets {
@@ -649,12 +691,14 @@ mod tests {
             .contains("cannot read each other's secrets"));
         s.secrets.as_mut().unwrap().path = "{owner}/{service}".into();
         // A role's prefix: whole segments, one service of one team.
+        s.cloud = Cloud::Aws;
         s.identity = Some(paved_api::ServiceIdentity {
             aws: Some(paved_api::AwsServiceIdentity {
                 oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
                 permissions_boundary: None,
                 poll_interval: "5m".into(),
             }),
+            ..Default::default()
         });
         assert_eq!(check_composition_service(&s), vec![]);
         for bad in ["{service}", "{owner}-{service}", "{owner}/{service}*"] {
@@ -665,6 +709,52 @@ mod tests {
                 "{bad}"
             );
         }
+        // An identity of another cloud than the Composition's, or reading another
+        // cloud's store, is refused; each store splits keys its own way.
+        s.secrets.as_mut().unwrap().path = "{owner}/{service}".into();
+        let aws = s.identity.clone();
+        s.identity = Some(paved_api::ServiceIdentity {
+            gcp: Some(paved_api::GcpServiceIdentity {
+                project_id: "p".into(),
+                workload_pool: Some("p.svc.id.goog".into()),
+                poll_interval: "5m".into(),
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            fields(check_composition_service(&s)),
+            vec!["spec.service.identity.gcp", "spec.service.secrets.backend"]
+        );
+        s.cloud = Cloud::Gcp;
+        s.secrets.as_mut().unwrap().backend = paved_api::SecretBackend {
+            gcp: Some(paved_api::GcpSecretBackend {
+                project_id: "p".into(),
+                cluster_location: "l".into(),
+                cluster_name: "c".into(),
+                cluster_project_id: "p".into(),
+            }),
+            ..Default::default()
+        };
+        s.secrets.as_mut().unwrap().path = "{owner}_{service}".into();
+        assert_eq!(check_composition_service(&s), vec![]);
+        s.secrets.as_mut().unwrap().path = "{owner}/{service}".into();
+        assert_eq!(
+            fields(check_composition_service(&s)),
+            vec!["spec.service.secrets.path"]
+        );
+        let mut both = aws.clone().unwrap();
+        both.gcp = s.identity.as_ref().unwrap().gcp.clone();
+        s.identity = Some(both);
+        assert!(
+            fields(check_composition_service(&s)).contains(&"spec.service.identity".to_string())
+        );
+        s.cloud = Cloud::Aws;
+        s.secrets.as_mut().unwrap().backend = paved_api::SecretBackend {
+            aws: Some(paved_api::AwsSecretBackend {
+                region: "us-east-1".into(),
+            }),
+            ..Default::default()
+        };
         s.secrets.as_mut().unwrap().path = "{owner}/{service}".into();
         s.identity = None;
         s.network.egress_to = vec![paved_api::EgressPeer {

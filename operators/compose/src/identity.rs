@@ -1,11 +1,14 @@
-//! The cloud identity Paved makes for each service, pure: what the IAM role of a
-//! ServiceClaim must be (name, trust, permissions, tags), and how what the cloud shows
-//! differs from it. The operator observes, decides with [`plan_role`] and calls the
-//! provider.
+//! The cloud identity Paved makes for each service, pure: what the IAM role, managed
+//! identity or Google service account of a ServiceClaim must be (name, trust,
+//! permissions, owner marker), and how what the cloud shows differs from it. Every
+//! cloud's identity is compared as named parts, so one [`plan_identity`] decides for
+//! all three; the operator observes, decides and calls the cloud's client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use paved_api::{labels, AwsServiceIdentity, SecretsConfig};
+use paved_api::{
+    labels, AwsServiceIdentity, AzureServiceIdentity, Cloud, GcpServiceIdentity, SecretsConfig,
+};
 use serde_json::{json, Value};
 
 /// Tag that marks a role as a claim's (by UID): a role without it, or with another
@@ -28,28 +31,6 @@ pub struct DesiredRole {
     pub policy: Value,
     pub permissions_boundary: Option<String>,
     pub tags: BTreeMap<String, String>,
-}
-
-/// What the cloud shows of a role (documents parsed from IAM's URL-encoded JSON).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ObservedRole {
-    pub arn: String,
-    pub trust: Option<Value>,
-    pub policy: Option<Value>,
-    pub permissions_boundary: Option<String>,
-    pub tags: BTreeMap<String, String>,
-}
-
-/// What to do about a role.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RolePlan {
-    Create,
-    /// Ours, as desired.
-    UpToDate,
-    /// Ours, with these parts to put back (`trust`, `policy`, `permissionsBoundary`).
-    Update(Vec<&'static str>),
-    /// A role of that name that is not this claim's.
-    OwnedByOther(String),
 }
 
 /// Everything a role is made from.
@@ -201,35 +182,447 @@ pub fn aws_role(input: &RoleInput<'_>) -> Result<DesiredRole, String> {
     })
 }
 
-/// Pure: what to do about the role, given what IAM shows (None: no such role).
-pub fn plan_role(d: &DesiredRole, seen: Option<&ObservedRole>) -> RolePlan {
-    let Some(o) = seen else {
-        return RolePlan::Create;
-    };
-    match o.tags.get(OWNER_TAG) {
-        Some(uid) if Some(uid) == d.tags.get(OWNER_TAG) => {}
-        other => {
-            return RolePlan::OwnedByOther(match other {
-                Some(uid) => format!("claim {uid}"),
-                None => "no Paved claim".into(),
-            })
+/// The part of an AWS role that lists managed policies attached to it and inline
+/// policies other than Paved's: always empty on a role Paved keeps, so a policy
+/// someone attached (widening the service's reach) is drift, and removed.
+pub const OTHER_POLICIES: &str = "otherPolicies";
+
+impl DesiredRole {
+    /// The parts compared with what IAM shows.
+    pub fn parts(&self) -> BTreeMap<&'static str, Value> {
+        BTreeMap::from([
+            ("trust", self.trust.clone()),
+            ("policy", self.policy.clone()),
+            ("permissionsBoundary", json!(self.permissions_boundary)),
+            (OTHER_POLICIES, json!([])),
+        ])
+    }
+}
+
+/// A service's identity in its cloud.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DesiredIdentity {
+    Aws(DesiredRole),
+    Azure(DesiredManagedIdentity),
+    Gcp(DesiredServiceAccount),
+}
+
+impl DesiredIdentity {
+    pub fn cloud(&self) -> Cloud {
+        match self {
+            DesiredIdentity::Aws(_) => Cloud::Aws,
+            DesiredIdentity::Azure(_) => Cloud::Azure,
+            DesiredIdentity::Gcp(_) => Cloud::Gcp,
         }
     }
-    let mut drift = vec![];
-    if o.trust.as_ref() != Some(&d.trust) {
-        drift.push("trust");
+
+    /// Its name in the cloud, from the claim's UID.
+    pub fn name(&self) -> &str {
+        match self {
+            DesiredIdentity::Aws(r) => &r.name,
+            DesiredIdentity::Azure(m) => &m.name,
+            DesiredIdentity::Gcp(g) => &g.account_id,
+        }
     }
-    if o.policy.as_ref() != Some(&d.policy) {
-        drift.push("policy");
+
+    /// Where it lives: the role ARN, the ARM resource ID, the resource name.
+    pub fn id(&self) -> String {
+        match self {
+            DesiredIdentity::Aws(r) => r.arn.clone(),
+            DesiredIdentity::Azure(m) => m.id(),
+            DesiredIdentity::Gcp(g) => g.resource_name(),
+        }
     }
-    if o.permissions_boundary != d.permissions_boundary {
-        drift.push("permissionsBoundary");
+
+    /// What people call it, for messages and Events.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DesiredIdentity::Aws(_) => "IAM role",
+            DesiredIdentity::Azure(_) => "managed identity",
+            DesiredIdentity::Gcp(_) => "service account",
+        }
     }
+
+    /// The claim it belongs to (UID).
+    pub fn owner(&self) -> &str {
+        match self {
+            DesiredIdentity::Aws(r) => r.tags.get(OWNER_TAG).map(String::as_str).unwrap_or(""),
+            DesiredIdentity::Azure(m) => &m.claim_uid,
+            DesiredIdentity::Gcp(g) => &g.claim_uid,
+        }
+    }
+
+    /// The parts compared with what the cloud shows; a part that differs is put back
+    /// whole.
+    pub fn parts(&self) -> BTreeMap<&'static str, Value> {
+        match self {
+            DesiredIdentity::Aws(r) => r.parts(),
+            DesiredIdentity::Azure(m) => m.parts(),
+            DesiredIdentity::Gcp(g) => g.parts(),
+        }
+    }
+}
+
+/// What the cloud shows of an identity.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ObservedIdentity {
+    /// What the ServiceAccount is annotated with: the role ARN, the client ID, the
+    /// email.
+    pub reference: String,
+    /// The claim UID it is marked with (tag, or the service account's description);
+    /// None: not Paved's.
+    pub owner: Option<String>,
+    /// The same parts as [`DesiredIdentity::parts`], as the cloud shows them (only
+    /// read for an identity marked as this claim's).
+    pub parts: BTreeMap<&'static str, Value>,
+}
+
+/// What to do about an identity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdentityPlan {
+    Create,
+    /// Ours, as desired.
+    UpToDate,
+    /// Ours, with these parts to put back.
+    Update(Vec<&'static str>),
+    /// One of that name that is not this claim's.
+    OwnedByOther(String),
+}
+
+/// Pure: what to do about the identity, given what the cloud shows (None: none).
+pub fn plan_identity(d: &DesiredIdentity, seen: Option<&ObservedIdentity>) -> IdentityPlan {
+    let Some(o) = seen else {
+        return IdentityPlan::Create;
+    };
+    match o.owner.as_deref() {
+        Some(uid) if uid == d.owner() => {}
+        Some(uid) => return IdentityPlan::OwnedByOther(format!("claim {uid}")),
+        None => return IdentityPlan::OwnedByOther("no Paved claim".into()),
+    }
+    let drift: Vec<&'static str> = d
+        .parts()
+        .into_iter()
+        .filter(|(k, v)| o.parts.get(k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
     if drift.is_empty() {
-        RolePlan::UpToDate
+        IdentityPlan::UpToDate
     } else {
-        RolePlan::Update(drift)
+        IdentityPlan::Update(drift)
     }
+}
+
+/// Everything the identity of a service is made from, whatever the cloud.
+pub struct IdentityInput<'a> {
+    pub claim_uid: &'a str,
+    pub claim_name: &'a str,
+    pub owner: &'a str,
+    /// The ServiceAccount's namespace and name.
+    pub namespace: &'a str,
+    pub service_account: &'a str,
+    /// The service's secrets config and its rendered path.
+    pub secrets: Option<(&'a SecretsConfig, &'a str)>,
+    /// The service's own secret keys in the store (`spec.secrets`, rendered).
+    pub secret_keys: &'a [String],
+    /// Where the master credentials of the service's own databases are kept (Secrets
+    /// Manager ARNs, Key Vault secret names, Secret Manager secret IDs).
+    pub database_secrets: &'a [String],
+    /// AWS: the KMS keys those secrets are encrypted with.
+    pub database_keys: &'a [String],
+}
+
+/// Pure: the identity a Composition's `identity` asks for, or why it cannot be built.
+pub fn desired_identity(
+    spec: &paved_api::ServiceIdentity,
+    input: &IdentityInput<'_>,
+) -> Result<DesiredIdentity, String> {
+    if let Some(aws) = &spec.aws {
+        return aws_role(&RoleInput {
+            claim_uid: input.claim_uid,
+            claim_name: input.claim_name,
+            owner: input.owner,
+            namespace: input.namespace,
+            service_account: input.service_account,
+            spec: aws,
+            secrets: input.secrets,
+            database_secrets: input.database_secrets,
+            database_keys: input.database_keys,
+        })
+        .map(DesiredIdentity::Aws);
+    }
+    if let Some(azure) = &spec.azure {
+        return Ok(DesiredIdentity::Azure(azure_identity(azure, input)));
+    }
+    if let Some(gcp) = &spec.gcp {
+        return gcp_account(gcp, input).map(DesiredIdentity::Gcp);
+    }
+    Err("identity names no cloud: name exactly one of aws, azure, gcp".into())
+}
+
+/// Built-in role `Key Vault Secrets User`: read secret contents, nothing else.
+pub const KEY_VAULT_SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
+/// The audience AKS workload identity tokens carry for Entra ID.
+pub const AZURE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The one federated credential Paved keeps on each managed identity.
+pub const FEDERATED_CREDENTIAL: &str = "kubernetes";
+
+/// The managed identity a service runs as on Azure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredManagedIdentity {
+    pub subscription_id: String,
+    pub resource_group: String,
+    /// `paved-<claim UID>`.
+    pub name: String,
+    pub location: String,
+    pub claim_uid: String,
+    /// Tags, the owner tag among them.
+    pub tags: BTreeMap<String, String>,
+    /// The federated credential: issuer, `system:serviceaccount:<ns>:<sa>`, audience.
+    pub issuer: String,
+    pub subject: String,
+    /// Scopes (single Key Vault secrets) the identity is `Key Vault Secrets User` on.
+    pub scopes: BTreeSet<String>,
+    /// `/subscriptions/<sub>/providers/Microsoft.Authorization/roleDefinitions/<KV secrets user>`.
+    pub role_definition_id: String,
+}
+
+impl DesiredManagedIdentity {
+    pub fn id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}",
+            self.subscription_id, self.resource_group, self.name
+        )
+    }
+
+    /// The federated credential as compared (`null`: none).
+    pub fn credential(&self) -> Value {
+        json!({ "issuer": self.issuer, "subject": self.subject, "audiences": [AZURE_AUDIENCE] })
+    }
+
+    /// A role assignment as compared: `{scope, role}`, case-folded as ARM compares
+    /// IDs, one leading `/`, and the role by its GUID (ARM answers with either the
+    /// subscription's or the tenant's form of a built-in role's ID).
+    pub fn assignment(scope: &str, role_definition_id: &str) -> Value {
+        let scope = format!("/{}", scope.trim_start_matches('/').to_ascii_lowercase());
+        let role = role_definition_id
+            .rsplit('/')
+            .next()
+            .unwrap_or(role_definition_id)
+            .to_ascii_lowercase();
+        json!({ "scope": scope, "role": role })
+    }
+
+    pub fn parts(&self) -> BTreeMap<&'static str, Value> {
+        let mut assignments: Vec<Value> = self
+            .scopes
+            .iter()
+            .map(|s| Self::assignment(s, &self.role_definition_id))
+            .collect();
+        assignments.sort_by_key(|v| v.to_string());
+        BTreeMap::from([
+            ("federatedCredential", self.credential()),
+            ("roleAssignments", Value::Array(assignments)),
+        ])
+    }
+}
+
+/// The managed identity of a service: trusted by exactly its ServiceAccount, reading
+/// exactly its own Key Vault secrets (each its own role assignment scope: Key Vault
+/// has no path prefixes).
+pub fn azure_identity(
+    spec: &AzureServiceIdentity,
+    input: &IdentityInput<'_>,
+) -> DesiredManagedIdentity {
+    let vault = spec.key_vault_id.trim_end_matches('/');
+    let scopes = input
+        .secret_keys
+        .iter()
+        .chain(input.database_secrets)
+        .map(|k| format!("{vault}/secrets/{k}"))
+        .collect();
+    DesiredManagedIdentity {
+        subscription_id: spec.subscription_id.clone(),
+        resource_group: spec.resource_group.clone(),
+        name: role_name(input.claim_uid),
+        location: spec.location.clone(),
+        claim_uid: input.claim_uid.to_string(),
+        tags: crate::postgresql::cloud_tags(Cloud::Azure, &owner_tags(input)),
+        issuer: spec.oidc_issuer.clone(),
+        subject: format!(
+            "system:serviceaccount:{}:{}",
+            input.namespace, input.service_account
+        ),
+        scopes,
+        role_definition_id: format!(
+            "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{KEY_VAULT_SECRETS_USER}",
+            spec.subscription_id
+        ),
+    }
+}
+
+/// The tags (or description fields) that mark an identity as a claim's.
+fn owner_tags(input: &IdentityInput<'_>) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (OWNER_TAG.to_string(), input.claim_uid.to_string()),
+        (labels::CLAIM_NAME.to_string(), input.claim_name.to_string()),
+        (labels::OWNER.to_string(), input.owner.to_string()),
+        (
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        ),
+    ])
+}
+
+/// The Google service account a service runs as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredServiceAccount {
+    pub project: String,
+    /// `paved-` and 24 hex digits of the claim's UID (service account IDs are at most
+    /// 30 characters).
+    pub account_id: String,
+    pub email: String,
+    pub claim_uid: String,
+    pub display_name: String,
+    /// Google service accounts carry no labels: the owner marker is the description,
+    /// `paved.dev/claim-uid=<uid> paved.dev/claim-name=<name>`.
+    pub description: String,
+    /// `serviceAccount:<pool>[<ns>/<sa>]`, the one member that may impersonate it.
+    pub workload_member: String,
+    /// Secret Manager secrets (`projects/<p>/secrets/<id>`) it may read.
+    pub secrets: BTreeSet<String>,
+}
+
+/// The role that lets a Kubernetes ServiceAccount act as a Google service account.
+pub const WORKLOAD_IDENTITY_USER: &str = "roles/iam.workloadIdentityUser";
+/// The role that reads a secret's versions.
+pub const SECRET_ACCESSOR: &str = "roles/secretmanager.secretAccessor";
+
+impl DesiredServiceAccount {
+    pub fn resource_name(&self) -> String {
+        format!("projects/{}/serviceAccounts/{}", self.project, self.email)
+    }
+
+    /// The IAM member that names this account.
+    pub fn member(&self) -> String {
+        format!("serviceAccount:{}", self.email)
+    }
+
+    pub fn parts(&self) -> BTreeMap<&'static str, Value> {
+        BTreeMap::from([
+            (
+                "policy",
+                json!([{ "role": WORKLOAD_IDENTITY_USER, "members": [self.workload_member] }]),
+            ),
+            ("secretAccess", json!(self.secrets)),
+        ])
+    }
+}
+
+/// The email of the service account of the ServiceClaim `claim_uid` (None: a UID too
+/// short to name one).
+pub fn gcp_email(spec: &GcpServiceIdentity, claim_uid: &str) -> Option<String> {
+    gcp_account_id(claim_uid).map(|id| format!("{id}@{}.iam.gserviceaccount.com", spec.project_id))
+}
+
+/// `paved-` and the first 24 hex digits of the claim's UID.
+fn gcp_account_id(claim_uid: &str) -> Option<String> {
+    let hex: String = claim_uid
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .take(24)
+        .collect();
+    (hex.len() == 24).then(|| format!("paved-{hex}"))
+}
+
+/// The owner marker of a service account: its description.
+pub fn gcp_description(claim_uid: &str, claim_name: &str) -> String {
+    format!(
+        "{}={claim_uid} {}={claim_name}",
+        labels::CLAIM_UID,
+        labels::CLAIM_NAME
+    )
+}
+
+/// The claim UID a service account's description marks it with.
+pub fn gcp_owner(description: &str) -> Option<&str> {
+    description
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix(labels::CLAIM_UID)?.strip_prefix('='))
+}
+
+/// The claim name a service account's description marks it with.
+pub fn gcp_claim_name(description: &str) -> Option<&str> {
+    description
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix(labels::CLAIM_NAME)?.strip_prefix('='))
+}
+
+/// The service account of a service: impersonable by exactly its ServiceAccount,
+/// reading exactly its own secrets.
+pub fn gcp_account(
+    spec: &GcpServiceIdentity,
+    input: &IdentityInput<'_>,
+) -> Result<DesiredServiceAccount, String> {
+    let pool = match (
+        &spec.workload_pool,
+        input.secrets.and_then(|(c, _)| c.backend.gcp.as_ref()),
+    ) {
+        (Some(p), _) => p.clone(),
+        (None, Some(g)) => format!("{}.svc.id.goog", g.cluster_project_id),
+        (None, None) => {
+            return Err(
+                "identity.gcp.workloadPool is required when secrets.backend is not gcp".into(),
+            )
+        }
+    };
+    let account_id = gcp_account_id(input.claim_uid).ok_or_else(|| {
+        format!(
+            "claim UID {:?} is too short to name a service account",
+            input.claim_uid
+        )
+    })?;
+    let project = spec.project_id.clone();
+    let secret_project = input
+        .secrets
+        .and_then(|(c, _)| c.backend.gcp.as_ref())
+        .map(|g| g.project_id.clone())
+        .unwrap_or_else(|| project.clone());
+    let secrets = input
+        .secret_keys
+        .iter()
+        .chain(input.database_secrets)
+        .map(|k| {
+            if k.starts_with("projects/") {
+                k.clone()
+            } else {
+                format!("projects/{secret_project}/secrets/{k}")
+            }
+        })
+        .collect();
+    Ok(DesiredServiceAccount {
+        email: format!("{account_id}@{project}.iam.gserviceaccount.com"),
+        project,
+        account_id,
+        claim_uid: input.claim_uid.to_string(),
+        display_name: format!("Paved service {}", input.claim_name),
+        description: gcp_description(input.claim_uid, input.claim_name),
+        workload_member: format!(
+            "serviceAccount:{pool}[{}/{}]",
+            input.namespace, input.service_account
+        ),
+        secrets,
+    })
+}
+
+/// The name of the deterministic role assignment of `principal` on `scope`: ARM
+/// wants a GUID; the same inputs give the same one, so a retried PUT is idempotent.
+pub fn assignment_name(principal: &str, scope: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("paved:{principal}:{}", scope.to_ascii_lowercase()).as_bytes(),
+    )
+    .to_string()
 }
 
 #[cfg(test)]
@@ -355,26 +748,164 @@ mod tests {
         assert!(err.contains("oidcProviderArn"), "{err}");
     }
 
+    fn observed(d: &DesiredIdentity) -> ObservedIdentity {
+        ObservedIdentity {
+            reference: d.id(),
+            owner: Some(d.owner().to_string()),
+            parts: d.parts(),
+        }
+    }
+
     #[test]
-    fn another_claims_role_is_never_taken_and_drift_is_named() {
-        let d = role(&[]);
-        assert_eq!(plan_role(&d, None), RolePlan::Create);
-        let mut o = ObservedRole {
-            arn: d.arn.clone(),
-            trust: Some(d.trust.clone()),
-            policy: Some(d.policy.clone()),
-            permissions_boundary: None,
-            tags: d.tags.clone(),
-        };
-        assert_eq!(plan_role(&d, Some(&o)), RolePlan::UpToDate);
-        o.policy =
-            Some(json!({ "Statement": [{ "Effect": "Allow", "Action": "*", "Resource": "*" }] }));
-        assert_eq!(plan_role(&d, Some(&o)), RolePlan::Update(vec!["policy"]));
-        o.tags.insert(OWNER_TAG.into(), "other".into());
-        assert!(
-            matches!(plan_role(&d, Some(&o)), RolePlan::OwnedByOther(m) if m.contains("other"))
+    fn another_claims_identity_is_never_taken_and_drift_is_named() {
+        let d = DesiredIdentity::Aws(role(&[]));
+        assert_eq!(plan_identity(&d, None), IdentityPlan::Create);
+        let mut o = observed(&d);
+        assert_eq!(plan_identity(&d, Some(&o)), IdentityPlan::UpToDate);
+        o.parts.insert(
+            "policy",
+            json!({ "Statement": [{ "Effect": "Allow", "Action": "*", "Resource": "*" }] }),
         );
-        o.tags.clear();
-        assert!(matches!(plan_role(&d, Some(&o)), RolePlan::OwnedByOther(_)));
+        assert_eq!(
+            plan_identity(&d, Some(&o)),
+            IdentityPlan::Update(vec!["policy"])
+        );
+        o.owner = Some("other".into());
+        assert!(
+            matches!(plan_identity(&d, Some(&o)), IdentityPlan::OwnedByOther(m) if m.contains("other"))
+        );
+        o.owner = None;
+        assert!(matches!(
+            plan_identity(&d, Some(&o)),
+            IdentityPlan::OwnedByOther(_)
+        ));
+    }
+
+    #[test]
+    fn a_policy_attached_to_a_role_outside_paved_is_drift() {
+        let d = DesiredIdentity::Aws(role(&[]));
+        let mut o = observed(&d);
+        o.parts.insert(
+            OTHER_POLICIES,
+            json!(["arn:aws:iam::aws:policy/AdministratorAccess"]),
+        );
+        assert_eq!(
+            plan_identity(&d, Some(&o)),
+            IdentityPlan::Update(vec![OTHER_POLICIES])
+        );
+    }
+
+    fn input<'a>(
+        keys: &'a [String],
+        dbs: &'a [String],
+        secrets: Option<(&'a SecretsConfig, &'a str)>,
+    ) -> IdentityInput<'a> {
+        IdentityInput {
+            claim_uid: "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+            claim_name: "svc",
+            owner: "team-a",
+            namespace: "svc",
+            service_account: "svc",
+            secrets,
+            secret_keys: keys,
+            database_secrets: dbs,
+            database_keys: &[],
+        }
+    }
+
+    fn azure_spec() -> AzureServiceIdentity {
+        AzureServiceIdentity {
+            subscription_id: "sub".into(),
+            resource_group: "platform".into(),
+            location: "westeurope".into(),
+            oidc_issuer: "https://oidc.example/abc/".into(),
+            key_vault_id:
+                "/subscriptions/sub/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/v1".into(),
+            poll_interval: "5m".into(),
+        }
+    }
+
+    #[test]
+    fn the_managed_identity_trusts_its_service_account_and_reads_only_its_secrets() {
+        let keys = vec!["team-a--svc--api".to_string()];
+        let dbs = vec!["paved-db-admin".to_string()];
+        let m = azure_identity(&azure_spec(), &input(&keys, &dbs, None));
+        assert_eq!(m.name, "paved-0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d");
+        assert_eq!(m.subject, "system:serviceaccount:svc:svc");
+        assert_eq!(
+            m.scopes.iter().cloned().collect::<Vec<_>>(),
+            vec![
+                "/subscriptions/sub/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/v1/secrets/paved-db-admin",
+                "/subscriptions/sub/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/v1/secrets/team-a--svc--api",
+            ]
+        );
+        assert!(m.role_definition_id.ends_with(KEY_VAULT_SECRETS_USER));
+        assert_eq!(
+            m.id(),
+            "/subscriptions/sub/resourceGroups/platform/providers/Microsoft.ManagedIdentity/userAssignedIdentities/paved-0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+        );
+        // An assignment someone added (another secret, or a wider role) is drift.
+        let d = DesiredIdentity::Azure(m.clone());
+        let mut o = observed(&d);
+        let mut extra = d.parts()["roleAssignments"].as_array().unwrap().clone();
+        extra.push(DesiredManagedIdentity::assignment(
+            "/subscriptions/sub/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/v1",
+            &m.role_definition_id,
+        ));
+        o.parts.insert("roleAssignments", Value::Array(extra));
+        assert_eq!(
+            plan_identity(&d, Some(&o)),
+            IdentityPlan::Update(vec!["roleAssignments"])
+        );
+    }
+
+    #[test]
+    fn assignment_names_are_stable_guids() {
+        let a = assignment_name("p1", "/Subscriptions/S/x");
+        assert_eq!(a, assignment_name("p1", "/subscriptions/s/x"));
+        assert_ne!(a, assignment_name("p2", "/subscriptions/s/x"));
+        assert_eq!(a.len(), 36);
+    }
+
+    #[test]
+    fn the_service_account_is_named_from_the_uid_and_marked_as_the_claims() {
+        let spec = GcpServiceIdentity {
+            project_id: "ids".into(),
+            workload_pool: Some("cluster-proj.svc.id.goog".into()),
+            poll_interval: "5m".into(),
+        };
+        let keys = vec!["team-a_svc_api".to_string()];
+        let dbs = vec!["projects/data/secrets/db-admin".to_string()];
+        let g = gcp_account(&spec, &input(&keys, &dbs, None)).unwrap();
+        assert_eq!(g.account_id, "paved-0a1b2c3d4e5f6a7b8c9d0e1f");
+        assert!(g.account_id.len() <= 30);
+        assert_eq!(
+            g.email,
+            "paved-0a1b2c3d4e5f6a7b8c9d0e1f@ids.iam.gserviceaccount.com"
+        );
+        assert_eq!(
+            g.workload_member,
+            "serviceAccount:cluster-proj.svc.id.goog[svc/svc]"
+        );
+        assert_eq!(
+            g.secrets.iter().cloned().collect::<Vec<_>>(),
+            vec![
+                "projects/data/secrets/db-admin",
+                "projects/ids/secrets/team-a_svc_api"
+            ]
+        );
+        assert_eq!(
+            gcp_owner(&g.description),
+            Some("0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d")
+        );
+        assert_eq!(gcp_claim_name(&g.description), Some("svc"));
+        assert_eq!(gcp_owner("made by hand"), None);
+        let no_pool = GcpServiceIdentity {
+            workload_pool: None,
+            ..spec
+        };
+        assert!(gcp_account(&no_pool, &input(&keys, &dbs, None))
+            .unwrap_err()
+            .contains("workloadPool"));
     }
 }

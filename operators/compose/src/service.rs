@@ -31,6 +31,9 @@ pub struct ServiceInput<'a> {
     /// The PostgreSQLInstances in the service's namespace besides `spec.databases`:
     /// their credentials are the service's to read too.
     pub databases: &'a [String],
+    /// The client ID of the managed identity Paved made for the service (Azure; from
+    /// the claim's status), which its ServiceAccount is annotated with.
+    pub identity: Option<&'a str>,
 }
 
 /// Names of the fixed objects in every service namespace.
@@ -218,14 +221,24 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
     // Identity: the service's ServiceAccount, bound to its cloud identity: the one
     // Paved makes for it, or the one the Composition names.
     let mut sa_meta = meta(&ns, Some(&ns));
-    if let Some(aws) = comp.identity.as_ref().and_then(|i| i.aws.as_ref()) {
-        let role = crate::identity::role_arn(aws, input.claim_name, input.claim_uid).ok_or_else(|| {
-            RenderError::CompositionViolatesFloor {
-                name: input.composition_name.to_string(),
-                violations: "spec.service.identity.aws.oidcProviderArn: not arn:aws:iam::<account>:oidc-provider/<issuer>".into(),
-            }
-        })?;
-        sa_meta["annotations"] = json!({ "eks.amazonaws.com/role-arn": role });
+    if let Some(identity) = &comp.identity {
+        // AWS and GCP names are known in advance; an Azure client ID once the identity
+        // exists (until then, no annotation rather than a wrong one).
+        let reference = if let Some(aws) = &identity.aws {
+            Some(crate::identity::role_arn(aws, input.claim_name, input.claim_uid).ok_or_else(|| {
+                RenderError::CompositionViolatesFloor {
+                    name: input.composition_name.to_string(),
+                    violations: "spec.service.identity.aws.oidcProviderArn: not arn:aws:iam::<account>:oidc-provider/<issuer>".into(),
+                }
+            })?)
+        } else if let Some(gcp) = &identity.gcp {
+            crate::identity::gcp_email(gcp, input.claim_uid)
+        } else {
+            input.identity.map(String::from)
+        };
+        if let (Some(key), Some(value)) = (input.cloud.workload_identity_annotation(), reference) {
+            sa_meta["annotations"] = json!({ key: value });
+        }
     } else if let Some(wi) = &comp.workload_identity {
         let key = wi
             .annotation
@@ -325,9 +338,24 @@ fn owner_subjects(owner: &str, team: Option<&paved_api::TeamSpec>) -> Vec<Value>
     }
 }
 
-/// Where the service's secret `remote` lives in the store: under its path (`/` in
-/// cloud stores), or, with the `kubernetes` backend, the Secret `<grant>.<remote>` in
-/// the platform's secrets namespace, `<grant>` being [`grant_name`].
+/// How a cloud store's key joins the service's path and the secret's name: `/` in
+/// Secrets Manager, `--` in Key Vault (names are letters, digits and `-`; team and
+/// service names, DNS labels without `--`, then split one way only), `_` in Secret
+/// Manager (DNS labels have none).
+pub fn key_separator(cfg: &SecretsConfig) -> &'static str {
+    if cfg.backend.azure.is_some() {
+        "--"
+    } else if cfg.backend.gcp.is_some() {
+        "_"
+    } else {
+        "/"
+    }
+}
+
+/// Where the service's secret `remote` lives in the store: under its path (joined by
+/// [`key_separator`] in cloud stores), or, with the `kubernetes` backend, the Secret
+/// `<grant>.<remote>` in the platform's secrets namespace, `<grant>` being
+/// [`grant_name`].
 pub fn secret_key(
     cfg: &SecretsConfig,
     base: &str,
@@ -355,7 +383,70 @@ pub fn secret_key(
             ))
         };
     }
-    Ok(format!("{}/{}", base.trim_end_matches('/'), remote))
+    let sep = key_separator(cfg);
+    let key = format!("{}{sep}{remote}", base.trim_end_matches(sep));
+    let (allowed, max, what): (fn(char) -> bool, usize, &str) = if cfg.backend.azure.is_some() {
+        (
+            |c| c.is_ascii_alphanumeric() || c == '-',
+            127,
+            "Key Vault names are letters, digits and '-'",
+        )
+    } else if cfg.backend.gcp.is_some() {
+        (
+            |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
+            255,
+            "Secret Manager IDs are letters, digits, '-' and '_'",
+        )
+    } else {
+        (|_| true, 512, "")
+    };
+    if key.len() > max || !key.chars().all(allowed) {
+        return Err(format!(
+            "is not a valid name in the store ({key}): {what}, at most {max}"
+        ));
+    }
+    Ok(key)
+}
+
+/// The keys of the service's own secrets (`spec.secrets`) in its store, by secret
+/// name: what its ExternalSecrets extract, and what its cloud identity may read.
+pub fn own_secret_keys(
+    input: &ServiceInput<'_>,
+    cfg: &SecretsConfig,
+) -> Result<Vec<(String, String)>, RenderError> {
+    let base =
+        render_template(&cfg.path, &template_vars(input)).map_err(|e| RenderError::Template {
+            composition: input.composition_name.to_string(),
+            message: format!("secrets.path: {e}"),
+        })?;
+    // Key Vault names split on `--`: a team or service name with one would let two
+    // services' keys coincide.
+    if cfg.backend.azure.is_some() {
+        for (what, name) in [
+            ("spec.owner", input.spec.owner.as_str()),
+            ("metadata.name", input.claim_name),
+        ] {
+            if name.contains("--") {
+                return Err(RenderError::InvalidSpec(format!(
+                    "{what} {name:?} contains '--', which separates the parts of Key Vault secret names; with Azure secrets a team or service name may not"
+                )));
+            }
+        }
+    }
+    let grant = grant_name(&input.spec.owner, input.claim_name);
+    input
+        .spec
+        .secrets
+        .iter()
+        .map(|s| {
+            let remote = s.remote_key.as_deref().unwrap_or(&s.name);
+            secret_key(cfg, &base, &grant, remote)
+                .map(|k| (s.name.clone(), k))
+                .map_err(|e| {
+                    RenderError::InvalidSpec(format!("spec.secrets[{}].remoteKey {e}", s.name))
+                })
+        })
+        .collect()
 }
 
 /// The prefix of every Secret service `service` of team `owner` may read in the
@@ -434,14 +525,11 @@ fn secrets(
             "spec": { "provider": provider },
         }),
     )];
-    let base = template("secrets.path", &cfg.path)?;
+    template("secrets.path", &cfg.path)?;
     let grant = grant_name(&spec.owner, ns);
     let mut granted = std::collections::BTreeSet::new();
-    for s in &spec.secrets {
-        let remote = s.remote_key.as_deref().unwrap_or(&s.name);
-        let key = secret_key(cfg, &base, &grant, remote).map_err(|e| {
-            RenderError::InvalidSpec(format!("spec.secrets[{}].remoteKey {e}", s.name))
-        })?;
+    let keys = own_secret_keys(input, cfg)?;
+    for (s, (_, key)) in spec.secrets.iter().zip(keys) {
         granted.insert(key.clone());
         out.push(object(
             "external-secrets.io/v1",
@@ -750,7 +838,17 @@ mod tests {
         cloud: Cloud,
         databases: &[String],
     ) -> Result<Vec<DesiredObject>, RenderError> {
-        render_service(&ServiceInput {
+        render_on(spec, comp, cloud, databases, None)
+    }
+
+    fn input<'a>(
+        spec: &'a ServiceClaimSpec,
+        comp: &'a ServiceComposition,
+        cloud: Cloud,
+        databases: &'a [String],
+        identity: Option<&'a str>,
+    ) -> ServiceInput<'a> {
+        ServiceInput {
             claim_name: "svc",
             claim_uid: "uid-1",
             spec,
@@ -761,7 +859,18 @@ mod tests {
             team: None,
             secrets_namespace: "paved-secrets",
             databases,
-        })
+            identity,
+        }
+    }
+
+    fn render_on(
+        spec: &ServiceClaimSpec,
+        comp: &ServiceComposition,
+        cloud: Cloud,
+        databases: &[String],
+        identity: Option<&str>,
+    ) -> Result<Vec<DesiredObject>, RenderError> {
+        render_service(&input(spec, comp, cloud, databases, identity))
     }
 
     fn local() -> ServiceComposition {
@@ -842,6 +951,104 @@ mod tests {
             "arn:aws:iam::1:role/team-a/svc"
         );
         assert_eq!(sa.body["automountServiceAccountToken"], false);
+    }
+
+    #[test]
+    fn cloud_store_keys_split_one_way_only_and_name_the_identity_paved_made() {
+        let mut s = spec();
+        s.secrets = vec![SecretRequest {
+            name: "api".into(),
+            ..Default::default()
+        }];
+        // Key Vault: `--` between the parts, and no `--` inside a team or service name.
+        let mut c = comp();
+        c.cloud = Cloud::Azure;
+        c.secrets = Some(SecretsConfig {
+            backend: SecretBackend {
+                azure: Some(paved_api::AzureSecretBackend {
+                    vault_url: "https://kv.vault.azure.net".into(),
+                }),
+                ..Default::default()
+            },
+            path: "{owner}--{service}".into(),
+            refresh_interval: "1h".into(),
+        });
+        c.workload_identity = None;
+        c.identity = Some(paved_api::ServiceIdentity {
+            azure: Some(paved_api::AzureServiceIdentity {
+                subscription_id: "s".into(),
+                resource_group: "rg".into(),
+                location: "westeurope".into(),
+                oidc_issuer: "https://issuer/".into(),
+                key_vault_id:
+                    "/subscriptions/s/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/kv"
+                        .into(),
+                poll_interval: "5m".into(),
+            }),
+            ..Default::default()
+        });
+        let objs = render_on(&s, &c, Cloud::Azure, &[], Some("client-1")).unwrap();
+        assert_eq!(
+            find(&objs, "ExternalSecret", "api").body["spec"]["dataFrom"][0]["extract"]["key"],
+            "team-a--svc--api"
+        );
+        assert_eq!(
+            find(&objs, "ServiceAccount", "svc").body["metadata"]["annotations"]
+                ["azure.workload.identity/client-id"],
+            "client-1"
+        );
+        // Not made yet: no annotation rather than a wrong one.
+        let objs = render_on(&s, &c, Cloud::Azure, &[], None).unwrap();
+        assert!(find(&objs, "ServiceAccount", "svc").body["metadata"]["annotations"].is_null());
+        let mut bad = s.clone();
+        bad.owner = "team--a".into();
+        let err = render_on(&bad, &c, Cloud::Azure, &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("spec.owner") && err.contains("'--'"), "{err}");
+        s.secrets[0].remote_key = Some("a/b".into());
+        let err = render_on(&s, &c, Cloud::Azure, &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Key Vault names"), "{err}");
+
+        // Secret Manager: `_`, and the account's email known in advance.
+        s.secrets[0].remote_key = None;
+        c.cloud = Cloud::Gcp;
+        c.secrets.as_mut().unwrap().backend = SecretBackend {
+            gcp: Some(paved_api::GcpSecretBackend {
+                project_id: "p".into(),
+                cluster_location: "l".into(),
+                cluster_name: "c".into(),
+                cluster_project_id: "p".into(),
+            }),
+            ..Default::default()
+        };
+        c.secrets.as_mut().unwrap().path = "{owner}_{service}".into();
+        c.identity = Some(paved_api::ServiceIdentity {
+            gcp: Some(paved_api::GcpServiceIdentity {
+                project_id: "ids".into(),
+                workload_pool: None,
+                poll_interval: "5m".into(),
+            }),
+            ..Default::default()
+        });
+        let mut uid_spec = s.clone();
+        uid_spec.owner = "team-a".into();
+        let objs = render_service(&ServiceInput {
+            claim_uid: "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+            ..input(&uid_spec, &c, Cloud::Gcp, &[], None)
+        })
+        .unwrap();
+        assert_eq!(
+            find(&objs, "ExternalSecret", "api").body["spec"]["dataFrom"][0]["extract"]["key"],
+            "team-a_svc_api"
+        );
+        assert_eq!(
+            find(&objs, "ServiceAccount", "svc").body["metadata"]["annotations"]
+                ["iam.gke.io/gcp-service-account"],
+            "paved-0a1b2c3d4e5f6a7b8c9d0e1f@ids.iam.gserviceaccount.com"
+        );
     }
 
     #[test]

@@ -115,6 +115,7 @@ fn every_example_service_claim_renders_on_every_cloud() {
                     team: None,
                     secrets_namespace: paved_api::DEFAULT_SECRETS_NAMESPACE,
                     databases: &[],
+                    identity: None,
                 };
                 let objects = render_service(&input).expect("renders");
                 assert_eq!(objects[0].kind, "Namespace");

@@ -66,6 +66,10 @@ pub struct Context {
     pub providers: crate::registry::Providers,
     /// What was last applied per ServiceClaim, to skip writes that change nothing.
     pub applied: crate::applied::Applied,
+    /// Claim UID → a hash of its cloud identity's desired parts as last seen, so a
+    /// change Paved asked for (`Updated`) is told from one made outside it
+    /// (`DriftCorrected`).
+    pub identity_wants: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Every claim's objects are applied again at least this often, whatever the
     /// watches reported (they cannot see everything, e.g. a deletion during a relist).
     pub full_apply_every: Duration,

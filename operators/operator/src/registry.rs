@@ -5,11 +5,13 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use paved_api::Cloud;
 use paved_cloud::{
     aws::AwsProvider,
     azure::{AzureEndpoints, AzureProvider},
     gcp::{GcpEndpoints, GcpProvider},
     temporal::{TemporalProvider, TemporalTls},
+    IdentityClient, ProviderError,
 };
 use tokio::sync::Mutex;
 
@@ -27,8 +29,9 @@ pub struct Providers {
     metrics: Arc<Metrics>,
     /// Temporal frontend connections.
     pub temporal: Connections,
-    /// IAM (global): the services' roles.
-    iam: tokio::sync::OnceCell<Arc<paved_cloud::aws_iam::IamRoles>>,
+    /// The services' identities, one client per cloud (IAM and Entra ID are global to
+    /// an account or tenant; the placement is in each identity's ID).
+    identities: Mutex<HashMap<Cloud, Arc<dyn IdentityClient>>>,
 }
 
 impl Providers {
@@ -47,16 +50,38 @@ impl Providers {
             cloud_list_ttl,
             metrics,
             temporal: Default::default(),
-            iam: Default::default(),
+            identities: Default::default(),
         }
     }
 
-    /// The IAM client the services' roles are made with.
-    pub async fn iam(&self) -> Arc<paved_cloud::aws_iam::IamRoles> {
-        self.iam
-            .get_or_init(|| async { Arc::new(paved_cloud::aws_iam::IamRoles::new().await) })
-            .await
-            .clone()
+    /// The client of a cloud's service identities, created on first use.
+    pub async fn identities(&self, cloud: Cloud) -> Result<Arc<dyn IdentityClient>, ProviderError> {
+        let mut clients = self.identities.lock().await;
+        if let Some(c) = clients.get(&cloud) {
+            return Ok(c.clone());
+        }
+        let client: Arc<dyn IdentityClient> = match cloud {
+            Cloud::Aws => Arc::new(paved_cloud::aws_iam::IamRoles::new().await),
+            Cloud::Azure => Arc::new(paved_cloud::azure_identity::AzureIdentities::new(
+                paved_cloud::azure::workload_credential()?,
+                self.azure_endpoints.resource_manager.clone(),
+            )?),
+            Cloud::Gcp => Arc::new(
+                paved_cloud::gcp_identity::GcpIdentities::new(
+                    self.gcp_endpoints.iam.as_deref(),
+                    self.gcp_endpoints.secretmanager.as_deref(),
+                )
+                .await?,
+            ),
+            Cloud::Local => {
+                return Err(ProviderError::Terminal {
+                    reason: paved_api::Reason::ProviderNotConfigured,
+                    message: "the local cloud has no identities beyond the ServiceAccount".into(),
+                })
+            }
+        };
+        clients.insert(cloud, client.clone());
+        Ok(client)
     }
 
     /// The AWS provider for a region, created on first use.

@@ -93,6 +93,10 @@ struct Args {
     /// Secret Manager endpoint (default: Google's public endpoint).
     #[arg(long, env = "PAVED_GCP_SECRETMANAGER_ENDPOINT")]
     gcp_secretmanager_endpoint: Option<String>,
+    /// IAM API endpoint, where services' Google service accounts are made (default:
+    /// Google's public endpoint).
+    #[arg(long, env = "PAVED_GCP_IAM_ENDPOINT")]
+    gcp_iam_endpoint: Option<String>,
     /// Namespaces no ServiceClaim may take and no claim is served in, besides the
     /// built-in ones (default, kube-*, argocd, the operator's own) and those a service
     /// Composition trusts as traffic peers. Comma-separated; `prefix-*` reserves a prefix.
@@ -282,11 +286,13 @@ async fn run_controllers(
             paved_cloud::gcp::GcpEndpoints {
                 sqladmin: args.gcp_sqladmin_endpoint.clone(),
                 secretmanager: args.gcp_secretmanager_endpoint.clone(),
+                iam: args.gcp_iam_endpoint.clone(),
             },
             Duration::from_secs(args.cloud_list_ttl_seconds),
             metrics.clone(),
         ),
         applied: Default::default(),
+        identity_wants: Default::default(),
         full_apply_every: Duration::from_secs(args.full_apply_seconds),
         own_namespace: args.lease_namespace.clone(),
         teams: team_store.clone(),

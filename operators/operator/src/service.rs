@@ -181,26 +181,47 @@ async fn remove_grants(ctx: &Context, name: &str, keep: Option<&str>) -> Result<
     Ok(())
 }
 
-/// The IAM role of the service: made, kept as desired, never taken from another
-/// claim. The claim's finalizer is set before the role is made, so the role is
-/// deleted with the claim.
-async fn drive_identity(
+/// Pure: the identity the Composition asks Paved to make for the service, from the
+/// service's secrets and its own databases' credentials (None: it asks for none).
+fn desired_identity(
     claim: &ServiceClaim,
-    ctx: &Context,
-    aws: &paved_api::AwsServiceIdentity,
+    svc: &paved_api::ServiceComposition,
+    input: &ServiceInput<'_>,
     databases: &[Arc<paved_api::PostgreSQLInstance>],
-    secrets: Option<(&paved_api::SecretsConfig, &str)>,
-    status: &mut ServiceClaimStatus,
-) -> Result<Option<Failure>, Error> {
-    use paved_compose::identity::{aws_role, plan_role, RoleInput, RolePlan};
+) -> Option<Result<paved_compose::identity::DesiredIdentity, String>> {
+    use paved_compose::identity::IdentityInput;
+    let spec = svc.identity.as_ref()?;
     let name = claim.name_any();
     let uid = claim.uid().unwrap_or_default();
-    let slow = jitter(Duration::from_secs(300));
-    // The master secrets of the service's own databases (ARNs, never values).
+    let cloud = if spec.aws.is_some() {
+        Cloud::Aws
+    } else if spec.azure.is_some() {
+        Cloud::Azure
+    } else {
+        Cloud::Gcp
+    };
+    let secrets = match &svc.secrets {
+        Some(cfg) => {
+            let path = paved_api::render_template(&cfg.path, &service::template_vars(input));
+            let keys = service::own_secret_keys(input, cfg);
+            match (path, keys) {
+                (Ok(p), Ok(k)) => Some((
+                    cfg,
+                    p,
+                    k.into_iter().map(|(_, key)| key).collect::<Vec<_>>(),
+                )),
+                (Err(e), _) => return Some(Err(e.to_string())),
+                (_, Err(e)) => return Some(Err(e.to_string())),
+            }
+        }
+        None => None,
+    };
+    // Where the master credentials of the service's own databases are kept (names,
+    // never values), on the identity's cloud.
     let databases: Vec<&PostgreSQLInstanceStatus> = databases
         .iter()
         .filter_map(|d| d.status.as_ref())
-        .filter(|s| s.provider.as_deref() == Some("aws") && s.credentials_secret.is_some())
+        .filter(|s| s.provider.as_deref() == Some(cloud.as_str()) && s.credentials_secret.is_some())
         .collect();
     let database_secrets: Vec<String> = databases
         .iter()
@@ -210,20 +231,71 @@ async fn drive_identity(
         .iter()
         .filter_map(|s| s.encryption_key_id.clone())
         .collect();
-    let desired = match aws_role(&RoleInput {
-        claim_uid: &uid,
-        claim_name: &name,
-        owner: &claim.spec.owner,
-        namespace: &name,
-        service_account: &name,
-        spec: aws,
-        secrets,
-        database_secrets: &database_secrets,
-        database_keys: &database_keys,
-    }) {
-        Ok(d) => d,
-        Err(m) => return Ok(Some((Reason::InvalidComposition, m, slow))),
+    let no_keys: Vec<String> = vec![];
+    Some(paved_compose::identity::desired_identity(
+        spec,
+        &IdentityInput {
+            claim_uid: &uid,
+            claim_name: &name,
+            owner: &claim.spec.owner,
+            namespace: &name,
+            service_account: &name,
+            secrets: secrets.as_ref().map(|(c, p, _)| (*c, p.as_str())),
+            secret_keys: secrets.as_ref().map(|(_, _, k)| k).unwrap_or(&no_keys),
+            database_secrets: &database_secrets,
+            database_keys: &database_keys,
+        },
+    ))
+}
+
+/// Deletes the identities an earlier ServiceClaim of this name left where this one's
+/// will be made: they trust the same ServiceAccount name, which the new service gets.
+async fn remove_stale_identities(
+    claim: &ServiceClaim,
+    ctx: &Context,
+    desired: &paved_compose::identity::DesiredIdentity,
+) -> Result<Option<Failure>, Error> {
+    let name = claim.name_any();
+    let removed = match ctx.providers.identities(desired.cloud()).await {
+        Ok(client) => client.remove_stale(desired, &name).await,
+        Err(e) => Err(e),
     };
+    match removed {
+        Ok(removed) if !removed.is_empty() => {
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "Deleted",
+                "Identity",
+                format!(
+                    "deleted the {}s an earlier ServiceClaim {name} left: {}",
+                    desired.kind(),
+                    removed.join(", ")
+                ),
+            )
+            .await;
+            Ok(None)
+        }
+        Ok(_) => Ok(None),
+        Err(e) => Ok(Some(provider_failure(&e))),
+    }
+}
+
+/// The service's cloud identity (IAM role, managed identity, Google service
+/// account): made, kept as desired, never taken from another claim. The claim's
+/// finalizer is set before it is made, so it is deleted with the claim.
+async fn drive_identity(
+    claim: &ServiceClaim,
+    ctx: &Context,
+    desired: &paved_compose::identity::DesiredIdentity,
+    status: &mut ServiceClaimStatus,
+) -> Result<Option<Failure>, Error> {
+    use paved_compose::identity::{plan_identity, IdentityPlan};
+    let name = claim.name_any();
+    let uid = claim.uid().unwrap_or_default();
+    let slow = jitter(Duration::from_secs(300));
+    let cloud = desired.cloud();
+    let what = format!("{} {}", desired.kind(), desired.name());
     if !claim.finalizers().iter().any(|f| f == paved_api::FINALIZER) {
         let mut finalizers = claim.finalizers().to_vec();
         finalizers.push(paved_api::FINALIZER.to_string());
@@ -231,51 +303,91 @@ async fn drive_identity(
         crate::claim::set_finalizers(&api, claim, finalizers).await?;
         return Ok(Some((
             Reason::Creating,
-            format!("making IAM role {}", desired.name),
+            format!("making {what}"),
             Duration::from_secs(1),
         )));
     }
-    let iam = ctx.providers.iam().await;
-    let seen = match iam.observe(&desired.name).await {
+    // The Composition now makes it elsewhere (another account, subscription,
+    // project or cloud): the one made before goes first, so the service is never two.
+    if let Some(old) = status.identity_id.clone().filter(|id| *id != desired.id()) {
+        if let Some(old_cloud) = identity_cloud(&old) {
+            let deleted = match ctx.providers.identities(old_cloud).await {
+                Ok(c) => c.delete(&old, &uid).await,
+                Err(e) => Err(e),
+            };
+            match deleted {
+                Ok(gone) => {
+                    if gone {
+                        ctx.event(claim, EventType::Normal, "Deleted", "Identity", format!("deleted {old}: the Composition makes the service's identity elsewhere now"))
+                            .await;
+                    }
+                    status.identity = None;
+                    status.identity_id = None;
+                }
+                Err(e) => return Ok(Some(provider_failure(&e))),
+            }
+        }
+    }
+    let client = match ctx.providers.identities(cloud).await {
+        Ok(c) => c,
+        Err(e) => return Ok(Some(provider_failure(&e))),
+    };
+    let seen = match client.observe(desired).await {
         Ok(s) => s,
         Err(e) => return Ok(Some(provider_failure(&e))),
     };
-    let acted = match plan_role(&desired, seen.as_ref()) {
-        RolePlan::UpToDate => Ok(None),
-        RolePlan::OwnedByOther(who) => {
+    let mut reference = seen.as_ref().map(|o| o.reference.clone());
+    // Did what Paved wants change since it last looked (a new database, another
+    // secret), or did the cloud?
+    let wants = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&desired.parts())
+            .unwrap_or_default()
+            .hash(&mut h);
+        h.finish()
+    };
+    let wants_changed = ctx
+        .identity_wants
+        .lock()
+        .expect("not poisoned")
+        .insert(uid.clone(), wants)
+        != Some(wants);
+    let acted = match plan_identity(desired, seen.as_ref()) {
+        IdentityPlan::UpToDate => Ok(None),
+        IdentityPlan::OwnedByOther(who) => {
             return Ok(Some((
                 Reason::OwnedByOther,
-                format!(
-                    "IAM role {} exists and belongs to {who}; Paved will not adopt it",
-                    desired.name
-                ),
+                format!("{what} exists and belongs to {who}; Paved will not adopt it"),
                 slow,
             )))
         }
-        // Made before and gone now: deleted outside Paved, so made again.
-        RolePlan::Create if status.identity.is_some() => iam.create(&desired).await.map(|_| {
-            Some((
-                "DriftCorrected",
-                format!(
-                    "IAM role {} was deleted outside Paved; made it again",
-                    desired.arn
-                ),
-            ))
+        IdentityPlan::Create => client.create(desired).await.map(|made| {
+            reference = Some(made);
+            // Made before and gone now: deleted outside Paved, so made again.
+            Some(
+                if status.identity_id.is_some() || status.identity.is_some() {
+                    (
+                        "DriftCorrected",
+                        format!("{what} was deleted outside Paved; made it again"),
+                    )
+                } else {
+                    (
+                        "Created",
+                        format!("made {what}, usable only by ServiceAccount {name}/{name}"),
+                    )
+                },
+            )
         }),
-        RolePlan::Create => iam.create(&desired).await.map(|_| {
-            Some((
-                "Created",
-                format!(
-                    "made IAM role {}, assumable only by ServiceAccount {name}/{name}",
-                    desired.arn
-                ),
-            ))
-        }),
-        RolePlan::Update(drift) => iam.update(&desired, &drift).await.map(|_| {
-            Some((
-                "DriftCorrected",
-                format!("IAM role {}: put back {}", desired.name, drift.join(", ")),
-            ))
+        IdentityPlan::Update(drift) => client.update(desired, &drift).await.map(|_| {
+            Some(if wants_changed {
+                ("Updated", format!("{what}: updated {}", drift.join(", ")))
+            } else {
+                (
+                    "DriftCorrected",
+                    format!("{what}: put back {}", drift.join(", ")),
+                )
+            })
         }),
     };
     match acted {
@@ -286,7 +398,8 @@ async fn drive_identity(
         }
         Ok(None) => {}
     }
-    status.identity = Some(desired.arn);
+    status.identity = reference.filter(|r| !r.is_empty());
+    status.identity_id = Some(desired.id());
     Ok(None)
 }
 
@@ -295,47 +408,71 @@ fn provider_failure(e: &paved_cloud::ProviderError) -> Failure {
     (v.synced.1, v.synced.2, v.requeue)
 }
 
-/// The claim is going: its IAM role (if it is still this claim's) is deleted, then
-/// the finalizer, and the garbage collector takes the rest.
+/// The claim is going: its cloud identity (if it is still this claim's) is deleted,
+/// then the finalizer, and the garbage collector takes the rest.
 async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action, Error> {
     match drop_identity(claim, ctx).await? {
         None => Ok(Action::await_change()),
         Some((reason, message, requeue)) => {
-            tracing::warn!(claim = %claim.name_any(), %reason, "deleting the IAM role: {message}");
+            tracing::warn!(claim = %claim.name_any(), %reason, "deleting the cloud identity: {message}");
             Ok(Action::requeue(requeue))
         }
     }
 }
 
-/// Deletes the claim's IAM role (if it is still this claim's), then Paved's finalizer:
-/// for a claim that goes, and for one whose Composition no longer makes identities.
+/// The cloud of an identity, from where it lives (`DesiredIdentity::id`).
+fn identity_cloud(id: &str) -> Option<Cloud> {
+    if id.starts_with("arn:") {
+        Some(Cloud::Aws)
+    } else if id.starts_with("/subscriptions/") {
+        Some(Cloud::Azure)
+    } else if id.starts_with("projects/") {
+        Some(Cloud::Gcp)
+    } else {
+        None
+    }
+}
+
+/// Deletes the claim's cloud identity where it was made (its ID in the status, not
+/// where the Composition would make one now), if it is still this claim's, then
+/// Paved's finalizer: for a claim that goes, and for one whose Composition no longer
+/// makes identities.
 async fn drop_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Option<Failure>, Error> {
     let uid = claim.uid().unwrap_or_default();
-    let role = paved_compose::identity::role_name(&uid);
-    match ctx.providers.iam().await.delete(&role, &uid).await {
-        Ok(deleted) => {
-            if deleted {
+    let status = claim.status.clone().unwrap_or_default();
+    // A claim from before identities were recorded by ID held only an IAM role ARN.
+    let id = status
+        .identity_id
+        .or(status.identity.filter(|i| i.starts_with("arn:")));
+    if let Some((id, cloud)) = id.as_deref().and_then(|i| Some((i, identity_cloud(i)?))) {
+        let deleted = match ctx.providers.identities(cloud).await {
+            Ok(client) => client.delete(id, &uid).await,
+            Err(e) => Err(e),
+        };
+        match deleted {
+            Ok(true) => {
                 ctx.event(
                     claim,
                     EventType::Normal,
                     "Deleted",
                     "Identity",
-                    format!("deleted IAM role {role}"),
+                    format!("deleted {id}"),
                 )
-                .await;
+                .await
             }
-            let finalizers = claim
-                .finalizers()
-                .iter()
-                .filter(|f| *f != paved_api::FINALIZER)
-                .cloned()
-                .collect();
-            let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
-            crate::claim::set_finalizers(&api, claim, finalizers).await?;
-            Ok(None)
+            Ok(false) => {}
+            Err(e) => return Ok(Some(provider_failure(&e))),
         }
-        Err(e) => Ok(Some(provider_failure(&e))),
     }
+    let finalizers = claim
+        .finalizers()
+        .iter()
+        .filter(|f| *f != paved_api::FINALIZER)
+        .cloned()
+        .collect();
+    let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
+    crate::claim::set_finalizers(&api, claim, finalizers).await?;
+    Ok(None)
 }
 
 fn compositions(store: &Store<Composition>) -> Vec<Arc<Composition>> {
@@ -486,11 +623,13 @@ async fn converge(
         team: Some(&team.spec),
         secrets_namespace: &ctx.secrets_namespace,
         databases: &database_names,
+        identity: claim.status.as_ref().and_then(|s| s.identity.as_deref()),
     };
     let objects = match render_service(&input) {
         Ok(o) => o,
         Err(e) => return Ok(Err((e.reason(), e.to_string(), slow))),
     };
+    let identity = desired_identity(claim, svc, &input, &databases);
 
     // Never take over a namespace someone else made. One the cache has not seen is
     // created: a create fails on a namespace that exists, where reading then applying
@@ -573,30 +712,9 @@ async fn converge(
         // into it (both name its ServiceAccount, which the new one gets).
         if created.is_some() || claim.status.is_none() {
             remove_grants(ctx, name, Some(uid)).await?;
-            if svc.identity.as_ref().and_then(|i| i.aws.as_ref()).is_some() {
-                let iam = ctx.providers.iam().await;
-                match iam
-                    .remove_stale(
-                        &paved_compose::identity::role_path(name),
-                        &paved_compose::identity::role_name(uid),
-                    )
-                    .await
-                {
-                    Ok(removed) if !removed.is_empty() => {
-                        ctx.event(
-                            claim,
-                            EventType::Normal,
-                            "Deleted",
-                            "Identity",
-                            format!(
-                                "deleted IAM roles an earlier ServiceClaim {name} left: {}",
-                                removed.join(", ")
-                            ),
-                        )
-                        .await
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Ok(Err(provider_failure(&e))),
+            if let Some(Ok(d)) = &identity {
+                if let Some(failure) = remove_stale_identities(claim, ctx, d).await? {
+                    return Ok(Err(failure));
                 }
             }
         }
@@ -618,32 +736,20 @@ async fn converge(
     // The service's own cloud identity, where Paved makes it; one the Composition no
     // longer asks for goes (its finalizer says one was made).
     let has_finalizer = claim.finalizers().iter().any(|f| f == paved_api::FINALIZER);
-    if svc.identity.as_ref().and_then(|i| i.aws.as_ref()).is_none() && has_finalizer {
-        if let Some(failure) = drop_identity(claim, ctx).await? {
-            return Ok(Err(failure));
+    match &identity {
+        None if has_finalizer => {
+            if let Some(failure) = drop_identity(claim, ctx).await? {
+                return Ok(Err(failure));
+            }
+            status.identity = None;
+            status.identity_id = None;
         }
-        status.identity = None;
-    }
-    if let Some(aws) = svc.identity.as_ref().and_then(|i| i.aws.as_ref()) {
-        let path = svc
-            .secrets
-            .as_ref()
-            .map(|c| {
-                paved_api::render_template(&c.path, &service::template_vars(&input)).map(|p| (c, p))
-            })
-            .transpose()
-            .map_err(|e| Error::Record(e.to_string()))?;
-        if let Some(failure) = drive_identity(
-            claim,
-            ctx,
-            aws,
-            &databases,
-            path.as_ref().map(|(c, p)| (*c, p.as_str())),
-            status,
-        )
-        .await?
-        {
-            return Ok(Err(failure));
+        None => {}
+        Some(Err(m)) => return Ok(Err((Reason::InvalidComposition, m.clone(), slow))),
+        Some(Ok(d)) => {
+            if let Some(failure) = drive_identity(claim, ctx, d, status).await? {
+                return Ok(Err(failure));
+            }
         }
     }
 
@@ -701,14 +807,19 @@ async fn converge(
     let poll = svc
         .identity
         .as_ref()
-        .and_then(|i| i.aws.as_ref())
-        .and_then(|a| paved_compose::postgresql::parse_duration(&a.poll_interval))
+        .and_then(|i| paved_compose::postgresql::parse_duration(i.poll_interval()))
         .map(|p| p.max(Duration::from_secs(1)))
         .unwrap_or(ctx.resync);
+    // A client ID learnt just now is on the ServiceAccount after one more pass.
+    let requeue = if status.identity.as_deref() != input.identity {
+        Duration::from_secs(1)
+    } else {
+        jitter(poll.min(ctx.resync))
+    };
     Ok(Ok(Outcome {
         synced,
         ready,
-        requeue: jitter(poll.min(ctx.resync)),
+        requeue,
     }))
 }
 

@@ -1,0 +1,467 @@
+//! The managed identity of each service on Azure: a user-assigned identity
+//! (azure_mgmt_msi, 2023-01-31) with one federated credential for the service's
+//! ServiceAccount, and `Key Vault Secrets User` role assignments on exactly its own
+//! secrets (azure_mgmt_authorization, 2022-04-01). Authenticated like the database
+//! client (workload identity).
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use azure_core::{auth::TokenCredential, Url};
+use azure_mgmt_authorization::package_2022_04_01 as authz;
+use azure_mgmt_msi::package_2023_01_31::{self as msi, models};
+use futures::StreamExt;
+use paved_api::{Cloud, Reason};
+use paved_compose::{
+    identity::{
+        assignment_name, DesiredIdentity, DesiredManagedIdentity, ObservedIdentity,
+        FEDERATED_CREDENTIAL, OWNER_TAG,
+    },
+    postgresql::cloud_tag_key,
+};
+use serde_json::Value;
+
+use crate::{azure::classify, IdentityClient, ProviderError};
+
+pub struct AzureIdentities {
+    msi: msi::Client,
+    authz: authz::Client,
+}
+
+fn misconfigured(e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::Terminal {
+        reason: Reason::ProviderMisconfigured,
+        message: e.to_string(),
+    }
+}
+
+/// An error, with Azure's replication delay (a new identity's principal not yet
+/// visible to role assignments) taken as transient.
+fn azure_error(e: azure_core::Error) -> ProviderError {
+    let replicating = e
+        .as_http_error()
+        .is_some_and(|h| h.error_code() == Some("PrincipalNotFound"));
+    match classify(e) {
+        ProviderError::Terminal { message, .. } if replicating => ProviderError::Retryable(
+            format!("{message} (a new identity takes a moment to reach Entra ID)"),
+        ),
+        other => other,
+    }
+}
+
+/// A scope as the authorization client wants it: it puts the `/` in front itself.
+fn arm_scope(scope: &str) -> &str {
+    scope.trim_start_matches('/')
+}
+
+fn not_found(e: &ProviderError) -> bool {
+    matches!(e, ProviderError::NotFound(_))
+}
+
+/// `(subscription, resource group, name)` of a user-assigned identity's resource ID.
+fn parse_id(id: &str) -> Option<(&str, &str, &str)> {
+    let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["subscriptions", sub, "resourceGroups", rg, "providers", p, "userAssignedIdentities", name]
+            if p.eq_ignore_ascii_case("Microsoft.ManagedIdentity") =>
+        {
+            Some((sub, rg, name))
+        }
+        _ => None,
+    }
+}
+
+impl AzureIdentities {
+    pub fn new(
+        credential: Arc<dyn TokenCredential>,
+        resource_manager: Url,
+    ) -> Result<Self, ProviderError> {
+        let retry = || {
+            azure_core::RetryOptions::exponential(
+                azure_core::ExponentialRetryOptions::default()
+                    .max_retries(3u32)
+                    .initial_delay(Duration::from_millis(500))
+                    .max_total_elapsed(Duration::from_secs(30)),
+            )
+        };
+        Ok(AzureIdentities {
+            msi: msi::ClientBuilder::new(credential.clone())
+                .endpoint(resource_manager.clone())
+                .retry(retry())
+                .build()
+                .map_err(misconfigured)?,
+            authz: authz::ClientBuilder::new(credential)
+                .endpoint(resource_manager)
+                .retry(retry())
+                .build()
+                .map_err(misconfigured)?,
+        })
+    }
+
+    async fn get(
+        &self,
+        sub: &str,
+        rg: &str,
+        name: &str,
+    ) -> Result<Option<models::Identity>, ProviderError> {
+        match self
+            .msi
+            .user_assigned_identities_client()
+            .get(sub, rg, name)
+            .await
+        {
+            Ok(i) => Ok(Some(i)),
+            Err(e) => match classify(e) {
+                ProviderError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Every role assignment of `principal` in the subscription (at, above or below
+    /// its scope): `(scope, role definition, assignment name)`.
+    async fn assignments(
+        &self,
+        sub: &str,
+        principal: &str,
+    ) -> Result<Vec<(String, String, String)>, ProviderError> {
+        let mut out = vec![];
+        let mut pages = self
+            .authz
+            .role_assignments_client()
+            .list_for_scope(format!("subscriptions/{sub}"))
+            .filter(format!("principalId eq '{principal}'"))
+            .into_stream();
+        while let Some(page) = pages.next().await {
+            for a in page.map_err(azure_error)?.value {
+                if let (Some(p), Some(name)) = (a.properties, a.name) {
+                    if p.principal_id.eq_ignore_ascii_case(principal) {
+                        out.push((p.scope.unwrap_or_default(), p.role_definition_id, name));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_credential(&self, m: &DesiredManagedIdentity) -> Result<(), ProviderError> {
+        let mut fic = models::FederatedIdentityCredential::new();
+        fic.properties = Some(models::FederatedIdentityCredentialProperties::new(
+            m.issuer.clone(),
+            m.subject.clone(),
+            vec![paved_compose::identity::AZURE_AUDIENCE.to_string()],
+        ));
+        self.msi
+            .federated_identity_credentials_client()
+            .create_or_update(
+                &m.subscription_id,
+                &m.resource_group,
+                &m.name,
+                FEDERATED_CREDENTIAL,
+                fic,
+            )
+            .await
+            .map_err(azure_error)?;
+        Ok(())
+    }
+
+    /// Makes the role assignments `m` wants that are missing and deletes those of its
+    /// principal it does not want (someone granted it more).
+    async fn put_assignments(
+        &self,
+        m: &DesiredManagedIdentity,
+        principal: &str,
+    ) -> Result<(), ProviderError> {
+        let seen = self.assignments(&m.subscription_id, principal).await?;
+        let wanted: Vec<Value> = m
+            .scopes
+            .iter()
+            .map(|s| DesiredManagedIdentity::assignment(s, &m.role_definition_id))
+            .collect();
+        let want = |scope: &str, role: &str| {
+            wanted.contains(&DesiredManagedIdentity::assignment(scope, role))
+        };
+        for (scope, role, name) in &seen {
+            if !want(scope, role) {
+                match self
+                    .authz
+                    .role_assignments_client()
+                    .delete(arm_scope(scope), name)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) => match azure_error(e) {
+                        e if not_found(&e) => {}
+                        e => return Err(e),
+                    },
+                }
+            }
+        }
+        for scope in &m.scopes {
+            if seen.iter().any(|(s, r, _)| {
+                DesiredManagedIdentity::assignment(s, r)
+                    == DesiredManagedIdentity::assignment(scope, &m.role_definition_id)
+            }) {
+                continue;
+            }
+            let mut props = authz::models::RoleAssignmentProperties::new(
+                m.role_definition_id.clone(),
+                principal.to_string(),
+            );
+            props.principal_type =
+                Some(authz::models::role_assignment_properties::PrincipalType::ServicePrincipal);
+            props.description = Some(format!("Paved: {} reads its own secret", m.subject));
+            self.authz
+                .role_assignments_client()
+                .create(
+                    arm_scope(scope),
+                    assignment_name(principal, scope),
+                    authz::models::RoleAssignmentCreateParameters::new(props),
+                )
+                .await
+                .map_err(azure_error)?;
+        }
+        Ok(())
+    }
+
+    fn principal(i: &models::Identity) -> Option<String> {
+        i.properties.as_ref()?.principal_id.clone()
+    }
+
+    fn owner(i: &models::Identity) -> Option<String> {
+        i.tracked_resource
+            .tags
+            .as_ref()?
+            .get(cloud_tag_key(Cloud::Azure, OWNER_TAG))?
+            .as_str()
+            .map(String::from)
+    }
+
+    /// Deletes an identity of ours: its role assignments first (Azure keeps them,
+    /// orphaned, otherwise), then the identity (its credentials go with it).
+    async fn delete_identity(
+        &self,
+        sub: &str,
+        rg: &str,
+        name: &str,
+        i: &models::Identity,
+    ) -> Result<(), ProviderError> {
+        if let Some(principal) = Self::principal(i) {
+            for (scope, _, assignment) in self.assignments(sub, &principal).await? {
+                match self
+                    .authz
+                    .role_assignments_client()
+                    .delete(arm_scope(&scope), &assignment)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) => match azure_error(e) {
+                        e if not_found(&e) => {}
+                        e => return Err(e),
+                    },
+                }
+            }
+        }
+        match self
+            .msi
+            .user_assigned_identities_client()
+            .delete(sub, rg, name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match classify(e) {
+                e if not_found(&e) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+}
+
+fn managed(d: &DesiredIdentity) -> Result<&DesiredManagedIdentity, ProviderError> {
+    match d {
+        DesiredIdentity::Azure(m) => Ok(m),
+        other => Err(misconfigured(format!(
+            "the Azure identity client was given a {} identity",
+            other.cloud()
+        ))),
+    }
+}
+
+#[async_trait]
+impl IdentityClient for AzureIdentities {
+    async fn observe(
+        &self,
+        d: &DesiredIdentity,
+    ) -> Result<Option<ObservedIdentity>, ProviderError> {
+        let m = managed(d)?;
+        let Some(i) = self
+            .get(&m.subscription_id, &m.resource_group, &m.name)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let owner = Self::owner(&i);
+        let mut observed = ObservedIdentity {
+            reference: i
+                .properties
+                .as_ref()
+                .and_then(|p| p.client_id.clone())
+                .unwrap_or_default(),
+            owner: owner.clone(),
+            parts: Default::default(),
+        };
+        // Nothing more is read of an identity that is not ours.
+        if owner.as_deref() != Some(m.claim_uid.as_str()) {
+            return Ok(Some(observed));
+        }
+        let credential = match self
+            .msi
+            .federated_identity_credentials_client()
+            .get(&m.subscription_id, &m.resource_group, &m.name, FEDERATED_CREDENTIAL)
+            .await
+        {
+            Ok(f) => f
+                .properties
+                .map(|p| serde_json::json!({ "issuer": p.issuer, "subject": p.subject, "audiences": p.audiences }))
+                .unwrap_or(Value::Null),
+            Err(e) => match classify(e) {
+                ProviderError::NotFound(_) => Value::Null,
+                other => return Err(other),
+            },
+        };
+        observed.parts.insert("federatedCredential", credential);
+        let mut assignments: Vec<Value> = match Self::principal(&i) {
+            Some(p) => self
+                .assignments(&m.subscription_id, &p)
+                .await?
+                .iter()
+                .map(|(scope, role, _)| DesiredManagedIdentity::assignment(scope, role))
+                .collect(),
+            None => vec![],
+        };
+        assignments.sort_by_key(|v| v.to_string());
+        observed
+            .parts
+            .insert("roleAssignments", Value::Array(assignments));
+        Ok(Some(observed))
+    }
+
+    async fn create(&self, d: &DesiredIdentity) -> Result<String, ProviderError> {
+        let m = managed(d)?;
+        let mut tracked = models::TrackedResource::new(m.location.clone());
+        tracked.tags = Some(serde_json::to_value(&m.tags).unwrap_or_default());
+        let made = self
+            .msi
+            .user_assigned_identities_client()
+            .create_or_update(
+                &m.subscription_id,
+                &m.resource_group,
+                &m.name,
+                models::Identity::new(tracked),
+            )
+            .await
+            .map_err(azure_error)?;
+        self.put_credential(m).await?;
+        if let Some(principal) = Self::principal(&made) {
+            self.put_assignments(m, &principal).await?;
+        }
+        Ok(made
+            .properties
+            .and_then(|p| p.client_id)
+            .unwrap_or_default())
+    }
+
+    async fn update(&self, d: &DesiredIdentity, drift: &[&str]) -> Result<(), ProviderError> {
+        let m = managed(d)?;
+        if drift.contains(&"federatedCredential") {
+            self.put_credential(m).await?;
+        }
+        if drift.contains(&"roleAssignments") {
+            let i = self
+                .get(&m.subscription_id, &m.resource_group, &m.name)
+                .await?
+                .ok_or_else(|| {
+                    ProviderError::Retryable(format!("managed identity {} is gone", m.name))
+                })?;
+            let principal = Self::principal(&i).ok_or_else(|| {
+                ProviderError::Retryable(format!(
+                    "managed identity {} has no principal yet",
+                    m.name
+                ))
+            })?;
+            self.put_assignments(m, &principal).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str, uid: &str) -> Result<bool, ProviderError> {
+        let Some((sub, rg, name)) = parse_id(id) else {
+            return Err(misconfigured(format!(
+                "{id:?} is not a managed identity's resource ID"
+            )));
+        };
+        let Some(i) = self.get(sub, rg, name).await? else {
+            return Ok(false);
+        };
+        if Self::owner(&i).as_deref() != Some(uid) {
+            return Ok(false);
+        }
+        self.delete_identity(sub, rg, name, &i).await?;
+        Ok(true)
+    }
+
+    async fn remove_stale(
+        &self,
+        d: &DesiredIdentity,
+        claim_name: &str,
+    ) -> Result<Vec<String>, ProviderError> {
+        let m = managed(d)?;
+        let name_tag = cloud_tag_key(Cloud::Azure, paved_api::labels::CLAIM_NAME);
+        let mut stale = vec![];
+        let mut pages = self
+            .msi
+            .user_assigned_identities_client()
+            .list_by_resource_group(&m.subscription_id, &m.resource_group)
+            .into_stream();
+        while let Some(page) = pages.next().await {
+            for i in page.map_err(classify)?.value {
+                let tags = i.tracked_resource.tags.clone().unwrap_or_default();
+                let same_claim = tags.get(&name_tag).and_then(Value::as_str) == Some(claim_name);
+                let owner = Self::owner(&i);
+                if same_claim && owner.is_some() && owner.as_deref() != Some(m.claim_uid.as_str()) {
+                    if let Some(name) = i.tracked_resource.resource.name.clone() {
+                        stale.push((name, i));
+                    }
+                }
+            }
+        }
+        let mut removed = vec![];
+        for (name, i) in stale {
+            self.delete_identity(&m.subscription_id, &m.resource_group, &name, &i)
+                .await?;
+            removed.push(name);
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn identity_ids_are_parsed_or_refused() {
+        assert_eq!(
+            super::parse_id("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/paved-x"),
+            Some(("s", "rg", "paved-x"))
+        );
+        assert_eq!(super::parse_id("arn:aws:iam::1:role/x"), None);
+        assert_eq!(
+            super::parse_id(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/x"
+            ),
+            None
+        );
+    }
+}

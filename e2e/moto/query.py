@@ -13,6 +13,12 @@
                                   an inline one, behind Paved's back
   query.py create-role NAME PATH UID TRUST
                                   a role as an earlier claim (UID) left it
+  query.py read-as ROLE TOKEN SECRET
+                                  assume ROLE with web identity TOKEN (unsigned, as a
+                                  pod would), then GetSecretValue SECRET as that role:
+                                  {"assumed": bool, "read": bool, "error": code}; the
+                                  value is never printed
+  query.py put-secret NAME        create a secret (as the platform's admin)
   query.py drift ID               change mutable fields behind Paved's back
   query.py create ID UID KEYARN   create an instance as if by another claim
 """
@@ -60,6 +66,29 @@ elif cmd == "create-role":
         RoleName=sys.argv[2], Path=sys.argv[3], AssumeRolePolicyDocument=sys.argv[5],
         Tags=[{"Key": "paved.dev/claim-uid", "Value": sys.argv[4]}],
     )["Role"]
+elif cmd == "read-as":
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    sts = boto3.client("sts", config=Config(signature_version=UNSIGNED))
+    out = {"assumed": False, "read": False, "error": None}
+    try:
+        creds = sts.assume_role_with_web_identity(
+            RoleArn=sys.argv[2], RoleSessionName="e2e", WebIdentityToken=sys.argv[3])["Credentials"]
+        out["assumed"] = True
+        sm = boto3.client("secretsmanager", aws_access_key_id=creds["AccessKeyId"],
+                          aws_secret_access_key=creds["SecretAccessKey"],
+                          aws_session_token=creds["SessionToken"])
+        sm.get_secret_value(SecretId=sys.argv[4])
+        out["read"] = True
+    except ClientError as e:
+        out["error"] = e.response["Error"]["Code"]
+elif cmd == "put-secret":
+    sm = boto3.client("secretsmanager")
+    try:
+        out = sm.create_secret(Name=sys.argv[2], SecretString=json.dumps({"token": "e2e-other-team"}))["ARN"]
+    except sm.exceptions.ResourceExistsException:
+        out = sm.describe_secret(SecretId=sys.argv[2])["ARN"]
 elif cmd == "widen-role":
     iam = boto3.client("iam")
     everything = json.dumps({"Version": "2012-10-17",

@@ -529,6 +529,40 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     )?;
     assert!(!ok && out.contains("paved.dev/cleanup is Paved's"), "{out}");
 
+    // Policy evaluation, not convention (moto with IAM authorization, e2e/moto/server.py):
+    // the service's own token assumes its role and reads its database's secret; the
+    // role is refused another team's secret; another ServiceAccount's token cannot
+    // assume the role at all.
+    let other = paved_e2e::db::moto(cp, "query.py", &["put-secret", "team-b/other-svc/api"])?;
+    let token = |ns: &str, sa: &str| -> Result<String> {
+        Ok(cp
+            .kubectl(&["create", "token", sa, "-n", ns, "--audience", "sts.amazonaws.com"])?
+            .trim()
+            .to_string())
+    };
+    let own = token(SVC, SVC)?;
+    let read_as = |token: &str, secret: &str| {
+        paved_e2e::db::moto(cp, "query.py", &["read-as", &role_arn, token, secret])
+    };
+    assert_eq!(
+        read_as(&own, &arn)?,
+        json!({ "assumed": true, "read": true, "error": null }),
+        "its own database's secret"
+    );
+    let refused = read_as(&own, other.as_str().context("arn")?)?;
+    assert!(
+        refused["assumed"] == true
+            && refused["read"] == false
+            && refused["error"].as_str().is_some_and(|e| e.starts_with("AccessDenied")),
+        "another team's secret, refused by the role's policy: {refused}"
+    );
+    let stranger = token(SVC, "default")?;
+    assert_eq!(
+        read_as(&stranger, &arn)?["assumed"],
+        false,
+        "another ServiceAccount cannot assume the role"
+    );
+
     // Widened by hand (a managed policy allowing everything attached, an inline one
     // added): both taken off again.
     paved_e2e::db::moto(cp, "query.py", &["widen-role", &role_name])?;

@@ -1,0 +1,144 @@
+"""moto's server with IAM authorization on, for the e2e control plane.
+
+moto does not check who calls it unless told to, and even then it leaves three gaps
+that Paved's tenancy tests rely on. This launcher closes them before it serves:
+
+1. Authorization on from the first request (INITIAL_NO_AUTH_ACTION_COUNT=0). Every
+   signed request must come from a known access key, and that key's policies must
+   allow the action. The plane's own callers (the operator, seed.py, query.py) use
+   the key of the IAM user `paved-e2e-admin`, which is made here before serving and
+   allowed everything. The control plane exports that key as AWS_ACCESS_KEY_ID and
+   AWS_SECRET_ACCESS_KEY.
+2. Secrets Manager resources. moto authorizes every Secrets Manager call against
+   Resource "*", so a policy naming secret ARNs allows or refuses nothing. Here the
+   resource of a call that names a secret (`SecretId`) is that secret's ARN, as in
+   AWS. A role allowed `arn:…:secret:team-a/svc/*` is then refused
+   `team-b/other/api` by moto's own policy evaluation.
+3. Web identity trust. AssumeRoleWithWebIdentity is unsigned (the token is the
+   credential), which moto's authorizer cannot handle, and moto does not evaluate the
+   role's trust policy for it. Here the role's trust policy is evaluated against the
+   token's claims: a statement must allow sts:AssumeRoleWithWebIdentity for the
+   federated principal `oidc-provider/<iss without https://>`, and every StringEquals
+   condition on `<issuer>:sub` and `<issuer>:aud` must hold. The token's signature is
+   not verified: the tests take their tokens from the real API server's TokenRequest.
+
+Usage: python server.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
+"""
+import base64
+import json
+import os
+import sys
+
+os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+
+from moto import settings  # noqa: E402
+from moto.core.authorization import ActionAuthenticatorMixin  # noqa: E402
+from moto.core.exceptions import AccessDeniedError, JsonRESTError  # noqa: E402
+from moto.iam.models import iam_backends  # noqa: E402
+from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
+from moto.secretsmanager.responses import SecretsManagerResponse  # noqa: E402
+from moto.server import main  # noqa: E402
+
+settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+
+ACCOUNT = "123456789012"
+ADMIN = "paved-e2e-admin"
+ADMIN_KEY_ID = "AKIAPAVEDE2EADMIN001"
+ADMIN_SECRET = "paved-e2e-admin-secret-not-a-real-one"
+
+
+def bootstrap_admin():
+    iam = iam_backends[ACCOUNT]["aws"]
+    iam.create_user(region_name="us-east-1", user_name=ADMIN)
+    iam.put_user_policy(ADMIN, "everything", json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }))
+    key = iam.create_access_key(ADMIN)
+    key.access_key_id = ADMIN_KEY_ID
+    key.secret_access_key = ADMIN_SECRET
+
+
+def secret_resource(self):
+    """The ARN of the secret a Secrets Manager call names, or "*"."""
+    try:
+        secret_id = json.loads(self.body or "{}").get("SecretId")
+    except (ValueError, AttributeError):
+        secret_id = None
+    if not secret_id:
+        return "*"
+    backend = secretsmanager_backends[self.current_account][self.region]
+    secret = backend.secrets.get(secret_id)
+    if secret is not None:
+        return secret.arn
+    if secret_id.startswith("arn:"):
+        return secret_id
+    return f"arn:aws:secretsmanager:{self.region}:{self.current_account}:secret:{secret_id}"
+
+
+def claims(token):
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def web_identity_trusted(role, token):
+    c = claims(token)
+    issuer = str(c.get("iss", "")).removeprefix("https://")
+    if not issuer:
+        return False
+    values = {f"{issuer}:sub": [c.get("sub")], f"{issuer}:aud": as_list(c.get("aud"))}
+    doc = role.assume_role_policy_document
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    for st in as_list(doc.get("Statement", [])):
+        if st.get("Effect") != "Allow":
+            continue
+        if "sts:AssumeRoleWithWebIdentity" not in as_list(st.get("Action", [])):
+            continue
+        federated = as_list((st.get("Principal") or {}).get("Federated", []))
+        if not any(str(f).endswith(f":oidc-provider/{issuer}") for f in federated):
+            continue
+        equals = (st.get("Condition") or {}).get("StringEquals", {})
+        if all(any(want in values.get(k, []) for want in as_list(v)) for k, v in equals.items()):
+            return True
+    return False
+
+
+_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+
+def authorize(self, iam_request_cls, resource="*"):
+    if "Authorization" not in self.headers and self._get_action() == "AssumeRoleWithWebIdentity":
+        role_arn = self._get_param("RoleArn")
+        iam = iam_backends[self.current_account]["aws"]
+        try:
+            role = iam.get_role_by_arn(role_arn)
+        except Exception:  # noqa: BLE001 - moto's own not-found types vary
+            raise AccessDeniedError(user_arn="web-identity", action="sts:AssumeRoleWithWebIdentity")
+        if not web_identity_trusted(role, self._get_param("WebIdentityToken") or ""):
+            raise AccessDeniedError(
+                user_arn=f"web-identity:{claims(self._get_param('WebIdentityToken') or '').get('sub')}",
+                action="sts:AssumeRoleWithWebIdentity",
+            )
+        return None
+    try:
+        return _authorize(self, iam_request_cls, resource)
+    except AccessDeniedError as e:
+        # moto answers in the query protocol's XML; Secrets Manager speaks JSON, where
+        # AWS says AccessDeniedException.
+        if getattr(self, "service_name", "") == "secretsmanager":
+            raise JsonRESTError("AccessDeniedException", e.message) from e
+        raise
+
+
+if __name__ == "__main__":
+    bootstrap_admin()
+    SecretsManagerResponse._determine_resource = secret_resource
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
+    main(sys.argv[1:])

@@ -32,8 +32,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_CODE = {400: "Throttling", 429: "Throttling", 503: "ServiceUnavailable"}
 # Headers that describe one hop, not the message (RFC 9110 7.6.1), or that urllib sets.
+# Host is passed on as the client sent it: SigV4 signs it, and an upstream that checks
+# signatures (moto with IAM authorization) would refuse a rewritten one.
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-       "upgrade", "host", "content-length"}
+       "upgrade", "content-length"}
 
 
 class State:

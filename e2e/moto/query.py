@@ -19,6 +19,9 @@
                                   {"assumed": bool, "read": bool, "error": code}; the
                                   value is never printed
   query.py put-secret NAME        create a secret (as the platform's admin)
+  query.py platform-role NAME     (made once) the role a platform names in a Composition's
+                                  workloadIdentity: trusted by every ServiceAccount of the
+                                  plane's issuer, allowed every secret; prints its ARN
   query.py drift ID               change mutable fields behind Paved's back
   query.py create ID UID KEYARN   create an instance as if by another claim
 """
@@ -83,6 +86,23 @@ elif cmd == "read-as":
         out["read"] = True
     except ClientError as e:
         out["error"] = e.response["Error"]["Code"]
+elif cmd == "platform-role":
+    iam = boto3.client("iam")
+    issuer = "kubernetes.default.svc.cluster.local"
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+        "Principal": {"Federated": f"arn:aws:iam::{account}:oidc-provider/{issuer}"},
+        "Condition": {"StringLike": {f"{issuer}:sub": "system:serviceaccount:*:*"},
+                      "StringEquals": {f"{issuer}:aud": "sts.amazonaws.com"}}}]}
+    try:
+        iam.create_role(RoleName=sys.argv[2], AssumeRolePolicyDocument=json.dumps(trust))
+        iam.put_role_policy(RoleName=sys.argv[2], PolicyName="platform", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "kms:Decrypt"]}]}))
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    out = iam.get_role(RoleName=sys.argv[2])["Role"]["Arn"]
 elif cmd == "put-secret":
     sm = boto3.client("secretsmanager")
     try:

@@ -19,12 +19,21 @@ that Paved's tenancy tests rely on. This launcher closes them before it serves:
    role's trust policy for it. Here the role's trust policy is evaluated against the
    token's claims: a statement must allow sts:AssumeRoleWithWebIdentity for the
    federated principal `oidc-provider/<iss without https://>`, and every StringEquals
-   condition on `<issuer>:sub` and `<issuer>:aud` must hold. The token's signature is
+   and StringLike condition on `<issuer>:sub` and `<issuer>:aud` must hold (a statement
+   with any other condition operator allows nothing). A signed call is held to the
+   same trust check. The token's signature is
    not verified: the tests take their tokens from the real API server's TokenRequest.
+
+And one fix: moto recomputes a request's signature from the form parameters it parsed
+when the raw body is gone (werkzeug consumes a form body), re-encoding them as botocore
+would. SDKs that encode differently (the Rust SDK leaves `:` and `/` as they are) then
+never match. The raw body is kept aside here and the signature computed over it.
 
 Usage: python server.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 import base64
+import fnmatch
+import io
 import json
 import os
 import sys
@@ -37,6 +46,7 @@ from moto.core.exceptions import AccessDeniedError, JsonRESTError  # noqa: E402
 from moto.iam.models import iam_backends  # noqa: E402
 from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
 from moto.secretsmanager.responses import SecretsManagerResponse  # noqa: E402
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
 from moto.server import main  # noqa: E402
 
 settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
@@ -104,17 +114,42 @@ def web_identity_trusted(role, token):
         federated = as_list((st.get("Principal") or {}).get("Federated", []))
         if not any(str(f).endswith(f":oidc-provider/{issuer}") for f in federated):
             continue
-        equals = (st.get("Condition") or {}).get("StringEquals", {})
-        if all(any(want in values.get(k, []) for want in as_list(v)) for k, v in equals.items()):
+        cond = st.get("Condition") or {}
+        unknown = set(cond) - {"StringEquals", "StringLike"}
+        if unknown:  # an operator this launcher does not evaluate: fail closed
+            continue
+        equals = cond.get("StringEquals", {})
+        like = cond.get("StringLike", {})
+        if all(any(want in values.get(k, []) for want in as_list(v)) for k, v in equals.items()) and all(
+            any(fnmatch.fnmatchcase(str(have), pat) for pat in as_list(v) for have in values.get(k, []))
+            for k, v in like.items()
+        ):
             return True
     return False
 
 
 _authorize = ActionAuthenticatorMixin._authenticate_and_authorize_action
+_dispatch = DomainDispatcherApplication.__call__
+RAW_BODY = "paved.raw_body"
+
+
+def keep_raw_body(self, environ, start_response):
+    """Keeps a form body's bytes, exactly as signed, for the signature check."""
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        try:
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            size = 0
+        if size:
+            raw = environ["wsgi.input"].read(size)
+            environ["wsgi.input"] = io.BytesIO(raw)
+            environ[RAW_BODY] = raw
+    return _dispatch(self, environ, start_response)
 
 
 def authorize(self, iam_request_cls, resource="*"):
-    if "Authorization" not in self.headers and self._get_action() == "AssumeRoleWithWebIdentity":
+    # The token is the credential, signed or not: the trust policy decides.
+    if self._get_action() == "AssumeRoleWithWebIdentity":
         role_arn = self._get_param("RoleArn")
         iam = iam_backends[self.current_account]["aws"]
         try:
@@ -127,6 +162,9 @@ def authorize(self, iam_request_cls, resource="*"):
                 action="sts:AssumeRoleWithWebIdentity",
             )
         return None
+    raw = getattr(getattr(self, "normalized_request", None), "environ", {}).get(RAW_BODY)
+    if raw and not self.raw_body:
+        self.raw_body = raw
     try:
         return _authorize(self, iam_request_cls, resource)
     except AccessDeniedError as e:
@@ -141,4 +179,5 @@ if __name__ == "__main__":
     bootstrap_admin()
     SecretsManagerResponse._determine_resource = secret_resource
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
+    DomainDispatcherApplication.__call__ = keep_raw_body
     main(sys.argv[1:])

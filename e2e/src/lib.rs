@@ -333,15 +333,18 @@ fn install(cp: &ControlPlane) -> Result<()> {
         "service-local",
         serde_json::json!({ "secrets": { "backend": { "kubernetes": { "server": server.trim() } } } }),
     )?;
-    // This environment's AWS account is moto's: a role of another account would read
-    // another (empty) moto account's Secrets Manager.
-    // (Per-service roles off, as shipped: a test that turns them on and fails midway
-    // does not leave them on for the next binary.)
+    // Without per-service roles (as shipped) a platform names the role its services'
+    // stores read as: here one role the platform made in moto, trusted by every
+    // ServiceAccount of the plane and allowed every secret, the shared identity that
+    // keeps tenants' own ExternalSecrets out of such namespaces. (Per-service roles
+    // off: a test that turns them on and fails midway does not leave them on for the
+    // next binary.)
+    let platform_role = db::moto(cp, "query.py", &["platform-role", "paved-e2e-platform"])?;
     patch_service_composition(
         cp,
         "service-aws",
         serde_json::json!({
-            "workloadIdentity": { "value": format!("arn:aws:iam::{MOTO_ACCOUNT}:role/paved/{{service}}") },
+            "workloadIdentity": { "value": platform_role },
             "identity": null,
         }),
     )?;

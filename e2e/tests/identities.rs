@@ -96,6 +96,17 @@ async fn an_azure_service_gets_its_own_managed_identity_reading_only_its_own_sec
                       "tags": { "paved.dev_claim-uid": "00000000-dead", "paved.dev_claim-name": SVC } })),
     )?;
     assert!(status < 300, "{status} {body}");
+    let (status, body) = fake.call(
+        "PUT",
+        &format!("{stale_id}/federatedIdentityCredentials/kubernetes?api-version=2023-01-31"),
+        &token,
+        Some(
+            &json!({ "properties": { "issuer": "https://oidc.e2e.example/cluster/",
+                                      "subject": format!("system:serviceaccount:{SVC}:{SVC}"),
+                                      "audiences": ["api://AzureADTokenExchange"] } }),
+        ),
+    )?;
+    assert!(status < 300, "{status} {body}");
 
     let claims: Api<ServiceClaim> = Api::all(client.clone());
     let made = claims
@@ -257,6 +268,14 @@ async fn a_gcp_service_gets_its_own_service_account_reading_only_its_own_secret(
                       "serviceAccount": { "description": format!("paved.dev/claim-uid=00000000-dead paved.dev/claim-name={SVC}") } })),
     )?;
     assert!(status < 300 || status == 409, "{status} {body}");
+    let (status, body) = fake.call(
+        "POST",
+        &format!("/v1/projects/{PROJECT}/serviceAccounts/paved-000000000000000000dead@{PROJECT}.iam.gserviceaccount.com:setIamPolicy"),
+        &token,
+        Some(&json!({ "policy": { "bindings": [{ "role": "roles/iam.workloadIdentityUser",
+            "members": [format!("serviceAccount:paved-prod.svc.id.goog[{SVC}/{SVC}]")] }] } })),
+    )?;
+    assert!(status < 300, "{status} {body}");
 
     let claims: Api<ServiceClaim> = Api::all(client.clone());
     let made = claims

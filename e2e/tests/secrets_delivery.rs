@@ -89,9 +89,10 @@ fn platform_secret(cp: &ControlPlane, name: &str, token: &str) -> Result<()> {
     Ok(())
 }
 
-/// Once the ExternalSecret is not Ready: what External Secrets said about it (its
-/// Events carry the provider's error, the API server's refusal included).
-async fn refused(cp: &ControlPlane, ns: &str, name: &str) -> Result<String> {
+/// Once the ExternalSecret is not Ready with a refusal that says `why`: what External
+/// Secrets said about it (its Events carry the provider's error: the API server's
+/// refusal, or the cloud's).
+async fn refused(cp: &ControlPlane, ns: &str, name: &str, why: &str) -> Result<String> {
     eventually(
         &format!("ExternalSecret {ns}/{name} refused"),
         T,
@@ -118,10 +119,7 @@ async fn refused(cp: &ControlPlane, ns: &str, name: &str) -> Result<String> {
                 .flatten()
                 .filter_map(|e| e["message"].as_str().map(String::from))
                 .collect();
-            Ok(
-                (not_ready && said.iter().any(|m| m.contains("forbidden")))
-                    .then(|| said.join("\n")),
-            )
+            Ok((not_ready && said.iter().any(|m| m.contains(why))).then(|| said.join("\n")))
         },
     )
     .await
@@ -249,7 +247,7 @@ async fn a_service_reads_its_own_secrets_through_its_own_identity_and_no_other_t
     .await?;
     for name in ["steal-app", "steal-db", "steal-all"] {
         // Refused by the API server (403 Forbidden), not by convention.
-        let said = refused(cp, ATTACKER, name).await?;
+        let said = refused(cp, ATTACKER, name, "forbidden").await?;
         assert!(
             said.contains(&format!("system:serviceaccount:{ATTACKER}:{ATTACKER}")),
             "{name}: refused as the attacker's own ServiceAccount: {said}"
@@ -281,8 +279,9 @@ async fn a_service_reads_its_own_secrets_through_its_own_identity_and_no_other_t
         "team-b cannot write SecretStores: {out}"
     );
 
-    // On a cloud, until Paved makes each service's own identity, a team writes no
-    // ExternalSecrets of its own: the store's identity may serve more than one service.
+    // On a cloud where the store reads as an identity the Composition's
+    // workloadIdentity names (which may serve more than one service), a team writes no
+    // ExternalSecrets of its own.
     const CLOUDY: &str = "e2e-sec-cloud";
     fresh_service(&client, CLOUDY).await?;
     let mut cloudy = service(CLOUDY, "team-b", json!([]), json!([]))?;
@@ -383,7 +382,8 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     let trust = json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow",
         "Principal": { "Federated": oidc }, "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": { "StringEquals": {
-            "kubernetes.default.svc.cluster.local:sub": format!("system:serviceaccount:{SVC}:{SVC}") } } }] });
+            "kubernetes.default.svc.cluster.local:sub": format!("system:serviceaccount:{SVC}:{SVC}"),
+            "kubernetes.default.svc.cluster.local:aud": "sts.amazonaws.com" } } }] });
     let stale = "paved-00000000-0000-0000-0000-00000000dead";
     if paved_e2e::db::moto(cp, "query.py", &["role", stale])?.is_null() {
         paved_e2e::db::moto(
@@ -536,7 +536,15 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     let other = paved_e2e::db::moto(cp, "query.py", &["put-secret", "team-b/other-svc/api"])?;
     let token = |ns: &str, sa: &str| -> Result<String> {
         Ok(cp
-            .kubectl(&["create", "token", sa, "-n", ns, "--audience", "sts.amazonaws.com"])?
+            .kubectl(&[
+                "create",
+                "token",
+                sa,
+                "-n",
+                ns,
+                "--audience",
+                "sts.amazonaws.com",
+            ])?
             .trim()
             .to_string())
     };
@@ -549,12 +557,11 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         json!({ "assumed": true, "read": true, "error": null }),
         "its own database's secret"
     );
-    let refused = read_as(&own, other.as_str().context("arn")?)?;
-    assert!(
-        refused["assumed"] == true
-            && refused["read"] == false
-            && refused["error"].as_str().is_some_and(|e| e.starts_with("AccessDenied")),
-        "another team's secret, refused by the role's policy: {refused}"
+    let denied = read_as(&own, other.as_str().context("arn")?)?;
+    assert_eq!(
+        denied,
+        json!({ "assumed": true, "read": false, "error": "AccessDeniedException" }),
+        "another team's secret, refused by the role's policy"
     );
     let stranger = token(SVC, "default")?;
     assert_eq!(
@@ -562,6 +569,34 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         false,
         "another ServiceAccount cannot assume the role"
     );
+
+    // With its own role, the team may write its own ExternalSecrets here (the
+    // namespace says its store reads as the service alone); one naming another
+    // team's secret is refused by the role's policy, and nothing is delivered.
+    let ns_labels = get_json(cp, &["namespace", SVC])?["metadata"]["labels"].clone();
+    assert_eq!(ns_labels["paved.dev/store-identity"], "service");
+    let steal = json!({
+        "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": { "name": "steal-other", "namespace": SVC },
+        "spec": { "refreshInterval": "10s",
+                  "secretStoreRef": { "kind": "SecretStore", "name": "paved" },
+                  "target": { "name": "steal-other" },
+                  "dataFrom": [{ "extract": { "key": "team-b/other-svc/api" } }] }
+    });
+    let (ok, out) = as_team(
+        cp,
+        "team-a",
+        &["apply", "-f", "-"],
+        Some(&steal.to_string()),
+    )?;
+    assert!(ok, "the team may write its own ExternalSecret: {out}");
+    let said = refused(cp, SVC, "steal-other", "AccessDeniedException").await?;
+    assert!(said.contains("secretsmanager:GetSecretValue"), "{said}");
+    assert!(
+        secret_data(&client, SVC, "steal-other").await?.is_none(),
+        "nothing of the other team delivered"
+    );
+    let _ = cp.kubectl(&["delete", "externalsecret", "steal-other", "-n", SVC]);
 
     // Widened by hand (a managed policy allowing everything attached, an inline one
     // added): both taken off again.

@@ -92,6 +92,10 @@ pub mod labels {
     pub const COST_CENTER: &str = "paved.dev/cost-center";
     pub const TIER: &str = "paved.dev/slo-tier";
     pub const CLOUD: &str = "paved.dev/cloud";
+    /// On a service namespace: `service` when its SecretStore reads as an identity of
+    /// that service alone (Paved made it, or the local ServiceAccount), so admission lets
+    /// the team write its own ExternalSecrets there.
+    pub const STORE_IDENTITY: &str = "paved.dev/store-identity";
     pub const COMPOSITION: &str = "paved.dev/composition";
     pub const COMPOSITION_GENERATION: &str = "paved.dev/composition-generation";
     /// On a Composition: it is the default for this cloud (or `local`).

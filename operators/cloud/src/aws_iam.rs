@@ -253,6 +253,7 @@ impl IamRoles {
         &self,
         path: &str,
         keep: &str,
+        trust: &Value,
     ) -> Result<Vec<String>, ProviderError> {
         let mut names = vec![];
         let mut pages = self
@@ -275,9 +276,14 @@ impl IamRoles {
             let Some(seen) = self.observe_role(&name).await? else {
                 continue;
             };
-            let Some(uid) = seen.owner else {
+            let Some(uid) = seen.owner.clone() else {
                 continue;
             };
+            // Only a role this cluster's token could assume as the same ServiceAccount
+            // (another cluster sharing the account keeps its own).
+            if seen.parts.get("trust") != Some(trust) {
+                continue;
+            }
             if self.delete_role(&name, &uid).await? {
                 removed.push(name);
             }
@@ -362,7 +368,8 @@ impl IdentityClient for IamRoles {
         d: &DesiredIdentity,
         claim_name: &str,
     ) -> Result<Vec<String>, ProviderError> {
-        self.remove_stale_roles(&role_path(claim_name), &role(d)?.name)
+        let r = role(d)?;
+        self.remove_stale_roles(&role_path(claim_name), &r.name, &r.trust)
             .await
     }
 }

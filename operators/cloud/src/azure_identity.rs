@@ -440,6 +440,30 @@ impl IdentityClient for AzureIdentities {
         }
         let mut removed = vec![];
         for (name, i) in stale {
+            // Only one this cluster's token could use as the same ServiceAccount
+            // (another cluster sharing the resource group keeps its own).
+            let same_subject = match self
+                .msi
+                .federated_identity_credentials_client()
+                .get(
+                    &m.subscription_id,
+                    &m.resource_group,
+                    &name,
+                    FEDERATED_CREDENTIAL,
+                )
+                .await
+            {
+                Ok(f) => f
+                    .properties
+                    .is_some_and(|p| p.issuer == m.issuer && p.subject == m.subject),
+                Err(e) => match classify(e) {
+                    ProviderError::NotFound(_) => false,
+                    other => return Err(other),
+                },
+            };
+            if !same_subject {
+                continue;
+            }
             self.delete_identity(&m.subscription_id, &m.resource_group, &name, &i)
                 .await?;
             removed.push(name);

@@ -310,6 +310,12 @@ impl IdentityClient for GcpIdentities {
         }
         let mut removed = vec![];
         for (name, owner, email) in stale {
+            // Only one this cluster's token could use as the same ServiceAccount
+            // (another cluster sharing the project keeps its own).
+            let policy = self.account_policy(&name).await?;
+            if !grants(&policy, WORKLOAD_IDENTITY_USER, &g.workload_member) {
+                continue;
+            }
             if self.delete(&name, &owner).await? {
                 removed.push(email);
             }

@@ -248,6 +248,16 @@ pub fn check_composition_service(s: &ServiceComposition) -> Vec<Violation> {
             // Each identity reads keys under its path (AWS: `<path>/*`; Azure, GCP:
             // exact names): the path must name exactly one service of one team, as
             // whole segments, and nothing a store reads as a wildcard or variable.
+            // Only names Paved vouches for: a claim's own fields (costCenter, system)
+            // could shift the segments.
+            for var in ["{system}", "{costCenter}", "{classification}", "{tier}"] {
+                if sec.path.contains(var) {
+                    out.push(v(
+                        "spec.service.secrets.path",
+                        format!("with identity it may not contain {var}, which the claim sets: only {{owner}}, {{service}}, {{namespace}} and {{cloud}}"),
+                    ));
+                }
+            }
             let sep = crate::service::key_separator(sec);
             let segments: Vec<&str> = sec.path.trim_matches('/').split(sep).collect();
             if !segments.contains(&"{owner}")
@@ -701,7 +711,12 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(check_composition_service(&s), vec![]);
-        for bad in ["{service}", "{owner}-{service}", "{owner}/{service}*"] {
+        for bad in [
+            "{service}",
+            "{owner}-{service}",
+            "{owner}/{service}*",
+            "{costCenter}/{owner}/{service}",
+        ] {
             s.secrets.as_mut().unwrap().path = bad.into();
             assert_eq!(
                 fields(check_composition_service(&s)),

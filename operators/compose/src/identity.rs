@@ -359,6 +359,29 @@ pub fn desired_identity(
     Err("identity names no cloud: name exactly one of aws, azure, gcp".into())
 }
 
+/// Where the identity of the ServiceClaim `claim_name`/`claim_uid` lives, as
+/// [`DesiredIdentity::id`] says (None: the spec cannot name one).
+pub fn identity_id(
+    spec: &paved_api::ServiceIdentity,
+    claim_name: &str,
+    claim_uid: &str,
+) -> Option<String> {
+    if let Some(aws) = &spec.aws {
+        return role_arn(aws, claim_name, claim_uid);
+    }
+    if let Some(a) = &spec.azure {
+        return Some(format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}",
+            a.subscription_id,
+            a.resource_group,
+            role_name(claim_uid)
+        ));
+    }
+    let g = spec.gcp.as_ref()?;
+    let email = gcp_email(g, claim_uid)?;
+    Some(format!("projects/{}/serviceAccounts/{email}", g.project_id))
+}
+
 /// Built-in role `Key Vault Secrets User`: read secret contents, nothing else.
 pub const KEY_VAULT_SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
 /// The audience AKS workload identity tokens carry for Entra ID.
@@ -857,6 +880,27 @@ mod tests {
             plan_identity(&d, Some(&o)),
             IdentityPlan::Update(vec!["roleAssignments"])
         );
+    }
+
+    #[test]
+    fn where_an_identity_lives_is_known_from_the_spec_alone() {
+        let keys = vec![];
+        let m = azure_identity(&azure_spec(), &input(&keys, &keys, None));
+        let spec = paved_api::ServiceIdentity {
+            azure: Some(azure_spec()),
+            ..Default::default()
+        };
+        let uid = m.claim_uid.clone();
+        assert_eq!(
+            identity_id(&spec, "svc", &uid),
+            Some(DesiredIdentity::Azure(m).id())
+        );
+        let r = role(&[]);
+        let spec = paved_api::ServiceIdentity {
+            aws: Some(super::tests::spec()),
+            ..Default::default()
+        };
+        assert_eq!(identity_id(&spec, "svc", "0a1b-uid"), Some(r.arn));
     }
 
     #[test]

@@ -113,6 +113,12 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
             json!("latest"),
         );
     }
+    // The namespace's store reads as an identity Paved made for this service alone
+    // (or, on local, as its ServiceAccount): admission then lets the team write its
+    // own ExternalSecrets here.
+    if comp.identity.is_some() || input.cloud == Cloud::Local {
+        ns_labels.insert(labels::STORE_IDENTITY.into(), json!("service"));
+    }
     out.push(object(
         "v1",
         "Namespace",
@@ -903,6 +909,23 @@ mod tests {
         assert_eq!(labels["paved.dev/cost-center"], "CC-1");
         assert_eq!(labels["paved.dev/composition-generation"], "3");
         assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+        // A store reading as a platform-made identity that may serve others: the team
+        // writes no ExternalSecrets of its own here.
+        assert!(labels.get("paved.dev/store-identity").is_none());
+        let mut c = comp();
+        c.identity = Some(paved_api::ServiceIdentity {
+            aws: Some(paved_api::AwsServiceIdentity {
+                oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
+                permissions_boundary: None,
+                poll_interval: "5m".into(),
+            }),
+            ..Default::default()
+        });
+        let objs = render(&spec(), &c).unwrap();
+        assert_eq!(
+            objs[0].body["metadata"]["labels"]["paved.dev/store-identity"],
+            "service"
+        );
     }
 
     #[test]

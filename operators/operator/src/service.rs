@@ -362,11 +362,15 @@ async fn drive_identity(
                 slow,
             )))
         }
-        IdentityPlan::Create => client.create(desired).await.map(|made| {
-            reference = Some(made);
+        IdentityPlan::Create => {
             // Made before and gone now: deleted outside Paved, so made again.
-            Some(
-                if status.identity_id.is_some() || status.identity.is_some() {
+            let made_before = status.identity.is_some();
+            // Recorded before it exists, so a claim deleted while the create is half
+            // done still deletes whatever part was made.
+            status.identity_id = Some(desired.id());
+            client.create(desired).await.map(|made| {
+                reference = Some(made);
+                Some(if made_before {
                     (
                         "DriftCorrected",
                         format!("{what} was deleted outside Paved; made it again"),
@@ -376,9 +380,9 @@ async fn drive_identity(
                         "Created",
                         format!("made {what}, usable only by ServiceAccount {name}/{name}"),
                     )
-                },
-            )
-        }),
+                })
+            })
+        }
         IdentityPlan::Update(drift) => client.update(desired, &drift).await.map(|_| {
             Some(if wants_changed {
                 ("Updated", format!("{what}: updated {}", drift.join(", ")))
@@ -415,6 +419,17 @@ async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action,
         None => Ok(Action::await_change()),
         Some((reason, message, requeue)) => {
             tracing::warn!(claim = %claim.name_any(), %reason, "deleting the cloud identity: {message}");
+            // The claim stays until its identity is gone: say why where people look.
+            ctx.event(
+                claim,
+                EventType::Warning,
+                reason.as_str(),
+                "Identity",
+                format!(
+                    "the claim's cloud identity is not deleted yet, so the claim stays: {message}"
+                ),
+            )
+            .await;
             Ok(Action::requeue(requeue))
         }
     }
@@ -440,10 +455,22 @@ fn identity_cloud(id: &str) -> Option<Cloud> {
 async fn drop_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Option<Failure>, Error> {
     let uid = claim.uid().unwrap_or_default();
     let status = claim.status.clone().unwrap_or_default();
-    // A claim from before identities were recorded by ID held only an IAM role ARN.
+    // A claim from before identities were recorded by ID held only an IAM role ARN;
+    // one that recorded nothing (a crash before its status was written) is looked
+    // for where its Composition makes identities (deletion is owner-checked).
     let id = status
         .identity_id
-        .or(status.identity.filter(|i| i.starts_with("arn:")));
+        .or(status.identity.filter(|i| i.starts_with("arn:")))
+        .or_else(|| {
+            let cloud = claim.spec.cloud.unwrap_or(ctx.default_cloud);
+            let all = compositions(&ctx.compositions);
+            let comp = pick_service_composition(&all, cloud).ok()?;
+            paved_compose::identity::identity_id(
+                comp.spec.service.as_ref()?.identity.as_ref()?,
+                &claim.name_any(),
+                &uid,
+            )
+        });
     if let Some((id, cloud)) = id.as_deref().and_then(|i| Some((i, identity_cloud(i)?))) {
         let deleted = match ctx.providers.identities(cloud).await {
             Ok(client) => client.delete(id, &uid).await,
@@ -704,6 +731,17 @@ async fn converge(
     let due = ctx
         .applied
         .needs_apply(uid, name, fingerprint, ctx.full_apply_every);
+    // Until this claim's identity exists (so on every retry, not only the first pass),
+    // what an earlier claim of the name left, trusting the same ServiceAccount, goes
+    // before that ServiceAccount is applied.
+    if let (Some(Ok(d)), None) = (
+        &identity,
+        claim.status.as_ref().and_then(|s| s.identity_id.as_ref()),
+    ) {
+        if let Some(failure) = remove_stale_identities(claim, ctx, d).await? {
+            return Ok(Err(failure));
+        }
+    }
     if due || created.is_some() {
         if !due {
             ctx.applied.begin(name);
@@ -712,11 +750,6 @@ async fn converge(
         // into it (both name its ServiceAccount, which the new one gets).
         if created.is_some() || claim.status.is_none() {
             remove_grants(ctx, name, Some(uid)).await?;
-            if let Some(Ok(d)) = &identity {
-                if let Some(failure) = remove_stale_identities(claim, ctx, d).await? {
-                    return Ok(Err(failure));
-                }
-            }
         }
         match apply_and_prune(claim, ctx, name, uid, &objects, created, status).await {
             Ok(None) => {}

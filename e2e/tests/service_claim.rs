@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use k8s_openapi::api::{
     core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount},
     networking::v1::NetworkPolicy,
@@ -168,12 +168,15 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     let sa = Api::<ServiceAccount>::namespaced(client.clone(), name)
         .get(name)
         .await?;
+    // Without per-service roles: the role the Composition's workloadIdentity names
+    // (the plane's platform role; templating is unit-tested in paved-compose).
+    let comp: serde_json::Value =
+        serde_json::from_str(&cp.kubectl(&["get", "composition", "service-aws", "-o", "json"])?)?;
     assert_eq!(
         sa.annotations()["eks.amazonaws.com/role-arn"],
-        format!(
-            "arn:aws:iam::{}:role/paved/e2e-golden",
-            paved_e2e::MOTO_ACCOUNT
-        )
+        comp["spec"]["service"]["workloadIdentity"]["value"]
+            .as_str()
+            .context("the Composition names a role")?
     );
     let rb = Api::<RoleBinding>::namespaced(client.clone(), name)
         .get("paved-owner")

@@ -144,6 +144,23 @@ impl AzureIdentities {
         Ok(out)
     }
 
+    /// Deletes one role assignment (gone already is fine).
+    async fn delete_assignment(&self, scope: &str, name: &str) -> Result<(), ProviderError> {
+        match self
+            .authz
+            .role_assignments_client()
+            .delete(arm_scope(scope), name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match azure_error(e) {
+                e if not_found(&e) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
     async fn put_credential(&self, m: &DesiredManagedIdentity) -> Result<(), ProviderError> {
         let mut fic = models::FederatedIdentityCredential::new();
         fic.properties = Some(models::FederatedIdentityCredentialProperties::new(
@@ -183,19 +200,7 @@ impl AzureIdentities {
         };
         for (scope, role, name) in &seen {
             if !want(scope, role) {
-                match self
-                    .authz
-                    .role_assignments_client()
-                    .delete(arm_scope(scope), name)
-                    .send()
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) => match azure_error(e) {
-                        e if not_found(&e) => {}
-                        e => return Err(e),
-                    },
-                }
+                self.delete_assignment(scope, name).await?;
             }
         }
         for scope in &m.scopes {
@@ -249,19 +254,7 @@ impl AzureIdentities {
     ) -> Result<(), ProviderError> {
         if let Some(principal) = Self::principal(i) {
             for (scope, _, assignment) in self.assignments(sub, &principal).await? {
-                match self
-                    .authz
-                    .role_assignments_client()
-                    .delete(arm_scope(&scope), &assignment)
-                    .send()
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) => match azure_error(e) {
-                        e if not_found(&e) => {}
-                        e => return Err(e),
-                    },
-                }
+                self.delete_assignment(&scope, &assignment).await?;
             }
         }
         match self

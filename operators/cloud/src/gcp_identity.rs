@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_iam_admin_v1::{client::Iam, model::ServiceAccount};
-use google_cloud_iam_v1::model::{Binding, Policy};
+use google_cloud_iam_v1::model::{Binding, GetPolicyOptions, Policy};
 use google_cloud_secretmanager_v1::client::SecretManagerService;
 use paved_api::Reason;
 use paved_compose::identity::{
@@ -120,6 +120,9 @@ impl GcpIdentities {
             .secrets
             .get_iam_policy()
             .set_resource(secret)
+            // Version 3: a policy with conditional bindings is read whole, so writing
+            // it back keeps them.
+            .set_options(GetPolicyOptions::new().set_requested_policy_version(3))
             .send()
             .await
         {

@@ -741,15 +741,7 @@ mod tests {
             vec!["spec.service.identity.gcp", "spec.service.secrets.backend"]
         );
         s.cloud = Cloud::Gcp;
-        s.secrets.as_mut().unwrap().backend = paved_api::SecretBackend {
-            gcp: Some(paved_api::GcpSecretBackend {
-                project_id: "p".into(),
-                cluster_location: "l".into(),
-                cluster_name: "c".into(),
-                cluster_project_id: "p".into(),
-            }),
-            ..Default::default()
-        };
+        s.secrets.as_mut().unwrap().backend = crate::fixtures::gcp_backend();
         s.secrets.as_mut().unwrap().path = "{owner}_{service}".into();
         assert_eq!(check_composition_service(&s), vec![]);
         s.secrets.as_mut().unwrap().path = "{owner}/{service}".into();

@@ -33,24 +33,6 @@ pub struct DesiredRole {
     pub tags: BTreeMap<String, String>,
 }
 
-/// Everything a role is made from.
-pub struct RoleInput<'a> {
-    pub claim_uid: &'a str,
-    pub claim_name: &'a str,
-    pub owner: &'a str,
-    /// The ServiceAccount's namespace and name.
-    pub namespace: &'a str,
-    pub service_account: &'a str,
-    pub spec: &'a AwsServiceIdentity,
-    /// The service's secrets: its path in Secrets Manager (rendered), and the region.
-    pub secrets: Option<(&'a SecretsConfig, &'a str)>,
-    /// ARNs of the master secrets of the service's own databases.
-    pub database_secrets: &'a [String],
-    /// The KMS keys those secrets are encrypted with (decrypt through Secrets Manager
-    /// only).
-    pub database_keys: &'a [String],
-}
-
 /// `(account, issuer)` of an OIDC provider ARN.
 pub fn oidc_parts(arn: &str) -> Option<(&str, &str)> {
     let rest = arn.split_once(":iam::")?.1;
@@ -83,25 +65,23 @@ pub fn role_arn(spec: &AwsServiceIdentity, claim_name: &str, claim_uid: &str) ->
 }
 
 /// Pure: the role of a service, or why it cannot be built.
-pub fn aws_role(input: &RoleInput<'_>) -> Result<DesiredRole, String> {
-    let (account, issuer) = oidc_parts(&input.spec.oidc_provider_arn).ok_or_else(|| {
+pub fn aws_role(
+    spec: &AwsServiceIdentity,
+    input: &IdentityInput<'_>,
+) -> Result<DesiredRole, String> {
+    let (account, issuer) = oidc_parts(&spec.oidc_provider_arn).ok_or_else(|| {
         format!(
             "identity.aws.oidcProviderArn {:?} is not arn:aws:iam::<account>:oidc-provider/<issuer>",
-            input.spec.oidc_provider_arn
+            spec.oidc_provider_arn
         )
     })?;
-    let partition = input
-        .spec
-        .oidc_provider_arn
-        .split(':')
-        .nth(1)
-        .unwrap_or("aws");
+    let partition = spec.oidc_provider_arn.split(':').nth(1).unwrap_or("aws");
     let name = role_name(input.claim_uid);
     let trust = json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": { "Federated": input.spec.oidc_provider_arn },
+            "Principal": { "Federated": spec.oidc_provider_arn },
             "Action": "sts:AssumeRoleWithWebIdentity",
             "Condition": { "StringEquals": {
                 format!("{issuer}:sub"): format!("system:serviceaccount:{}:{}", input.namespace, input.service_account),
@@ -162,22 +142,14 @@ pub fn aws_role(input: &RoleInput<'_>) -> Result<DesiredRole, String> {
         Value::Array(st)
     };
     let policy = json!({ "Version": "2012-10-17", "Statement": statements });
-    let tags = BTreeMap::from([
-        (OWNER_TAG.to_string(), input.claim_uid.to_string()),
-        (labels::CLAIM_NAME.to_string(), input.claim_name.to_string()),
-        (labels::OWNER.to_string(), input.owner.to_string()),
-        (
-            labels::MANAGED_BY.to_string(),
-            labels::MANAGED_BY_VALUE.to_string(),
-        ),
-    ]);
+    let tags = owner_tags(input);
     Ok(DesiredRole {
         path: role_path(input.claim_name),
-        arn: role_arn(input.spec, input.claim_name, input.claim_uid).expect("checked above"),
+        arn: role_arn(spec, input.claim_name, input.claim_uid).expect("checked above"),
         name,
         trust,
         policy,
-        permissions_boundary: input.spec.permissions_boundary.clone(),
+        permissions_boundary: spec.permissions_boundary.clone(),
         tags,
     })
 }
@@ -337,18 +309,7 @@ pub fn desired_identity(
     input: &IdentityInput<'_>,
 ) -> Result<DesiredIdentity, String> {
     if let Some(aws) = &spec.aws {
-        return aws_role(&RoleInput {
-            claim_uid: input.claim_uid,
-            claim_name: input.claim_name,
-            owner: input.owner,
-            namespace: input.namespace,
-            service_account: input.service_account,
-            spec: aws,
-            secrets: input.secrets,
-            database_secrets: input.database_secrets,
-            database_keys: input.database_keys,
-        })
-        .map(DesiredIdentity::Aws);
+        return aws_role(aws, input).map(DesiredIdentity::Aws);
     }
     if let Some(azure) = &spec.azure {
         return Ok(DesiredIdentity::Azure(azure_identity(azure, input)));
@@ -685,17 +646,20 @@ mod tests {
         keys: &[String],
     ) -> Result<DesiredRole, String> {
         let s = secrets();
-        aws_role(&RoleInput {
-            claim_uid: "0a1b-uid",
-            claim_name: "svc",
-            owner: "team-a",
-            namespace: "svc",
-            service_account: "svc",
+        aws_role(
             spec,
-            secrets: with_secrets.then_some((&s, "team-a/svc")),
-            database_secrets: dbs,
-            database_keys: keys,
-        })
+            &IdentityInput {
+                claim_uid: "0a1b-uid",
+                claim_name: "svc",
+                owner: "team-a",
+                namespace: "svc",
+                service_account: "svc",
+                secrets: with_secrets.then_some((&s, "team-a/svc")),
+                secret_keys: &[],
+                database_secrets: dbs,
+                database_keys: keys,
+            },
+        )
     }
 
     fn role(dbs: &[String]) -> DesiredRole {

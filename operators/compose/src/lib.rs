@@ -103,3 +103,20 @@ mod name_tests {
         assert!(!ok(&"a".repeat(254)));
     }
 }
+
+/// Fixtures the unit tests of several modules share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    /// A GCP secret backend: project `p`, cluster `c` in `l`.
+    pub fn gcp_backend() -> paved_api::SecretBackend {
+        paved_api::SecretBackend {
+            gcp: Some(paved_api::GcpSecretBackend {
+                project_id: "p".into(),
+                cluster_location: "l".into(),
+                cluster_name: "c".into(),
+                cluster_project_id: "p".into(),
+            }),
+            ..Default::default()
+        }
+    }
+}

@@ -1038,15 +1038,7 @@ mod tests {
         // Secret Manager: `_`, and the account's email known in advance.
         s.secrets[0].remote_key = None;
         c.cloud = Cloud::Gcp;
-        c.secrets.as_mut().unwrap().backend = SecretBackend {
-            gcp: Some(paved_api::GcpSecretBackend {
-                project_id: "p".into(),
-                cluster_location: "l".into(),
-                cluster_name: "c".into(),
-                cluster_project_id: "p".into(),
-            }),
-            ..Default::default()
-        };
+        c.secrets.as_mut().unwrap().backend = crate::fixtures::gcp_backend();
         c.secrets.as_mut().unwrap().path = "{owner}_{service}".into();
         c.identity = Some(paved_api::ServiceIdentity {
             gcp: Some(paved_api::GcpServiceIdentity {

@@ -328,6 +328,12 @@ impl IamRoles {
     }
 }
 
+/// The account of an IAM ARN (`arn:<partition>:iam::<account>:…`).
+fn arn_account(arn: &str) -> Option<&str> {
+    let account = arn.strip_prefix("arn:")?.split(':').nth(3)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
 fn role(d: &DesiredIdentity) -> Result<&DesiredRole, ProviderError> {
     match d {
         DesiredIdentity::Aws(r) => Ok(r),
@@ -360,6 +366,24 @@ impl IdentityClient for IamRoles {
     async fn delete(&self, id: &str, uid: &str) -> Result<bool, ProviderError> {
         // `arn:aws:iam::<account>:role/<path>/<name>`, or a bare name.
         let name = id.rsplit('/').next().unwrap_or(id);
+        // Role names are per account: a role of that name seen through credentials
+        // of another account is not the one recorded, and the recorded one must not
+        // be forgotten.
+        if let (Some(want), Some(seen)) = (
+            arn_account(id),
+            self.observe_role(name)
+                .await?
+                .and_then(|r| arn_account(&r.reference).map(String::from)),
+        ) {
+            if want != seen {
+                return Err(ProviderError::Terminal {
+                    reason: paved_api::Reason::ProviderMisconfigured,
+                    message: format!(
+                        "IAM role {id} was made in account {want}; the operator's credentials are for account {seen}"
+                    ),
+                });
+            }
+        }
         self.delete_role(name, uid).await
     }
 
@@ -376,6 +400,20 @@ impl IdentityClient for IamRoles {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_account_of_an_arn() {
+        assert_eq!(
+            super::arn_account("arn:aws:iam::123456789012:role/paved/svc/paved-x"),
+            Some("123456789012")
+        );
+        assert_eq!(
+            super::arn_account("arn:aws-us-gov:iam::210987654321:role/x"),
+            Some("210987654321")
+        );
+        assert_eq!(super::arn_account("paved-x"), None);
+        assert_eq!(super::arn_account("arn:aws:iam::12:role/x"), None);
+    }
+
     #[test]
     fn documents_are_read_encoded_or_plain() {
         let plain = r#"{"Version":"2012-10-17"}"#;

@@ -245,6 +245,19 @@ pub struct ServiceIdentity {
 }
 
 impl ServiceIdentity {
+    /// The cloud it names (the first of aws, azure, gcp; the floor allows one).
+    pub fn cloud(&self) -> Option<Cloud> {
+        if self.aws.is_some() {
+            Some(Cloud::Aws)
+        } else if self.azure.is_some() {
+            Some(Cloud::Azure)
+        } else if self.gcp.is_some() {
+            Some(Cloud::Gcp)
+        } else {
+            None
+        }
+    }
+
     /// How often the identity is checked for drift (the cloud's `pollInterval`).
     pub fn poll_interval(&self) -> &str {
         self.aws

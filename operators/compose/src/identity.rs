@@ -331,16 +331,34 @@ pub fn identity_id(
         return role_arn(aws, claim_name, claim_uid);
     }
     if let Some(a) = &spec.azure {
-        return Some(format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}",
-            a.subscription_id,
-            a.resource_group,
-            role_name(claim_uid)
+        return Some(managed_identity_id(
+            &a.subscription_id,
+            &a.resource_group,
+            &role_name(claim_uid),
         ));
     }
     let g = spec.gcp.as_ref()?;
-    let email = gcp_email(g, claim_uid)?;
-    Some(format!("projects/{}/serviceAccounts/{email}", g.project_id))
+    Some(service_account_name(
+        &g.project_id,
+        &gcp_email(g, claim_uid)?,
+    ))
+}
+
+/// The ARM resource ID of a user-assigned identity.
+fn managed_identity_id(subscription: &str, resource_group: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+    )
+}
+
+/// The email of service account `account_id` of `project`.
+fn account_email(account_id: &str, project: &str) -> String {
+    format!("{account_id}@{project}.iam.gserviceaccount.com")
+}
+
+/// The resource name of a Google service account.
+fn service_account_name(project: &str, email: &str) -> String {
+    format!("projects/{project}/serviceAccounts/{email}")
 }
 
 /// Built-in role `Key Vault Secrets User`: read secret contents, nothing else.
@@ -372,10 +390,7 @@ pub struct DesiredManagedIdentity {
 
 impl DesiredManagedIdentity {
     pub fn id(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}",
-            self.subscription_id, self.resource_group, self.name
-        )
+        managed_identity_id(&self.subscription_id, &self.resource_group, &self.name)
     }
 
     /// The federated credential as compared (`null`: none).
@@ -483,7 +498,7 @@ pub const SECRET_ACCESSOR: &str = "roles/secretmanager.secretAccessor";
 
 impl DesiredServiceAccount {
     pub fn resource_name(&self) -> String {
-        format!("projects/{}/serviceAccounts/{}", self.project, self.email)
+        service_account_name(&self.project, &self.email)
     }
 
     /// The IAM member that names this account.
@@ -505,7 +520,7 @@ impl DesiredServiceAccount {
 /// The email of the service account of the ServiceClaim `claim_uid` (None: a UID too
 /// short to name one).
 pub fn gcp_email(spec: &GcpServiceIdentity, claim_uid: &str) -> Option<String> {
-    gcp_account_id(claim_uid).map(|id| format!("{id}@{}.iam.gserviceaccount.com", spec.project_id))
+    gcp_account_id(claim_uid).map(|id| account_email(&id, &spec.project_id))
 }
 
 /// `paved-` and the first 24 hex digits of the claim's UID.
@@ -585,7 +600,7 @@ pub fn gcp_account(
         })
         .collect();
     Ok(DesiredServiceAccount {
-        email: format!("{account_id}@{project}.iam.gserviceaccount.com"),
+        email: account_email(&account_id, &project),
         project,
         account_id,
         claim_uid: input.claim_uid.to_string(),
@@ -612,7 +627,6 @@ pub fn assignment_name(principal: &str, scope: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paved_api::{AwsSecretBackend, SecretBackend};
 
     fn spec() -> AwsServiceIdentity {
         AwsServiceIdentity {
@@ -624,18 +638,7 @@ mod tests {
         }
     }
 
-    fn secrets() -> SecretsConfig {
-        SecretsConfig {
-            backend: SecretBackend {
-                aws: Some(AwsSecretBackend {
-                    region: "us-east-1".into(),
-                }),
-                ..Default::default()
-            },
-            path: "{owner}/{service}".into(),
-            refresh_interval: "1h".into(),
-        }
-    }
+    use crate::fixtures::aws_secrets as secrets;
 
     /// The role of service `svc` of team-a: with its secrets and these databases'
     /// secrets and keys, or with no secrets at all.

@@ -107,6 +107,20 @@ mod name_tests {
 /// Fixtures the unit tests of several modules share.
 #[cfg(test)]
 pub(crate) mod fixtures {
+    /// Secrets in AWS Secrets Manager (us-east-1) under `{owner}/{service}`.
+    pub fn aws_secrets() -> paved_api::SecretsConfig {
+        paved_api::SecretsConfig {
+            backend: paved_api::SecretBackend {
+                aws: Some(paved_api::AwsSecretBackend {
+                    region: "us-east-1".into(),
+                }),
+                ..Default::default()
+            },
+            path: "{owner}/{service}".into(),
+            refresh_interval: "1h".into(),
+        }
+    }
+
     /// A GCP secret backend: project `p`, cluster `c` in `l`.
     pub fn gcp_backend() -> paved_api::SecretBackend {
         paved_api::SecretBackend {

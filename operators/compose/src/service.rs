@@ -775,8 +775,8 @@ pub fn pick_service_composition(
 mod tests {
     use super::*;
     use paved_api::{
-        AwsSecretBackend, DataClassification, KubernetesSecretBackend, SecretRequest, SloTier,
-        TierSpec, Tiers, WorkloadIdentity,
+        DataClassification, KubernetesSecretBackend, SecretRequest, SloTier, TierSpec, Tiers,
+        WorkloadIdentity,
     };
 
     fn tier(pods: i32) -> TierSpec {
@@ -805,16 +805,7 @@ mod tests {
                 annotation: None,
                 value: "arn:aws:iam::1:role/{owner}/{service}".into(),
             }),
-            secrets: Some(SecretsConfig {
-                backend: SecretBackend {
-                    aws: Some(AwsSecretBackend {
-                        region: "us-east-1".into(),
-                    }),
-                    ..Default::default()
-                },
-                path: "{owner}/{service}".into(),
-                refresh_interval: "1h".into(),
-            }),
+            secrets: Some(crate::fixtures::aws_secrets()),
             owner_role: "paved-developer".into(),
             ..Default::default()
         }

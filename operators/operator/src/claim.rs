@@ -113,10 +113,18 @@ where
     }
 }
 
+/// Whether Paved's finalizer is on the object.
+pub fn has_finalizer<K: Resource>(obj: &K) -> bool {
+    obj.finalizers().iter().any(|f| f == FINALIZER)
+}
+
 /// Adds Paved's finalizer; true when it was missing (the patch triggers the next
-/// reconcile, so the caller returns).
-pub async fn ensure_finalizer<K: Claim>(api: &Api<K>, obj: &K) -> Result<bool, Error> {
-    if obj.finalizers().iter().any(|f| f == FINALIZER) {
+/// reconcile, so the caller returns). Claims of any scope (ServiceClaims too).
+pub async fn ensure_finalizer<K>(api: &Api<K>, obj: &K) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    if has_finalizer(obj) {
         return Ok(false);
     }
     let mut finalizers = obj.finalizers().to_vec();
@@ -125,7 +133,10 @@ pub async fn ensure_finalizer<K: Claim>(api: &Api<K>, obj: &K) -> Result<bool, E
     Ok(true)
 }
 
-pub async fn remove_finalizer<K: Claim>(api: &Api<K>, obj: &K) -> Result<(), Error> {
+pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
     let finalizers = obj
         .finalizers()
         .iter()
@@ -348,7 +359,7 @@ pub async fn finalizer_gate<K: Claim>(
     ctx: &Context,
 ) -> Result<Option<kube::runtime::controller::Action>, Error> {
     let deleting = obj.meta().deletion_timestamp.is_some();
-    let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
+    let ours = has_finalizer(obj);
     if (!deleting && ensure_finalizer(&api(ctx, obj), obj).await?) || (deleting && !ours) {
         return Ok(Some(kube::runtime::controller::Action::await_change()));
     }

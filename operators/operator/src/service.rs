@@ -117,7 +117,7 @@ async fn revoke_owner_access(
     // Nor does its ServiceAccount keep reading its secrets: not its grant, not its
     // cloud role (made again if the claim is served again).
     remove_grants(ctx, name, None).await?;
-    if claim.finalizers().iter().any(|f| f == paved_api::FINALIZER) {
+    if crate::claim::has_finalizer(claim) {
         if let Some((reason, message, _)) = drop_identity(claim, ctx).await? {
             tracing::warn!(claim = name, %reason, "deleting the IAM role of a refused claim: {message}");
         }
@@ -193,12 +193,10 @@ fn desired_identity(
     let spec = svc.identity.as_ref()?;
     let name = claim.name_any();
     let uid = claim.uid().unwrap_or_default();
-    let cloud = if spec.aws.is_some() {
-        Cloud::Aws
-    } else if spec.azure.is_some() {
-        Cloud::Azure
-    } else {
-        Cloud::Gcp
+    let Some(cloud) = spec.cloud() else {
+        return Some(Err(
+            "identity names no cloud: name exactly one of aws, azure, gcp".into(),
+        ));
     };
     let secrets = match &svc.secrets {
         Some(cfg) => {
@@ -296,11 +294,7 @@ async fn drive_identity(
     let slow = jitter(Duration::from_secs(300));
     let cloud = desired.cloud();
     let what = format!("{} {}", desired.kind(), desired.name());
-    if !claim.finalizers().iter().any(|f| f == paved_api::FINALIZER) {
-        let mut finalizers = claim.finalizers().to_vec();
-        finalizers.push(paved_api::FINALIZER.to_string());
-        let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
-        crate::claim::set_finalizers(&api, claim, finalizers).await?;
+    if crate::claim::ensure_finalizer(&Api::all(ctx.client.clone()), claim).await? {
         return Ok(Some((
             Reason::Creating,
             format!("making {what}"),
@@ -309,24 +303,17 @@ async fn drive_identity(
     }
     // The Composition now makes it elsewhere (another account, subscription,
     // project or cloud): the one made before goes first, so the service is never two.
-    if let Some(old) = status.identity_id.clone().filter(|id| *id != desired.id()) {
-        if let Some(old_cloud) = identity_cloud(&old) {
-            let deleted = match ctx.providers.identities(old_cloud).await {
-                Ok(c) => c.delete(&old, &uid).await,
-                Err(e) => Err(e),
-            };
-            match deleted {
-                Ok(gone) => {
-                    if gone {
-                        ctx.event(claim, EventType::Normal, "Deleted", "Identity", format!("deleted {old}: the Composition makes the service's identity elsewhere now"))
-                            .await;
-                    }
-                    status.identity = None;
-                    status.identity_id = None;
-                }
-                Err(e) => return Ok(Some(provider_failure(&e))),
-            }
+    if let Some(old) = status
+        .identity_id
+        .clone()
+        .filter(|id| *id != desired.id() && identity_cloud(id).is_some())
+    {
+        let why = ": the Composition makes the service's identity elsewhere now";
+        if let Some(failure) = delete_identity_at(ctx, claim, &old, why).await {
+            return Ok(Some(failure));
         }
+        status.identity = None;
+        status.identity_id = None;
     }
     let client = match ctx.providers.identities(cloud).await {
         Ok(c) => c,
@@ -471,35 +458,44 @@ async fn drop_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Option<Fai
                 &uid,
             )
         });
-    if let Some((id, cloud)) = id.as_deref().and_then(|i| Some((i, identity_cloud(i)?))) {
-        let deleted = match ctx.providers.identities(cloud).await {
-            Ok(client) => client.delete(id, &uid).await,
-            Err(e) => Err(e),
-        };
-        match deleted {
-            Ok(true) => {
-                ctx.event(
-                    claim,
-                    EventType::Normal,
-                    "Deleted",
-                    "Identity",
-                    format!("deleted {id}"),
-                )
-                .await
-            }
-            Ok(false) => {}
-            Err(e) => return Ok(Some(provider_failure(&e))),
+    if let Some(id) = id {
+        if let Some(failure) = delete_identity_at(ctx, claim, &id, "").await {
+            return Ok(Some(failure));
         }
     }
-    let finalizers = claim
-        .finalizers()
-        .iter()
-        .filter(|f| *f != paved_api::FINALIZER)
-        .cloned()
-        .collect();
-    let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
-    crate::claim::set_finalizers(&api, claim, finalizers).await?;
+    crate::claim::remove_finalizer(&Api::all(ctx.client.clone()), claim).await?;
     Ok(None)
+}
+
+/// Deletes the identity at `id` (if it is the claim's), with an Event `deleted
+/// <id><why>` when there was one; the failure when the cloud refused.
+async fn delete_identity_at(
+    ctx: &Context,
+    claim: &ServiceClaim,
+    id: &str,
+    why: &str,
+) -> Option<Failure> {
+    let cloud = identity_cloud(id)?;
+    let uid = claim.uid().unwrap_or_default();
+    let deleted = match ctx.providers.identities(cloud).await {
+        Ok(client) => client.delete(id, &uid).await,
+        Err(e) => Err(e),
+    };
+    match deleted {
+        Ok(true) => {
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "Deleted",
+                "Identity",
+                format!("deleted {id}{why}"),
+            )
+            .await;
+            None
+        }
+        Ok(false) => None,
+        Err(e) => Some(provider_failure(&e)),
+    }
 }
 
 fn compositions(store: &Store<Composition>) -> Vec<Arc<Composition>> {
@@ -519,7 +515,7 @@ pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Ac
         // Paved made goes first (its finalizer holds the claim until it has).
         ctx.applied
             .remove_claim(&claim.uid().unwrap_or_default(), &claim.name_any());
-        if claim.finalizers().iter().any(|f| f == paved_api::FINALIZER) {
+        if crate::claim::has_finalizer(&*claim) {
             return release_identity(&claim, &ctx).await;
         }
         return Ok(Action::await_change());
@@ -768,9 +764,8 @@ async fn converge(
 
     // The service's own cloud identity, where Paved makes it; one the Composition no
     // longer asks for goes (its finalizer says one was made).
-    let has_finalizer = claim.finalizers().iter().any(|f| f == paved_api::FINALIZER);
     match &identity {
-        None if has_finalizer => {
+        None if crate::claim::has_finalizer(claim) => {
             if let Some(failure) = drop_identity(claim, ctx).await? {
                 return Ok(Err(failure));
             }

@@ -29,10 +29,15 @@ when the raw body is gone (werkzeug consumes a form body), re-encoding them as b
 would. SDKs that encode differently (the Rust SDK leaves `:` and `/` as they are) then
 never match. The raw body is kept aside here and the signature computed over it.
 
+And one more: moto gives every RDS instance the same DbiResourceId, the ID IAM database
+authentication names (`rds-db:connect` on `dbuser:<DbiResourceId>/*`). Here each
+instance gets its own, derived from its identifier, as in AWS no two share one.
+
 Usage: python server.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 import base64
 import fnmatch
+import hashlib
 import io
 import json
 import os
@@ -44,6 +49,7 @@ from moto import settings  # noqa: E402
 from moto.core.authorization import ActionAuthenticatorMixin  # noqa: E402
 from moto.core.exceptions import AccessDeniedError, JsonRESTError  # noqa: E402
 from moto.iam.models import iam_backends  # noqa: E402
+from moto.rds.models import DBInstance  # noqa: E402
 from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
 from moto.secretsmanager.responses import SecretsManagerResponse  # noqa: E402
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
@@ -175,7 +181,17 @@ def authorize(self, iam_request_cls, resource="*"):
         raise
 
 
+_db_instance_init = DBInstance.__init__
+
+
+def own_resource_id(self, *args, **kwargs):
+    _db_instance_init(self, *args, **kwargs)
+    digest = hashlib.sha256(f"{self.account_id}/{self.region}/{self.db_instance_identifier}".encode())
+    self.dbi_resource_id = "db-" + base64.b32encode(digest.digest()).decode()[:26]
+
+
 if __name__ == "__main__":
+    DBInstance.__init__ = own_resource_id
     bootstrap_admin()
     SecretsManagerResponse._determine_resource = secret_resource
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize

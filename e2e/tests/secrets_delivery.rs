@@ -451,7 +451,8 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     // allowed exactly the service's path and its database's master secret.
     let role = eventually("the role allowed the database's secret", T, || async {
         let r = paved_e2e::db::moto(cp, "query.py", &["role", &role_name])?;
-        let allows_db = r["Policy"].to_string().contains(&arn);
+        let policy = r["Policy"].to_string();
+        let allows_db = policy.contains(&arn) && policy.contains("rds-db:connect");
         Ok(allows_db.then_some(r))
     })
     .await?;
@@ -467,7 +468,20 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert_eq!(statements.len(), 2, "{statements:?}");
+    assert_eq!(statements.len(), 3, "{statements:?}");
+    // IAM database authentication to its own instance alone (on since creation).
+    assert_eq!(instance["IAMDatabaseAuthenticationEnabled"], true);
+    let dbi = instance["DbiResourceId"].as_str().context("resource id")?;
+    assert_eq!(statements[2]["Action"], "rds-db:connect");
+    assert_eq!(
+        statements[2]["Resource"],
+        json!([format!(
+            "arn:aws:rds-db:us-east-1:{}:dbuser:{dbi}/*",
+            paved_e2e::MOTO_ACCOUNT
+        )])
+    );
+    let db_status = pgs.get("main").await?.status.context("status")?;
+    assert_eq!(db_status.resource_id.as_deref(), Some(dbi));
     // The database's key decrypts its secret, through Secrets Manager only.
     assert_eq!(statements[1]["Action"], "kms:Decrypt");
     assert_eq!(statements[1]["Resource"], json!([seed["kms_key_arn"]]));
@@ -596,7 +610,6 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         secret_data(&client, SVC, "steal-other").await?.is_none(),
         "nothing of the other team delivered"
     );
-    let _ = cp.kubectl(&["delete", "externalsecret", "steal-other", "-n", SVC]);
 
     // Widened by hand (a managed policy allowing everything attached, an inline one
     // added): both taken off again.
@@ -617,6 +630,49 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     eventually("a DriftCorrected Event", T, || async {
         let reasons = paved_e2e::db::event_reasons_about(cp, "default", SVC)?;
         Ok(reasons.contains("DriftCorrected").then_some(()))
+    })
+    .await?;
+
+    // The platform takes per-service roles away again: the store now reads as the
+    // Composition's shared role, so the team's own ExternalSecret goes (a Warning Event
+    // says so) and admission refuses new ones; Paved's delivery stays; the role the
+    // Composition no longer asks for is deleted.
+    identity(false)?;
+    eventually("the team's ExternalSecret removed", T, || async {
+        let gone = get_json(cp, &["externalsecrets", "-n", SVC])?["items"]
+            .as_array()
+            .is_some_and(|l| !l.iter().any(|e| e["metadata"]["name"] == "steal-other"));
+        Ok(gone.then_some(()))
+    })
+    .await?;
+    let ns_labels = get_json(cp, &["namespace", SVC])?["metadata"]["labels"].clone();
+    assert!(
+        ns_labels.get("paved.dev/store-identity").is_none(),
+        "{ns_labels}"
+    );
+    let reasons = paved_e2e::db::event_reasons_about(cp, "default", SVC)?;
+    assert!(reasons.contains("ExternalSecretRemoved"), "{reasons}");
+    let (ok, out) = as_team(
+        cp,
+        "team-a",
+        &["apply", "-f", "-"],
+        Some(&steal.to_string()),
+    )?;
+    assert!(
+        !ok && out.contains("reads as the service alone"),
+        "no new team ExternalSecret through a shared store: {out}"
+    );
+    get_json(cp, &["externalsecret", "main-connection", "-n", SVC])?;
+    eventually("the role the Composition dropped deleted", T, || async {
+        let r = paved_e2e::db::moto(cp, "query.py", &["role", &role_name])?;
+        Ok(r.is_null().then_some(()))
+    })
+    .await?;
+    // And back: the service's own role again.
+    identity(true)?;
+    eventually("the role made again", T, || async {
+        let r = paved_e2e::db::moto(cp, "query.py", &["role", &role_name])?;
+        Ok((!r.is_null()).then_some(()))
     })
     .await?;
 

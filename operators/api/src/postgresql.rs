@@ -217,6 +217,10 @@ pub struct PostgreSQLInstanceStatus {
     /// role is allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
+    /// AWS: the instance's immutable resource ID (`db-…`), which IAM database
+    /// authentication names: the service's role may `rds-db:connect` to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
     /// Estimated monthly cost from the Composition's price table, e.g. `USD 53.20`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_cost: Option<String>,

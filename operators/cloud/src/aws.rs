@@ -238,6 +238,7 @@ fn observed(db: &DbInstance) -> ObservedDatabase {
         // Forced by the parameter group Paved creates; RDS creates the database.
         tls_required: None,
         database_present: None,
+        resource_id: db.dbi_resource_id().map(String::from),
     }
 }
 
@@ -292,6 +293,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
             .set_preferred_backup_window(d.backup_window.clone())
             .multi_az(d.multi_az)
             .deletion_protection(d.deletion_protection)
+            // The service's own role may then connect without a password (its policy
+            // allows `rds-db:connect` to this instance alone); passwords still work.
+            .enable_iam_database_authentication(true)
             .copy_tags_to_snapshot(true)
             .db_parameter_group_name(group)
             .set_tags(Some(tags))

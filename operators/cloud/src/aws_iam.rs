@@ -2,7 +2,14 @@
 //! deleted as `paved_compose::identity` decides. IAM is global; the client uses the
 //! default credential chain (`AWS_ENDPOINT_URL` points it elsewhere, e.g. moto).
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use aws_sdk_iam::Client as Iam;
@@ -16,8 +23,94 @@ use crate::{IdentityClient, ProviderError};
 /// The inline policy Paved keeps on each role.
 pub const POLICY_NAME: &str = "paved";
 
+/// When the roles were listed, and what was found (by role name).
+type RoleList = Option<(Instant, Arc<HashMap<String, ObservedIdentity>>)>;
+
 pub struct IamRoles {
     iam: Iam,
+    /// Every role named `paved-…`, from one account-wide list shared by all claims
+    /// within the time-to-live.
+    cache: tokio::sync::Mutex<RoleList>,
+    /// Bumped by every write: a list begun before a write is not kept.
+    writes: AtomicU64,
+    ttl: Duration,
+    on_list: crate::ListCounter,
+}
+
+/// What Paved reads of a role, from GetRole and its policies or from one entry of
+/// GetAccountAuthorizationDetails.
+struct RoleView<'a> {
+    arn: &'a str,
+    tags: BTreeMap<String, String>,
+    trust: Option<&'a str>,
+    boundary: Option<&'a str>,
+    /// Paved's inline policy, if the role has it.
+    policy: Option<Value>,
+    /// Managed policies attached (`arn:…`) and inline policies other than Paved's.
+    others: Vec<String>,
+}
+
+impl RoleView<'_> {
+    /// Nothing but the owner is read of a role that is not Paved's.
+    fn observed(self) -> ObservedIdentity {
+        let mut observed = ObservedIdentity {
+            reference: self.arn.to_string(),
+            owner: self.tags.get(OWNER_TAG).cloned(),
+            parts: Default::default(),
+        };
+        if observed.owner.is_none() {
+            return observed;
+        }
+        let mut others = self.others;
+        others.sort();
+        observed.parts.insert(
+            "trust",
+            self.trust.and_then(document).unwrap_or(Value::Null),
+        );
+        observed
+            .parts
+            .insert("policy", self.policy.unwrap_or(Value::Null));
+        observed
+            .parts
+            .insert("permissionsBoundary", json!(self.boundary));
+        observed.parts.insert(OTHER_POLICIES, json!(others));
+        observed
+    }
+}
+
+/// A role as GetAccountAuthorizationDetails lists it.
+fn view_of(r: &aws_sdk_iam::types::RoleDetail) -> Option<(String, RoleView<'_>)> {
+    let name = r.role_name()?.to_string();
+    let mut policy = None;
+    let mut others: Vec<String> = r
+        .attached_managed_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(String::from))
+        .collect();
+    for p in r.role_policy_list() {
+        match p.policy_name() {
+            Some(POLICY_NAME) => policy = p.policy_document().and_then(document),
+            Some(n) => others.push(n.to_string()),
+            None => {}
+        }
+    }
+    Some((
+        name,
+        RoleView {
+            arn: r.arn()?,
+            tags: r
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
+            trust: r.assume_role_policy_document(),
+            boundary: r
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn()),
+            policy,
+            others,
+        },
+    ))
 }
 
 /// A policy document as IAM returns it: URL-encoded JSON (some endpoints send it
@@ -32,13 +125,62 @@ fn document(raw: &str) -> Option<Value> {
 }
 
 impl IamRoles {
-    pub async fn new() -> Self {
+    pub async fn new(ttl: Duration, on_list: crate::ListCounter) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
         IamRoles {
             iam: Iam::new(&config),
+            cache: Default::default(),
+            writes: AtomicU64::new(0),
+            ttl,
+            on_list,
         }
+    }
+
+    /// Every role named as Paved names them, from one paginated
+    /// GetAccountAuthorizationDetails shared by every claim's poll within the
+    /// time-to-live: one list per account, not four calls per role.
+    async fn roles(&self) -> Result<Arc<HashMap<String, ObservedIdentity>>, ProviderError> {
+        let mut guard = self.cache.lock().await;
+        if let Some((at, map)) = guard.as_ref() {
+            if at.elapsed() < self.ttl {
+                return Ok(map.clone());
+            }
+        }
+        let begun = self.writes.load(Ordering::SeqCst);
+        let mut map = HashMap::new();
+        let mut pages = self
+            .iam
+            .get_account_authorization_details()
+            .filter(aws_sdk_iam::types::EntityType::Role)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            (self.on_list)();
+            let page = page.map_err(crate::aws::classify)?;
+            for r in page.role_detail_list() {
+                // Paved's names, wherever they are (one elsewhere is someone else's
+                // and must be seen as such, never created over).
+                if !r.role_name().is_some_and(|n| n.starts_with("paved-")) {
+                    continue;
+                }
+                if let Some((name, view)) = view_of(r) {
+                    map.insert(name, view.observed());
+                }
+            }
+        }
+        let map = Arc::new(map);
+        if self.writes.load(Ordering::SeqCst) == begun {
+            *guard = Some((Instant::now(), map.clone()));
+        }
+        Ok(map)
+    }
+
+    /// After a write: the next poll lists again.
+    async fn invalidate(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        *self.cache.lock().await = None;
     }
 
     /// The role named `name`, or None.
@@ -54,21 +196,25 @@ impl IamRoles {
             Err(e) => return Err(crate::aws::classify(e)),
         };
         let Some(role) = role else { return Ok(None) };
-        let tags: BTreeMap<String, String> = role
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
-        let mut observed = ObservedIdentity {
-            reference: role.arn().to_string(),
-            owner: tags.get(OWNER_TAG).cloned(),
-            parts: Default::default(),
+        let mut view = RoleView {
+            arn: role.arn(),
+            tags: role
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
+            trust: role.assume_role_policy_document(),
+            boundary: role
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn()),
+            policy: None,
+            others: vec![],
         };
         // Tags first: nothing more is read of a role that is not ours.
-        if observed.owner.is_none() {
-            return Ok(Some(observed));
+        if !view.tags.contains_key(OWNER_TAG) {
+            return Ok(Some(view.observed()));
         }
-        let policy = match self
+        view.policy = match self
             .iam
             .get_role_policy()
             .role_name(name)
@@ -85,25 +231,8 @@ impl IamRoles {
             }
             Err(e) => return Err(crate::aws::classify(e)),
         };
-        observed.parts.insert(
-            "trust",
-            role.assume_role_policy_document()
-                .and_then(document)
-                .unwrap_or(Value::Null),
-        );
-        observed
-            .parts
-            .insert("policy", policy.unwrap_or(Value::Null));
-        observed.parts.insert(
-            "permissionsBoundary",
-            json!(role
-                .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())),
-        );
-        observed
-            .parts
-            .insert(OTHER_POLICIES, json!(self.other_policies(name).await?));
-        Ok(Some(observed))
+        view.others = self.other_policies(name).await?;
+        Ok(Some(view.observed()))
     }
 
     /// Managed policies attached to the role and inline policies other than Paved's:
@@ -350,17 +479,21 @@ impl IdentityClient for IamRoles {
         &self,
         d: &DesiredIdentity,
     ) -> Result<Option<ObservedIdentity>, ProviderError> {
-        self.observe_role(&role(d)?.name).await
+        let name = &role(d)?.name;
+        Ok(self.roles().await?.get(name).cloned())
     }
 
     async fn create(&self, d: &DesiredIdentity) -> Result<String, ProviderError> {
         let r = role(d)?;
-        self.create_role(r).await?;
-        Ok(r.arn.clone())
+        let made = self.create_role(r).await;
+        self.invalidate().await;
+        made.map(|_| r.arn.clone())
     }
 
     async fn update(&self, d: &DesiredIdentity, drift: &[&str]) -> Result<(), ProviderError> {
-        self.update_role(role(d)?, drift).await
+        let done = self.update_role(role(d)?, drift).await;
+        self.invalidate().await;
+        done
     }
 
     async fn delete(&self, id: &str, uid: &str) -> Result<bool, ProviderError> {
@@ -384,7 +517,9 @@ impl IdentityClient for IamRoles {
                 });
             }
         }
-        self.delete_role(name, uid).await
+        let done = self.delete_role(name, uid).await;
+        self.invalidate().await;
+        done
     }
 
     async fn remove_stale(
@@ -393,8 +528,13 @@ impl IdentityClient for IamRoles {
         claim_name: &str,
     ) -> Result<Vec<String>, ProviderError> {
         let r = role(d)?;
-        self.remove_stale_roles(&role_path(claim_name), &r.name, &r.trust)
-            .await
+        let removed = self
+            .remove_stale_roles(&role_path(claim_name), &r.name, &r.trust)
+            .await;
+        if removed.as_ref().is_ok_and(|r| !r.is_empty()) || removed.is_err() {
+            self.invalidate().await;
+        }
+        removed
     }
 }
 
@@ -421,5 +561,59 @@ mod tests {
         let encoded = "%7B%22Version%22%3A%222012-10-17%22%7D";
         assert_eq!(super::document(encoded).unwrap()["Version"], "2012-10-17");
         assert!(super::document("%7Bnot").is_none());
+    }
+
+    #[test]
+    fn a_listed_role_reads_as_a_fetched_one() {
+        use aws_sdk_iam::types::{
+            AttachedPermissionsBoundary, AttachedPolicy, PolicyDetail, RoleDetail, Tag,
+        };
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().unwrap();
+        let ours = RoleDetail::builder()
+            .role_name("paved-uid-1")
+            .arn("arn:aws:iam::123456789012:role/paved/svc/paved-uid-1")
+            .path("/paved/svc/")
+            .assume_role_policy_document("%7B%22Version%22%3A%222012-10-17%22%7D")
+            .tags(tag(super::OWNER_TAG, "uid-1"))
+            .role_policy_list(
+                PolicyDetail::builder()
+                    .policy_name(super::POLICY_NAME)
+                    .policy_document(r#"{"Statement":[]}"#)
+                    .build(),
+            )
+            .role_policy_list(PolicyDetail::builder().policy_name("zz-extra").build())
+            .attached_managed_policies(
+                AttachedPolicy::builder()
+                    .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+                    .build(),
+            )
+            .permissions_boundary(
+                AttachedPermissionsBoundary::builder()
+                    .permissions_boundary_arn("arn:aws:iam::123456789012:policy/b")
+                    .build(),
+            )
+            .build();
+        let (name, view) = super::view_of(&ours).unwrap();
+        assert_eq!(name, "paved-uid-1");
+        let o = view.observed();
+        assert_eq!(o.owner.as_deref(), Some("uid-1"));
+        assert_eq!(o.parts["trust"]["Version"], "2012-10-17");
+        assert_eq!(o.parts["policy"], serde_json::json!({ "Statement": [] }));
+        assert_eq!(
+            o.parts["permissionsBoundary"],
+            "arn:aws:iam::123456789012:policy/b"
+        );
+        assert_eq!(
+            o.parts[super::OTHER_POLICIES],
+            serde_json::json!(["arn:aws:iam::aws:policy/AdministratorAccess", "zz-extra"])
+        );
+        // Someone else's role of a Paved-like name: its owner (none) and nothing more.
+        let theirs = RoleDetail::builder()
+            .role_name("paved-uid-2")
+            .arn("arn:aws:iam::123456789012:role/paved-uid-2")
+            .build();
+        let o = super::view_of(&theirs).unwrap().1.observed();
+        assert_eq!(o.owner, None);
+        assert!(o.parts.is_empty());
     }
 }

@@ -488,6 +488,7 @@ fn observed(s: &models::Server, d: &DesiredDatabase) -> ObservedDatabase {
         owner_uid: AzureProvider::owner_of(s),
         tls_required: None,
         database_present: None,
+        resource_id: None,
     }
 }
 

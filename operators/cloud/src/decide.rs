@@ -151,7 +151,7 @@ pub enum Driven {
     Updated(Vec<Drift>),
     /// As desired: the observed database, and what waits for the window.
     Ready {
-        observed: ObservedDatabase,
+        observed: Box<ObservedDatabase>,
         held: Vec<Drift>,
     },
 }
@@ -213,7 +213,10 @@ pub async fn drive(
             let Observation::Present(o) = seen else {
                 unreachable!("ready is decided only for a present database")
             };
-            Driven::Ready { observed: o, held }
+            Driven::Ready {
+                observed: Box::new(o),
+                held,
+            }
         }
     };
     Ok((driven, adopted))

@@ -449,6 +449,7 @@ fn observed(i: &DatabaseInstance, d: &DesiredDatabase) -> ObservedDatabase {
             "ENCRYPTED_ONLY" | "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
         )),
         database_present: None,
+        resource_id: None,
     }
 }
 

@@ -141,6 +141,24 @@ pub fn aws_role(
         }
         Value::Array(st)
     };
+    let mut statements = statements;
+    let mut connect: Vec<String> = input
+        .database_resources
+        .iter()
+        .map(|(region, id)| format!("arn:{partition}:rds-db:{region}:{account}:dbuser:{id}/*"))
+        .collect();
+    connect.sort();
+    connect.dedup();
+    if !connect.is_empty() {
+        // IAM database authentication to its own instances alone (as any of their
+        // users granted `rds_iam`), never another service's.
+        statements.as_array_mut().expect("statements").push(json!({
+            "Sid": "OwnDatabasesConnect",
+            "Effect": "Allow",
+            "Action": "rds-db:connect",
+            "Resource": connect,
+        }));
+    }
     let policy = json!({ "Version": "2012-10-17", "Statement": statements });
     let tags = owner_tags(input);
     Ok(DesiredRole {
@@ -301,6 +319,9 @@ pub struct IdentityInput<'a> {
     pub database_secrets: &'a [String],
     /// AWS: the KMS keys those secrets are encrypted with.
     pub database_keys: &'a [String],
+    /// AWS: the region and resource ID (`db-…`) of each of the service's own
+    /// databases, which IAM database authentication names.
+    pub database_resources: &'a [(String, String)],
 }
 
 /// Pure: the identity a Composition's `identity` asks for, or why it cannot be built.
@@ -661,6 +682,7 @@ mod tests {
                 secret_keys: &[],
                 database_secrets: dbs,
                 database_keys: keys,
+                database_resources: &[],
             },
         )
     }
@@ -728,6 +750,42 @@ mod tests {
             kms["Condition"]["StringEquals"]["kms:ViaService"],
             "secretsmanager.us-east-1.amazonaws.com"
         );
+    }
+
+    #[test]
+    fn the_role_connects_to_its_own_databases_alone() {
+        let s = secrets();
+        let dbs = [
+            ("us-east-1".to_string(), "db-ONE".to_string()),
+            ("eu-west-1".to_string(), "db-TWO".to_string()),
+        ];
+        let r = aws_role(
+            &spec(),
+            &IdentityInput {
+                claim_uid: "0a1b-uid",
+                claim_name: "svc",
+                owner: "team-a",
+                namespace: "svc",
+                service_account: "svc",
+                secrets: Some((&s, "team-a/svc")),
+                secret_keys: &[],
+                database_secrets: &[],
+                database_keys: &[],
+                database_resources: &dbs,
+            },
+        )
+        .unwrap();
+        let st = r.policy["Statement"].as_array().unwrap();
+        let connect = st.iter().find(|s| s["Action"] == "rds-db:connect").unwrap();
+        assert_eq!(
+            connect["Resource"],
+            json!([
+                "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-TWO/*",
+                "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ONE/*",
+            ])
+        );
+        // Without databases, no connect statement at all.
+        assert!(!role(&[]).policy.to_string().contains("rds-db"));
     }
 
     #[test]
@@ -800,6 +858,7 @@ mod tests {
             secret_keys: keys,
             database_secrets: dbs,
             database_keys: &[],
+            database_resources: &[],
         }
     }
 

@@ -590,6 +590,9 @@ pub struct ObservedDatabase {
     /// Whether the claim's database exists inside the server (Azure / GCP create it
     /// after the server is up).
     pub database_present: Option<bool>,
+    /// AWS: the instance's immutable resource ID, which IAM database authentication
+    /// names.
+    pub resource_id: Option<String>,
 }
 
 /// What to do next.

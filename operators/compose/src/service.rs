@@ -288,7 +288,7 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
     for db in &spec.databases {
         let mut db_spec = json!({
             "parameters": serde_json::to_value(&db.parameters).expect("parameters serialize"),
-            "writeConnectionSecretToRef": { "name": format!("{}-connection", db.name) },
+            "writeConnectionSecretToRef": { "name": connection_secret(&db.name) },
         });
         if let Some(r) = &db.composition_ref {
             db_spec["compositionRef"] = json!({ "name": r.name });
@@ -735,6 +735,53 @@ fn egress_rule(p: &EgressPeer) -> Result<Value, RenderError> {
     Ok(rule)
 }
 
+/// The connection Secret (and its ExternalSecret) of a service's database `db`.
+pub fn connection_secret(db: &str) -> String {
+    format!("{db}-connection")
+}
+
+/// Whether a rendered Namespace says its SecretStore reads as the service alone (an
+/// identity Paved made for it, or on `local` its ServiceAccount): only then may the
+/// team keep ExternalSecrets of its own there.
+pub fn store_reads_as_service(namespace: &DesiredObject) -> bool {
+    namespace.body["metadata"]["labels"][labels::STORE_IDENTITY] == "service"
+}
+
+/// Pure: the ExternalSecrets in a service namespace that are not Paved's, where its
+/// store reads as a shared identity (the Composition's `workloadIdentity`, which may
+/// serve other services): through it a team's own ExternalSecret could read what
+/// other services may. Paved's are those it renders for the claim (`objects`) and the
+/// connection Secrets of the claim's own databases: those it renders and those it keeps
+/// (`retained`). Names decide, as the claim fixes them: a team can set labels, owner
+/// references or a database claim of its own to look like Paved's. Empty where the
+/// store reads as the service alone.
+pub fn foreign_external_secrets<'a>(
+    objects: &[DesiredObject],
+    retained: &[String],
+    live: &'a [String],
+) -> Vec<&'a str> {
+    if objects.first().is_none_or(store_reads_as_service) {
+        return vec![];
+    }
+    let ours: std::collections::BTreeSet<String> = objects
+        .iter()
+        .filter(|o| o.kind == "ExternalSecret")
+        .map(|o| o.name.clone())
+        .chain(
+            objects
+                .iter()
+                .filter(|o| o.kind == "PostgreSQLInstance")
+                .map(|o| o.name.as_str())
+                .chain(retained.iter().map(String::as_str))
+                .map(connection_secret),
+        )
+        .collect();
+    live.iter()
+        .map(String::as_str)
+        .filter(|n| !ours.contains(*n))
+        .collect()
+}
+
 /// Why a Composition could not be chosen.
 #[derive(Debug, PartialEq, Eq)]
 pub struct NoComposition(pub String);
@@ -917,6 +964,50 @@ mod tests {
             objs[0].body["metadata"]["labels"]["paved.dev/store-identity"],
             "service"
         );
+    }
+
+    #[test]
+    fn a_shared_store_keeps_only_paveds_external_secrets() {
+        let mut s = spec();
+        s.secrets = vec![SecretRequest {
+            name: "api".into(),
+            ..Default::default()
+        }];
+        s.databases = vec![paved_api::DatabaseRequest {
+            name: "main".into(),
+            ..Default::default()
+        }];
+        let live: Vec<String> = ["api", "main-connection", "kept-connection", "mine"]
+            .map(String::from)
+            .to_vec();
+        // The Composition's shared role: the team's own is removed, Paved's stay (the
+        // connection Secret of the claim's database, retained ones too).
+        let objs = render(&s, &comp()).unwrap();
+        assert!(!store_reads_as_service(&objs[0]));
+        assert_eq!(
+            foreign_external_secrets(&objs, &["kept".into()], &live),
+            vec!["mine"]
+        );
+        // A database the claim neither renders nor keeps is not the claim's.
+        assert_eq!(
+            foreign_external_secrets(&objs, &[], &live),
+            vec!["kept-connection", "mine"]
+        );
+        // The service's own identity, or local: the team's stay.
+        let mut c = comp();
+        c.identity = Some(paved_api::ServiceIdentity {
+            aws: Some(paved_api::AwsServiceIdentity {
+                oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
+                permissions_boundary: None,
+                poll_interval: "5m".into(),
+            }),
+            ..Default::default()
+        });
+        let objs = render(&s, &c).unwrap();
+        assert!(store_reads_as_service(&objs[0]));
+        assert!(foreign_external_secrets(&objs, &[], &live).is_empty());
+        let objs = render_with(&s, &local(), Cloud::Local, &[]).unwrap();
+        assert!(foreign_external_secrets(&objs, &[], &live).is_empty());
     }
 
     #[test]

@@ -723,7 +723,7 @@ async fn converge(
         Driven::Updated(drift) => {
             return Ok(drift_corrected(ctx, claim, &drift, Duration::from_secs(2)).await)
         }
-        Driven::Ready { observed, held } => (observed, held),
+        Driven::Ready { observed, held } => (*observed, held),
     };
     // A new size or high availability waits for the maintenance window: the status
     // shows what runs, the message what waits.
@@ -820,6 +820,7 @@ async fn converge(
             };
             // Named (never its value) so the service's own identity is allowed it.
             status.credentials_secret = Some(secret.clone());
+            status.resource_id = o.resource_id.clone();
             (endpoint.clone(), port, secret.clone(), source.to_string())
         }
     };

@@ -61,7 +61,13 @@ impl Providers {
             return Ok(c.clone());
         }
         let client: Arc<dyn IdentityClient> = match cloud {
-            Cloud::Aws => Arc::new(paved_cloud::aws_iam::IamRoles::new().await),
+            Cloud::Aws => Arc::new(
+                paved_cloud::aws_iam::IamRoles::new(
+                    self.cloud_list_ttl,
+                    self.metrics.list_counter("aws-iam"),
+                )
+                .await,
+            ),
             Cloud::Azure => Arc::new(paved_cloud::azure_identity::AzureIdentities::new(
                 paved_cloud::azure::workload_credential()?,
                 self.azure_endpoints.resource_manager.clone(),

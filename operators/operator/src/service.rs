@@ -229,6 +229,10 @@ fn desired_identity(
         .iter()
         .filter_map(|s| s.encryption_key_id.clone())
         .collect();
+    let database_resources: Vec<(String, String)> = databases
+        .iter()
+        .filter_map(|s| Some((s.region.clone()?, s.resource_id.clone()?)))
+        .collect();
     let no_keys: Vec<String> = vec![];
     Some(paved_compose::identity::desired_identity(
         spec,
@@ -242,6 +246,7 @@ fn desired_identity(
             secret_keys: secrets.as_ref().map(|(_, _, k)| k).unwrap_or(&no_keys),
             database_secrets: &database_secrets,
             database_keys: &database_keys,
+            database_resources: &database_resources,
         },
     ))
 }
@@ -932,7 +937,32 @@ async fn apply_and_prune(
                 );
                 written
             }
-            None => apply_all(&ctx.client, objects, Mode::Apply, &ctx.metrics, CONTROLLER).await?,
+            None => {
+                // The namespace first: where its store stops reading as the service
+                // alone, its label goes before anything else changes (admission then
+                // refuses the team new ExternalSecrets), and the team's existing ones
+                // go before the ServiceAccount reads as a shared identity.
+                let mut written = apply_all(
+                    &ctx.client,
+                    &objects[..1],
+                    Mode::Apply,
+                    &ctx.metrics,
+                    CONTROLLER,
+                )
+                .await?;
+                remove_foreign_external_secrets(claim, ctx, name, objects).await?;
+                written.extend(
+                    apply_all(
+                        &ctx.client,
+                        &objects[1..],
+                        Mode::Apply,
+                        &ctx.metrics,
+                        CONTROLLER,
+                    )
+                    .await?,
+                );
+                written
+            }
         })
     };
     let written = match applied.await {
@@ -1025,6 +1055,55 @@ async fn apply_and_prune(
     ctx.applied
         .record(uid, name, crate::applied::fingerprint(objects), written);
     Ok(None)
+}
+
+/// Where the namespace's store reads as a shared identity, removes the ExternalSecrets
+/// that are not Paved's (see `service::foreign_external_secrets`), each with a Warning
+/// Event. What they delivered was a copy: the stores keep every secret.
+async fn remove_foreign_external_secrets(
+    claim: &ServiceClaim,
+    ctx: &Context,
+    name: &str,
+    objects: &[DesiredObject],
+) -> Result<(), kube::Error> {
+    if objects.first().is_none_or(service::store_reads_as_service) {
+        return Ok(());
+    }
+    let ar = paved_api::api_resource(
+        "external-secrets.io/v1",
+        "ExternalSecret",
+        "externalsecrets",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), name, &ar);
+    let live: Vec<String> = match api.list_metadata(&Default::default()).await {
+        Ok(l) => l.items.iter().map(|o| o.name_any()).collect(),
+        // External Secrets not installed: there are none.
+        Err(kube::Error::Api(e)) if crate::apply::missing_api(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let retained = claim
+        .status
+        .as_ref()
+        .map(|s| s.retained_databases.clone())
+        .unwrap_or_default();
+    for es in service::foreign_external_secrets(objects, &retained, &live) {
+        match api.delete(es, &Default::default()).await {
+            Ok(_) => ctx.metrics.write(CONTROLLER, "delete"),
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => return Err(e),
+        }
+        ctx.event(
+            claim,
+            EventType::Warning,
+            "ExternalSecretRemoved",
+            "Prune",
+            format!(
+                "removed ExternalSecret {name}/{es}: the namespace's SecretStore no longer reads as an identity of this service alone (its Composition names none), and through a shared identity a team's own ExternalSecret could read other services' secrets; the secret itself is untouched in its store"
+            ),
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// What creating a claim's namespace found.

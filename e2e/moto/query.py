@@ -22,6 +22,9 @@
   query.py platform-role NAME     (made once) the role a platform names in a Composition's
                                   workloadIdentity: trusted by every ServiceAccount of the
                                   plane's issuer, allowed every secret; prints its ARN
+  query.py security-group NAME    a security group by name: ID, tags and rules (null
+                                  when there is none)
+  query.py widen-group ID         open a security group to everything, behind Paved's back
   query.py drift ID               change mutable fields behind Paved's back
   query.py create ID UID KEYARN   create an instance as if by another claim
 """
@@ -128,6 +131,17 @@ elif cmd == "delete-role":
         iam.delete_role_policy(RoleName=sys.argv[2], PolicyName=name)
     iam.delete_role(RoleName=sys.argv[2])
     out = {"deleted": sys.argv[2]}
+elif cmd == "security-group":
+    found = boto3.client("ec2").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [sys.argv[2]]}]
+    )["SecurityGroups"]
+    out = found[0] if found else None
+elif cmd == "widen-group":
+    out = boto3.client("ec2").authorize_security_group_ingress(
+        GroupId=sys.argv[2],
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535,
+                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )["Return"]
 elif cmd == "drift":
     out = rds.modify_db_instance(
         DBInstanceIdentifier=sys.argv[2],

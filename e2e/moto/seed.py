@@ -37,4 +37,5 @@ sg = sgs[0]["GroupId"] if sgs else ec2.create_security_group(
     GroupName="paved-db", Description="paved e2e databases", VpcId=vpc_id
 )["GroupId"]
 
-print(json.dumps({"kms_key_arn": key_arn, "subnet_group": "paved-private-db", "security_group": sg}))
+print(json.dumps({"kms_key_arn": key_arn, "subnet_group": "paved-private-db", "security_group": sg,
+                  "vpc_id": vpc_id, "client_cidr": "10.20.0.0/16"}))

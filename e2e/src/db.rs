@@ -455,6 +455,9 @@ pub fn aws_composition(cp: &ControlPlane, seed: &Value, name: &str, poll: &str) 
         pg["encryption"]["keyId"] = seed["kms_key_arn"].clone();
         pg["network"]["subnetGroupName"] = seed["subnet_group"].clone();
         pg["network"]["securityGroupIds"] = json!([seed["security_group"]]);
+        // Each database its own group, admitting the plane's "cluster" range only.
+        pg["network"]["ownSecurityGroup"] =
+            json!({ "vpcId": seed["vpc_id"], "clientCidrs": [seed["client_cidr"]] });
         pg["pollInterval"] = json!(poll);
     })
 }

@@ -91,6 +91,16 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
             .count();
         assert_eq!(owned, 1, "{name}: exactly one instance after the crash");
     }
+    // Each instance its own DbiResourceId (what a service role's rds-db:connect names;
+    // moto as shipped gives all the same one: e2e/moto/server.py).
+    let ids: Vec<String> = db::moto(cp, "query.py", &["instances"])?
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["DbiResourceId"].as_str().map(String::from))
+        .collect();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert!(ids.len() >= 2 && distinct.len() == ids.len(), "{ids:?}");
 
     // The Crossplane-shaped PHI claim: every compliance property in moto's state.
     create(cp, &crossplane_claim("records", phi, "Delete"))?;
@@ -103,10 +113,59 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     assert_eq!(i["KmsKeyId"], key.as_str());
     assert_eq!(i["PubliclyAccessible"], false);
     assert_eq!(i["DBSubnetGroup"]["DBSubnetGroupName"], "paved-private-db");
-    assert_eq!(
-        i["VpcSecurityGroups"][0]["VpcSecurityGroupId"],
-        seed["security_group"]
-    );
+    // Its own security group beside the Composition's: PostgreSQL in from the
+    // client range only, nothing out; the claim's.
+    let own_name = format!("paved-{id}");
+    let own = db::moto(cp, "query.py", &["security-group", &own_name])?;
+    let own_id = own["GroupId"]
+        .as_str()
+        .context("its own security group")?
+        .to_string();
+    let mut groups: Vec<&str> = i["VpcSecurityGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["VpcSecurityGroupId"].as_str())
+        .collect();
+    groups.sort();
+    let mut want = vec![seed["security_group"].as_str().unwrap(), own_id.as_str()];
+    want.sort();
+    assert_eq!(groups, want);
+    assert_eq!(own["VpcId"], seed["vpc_id"]);
+    let rules = |g: &Value| -> Vec<String> {
+        g["IpPermissions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| {
+                p["IpRanges"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |r| {
+                        format!(
+                            "{} {}-{} {}",
+                            p["IpProtocol"], p["FromPort"], p["ToPort"], r["CidrIp"]
+                        )
+                    })
+            })
+            .collect()
+    };
+    assert_eq!(rules(&own), vec![r#""tcp" 5432-5432 "10.20.0.0/16""#]);
+    assert_eq!(own["IpPermissionsEgress"], json!([]), "nothing out");
+    assert!(own["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["Key"] == "paved.dev/claim-uid"
+            && t["Value"] == records.metadata.uid.as_deref().unwrap()));
+    // Opened to everything by hand: closed again.
+    db::moto(cp, "query.py", &["widen-group", &own_id])?;
+    eventually("the group's rules put back", T, || async {
+        let g = db::moto(cp, "query.py", &["security-group", &own_name])?;
+        Ok((rules(&g) == vec![r#""tcp" 5432-5432 "10.20.0.0/16""#]).then_some(()))
+    })
+    .await?;
     assert_eq!(i["BackupRetentionPeriod"], 14);
     assert_eq!(i["PreferredBackupWindow"], "03:00-04:00");
     assert_eq!(i["MultiAZ"], true);
@@ -289,6 +348,10 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     pgs_phi.delete("records", &DeleteParams::default()).await?;
     gone(&pgs_phi, "records").await?;
     assert!(instance(cp, &id)?.is_none());
+    assert!(
+        db::moto(cp, "query.py", &["security-group", &own_name])?.is_null(),
+        "its own security group goes with it"
+    );
     let snapshots = db::moto(cp, "query.py", &["snapshots"])?;
     assert!(
         snapshots

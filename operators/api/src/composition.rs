@@ -647,9 +647,17 @@ pub struct DatabaseNetwork {
     /// AWS: DB subnet group of private subnets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet_group_name: Option<String>,
-    /// AWS: VPC security groups.
+    /// AWS: VPC security groups every database is in. With `ownSecurityGroup` they
+    /// should admit no database clients themselves (groups add up).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_group_ids: Vec<String>,
+    /// AWS: give each database a security group of its own, `paved-<instance>`, that
+    /// admits PostgreSQL (5432) from `clientCidrs` only and allows nothing out. Paved
+    /// creates it with the database, puts back rules changed by hand, and deletes it
+    /// once the database is gone. Without it, every database shares
+    /// `securityGroupIds` and what they admit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_security_group: Option<OwnSecurityGroup>,
     /// Azure: delegated subnet resource id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegated_subnet_id: Option<String>,
@@ -663,6 +671,23 @@ pub struct DatabaseNetwork {
     /// the database port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_cidr: Option<String>,
+}
+
+/// AWS: each database's own security group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnSecurityGroup {
+    /// The VPC of `subnetGroupName`, e.g. `vpc-0abc123`.
+    #[schemars(regex(pattern = r"^vpc-[0-9a-f]+$"))]
+    pub vpc_id: String,
+    /// Who may connect on the database port: the narrowest ranges the services' pods
+    /// come from (the cluster's pod or node subnets). Each at most a /8 (IPv4) or a
+    /// /32 (IPv6), never link-local. A security group cannot tell one service's pod
+    /// from another's on the same subnet (without EKS security groups for pods): in
+    /// the cluster, each service's NetworkPolicy allows egress to its own databases'
+    /// endpoints alone.
+    #[schemars(length(min = 1))]
+    pub client_cidrs: Vec<String>,
 }
 
 /// Backups.

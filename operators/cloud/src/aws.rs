@@ -5,7 +5,10 @@
 //!
 //! Observation is one paginated DescribeDBInstances per region, shared by every
 //! claim for a short time-to-live, so steady-state polling costs one list per region
-//! and page, not one call per claim.
+//! and page, not one call per claim. A database's own security group (where the
+//! Composition asks for one) is observed the same way; see `security_groups`.
+
+mod security_groups;
 
 use std::{
     collections::HashMap,
@@ -32,8 +35,10 @@ type InstanceList = Option<(Instant, Arc<HashMap<String, DbInstance>>)>;
 pub struct AwsProvider {
     rds: Rds,
     secrets: SecretsManager,
+    ec2: aws_sdk_ec2::Client,
     region: String,
     cache: Mutex<InstanceList>,
+    groups: Mutex<security_groups::GroupList>,
     ttl: Duration,
     list_calls: AtomicU64,
     on_list: crate::ListCounter,
@@ -56,8 +61,10 @@ impl AwsProvider {
         AwsProvider {
             rds: Rds::new(&config),
             secrets: SecretsManager::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
             region: region.to_string(),
             cache: Mutex::new(None),
+            groups: Mutex::new(None),
             ttl,
             list_calls: AtomicU64::new(0),
             on_list,
@@ -114,6 +121,7 @@ impl AwsProvider {
 
     async fn invalidate(&self) {
         *self.cache.lock().await = None;
+        *self.groups.lock().await = None;
     }
 
     /// The parameter group that makes the server refuse unencrypted connections.
@@ -239,6 +247,16 @@ fn observed(db: &DbInstance) -> ObservedDatabase {
         tls_required: None,
         database_present: None,
         resource_id: db.dbi_resource_id().map(String::from),
+        security_groups: Some({
+            let mut ids: Vec<String> = db
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(String::from))
+                .collect();
+            ids.sort();
+            ids
+        }),
+        own_security_group: None,
     }
 }
 
@@ -252,7 +270,8 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
         Ok(match all.get(&d.external_name) {
             None => Observation::Absent,
             Some(db) => {
-                let o = observed(db);
+                let mut o = observed(db);
+                o.own_security_group = self.own_group(d).await?;
                 let owner = o.owner_uid.clone();
                 crate::ownership(
                     o,
@@ -266,41 +285,47 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
 
     async fn create(&self, d: &DesiredDatabase) -> Result<(), ProviderError> {
         let group = self.ensure_force_ssl_group(&d.engine_version).await?;
+        let own = match d.network.own_security_group {
+            Some(_) => Some(self.ensure_own_group(d).await?),
+            None => None,
+        };
         let tags: Vec<_> = d
             .tags
             .iter()
             .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
             .collect();
-        let result = self
-            .rds
-            .create_db_instance()
-            .db_instance_identifier(&d.external_name)
-            .engine("postgres")
-            .engine_version(&d.engine_version)
-            .db_instance_class(&d.instance_class)
-            .allocated_storage(d.storage_gb)
-            .set_storage_type(d.storage_type.clone())
-            .db_name(&d.database_name)
-            .master_username(&d.master_username)
-            .manage_master_user_password(true)
-            .set_master_user_secret_kms_key_id(d.kms_key_id.clone())
-            .storage_encrypted(d.storage_encrypted)
-            .set_kms_key_id(d.kms_key_id.clone())
-            .publicly_accessible(d.publicly_accessible)
-            .set_db_subnet_group_name(d.network.subnet_group_name.clone())
-            .set_vpc_security_group_ids(Some(d.network.security_group_ids.clone()))
-            .backup_retention_period(d.backup_retention_days)
-            .set_preferred_backup_window(d.backup_window.clone())
-            .multi_az(d.multi_az)
-            .deletion_protection(d.deletion_protection)
-            // The service's own role may then connect without a password (its policy
-            // allows `rds-db:connect` to this instance alone); passwords still work.
-            .enable_iam_database_authentication(true)
-            .copy_tags_to_snapshot(true)
-            .db_parameter_group_name(group)
-            .set_tags(Some(tags))
-            .send()
-            .await;
+        let result =
+            self.rds
+                .create_db_instance()
+                .db_instance_identifier(&d.external_name)
+                .engine("postgres")
+                .engine_version(&d.engine_version)
+                .db_instance_class(&d.instance_class)
+                .allocated_storage(d.storage_gb)
+                .set_storage_type(d.storage_type.clone())
+                .db_name(&d.database_name)
+                .master_username(&d.master_username)
+                .manage_master_user_password(true)
+                .set_master_user_secret_kms_key_id(d.kms_key_id.clone())
+                .storage_encrypted(d.storage_encrypted)
+                .set_kms_key_id(d.kms_key_id.clone())
+                .publicly_accessible(d.publicly_accessible)
+                .set_db_subnet_group_name(d.network.subnet_group_name.clone())
+                .set_vpc_security_group_ids(Some(
+                    paved_compose::postgresql::instance_security_groups(d, own.as_deref()),
+                ))
+                .backup_retention_period(d.backup_retention_days)
+                .set_preferred_backup_window(d.backup_window.clone())
+                .multi_az(d.multi_az)
+                .deletion_protection(d.deletion_protection)
+                // The service's own role may then connect without a password (its policy
+                // allows `rds-db:connect` to this instance alone); passwords still work.
+                .enable_iam_database_authentication(true)
+                .copy_tags_to_snapshot(true)
+                .db_parameter_group_name(group)
+                .set_tags(Some(tags))
+                .send()
+                .await;
         self.invalidate().await;
         match result {
             Ok(_) => Ok(()),
@@ -334,6 +359,14 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
         if o.publicly_accessible != Some(false) {
             m = m.publicly_accessible(false);
         }
+        if d.network.own_security_group.is_some() {
+            // Its own group made or put back to its rules; the instance in it.
+            let own = self.ensure_own_group(d).await?;
+            let groups = paved_compose::postgresql::instance_security_groups(d, Some(&own));
+            if o.security_groups.as_ref() != Some(&groups) {
+                m = m.set_vpc_security_group_ids(Some(groups));
+            }
+        }
         let r = m.send().await;
         self.invalidate().await;
         r.map(|_| ()).map_err(classify)
@@ -365,6 +398,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
         };
         let Some(db) = found else {
             self.invalidate().await;
+            if let Some(waiting) = self.delete_own_groups(d).await? {
+                return Ok(DeleteProgress::Waiting(waiting));
+            }
             return Ok(DeleteProgress::Done(self.gone(d).await?));
         };
         let o = observed(&db);

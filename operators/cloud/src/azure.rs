@@ -489,6 +489,8 @@ fn observed(s: &models::Server, d: &DesiredDatabase) -> ObservedDatabase {
         tls_required: None,
         database_present: None,
         resource_id: None,
+        security_groups: None,
+        own_security_group: None,
     }
 }
 

@@ -450,6 +450,8 @@ fn observed(i: &DatabaseInstance, d: &DesiredDatabase) -> ObservedDatabase {
         )),
         database_present: None,
         resource_id: None,
+        security_groups: None,
+        own_security_group: None,
     }
 }
 

@@ -353,14 +353,39 @@ pub fn check_composition_postgresql(p: &PostgreSQLComposition) -> Vec<Violation>
         }
         let n = &p.network;
         let private = match p.provider {
-            Cloud::Aws => n.subnet_group_name.is_some() && !n.security_group_ids.is_empty(),
+            Cloud::Aws => {
+                n.subnet_group_name.is_some()
+                    && (!n.security_group_ids.is_empty() || n.own_security_group.is_some())
+            }
             Cloud::Azure => n.delegated_subnet_id.is_some() && n.private_dns_zone_id.is_some(),
             Cloud::Gcp => n.private_network.is_some(),
             Cloud::Local => true,
         };
+        if let Some(own) = &n.own_security_group {
+            if p.provider != Cloud::Aws {
+                out.push(v(
+                    &f("network.ownSecurityGroup"),
+                    "security groups are AWS's: only an aws Composition names one",
+                ));
+            }
+            if own.client_cidrs.is_empty() {
+                out.push(v(
+                    &f("network.ownSecurityGroup.clientCidrs"),
+                    "name who may connect: a security group that admits nobody serves nobody",
+                ));
+            }
+            for (i, c) in own.client_cidrs.iter().enumerate() {
+                if let Some(problem) = egress_cidr_problem(c) {
+                    out.push(v(
+                        &f(&format!("network.ownSecurityGroup.clientCidrs[{i}]")),
+                        problem,
+                    ));
+                }
+            }
+        }
         if !private {
             let need = match p.provider {
-                Cloud::Aws => "subnetGroupName and securityGroupIds",
+                Cloud::Aws => "subnetGroupName and securityGroupIds or ownSecurityGroup",
                 Cloud::Azure => "delegatedSubnetId and privateDnsZoneId",
                 _ => "privateNetwork",
             };
@@ -495,6 +520,36 @@ mod tests {
 
     fn fields(v: Vec<Violation>) -> Vec<String> {
         v.into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn a_databases_own_security_group_admits_bounded_ranges_only() {
+        let mut p = aws();
+        p.network.security_group_ids = vec![];
+        p.network.own_security_group = Some(paved_api::OwnSecurityGroup {
+            vpc_id: "vpc-1".into(),
+            client_cidrs: vec!["10.20.0.0/16".into()],
+        });
+        assert!(fields(check_composition_postgresql(&p)).is_empty());
+        p.network.own_security_group = Some(paved_api::OwnSecurityGroup {
+            vpc_id: "vpc-1".into(),
+            client_cidrs: vec!["0.0.0.0/0".into(), "169.254.169.254/32".into()],
+        });
+        assert_eq!(
+            fields(check_composition_postgresql(&p)),
+            vec![
+                "spec.postgresql.network.ownSecurityGroup.clientCidrs[0]",
+                "spec.postgresql.network.ownSecurityGroup.clientCidrs[1]",
+            ]
+        );
+        p.network.own_security_group = Some(paved_api::OwnSecurityGroup {
+            vpc_id: "vpc-1".into(),
+            client_cidrs: vec![],
+        });
+        assert_eq!(
+            fields(check_composition_postgresql(&p)),
+            vec!["spec.postgresql.network.ownSecurityGroup.clientCidrs"]
+        );
     }
 
     #[test]

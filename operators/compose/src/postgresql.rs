@@ -593,6 +593,61 @@ pub struct ObservedDatabase {
     /// AWS: the instance's immutable resource ID, which IAM database authentication
     /// names.
     pub resource_id: Option<String>,
+    /// AWS: the security groups the instance is in (sorted).
+    pub security_groups: Option<Vec<String>>,
+    /// AWS: the database's own security group, where the Composition asks for one and
+    /// it exists.
+    pub own_security_group: Option<ObservedSecurityGroup>,
+}
+
+/// A database's own security group as the cloud has it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ObservedSecurityGroup {
+    pub id: String,
+    /// Its ownership tag: the UID of the claim whose database it serves.
+    pub owner_uid: Option<String>,
+    /// Its rules, each `in tcp <from>-<to> <cidr>` or `out <protocol> <from>-<to>
+    /// <cidr>`, sorted; a rule naming another group instead of a range shows that
+    /// group's ID.
+    pub rules: Vec<String>,
+}
+
+/// The port PostgreSQL listens on in every cloud database Paved makes.
+pub const POSTGRES_PORT: i32 = 5432;
+
+/// Pure: the name of a database's own security group (unique in its VPC).
+pub fn own_security_group_name(d: &DesiredDatabase) -> String {
+    format!("paved-{}", d.external_name)
+}
+
+/// Pure: the rules a database's own security group has: PostgreSQL in from each
+/// client range, nothing out (a database starts no connections).
+pub fn own_security_group_rules(d: &DesiredDatabase) -> Vec<String> {
+    let mut rules: Vec<String> = d
+        .network
+        .own_security_group
+        .iter()
+        .flat_map(|g| g.client_cidrs.iter())
+        .map(|c| format!("in tcp {POSTGRES_PORT}-{POSTGRES_PORT} {c}"))
+        .collect();
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+/// Pure: the security groups the instance belongs in: the Composition's, and its
+/// own once it exists.
+pub fn instance_security_groups(d: &DesiredDatabase, own: Option<&str>) -> Vec<String> {
+    let mut groups: Vec<String> = d
+        .network
+        .security_group_ids
+        .iter()
+        .cloned()
+        .chain(own.map(String::from))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
 }
 
 /// What to do next.
@@ -711,6 +766,45 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
             .map(|p| if p { "present" } else { "missing" }.to_string()),
         "present".into(),
     );
+    // The database's own security group (observed only where the cloud has them).
+    if desired.network.own_security_group.is_some() && o.security_groups.is_some() {
+        match &o.own_security_group {
+            None => drift.push(Drift {
+                field: "securityGroup",
+                observed: "missing".into(),
+                desired: own_security_group_name(desired),
+            }),
+            Some(g) if g.owner_uid.as_deref() != Some(desired.owner_uid.as_str()) => {
+                return Plan::Terminal {
+                    reason: paved_api::Reason::OwnedByOther,
+                    message: format!(
+                        "security group {} ({}) is not this claim's (its {OWNER_TAG} tag says {}); Paved will not take it over",
+                        own_security_group_name(desired),
+                        g.id,
+                        g.owner_uid.as_deref().unwrap_or("nothing")
+                    ),
+                };
+            }
+            Some(g) => {
+                let rules = own_security_group_rules(desired);
+                if g.rules != rules {
+                    drift.push(Drift {
+                        field: "securityGroupRules",
+                        observed: g.rules.join(", "),
+                        desired: rules.join(", "),
+                    });
+                }
+                let groups = instance_security_groups(desired, Some(&g.id));
+                if o.security_groups.as_ref() != Some(&groups) {
+                    drift.push(Drift {
+                        field: "securityGroups",
+                        observed: o.security_groups.clone().unwrap_or_default().join(", "),
+                        desired: groups.join(", "),
+                    });
+                }
+            }
+        }
+    }
     if drift.is_empty() {
         Plan::UpToDate
     } else {
@@ -1453,6 +1547,86 @@ mod tests {
             publicly_accessible: Some(false),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_databases_own_security_group_is_made_kept_to_its_rules_and_never_taken() {
+        let mut d = ok(DataClassification::Internal);
+        d.network.own_security_group = Some(paved_api::OwnSecurityGroup {
+            vpc_id: "vpc-1".into(),
+            client_cidrs: vec!["10.1.0.0/16".into(), "10.0.0.0/16".into()],
+        });
+        assert_eq!(
+            own_security_group_name(&d),
+            format!("paved-{}", d.external_name)
+        );
+        let rules = own_security_group_rules(&d);
+        assert_eq!(
+            rules,
+            vec![
+                "in tcp 5432-5432 10.0.0.0/16",
+                "in tcp 5432-5432 10.1.0.0/16"
+            ]
+        );
+        // Another cloud's observation (no security groups at all): nothing to say.
+        assert_eq!(plan(&d, Some(&available(&d))), Plan::UpToDate);
+        // AWS, the group missing: made.
+        let aws = ObservedDatabase {
+            security_groups: Some(vec!["sg-1".into()]),
+            ..available(&d)
+        };
+        let Plan::Update(drift) = plan(&d, Some(&aws)) else {
+            panic!("expected an update")
+        };
+        assert_eq!(drift[0].field, "securityGroup");
+        // Ours, as desired, the instance in it: up to date.
+        let mine = ObservedSecurityGroup {
+            id: "sg-own".into(),
+            owner_uid: Some(d.owner_uid.clone()),
+            rules: rules.clone(),
+        };
+        let good = ObservedDatabase {
+            security_groups: Some(instance_security_groups(&d, Some("sg-own"))),
+            own_security_group: Some(mine.clone()),
+            ..available(&d)
+        };
+        assert_eq!(
+            good.security_groups,
+            Some(vec!["sg-1".into(), "sg-own".into()])
+        );
+        assert_eq!(plan(&d, Some(&good)), Plan::UpToDate);
+        // A rule added by hand (and the default egress), and the instance taken out.
+        let widened = ObservedDatabase {
+            security_groups: Some(vec!["sg-1".into()]),
+            own_security_group: Some(ObservedSecurityGroup {
+                rules: vec![
+                    "in tcp 0-65535 0.0.0.0/0".into(),
+                    "out -1 0-0 0.0.0.0/0".into(),
+                ],
+                ..mine.clone()
+            }),
+            ..available(&d)
+        };
+        let Plan::Update(drift) = plan(&d, Some(&widened)) else {
+            panic!("expected an update")
+        };
+        let fields: Vec<&str> = drift.iter().map(|x| x.field).collect();
+        assert_eq!(fields, vec!["securityGroupRules", "securityGroups"]);
+        // Someone else's group of that name: never taken over.
+        let theirs = ObservedDatabase {
+            own_security_group: Some(ObservedSecurityGroup {
+                owner_uid: None,
+                ..mine
+            }),
+            ..good
+        };
+        assert!(matches!(
+            plan(&d, Some(&theirs)),
+            Plan::Terminal {
+                reason: paved_api::Reason::OwnedByOther,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -366,6 +366,10 @@ fn install(cp: &ControlPlane) -> Result<()> {
     if !ok {
         bail!("installing the tenancy policy and the test Teams: {out}");
     }
+    // A claim created in its Team's second is taken as older than the Team
+    // (ClaimPredatesTeam; timestamps have seconds only): the first test on a new plane
+    // must not create one that fast.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     cp.await_tenancy_policy()?;
     // The local provider's admin connection string, as the postgresql-local
     // Composition names it.

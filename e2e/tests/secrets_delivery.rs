@@ -633,10 +633,30 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     })
     .await?;
 
+    // While it may, the team also slips a read of another team's secret into Paved's
+    // own ExternalSecret (its role refuses it for now).
+    let (ok, out) = as_team(
+        cp,
+        "team-a",
+        &[
+            "patch",
+            "externalsecret",
+            "main-connection",
+            "-n",
+            SVC,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"data":[{"secretKey":"stolen","remoteRef":{"key":"team-b/other-svc/api"}}]}}"#,
+        ],
+        None,
+    )?;
+    assert!(ok, "{out}");
+
     // The platform takes per-service roles away again: the store now reads as the
-    // Composition's shared role, so the team's own ExternalSecret goes (a Warning Event
-    // says so) and admission refuses new ones; Paved's delivery stays; the role the
-    // Composition no longer asks for is deleted.
+    // Composition's shared role, so the team's own ExternalSecret goes, and Paved's
+    // as the team left it (Warning Events say so), before the ServiceAccount
+    // switches; admission refuses new ones; Paved's delivery comes back as Paved
+    // writes it; the role the Composition no longer asks for is deleted.
     identity(false)?;
     eventually("the team's ExternalSecret removed", T, || async {
         let gone = get_json(cp, &["externalsecrets", "-n", SVC])?["items"]
@@ -662,7 +682,23 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         !ok && out.contains("reads as the service alone"),
         "no new team ExternalSecret through a shared store: {out}"
     );
-    get_json(cp, &["externalsecret", "main-connection", "-n", SVC])?;
+    let (_, conn) = eventually(
+        "Paved's delivery written again as Paved writes it",
+        T,
+        || async {
+            let es = get_json(cp, &["externalsecret", "main-connection", "-n", SVC]).ok();
+            let clean =
+                es.is_some_and(|e| e["spec"]["data"].as_array().is_none_or(|d| d.is_empty()));
+            let data = secret_data(&client, SVC, "main-connection").await?;
+            Ok(data.filter(|_| clean))
+        },
+    )
+    .await?;
+    assert!(
+        !conn.contains_key("stolen"),
+        "nothing of the other team delivered"
+    );
+    assert_eq!(conn["password"], master["password"]);
     eventually("the role the Composition dropped deleted", T, || async {
         let r = paved_e2e::db::moto(cp, "query.py", &["role", &role_name])?;
         Ok(r.is_null().then_some(()))

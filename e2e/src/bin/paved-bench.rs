@@ -12,7 +12,9 @@
 //! 5. footprint: peak RSS with `--cache-claims` claims in the operator's cache, then a
 //!    restart with all of them: time to every claim reconciled and writes (target 0,
 //!    under 30 s);
-//! 6. cloud: `--aws-instances` PostgreSQLInstances on moto, RDS list pages per poll.
+//! 6. cloud: `--aws-instances` PostgreSQLInstances on moto, RDS list pages per poll;
+//! 7. identities: `--aws-identities` ServiceClaims on AWS, each with its own IAM role
+//!    (moto), IAM list pages per poll (one account-wide list, not calls per role).
 //!
 //! Prints a table and writes target/paved-bench/results.json.
 
@@ -37,6 +39,7 @@ struct Args {
     claims: usize,
     cache_claims: usize,
     aws_instances: usize,
+    aws_identities: usize,
     concurrency: usize,
     resync_seconds: u64,
     /// Operator runs of `claims` new claims each, between baseline runs; the ratio is
@@ -52,6 +55,7 @@ fn args() -> Result<Args> {
         claims: 1000,
         cache_claims: 10_000,
         aws_instances: 500,
+        aws_identities: 200,
         concurrency: 16,
         resync_seconds: 30,
         profile_seconds: 0,
@@ -68,11 +72,12 @@ fn args() -> Result<Args> {
             "--claims" => a.claims = v as usize,
             "--cache-claims" => a.cache_claims = v as usize,
             "--aws-instances" => a.aws_instances = v as usize,
+            "--aws-identities" => a.aws_identities = v as usize,
             "--concurrency" => a.concurrency = v as usize,
             "--resync-seconds" => a.resync_seconds = v,
             "--profile-seconds" => a.profile_seconds = v,
             "--rounds" => a.rounds = (v as usize).max(1),
-            other => bail!("unknown flag {other} (--claims, --cache-claims, --aws-instances, --concurrency, --resync-seconds, --rounds, --profile-seconds)"),
+            other => bail!("unknown flag {other} (--claims, --cache-claims, --aws-instances, --aws-identities, --concurrency, --resync-seconds, --rounds, --profile-seconds)"),
         }
     }
     Ok(a)
@@ -907,17 +912,70 @@ async fn main() -> Result<()> {
         },
     )
     .await?;
-    let lists0 = metric(&op, "paved_cloud_list_calls", "aws")?;
+    let lists0 = metric(&op, "paved_cloud_list_calls", "provider=\"aws\"")?;
     let pg_rec1 = metric(&op, "paved_reconciles", "postgresqlinstance")?;
     let cycles = 3u64;
     tokio::time::sleep(Duration::from_secs(poll * cycles)).await;
-    let list_pages = metric(&op, "paved_cloud_list_calls", "aws")? - lists0;
+    let list_pages = metric(&op, "paved_cloud_list_calls", "provider=\"aws\"")? - lists0;
     let aws_reconciles = metric(&op, "paved_reconciles", "postgresqlinstance")? - pg_rec1;
+
+    // 7. Every service's own IAM role, observed for drift every poll.
+    eprintln!(
+        "bench: {} AWS ServiceClaims with their own IAM role",
+        a.aws_identities
+    );
+    let oidc = format!(
+        "arn:aws:iam::{}:oidc-provider/kubernetes.default.svc.cluster.local",
+        paved_e2e::MOTO_ACCOUNT
+    );
+    paved_e2e::patch_service_composition(
+        cp,
+        "service-aws",
+        json!({ "identity": { "aws": { "oidcProviderArn": oidc, "pollInterval": format!("{poll}s") } } }),
+    )?;
+    let services: Api<ServiceClaim> = Api::all(client.clone());
+    let with_roles: Vec<ServiceClaim> = (0..a.aws_identities)
+        .map(|i| {
+            let mut c = service_claim(&format!("bench-id-{i}"), 0);
+            c.spec.cloud = Some(Cloud::Aws);
+            c
+        })
+        .collect();
+    create_all(&services, with_roles, a.concurrency).await?;
+    eventually(
+        "every service's role made",
+        Duration::from_secs(1800),
+        || async {
+            let n = count(&services, |c| {
+                c.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("bench-id-"))
+                    && c.status.as_ref().is_some_and(|s| s.identity.is_some())
+            })
+            .await?;
+            Ok((n >= a.aws_identities).then_some(()))
+        },
+    )
+    .await?;
+    let iam = "provider=\"aws-iam\"";
+    let iam0 = metric(&op, "paved_cloud_list_calls", iam)?;
+    let svc_rec0 = metric(&op, "paved_reconciles", "serviceclaim")?;
+    tokio::time::sleep(Duration::from_secs(poll * cycles)).await;
+    let iam_pages = metric(&op, "paved_cloud_list_calls", iam)? - iam0;
+    let identity_reconciles = metric(&op, "paved_reconciles", "serviceclaim")? - svc_rec0;
+    let iam_pages_per_poll = iam_pages / cycles as f64;
+    // One list serves every claim for the list's time-to-live (the operator's
+    // default, 5 s): at most poll ÷ TTL lists per poll, however many roles.
+    let iam_max_per_poll = (poll as f64 / 5.0).ceil();
     let rss_final = peak_rss_mib(op.pid())?;
     drop(op);
 
     let pages_per_poll = list_pages / cycles as f64;
-    let min_pages = (a.aws_instances as f64 / 100.0).ceil();
+    // DescribeDBInstances pages hold 100 instances; each instance's own security group
+    // comes from one DescribeSecurityGroups, whose pages hold 1000 (moto: all at once).
+    let min_pages =
+        (a.aws_instances as f64 / 100.0).ceil() + (a.aws_instances as f64 / 1000.0).ceil();
     results.insert(
         "figures".into(),
         json!({
@@ -941,6 +999,11 @@ async fn main() -> Result<()> {
             "aws": { "instances": a.aws_instances, "pollSeconds": poll, "cycles": cycles,
                       "reconciles": aws_reconciles, "listPages": list_pages,
                       "listPagesPerPoll": pages_per_poll, "minimumPagesPerPoll": min_pages },
+            "identities": { "roles": a.aws_identities, "pollSeconds": poll, "cycles": cycles,
+                             "reconciles": identity_reconciles, "iamListPages": iam_pages,
+                             "iamListPagesPerPoll": iam_pages_per_poll,
+                             "maximumPagesPerPoll": iam_max_per_poll,
+                             "perRoleCallsPerPollBefore": 4 * a.aws_identities },
         }),
     );
     let out_dir = repo_root().join("target/paved-bench");
@@ -1090,11 +1153,27 @@ async fn main() -> Result<()> {
             format!("< 100, {}", check(rss_cached < 100.0)),
         ),
         (
-            format!("RDS list pages per poll, {} instances", a.aws_instances),
+            format!(
+                "RDS and EC2 list pages per poll, {} instances with their own security group",
+                a.aws_instances
+            ),
             format!("{pages_per_poll:.1}"),
             format!(
                 "{min_pages} (one list per page), {}",
                 check(pages_per_poll <= min_pages)
+            ),
+        ),
+        (
+            format!(
+                "IAM list pages per poll, {} services' own roles ({:.1} checks each per poll)",
+                a.aws_identities,
+                identity_reconciles / cycles as f64 / a.aws_identities.max(1) as f64
+            ),
+            format!("{iam_pages_per_poll:.1}"),
+            format!(
+                "≤ {iam_max_per_poll} (poll ÷ list TTL), not per role ({} calls before), {}",
+                4 * a.aws_identities,
+                check(iam_pages_per_poll <= iam_max_per_poll)
             ),
         ),
     ];
@@ -1121,7 +1200,7 @@ figure below was measured by that run, none is typed in. Raw figures:
 Machine: {cpus} CPUs ({model}), {mem} kB memory, shared with the control plane (the
 loopback kube-apiserver, etcd and kube-controller-manager of `e2e/control-plane`).
 Operator: `{binary}`. Parameters: {rounds} rounds of {claims} ServiceClaims, {cache} claims
-cached, {aws} AWS instances on moto, concurrency {conc}, resync every {resync} s.
+cached, {aws} AWS instances and {ids} services' IAM roles on moto, concurrency {conc}, resync every {resync} s.
 
 {table}
 ## What is measured
@@ -1160,7 +1239,13 @@ cached, {aws} AWS instances on moto, concurrency {conc}, resync every {resync} s
 - **RSS**: the operator's VmHWM after the cached claims (PostgreSQLInstances naming a
   Composition that does not exist) were reconciled.
 - **Cloud calls**: `paved_cloud_list_calls_total{{provider=\"aws\"}}` over three poll intervals
-  with every claim Ready; DescribeDBInstances pages hold 100 instances.
+  with every claim Ready: DescribeDBInstances, whose pages hold 100 instances, and one
+  DescribeSecurityGroups of the groups tagged as a claim's (each database's own).
+- **Identity calls**: `paved_cloud_list_calls_total{{provider=\"aws-iam\"}}` over three poll
+  intervals once every service's role exists: each ServiceClaim checks its role for drift
+  every poll, all from one GetAccountAuthorizationDetails that serves every claim for the
+  list's time-to-live (5 s), where reading each role would take four calls (GetRole,
+  GetRolePolicy, ListRolePolicies, ListAttachedRolePolicies).
 
 ## Reproduce
 
@@ -1179,6 +1264,7 @@ A profile lands in `target/paved-bench/<phase>.apiserver.pprof`: `go tool pprof 
         rounds = a.rounds,
         cache = a.cache_claims,
         aws = a.aws_instances,
+        ids = a.aws_identities,
         conc = a.concurrency,
         resync = a.resync_seconds,
     );

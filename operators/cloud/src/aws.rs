@@ -257,6 +257,7 @@ fn observed(db: &DbInstance) -> ObservedDatabase {
             ids
         }),
         own_security_group: None,
+        iam_authentication: Some(db.iam_database_authentication_enabled().unwrap_or(false)),
     }
 }
 
@@ -358,6 +359,10 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
         }
         if o.publicly_accessible != Some(false) {
             m = m.publicly_accessible(false);
+        }
+        if o.iam_authentication == Some(false) {
+            // No restart: passwords keep working, the service's role may connect too.
+            m = m.enable_iam_database_authentication(true);
         }
         if d.network.own_security_group.is_some() {
             // Its own group made or put back to its rules; the instance in it.

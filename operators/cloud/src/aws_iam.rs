@@ -4,10 +4,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
     time::{Duration, Instant},
 };
 
@@ -23,16 +19,17 @@ use crate::{IdentityClient, ProviderError};
 /// The inline policy Paved keeps on each role.
 pub const POLICY_NAME: &str = "paved";
 
-/// When the roles were listed, and what was found (by role name).
-type RoleList = Option<(Instant, Arc<HashMap<String, ObservedIdentity>>)>;
+/// When the roles were listed, and what was found (by role name, lower case).
+type RoleList = Option<(Instant, HashMap<String, ObservedIdentity>)>;
+
+/// The longest one account-wide list may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct IamRoles {
     iam: Iam,
     /// Every role named `paved-…`, from one account-wide list shared by all claims
     /// within the time-to-live.
     cache: tokio::sync::Mutex<RoleList>,
-    /// Bumped by every write: a list begun before a write is not kept.
-    writes: AtomicU64,
     ttl: Duration,
     on_list: crate::ListCounter,
 }
@@ -132,55 +129,86 @@ impl IamRoles {
         IamRoles {
             iam: Iam::new(&config),
             cache: Default::default(),
-            writes: AtomicU64::new(0),
             ttl,
             on_list,
         }
     }
 
-    /// Every role named as Paved names them, from one paginated
+    /// The role named `name` (IAM names are case-insensitive), from one paginated
     /// GetAccountAuthorizationDetails shared by every claim's poll within the
     /// time-to-live: one list per account, not four calls per role.
-    async fn roles(&self) -> Result<Arc<HashMap<String, ObservedIdentity>>, ProviderError> {
+    async fn listed(&self, name: &str) -> Result<Option<ObservedIdentity>, ProviderError> {
         let mut guard = self.cache.lock().await;
         if let Some((at, map)) = guard.as_ref() {
             if at.elapsed() < self.ttl {
-                return Ok(map.clone());
+                return Ok(map.get(&name.to_ascii_lowercase()).cloned());
             }
         }
-        let begun = self.writes.load(Ordering::SeqCst);
-        let mut map = HashMap::new();
-        let mut pages = self
-            .iam
-            .get_account_authorization_details()
-            .filter(aws_sdk_iam::types::EntityType::Role)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            (self.on_list)();
-            let page = page.map_err(crate::aws::classify)?;
-            for r in page.role_detail_list() {
-                // Paved's names, wherever they are (one elsewhere is someone else's
-                // and must be seen as such, never created over).
-                if !r.role_name().is_some_and(|n| n.starts_with("paved-")) {
-                    continue;
-                }
-                if let Some((name, view)) = view_of(r) {
-                    map.insert(name, view.observed());
+        let list = async {
+            let mut map = HashMap::new();
+            let mut pages = self
+                .iam
+                .get_account_authorization_details()
+                .filter(aws_sdk_iam::types::EntityType::Role)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                (self.on_list)();
+                let page = page.map_err(crate::aws::classify)?;
+                for r in page.role_detail_list() {
+                    // Paved's names, wherever they are and however spelt (one
+                    // elsewhere is someone else's, seen as such, never created over).
+                    let Some((name, view)) = view_of(r) else {
+                        continue;
+                    };
+                    let key = name.to_ascii_lowercase();
+                    if key.starts_with("paved-") {
+                        map.insert(key, view.observed());
+                    }
                 }
             }
-        }
-        let map = Arc::new(map);
-        if self.writes.load(Ordering::SeqCst) == begun {
-            *guard = Some((Instant::now(), map.clone()));
-        }
-        Ok(map)
+            Ok::<_, ProviderError>(map)
+        };
+        // Every identity's poll waits on this one list: it may not hang them all.
+        let map = tokio::time::timeout(LIST_TIMEOUT, list)
+            .await
+            .map_err(|_| {
+                ProviderError::Retryable(format!(
+                    "listing IAM roles took over {}s",
+                    LIST_TIMEOUT.as_secs()
+                ))
+            })??;
+        let found = map.get(&name.to_ascii_lowercase()).cloned();
+        *guard = Some((Instant::now(), map));
+        Ok(found)
     }
 
-    /// After a write: the next poll lists again.
-    async fn invalidate(&self) {
-        self.writes.fetch_add(1, Ordering::SeqCst);
+    /// After a write to the role `name`: its entry read fresh into the list (the
+    /// others stay; a rollout that touches every role does not list the account once
+    /// per role).
+    async fn refresh(&self, name: &str) -> Result<(), ProviderError> {
+        let fresh = self.observe_role(name).await?;
+        if let Some((_, map)) = self.cache.lock().await.as_mut() {
+            let key = name.to_ascii_lowercase();
+            match fresh {
+                Some(o) => map.insert(key, o),
+                None => map.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    /// After a failed write, or one whose role is unknown: the next poll lists again.
+    async fn forget(&self) {
         *self.cache.lock().await = None;
+    }
+
+    /// After a write to `name`: its entry refreshed, or (the write failed, or reading
+    /// it back did: what it left is unknown) the whole list forgotten.
+    async fn after_write(&self, name: &str, ok: bool) {
+        if !ok || self.refresh(name).await.is_err() {
+            self.forget().await;
+        }
     }
 
     /// The role named `name`, or None.
@@ -479,20 +507,32 @@ impl IdentityClient for IamRoles {
         &self,
         d: &DesiredIdentity,
     ) -> Result<Option<ObservedIdentity>, ProviderError> {
-        let name = &role(d)?.name;
-        Ok(self.roles().await?.get(name).cloned())
+        self.listed(&role(d)?.name).await
     }
 
     async fn create(&self, d: &DesiredIdentity) -> Result<String, ProviderError> {
         let r = role(d)?;
         let made = self.create_role(r).await;
-        self.invalidate().await;
+        self.after_write(&r.name, made.is_ok()).await;
         made.map(|_| r.arn.clone())
     }
 
     async fn update(&self, d: &DesiredIdentity, drift: &[&str]) -> Result<(), ProviderError> {
-        let done = self.update_role(role(d)?, drift).await;
-        self.invalidate().await;
+        let r = role(d)?;
+        // The list may be a TTL old: whose the role is, is read fresh before a write.
+        let owner = self.observe_role(&r.name).await?.and_then(|o| o.owner);
+        if owner.as_deref() != r.tags.get(OWNER_TAG).map(String::as_str) {
+            self.forget().await;
+            return Err(ProviderError::Terminal {
+                reason: paved_api::Reason::OwnedByOther,
+                message: format!(
+                    "IAM role {} is not this claim's; Paved will not change it",
+                    r.name
+                ),
+            });
+        }
+        let done = self.update_role(r, drift).await;
+        self.after_write(&r.name, done.is_ok()).await;
         done
     }
 
@@ -518,7 +558,7 @@ impl IdentityClient for IamRoles {
             }
         }
         let done = self.delete_role(name, uid).await;
-        self.invalidate().await;
+        self.after_write(name, done.is_ok()).await;
         done
     }
 
@@ -531,8 +571,13 @@ impl IdentityClient for IamRoles {
         let removed = self
             .remove_stale_roles(&role_path(claim_name), &r.name, &r.trust)
             .await;
-        if removed.as_ref().is_ok_and(|r| !r.is_empty()) || removed.is_err() {
-            self.invalidate().await;
+        match &removed {
+            Ok(names) => {
+                for n in names {
+                    self.after_write(n, true).await;
+                }
+            }
+            Err(_) => self.forget().await,
         }
         removed
     }

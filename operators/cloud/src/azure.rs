@@ -490,6 +490,7 @@ fn observed(s: &models::Server, d: &DesiredDatabase) -> ObservedDatabase {
         database_present: None,
         resource_id: None,
         security_groups: None,
+        iam_authentication: None,
         own_security_group: None,
     }
 }

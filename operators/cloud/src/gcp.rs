@@ -451,6 +451,7 @@ fn observed(i: &DatabaseInstance, d: &DesiredDatabase) -> ObservedDatabase {
         database_present: None,
         resource_id: None,
         security_groups: None,
+        iam_authentication: None,
         own_security_group: None,
     }
 }

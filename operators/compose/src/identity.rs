@@ -142,10 +142,23 @@ pub fn aws_role(
         Value::Array(st)
     };
     let mut statements = statements;
+    // Where each instance is, from its master secret's ARN (RDS keeps the secret in
+    // the instance's account and region): not the OIDC provider's account.
     let mut connect: Vec<String> = input
         .database_resources
         .iter()
-        .map(|(region, id)| format!("arn:{partition}:rds-db:{region}:{account}:dbuser:{id}/*"))
+        .filter_map(|(secret, id)| {
+            let mut parts = secret.split(':');
+            let (_, partition, _, region, account) = (
+                parts.next()?,
+                parts.next()?,
+                parts.next()?,
+                parts.next()?,
+                parts.next()?,
+            );
+            (!region.is_empty() && !account.is_empty())
+                .then(|| format!("arn:{partition}:rds-db:{region}:{account}:dbuser:{id}/*"))
+        })
         .collect();
     connect.sort();
     connect.dedup();
@@ -319,8 +332,9 @@ pub struct IdentityInput<'a> {
     pub database_secrets: &'a [String],
     /// AWS: the KMS keys those secrets are encrypted with.
     pub database_keys: &'a [String],
-    /// AWS: the region and resource ID (`db-…`) of each of the service's own
-    /// databases, which IAM database authentication names.
+    /// AWS: each of the service's own databases as its master secret's ARN (which
+    /// says the partition, region and account the instance is in) and its resource ID
+    /// (`db-…`), which IAM database authentication names.
     pub database_resources: &'a [(String, String)],
 }
 
@@ -668,6 +682,7 @@ mod tests {
         with_secrets: bool,
         dbs: &[String],
         keys: &[String],
+        resources: &[(String, String)],
     ) -> Result<DesiredRole, String> {
         let s = secrets();
         aws_role(
@@ -682,13 +697,13 @@ mod tests {
                 secret_keys: &[],
                 database_secrets: dbs,
                 database_keys: keys,
-                database_resources: &[],
+                database_resources: resources,
             },
         )
     }
 
     fn role(dbs: &[String]) -> DesiredRole {
-        build(&spec(), true, dbs, &[]).unwrap()
+        build(&spec(), true, dbs, &[], &[]).unwrap()
     }
 
     #[test]
@@ -734,7 +749,7 @@ mod tests {
 
     #[test]
     fn nothing_to_read_allows_nothing() {
-        let r = build(&spec(), false, &[], &[]).unwrap();
+        let r = build(&spec(), false, &[], &[], &[]).unwrap();
         assert_eq!(r.policy["Statement"][0]["Effect"], "Deny");
     }
 
@@ -742,7 +757,7 @@ mod tests {
     fn the_database_key_decrypts_only_through_secrets_manager() {
         let keys = vec!["arn:aws:kms:us-east-1:123456789012:key/k1".to_string()];
         let db = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1".to_string();
-        let r = build(&spec(), true, &[db], &keys).unwrap();
+        let r = build(&spec(), true, &[db], &keys, &[]).unwrap();
         let kms = &r.policy["Statement"][1];
         assert_eq!(kms["Action"], "kms:Decrypt");
         assert_eq!(kms["Resource"], json!(keys));
@@ -754,33 +769,24 @@ mod tests {
 
     #[test]
     fn the_role_connects_to_its_own_databases_alone() {
-        let s = secrets();
         let dbs = [
-            ("us-east-1".to_string(), "db-ONE".to_string()),
-            ("eu-west-1".to_string(), "db-TWO".to_string()),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1".to_string(),
+                "db-ONE".to_string(),
+            ),
+            (
+                "arn:aws:secretsmanager:eu-west-1:210987654321:secret:rds!db-2".to_string(),
+                "db-TWO".to_string(),
+            ),
+            ("not-an-arn".to_string(), "db-THREE".to_string()),
         ];
-        let r = aws_role(
-            &spec(),
-            &IdentityInput {
-                claim_uid: "0a1b-uid",
-                claim_name: "svc",
-                owner: "team-a",
-                namespace: "svc",
-                service_account: "svc",
-                secrets: Some((&s, "team-a/svc")),
-                secret_keys: &[],
-                database_secrets: &[],
-                database_keys: &[],
-                database_resources: &dbs,
-            },
-        )
-        .unwrap();
+        let r = build(&spec(), true, &[], &[], &dbs).unwrap();
         let st = r.policy["Statement"].as_array().unwrap();
         let connect = st.iter().find(|s| s["Action"] == "rds-db:connect").unwrap();
         assert_eq!(
             connect["Resource"],
             json!([
-                "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-TWO/*",
+                "arn:aws:rds-db:eu-west-1:210987654321:dbuser:db-TWO/*",
                 "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ONE/*",
             ])
         );
@@ -792,7 +798,7 @@ mod tests {
     fn a_bad_provider_arn_is_a_clear_error() {
         let mut spec = spec();
         spec.oidc_provider_arn = "arn:aws:iam::1:role/x".into();
-        let err = build(&spec, false, &[], &[]).unwrap_err();
+        let err = build(&spec, false, &[], &[], &[]).unwrap_err();
         assert!(err.contains("oidcProviderArn"), "{err}");
     }
 

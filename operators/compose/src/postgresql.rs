@@ -593,6 +593,9 @@ pub struct ObservedDatabase {
     /// AWS: the instance's immutable resource ID, which IAM database authentication
     /// names.
     pub resource_id: Option<String>,
+    /// AWS: whether IAM database authentication is on (the service's role may then
+    /// `rds-db:connect`); Paved turns it on.
+    pub iam_authentication: Option<bool>,
     /// AWS: the security groups the instance is in (sorted).
     pub security_groups: Option<Vec<String>>,
     /// AWS: the database's own security group, where the Composition asks for one and
@@ -759,6 +762,11 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
         "tlsRequired",
         o.tls_required.map(|b| b.to_string()),
         desired.tls_required.to_string(),
+    );
+    check(
+        "iamAuthentication",
+        o.iam_authentication.map(|b| b.to_string()),
+        "true".into(),
     );
     check(
         "database",
@@ -1570,6 +1578,17 @@ mod tests {
         );
         // Another cloud's observation (no security groups at all): nothing to say.
         assert_eq!(plan(&d, Some(&available(&d))), Plan::UpToDate);
+        // AWS without IAM database authentication (made before Paved turned it on).
+        let Plan::Update(drift) = plan(
+            &d,
+            Some(&ObservedDatabase {
+                iam_authentication: Some(false),
+                ..available(&d)
+            }),
+        ) else {
+            panic!("expected an update")
+        };
+        assert_eq!(drift[0].field, "iamAuthentication");
         // AWS, the group missing: made.
         let aws = ObservedDatabase {
             security_groups: Some(vec!["sg-1".into()]),

@@ -747,38 +747,114 @@ pub fn store_reads_as_service(namespace: &DesiredObject) -> bool {
     namespace.body["metadata"]["labels"][labels::STORE_IDENTITY] == "service"
 }
 
-/// Pure: the ExternalSecrets in a service namespace that are not Paved's, where its
-/// store reads as a shared identity (the Composition's `workloadIdentity`, which may
-/// serve other services): through it a team's own ExternalSecret could read what
-/// other services may. Paved's are those it renders for the claim (`objects`) and the
-/// connection Secrets of the claim's own databases: those it renders and those it keeps
-/// (`retained`). Names decide, as the claim fixes them: a team can set labels, owner
-/// references or a database claim of its own to look like Paved's. Empty where the
-/// store reads as the service alone.
+/// The namespace label's value while a store stops reading as the service alone,
+/// `revoking-<unix seconds>`: admission refuses the team's ExternalSecrets (only
+/// `service` admits them) and Paved removes what the team wrote, before the
+/// ServiceAccount switches.
+pub const STORE_REVOKING: &str = "revoking";
+
+/// How long a namespace stays `revoking` before the ServiceAccount switches: admission
+/// reads namespaces from a cache, so a write just after the label changed may still
+/// be judged by the old one; the second removal, this much later, finds it.
+pub const STORE_REVOKING_SECONDS: u64 = 5;
+
+/// The label value that starts a revocation at `now` (unix seconds).
+pub fn store_revoking_label(now: u64) -> String {
+    format!("{STORE_REVOKING}-{now}")
+}
+
+/// What revoking a namespace's store takes this pass.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revoke {
+    /// Label the namespace `revoking-<now>`, remove the team's ExternalSecrets, change
+    /// nothing else yet.
+    Begin,
+    /// Labelled; wait this many more seconds.
+    Wait(u64),
+    /// Remove them again, then apply everything (the label goes).
+    Finish,
+}
+
+/// Pure: where the rendered namespace's store no longer reads as the service alone
+/// but the live namespace still says it does (`service`) or is on the way
+/// (`revoking-…`), what this pass does; `None`: nothing to revoke.
+pub fn store_revoking(namespace: &DesiredObject, live: Option<&str>, now: u64) -> Option<Revoke> {
+    if store_reads_as_service(namespace) {
+        return None;
+    }
+    let live = live?;
+    if live == "service" {
+        return Some(Revoke::Begin);
+    }
+    let since = live.strip_prefix(STORE_REVOKING)?;
+    let ready = match since.strip_prefix('-').and_then(|t| t.parse::<u64>().ok()) {
+        Some(t) => t.saturating_add(STORE_REVOKING_SECONDS),
+        None if since.is_empty() => 0,
+        None => return None,
+    };
+    Some(if now >= ready {
+        Revoke::Finish
+    } else {
+        Revoke::Wait(ready - now)
+    })
+}
+
+/// Pure: whether an ExternalSecret's spec reads exactly one key, through the
+/// namespace's SecretStore `paved`, and nothing else (no `data`, no `find`, no
+/// generator, no other store).
+pub fn reads_exactly(spec: &Value, key: &str) -> bool {
+    let store = &spec["secretStoreRef"];
+    let data_empty = spec
+        .get("data")
+        .is_none_or(|d| d.is_null() || d.as_array().is_some_and(|a| a.is_empty()));
+    let from = spec["dataFrom"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    data_empty
+        && store["name"] == SECRET_STORE
+        && (store.get("kind").is_none() || store["kind"] == "SecretStore")
+        && from.len() == 1
+        && from[0]["extract"]["key"] == key
+        && from[0].get("find").is_none()
+        && from[0].get("sourceRef").is_none()
+}
+
+/// Pure: the ExternalSecrets to remove from a namespace whose store stops reading as
+/// the service alone: every one but Paved's, read as Paved wrote them. Paved's are
+/// the claim's own (`objects`) and each database's connection (`databases`: its
+/// connection Secret's name and the key its credentials are kept under, from its
+/// status, which only the operator writes). Content decides, not names, labels or
+/// owner references, which the team could set: while the store read as the service
+/// alone the team could edit even Paved's (add a `data` entry reading another
+/// service's key), and such a one goes too (Paved writes it again as it should be).
 pub fn foreign_external_secrets<'a>(
     objects: &[DesiredObject],
-    retained: &[String],
-    live: &'a [String],
+    databases: &[(String, Option<String>)],
+    live: &'a [(String, Value)],
 ) -> Vec<&'a str> {
-    if objects.first().is_none_or(store_reads_as_service) {
-        return vec![];
-    }
-    let ours: std::collections::BTreeSet<String> = objects
+    let rendered: std::collections::BTreeMap<&str, &Value> = objects
         .iter()
         .filter(|o| o.kind == "ExternalSecret")
-        .map(|o| o.name.clone())
-        .chain(
-            objects
-                .iter()
-                .filter(|o| o.kind == "PostgreSQLInstance")
-                .map(|o| o.name.as_str())
-                .chain(retained.iter().map(String::as_str))
-                .map(connection_secret),
-        )
+        .map(|o| {
+            (
+                o.name.as_str(),
+                &o.body["spec"]["dataFrom"][0]["extract"]["key"],
+            )
+        })
         .collect();
     live.iter()
-        .map(String::as_str)
-        .filter(|n| !ours.contains(*n))
+        .filter(|(name, spec)| {
+            let claims = rendered
+                .get(name.as_str())
+                .and_then(|k| k.as_str())
+                .is_some_and(|k| reads_exactly(spec, k));
+            let database = databases.iter().any(|(conn, key)| {
+                conn == name && key.as_deref().is_some_and(|k| reads_exactly(spec, k))
+            });
+            !claims && !database
+        })
+        .map(|(name, _)| name.as_str())
         .collect()
 }
 
@@ -917,6 +993,18 @@ mod tests {
         render_service(&input(spec, comp, cloud, databases, identity))
     }
 
+    /// A service identity on AWS (each service its own role).
+    fn aws_identity() -> paved_api::ServiceIdentity {
+        paved_api::ServiceIdentity {
+            aws: Some(paved_api::AwsServiceIdentity {
+                oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
+                permissions_boundary: None,
+                poll_interval: "5m".into(),
+            }),
+            ..Default::default()
+        }
+    }
+
     fn local() -> ServiceComposition {
         let mut c = comp();
         c.cloud = Cloud::Local;
@@ -951,14 +1039,7 @@ mod tests {
         // writes no ExternalSecrets of its own here.
         assert!(labels.get("paved.dev/store-identity").is_none());
         let mut c = comp();
-        c.identity = Some(paved_api::ServiceIdentity {
-            aws: Some(paved_api::AwsServiceIdentity {
-                oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
-                permissions_boundary: None,
-                poll_interval: "5m".into(),
-            }),
-            ..Default::default()
-        });
+        c.identity = Some(aws_identity());
         let objs = render(&spec(), &c).unwrap();
         assert_eq!(
             objs[0].body["metadata"]["labels"]["paved.dev/store-identity"],
@@ -967,47 +1048,92 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_store_keeps_only_paveds_external_secrets() {
+    fn a_store_revoked_keeps_only_paveds_external_secrets_as_paved_wrote_them() {
         let mut s = spec();
         s.secrets = vec![SecretRequest {
             name: "api".into(),
             ..Default::default()
         }];
-        s.databases = vec![paved_api::DatabaseRequest {
-            name: "main".into(),
-            ..Default::default()
-        }];
-        let live: Vec<String> = ["api", "main-connection", "kept-connection", "mine"]
-            .map(String::from)
-            .to_vec();
-        // The Composition's shared role: the team's own is removed, Paved's stay (the
-        // connection Secret of the claim's database, retained ones too).
         let objs = render(&s, &comp()).unwrap();
+        // The Composition's shared role: a namespace still labelled `service` is
+        // revoked in two passes; one never labelled has nothing to revoke.
         assert!(!store_reads_as_service(&objs[0]));
         assert_eq!(
-            foreign_external_secrets(&objs, &["kept".into()], &live),
-            vec!["mine"]
+            store_revoking(&objs[0], Some("service"), 100),
+            Some(Revoke::Begin)
         );
-        // A database the claim neither renders nor keeps is not the claim's.
+        let label = store_revoking_label(100);
+        assert_eq!(label, "revoking-100");
         assert_eq!(
-            foreign_external_secrets(&objs, &[], &live),
-            vec!["kept-connection", "mine"]
+            store_revoking(&objs[0], Some(&label), 101),
+            Some(Revoke::Wait(4))
         );
-        // The service's own identity, or local: the team's stay.
+        assert_eq!(
+            store_revoking(&objs[0], Some(&label), 105),
+            Some(Revoke::Finish)
+        );
+        assert_eq!(
+            store_revoking(&objs[0], Some("revoking"), 1),
+            Some(Revoke::Finish)
+        );
+        assert_eq!(store_revoking(&objs[0], Some("revokingx"), 1), None);
+        assert_eq!(store_revoking(&objs[0], None, 100), None);
+        let api = find(&objs, "ExternalSecret", "api").body["spec"].clone();
+        let key = api["dataFrom"][0]["extract"]["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(reads_exactly(&api, &key));
+        let conn = |k: &str| {
+            json!({ "secretStoreRef": { "kind": "SecretStore", "name": "paved" },
+                    "dataFrom": [{ "extract": { "key": k } }] })
+        };
+        let mut widened = api.clone();
+        widened["data"] = json!([{ "secretKey": "x", "remoteRef": { "key": "team-b/other/api" } }]);
+        let mut found = api.clone();
+        found["dataFrom"] = json!([{ "find": { "name": { "regexp": ".*" } } }]);
+        let live: Vec<(String, Value)> = vec![
+            ("api".into(), api.clone()),
+            ("main-connection".into(), conn("arn:main")),
+            ("team-db-connection".into(), conn("arn:team-db")),
+            ("other-connection".into(), conn("arn:someone-elses")),
+            ("mine".into(), conn("team-a/svc/mine")),
+            ("widened".into(), widened.clone()),
+        ];
+        let dbs = vec![
+            ("main-connection".to_string(), Some("arn:main".to_string())),
+            (
+                "team-db-connection".to_string(),
+                Some("arn:team-db".to_string()),
+            ),
+            (
+                "other-connection".to_string(),
+                Some("arn:other".to_string()),
+            ),
+        ];
+        // The team's own, and one reading a key its database does not keep, go.
+        assert_eq!(
+            foreign_external_secrets(&objs, &dbs, &live),
+            vec!["other-connection", "mine", "widened"]
+        );
+        // Paved's own, edited by the team while it could: gone too.
+        for edited in [widened, found] {
+            let live = vec![("api".to_string(), edited)];
+            assert_eq!(foreign_external_secrets(&objs, &dbs, &live), vec!["api"]);
+        }
+        // A database not yet told where its credentials are keeps nothing.
+        let live = vec![("new-connection".to_string(), conn("arn:x"))];
+        assert_eq!(
+            foreign_external_secrets(&objs, &[("new-connection".into(), None)], &live),
+            vec!["new-connection"]
+        );
+        // The service's own identity, or local: nothing to revoke.
         let mut c = comp();
-        c.identity = Some(paved_api::ServiceIdentity {
-            aws: Some(paved_api::AwsServiceIdentity {
-                oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
-                permissions_boundary: None,
-                poll_interval: "5m".into(),
-            }),
-            ..Default::default()
-        });
+        c.identity = Some(aws_identity());
         let objs = render(&s, &c).unwrap();
-        assert!(store_reads_as_service(&objs[0]));
-        assert!(foreign_external_secrets(&objs, &[], &live).is_empty());
+        assert_eq!(store_revoking(&objs[0], Some("service"), 100), None);
         let objs = render_with(&s, &local(), Cloud::Local, &[]).unwrap();
-        assert!(foreign_external_secrets(&objs, &[], &live).is_empty());
+        assert_eq!(store_revoking(&objs[0], Some("service"), 100), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use paved_api::{
 };
 use paved_compose::{
     render_service, service,
-    service::{pick_service_composition, NoComposition},
+    service::{pick_service_composition, NoComposition, Revoke},
     status::{service_ready, ObservedChild},
     DesiredObject, ServiceInput,
 };
@@ -231,7 +231,7 @@ fn desired_identity(
         .collect();
     let database_resources: Vec<(String, String)> = databases
         .iter()
-        .filter_map(|s| Some((s.region.clone()?, s.resource_id.clone()?)))
+        .filter_map(|s| Some((s.credentials_secret.clone()?, s.resource_id.clone()?)))
         .collect();
     let no_keys: Vec<String> = vec![];
     Some(paved_compose::identity::desired_identity(
@@ -663,7 +663,11 @@ async fn converge(
     // created: a create fails on a namespace that exists, where reading then applying
     // would race whoever made it. An existing one is judged by its owner.
     let mut created = None;
-    let existing = match ctx.cached_namespace(name) {
+    let cached = ctx.cached_namespace(name);
+    let live_store = cached
+        .as_ref()
+        .and_then(|ns| ns.labels.as_ref()?.get(labels::STORE_IDENTITY).cloned());
+    let existing = match cached {
         Some(ns) => Some(ns),
         None => match create_namespace(ctx, &objects[0]).await? {
             Created::Now(written) => {
@@ -708,6 +712,31 @@ async fn converge(
                 slow,
             )));
         }
+    }
+
+    // The store stops reading as the service alone: the team's ExternalSecrets go
+    // first, twice, a few seconds apart (admission sees the `revoking` label late),
+    // and only then does the ServiceAccount switch to the shared identity.
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let switching = |wait: u64| {
+        Ok(Err((
+            Reason::Updating,
+            format!(
+                "namespace {name}'s SecretStore is switching to the Composition's shared identity: ExternalSecrets that are not Paved's are removed first"
+            ),
+            Duration::from_secs(wait.max(1)),
+        )))
+    };
+    match service::store_revoking(&objects[0], live_store.as_deref(), now_secs) {
+        None => {}
+        Some(Revoke::Begin) => {
+            revoke_store(claim, ctx, name, &objects, true).await?;
+            return switching(service::STORE_REVOKING_SECONDS);
+        }
+        Some(Revoke::Wait(left)) => return switching(left),
+        Some(Revoke::Finish) => revoke_store(claim, ctx, name, &objects, false).await?,
     }
 
     // Nothing new to write (a periodic resync, the echo of our own writes): skip the
@@ -937,32 +966,7 @@ async fn apply_and_prune(
                 );
                 written
             }
-            None => {
-                // The namespace first: where its store stops reading as the service
-                // alone, its label goes before anything else changes (admission then
-                // refuses the team new ExternalSecrets), and the team's existing ones
-                // go before the ServiceAccount reads as a shared identity.
-                let mut written = apply_all(
-                    &ctx.client,
-                    &objects[..1],
-                    Mode::Apply,
-                    &ctx.metrics,
-                    CONTROLLER,
-                )
-                .await?;
-                remove_foreign_external_secrets(claim, ctx, name, objects).await?;
-                written.extend(
-                    apply_all(
-                        &ctx.client,
-                        &objects[1..],
-                        Mode::Apply,
-                        &ctx.metrics,
-                        CONTROLLER,
-                    )
-                    .await?,
-                );
-                written
-            }
+            None => apply_all(&ctx.client, objects, Mode::Apply, &ctx.metrics, CONTROLLER).await?,
         })
     };
     let written = match applied.await {
@@ -1057,17 +1061,33 @@ async fn apply_and_prune(
     Ok(None)
 }
 
-/// Where the namespace's store reads as a shared identity, removes the ExternalSecrets
-/// that are not Paved's (see `service::foreign_external_secrets`), each with a Warning
-/// Event. What they delivered was a copy: the stores keep every secret.
-async fn remove_foreign_external_secrets(
+/// A store that stops reading as the service alone (see `service::store_revoking`):
+/// labels the namespace `revoking`, so admission refuses the team new
+/// ExternalSecrets, and removes every ExternalSecret there that is not Paved's as
+/// Paved wrote it, each with a Warning Event. What they delivered was a copy: the
+/// stores keep every secret.
+async fn revoke_store(
     claim: &ServiceClaim,
     ctx: &Context,
     name: &str,
     objects: &[DesiredObject],
-) -> Result<(), kube::Error> {
-    if objects.first().is_none_or(service::store_reads_as_service) {
-        return Ok(());
+    begin: bool,
+) -> Result<(), Error> {
+    if begin {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut namespace = objects[0].clone();
+        namespace.body["metadata"]["labels"][labels::STORE_IDENTITY] =
+            serde_json::json!(service::store_revoking_label(now));
+        apply_all(
+            &ctx.client,
+            std::slice::from_ref(&namespace),
+            Mode::Apply,
+            &ctx.metrics,
+            CONTROLLER,
+        )
+        .await?;
     }
     let ar = paved_api::api_resource(
         "external-secrets.io/v1",
@@ -1075,30 +1095,48 @@ async fn remove_foreign_external_secrets(
         "externalsecrets",
     );
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), name, &ar);
-    let live: Vec<String> = match api.list_metadata(&Default::default()).await {
-        Ok(l) => l.items.iter().map(|o| o.name_any()).collect(),
+    let live: Vec<(String, serde_json::Value)> = match api.list(&Default::default()).await {
+        Ok(l) => l
+            .items
+            .into_iter()
+            .map(|o| {
+                let spec = o.data.get("spec").cloned().unwrap_or_default();
+                (o.name_any(), spec)
+            })
+            .collect(),
         // External Secrets not installed: there are none.
         Err(kube::Error::Api(e)) if crate::apply::missing_api(&e) => return Ok(()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
-    let retained = claim
-        .status
-        .as_ref()
-        .map(|s| s.retained_databases.clone())
-        .unwrap_or_default();
-    for es in service::foreign_external_secrets(objects, &retained, &live) {
+    let databases: Vec<(String, Option<String>)> = ctx
+        .databases_in(name)
+        .iter()
+        .map(|d| {
+            let conn = d
+                .spec
+                .write_connection_secret_to_ref
+                .as_ref()
+                .map(|r| r.name.clone())
+                .unwrap_or_else(|| service::connection_secret(&d.name_any()));
+            (
+                conn,
+                d.status.as_ref().and_then(|s| s.credentials_secret.clone()),
+            )
+        })
+        .collect();
+    for es in service::foreign_external_secrets(objects, &databases, &live) {
         match api.delete(es, &Default::default()).await {
             Ok(_) => ctx.metrics.write(CONTROLLER, "delete"),
             Err(kube::Error::Api(e)) if e.code == 404 => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         ctx.event(
             claim,
             EventType::Warning,
             "ExternalSecretRemoved",
-            "Prune",
+            "RevokeStore",
             format!(
-                "removed ExternalSecret {name}/{es}: the namespace's SecretStore no longer reads as an identity of this service alone (its Composition names none), and through a shared identity a team's own ExternalSecret could read other services' secrets; the secret itself is untouched in its store"
+                "removed ExternalSecret {name}/{es}: the namespace's SecretStore is about to read as the Composition's shared identity (it names no identity of this service's own), through which a team's ExternalSecret could read other services' secrets; Paved's own are written again as they should be; the secret itself is untouched in its store"
             ),
         )
         .await;

@@ -44,46 +44,41 @@ fn rules(g: &SecurityGroup) -> Vec<(bool, Rule)> {
                     .set_to_port(p.to_port())
             };
             let dir = if ingress { "in" } else { "out" };
-            let text = |peer: &str| format!("{dir} {proto} {from}-{to} {peer}");
-            for r in p.ip_ranges() {
-                let cidr = r.cidr_ip().unwrap_or_default();
+            let peers = p
+                .ip_ranges()
+                .iter()
+                .map(|r| {
+                    let cidr = r.cidr_ip().unwrap_or_default();
+                    (
+                        cidr,
+                        base().ip_ranges(IpRange::builder().cidr_ip(cidr).build()),
+                    )
+                })
+                .chain(p.ipv6_ranges().iter().map(|r| {
+                    let cidr = r.cidr_ipv6().unwrap_or_default();
+                    (
+                        cidr,
+                        base().ipv6_ranges(Ipv6Range::builder().cidr_ipv6(cidr).build()),
+                    )
+                }))
+                .chain(p.user_id_group_pairs().iter().map(|g| {
+                    (
+                        g.group_id().unwrap_or_default(),
+                        base().user_id_group_pairs(g.clone()),
+                    )
+                }))
+                .chain(p.prefix_list_ids().iter().map(|l| {
+                    (
+                        l.prefix_list_id().unwrap_or_default(),
+                        base().prefix_list_ids(l.clone()),
+                    )
+                }));
+            for (peer, permission) in peers {
                 out.push((
                     ingress,
                     Rule {
-                        text: text(cidr),
-                        permission: base()
-                            .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
-                            .build(),
-                    },
-                ));
-            }
-            for r in p.ipv6_ranges() {
-                let cidr = r.cidr_ipv6().unwrap_or_default();
-                out.push((
-                    ingress,
-                    Rule {
-                        text: text(cidr),
-                        permission: base()
-                            .ipv6_ranges(Ipv6Range::builder().cidr_ipv6(cidr).build())
-                            .build(),
-                    },
-                ));
-            }
-            for pair in p.user_id_group_pairs() {
-                out.push((
-                    ingress,
-                    Rule {
-                        text: text(pair.group_id().unwrap_or_default()),
-                        permission: base().user_id_group_pairs(pair.clone()).build(),
-                    },
-                ));
-            }
-            for pl in p.prefix_list_ids() {
-                out.push((
-                    ingress,
-                    Rule {
-                        text: text(pl.prefix_list_id().unwrap_or_default()),
-                        permission: base().prefix_list_ids(pl.clone()).build(),
+                        text: format!("{dir} {proto} {from}-{to} {peer}"),
+                        permission: permission.build(),
                     },
                 ));
             }

@@ -665,13 +665,35 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
         Ok(gone.then_some(()))
     })
     .await?;
-    let ns_labels = get_json(cp, &["namespace", SVC])?["metadata"]["labels"].clone();
+    // Revoking: the namespace says so while the team's ExternalSecrets go, then the
+    // label goes with the switch.
+    let labels = get_json(cp, &["namespace", SVC])?["metadata"]["labels"].clone();
+    let during = labels["paved.dev/store-identity"].as_str().unwrap_or("");
     assert!(
-        ns_labels.get("paved.dev/store-identity").is_none(),
-        "{ns_labels}"
+        during.is_empty() || during.starts_with("revoking-"),
+        "{labels}"
     );
+    if !during.is_empty() {
+        let sa = get_json(cp, &["serviceaccount", SVC, "-n", SVC])?;
+        assert_eq!(
+            sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], role_arn,
+            "the ServiceAccount switches only after the revocation"
+        );
+    }
+    eventually(
+        "the namespace's store no longer the service's",
+        T,
+        || async {
+            let l = get_json(cp, &["namespace", SVC])?["metadata"]["labels"].clone();
+            Ok(l.get("paved.dev/store-identity").is_none().then_some(()))
+        },
+    )
+    .await?;
     let reasons = paved_e2e::db::event_reasons_about(cp, "default", SVC)?;
-    assert!(reasons.contains("ExternalSecretRemoved"), "{reasons}");
+    assert!(
+        reasons.contains("ExternalSecretRemoved") && reasons.contains("ExternalSecretRepaired"),
+        "{reasons}"
+    );
     let (ok, out) = as_team(
         cp,
         "team-a",

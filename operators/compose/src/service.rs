@@ -820,42 +820,61 @@ pub fn reads_exactly(spec: &Value, key: &str) -> bool {
         && from[0].get("sourceRef").is_none()
 }
 
-/// Pure: the ExternalSecrets to remove from a namespace whose store stops reading as
-/// the service alone: every one but Paved's, read as Paved wrote them. Paved's are
-/// the claim's own (`objects`) and each database's connection (`databases`: its
-/// connection Secret's name and the key its credentials are kept under, from its
-/// status, which only the operator writes). Content decides, not names, labels or
-/// owner references, which the team could set: while the store read as the service
-/// alone the team could edit even Paved's (add a `data` entry reading another
-/// service's key), and such a one goes too (Paved writes it again as it should be).
-pub fn foreign_external_secrets<'a>(
+/// What revoking a store does to the namespace's ExternalSecrets.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sweep<'a> {
+    /// Not Paved's: deleted.
+    pub remove: Vec<&'a str>,
+    /// Paved's by name, edited (a `data` entry, a `find`, another key or store): put
+    /// back to reading exactly this key through the store `paved`, in place, so the
+    /// Secret they deliver is never taken away.
+    pub repair: Vec<(&'a str, String)>,
+}
+
+/// Pure: what to do with the ExternalSecrets of a namespace whose store stops reading
+/// as the service alone. Paved's are the claim's own (`objects`) and each database's
+/// connection (`databases`: its connection Secret's name and the key its credentials
+/// are kept under, from its status, which only the operator writes); each must read
+/// exactly its key through the store `paved` and nothing else. A name alone decides
+/// nothing a team could not forge: one that is Paved's but reads otherwise (the team
+/// could edit even Paved's while the store read as the service alone) is repaired,
+/// every other one is removed.
+pub fn sweep_external_secrets<'a>(
     objects: &[DesiredObject],
     databases: &[(String, Option<String>)],
     live: &'a [(String, Value)],
-) -> Vec<&'a str> {
-    let rendered: std::collections::BTreeMap<&str, &Value> = objects
+) -> Sweep<'a> {
+    let mut keys: std::collections::BTreeMap<&str, &str> = objects
         .iter()
         .filter(|o| o.kind == "ExternalSecret")
-        .map(|o| {
-            (
-                o.name.as_str(),
-                &o.body["spec"]["dataFrom"][0]["extract"]["key"],
-            )
+        .filter_map(|o| {
+            let key = o.body["spec"]["dataFrom"][0]["extract"]["key"].as_str()?;
+            Some((o.name.as_str(), key))
         })
         .collect();
-    live.iter()
-        .filter(|(name, spec)| {
-            let claims = rendered
-                .get(name.as_str())
-                .and_then(|k| k.as_str())
-                .is_some_and(|k| reads_exactly(spec, k));
-            let database = databases.iter().any(|(conn, key)| {
-                conn == name && key.as_deref().is_some_and(|k| reads_exactly(spec, k))
-            });
-            !claims && !database
-        })
-        .map(|(name, _)| name.as_str())
-        .collect()
+    for (conn, key) in databases {
+        if let Some(k) = key {
+            keys.entry(conn.as_str()).or_insert(k.as_str());
+        }
+    }
+    let mut sweep = Sweep::default();
+    for (name, spec) in live {
+        match keys.get(name.as_str()) {
+            Some(key) if reads_exactly(spec, key) => {}
+            Some(key) => sweep.repair.push((name.as_str(), key.to_string())),
+            None => sweep.remove.push(name.as_str()),
+        }
+    }
+    sweep
+}
+
+/// The merge patch that repairs one of Paved's ExternalSecrets (see [`Sweep`]).
+pub fn repair_patch(key: &str) -> Value {
+    json!({ "spec": {
+        "data": null,
+        "dataFrom": [{ "extract": { "key": key } }],
+        "secretStoreRef": { "kind": "SecretStore", "name": SECRET_STORE },
+    }})
 }
 
 /// Why a Composition could not be chosen.
@@ -1111,20 +1130,35 @@ mod tests {
                 Some("arn:other".to_string()),
             ),
         ];
-        // The team's own, and one reading a key its database does not keep, go.
+        // The team's own goes; Paved's read otherwise (a key its database does not
+        // keep, an extra `data` entry) are put back in place.
+        let sweep = sweep_external_secrets(&objs, &dbs, &live);
+        assert_eq!(sweep.remove, vec!["mine", "widened"]);
         assert_eq!(
-            foreign_external_secrets(&objs, &dbs, &live),
-            vec!["other-connection", "mine", "widened"]
+            sweep.repair,
+            vec![("other-connection", "arn:other".to_string())]
         );
-        // Paved's own, edited by the team while it could: gone too.
+        // Paved's own, edited by the team while it could: repaired to its key.
+        let live_widened = widened.clone();
         for edited in [widened, found] {
             let live = vec![("api".to_string(), edited)];
-            assert_eq!(foreign_external_secrets(&objs, &dbs, &live), vec!["api"]);
+            let sweep = sweep_external_secrets(&objs, &dbs, &live);
+            assert_eq!(sweep.repair, vec![("api", key.clone())]);
+            assert!(sweep.remove.is_empty());
         }
-        // A database not yet told where its credentials are keeps nothing.
+        // The repair, merged as the apiserver merges it, reads exactly the key.
+        let mut repaired = live_widened;
+        for (k, v) in repair_patch(&key)["spec"].as_object().unwrap() {
+            match v {
+                Value::Null => drop(repaired.as_object_mut().unwrap().remove(k)),
+                v => repaired[k] = v.clone(),
+            }
+        }
+        assert!(reads_exactly(&repaired, &key));
+        // A database not yet told where its credentials are: nothing of it is Paved's.
         let live = vec![("new-connection".to_string(), conn("arn:x"))];
         assert_eq!(
-            foreign_external_secrets(&objs, &[("new-connection".into(), None)], &live),
+            sweep_external_secrets(&objs, &[("new-connection".into(), None)], &live).remove,
             vec!["new-connection"]
         );
         // The service's own identity, or local: nothing to revoke.

@@ -1124,7 +1124,26 @@ async fn revoke_store(
             )
         })
         .collect();
-    for es in service::foreign_external_secrets(objects, &databases, &live) {
+    let sweep = service::sweep_external_secrets(objects, &databases, &live);
+    for (es, key) in &sweep.repair {
+        let patch = kube::api::Patch::Merge(service::repair_patch(key));
+        match api.patch(es, &Default::default(), &patch).await {
+            Ok(_) => ctx.metrics.write(CONTROLLER, "patch"),
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        }
+        ctx.event(
+            claim,
+            EventType::Warning,
+            "ExternalSecretRepaired",
+            "RevokeStore",
+            format!(
+                "put ExternalSecret {name}/{es} back to reading only its own key: it had been edited to read more, which the Composition's shared identity, about to replace this service's own, could"
+            ),
+        )
+        .await;
+    }
+    for es in sweep.remove {
         match api.delete(es, &Default::default()).await {
             Ok(_) => ctx.metrics.write(CONTROLLER, "delete"),
             Err(kube::Error::Api(e)) if e.code == 404 => continue,
@@ -1136,7 +1155,7 @@ async fn revoke_store(
             "ExternalSecretRemoved",
             "RevokeStore",
             format!(
-                "removed ExternalSecret {name}/{es}: the namespace's SecretStore is about to read as the Composition's shared identity (it names no identity of this service's own), through which a team's ExternalSecret could read other services' secrets; Paved's own are written again as they should be; the secret itself is untouched in its store"
+                "removed ExternalSecret {name}/{es}: the namespace's SecretStore is about to read as the Composition's shared identity (it names no identity of this service's own), through which a team's ExternalSecret could read other services' secrets; the secret itself is untouched in its store"
             ),
         )
         .await;

@@ -782,20 +782,20 @@ pub fn store_revoking(namespace: &DesiredObject, live: Option<&str>, now: u64) -
     if store_reads_as_service(namespace) {
         return None;
     }
-    let live = live?;
-    if live == "service" {
+    // Any value but a well-formed `revoking-<t>` starts over (fails closed): so does a
+    // time further ahead than one wait, set by a leader whose clock ran fast.
+    let since = live?
+        .strip_prefix(STORE_REVOKING)
+        .and_then(|s| s.strip_prefix('-'))
+        .and_then(|t| t.parse::<u64>().ok());
+    let Some(t) = since.filter(|t| *t <= now.saturating_add(STORE_REVOKING_SECONDS)) else {
         return Some(Revoke::Begin);
-    }
-    let since = live.strip_prefix(STORE_REVOKING)?;
-    let ready = match since.strip_prefix('-').and_then(|t| t.parse::<u64>().ok()) {
-        Some(t) => t.saturating_add(STORE_REVOKING_SECONDS),
-        None if since.is_empty() => 0,
-        None => return None,
     };
+    let ready = t.saturating_add(STORE_REVOKING_SECONDS);
     Some(if now >= ready {
         Revoke::Finish
     } else {
-        Revoke::Wait(ready - now)
+        Revoke::Wait((ready - now).min(STORE_REVOKING_SECONDS))
     })
 }
 
@@ -1091,11 +1091,23 @@ mod tests {
             store_revoking(&objs[0], Some(&label), 105),
             Some(Revoke::Finish)
         );
+        // Anything else present starts over: a malformed value, or a time from a clock
+        // far ahead.
+        for odd in ["revoking", "revoking-", "revoking-abc", "revokingX", "x"] {
+            assert_eq!(
+                store_revoking(&objs[0], Some(odd), 1),
+                Some(Revoke::Begin),
+                "{odd}"
+            );
+        }
         assert_eq!(
-            store_revoking(&objs[0], Some("revoking"), 1),
-            Some(Revoke::Finish)
+            store_revoking(&objs[0], Some("revoking-200"), 100),
+            Some(Revoke::Begin)
         );
-        assert_eq!(store_revoking(&objs[0], Some("revokingx"), 1), None);
+        assert_eq!(
+            store_revoking(&objs[0], Some("revoking-104"), 100),
+            Some(Revoke::Wait(5))
+        );
         assert_eq!(store_revoking(&objs[0], None, 100), None);
         let api = find(&objs, "ExternalSecret", "api").body["spec"].clone();
         let key = api["dataFrom"][0]["extract"]["key"]

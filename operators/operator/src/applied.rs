@@ -270,6 +270,15 @@ impl Applied {
             .is_some_and(|(h, at)| *h == hash && at.elapsed() < max_age)
     }
 
+    /// The claim `uid`'s objects are applied again on its next pass, changed or not.
+    pub fn refresh_now(&self, uid: &str) {
+        self.inner
+            .lock()
+            .expect("applied lock")
+            .refreshed
+            .remove(uid);
+    }
+
     pub fn refreshed(&self, uid: &str, hash: u64) {
         self.inner
             .lock()

@@ -663,11 +663,7 @@ async fn converge(
     // created: a create fails on a namespace that exists, where reading then applying
     // would race whoever made it. An existing one is judged by its owner.
     let mut created = None;
-    let cached = ctx.cached_namespace(name);
-    let live_store = cached
-        .as_ref()
-        .and_then(|ns| ns.labels.as_ref()?.get(labels::STORE_IDENTITY).cloned());
-    let existing = match cached {
+    let existing = match ctx.cached_namespace(name) {
         Some(ns) => Some(ns),
         None => match create_namespace(ctx, &objects[0]).await? {
             Created::Now(written) => {
@@ -686,6 +682,10 @@ async fn converge(
             }
         },
     };
+    // What the live namespace says of its store (also where it was not cached yet).
+    let live_store = existing
+        .as_ref()
+        .and_then(|ns| ns.labels.as_ref()?.get(labels::STORE_IDENTITY).cloned());
     if let Some(ns) = existing {
         if ns.deletion_timestamp.is_some() {
             return Ok(Err((
@@ -1108,8 +1108,14 @@ async fn revoke_store(
         Err(kube::Error::Api(e)) if crate::apply::missing_api(&e) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let databases: Vec<(String, Option<String>)> = ctx
-        .databases_in(name)
+    // Read fresh (a database's key may be newer than the cache), and each database's
+    // delivery re-applied on its next poll, whatever this pass changes.
+    let pgs: Api<paved_api::PostgreSQLInstance> = Api::namespaced(ctx.client.clone(), name);
+    let fresh = pgs.list(&Default::default()).await?.items;
+    for d in &fresh {
+        ctx.applied.refresh_now(&d.uid().unwrap_or_default());
+    }
+    let databases: Vec<(String, Option<String>)> = fresh
         .iter()
         .map(|d| {
             let conn = d

@@ -292,11 +292,11 @@ async fn drive_identity(
     ctx: &Context,
     desired: &paved_compose::identity::DesiredIdentity,
     status: &mut ServiceClaimStatus,
+    poll: Duration,
 ) -> Result<Option<Failure>, Error> {
     use paved_compose::identity::{plan_identity, IdentityPlan};
     let name = claim.name_any();
     let uid = claim.uid().unwrap_or_default();
-    let slow = jitter(Duration::from_secs(300));
     let cloud = desired.cloud();
     let what = format!("{} {}", desired.kind(), desired.name());
     if crate::claim::ensure_finalizer(&Api::all(ctx.client.clone()), claim).await? {
@@ -347,11 +347,12 @@ async fn drive_identity(
         != Some(wants);
     let acted = match plan_identity(desired, seen.as_ref()) {
         IdentityPlan::UpToDate => Ok(None),
+        // Looked at again every poll, like any identity: the holder may let it go.
         IdentityPlan::OwnedByOther(who) => {
             return Ok(Some((
                 Reason::OwnedByOther,
                 format!("{what} exists and belongs to {who}; Paved will not adopt it"),
-                slow,
+                jitter(poll),
             )))
         }
         IdentityPlan::Create => {
@@ -798,6 +799,12 @@ async fn converge(
 
     // The service's own cloud identity, where Paved makes it; one the Composition no
     // longer asks for goes (its finalizer says one was made).
+    let poll = svc
+        .identity
+        .as_ref()
+        .and_then(|i| paved_compose::postgresql::parse_duration(i.poll_interval()))
+        .map(|p| p.max(Duration::from_secs(1)))
+        .unwrap_or(ctx.resync);
     match &identity {
         None if crate::claim::has_finalizer(claim) => {
             if let Some(failure) = drop_identity(claim, ctx).await? {
@@ -809,7 +816,7 @@ async fn converge(
         None => {}
         Some(Err(m)) => return Ok(Err((Reason::InvalidComposition, m.clone(), slow))),
         Some(Ok(d)) => {
-            if let Some(failure) = drive_identity(claim, ctx, d, status).await? {
+            if let Some(failure) = drive_identity(claim, ctx, d, status, poll).await? {
                 return Ok(Err(failure));
             }
         }
@@ -866,12 +873,6 @@ async fn converge(
         &t,
     );
     // A cloud identity is checked for drift on its own period; the rest is watched.
-    let poll = svc
-        .identity
-        .as_ref()
-        .and_then(|i| paved_compose::postgresql::parse_duration(i.poll_interval()))
-        .map(|p| p.max(Duration::from_secs(1)))
-        .unwrap_or(ctx.resync);
     // A client ID learnt just now is on the ServiceAccount after one more pass.
     let requeue = if status.identity.as_deref() != input.identity {
         Duration::from_secs(1)

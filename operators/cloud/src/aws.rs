@@ -286,8 +286,8 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
 
     async fn create(&self, d: &DesiredDatabase) -> Result<(), ProviderError> {
         let group = self.ensure_force_ssl_group(&d.engine_version).await?;
-        let own = match d.network.own_security_group {
-            Some(_) => Some(self.ensure_own_group(d).await?),
+        let own = match &d.network.own_security_group {
+            Some(own) => Some(self.ensure_own_group(d, own).await?),
             None => None,
         };
         let tags: Vec<_> = d
@@ -364,9 +364,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
             // No restart: passwords keep working, the service's role may connect too.
             m = m.enable_iam_database_authentication(true);
         }
-        if d.network.own_security_group.is_some() {
+        if let Some(own) = &d.network.own_security_group {
             // Its own group made or put back to its rules; the instance in it.
-            let own = self.ensure_own_group(d).await?;
+            let own = self.ensure_own_group(d, own).await?;
             let groups = paved_compose::postgresql::instance_security_groups(d, Some(&own));
             if o.security_groups.as_ref() != Some(&groups) {
                 m = m.set_vpc_security_group_ids(Some(groups));

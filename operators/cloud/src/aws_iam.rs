@@ -95,11 +95,7 @@ fn view_of(r: &aws_sdk_iam::types::RoleDetail) -> Option<(String, RoleView<'_>)>
         name,
         RoleView {
             arn: r.arn()?,
-            tags: r
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect(),
+            tags: tag_map(r.tags()),
             trust: r.assume_role_policy_document(),
             boundary: r
                 .permissions_boundary()
@@ -108,6 +104,12 @@ fn view_of(r: &aws_sdk_iam::types::RoleDetail) -> Option<(String, RoleView<'_>)>
             others,
         },
     ))
+}
+
+fn tag_map(tags: &[aws_sdk_iam::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
 }
 
 /// A policy document as IAM returns it: URL-encoded JSON (some endpoints send it
@@ -155,16 +157,15 @@ impl IamRoles {
             while let Some(page) = pages.next().await {
                 (self.on_list)();
                 let page = page.map_err(crate::aws::classify)?;
-                for r in page.role_detail_list() {
-                    // Paved's names, wherever they are and however spelt (one
-                    // elsewhere is someone else's, seen as such, never created over).
-                    let Some((name, view)) = view_of(r) else {
-                        continue;
-                    };
-                    let key = name.to_ascii_lowercase();
-                    if key.starts_with("paved-") {
-                        map.insert(key, view.observed());
-                    }
+                // Paved's names, wherever they are and however spelt (one elsewhere
+                // is someone else's, seen as such, never created over); no other
+                // role is read further.
+                let ours = page.role_detail_list().iter().filter(|r| {
+                    r.role_name()
+                        .is_some_and(|n| n.to_ascii_lowercase().starts_with("paved-"))
+                });
+                for (name, view) in ours.filter_map(view_of) {
+                    map.insert(name.to_ascii_lowercase(), view.observed());
                 }
             }
             Ok::<_, ProviderError>(map)
@@ -187,6 +188,10 @@ impl IamRoles {
     /// others stay; a rollout that touches every role does not list the account once
     /// per role).
     async fn refresh(&self, name: &str) -> Result<(), ProviderError> {
+        // No list to keep current: the next poll lists anyway.
+        if self.cache.lock().await.is_none() {
+            return Ok(());
+        }
         let fresh = self.observe_role(name).await?;
         if let Some((_, map)) = self.cache.lock().await.as_mut() {
             let key = name.to_ascii_lowercase();
@@ -226,11 +231,7 @@ impl IamRoles {
         let Some(role) = role else { return Ok(None) };
         let mut view = RoleView {
             arn: role.arn(),
-            tags: role
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect(),
+            tags: tag_map(role.tags()),
             trust: role.assume_role_policy_document(),
             boundary: role
                 .permissions_boundary()

@@ -104,7 +104,7 @@ pub fn aws_role(
     resources.dedup();
     // Nothing to read is a policy that allows nothing (an empty Resource list is
     // invalid in IAM; a Deny-free policy with no statements is not accepted either).
-    let statements = if resources.is_empty() {
+    let mut statements = if resources.is_empty() {
         json!([{
             "Sid": "NothingToRead",
             "Effect": "Deny",
@@ -141,7 +141,6 @@ pub fn aws_role(
         }
         Value::Array(st)
     };
-    let mut statements = statements;
     // Where each instance is, from its master secret's ARN (RDS keeps the secret in
     // the instance's account and region): not the OIDC provider's account.
     let mut connect: Vec<String> = input

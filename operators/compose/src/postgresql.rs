@@ -382,7 +382,7 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
             .write_connection_secret_to_ref
             .as_ref()
             .map(|r| r.name.clone())
-            .unwrap_or_else(|| format!("{}-connection", input.claim_name)),
+            .unwrap_or_else(|| crate::service::connection_secret(input.claim_name)),
         database_name: external.replace('-', "_"),
         master_username: external.replace('-', "_"),
         estimated_monthly_cost: cost,
@@ -623,6 +623,11 @@ pub fn own_security_group_name(d: &DesiredDatabase) -> String {
     format!("paved-{}", d.external_name)
 }
 
+/// Pure: the rule that lets `cidr` connect, as [`ObservedSecurityGroup::rules`] says it.
+pub fn client_rule(cidr: &str) -> String {
+    format!("in tcp {POSTGRES_PORT}-{POSTGRES_PORT} {cidr}")
+}
+
 /// Pure: the rules a database's own security group has: PostgreSQL in from each
 /// client range, nothing out (a database starts no connections).
 pub fn own_security_group_rules(d: &DesiredDatabase) -> Vec<String> {
@@ -631,7 +636,7 @@ pub fn own_security_group_rules(d: &DesiredDatabase) -> Vec<String> {
         .own_security_group
         .iter()
         .flat_map(|g| g.client_cidrs.iter())
-        .map(|c| format!("in tcp {POSTGRES_PORT}-{POSTGRES_PORT} {c}"))
+        .map(|c| client_rule(c))
         .collect();
     rules.sort();
     rules.dedup();
@@ -1943,7 +1948,7 @@ pub fn delivery_objects(
             "metadata": meta(&d.connection_secret),
             "spec": {
                 "refreshInterval": d.credentials.refresh_interval,
-                "secretStoreRef": { "kind": "SecretStore", "name": paved_api::SECRET_STORE },
+                "secretStoreRef": crate::service::store_ref(),
                 "target": {
                     "name": d.connection_secret,
                     "creationPolicy": "Owner",

@@ -117,7 +117,7 @@ pub fn render_service(input: &ServiceInput<'_>) -> Result<Vec<DesiredObject>, Re
     // (or, on local, as its ServiceAccount): admission then lets the team write its
     // own ExternalSecrets here.
     if comp.identity.is_some() || input.cloud == Cloud::Local {
-        ns_labels.insert(labels::STORE_IDENTITY.into(), json!("service"));
+        ns_labels.insert(labels::STORE_IDENTITY.into(), json!(STORE_OWN));
     }
     out.push(object(
         "v1",
@@ -547,7 +547,7 @@ fn secrets(
                 "metadata": meta(&s.name, Some(ns)),
                 "spec": {
                     "refreshInterval": s.refresh_interval.clone().unwrap_or_else(|| cfg.refresh_interval.clone()),
-                    "secretStoreRef": { "kind": "SecretStore", "name": SECRET_STORE },
+                    "secretStoreRef": store_ref(),
                     "target": { "name": s.name, "creationPolicy": "Owner", "deletionPolicy": "Retain" },
                     "dataFrom": [{ "extract": { "key": key } }],
                 },
@@ -744,7 +744,16 @@ pub fn connection_secret(db: &str) -> String {
 /// identity Paved made for it, or on `local` its ServiceAccount): only then may the
 /// team keep ExternalSecrets of its own there.
 pub fn store_reads_as_service(namespace: &DesiredObject) -> bool {
-    namespace.body["metadata"]["labels"][labels::STORE_IDENTITY] == "service"
+    namespace.body["metadata"]["labels"][labels::STORE_IDENTITY] == STORE_OWN
+}
+
+/// The namespace label's value where its store reads as the service alone (the only
+/// one admission lets a team write ExternalSecrets under).
+pub const STORE_OWN: &str = "service";
+
+/// How an ExternalSecret names the namespace's SecretStore `paved`.
+pub fn store_ref() -> Value {
+    json!({ "kind": "SecretStore", "name": SECRET_STORE })
 }
 
 /// The namespace label's value while a store stops reading as the service alone,
@@ -873,7 +882,7 @@ pub fn repair_patch(key: &str) -> Value {
     json!({ "spec": {
         "data": null,
         "dataFrom": [{ "extract": { "key": key } }],
-        "secretStoreRef": { "kind": "SecretStore", "name": SECRET_STORE },
+        "secretStoreRef": store_ref(),
     }})
 }
 

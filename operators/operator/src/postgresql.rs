@@ -33,7 +33,7 @@ use crate::{
     claim::{
         drift_corrected, finalizer_gate, provider_verdict, publish, released, reported, Verdict,
     },
-    context::{aligned, jitter, now, Context},
+    context::{aligned, jitter, now, unix_now, Context},
     Error,
 };
 
@@ -982,12 +982,6 @@ fn location_changed(claim: &PostgreSQLInstance, d: &DesiredDatabase) -> Option<S
     }
     let at = claim.annotations().get(annotations::EXTERNAL_LOCATION)?;
     (*at != format!("{}/{}", d.provider, d.region)).then(|| at.clone())
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// What the claim says about where and what the database is. The instance class and

@@ -718,9 +718,7 @@ async fn converge(
     // The store stops reading as the service alone: the team's ExternalSecrets go
     // first, twice, a few seconds apart (admission sees the `revoking` label late),
     // and only then does the ServiceAccount switch to the shared identity.
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now_secs = u64::try_from(crate::context::unix_now()).unwrap_or(0);
     let switching = |wait: u64| {
         Ok(Err((
             Reason::Updating,
@@ -733,11 +731,11 @@ async fn converge(
     match service::store_revoking(&objects[0], live_store.as_deref(), now_secs) {
         None => {}
         Some(Revoke::Begin) => {
-            revoke_store(claim, ctx, name, &objects, true).await?;
+            revoke_store(claim, ctx, name, &objects, Some(now_secs)).await?;
             return switching(service::STORE_REVOKING_SECONDS);
         }
         Some(Revoke::Wait(left)) => return switching(left),
-        Some(Revoke::Finish) => revoke_store(claim, ctx, name, &objects, false).await?,
+        Some(Revoke::Finish) => revoke_store(claim, ctx, name, &objects, None).await?,
     }
 
     // Nothing new to write (a periodic resync, the echo of our own writes): skip the
@@ -1063,21 +1061,19 @@ async fn apply_and_prune(
 }
 
 /// A store that stops reading as the service alone (see `service::store_revoking`):
-/// labels the namespace `revoking`, so admission refuses the team new
-/// ExternalSecrets, and removes every ExternalSecret there that is not Paved's as
-/// Paved wrote it, each with a Warning Event. What they delivered was a copy: the
-/// stores keep every secret.
+/// beginning at `begin` (unix seconds), labels the namespace `revoking-<begin>`, so
+/// admission refuses the team new ExternalSecrets; then removes every ExternalSecret
+/// there that is not Paved's and repairs Paved's own that were edited to read more,
+/// each with a Warning Event. What they delivered was a copy: the stores keep every
+/// secret.
 async fn revoke_store(
     claim: &ServiceClaim,
     ctx: &Context,
     name: &str,
     objects: &[DesiredObject],
-    begin: bool,
+    begin: Option<u64>,
 ) -> Result<(), Error> {
-    if begin {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+    if let Some(now) = begin {
         let mut namespace = objects[0].clone();
         namespace.body["metadata"]["labels"][labels::STORE_IDENTITY] =
             serde_json::json!(service::store_revoking_label(now));

@@ -10,9 +10,10 @@ use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, ResourceType, SecurityGroup, Tag, TagSpecification,
 };
 use aws_sdk_rds::error::ProvideErrorMetadata;
+use paved_api::OwnSecurityGroup;
 use paved_compose::postgresql::{
-    own_security_group_name, own_security_group_rules, DesiredDatabase, ObservedSecurityGroup,
-    OWNER_TAG, POSTGRES_PORT,
+    client_rule, own_security_group_name, DesiredDatabase, ObservedSecurityGroup, OWNER_TAG,
+    POSTGRES_PORT,
 };
 
 use super::{classify, AwsProvider};
@@ -163,13 +164,8 @@ impl AwsProvider {
     pub(super) async fn ensure_own_group(
         &self,
         d: &DesiredDatabase,
+        own: &OwnSecurityGroup,
     ) -> Result<String, ProviderError> {
-        let Some(own) = &d.network.own_security_group else {
-            return Err(ProviderError::Terminal {
-                reason: paved_api::Reason::InvalidComposition,
-                message: "no ownSecurityGroup to make".into(),
-            });
-        };
         let name = own_security_group_name(d);
         let group = match self.find_group(&own.vpc_id, &name).await? {
             Some(g) => g,
@@ -210,7 +206,7 @@ impl AwsProvider {
                 ),
             });
         }
-        self.correct_rules(&group, d).await?;
+        self.correct_rules(&group, own).await?;
         Ok(seen.id)
     }
 
@@ -235,10 +231,10 @@ impl AwsProvider {
     async fn correct_rules(
         &self,
         g: &SecurityGroup,
-        d: &DesiredDatabase,
+        own: &OwnSecurityGroup,
     ) -> Result<(), ProviderError> {
         let id = g.group_id().unwrap_or_default();
-        let want = own_security_group_rules(d);
+        let want: Vec<String> = own.client_cidrs.iter().map(|c| client_rule(c)).collect();
         let have = rules(g);
         for (ingress, r) in have.iter().filter(|(_, r)| !want.contains(&r.text)) {
             let res = if *ingress {
@@ -263,14 +259,10 @@ impl AwsProvider {
             res?;
         }
         let present: Vec<&str> = have.iter().map(|(_, r)| r.text.as_str()).collect();
-        let missing: Vec<IpPermission> = d
-            .network
-            .own_security_group
+        let missing: Vec<IpPermission> = own
+            .client_cidrs
             .iter()
-            .flat_map(|o| o.client_cidrs.iter())
-            .filter(|c| {
-                !present.contains(&format!("in tcp {POSTGRES_PORT}-{POSTGRES_PORT} {c}").as_str())
-            })
+            .filter(|c| !present.contains(&client_rule(c).as_str()))
             .map(|c| {
                 let p = IpPermission::builder()
                     .ip_protocol("tcp")

@@ -25,6 +25,15 @@
   query.py security-group NAME    a security group by name: ID, tags and rules (null
                                   when there is none)
   query.py widen-group ID         open a security group to everything, behind Paved's back
+  query.py eks-cluster NAME       (made once) an EKS cluster; prints its ARN
+  query.py pod-identity CLUSTER   the cluster's Pod Identity associations, described
+  query.py pod-identity-point CLUSTER ID ROLE
+                                  point an association at another role, session tags
+                                  off, behind Paved's back
+  query.py pod-identity-create CLUSTER NS SA ROLE
+                                  an association made by someone else
+  query.py pod-identity-delete CLUSTER ID
+                                  delete an association behind Paved's back
   query.py drift ID               change mutable fields behind Paved's back
   query.py create ID UID KEYARN   create an instance as if by another claim
 """
@@ -142,6 +151,28 @@ elif cmd == "widen-group":
         IpPermissions=[{"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535,
                         "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
     )["Return"]
+elif cmd == "eks-cluster":
+    eks = boto3.client("eks")
+    if sys.argv[2] not in eks.list_clusters()["clusters"]:
+        eks.create_cluster(name=sys.argv[2], roleArn=f"arn:aws:iam::123456789012:role/{sys.argv[2]}-cluster",
+                           resourcesVpcConfig={"subnetIds": []})
+    out = eks.describe_cluster(name=sys.argv[2])["cluster"]["arn"]
+elif cmd == "pod-identity":
+    # Every association of the cluster, described (the list does not show roles).
+    eks = boto3.client("eks")
+    out = [eks.describe_pod_identity_association(clusterName=sys.argv[2], associationId=a["associationId"])["association"]
+           for a in eks.list_pod_identity_associations(clusterName=sys.argv[2])["associations"]]
+elif cmd == "pod-identity-point":
+    out = boto3.client("eks").update_pod_identity_association(
+        clusterName=sys.argv[2], associationId=sys.argv[3], roleArn=sys.argv[4],
+        disableSessionTags=True)["association"]
+elif cmd == "pod-identity-create":
+    out = boto3.client("eks").create_pod_identity_association(
+        clusterName=sys.argv[2], namespace=sys.argv[3], serviceAccount=sys.argv[4],
+        roleArn=sys.argv[5])["association"]
+elif cmd == "pod-identity-delete":
+    out = boto3.client("eks").delete_pod_identity_association(
+        clusterName=sys.argv[2], associationId=sys.argv[3])["association"]
 elif cmd == "drift":
     out = rds.modify_db_instance(
         DBInstanceIdentifier=sys.argv[2],

@@ -27,20 +27,30 @@ that Paved's tenancy tests rely on. This launcher closes them before it serves:
 And one fix: moto recomputes a request's signature from the form parameters it parsed
 when the raw body is gone (werkzeug consumes a form body), re-encoding them as botocore
 would. SDKs that encode differently (the Rust SDK leaves `:` and `/` as they are) then
-never match. The raw body is kept aside here and the signature computed over it.
+never match. The raw body is kept aside here and the signature computed over it; a
+REST call with no body (EKS's GETs) is checked over the empty payload it was signed
+with, not over its parsed query parameters.
 
 And one more: moto gives every RDS instance the same DbiResourceId, the ID IAM database
 authentication names (`rds-db:connect` on `dbuser:<DbiResourceId>/*`). Here each
 instance gets its own, derived from its identifier, as in AWS no two share one.
 
+And EKS Pod Identity, which moto 5.2.5 does not implement: the five association
+calls (Create/Describe/List/Update/DeletePodIdentityAssociation) on the paths and
+shapes of the EKS API reference, kept per account, region and cluster. The cluster must
+exist in moto's EKS backend (ResourceNotFoundException otherwise); one association per
+namespace and ServiceAccount (ResourceInUseException for a second), as in EKS.
+
 Usage: python server.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 import base64
+import datetime
 import fnmatch
 import hashlib
 import io
 import json
 import os
+import secrets
 import sys
 
 os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
@@ -48,6 +58,11 @@ os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
 from moto import settings  # noqa: E402
 from moto.core.authorization import ActionAuthenticatorMixin  # noqa: E402
 from moto.core.exceptions import AccessDeniedError, JsonRESTError  # noqa: E402
+from moto.core.responses import ActionResult  # noqa: E402
+from moto.eks import urls as eks_urls  # noqa: E402
+from moto.eks.exceptions import ResourceInUseException, ResourceNotFoundException  # noqa: E402
+from moto.eks.models import eks_backends  # noqa: E402
+from moto.eks.responses import EKSResponse  # noqa: E402
 from moto.iam.models import iam_backends  # noqa: E402
 from moto.rds.models import DBInstance  # noqa: E402
 from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
@@ -171,6 +186,11 @@ def authorize(self, iam_request_cls, resource="*"):
     raw = getattr(getattr(self, "normalized_request", None), "environ", {}).get(RAW_BODY)
     if raw and not self.raw_body:
         self.raw_body = raw
+    # A REST call without a body (EKS's GETs and DELETEs) was signed over an empty
+    # payload; moto would sign its parsed query parameters as the body instead.
+    data = self.data
+    if self.method in ("GET", "HEAD", "DELETE") and not self.raw_body:
+        self.data = ""
     try:
         return _authorize(self, iam_request_cls, resource)
     except AccessDeniedError as e:
@@ -179,6 +199,8 @@ def authorize(self, iam_request_cls, resource="*"):
         if getattr(self, "service_name", "") == "secretsmanager":
             raise JsonRESTError("AccessDeniedException", e.message) from e
         raise
+    finally:
+        self.data = data
 
 
 _db_instance_init = DBInstance.__init__
@@ -190,7 +212,98 @@ def own_resource_id(self, *args, **kwargs):
     self.dbi_resource_id = "db-" + base64.b32encode(digest.digest()).decode()[:26]
 
 
+# (account, region, cluster) -> association id -> association
+POD_IDENTITY = {}
+
+
+def _pod_identity(resp):
+    """The cluster's associations; the cluster must exist."""
+    name = resp._get_param("name")
+    if name not in eks_backends[resp.current_account][resp.region].clusters:
+        raise ResourceNotFoundException(clusterName=name, nodegroupName=None, fargateProfileName=None,
+                                        addonName=None, message=f"No cluster found for name: {name}.")
+    return name, POD_IDENTITY.setdefault((resp.current_account, resp.region, name), {})
+
+
+def _association(resp):
+    name, assocs = _pod_identity(resp)
+    aid = resp._get_param("associationId")
+    if aid not in assocs:
+        raise ResourceNotFoundException(clusterName=name, nodegroupName=None, fargateProfileName=None,
+                                        addonName=None, message=f"Pod Identity association {aid} not found.")
+    return assocs, assocs[aid]
+
+
+def create_pod_identity_association(self):
+    name, assocs = _pod_identity(self)
+    ns, sa, role = self._get_param("namespace"), self._get_param("serviceAccount"), self._get_param("roleArn")
+    if any(a["namespace"] == ns and a["serviceAccount"] == sa for a in assocs.values()):
+        raise ResourceInUseException(clusterName=name, nodegroupName=None, fargateProfileName=None, addonName=None,
+                                     message="Association already exists: " + f"{ns}/{sa}")
+    aid = "a-" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(17))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    a = {"clusterName": name, "namespace": ns, "serviceAccount": sa, "roleArn": role,
+         "associationArn": f"arn:aws:eks:{self.region}:{self.current_account}:podidentityassociation/{name}/{aid}",
+         "associationId": aid, "tags": self._get_param("tags") or {}, "createdAt": now, "modifiedAt": now,
+         "disableSessionTags": bool(self._get_param("disableSessionTags"))}
+    if self._get_param("targetRoleArn"):
+        a["targetRoleArn"] = self._get_param("targetRoleArn")
+    assocs[aid] = a
+    return ActionResult({"association": a})
+
+
+def describe_pod_identity_association(self):
+    return ActionResult({"association": _association(self)[1]})
+
+
+def update_pod_identity_association(self):
+    _, a = _association(self)
+    if self._get_param("roleArn"):
+        a["roleArn"] = self._get_param("roleArn")
+    if self._get_param("disableSessionTags") is not None:
+        a["disableSessionTags"] = bool(self._get_param("disableSessionTags"))
+    target = self._get_param("targetRoleArn")
+    if target is not None:  # an empty one removes it
+        if target:
+            a["targetRoleArn"] = target
+        else:
+            a.pop("targetRoleArn", None)
+    a["modifiedAt"] = datetime.datetime.now(datetime.timezone.utc)
+    return ActionResult({"association": a})
+
+
+def delete_pod_identity_association(self):
+    assocs, a = _association(self)
+    del assocs[a["associationId"]]
+    return ActionResult({"association": a})
+
+
+def list_pod_identity_associations(self):
+    _, assocs = _pod_identity(self)
+    ns, sa = self._get_param("namespace"), self._get_param("serviceAccount")
+    found = [a for _, a in sorted(assocs.items())
+             if (not ns or a["namespace"] == ns) and (not sa or a["serviceAccount"] == sa)]
+    size = int(self._get_param("maxResults") or 100)
+    start = int(self._get_param("nextToken") or 0)
+    page = found[start:start + size]
+    keys = ("clusterName", "namespace", "serviceAccount", "associationArn", "associationId")
+    out = {"associations": [{k: a[k] for k in keys} for a in page]}
+    if start + size < len(found):
+        out["nextToken"] = str(start + size)
+    return ActionResult(out)
+
+
+def add_pod_identity():
+    for f in (create_pod_identity_association, describe_pod_identity_association, update_pod_identity_association,
+              delete_pod_identity_association, list_pod_identity_associations):
+        setattr(EKSResponse, f.__name__, f)
+    eks_urls.url_paths["{0}/clusters/(?P<name>[^/]+)/pod-identity-associations$"] = eks_urls.response.dispatch
+    eks_urls.url_paths["{0}/clusters/(?P<name>[^/]+)/pod-identity-associations/(?P<associationId>[^/]+)$"] = \
+        eks_urls.response.dispatch
+
+
 if __name__ == "__main__":
+    add_pod_identity()
     DBInstance.__init__ = own_resource_id
     bootstrap_admin()
     SecretsManagerResponse._determine_resource = secret_resource

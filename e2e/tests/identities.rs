@@ -6,9 +6,18 @@
 //! - Azure: a user-assigned identity named from the claim's UID and tagged as its,
 //!   one federated credential for exactly the service's ServiceAccount, `Key Vault
 //!   Secrets User` on exactly its own secret; the ServiceAccount annotated with its
-//!   client ID; a role assignment added by hand taken off; an identity an earlier
+//!   client ID; a role assignment added by hand taken off (the vault in another
+//!   subscription than the identity); its federated credential pointed elsewhere by
+//!   hand put back; an identity an earlier
 //!   claim of the name left deleted before the new one is made; all of it deleted
 //!   with the claim, role assignments included.
+//! - AWS with EKS Pod Identity (moto, extended with the association API in
+//!   e2e/moto/server.py): one association for exactly the service's namespace and
+//!   ServiceAccount to its role, recorded on the role; the role trusts
+//!   `pods.eks.amazonaws.com` for exactly that cluster, namespace and ServiceAccount;
+//!   someone else's association for that ServiceAccount refused as `OwnedByOther`
+//!   and left alone; one pointed elsewhere or deleted by hand put back; deleted with
+//!   the claim.
 //! - GCP: a service account named from the claim's UID and marked as its, impersonable
 //!   by exactly the service's ServiceAccount, `secretAccessor` on exactly its own
 //!   secret; drift (a binding removed, the account deleted) put back; an account
@@ -62,8 +71,11 @@ async fn an_azure_service_gets_its_own_managed_identity_reading_only_its_own_sec
 {
     const SVC: &str = "e2e-id-azure";
     const SUB: &str = "00000000-0000-0000-0000-0000000000a1";
+    // The vault lives in another subscription than the identities (role assignments
+    // on it are looked for there too).
+    const VAULT_SUB: &str = "00000000-0000-0000-0000-0000000000a2";
     let vault = format!(
-        "/subscriptions/{SUB}/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/paved-kv"
+        "/subscriptions/{VAULT_SUB}/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/paved-kv"
     );
     let cp = control_plane();
     let client = cp.client().await?;
@@ -79,7 +91,10 @@ async fn an_azure_service_gets_its_own_managed_identity_reading_only_its_own_sec
         paved_e2e::patch_service_composition(cp, "service-azure", json!({ "identity": v }))
     };
     identity(true)?;
-    let _op = Operator::start(cp, "identity-azure", &[])?;
+    // Federated credentials and IAM policies, which these clouds read one identity at
+    // a time, are trusted for a recheck period (30 minutes by default): short here,
+    // so drift in them is seen within the test.
+    let _op = Operator::start(cp, "identity-azure", &["--identity-recheck-seconds", "2"])?;
     fresh_service(&client, SVC).await?;
     let token = fake.azure_token()?;
 
@@ -214,6 +229,34 @@ async fn an_azure_service_gets_its_own_managed_identity_reading_only_its_own_sec
     })
     .await?;
 
+    // Its federated credential pointed at another ServiceAccount by hand: put back
+    // (read on the recheck period), and said so.
+    let (status, body) = fake.call(
+        "PUT",
+        &format!("/subscriptions/{SUB}/resourceGroups/paved-ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}/federatedIdentityCredentials/kubernetes?api-version=2023-01-31"),
+        &token,
+        Some(&json!({ "properties": { "issuer": "https://oidc.e2e.example/cluster/",
+                                      "subject": "system:serviceaccount:team-b:intruder",
+                                      "audiences": ["api://AzureADTokenExchange"] } })),
+    )?;
+    assert!(status < 300, "{status} {body}");
+    eventually("the federated credential put back", T, || async {
+        let state = fake.get("/_fake/identities")?;
+        Ok(state["identities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["name"] == name.as_str())
+            .and_then(|i| i["federatedIdentityCredentials"].get(0).cloned())
+            .filter(|f| f["subject"] == format!("system:serviceaccount:{SVC}:{SVC}").as_str()))
+    })
+    .await?;
+    eventually("a DriftCorrected Event", T, || async {
+        let reasons = paved_e2e::db::event_reasons_about(cp, "default", SVC)?;
+        Ok(reasons.contains("DriftCorrected").then_some(()))
+    })
+    .await?;
+
     // The claim goes: so do the identity and its role assignments (none left
     // orphaned).
     fresh_service(&client, SVC).await?;
@@ -244,7 +287,7 @@ async fn a_gcp_service_gets_its_own_service_account_reading_only_its_own_secret(
         paved_e2e::patch_service_composition(cp, "service-gcp", json!({ "identity": v }))
     };
     identity(true)?;
-    let _op = Operator::start(cp, "identity-gcp", &[])?;
+    let _op = Operator::start(cp, "identity-gcp", &["--identity-recheck-seconds", "2"])?;
     fresh_service(&client, SVC).await?;
     let token = fake.gcp_token()?;
     // The service's app secret exists in Secret Manager (the shipped Composition's
@@ -398,6 +441,154 @@ async fn a_gcp_service_gets_its_own_service_account_reading_only_its_own_secret(
     assert!(
         account(&email)?.is_none(),
         "the account is deleted with the claim"
+    );
+    identity(false)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_service_on_eks_gets_a_pod_identity_association_for_exactly_its_service_account(
+) -> Result<()> {
+    const SVC: &str = "e2e-id-eks";
+    const CLUSTER: &str = "paved-e2e";
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let moto = |args: &[&str]| paved_e2e::db::moto(cp, "query.py", args);
+    let cluster_arn = moto(&["eks-cluster", CLUSTER])?;
+    let oidc = format!(
+        "arn:aws:iam::{}:oidc-provider/kubernetes.default.svc.cluster.local",
+        paved_e2e::MOTO_ACCOUNT
+    );
+    let identity = |on: bool| {
+        let v = if on {
+            json!({ "aws": { "oidcProviderArn": oidc, "pollInterval": "2s",
+                             "podIdentity": { "clusterName": CLUSTER, "region": "us-east-1" } } })
+        } else {
+            Value::Null
+        };
+        paved_e2e::patch_service_composition(cp, "service-aws", json!({ "identity": v }))
+    };
+    identity(true)?;
+    let _op = Operator::start(
+        cp,
+        "identity-eks",
+        &[
+            "--identity-recheck-seconds",
+            "2",
+            "--cloud-list-ttl-seconds",
+            "1",
+        ],
+    )?;
+    fresh_service(&client, SVC).await?;
+    let association = || -> Result<Option<Value>> {
+        Ok(moto(&["pod-identity", CLUSTER])?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["namespace"] == SVC && a["serviceAccount"] == SVC)
+            .cloned())
+    };
+    if let Some(left) = association()? {
+        let id = left["associationId"].as_str().unwrap_or_default();
+        moto(&["pod-identity-delete", CLUSTER, id])?;
+    }
+    // Someone else's association for the service's ServiceAccount, to another role:
+    // never taken over.
+    let other = format!(
+        "arn:aws:iam::{}:role/someone-elses",
+        paved_e2e::MOTO_ACCOUNT
+    );
+    let theirs = moto(&["pod-identity-create", CLUSTER, SVC, SVC, &other])?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let made = claims
+        .create(&Default::default(), &claim(SVC, "aws")?)
+        .await?;
+    let role_name = format!("paved-{}", made.uid().unwrap());
+    let role_arn = format!(
+        "arn:aws:iam::{}:role/paved/{SVC}/{role_name}",
+        paved_e2e::MOTO_ACCOUNT
+    );
+    eventually("OwnedByOther", T, || async {
+        Ok((synced_reason(&claims, SVC).await?.as_deref() == Some("OwnedByOther")).then_some(()))
+    })
+    .await?;
+    let left = association()?.context("theirs is still there")?;
+    assert_eq!(left["roleArn"], other.as_str(), "left as it was");
+    // Once it is gone, the service gets its own.
+    let id = theirs["associationId"].as_str().context("id")?;
+    moto(&["pod-identity-delete", CLUSTER, id])?;
+
+    // From outside: one association, the service's ServiceAccount as its role.
+    let a = eventually("the association", T, || async {
+        Ok(association()?.filter(|a| a["roleArn"] == role_arn.as_str()))
+    })
+    .await?;
+    assert_eq!(a["tags"]["paved.dev/claim-uid"], made.uid().unwrap());
+    let role = moto(&["role", &role_name])?;
+    assert_eq!(
+        role["Tags"]["paved.dev/eks-pod-identity-association"], a["associationArn"],
+        "the role records its association"
+    );
+    // The role trusts EKS Pod Identity for exactly this cluster, namespace and
+    // ServiceAccount, and keeps its web identity trust (the External Secrets Operator
+    // authenticates with it).
+    let statements = role["AssumeRolePolicyDocument"]["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(statements.len(), 2, "{statements:?}");
+    assert_eq!(statements[0]["Action"], "sts:AssumeRoleWithWebIdentity");
+    assert_eq!(
+        statements[1]["Principal"]["Service"],
+        "pods.eks.amazonaws.com"
+    );
+    assert_eq!(
+        statements[1]["Condition"]["StringEquals"],
+        json!({ "aws:RequestTag/eks-cluster-arn": cluster_arn,
+                "aws:RequestTag/kubernetes-namespace": SVC,
+                "aws:RequestTag/kubernetes-service-account": SVC })
+    );
+
+    // Pointed at another role, session tags off, by hand: put back, and said so.
+    let id = a["associationId"].as_str().context("association id")?;
+    moto(&["pod-identity-point", CLUSTER, id, &other])?;
+    eventually("the association pointed back", T, || async {
+        Ok(association()?.filter(|a| {
+            a["roleArn"] == role_arn.as_str()
+                && a["associationId"] == id
+                && a["disableSessionTags"] == false
+        }))
+    })
+    .await?;
+    eventually("a DriftCorrected Event", T, || async {
+        let reasons = paved_e2e::db::event_reasons_about(cp, "default", SVC)?;
+        Ok(reasons.contains("DriftCorrected").then_some(()))
+    })
+    .await?;
+    // Deleted by hand: made again.
+    moto(&["pod-identity-delete", CLUSTER, id])?;
+    let again =
+        eventually("the association made again", T, || async {
+            Ok(association()?
+                .filter(|a| a["roleArn"] == role_arn.as_str() && a["associationId"] != id))
+        })
+        .await?;
+
+    eventually("the role records the new association", T, || async {
+        let role = moto(&["role", &role_name])?;
+        Ok(
+            (role["Tags"]["paved.dev/eks-pod-identity-association"] == again["associationArn"])
+                .then_some(()),
+        )
+    })
+    .await?;
+
+    // The claim goes: its association and role with it.
+    fresh_service(&client, SVC).await?;
+    assert_eq!(association()?, None, "no association left for {SVC}");
+    assert!(
+        moto(&["role", &role_name])?.is_null(),
+        "the role is deleted"
     );
     identity(false)?;
     Ok(())

@@ -14,7 +14,9 @@
 //!    under 30 s);
 //! 6. cloud: `--aws-instances` PostgreSQLInstances on moto, RDS list pages per poll;
 //! 7. identities: `--aws-identities` ServiceClaims on AWS, each with its own IAM role
-//!    (moto), IAM list pages per poll (one account-wide list, not calls per role).
+//!    (moto), IAM list pages per poll (one account-wide list, not calls per role);
+//!    then `--cloud-identities` each on Azure and GCP (the loopback fakes): calls per
+//!    poll counted by the fakes themselves, lists and per-identity reads apart.
 //!
 //! Prints a table and writes target/paved-bench/results.json.
 
@@ -40,6 +42,8 @@ struct Args {
     cache_claims: usize,
     aws_instances: usize,
     aws_identities: usize,
+    /// Azure managed identities and Google service accounts (each).
+    cloud_identities: usize,
     concurrency: usize,
     resync_seconds: u64,
     /// Operator runs of `claims` new claims each, between baseline runs; the ratio is
@@ -56,6 +60,7 @@ fn args() -> Result<Args> {
         cache_claims: 10_000,
         aws_instances: 500,
         aws_identities: 200,
+        cloud_identities: 100,
         concurrency: 16,
         resync_seconds: 30,
         profile_seconds: 0,
@@ -73,11 +78,12 @@ fn args() -> Result<Args> {
             "--cache-claims" => a.cache_claims = v as usize,
             "--aws-instances" => a.aws_instances = v as usize,
             "--aws-identities" => a.aws_identities = v as usize,
+            "--cloud-identities" => a.cloud_identities = v as usize,
             "--concurrency" => a.concurrency = v as usize,
             "--resync-seconds" => a.resync_seconds = v,
             "--profile-seconds" => a.profile_seconds = v,
             "--rounds" => a.rounds = (v as usize).max(1),
-            other => bail!("unknown flag {other} (--claims, --cache-claims, --aws-instances, --aws-identities, --concurrency, --resync-seconds, --rounds, --profile-seconds)"),
+            other => bail!("unknown flag {other} (--claims, --cache-claims, --aws-instances, --aws-identities, --cloud-identities, --concurrency, --resync-seconds, --rounds, --profile-seconds)"),
         }
     }
     Ok(a)
@@ -260,6 +266,184 @@ fn service_claim(name: &str, round: usize) -> ServiceClaim {
                   "dataClassification": "internal", "sloTier": "bronze", "costCenter": "CC-0001" },
     }))
     .expect("a valid ServiceClaim")
+}
+
+/// The operator's default: how long an identity's one-at-a-time reads are trusted.
+const IDENTITY_RECHECK_SECONDS: u64 = 1800;
+
+/// Phase 7b: what polling `n` services' own identities on Azure or GCP costs.
+struct IdentityCalls {
+    cloud: Cloud,
+    identities: usize,
+    cycles: u64,
+    /// List pages the operator sent (its `paved_cloud_list_calls` metric).
+    list_pages: f64,
+    /// Requests the fake served in the window, all of them.
+    requests: f64,
+    /// Of those, reads of one identity's credential or policy.
+    per_identity_reads: f64,
+    recheck_seconds: u64,
+    poll_seconds: u64,
+}
+
+impl IdentityCalls {
+    /// Calls per identity per poll before the shared lists (a GET of the identity,
+    /// of its credential or policy, and, on Azure, its role assignments).
+    fn before(&self) -> usize {
+        match self.cloud {
+            Cloud::Azure => 3,
+            _ => 2,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({ "identities": self.identities, "cycles": self.cycles, "pollSeconds": self.poll_seconds,
+                "listPages": self.list_pages, "requests": self.requests,
+                "requestsPerPoll": self.requests / self.cycles as f64,
+                "perIdentityReads": self.per_identity_reads,
+                "recheckSeconds": self.recheck_seconds,
+                "callsPerPollBefore": self.before() * self.identities })
+    }
+
+    /// Items per list page: what the Azure fake serves (Azure's own pages hold far
+    /// more), and what Paved asks Google for.
+    fn page_size(&self) -> f64 {
+        match self.cloud {
+            Cloud::Azure => 2.0,
+            _ => 100.0,
+        }
+    }
+
+    fn row(&self, max_lists: f64) -> (String, String, String) {
+        let cycles = self.cycles as f64;
+        let pages = self.list_pages / cycles;
+        let reads = self.per_identity_reads / cycles;
+        // Each kind (identities; on Azure also role assignments, a page here) listed
+        // at most poll ÷ TTL times a poll.
+        let pages_per_list = (self.identities as f64 / self.page_size()).ceil()
+            + if self.cloud == Cloud::Azure { 1.0 } else { 0.0 };
+        let max_pages = max_lists * pages_per_list;
+        let amortized =
+            self.identities as f64 * self.poll_seconds as f64 / self.recheck_seconds as f64;
+        (
+            format!(
+                "{} identity calls per poll, {} services' own {}: list pages + one-at-a-time reads",
+                self.cloud,
+                self.identities,
+                if self.cloud == Cloud::Azure { "managed identities" } else { "service accounts" }
+            ),
+            format!("{pages:.1} + {reads:.1}"),
+            format!(
+                "≤ {max_pages} pages ({max_lists} lists of each kind, {} per page) + ≤ {:.1} reads (each re-read every {} s), not per identity ({} calls before), {}",
+                self.page_size(),
+                amortized.ceil(),
+                self.recheck_seconds,
+                self.before() * self.identities,
+                check(pages <= max_pages && reads <= amortized.ceil())
+            ),
+        )
+    }
+}
+
+fn check(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+/// Lines of a fake's request log (`<time> <method> <path> <status>`).
+fn fake_requests(cp: &paved_e2e::ControlPlane, fake: &str) -> Result<Vec<String>> {
+    let path =
+        std::path::Path::new(&cp.env["PAVED_CP_DIR"]).join(format!("logs/{fake}.log.requests"));
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .map(String::from)
+        .collect())
+}
+
+async fn cloud_identities(
+    cp: &paved_e2e::ControlPlane,
+    client: &Client,
+    op: &Operator,
+    cloud: Cloud,
+    n: usize,
+    poll: u64,
+    concurrency: usize,
+) -> Result<IdentityCalls> {
+    eprintln!("bench: {n} {cloud} ServiceClaims with their own identity");
+    let (composition, identity, fake, label, one_at_a_time): (_, _, _, _, fn(&str) -> bool) =
+        match cloud {
+            Cloud::Azure => (
+                "service-azure",
+                json!({ "azure": { "subscriptionId": "00000000-0000-0000-0000-0000000000b1",
+                                   "resourceGroup": "paved-bench-ids", "location": "westeurope",
+                                   "oidcIssuer": "https://oidc.bench.example/cluster/",
+                                   "keyVaultId": "/subscriptions/00000000-0000-0000-0000-0000000000b1/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/paved-kv",
+                                   "pollInterval": format!("{poll}s") } }),
+                "azure",
+                "provider=\"azure-identity\"",
+                |l: &str| l.contains(" GET ") && l.contains("/federatedIdentityCredentials/"),
+            ),
+            _ => (
+                "service-gcp",
+                json!({ "gcp": { "projectId": "paved-bench-ids", "workloadPool": "paved-prod.svc.id.goog",
+                                 "pollInterval": format!("{poll}s") } }),
+                "gcp",
+                "provider=\"gcp-identity\"",
+                |l: &str| l.contains(":getIamPolicy"),
+            ),
+        };
+    paved_e2e::patch_service_composition(cp, composition, json!({ "identity": identity }))?;
+    let prefix = format!("bench-{cloud}-id-");
+    let services: Api<ServiceClaim> = Api::all(client.clone());
+    let claims: Vec<ServiceClaim> = (0..n)
+        .map(|i| {
+            let mut c = service_claim(&format!("{prefix}{i}"), 0);
+            c.spec.cloud = Some(cloud);
+            c
+        })
+        .collect();
+    create_all(&services, claims, concurrency).await?;
+    eventually(
+        "every service's identity made",
+        Duration::from_secs(1800),
+        || async {
+            let got = count(&services, |c| {
+                c.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with(&prefix))
+                    && c.status.as_ref().is_some_and(|s| s.identity.is_some())
+            })
+            .await?;
+            Ok((got >= n).then_some(()))
+        },
+    )
+    .await?;
+    let cycles = 3u64;
+    // One poll first: each identity's first read after Paved's own writes is not the
+    // steady state.
+    tokio::time::sleep(Duration::from_secs(poll)).await;
+    let lists0 = metric(op, "paved_cloud_list_calls", label)?;
+    let seen0 = fake_requests(cp, fake)?.len();
+    tokio::time::sleep(Duration::from_secs(poll * cycles)).await;
+    let window: Vec<String> = fake_requests(cp, fake)?
+        .get(seen0..)
+        .map(<[String]>::to_vec)
+        .unwrap_or_default();
+    Ok(IdentityCalls {
+        cloud,
+        identities: n,
+        cycles,
+        list_pages: metric(op, "paved_cloud_list_calls", label)? - lists0,
+        requests: window.len() as f64,
+        per_identity_reads: window.iter().filter(|l| one_at_a_time(l)).count() as f64,
+        recheck_seconds: IDENTITY_RECHECK_SECONDS,
+        poll_seconds: poll,
+    })
 }
 
 /// How the plain client writes.
@@ -682,11 +866,14 @@ async fn main() -> Result<()> {
     let pids = plane_pids(cp);
     let resync = a.resync_seconds.to_string();
     let conc = a.concurrency.to_string();
+    let recheck = IDENTITY_RECHECK_SECONDS.to_string();
     let flags = [
         "--resync-seconds",
         resync.as_str(),
         "--concurrency",
         conc.as_str(),
+        "--identity-recheck-seconds",
+        recheck.as_str(),
         "--log-format",
         "json",
     ];
@@ -968,6 +1155,26 @@ async fn main() -> Result<()> {
     // One list serves every claim for the list's time-to-live (the operator's
     // default, 5 s): at most poll ÷ TTL lists per poll, however many roles.
     let iam_max_per_poll = (poll as f64 / 5.0).ceil();
+    let azure_ids = cloud_identities(
+        cp,
+        &client,
+        &op,
+        Cloud::Azure,
+        a.cloud_identities,
+        poll,
+        a.concurrency,
+    )
+    .await?;
+    let gcp_ids = cloud_identities(
+        cp,
+        &client,
+        &op,
+        Cloud::Gcp,
+        a.cloud_identities,
+        poll,
+        a.concurrency,
+    )
+    .await?;
     let rss_final = peak_rss_mib(op.pid())?;
     drop(op);
 
@@ -1004,6 +1211,8 @@ async fn main() -> Result<()> {
                              "iamListPagesPerPoll": iam_pages_per_poll,
                              "maximumPagesPerPoll": iam_max_per_poll,
                              "perRoleCallsPerPollBefore": 4 * a.aws_identities },
+            "azureIdentities": azure_ids.json(),
+            "gcpIdentities": gcp_ids.json(),
         }),
     );
     let out_dir = repo_root().join("target/paved-bench");
@@ -1014,7 +1223,6 @@ async fn main() -> Result<()> {
         serde_json::to_string_pretty(&results)?,
     )?;
 
-    let check = |ok: bool| if ok { "met" } else { "MISSED" };
     let rows: Vec<(String, String, String)> = vec![
         (
             format!(
@@ -1176,6 +1384,8 @@ async fn main() -> Result<()> {
                 check(iam_pages_per_poll <= iam_max_per_poll)
             ),
         ),
+        azure_ids.row(iam_max_per_poll),
+        gcp_ids.row(iam_max_per_poll),
     ];
     let mut table = String::from("| figure | value | target |\n|---|---:|---|\n");
     for (name, value, target) in &rows {

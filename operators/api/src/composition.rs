@@ -340,11 +340,37 @@ pub struct AwsServiceIdentity {
         regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:policy/.+$")
     )]
     pub permissions_boundary: Option<String>,
+    /// Also give each service's ServiceAccount its role through EKS Pod Identity in
+    /// this cluster (the EKS Pod Identity Agent add-on must run there): Paved makes
+    /// one association per service and keeps it pointing at the service's role. The
+    /// role then also trusts `pods.eks.amazonaws.com` for exactly that cluster,
+    /// namespace and ServiceAccount. The web identity trust stays (the External
+    /// Secrets Operator authenticates with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_identity: Option<EksPodIdentity>,
     /// How often each role is checked for drift (deleted, policy or trust changed),
     /// e.g. `5m` (jittered).
     #[serde(default = "default_identity_poll")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 16))]
     pub poll_interval: String,
+}
+
+/// The EKS cluster whose Pod Identity associations give services their roles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EksPodIdentity {
+    /// The EKS cluster's name, in the OIDC provider's account.
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^[0-9A-Za-z][A-Za-z0-9_-]*$")
+    )]
+    pub cluster_name: String,
+    /// The cluster's region, e.g. `us-east-1`.
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+    )]
+    pub region: String,
 }
 
 fn default_identity_poll() -> String {

@@ -10,26 +10,17 @@
 
 mod security_groups;
 
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
+use crate::{
+    listed::{Listed, Listing, Recent},
+    DeleteProgress, ExternalClient, Observation, ProviderError,
+};
 use async_trait::async_trait;
 use aws_sdk_rds::{error::ProvideErrorMetadata, types::DbInstance, Client as Rds};
 use aws_sdk_secretsmanager::Client as SecretsManager;
 use paved_api::{DeletionPolicy, Reason};
 use paved_compose::postgresql::{key_matches, DesiredDatabase, ObservedDatabase, OWNER_TAG};
-use tokio::sync::Mutex;
-
-use crate::{DeleteProgress, ExternalClient, Observation, ProviderError};
-
-/// One region's instances by identifier, and when they were listed.
-type InstanceList = Option<(Instant, Arc<HashMap<String, DbInstance>>)>;
 
 /// One region's RDS and Secrets Manager clients and its shared list cache.
 pub struct AwsProvider {
@@ -37,14 +28,13 @@ pub struct AwsProvider {
     secrets: SecretsManager,
     ec2: aws_sdk_ec2::Client,
     region: String,
-    cache: Mutex<InstanceList>,
-    groups: Mutex<security_groups::GroupList>,
-    ttl: Duration,
-    list_calls: AtomicU64,
-    on_list: crate::ListCounter,
-    /// Master secrets found tagged and encrypted correctly, and when: re-checked
-    /// hourly, not on every poll of every claim.
-    secrets_checked: Mutex<HashMap<String, Instant>>,
+    /// The region's instances by identifier.
+    instances: Listed<DbInstance>,
+    /// The region's security groups tagged as a claim's, by `<vpc>/<name>`.
+    groups: Listed<paved_compose::postgresql::ObservedSecurityGroup>,
+    /// Master secrets found tagged and encrypted correctly: re-checked hourly, not on
+    /// every poll of every claim.
+    secrets_checked: Recent<()>,
 }
 
 /// How long a master secret found compliant is trusted before it is checked again.
@@ -63,12 +53,9 @@ impl AwsProvider {
             secrets: SecretsManager::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
             region: region.to_string(),
-            cache: Mutex::new(None),
-            groups: Mutex::new(None),
-            ttl,
-            list_calls: AtomicU64::new(0),
-            on_list,
-            secrets_checked: Mutex::new(HashMap::new()),
+            instances: Listed::new("RDS instances", ttl, on_list.clone()),
+            groups: Listed::new("security groups", ttl, on_list),
+            secrets_checked: Recent::new(SECRET_RECHECK),
         }
     }
 
@@ -76,52 +63,40 @@ impl AwsProvider {
         &self.region
     }
 
-    /// DescribeDBInstances pages sent so far (for metrics and the benchmark).
-    pub fn list_calls(&self) -> u64 {
-        self.list_calls.load(Ordering::Relaxed)
-    }
-
     /// Every instance in the region, from one paginated list shared by all callers
-    /// within the time-to-live. The lock makes concurrent reconciles wait for one
-    /// list instead of each sending their own.
-    async fn instances(&self) -> Result<Arc<HashMap<String, DbInstance>>, ProviderError> {
-        let mut guard = self.cache.lock().await;
-        if let Some((at, map)) = guard.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(map.clone());
-            }
-        }
-        let mut map = HashMap::new();
-        let mut marker: Option<String> = None;
-        loop {
-            self.list_calls.fetch_add(1, Ordering::Relaxed);
-            (self.on_list)();
-            let out = self
-                .rds
-                .describe_db_instances()
-                .max_records(100)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(classify)?;
-            for db in out.db_instances() {
-                if let Some(id) = db.db_instance_identifier() {
-                    map.insert(id.to_string(), db.clone());
+    /// within the time-to-live.
+    async fn instances(&self) -> Result<Listing<DbInstance>, ProviderError> {
+        self.instances
+            .get("", |page| async move {
+                let mut map = HashMap::new();
+                let mut marker: Option<String> = None;
+                loop {
+                    page();
+                    let out = self
+                        .rds
+                        .describe_db_instances()
+                        .max_records(100)
+                        .set_marker(marker.clone())
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    for db in out.db_instances() {
+                        if let Some(id) = db.db_instance_identifier() {
+                            map.insert(id.to_string(), db.clone());
+                        }
+                    }
+                    marker = out.marker().map(String::from);
+                    if marker.is_none() {
+                        return Ok(map);
+                    }
                 }
-            }
-            marker = out.marker().map(String::from);
-            if marker.is_none() {
-                break;
-            }
-        }
-        let map = Arc::new(map);
-        *guard = Some((Instant::now(), map.clone()));
-        Ok(map)
+            })
+            .await
     }
 
-    async fn invalidate(&self) {
-        *self.cache.lock().await = None;
-        *self.groups.lock().await = None;
+    fn invalidate(&self) {
+        self.instances.invalidate();
+        self.groups.invalidate();
     }
 
     /// The parameter group that makes the server refuse unencrypted connections.
@@ -163,13 +138,7 @@ impl AwsProvider {
         d: &DesiredDatabase,
         arn: &str,
     ) -> Result<Option<String>, ProviderError> {
-        if self
-            .secrets_checked
-            .lock()
-            .await
-            .get(arn)
-            .is_some_and(|at| at.elapsed() < SECRET_RECHECK)
-        {
+        if self.secrets_checked.get(arn).is_some() {
             return Ok(None);
         }
         let desc = self
@@ -211,10 +180,7 @@ impl AwsProvider {
                 .await
                 .map_err(classify)?;
         }
-        self.secrets_checked
-            .lock()
-            .await
-            .insert(arn.to_string(), Instant::now());
+        self.secrets_checked.put(arn, ());
         Ok(None)
     }
 }
@@ -327,7 +293,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
                 .set_tags(Some(tags))
                 .send()
                 .await;
-        self.invalidate().await;
+        self.invalidate();
         match result {
             Ok(_) => Ok(()),
             // The deterministic name makes a retried create find the first one.
@@ -373,7 +339,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
             }
         }
         let r = m.send().await;
-        self.invalidate().await;
+        self.invalidate();
         r.map(|_| ()).map_err(classify)
     }
 
@@ -402,7 +368,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
             Err(e) => return Err(classify(e)),
         };
         let Some(db) = found else {
-            self.invalidate().await;
+            self.invalidate();
             if let Some(waiting) = self.delete_own_groups(d).await? {
                 return Ok(DeleteProgress::Waiting(waiting));
             }
@@ -440,7 +406,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
                 .send()
                 .await
                 .map_err(classify)?;
-            self.invalidate().await;
+            self.invalidate();
             return Ok(DeleteProgress::Waiting(format!(
                 "turning off deletion protection on {}",
                 d.external_name
@@ -455,7 +421,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
             .set_final_db_snapshot_identifier(snapshot.then(|| final_snapshot_name(d)))
             .delete_automated_backups(!snapshot);
         let r = req.send().await;
-        self.invalidate().await;
+        self.invalidate();
         match r {
             Ok(_) => Ok(DeleteProgress::Waiting(if snapshot {
                 format!(

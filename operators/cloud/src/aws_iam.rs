@@ -1,37 +1,45 @@
 //! The IAM role of each service (aws-sdk-iam): observed, created, corrected and
-//! deleted as `paved_compose::identity` decides. IAM is global; the client uses the
-//! default credential chain (`AWS_ENDPOINT_URL` points it elsewhere, e.g. moto).
+//! deleted as `paved_compose::identity` decides, with its EKS Pod Identity
+//! association where the Composition asks for one (`pod_identity`). IAM is global;
+//! the client uses the default credential chain (`AWS_ENDPOINT_URL` points it
+//! elsewhere, e.g. moto).
+
+mod pod_identity;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use async_trait::async_trait;
 use aws_sdk_iam::Client as Iam;
 use paved_compose::identity::{
-    role_path, DesiredIdentity, DesiredRole, ObservedIdentity, OTHER_POLICIES, OWNER_TAG,
+    role_path, DesiredIdentity, DesiredRole, ObservedIdentity, ASSOCIATION_TAG, OTHER_POLICIES,
+    OWNER_TAG, POD_IDENTITY,
 };
 use serde_json::{json, Value};
 
-use crate::{IdentityClient, ProviderError};
+use crate::{
+    listed::{Listed, Recent},
+    IdentityClient, ProviderError,
+};
 
 /// The inline policy Paved keeps on each role.
 pub const POLICY_NAME: &str = "paved";
 
-/// When the roles were listed, and what was found (by role name, lower case).
-type RoleList = Option<(Instant, HashMap<String, ObservedIdentity>)>;
-
-/// The longest one account-wide list may take.
-const LIST_TIMEOUT: Duration = Duration::from_secs(120);
-
 pub struct IamRoles {
     iam: Iam,
-    /// Every role named `paved-…`, from one account-wide list shared by all claims
-    /// within the time-to-live.
-    cache: tokio::sync::Mutex<RoleList>,
-    ttl: Duration,
-    on_list: crate::ListCounter,
+    config: aws_config::SdkConfig,
+    /// Every role named `paved-…` (by name, lower case), from one account-wide list
+    /// shared by all claims within the time-to-live.
+    roles: Listed<ObservedIdentity>,
+    /// EKS clients by region, for Pod Identity associations.
+    eks: std::sync::Mutex<HashMap<String, aws_sdk_eks::Client>>,
+    /// Each cluster's Pod Identity associations (scope `<region>/<cluster>`) by
+    /// `<namespace>/<service account>`: their IDs and ARNs.
+    associations: Listed<(String, String)>,
+    /// What each association gives and whose it is, as last described, by ID.
+    association_views: Recent<Value>,
 }
 
 /// What Paved reads of a role, from GetRole and its policies or from one entry of
@@ -71,6 +79,11 @@ impl RoleView<'_> {
             .parts
             .insert("permissionsBoundary", json!(self.boundary));
         observed.parts.insert(OTHER_POLICIES, json!(others));
+        // The association the role records (compared by `observe`, not a part of its
+        // own).
+        if let Some(a) = self.tags.get(ASSOCIATION_TAG) {
+            observed.parts.insert(ASSOCIATION_TAG, json!(a));
+        }
         observed
     }
 }
@@ -124,15 +137,19 @@ fn document(raw: &str) -> Option<Value> {
 }
 
 impl IamRoles {
-    pub async fn new(ttl: Duration, on_list: crate::ListCounter) -> Self {
+    /// `ttl`: how long one list serves every claim; `recheck`: how long the role an
+    /// association gives is trusted; `on_list`: called per list page.
+    pub async fn new(ttl: Duration, recheck: Duration, on_list: crate::ListCounter) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
         IamRoles {
             iam: Iam::new(&config),
-            cache: Default::default(),
-            ttl,
-            on_list,
+            config,
+            roles: Listed::new("IAM roles", ttl, on_list.clone()),
+            eks: Default::default(),
+            associations: Listed::new("EKS Pod Identity associations", ttl, on_list),
+            association_views: Recent::new(recheck),
         }
     }
 
@@ -140,48 +157,34 @@ impl IamRoles {
     /// GetAccountAuthorizationDetails shared by every claim's poll within the
     /// time-to-live: one list per account, not four calls per role.
     async fn listed(&self, name: &str) -> Result<Option<ObservedIdentity>, ProviderError> {
-        let mut guard = self.cache.lock().await;
-        if let Some((at, map)) = guard.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(map.get(&name.to_ascii_lowercase()).cloned());
-            }
-        }
-        let list = async {
-            let mut map = HashMap::new();
-            let mut pages = self
-                .iam
-                .get_account_authorization_details()
-                .filter(aws_sdk_iam::types::EntityType::Role)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                (self.on_list)();
-                let page = page.map_err(crate::aws::classify)?;
-                // Paved's names, wherever they are and however spelt (one elsewhere
-                // is someone else's, seen as such, never created over); no other
-                // role is read further.
-                let ours = page.role_detail_list().iter().filter(|r| {
-                    r.role_name()
-                        .is_some_and(|n| n.to_ascii_lowercase().starts_with("paved-"))
-                });
-                for (name, view) in ours.filter_map(view_of) {
-                    map.insert(name.to_ascii_lowercase(), view.observed());
+        let all = self
+            .roles
+            .get("", |page| async move {
+                let mut map = HashMap::new();
+                let mut pages = self
+                    .iam
+                    .get_account_authorization_details()
+                    .filter(aws_sdk_iam::types::EntityType::Role)
+                    .into_paginator()
+                    .send();
+                while let Some(p) = pages.next().await {
+                    page();
+                    let p = p.map_err(crate::aws::classify)?;
+                    // Paved's names, wherever they are and however spelt (one elsewhere
+                    // is someone else's, seen as such, never created over); no other
+                    // role is read further.
+                    let ours = p.role_detail_list().iter().filter(|r| {
+                        r.role_name()
+                            .is_some_and(|n| n.to_ascii_lowercase().starts_with("paved-"))
+                    });
+                    for (name, view) in ours.filter_map(view_of) {
+                        map.insert(name.to_ascii_lowercase(), view.observed());
+                    }
                 }
-            }
-            Ok::<_, ProviderError>(map)
-        };
-        // Every identity's poll waits on this one list: it may not hang them all.
-        let map = tokio::time::timeout(LIST_TIMEOUT, list)
-            .await
-            .map_err(|_| {
-                ProviderError::Retryable(format!(
-                    "listing IAM roles took over {}s",
-                    LIST_TIMEOUT.as_secs()
-                ))
-            })??;
-        let found = map.get(&name.to_ascii_lowercase()).cloned();
-        *guard = Some((Instant::now(), map));
-        Ok(found)
+                Ok(map)
+            })
+            .await?;
+        Ok(all.get(&name.to_ascii_lowercase()).cloned())
     }
 
     /// After a write to the role `name`: its entry read fresh into the list (the
@@ -189,30 +192,24 @@ impl IamRoles {
     /// per role).
     async fn refresh(&self, name: &str) -> Result<(), ProviderError> {
         // No list to keep current: the next poll lists anyway.
-        if self.cache.lock().await.is_none() {
+        if !self.roles.is_listed("").await {
             return Ok(());
         }
         let fresh = self.observe_role(name).await?;
-        if let Some((_, map)) = self.cache.lock().await.as_mut() {
-            let key = name.to_ascii_lowercase();
-            match fresh {
-                Some(o) => map.insert(key, o),
-                None => map.remove(&key),
-            };
-        }
+        self.roles.set("", &name.to_ascii_lowercase(), fresh).await;
         Ok(())
     }
 
     /// After a failed write, or one whose role is unknown: the next poll lists again.
-    async fn forget(&self) {
-        *self.cache.lock().await = None;
+    fn forget(&self) {
+        self.roles.invalidate();
     }
 
     /// After a write to `name`: its entry refreshed, or (the write failed, or reading
     /// it back did: what it left is unknown) the whole list forgotten.
     async fn after_write(&self, name: &str, ok: bool) {
         if !ok || self.refresh(name).await.is_err() {
-            self.forget().await;
+            self.forget();
         }
     }
 
@@ -262,6 +259,20 @@ impl IamRoles {
         };
         view.others = self.other_policies(name).await?;
         Ok(Some(view.observed()))
+    }
+
+    /// One tag of the role `name` (None: no such role or tag).
+    async fn role_tag(&self, name: &str, key: &str) -> Result<Option<String>, ProviderError> {
+        match self.iam.get_role().role_name(name).send().await {
+            Ok(r) => Ok(r.role.and_then(|r| tag_map(r.tags()).remove(key))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(crate::aws::classify(e)),
+        }
     }
 
     /// Managed policies attached to the role and inline policies other than Paved's:
@@ -348,7 +359,11 @@ impl IamRoles {
             );
         }
         req.send().await.map_err(crate::aws::classify)?;
-        self.put_policy(d).await
+        self.put_policy(d).await?;
+        if let Some(a) = &d.pod_identity {
+            self.ensure_association(d, a).await?;
+        }
+        Ok(())
     }
 
     async fn put_policy(&self, d: &DesiredRole) -> Result<(), ProviderError> {
@@ -379,6 +394,9 @@ impl IamRoles {
         }
         if drift.contains(&"policy") {
             self.put_policy(d).await?;
+        }
+        if let (true, Some(a)) = (drift.contains(&POD_IDENTITY), &d.pod_identity) {
+            self.ensure_association(d, a).await?;
         }
         if drift.contains(&"permissionsBoundary") {
             match &d.permissions_boundary {
@@ -458,6 +476,9 @@ impl IamRoles {
         if seen.owner.as_deref() != Some(uid) {
             return Ok(false);
         }
+        let recorded = self.role_tag(name, ASSOCIATION_TAG).await?;
+        self.delete_association(&seen.reference, recorded.as_deref())
+            .await?;
         self.remove_other_policies(name).await?;
         match self
             .iam
@@ -508,7 +529,17 @@ impl IdentityClient for IamRoles {
         &self,
         d: &DesiredIdentity,
     ) -> Result<Option<ObservedIdentity>, ProviderError> {
-        self.listed(&role(d)?.name).await
+        let r = role(d)?;
+        let mut seen = self.listed(&r.name).await?;
+        if let (Some(o), Some(a)) = (seen.as_mut(), &r.pod_identity) {
+            // Nothing more is read for a role that is not the claim's.
+            if o.owner.as_ref() == r.tags.get(OWNER_TAG) {
+                let recorded = o.parts.get(ASSOCIATION_TAG).and_then(Value::as_str);
+                let part = self.observe_association(a, recorded).await?;
+                o.parts.insert(POD_IDENTITY, part);
+            }
+        }
+        Ok(seen)
     }
 
     async fn create(&self, d: &DesiredIdentity) -> Result<String, ProviderError> {
@@ -523,7 +554,7 @@ impl IdentityClient for IamRoles {
         // The list may be a TTL old: whose the role is, is read fresh before a write.
         let owner = self.observe_role(&r.name).await?.and_then(|o| o.owner);
         if owner.as_deref() != r.tags.get(OWNER_TAG).map(String::as_str) {
-            self.forget().await;
+            self.forget();
             return Err(ProviderError::Terminal {
                 reason: paved_api::Reason::OwnedByOther,
                 message: format!(
@@ -578,7 +609,7 @@ impl IdentityClient for IamRoles {
                     self.after_write(n, true).await;
                 }
             }
-            Err(_) => self.forget().await,
+            Err(_) => self.forget(),
         }
         removed
     }

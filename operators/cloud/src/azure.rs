@@ -15,11 +15,8 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, Instant},
+    sync::Arc,
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -34,7 +31,10 @@ use paved_compose::postgresql::{
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::{DeleteProgress, ExternalClient, Observation, ProviderError, Sensitive};
+use crate::{
+    listed::{Listed, Listing},
+    DeleteProgress, ExternalClient, Observation, ProviderError, Sensitive,
+};
 
 const API_VERSION: &str = "2024-08-01";
 const POSTGRES_PORT: i32 = 5432;
@@ -54,8 +54,6 @@ impl Default for AzureEndpoints {
     }
 }
 
-type ServerList = Option<(Instant, Arc<HashMap<String, models::Server>>)>;
-
 /// One subscription and resource group's clients and shared list cache.
 pub struct AzureProvider {
     client: pg::Client,
@@ -63,10 +61,8 @@ pub struct AzureProvider {
     endpoints: AzureEndpoints,
     placement: AzurePlacement,
     http: Arc<dyn azure_core::HttpClient>,
-    cache: Mutex<ServerList>,
-    ttl: Duration,
-    list_calls: AtomicU64,
-    on_list: crate::ListCounter,
+    /// The resource group's servers by name.
+    servers: Listed<models::Server>,
     /// The last operation URL per server, polled while the server is not Ready.
     operations: Mutex<HashMap<String, Url>>,
     /// Servers whose claim database is known to exist (checked once per process).
@@ -100,18 +96,10 @@ impl AzureProvider {
             endpoints,
             placement,
             http: azure_core::new_http_client(),
-            cache: Mutex::new(None),
-            ttl,
-            list_calls: AtomicU64::new(0),
-            on_list,
+            servers: Listed::new("PostgreSQL flexible servers", ttl, on_list),
             operations: Mutex::new(HashMap::new()),
             databases: Mutex::new(HashSet::new()),
         })
-    }
-
-    /// List pages sent so far (for metrics and the benchmark).
-    pub fn list_calls(&self) -> u64 {
-        self.list_calls.load(Ordering::Relaxed)
     }
 
     fn sub(&self) -> &str {
@@ -122,35 +110,30 @@ impl AzureProvider {
         &self.placement.resource_group
     }
 
-    async fn servers(&self) -> Result<Arc<HashMap<String, models::Server>>, ProviderError> {
-        let mut guard = self.cache.lock().await;
-        if let Some((at, map)) = guard.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(map.clone());
-            }
-        }
-        let mut map = HashMap::new();
-        let mut pages = self
-            .client
-            .servers_client()
-            .list_by_resource_group(self.sub(), self.rg())
-            .into_stream();
-        while let Some(page) = pages.next().await {
-            self.list_calls.fetch_add(1, Ordering::Relaxed);
-            (self.on_list)();
-            for s in page.map_err(classify)?.value {
-                if let Some(name) = s.tracked_resource.resource.name.clone() {
-                    map.insert(name, s);
+    async fn servers(&self) -> Result<Listing<models::Server>, ProviderError> {
+        self.servers
+            .get("", |page| async move {
+                let mut map = HashMap::new();
+                let mut pages = self
+                    .client
+                    .servers_client()
+                    .list_by_resource_group(self.sub(), self.rg())
+                    .into_stream();
+                while let Some(p) = pages.next().await {
+                    page();
+                    for s in p.map_err(classify)?.value {
+                        if let Some(name) = s.tracked_resource.resource.name.clone() {
+                            map.insert(name, s);
+                        }
+                    }
                 }
-            }
-        }
-        let map = Arc::new(map);
-        *guard = Some((Instant::now(), map.clone()));
-        Ok(map)
+                Ok(map)
+            })
+            .await
     }
 
-    async fn invalidate(&self) {
-        *self.cache.lock().await = None;
+    fn invalidate(&self) {
+        self.servers.invalidate();
     }
 
     async fn get_server(&self, name: &str) -> Result<Option<models::Server>, ProviderError> {
@@ -551,7 +534,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
                 Some(create_body(d, &password)),
             )
             .await;
-        self.invalidate().await;
+        self.invalidate();
         let (_, h, _) = r?;
         self.track(&d.external_name, &h).await;
         Ok(())
@@ -568,7 +551,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
                 .update(self.sub(), self.rg(), name, body)
                 .send()
                 .await;
-            self.invalidate().await;
+            self.invalidate();
             let r = r.map_err(classify)?;
             self.track(name, r.as_raw_response().headers()).await;
             return Ok(());
@@ -616,7 +599,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
             )));
         }
         let Some(s) = self.get_server(name).await? else {
-            self.invalidate().await;
+            self.invalidate();
             return Ok(DeleteProgress::Done(format!(
                 "server {name} no longer exists"
             )));
@@ -675,7 +658,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
             .delete(self.sub(), self.rg(), name)
             .send()
             .await;
-        self.invalidate().await;
+        self.invalidate();
         let r = r.map_err(classify)?;
         self.track(name, r.as_raw_response().headers()).await;
         Ok(DeleteProgress::Waiting(format!("deleting {name}")))

@@ -3,8 +3,13 @@
 //! ServiceAccount, and `Key Vault Secrets User` role assignments on exactly its own
 //! secrets (azure_mgmt_authorization, 2022-04-01). Authenticated like the database
 //! client (workload identity).
+//!
+//! A poll reads two shared lists: the identities of a resource group and the role
+//! assignments of a subscription, each listed once per time-to-live for every
+//! claim. A federated credential, which Azure reads only one identity at a time, is
+//! trusted for the recheck period (and read again at once after Paved writes it).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use azure_core::{auth::TokenCredential, Url};
@@ -14,18 +19,42 @@ use futures::StreamExt;
 use paved_api::{Cloud, Reason};
 use paved_compose::{
     identity::{
-        assignment_name, DesiredIdentity, DesiredManagedIdentity, ObservedIdentity,
-        FEDERATED_CREDENTIAL, OWNER_TAG,
+        assignment_name, record_subscriptions, recorded_subscriptions, DesiredIdentity,
+        DesiredManagedIdentity, ObservedIdentity, ASSIGNMENT_SUBSCRIPTIONS_TAG,
+        FEDERATED_CREDENTIAL, OWNER_TAG, RECORDS_SUBSCRIPTIONS,
     },
     postgresql::cloud_tag_key,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::{azure::classify, IdentityClient, ProviderError};
+use crate::{
+    azure::classify,
+    listed::{Listed, Recent},
+    IdentityClient, ProviderError,
+};
+
+/// One role assignment: `(scope, role definition, assignment name)`.
+type Assignment = (String, String, String);
 
 pub struct AzureIdentities {
     msi: msi::Client,
     authz: authz::Client,
+    /// Each resource group's identities (scope `<subscription>/<group>`, key: name;
+    /// all lower case).
+    identity_list: Listed<models::Identity>,
+    /// Each subscription's role assignments by principal (lower case).
+    assignment_list: Listed<Vec<Assignment>>,
+    /// Each identity's federated credential as last read, by identity resource ID
+    /// (lower case).
+    credentials: Recent<Value>,
+}
+
+fn group_scope(sub: &str, rg: &str) -> String {
+    format!("{sub}/{rg}").to_ascii_lowercase()
+}
+
+fn identity_key(sub: &str, rg: &str, name: &str) -> String {
+    format!("{sub}/{rg}/{name}").to_ascii_lowercase()
 }
 
 fn misconfigured(e: impl std::fmt::Display) -> ProviderError {
@@ -72,9 +101,14 @@ fn parse_id(id: &str) -> Option<(&str, &str, &str)> {
 }
 
 impl AzureIdentities {
+    /// `ttl`: how long one list serves every claim; `recheck`: how long a federated
+    /// credential read is trusted; `on_list`: called per list page.
     pub fn new(
         credential: Arc<dyn TokenCredential>,
         resource_manager: Url,
+        ttl: Duration,
+        recheck: Duration,
+        on_list: crate::ListCounter,
     ) -> Result<Self, ProviderError> {
         let retry = || {
             azure_core::RetryOptions::exponential(
@@ -95,7 +129,118 @@ impl AzureIdentities {
                 .retry(retry())
                 .build()
                 .map_err(misconfigured)?,
+            identity_list: Listed::new("managed identities", ttl, on_list.clone()),
+            assignment_list: Listed::new("role assignments", ttl, on_list),
+            credentials: Recent::new(recheck),
         })
+    }
+
+    /// The identity `name` as its resource group's shared list has it.
+    async fn listed(
+        &self,
+        sub: &str,
+        rg: &str,
+        name: &str,
+    ) -> Result<Option<models::Identity>, ProviderError> {
+        let all = self
+            .identity_list
+            .get(&group_scope(sub, rg), |page| async move {
+                let mut map = std::collections::HashMap::new();
+                let mut pages = self
+                    .msi
+                    .user_assigned_identities_client()
+                    .list_by_resource_group(sub, rg)
+                    .into_stream();
+                while let Some(p) = pages.next().await {
+                    page();
+                    for i in p.map_err(classify)?.value {
+                        if let Some(n) = &i.tracked_resource.resource.name {
+                            map.insert(n.to_ascii_lowercase(), i);
+                        }
+                    }
+                }
+                Ok(map)
+            })
+            .await?;
+        Ok(all.get(&name.to_ascii_lowercase()).cloned())
+    }
+
+    /// The role assignments of `principal` as its subscription's shared list has
+    /// them: one list of every assignment in the subscription (at, above or below
+    /// it) serves every identity's poll.
+    async fn listed_assignments(
+        &self,
+        sub: &str,
+        principal: &str,
+    ) -> Result<Vec<Assignment>, ProviderError> {
+        let all = self
+            .assignment_list
+            .get(&sub.to_ascii_lowercase(), |page| async move {
+                let mut map: std::collections::HashMap<String, Vec<Assignment>> =
+                    Default::default();
+                let mut pages = self
+                    .authz
+                    .role_assignments_client()
+                    .list_for_scope(format!("subscriptions/{sub}"))
+                    .into_stream();
+                while let Some(p) = pages.next().await {
+                    page();
+                    for a in p.map_err(azure_error)?.value {
+                        if let (Some(p), Some(name)) = (a.properties, a.name) {
+                            map.entry(p.principal_id.to_ascii_lowercase())
+                                .or_default()
+                                .push((p.scope.unwrap_or_default(), p.role_definition_id, name));
+                        }
+                    }
+                }
+                Ok(map)
+            })
+            .await?;
+        Ok(all
+            .get(&principal.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// After writing `principal`'s role assignments: its entry read fresh into the
+    /// shared list (or, that failing, the list forgotten).
+    async fn refresh_assignments(&self, sub: &str, principal: &str) {
+        let scope = sub.to_ascii_lowercase();
+        if !self.assignment_list.is_listed(&scope).await {
+            return;
+        }
+        match self.assignments(sub, principal).await {
+            Ok(fresh) => {
+                self.assignment_list
+                    .set(&scope, &principal.to_ascii_lowercase(), Some(fresh))
+                    .await
+            }
+            Err(_) => self.assignment_list.invalidate(),
+        }
+    }
+
+    /// The federated credential as last read within the recheck period, or read now.
+    async fn credential(&self, m: &DesiredManagedIdentity) -> Result<Value, ProviderError> {
+        let key = identity_key(&m.subscription_id, &m.resource_group, &m.name);
+        self.credentials
+            .get_or_read(&key, || async {
+                match self
+                    .msi
+                    .federated_identity_credentials_client()
+                    .get(&m.subscription_id, &m.resource_group, &m.name, FEDERATED_CREDENTIAL)
+                    .await
+                {
+                    Ok(f) => Ok(f
+                        .properties
+                        .map(|p| serde_json::json!({ "issuer": p.issuer, "subject": p.subject, "audiences": p.audiences }))
+                        .unwrap_or(Value::Null)),
+                    Err(e) => match classify(e) {
+                        ProviderError::NotFound(_) => Ok(Value::Null),
+                        other => Err(other),
+                    },
+                }
+            })
+            .await
     }
 
     async fn get(
@@ -168,7 +313,8 @@ impl AzureIdentities {
             m.subject.clone(),
             vec![paved_compose::identity::AZURE_AUDIENCE.to_string()],
         ));
-        self.msi
+        let written = self
+            .msi
             .federated_identity_credentials_client()
             .create_or_update(
                 &m.subscription_id,
@@ -178,18 +324,64 @@ impl AzureIdentities {
                 fic,
             )
             .await
-            .map_err(azure_error)?;
+            .map_err(azure_error);
+        self.credentials.forget(&identity_key(
+            &m.subscription_id,
+            &m.resource_group,
+            &m.name,
+        ));
+        written?;
         Ok(())
     }
 
     /// Makes the role assignments `m` wants that are missing and deletes those of its
-    /// principal it does not want (someone granted it more).
+    /// principal it does not want (someone granted it more), from a fresh read; the
+    /// shared list is brought up to date after.
     async fn put_assignments(
         &self,
         m: &DesiredManagedIdentity,
+        i: &models::Identity,
+    ) -> Result<(), ProviderError> {
+        let Some(principal) = Self::principal(i) else {
+            return Err(ProviderError::Retryable(format!(
+                "managed identity {} has no principal yet",
+                m.name
+            )));
+        };
+        let subs =
+            m.assignment_subscriptions(Self::tag(i, ASSIGNMENT_SUBSCRIPTIONS_TAG).as_deref());
+        let done = self.write_assignments(m, &subs, &principal).await;
+        for sub in &subs {
+            self.refresh_assignments(sub, &principal).await;
+        }
+        done
+    }
+
+    /// `principal`'s role assignments read fresh, in every subscription they may be
+    /// in (`subs`).
+    async fn all_assignments(
+        &self,
+        subs: &BTreeSet<String>,
+        principal: &str,
+    ) -> Result<Vec<Assignment>, ProviderError> {
+        let mut all = vec![];
+        for sub in subs {
+            for a in self.assignments(sub, principal).await? {
+                if !all.contains(&a) {
+                    all.push(a);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    async fn write_assignments(
+        &self,
+        m: &DesiredManagedIdentity,
+        subs: &BTreeSet<String>,
         principal: &str,
     ) -> Result<(), ProviderError> {
-        let seen = self.assignments(&m.subscription_id, principal).await?;
+        let seen = self.all_assignments(subs, principal).await?;
         let wanted: Vec<Value> = m
             .scopes
             .iter()
@@ -235,12 +427,72 @@ impl AzureIdentities {
     }
 
     fn owner(i: &models::Identity) -> Option<String> {
+        Self::tag(i, OWNER_TAG)
+    }
+
+    /// One of Paved's tags (`paved.dev/…`, as Azure spells it) on the identity.
+    fn tag(i: &models::Identity, key: &str) -> Option<String> {
         i.tracked_resource
             .tags
             .as_ref()?
-            .get(cloud_tag_key(Cloud::Azure, OWNER_TAG))?
+            .get(cloud_tag_key(Cloud::Azure, key))?
             .as_str()
             .map(String::from)
+    }
+
+    /// Creates the identity, or replaces its tags (a PUT keeps its principal), and
+    /// keeps the shared list up to date.
+    async fn put_identity(
+        &self,
+        m: &DesiredManagedIdentity,
+        tags: Value,
+    ) -> Result<models::Identity, ProviderError> {
+        let mut tracked = models::TrackedResource::new(m.location.clone());
+        tracked.tags = Some(tags);
+        let made = self
+            .msi
+            .user_assigned_identities_client()
+            .create_or_update(
+                &m.subscription_id,
+                &m.resource_group,
+                &m.name,
+                models::Identity::new(tracked),
+            )
+            .await
+            .map_err(azure_error)?;
+        self.identity_list
+            .set(
+                &group_scope(&m.subscription_id, &m.resource_group),
+                &m.name.to_ascii_lowercase(),
+                Some(made.clone()),
+            )
+            .await;
+        Ok(made)
+    }
+
+    /// Records on the identity every subscription `m` makes role assignments in
+    /// (those recorded before stay: a vault moved to another subscription leaves
+    /// assignments in the old one until the identity goes).
+    async fn keep_subscriptions_recorded(
+        &self,
+        m: &DesiredManagedIdentity,
+        i: &models::Identity,
+    ) -> Result<(), ProviderError> {
+        let mut subs =
+            recorded_subscriptions(Self::tag(i, ASSIGNMENT_SUBSCRIPTIONS_TAG).as_deref());
+        if m.subscriptions().is_subset(&subs) {
+            return Ok(());
+        }
+        subs.extend(m.subscriptions());
+        let mut tags = i
+            .tracked_resource
+            .tags
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({}));
+        tags[cloud_tag_key(Cloud::Azure, ASSIGNMENT_SUBSCRIPTIONS_TAG)] =
+            Value::String(record_subscriptions(&subs));
+        self.put_identity(m, tags).await?;
+        Ok(())
     }
 
     /// Deletes an identity of ours: its role assignments first (Azure keeps them,
@@ -252,12 +504,19 @@ impl AzureIdentities {
         name: &str,
         i: &models::Identity,
     ) -> Result<(), ProviderError> {
-        if let Some(principal) = Self::principal(i) {
-            for (scope, _, assignment) in self.assignments(sub, &principal).await? {
-                self.delete_assignment(&scope, &assignment).await?;
+        let principal = Self::principal(i);
+        if let Some(principal) = &principal {
+            // Its own subscription, and every other its assignments were made in.
+            let mut subs =
+                recorded_subscriptions(Self::tag(i, ASSIGNMENT_SUBSCRIPTIONS_TAG).as_deref());
+            subs.insert(sub.to_ascii_lowercase());
+            for s in &subs {
+                for (scope, _, assignment) in self.assignments(s, principal).await? {
+                    self.delete_assignment(&scope, &assignment).await?;
+                }
             }
         }
-        match self
+        let deleted = match self
             .msi
             .user_assigned_identities_client()
             .delete(sub, rg, name)
@@ -269,7 +528,23 @@ impl AzureIdentities {
                 e if not_found(&e) => Ok(()),
                 e => Err(e),
             },
+        };
+        if deleted.is_ok() {
+            self.identity_list
+                .set(&group_scope(sub, rg), &name.to_ascii_lowercase(), None)
+                .await;
+            if let Some(principal) = &principal {
+                self.assignment_list
+                    .set(
+                        &sub.to_ascii_lowercase(),
+                        &principal.to_ascii_lowercase(),
+                        None,
+                    )
+                    .await;
+            }
+            self.credentials.forget(&identity_key(sub, rg, name));
         }
+        deleted
     }
 }
 
@@ -291,7 +566,7 @@ impl IdentityClient for AzureIdentities {
     ) -> Result<Option<ObservedIdentity>, ProviderError> {
         let m = managed(d)?;
         let Some(i) = self
-            .get(&m.subscription_id, &m.resource_group, &m.name)
+            .listed(&m.subscription_id, &m.resource_group, &m.name)
             .await?
         else {
             return Ok(None);
@@ -310,32 +585,27 @@ impl IdentityClient for AzureIdentities {
         if owner.as_deref() != Some(m.claim_uid.as_str()) {
             return Ok(Some(observed));
         }
-        let credential = match self
-            .msi
-            .federated_identity_credentials_client()
-            .get(&m.subscription_id, &m.resource_group, &m.name, FEDERATED_CREDENTIAL)
-            .await
-        {
-            Ok(f) => f
-                .properties
-                .map(|p| serde_json::json!({ "issuer": p.issuer, "subject": p.subject, "audiences": p.audiences }))
-                .unwrap_or(Value::Null),
-            Err(e) => match classify(e) {
-                ProviderError::NotFound(_) => Value::Null,
-                other => return Err(other),
-            },
-        };
-        observed.parts.insert("federatedCredential", credential);
-        let mut assignments: Vec<Value> = match Self::principal(&i) {
-            Some(p) => self
-                .assignments(&m.subscription_id, &p)
-                .await?
-                .iter()
-                .map(|(scope, role, _)| DesiredManagedIdentity::assignment(scope, role))
-                .collect(),
-            None => vec![],
-        };
+        observed
+            .parts
+            .insert("federatedCredential", self.credential(m).await?);
+        let tag = Self::tag(&i, ASSIGNMENT_SUBSCRIPTIONS_TAG);
+        observed
+            .parts
+            .insert(RECORDS_SUBSCRIPTIONS, json!(m.recorded_in(tag.as_deref())));
+        let mut assignments: Vec<Value> = vec![];
+        if let Some(p) = Self::principal(&i) {
+            for sub in m.assignment_subscriptions(tag.as_deref()) {
+                assignments.extend(
+                    self.listed_assignments(&sub, &p)
+                        .await?
+                        .iter()
+                        .map(|(scope, role, _)| DesiredManagedIdentity::assignment(scope, role)),
+                );
+            }
+        }
+        // An assignment at or above both subscriptions' common scope shows in each.
         assignments.sort_by_key(|v| v.to_string());
+        assignments.dedup();
         observed
             .parts
             .insert("roleAssignments", Value::Array(assignments));
@@ -344,23 +614,11 @@ impl IdentityClient for AzureIdentities {
 
     async fn create(&self, d: &DesiredIdentity) -> Result<String, ProviderError> {
         let m = managed(d)?;
-        let mut tracked = models::TrackedResource::new(m.location.clone());
-        tracked.tags = Some(serde_json::to_value(&m.tags).unwrap_or_default());
         let made = self
-            .msi
-            .user_assigned_identities_client()
-            .create_or_update(
-                &m.subscription_id,
-                &m.resource_group,
-                &m.name,
-                models::Identity::new(tracked),
-            )
-            .await
-            .map_err(azure_error)?;
+            .put_identity(m, serde_json::to_value(&m.tags).unwrap_or_default())
+            .await?;
         self.put_credential(m).await?;
-        if let Some(principal) = Self::principal(&made) {
-            self.put_assignments(m, &principal).await?;
-        }
+        self.put_assignments(m, &made).await?;
         Ok(made
             .properties
             .and_then(|p| p.client_id)
@@ -369,23 +627,33 @@ impl IdentityClient for AzureIdentities {
 
     async fn update(&self, d: &DesiredIdentity, drift: &[&str]) -> Result<(), ProviderError> {
         let m = managed(d)?;
+        // The list may be a TTL old: whose the identity is, is read fresh before a
+        // write.
+        let i = self
+            .get(&m.subscription_id, &m.resource_group, &m.name)
+            .await?
+            .ok_or_else(|| {
+                ProviderError::Retryable(format!("managed identity {} is gone", m.name))
+            })?;
+        if Self::owner(&i).as_deref() != Some(m.claim_uid.as_str()) {
+            self.identity_list.invalidate();
+            return Err(ProviderError::Terminal {
+                reason: Reason::OwnedByOther,
+                message: format!(
+                    "managed identity {} is not this claim's; Paved will not change it",
+                    m.name
+                ),
+            });
+        }
         if drift.contains(&"federatedCredential") {
             self.put_credential(m).await?;
         }
+        if drift.contains(&RECORDS_SUBSCRIPTIONS) || drift.contains(&"roleAssignments") {
+            // Recorded before any assignment is made where deletion would not look.
+            self.keep_subscriptions_recorded(m, &i).await?;
+        }
         if drift.contains(&"roleAssignments") {
-            let i = self
-                .get(&m.subscription_id, &m.resource_group, &m.name)
-                .await?
-                .ok_or_else(|| {
-                    ProviderError::Retryable(format!("managed identity {} is gone", m.name))
-                })?;
-            let principal = Self::principal(&i).ok_or_else(|| {
-                ProviderError::Retryable(format!(
-                    "managed identity {} has no principal yet",
-                    m.name
-                ))
-            })?;
-            self.put_assignments(m, &principal).await?;
+            self.put_assignments(m, &i).await?;
         }
         Ok(())
     }

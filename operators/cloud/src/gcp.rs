@@ -11,11 +11,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -31,7 +27,10 @@ use paved_compose::postgresql::{
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::{DeleteProgress, ExternalClient, Observation, ProviderError, Sensitive};
+use crate::{
+    listed::{Listed, Listing},
+    DeleteProgress, ExternalClient, Observation, ProviderError, Sensitive,
+};
 
 const POSTGRES_PORT: i32 = 5432;
 /// Days Cloud SQL keeps the final backup taken for the Snapshot deletion policy.
@@ -48,8 +47,6 @@ pub struct GcpEndpoints {
     pub iam: Option<String>,
 }
 
-type InstanceList = Option<(Instant, Arc<HashMap<String, DatabaseInstance>>)>;
-
 /// One project's clients and shared list cache.
 pub struct GcpProvider {
     instances: SqlInstancesService,
@@ -57,10 +54,8 @@ pub struct GcpProvider {
     databases: SqlDatabasesService,
     secrets: SecretManagerService,
     project: String,
-    cache: Mutex<InstanceList>,
-    ttl: Duration,
-    list_calls: AtomicU64,
-    on_list: crate::ListCounter,
+    /// The project's instances by name.
+    instance_list: Listed<DatabaseInstance>,
     /// The last operation per instance, read while the instance is not RUNNABLE.
     pending: Mutex<HashMap<String, String>>,
     /// Instances whose claim database is known to exist (checked once per process).
@@ -93,56 +88,42 @@ impl GcpProvider {
             databases: build!(SqlDatabasesService, &endpoints.sqladmin),
             secrets: build!(SecretManagerService, &endpoints.secretmanager),
             project: placement.project.clone(),
-            cache: Mutex::new(None),
-            ttl,
-            list_calls: AtomicU64::new(0),
-            on_list,
+            instance_list: Listed::new("Cloud SQL instances", ttl, on_list),
             pending: Mutex::new(HashMap::new()),
             known_databases: Mutex::new(HashSet::new()),
         })
     }
 
-    /// List pages sent so far (for metrics and the benchmark).
-    pub fn list_calls(&self) -> u64 {
-        self.list_calls.load(Ordering::Relaxed)
+    async fn all(&self) -> Result<Listing<DatabaseInstance>, ProviderError> {
+        self.instance_list
+            .get("", |page| async move {
+                let mut map = HashMap::new();
+                let mut token = String::new();
+                loop {
+                    page();
+                    let p = self
+                        .instances
+                        .list()
+                        .set_project(&self.project)
+                        .set_max_results(500u32)
+                        .set_page_token(&token)
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    for i in p.items {
+                        map.insert(i.name.clone(), i);
+                    }
+                    if p.next_page_token.is_empty() {
+                        return Ok(map);
+                    }
+                    token = p.next_page_token;
+                }
+            })
+            .await
     }
 
-    async fn all(&self) -> Result<Arc<HashMap<String, DatabaseInstance>>, ProviderError> {
-        let mut guard = self.cache.lock().await;
-        if let Some((at, map)) = guard.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(map.clone());
-            }
-        }
-        let mut map = HashMap::new();
-        let mut token = String::new();
-        loop {
-            self.list_calls.fetch_add(1, Ordering::Relaxed);
-            (self.on_list)();
-            let page = self
-                .instances
-                .list()
-                .set_project(&self.project)
-                .set_max_results(500u32)
-                .set_page_token(&token)
-                .send()
-                .await
-                .map_err(classify)?;
-            for i in page.items {
-                map.insert(i.name.clone(), i);
-            }
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
-        }
-        let map = Arc::new(map);
-        *guard = Some((Instant::now(), map.clone()));
-        Ok(map)
-    }
-
-    async fn invalidate(&self) {
-        *self.cache.lock().await = None;
+    fn invalidate(&self) {
+        self.instance_list.invalidate();
     }
 
     async fn get(&self, name: &str) -> Result<Option<DatabaseInstance>, ProviderError> {
@@ -220,7 +201,7 @@ impl GcpProvider {
             .set_body(body)
             .send()
             .await;
-        self.invalidate().await;
+        self.invalidate();
         let op = r.map_err(classify)?;
         self.track(name, &op).await;
         Ok(())
@@ -510,7 +491,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
             .set_body(desired_instance(d, &self.project, &password))
             .send()
             .await;
-        self.invalidate().await;
+        self.invalidate();
         match r {
             Ok(op) => {
                 self.track(&d.external_name, &op).await;
@@ -566,7 +547,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
             )));
         }
         let Some(i) = self.get(name).await? else {
-            self.invalidate().await;
+            self.invalidate();
             return Ok(DeleteProgress::Done(
                 if d.deletion_policy == DeletionPolicy::Snapshot {
                     format!("instance {name} no longer exists; its deletion asked Cloud SQL for a final backup kept {FINAL_BACKUP_TTL_DAYS} days")
@@ -619,7 +600,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
                 ));
         }
         let r = req.send().await;
-        self.invalidate().await;
+        self.invalidate();
         let op = r.map_err(classify)?;
         self.track(name, &op).await;
         Ok(DeleteProgress::Waiting(if snapshot {

@@ -3,6 +3,13 @@
 //! (`roles/iam.workloadIdentityUser` on the account), and `secretAccessor` on exactly
 //! its own Secret Manager secrets (google-cloud-secretmanager-v1). Credentials come
 //! from the default chain (GKE workload identity, the metadata server).
+//!
+//! A poll reads one shared list, the project's service accounts, once per
+//! time-to-live for every claim. IAM policies, which Google reads one resource at a
+//! time, are trusted for the recheck period (and read again at once after Paved
+//! writes them).
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use google_cloud_gax::options::RequestOptionsBuilder;
@@ -16,11 +23,25 @@ use paved_compose::identity::{
 };
 use serde_json::{json, Value};
 
-use crate::{gcp::classify, IdentityClient, ProviderError};
+use crate::{
+    gcp::classify,
+    listed::{Listed, Recent},
+    IdentityClient, ProviderError,
+};
 
 pub struct GcpIdentities {
     iam: Iam,
     secrets: SecretManagerService,
+    /// Each project's service accounts by email (lower case).
+    account_list: Listed<ServiceAccount>,
+    /// Each account's own policy (its bindings as compared), by resource name.
+    account_policies: Recent<Value>,
+    /// Whether a secret's policy lets a member read it, by `<secret> <member>`.
+    secret_access: Recent<bool>,
+}
+
+fn access_key(secret: &str, member: &str) -> String {
+    format!("{secret} {member}")
 }
 
 /// An error, with IAM's propagation delay (a new account not yet usable as a policy
@@ -72,9 +93,14 @@ fn grants(p: &Policy, role: &str, member: &str) -> bool {
 }
 
 impl GcpIdentities {
+    /// `ttl`: how long one list serves every claim; `recheck`: how long a policy read
+    /// is trusted; `on_list`: called per list page.
     pub async fn new(
         iam_endpoint: Option<&str>,
         secretmanager_endpoint: Option<&str>,
+        ttl: Duration,
+        recheck: Duration,
+        on_list: crate::ListCounter,
     ) -> Result<Self, ProviderError> {
         let misconfigured = |e: google_cloud_gax::client_builder::Error| ProviderError::Terminal {
             reason: Reason::ProviderMisconfigured,
@@ -91,7 +117,45 @@ impl GcpIdentities {
         Ok(GcpIdentities {
             iam: iam.build().await.map_err(misconfigured)?,
             secrets: secrets.build().await.map_err(misconfigured)?,
+            account_list: Listed::new("service accounts", ttl, on_list),
+            account_policies: Recent::new(recheck),
+            secret_access: Recent::new(recheck),
         })
+    }
+
+    /// The account `g` names as its project's shared list has it.
+    async fn listed(
+        &self,
+        g: &DesiredServiceAccount,
+    ) -> Result<Option<ServiceAccount>, ProviderError> {
+        let project = g.project.as_str();
+        let all = self
+            .account_list
+            .get(project, |page| async move {
+                let mut map = std::collections::HashMap::new();
+                let mut token = String::new();
+                loop {
+                    page();
+                    let p = self
+                        .iam
+                        .list_service_accounts()
+                        .set_name(format!("projects/{project}"))
+                        .set_page_size(100)
+                        .set_page_token(&token)
+                        .send()
+                        .await
+                        .map_err(gcp_error)?;
+                    for a in p.accounts {
+                        map.insert(a.email.to_ascii_lowercase(), a);
+                    }
+                    if p.next_page_token.is_empty() {
+                        return Ok(map);
+                    }
+                    token = p.next_page_token;
+                }
+            })
+            .await?;
+        Ok(all.get(&g.email.to_ascii_lowercase()).cloned())
     }
 
     async fn get(&self, name: &str) -> Result<Option<ServiceAccount>, ProviderError> {
@@ -140,14 +204,16 @@ impl GcpIdentities {
         let policy = Policy::new().set_bindings([Binding::new()
             .set_role(WORKLOAD_IDENTITY_USER)
             .set_members([g.workload_member.clone()])]);
-        self.iam
+        let written = self
+            .iam
             .set_iam_policy()
             .set_resource(g.resource_name())
             .set_policy(policy)
             .send()
             .await
-            .map_err(gcp_error)?;
-        Ok(())
+            .map_err(gcp_error);
+        self.account_policies.forget(&g.resource_name());
+        written.map(|_| ())
     }
 
     /// Adds the account to each of its secrets' `secretAccessor` binding, leaving every
@@ -155,6 +221,19 @@ impl GcpIdentities {
     /// is a conflict, retried).
     async fn put_secret_access(&self, g: &DesiredServiceAccount) -> Result<(), ProviderError> {
         let member = g.member();
+        let written = self.write_secret_access(g, &member).await;
+        for secret in &g.secrets {
+            self.secret_access.forget(&access_key(secret, &member));
+        }
+        written
+    }
+
+    async fn write_secret_access(
+        &self,
+        g: &DesiredServiceAccount,
+        member: &str,
+    ) -> Result<(), ProviderError> {
+        let member = member.to_string();
         for secret in &g.secrets {
             let Some(mut policy) = self.secret_policy(secret).await? else {
                 return Err(ProviderError::Terminal {
@@ -198,7 +277,7 @@ impl IdentityClient for GcpIdentities {
         d: &DesiredIdentity,
     ) -> Result<Option<ObservedIdentity>, ProviderError> {
         let g = account(d)?;
-        let Some(a) = self.get(&g.resource_name()).await? else {
+        let Some(a) = self.listed(g).await? else {
             return Ok(None);
         };
         let owner = gcp_owner(&a.description).map(String::from);
@@ -211,15 +290,28 @@ impl IdentityClient for GcpIdentities {
         if owner.as_deref() != Some(g.claim_uid.as_str()) {
             return Ok(Some(observed));
         }
-        let policy = self.account_policy(&g.resource_name()).await?;
-        observed.parts.insert("policy", bindings(&policy));
+        let name = g.resource_name();
+        let policy = self
+            .account_policies
+            .get_or_read(&name, || async {
+                Ok(bindings(&self.account_policy(&name).await?))
+            })
+            .await?;
+        observed.parts.insert("policy", policy);
         let member = g.member();
         let mut readable = vec![];
         for secret in &g.secrets {
-            if let Some(p) = self.secret_policy(secret).await? {
-                if grants(&p, SECRET_ACCESSOR, &member) {
-                    readable.push(secret.clone());
-                }
+            let reads = self
+                .secret_access
+                .get_or_read(&access_key(secret, &member), || async {
+                    Ok(self
+                        .secret_policy(secret)
+                        .await?
+                        .is_some_and(|p| grants(&p, SECRET_ACCESSOR, &member)))
+                })
+                .await?;
+            if reads {
+                readable.push(secret.clone());
             }
         }
         observed.parts.insert("secretAccess", json!(readable));
@@ -241,6 +333,13 @@ impl IdentityClient for GcpIdentities {
             .send()
             .await
             .map_err(gcp_error)?;
+        self.account_list
+            .set(
+                &g.project,
+                &made.email.to_ascii_lowercase(),
+                Some(made.clone()),
+            )
+            .await;
         self.put_account_policy(g).await?;
         self.put_secret_access(g).await?;
         Ok(made.email)
@@ -266,13 +365,20 @@ impl IdentityClient for GcpIdentities {
         }
         // Its bindings on secrets stay as `deleted:serviceAccount:…`, which no later
         // account of the same email inherits.
-        match self.iam.delete_service_account().set_name(id).send().await {
+        let deleted = match self.iam.delete_service_account().set_name(id).send().await {
             Ok(_) => Ok(true),
             Err(e) => match classify(e) {
                 ProviderError::NotFound(_) => Ok(false),
                 other => Err(other),
             },
+        };
+        if deleted.is_ok() {
+            self.account_list
+                .set(&a.project_id, &a.email.to_ascii_lowercase(), None)
+                .await;
+            self.account_policies.forget(id);
         }
+        deleted
     }
 
     async fn remove_stale(

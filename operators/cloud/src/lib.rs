@@ -20,6 +20,7 @@ pub mod decide;
 pub mod fake;
 pub mod gcp;
 pub mod gcp_identity;
+pub mod listed;
 pub mod local;
 pub mod temporal;
 

@@ -761,6 +761,7 @@ mod tests {
             aws: Some(paved_api::AwsServiceIdentity {
                 oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
                 permissions_boundary: None,
+                pod_identity: None,
                 poll_interval: "5m".into(),
             }),
             ..Default::default()

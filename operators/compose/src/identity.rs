@@ -31,6 +31,62 @@ pub struct DesiredRole {
     pub policy: Value,
     pub permissions_boundary: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// Where the Composition asks for EKS Pod Identity: the association that gives
+    /// the service's ServiceAccount this role.
+    pub pod_identity: Option<DesiredAssociation>,
+}
+
+/// One EKS Pod Identity association: the cluster's `namespace`/`service_account`
+/// runs as `role_arn`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredAssociation {
+    pub cluster: String,
+    pub region: String,
+    /// `arn:<partition>:eks:<region>:<account>:cluster/<name>`, what the trust policy
+    /// names (EKS sets it as the session tag `eks-cluster-arn`).
+    pub cluster_arn: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub role_arn: String,
+}
+
+/// The role tag that records its association's ARN, so deleting the role finds and
+/// deletes the association wherever the Composition points by then.
+pub const ASSOCIATION_TAG: &str = "paved.dev/eks-pod-identity-association";
+
+/// The part of an AWS role that is its EKS Pod Identity association.
+pub const POD_IDENTITY: &str = "podIdentity";
+
+impl DesiredAssociation {
+    /// The association as compared with what EKS shows: it gives the role, with
+    /// the session tags the role's trust relies on, to no other (target) role, and
+    /// the role records it (so the role's deletion finds it).
+    pub fn part(&self) -> Value {
+        json!({ "cluster": self.cluster, "namespace": self.namespace,
+                "serviceAccount": self.service_account, "roleArn": self.role_arn,
+                "disableSessionTags": false, "targetRoleArn": null, "recorded": true })
+    }
+}
+
+/// `(region, cluster, association ID)` of an association's ARN
+/// (`arn:<partition>:eks:<region>:<account>:podidentityassociation/<cluster>/<id>`).
+pub fn association_parts(arn: &str) -> Option<(&str, &str, &str)> {
+    let mut fields = arn.strip_prefix("arn:")?.splitn(5, ':');
+    let (_, service, region, _, resource) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    let mut path = resource.strip_prefix("podidentityassociation/")?.split('/');
+    let (cluster, id) = (path.next()?, path.next()?);
+    (service == "eks"
+        && !region.is_empty()
+        && !cluster.is_empty()
+        && id.starts_with("a-")
+        && path.next().is_none())
+    .then_some((region, cluster, id))
 }
 
 /// `(account, issuer)` of an OIDC provider ARN.
@@ -77,18 +133,44 @@ pub fn aws_role(
     })?;
     let partition = spec.oidc_provider_arn.split(':').nth(1).unwrap_or("aws");
     let name = role_name(input.claim_uid);
-    let trust = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Federated": spec.oidc_provider_arn },
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": { "StringEquals": {
-                format!("{issuer}:sub"): format!("system:serviceaccount:{}:{}", input.namespace, input.service_account),
-                format!("{issuer}:aud"): "sts.amazonaws.com",
-            }},
-        }],
+    let mut trust_statements = vec![json!({
+        "Effect": "Allow",
+        "Principal": { "Federated": spec.oidc_provider_arn },
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": { "StringEquals": {
+            format!("{issuer}:sub"): format!("system:serviceaccount:{}:{}", input.namespace, input.service_account),
+            format!("{issuer}:aud"): "sts.amazonaws.com",
+        }},
+    })];
+    let arn = role_arn(spec, input.claim_name, input.claim_uid).expect("checked above");
+    let pod_identity = spec.pod_identity.as_ref().map(|p| DesiredAssociation {
+        cluster: p.cluster_name.clone(),
+        region: p.region.clone(),
+        cluster_arn: format!(
+            "arn:{partition}:eks:{}:{account}:cluster/{}",
+            p.region, p.cluster_name
+        ),
+        namespace: input.namespace.to_string(),
+        service_account: input.service_account.to_string(),
+        role_arn: arn.clone(),
     });
+    if let Some(a) = &pod_identity {
+        // EKS Pod Identity assumes the role for a pod with session tags naming the
+        // pod's cluster, namespace and ServiceAccount: exactly this service's, and
+        // no association elsewhere in the account can use the role.
+        trust_statements.push(json!({
+            "Sid": "EksPodIdentity",
+            "Effect": "Allow",
+            "Principal": { "Service": "pods.eks.amazonaws.com" },
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": { "StringEquals": {
+                "aws:RequestTag/eks-cluster-arn": a.cluster_arn,
+                "aws:RequestTag/kubernetes-namespace": a.namespace,
+                "aws:RequestTag/kubernetes-service-account": a.service_account,
+            }},
+        }));
+    }
+    let trust = json!({ "Version": "2012-10-17", "Statement": trust_statements });
     let mut resources: Vec<String> = vec![];
     if let Some((cfg, path)) = input.secrets {
         if let Some(aws) = &cfg.backend.aws {
@@ -175,12 +257,13 @@ pub fn aws_role(
     let tags = owner_tags(input);
     Ok(DesiredRole {
         path: role_path(input.claim_name),
-        arn: role_arn(spec, input.claim_name, input.claim_uid).expect("checked above"),
+        arn,
         name,
         trust,
         policy,
         permissions_boundary: spec.permissions_boundary.clone(),
         tags,
+        pod_identity,
     })
 }
 
@@ -192,12 +275,16 @@ pub const OTHER_POLICIES: &str = "otherPolicies";
 impl DesiredRole {
     /// The parts compared with what IAM shows.
     pub fn parts(&self) -> BTreeMap<&'static str, Value> {
-        BTreeMap::from([
+        let mut parts = BTreeMap::from([
             ("trust", self.trust.clone()),
             ("policy", self.policy.clone()),
             ("permissionsBoundary", json!(self.permissions_boundary)),
             (OTHER_POLICIES, json!([])),
-        ])
+        ]);
+        if let Some(a) = &self.pod_identity {
+            parts.insert(POD_IDENTITY, a.part());
+        }
+        parts
     }
 }
 
@@ -411,6 +498,8 @@ pub struct DesiredManagedIdentity {
     pub name: String,
     pub location: String,
     pub claim_uid: String,
+    /// The Key Vault its secrets are in.
+    pub key_vault_id: String,
     /// Tags, the owner tag among them.
     pub tags: BTreeMap<String, String>,
     /// The federated credential: issuer, `system:serviceaccount:<ns>:<sa>`, audience.
@@ -425,6 +514,16 @@ pub struct DesiredManagedIdentity {
 impl DesiredManagedIdentity {
     pub fn id(&self) -> String {
         managed_identity_id(&self.subscription_id, &self.resource_group, &self.name)
+    }
+
+    /// Where its role assignments are listed: its own subscription and its Key
+    /// Vault's (which may be another), lower case.
+    pub fn subscriptions(&self) -> BTreeSet<String> {
+        std::iter::once(self.subscription_id.as_str())
+            .chain(subscription_of(&self.key_vault_id))
+            .chain(self.scopes.iter().filter_map(|s| subscription_of(s)))
+            .map(str::to_ascii_lowercase)
+            .collect()
     }
 
     /// The federated credential as compared (`null`: none).
@@ -455,9 +554,28 @@ impl DesiredManagedIdentity {
         BTreeMap::from([
             ("federatedCredential", self.credential()),
             ("roleAssignments", Value::Array(assignments)),
+            (RECORDS_SUBSCRIPTIONS, json!(true)),
         ])
     }
+
+    /// Whether an identity's tag records every subscription this one makes role
+    /// assignments in (the observed value of `RECORDS_SUBSCRIPTIONS`).
+    pub fn recorded_in(&self, tag: Option<&str>) -> bool {
+        self.subscriptions().is_subset(&recorded_subscriptions(tag))
+    }
+
+    /// Every subscription its role assignments are looked for in: where it makes
+    /// them now and where its tag says it made them before.
+    pub fn assignment_subscriptions(&self, tag: Option<&str>) -> BTreeSet<String> {
+        let mut subs = recorded_subscriptions(tag);
+        subs.extend(self.subscriptions());
+        subs
+    }
 }
+
+/// The part of an Azure identity that says its tag records every subscription its
+/// role assignments are in (false: an identity made before, or a vault moved).
+pub const RECORDS_SUBSCRIPTIONS: &str = "recordsSubscriptions";
 
 /// The managed identity of a service: trusted by exactly its ServiceAccount, reading
 /// exactly its own Key Vault secrets (each its own role assignment scope: Key Vault
@@ -473,12 +591,13 @@ pub fn azure_identity(
         .chain(input.database_secrets)
         .map(|k| format!("{vault}/secrets/{k}"))
         .collect();
-    DesiredManagedIdentity {
+    let mut m = DesiredManagedIdentity {
         subscription_id: spec.subscription_id.clone(),
         resource_group: spec.resource_group.clone(),
         name: role_name(input.claim_uid),
         location: spec.location.clone(),
         claim_uid: input.claim_uid.to_string(),
+        key_vault_id: vault.to_string(),
         tags: crate::postgresql::cloud_tags(Cloud::Azure, &owner_tags(input)),
         issuer: spec.oidc_issuer.clone(),
         subject: format!(
@@ -490,7 +609,43 @@ pub fn azure_identity(
             "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{KEY_VAULT_SECRETS_USER}",
             spec.subscription_id
         ),
-    }
+    };
+    let recorded = record_subscriptions(&m.subscriptions());
+    m.tags.insert(
+        crate::postgresql::cloud_tag_key(Cloud::Azure, ASSIGNMENT_SUBSCRIPTIONS_TAG),
+        recorded,
+    );
+    m
+}
+
+/// The identity tag naming every subscription its role assignments were looked for
+/// in, so its deletion finds them all (Azure lists assignments per subscription, and
+/// keeps them, orphaned, when their principal goes).
+pub const ASSIGNMENT_SUBSCRIPTIONS_TAG: &str = "paved.dev/assignment-subscriptions";
+
+/// The tag's value: the subscriptions, space-separated.
+pub fn record_subscriptions(subs: &BTreeSet<String>) -> String {
+    subs.iter().cloned().collect::<Vec<_>>().join(" ")
+}
+
+/// The subscriptions a tag value names (lower case; anything not ID-like ignored).
+pub fn recorded_subscriptions(tag: Option<&str>) -> BTreeSet<String> {
+    tag.unwrap_or_default()
+        .split_whitespace()
+        .filter(|s| s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// The subscription of an ARM resource ID (`/subscriptions/<id>/…`).
+fn subscription_of(id: &str) -> Option<&str> {
+    let mut parts = id.trim_start_matches('/').split('/');
+    parts
+        .next()?
+        .eq_ignore_ascii_case("subscriptions")
+        .then(|| parts.next())
+        .flatten()
+        .filter(|s| !s.is_empty())
 }
 
 /// The tags (or description fields) that mark an identity as a claim's.
@@ -668,6 +823,7 @@ mod tests {
                 "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
                     .into(),
             permissions_boundary: None,
+            pod_identity: None,
             poll_interval: "5m".into(),
         }
     }
@@ -724,6 +880,75 @@ mod tests {
             "sts.amazonaws.com"
         );
         assert_eq!(r.tags[OWNER_TAG], "0a1b-uid");
+    }
+
+    #[test]
+    fn with_pod_identity_the_role_also_trusts_eks_for_exactly_its_service_account() {
+        assert!(role(&[]).pod_identity.is_none());
+        assert!(!role(&[]).parts().contains_key(POD_IDENTITY));
+        let mut with = spec();
+        with.pod_identity = Some(paved_api::EksPodIdentity {
+            cluster_name: "prod-1".into(),
+            region: "eu-west-1".into(),
+        });
+        let r = build(&with, true, &[], &[], &[]).unwrap();
+        let a = r.pod_identity.clone().unwrap();
+        assert_eq!(
+            a.cluster_arn,
+            "arn:aws:eks:eu-west-1:123456789012:cluster/prod-1"
+        );
+        assert_eq!(
+            (a.namespace.as_str(), a.service_account.as_str()),
+            ("svc", "svc")
+        );
+        assert_eq!(a.role_arn, r.arn);
+        let st = r.trust["Statement"].as_array().unwrap();
+        assert_eq!(
+            st.len(),
+            2,
+            "web identity stays, for the External Secrets Operator"
+        );
+        assert_eq!(st[0]["Action"], "sts:AssumeRoleWithWebIdentity");
+        assert_eq!(st[1]["Principal"]["Service"], "pods.eks.amazonaws.com");
+        assert_eq!(st[1]["Action"], json!(["sts:AssumeRole", "sts:TagSession"]));
+        assert_eq!(
+            st[1]["Condition"]["StringEquals"],
+            json!({ "aws:RequestTag/eks-cluster-arn": "arn:aws:eks:eu-west-1:123456789012:cluster/prod-1",
+                    "aws:RequestTag/kubernetes-namespace": "svc",
+                    "aws:RequestTag/kubernetes-service-account": "svc" })
+        );
+        assert_eq!(
+            r.parts()[POD_IDENTITY],
+            json!({ "cluster": "prod-1", "namespace": "svc", "serviceAccount": "svc", "roleArn": r.arn,
+                    "disableSessionTags": false, "targetRoleArn": null, "recorded": true })
+        );
+        // An association gone, or pointed at another role by hand, is drift.
+        let d = DesiredIdentity::Aws(r.clone());
+        let mut o = observed(&d);
+        o.parts.insert(POD_IDENTITY, Value::Null);
+        assert_eq!(
+            plan_identity(&d, Some(&o)),
+            IdentityPlan::Update(vec![POD_IDENTITY])
+        );
+    }
+
+    #[test]
+    fn association_arns_are_read_or_refused() {
+        assert_eq!(
+            association_parts(
+                "arn:aws:eks:eu-west-1:123456789012:podidentityassociation/prod-1/a-abcdefghijklmnopq"
+            ),
+            Some(("eu-west-1", "prod-1", "a-abcdefghijklmnopq"))
+        );
+        for bad in [
+            "arn:aws:eks:eu-west-1:123456789012:cluster/prod-1",
+            "arn:aws:iam::123456789012:podidentityassociation/prod-1/a-x",
+            "arn:aws:eks:eu-west-1:123456789012:podidentityassociation/prod-1/x",
+            "arn:aws:eks:eu-west-1:123456789012:podidentityassociation/prod-1/a-x/y",
+            "not-an-arn",
+        ] {
+            assert_eq!(association_parts(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -932,6 +1157,44 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(identity_id(&spec, "svc", "0a1b-uid"), Some(r.arn));
+    }
+
+    #[test]
+    fn role_assignments_are_looked_for_in_the_vaults_subscription_too() {
+        let keys = vec!["team-a--svc--api".to_string()];
+        let m = azure_identity(&azure_spec(), &input(&keys, &[], None));
+        assert_eq!(
+            m.subscriptions().into_iter().collect::<Vec<_>>(),
+            vec!["sub"]
+        );
+        // Recorded on the identity, so deletion finds every assignment.
+        let tag = &m.tags["paved.dev_assignment-subscriptions"];
+        assert_eq!(tag, "sub");
+        assert_eq!(
+            recorded_subscriptions(Some("sub Vaults x/../y")),
+            ["sub".to_string(), "vaults".to_string()].into()
+        );
+        assert!(recorded_subscriptions(None).is_empty());
+        let mut spec = azure_spec();
+        spec.key_vault_id =
+            "/subscriptions/VAULTS/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/v1".into();
+        let m = azure_identity(&spec, &input(&keys, &[], None));
+        assert_eq!(
+            m.subscriptions().into_iter().collect::<Vec<_>>(),
+            vec!["sub", "vaults"]
+        );
+        assert_eq!(m.tags["paved.dev_assignment-subscriptions"], "sub vaults");
+        // Even with no secret to read yet: an assignment made there by hand is seen.
+        let m = azure_identity(&spec, &input(&[], &[], None));
+        assert_eq!(m.subscriptions().len(), 2);
+        // An identity whose tag misses one is drift; one recorded before stays looked at.
+        assert!(m.recorded_in(Some("vaults sub")));
+        assert!(!m.recorded_in(Some("sub")) && !m.recorded_in(None));
+        assert_eq!(
+            m.assignment_subscriptions(Some("old-vaults")).len(),
+            3,
+            "a vault's former subscription is still looked at"
+        );
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct Providers {
     gcp_endpoints: GcpEndpoints,
     /// How long one region's instance list serves every claim.
     cloud_list_ttl: Duration,
+    /// How long an identity's one-at-a-time reads (Azure federated credentials, GCP
+    /// IAM policies) are trusted.
+    identity_recheck: Duration,
     metrics: Arc<Metrics>,
     /// Temporal frontend connections.
     pub temporal: Connections,
@@ -39,6 +42,7 @@ impl Providers {
         azure_endpoints: AzureEndpoints,
         gcp_endpoints: GcpEndpoints,
         cloud_list_ttl: Duration,
+        identity_recheck: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         Providers {
@@ -48,6 +52,7 @@ impl Providers {
             azure_endpoints,
             gcp_endpoints,
             cloud_list_ttl,
+            identity_recheck,
             metrics,
             temporal: Default::default(),
             identities: Default::default(),
@@ -64,6 +69,7 @@ impl Providers {
             Cloud::Aws => Arc::new(
                 paved_cloud::aws_iam::IamRoles::new(
                     self.cloud_list_ttl,
+                    self.identity_recheck,
                     self.metrics.list_counter("aws-iam"),
                 )
                 .await,
@@ -71,11 +77,17 @@ impl Providers {
             Cloud::Azure => Arc::new(paved_cloud::azure_identity::AzureIdentities::new(
                 paved_cloud::azure::workload_credential()?,
                 self.azure_endpoints.resource_manager.clone(),
+                self.cloud_list_ttl,
+                self.identity_recheck,
+                self.metrics.list_counter("azure-identity"),
             )?),
             Cloud::Gcp => Arc::new(
                 paved_cloud::gcp_identity::GcpIdentities::new(
                     self.gcp_endpoints.iam.as_deref(),
                     self.gcp_endpoints.secretmanager.as_deref(),
+                    self.cloud_list_ttl,
+                    self.identity_recheck,
+                    self.metrics.list_counter("gcp-identity"),
                 )
                 .await?,
             ),

@@ -79,6 +79,12 @@ struct Args {
     /// Seconds one cloud list (per region) serves every claim's observe.
     #[arg(long, env = "PAVED_CLOUD_LIST_TTL_SECONDS", default_value_t = 5)]
     cloud_list_ttl_seconds: u64,
+    /// Seconds what clouds read one identity at a time (an Azure federated
+    /// credential, a GCP IAM policy, the role an EKS Pod Identity association gives)
+    /// is trusted before it is read again. Identities and role assignments are listed every poll; what Paved
+    /// writes is read again at once.
+    #[arg(long, env = "PAVED_IDENTITY_RECHECK_SECONDS", default_value_t = 1800)]
+    identity_recheck_seconds: u64,
     /// Azure Resource Manager endpoint (another for a sovereign cloud).
     #[arg(
         long,
@@ -289,6 +295,7 @@ async fn run_controllers(
                 iam: args.gcp_iam_endpoint.clone(),
             },
             Duration::from_secs(args.cloud_list_ttl_seconds),
+            Duration::from_secs(args.identity_recheck_seconds),
             metrics.clone(),
         ),
         applied: Default::default(),

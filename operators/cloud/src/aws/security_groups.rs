@@ -4,7 +4,7 @@
 //! DescribeSecurityGroups per region (the groups tagged as a claim's), shared like
 //! the instance list; made, corrected and deleted with fresh reads.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::collections::HashMap;
 
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, ResourceType, SecurityGroup, Tag, TagSpecification,
@@ -17,10 +17,7 @@ use paved_compose::postgresql::{
 };
 
 use super::{classify, AwsProvider};
-use crate::ProviderError;
-
-/// A region's claim-tagged security groups by `<vpc>/<name>`, and when they were listed.
-pub(super) type GroupList = Option<(Instant, Arc<HashMap<String, ObservedSecurityGroup>>)>;
+use crate::{listed::Listing, ProviderError};
 
 /// One rule of a group, one range each, as `paved_compose` compares them.
 struct Rule {
@@ -130,32 +127,27 @@ impl AwsProvider {
 
     /// Every security group in the region tagged as a claim's: one paginated list
     /// shared by every claim within the time-to-live.
-    async fn groups(&self) -> Result<Arc<HashMap<String, ObservedSecurityGroup>>, ProviderError> {
-        let mut guard = self.groups.lock().await;
-        if let Some((at, map)) = guard.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(map.clone());
-            }
-        }
-        let mut map = HashMap::new();
-        let mut pages = self
-            .ec2
-            .describe_security_groups()
-            .filters(filter("tag-key", OWNER_TAG))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            (self.on_list)();
-            let page = page.map_err(classify)?;
-            for g in page.security_groups() {
-                if let (Some(vpc), Some(name)) = (g.vpc_id(), g.group_name()) {
-                    map.insert(key(vpc, name), observed_group(g));
+    async fn groups(&self) -> Result<Listing<ObservedSecurityGroup>, ProviderError> {
+        self.groups
+            .get("", |page| async move {
+                let mut map = HashMap::new();
+                let mut pages = self
+                    .ec2
+                    .describe_security_groups()
+                    .filters(filter("tag-key", OWNER_TAG))
+                    .into_paginator()
+                    .send();
+                while let Some(p) = pages.next().await {
+                    page();
+                    for g in p.map_err(classify)?.security_groups() {
+                        if let (Some(vpc), Some(name)) = (g.vpc_id(), g.group_name()) {
+                            map.insert(key(vpc, name), observed_group(g));
+                        }
+                    }
                 }
-            }
-        }
-        let map = Arc::new(map);
-        *guard = Some((Instant::now(), map.clone()));
-        Ok(map)
+                Ok(map)
+            })
+            .await
     }
 
     /// The database's own group, read fresh: made if missing (refused if one of that
@@ -318,7 +310,7 @@ impl AwsProvider {
             }
         }
         if !out.security_groups().is_empty() {
-            self.invalidate().await;
+            self.invalidate();
         }
         Ok(None)
     }

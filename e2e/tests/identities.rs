@@ -3,7 +3,8 @@
 //! Authorization, IAM and Secret Manager contracts; no emulator exists). Everything is
 //! checked from outside, through the fakes' own state:
 //!
-//! - Azure: a user-assigned identity named from the claim's UID and tagged as its,
+//! - Azure: a user-assigned identity named from the Composition's prefix and the
+//!   claim's UID and tagged as its,
 //!   one federated credential for exactly the service's ServiceAccount, `Key Vault
 //!   Secrets User` on exactly its own secret; the ServiceAccount annotated with its
 //!   client ID; a role assignment added by hand taken off (the vault in another
@@ -84,7 +85,7 @@ async fn an_azure_service_gets_its_own_managed_identity_reading_only_its_own_sec
         let v = if on {
             json!({ "azure": { "subscriptionId": SUB, "resourceGroup": "paved-ids", "location": "westeurope",
                                "oidcIssuer": "https://oidc.e2e.example/cluster/", "keyVaultId": vault,
-                               "pollInterval": "2s" } })
+                               "namePrefix": "acme-", "pollInterval": "2s" } })
         } else {
             Value::Null
         };
@@ -128,7 +129,8 @@ async fn an_azure_service_gets_its_own_managed_identity_reading_only_its_own_sec
         .create(&Default::default(), &claim(SVC, "azure")?)
         .await?;
     let uid = made.uid().unwrap();
-    let name = format!("paved-{uid}");
+    // The Composition's prefix, then the claim's UID.
+    let name = format!("acme-{uid}");
 
     // The identity, from outside: the claim's, trusted by exactly its ServiceAccount.
     let me = eventually("the managed identity with its credential", T, || async {

@@ -296,6 +296,13 @@ pub struct AzureServiceIdentity {
         )
     )]
     pub key_vault_id: String,
+    /// What each identity's name starts with, before the claim's UID (default
+    /// `paved-`): lower-case letters, digits and `-`, ending in `-`, at most 10
+    /// characters (a Google service account ID holds 30; the rest is the UID's first
+    /// hex digits). Names always end in the claim's UID, so no later claim gets one.
+    #[serde(default = "default_name_prefix")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,8}-$"), length(min = 2, max = 10))]
+    pub name_prefix: String,
     /// How often each identity is checked for drift, e.g. `5m` (jittered).
     #[serde(default = "default_identity_poll")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 16))]
@@ -314,6 +321,13 @@ pub struct GcpServiceIdentity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub workload_pool: Option<String>,
+    /// What each identity's name starts with, before the claim's UID (default
+    /// `paved-`): lower-case letters, digits and `-`, ending in `-`, at most 10
+    /// characters (a Google service account ID holds 30; the rest is the UID's first
+    /// hex digits). Names always end in the claim's UID, so no later claim gets one.
+    #[serde(default = "default_name_prefix")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,8}-$"), length(min = 2, max = 10))]
+    pub name_prefix: String,
     /// How often each service account is checked for drift, e.g. `5m` (jittered).
     #[serde(default = "default_identity_poll")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 16))]
@@ -348,6 +362,13 @@ pub struct AwsServiceIdentity {
     /// Secrets Operator authenticates with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_identity: Option<EksPodIdentity>,
+    /// What each identity's name starts with, before the claim's UID (default
+    /// `paved-`): lower-case letters, digits and `-`, ending in `-`, at most 10
+    /// characters (a Google service account ID holds 30; the rest is the UID's first
+    /// hex digits). Names always end in the claim's UID, so no later claim gets one.
+    #[serde(default = "default_name_prefix")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,8}-$"), length(min = 2, max = 10))]
+    pub name_prefix: String,
     /// How often each role is checked for drift (deleted, policy or trust changed),
     /// e.g. `5m` (jittered).
     #[serde(default = "default_identity_poll")]
@@ -371,6 +392,10 @@ pub struct EksPodIdentity {
         regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
     )]
     pub region: String,
+}
+
+fn default_name_prefix() -> String {
+    "paved-".into()
 }
 
 fn default_identity_poll() -> String {

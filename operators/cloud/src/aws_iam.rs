@@ -14,8 +14,8 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_iam::Client as Iam;
 use paved_compose::identity::{
-    role_path, DesiredIdentity, DesiredRole, ObservedIdentity, ASSOCIATION_TAG, OTHER_POLICIES,
-    OWNER_TAG, POD_IDENTITY,
+    named_for_a_claim, role_path, DesiredIdentity, DesiredRole, ObservedIdentity, ASSOCIATION_TAG,
+    OTHER_POLICIES, OWNER_TAG, POD_IDENTITY,
 };
 use serde_json::{json, Value};
 
@@ -173,10 +173,10 @@ impl IamRoles {
                     // Paved's names, wherever they are and however spelt (one elsewhere
                     // is someone else's, seen as such, never created over); no other
                     // role is read further.
-                    let ours = p.role_detail_list().iter().filter(|r| {
-                        r.role_name()
-                            .is_some_and(|n| n.to_ascii_lowercase().starts_with("paved-"))
-                    });
+                    let ours = p
+                        .role_detail_list()
+                        .iter()
+                        .filter(|r| r.role_name().is_some_and(named_for_a_claim));
                     for (name, view) in ours.filter_map(view_of) {
                         map.insert(name.to_ascii_lowercase(), view.observed());
                     }

@@ -762,6 +762,7 @@ mod tests {
                 oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
                 permissions_boundary: None,
                 pod_identity: None,
+                name_prefix: "paved-".into(),
                 poll_interval: "5m".into(),
             }),
             ..Default::default()
@@ -788,6 +789,7 @@ mod tests {
             gcp: Some(paved_api::GcpServiceIdentity {
                 project_id: "p".into(),
                 workload_pool: Some("p.svc.id.goog".into()),
+                name_prefix: "paved-".into(),
                 poll_interval: "5m".into(),
             }),
             ..Default::default()

@@ -98,9 +98,22 @@ pub fn oidc_parts(arn: &str) -> Option<(&str, &str)> {
         .then_some((account, issuer))
 }
 
-/// The name of the role of the ServiceClaim `claim_uid`.
-pub fn role_name(claim_uid: &str) -> String {
-    format!("paved-{claim_uid}")
+/// The name of the identity of the ServiceClaim `claim_uid`: the Composition's prefix
+/// and the UID (an AWS role, an Azure identity).
+pub fn role_name(prefix: &str, claim_uid: &str) -> String {
+    format!("{prefix}{claim_uid}")
+}
+
+/// Whether a name is one [`role_name`] could have made, whatever the prefix: it
+/// ends in a UUID after a `-`.
+pub fn named_for_a_claim(name: &str) -> bool {
+    let Some(split) = name.len().checked_sub(36) else {
+        return false;
+    };
+    let (prefix, uid) = name.split_at(split);
+    prefix.ends_with('-')
+        && uid.split('-').map(str::len).eq([8, 4, 4, 4, 12])
+        && uid.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
 }
 
 /// The IAM path of every role made for a ServiceClaim named `claim_name`, whatever its
@@ -116,7 +129,7 @@ pub fn role_arn(spec: &AwsServiceIdentity, claim_name: &str, claim_uid: &str) ->
     Some(format!(
         "arn:{partition}:iam::{account}:role{}{}",
         role_path(claim_name),
-        role_name(claim_uid)
+        role_name(&spec.name_prefix, claim_uid)
     ))
 }
 
@@ -132,7 +145,7 @@ pub fn aws_role(
         )
     })?;
     let partition = spec.oidc_provider_arn.split(':').nth(1).unwrap_or("aws");
-    let name = role_name(input.claim_uid);
+    let name = role_name(&spec.name_prefix, input.claim_uid);
     let mut trust_statements = vec![json!({
         "Effect": "Allow",
         "Principal": { "Federated": spec.oidc_provider_arn },
@@ -455,7 +468,7 @@ pub fn identity_id(
         return Some(managed_identity_id(
             &a.subscription_id,
             &a.resource_group,
-            &role_name(claim_uid),
+            &role_name(&a.name_prefix, claim_uid),
         ));
     }
     let g = spec.gcp.as_ref()?;
@@ -594,7 +607,7 @@ pub fn azure_identity(
     let mut m = DesiredManagedIdentity {
         subscription_id: spec.subscription_id.clone(),
         resource_group: spec.resource_group.clone(),
-        name: role_name(input.claim_uid),
+        name: role_name(&spec.name_prefix, input.claim_uid),
         location: spec.location.clone(),
         claim_uid: input.claim_uid.to_string(),
         key_vault_id: vault.to_string(),
@@ -709,18 +722,20 @@ impl DesiredServiceAccount {
 /// The email of the service account of the ServiceClaim `claim_uid` (None: a UID too
 /// short to name one).
 pub fn gcp_email(spec: &GcpServiceIdentity, claim_uid: &str) -> Option<String> {
-    gcp_account_id(claim_uid).map(|id| account_email(&id, &spec.project_id))
+    gcp_account_id(&spec.name_prefix, claim_uid).map(|id| account_email(&id, &spec.project_id))
 }
 
-/// `paved-` and the first 24 hex digits of the claim's UID.
-fn gcp_account_id(claim_uid: &str) -> Option<String> {
+/// The prefix and as many of the claim UID's hex digits as fill the 30 characters
+/// of an account ID (24 after `paved-`; at least 20).
+fn gcp_account_id(prefix: &str, claim_uid: &str) -> Option<String> {
+    let want = 30usize.checked_sub(prefix.len())?.min(32);
     let hex: String = claim_uid
         .chars()
         .filter(char::is_ascii_hexdigit)
         .map(|c| c.to_ascii_lowercase())
-        .take(24)
+        .take(want)
         .collect();
-    (hex.len() == 24).then(|| format!("paved-{hex}"))
+    (want >= 20 && hex.len() == want).then(|| format!("{prefix}{hex}"))
 }
 
 /// The owner marker of a service account: its description.
@@ -764,7 +779,7 @@ pub fn gcp_account(
             )
         }
     };
-    let account_id = gcp_account_id(input.claim_uid).ok_or_else(|| {
+    let account_id = gcp_account_id(&spec.name_prefix, input.claim_uid).ok_or_else(|| {
         format!(
             "claim UID {:?} is too short to name a service account",
             input.claim_uid
@@ -824,6 +839,7 @@ mod tests {
                     .into(),
             permissions_boundary: None,
             pod_identity: None,
+            name_prefix: "paved-".into(),
             poll_interval: "5m".into(),
         }
     }
@@ -929,6 +945,42 @@ mod tests {
         assert_eq!(
             plan_identity(&d, Some(&o)),
             IdentityPlan::Update(vec![POD_IDENTITY])
+        );
+    }
+
+    #[test]
+    fn the_composition_names_the_prefix_and_the_uid_the_rest() {
+        let mut with = spec();
+        with.name_prefix = "acme-".into();
+        let r = build(&with, true, &[], &[], &[]).unwrap();
+        assert_eq!(r.name, "acme-0a1b-uid");
+        assert!(r.arn.ends_with(":role/paved/svc/acme-0a1b-uid"));
+        let uid = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d";
+        assert!(named_for_a_claim(&format!("paved-{uid}")));
+        assert!(named_for_a_claim(&format!("acme-{uid}")));
+        assert!(named_for_a_claim(&format!("ACME-{}", uid.to_uppercase())));
+        for other in [
+            "paved-x",
+            "admin",
+            uid,
+            &format!("paved{uid}"),
+            &format!("p-{}x", &uid[1..]),
+        ] {
+            assert!(!named_for_a_claim(other), "{other}");
+        }
+        // A Google account ID holds 30 characters: the prefix, then the UID's hex.
+        assert_eq!(
+            gcp_account_id("paved-", uid).as_deref(),
+            Some("paved-0a1b2c3d4e5f6a7b8c9d0e1f")
+        );
+        assert_eq!(
+            gcp_account_id("platform1-", uid).as_deref(),
+            Some("platform1-0a1b2c3d4e5f6a7b8c9d")
+        );
+        assert_eq!(
+            gcp_account_id("much-too-long-", uid),
+            None,
+            "under 20 hex digits"
         );
     }
 
@@ -1100,6 +1152,7 @@ mod tests {
             oidc_issuer: "https://oidc.example/abc/".into(),
             key_vault_id:
                 "/subscriptions/sub/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/v1".into(),
+            name_prefix: "paved-".into(),
             poll_interval: "5m".into(),
         }
     }
@@ -1210,6 +1263,7 @@ mod tests {
         let spec = GcpServiceIdentity {
             project_id: "ids".into(),
             workload_pool: Some("cluster-proj.svc.id.goog".into()),
+            name_prefix: "paved-".into(),
             poll_interval: "5m".into(),
         };
         let keys = vec!["team-a_svc_api".to_string()];

@@ -1028,6 +1028,7 @@ mod tests {
                 oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
                 permissions_boundary: None,
                 pod_identity: None,
+                name_prefix: "paved-".into(),
                 poll_interval: "5m".into(),
             }),
             ..Default::default()
@@ -1270,6 +1271,7 @@ mod tests {
                 key_vault_id:
                     "/subscriptions/s/resourceGroups/kv/providers/Microsoft.KeyVault/vaults/kv"
                         .into(),
+                name_prefix: "paved-".into(),
                 poll_interval: "5m".into(),
             }),
             ..Default::default()
@@ -1308,6 +1310,7 @@ mod tests {
             gcp: Some(paved_api::GcpServiceIdentity {
                 project_id: "ids".into(),
                 workload_pool: None,
+                name_prefix: "paved-".into(),
                 poll_interval: "5m".into(),
             }),
             ..Default::default()

@@ -137,18 +137,24 @@ fn document(raw: &str) -> Option<Value> {
 }
 
 impl IamRoles {
-    /// `ttl`: how long one list serves every claim; `recheck`: how long the role an
-    /// association gives is trusted; `on_list`: called per list page.
-    pub async fn new(ttl: Duration, recheck: Duration, on_list: crate::ListCounter) -> Self {
+    /// `ttl`: how long one list serves every claim; `recheck`: how long what an
+    /// association gives is trusted; `on_list`, `on_eks_list`: called per page of the
+    /// IAM and the EKS lists.
+    pub async fn new(
+        ttl: Duration,
+        recheck: Duration,
+        on_list: crate::ListCounter,
+        on_eks_list: crate::ListCounter,
+    ) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
         IamRoles {
             iam: Iam::new(&config),
             config,
-            roles: Listed::new("IAM roles", ttl, on_list.clone()),
+            roles: Listed::new("IAM roles", ttl, on_list),
             eks: Default::default(),
-            associations: Listed::new("EKS Pod Identity associations", ttl, on_list),
+            associations: Listed::new("EKS Pod Identity associations", ttl, on_eks_list),
             association_views: Recent::new(recheck),
         }
     }

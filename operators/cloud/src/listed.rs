@@ -21,7 +21,8 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(120);
 /// One scope's list, by key.
 pub type Listing<V> = Arc<HashMap<String, V>>;
 
-type Slot<V> = Arc<tokio::sync::Mutex<Option<(Instant, Listing<V>)>>>;
+/// A scope's last list, or its failure, and when.
+type Slot<V> = Arc<tokio::sync::Mutex<Option<(Instant, Result<Listing<V>, ProviderError>)>>>;
 
 /// One list per scope of one kind of resource, shared within its time-to-live.
 pub struct Listed<V> {
@@ -54,7 +55,9 @@ impl<V: Clone> Listed<V> {
 
     /// `scope`'s list as it was at most the time-to-live ago, listed by `list` (given
     /// the page counter to call per page) when older. Concurrent callers of a scope
-    /// wait for one list instead of each sending their own.
+    /// wait for one list instead of each sending their own; a list that failed fails
+    /// them all, for the time-to-live too (a throttled or unreachable API is not asked
+    /// again by every waiting poll in turn).
     pub async fn get<F, Fut>(&self, scope: &str, list: F) -> Result<Listing<V>, ProviderError>
     where
         F: FnOnce(ListCounter) -> Fut,
@@ -62,23 +65,21 @@ impl<V: Clone> Listed<V> {
     {
         let slot = self.slot(scope);
         let mut guard = slot.lock().await;
-        if let Some((at, map)) = guard.as_ref() {
+        if let Some((at, last)) = guard.as_ref() {
             if at.elapsed() < self.ttl {
-                return Ok(map.clone());
+                return last.clone();
             }
         }
-        let map = tokio::time::timeout(LIST_TIMEOUT, list(self.on_page.clone()))
-            .await
-            .map_err(|_| {
-                ProviderError::Retryable(format!(
-                    "listing {} took over {}s",
-                    self.what,
-                    LIST_TIMEOUT.as_secs()
-                ))
-            })??;
-        let map = Arc::new(map);
-        *guard = Some((Instant::now(), map.clone()));
-        Ok(map)
+        let listed = match tokio::time::timeout(LIST_TIMEOUT, list(self.on_page.clone())).await {
+            Ok(listed) => listed.map(Arc::new),
+            Err(_) => Err(ProviderError::Retryable(format!(
+                "listing {} took over {}s",
+                self.what,
+                LIST_TIMEOUT.as_secs()
+            ))),
+        };
+        *guard = Some((Instant::now(), listed.clone()));
+        listed
     }
 
     /// Every scope's list forgotten: the next poll lists afresh (after a write that
@@ -92,7 +93,7 @@ impl<V: Clone> Listed<V> {
 
     /// Whether `scope` has a list to keep current.
     pub async fn is_listed(&self, scope: &str) -> bool {
-        self.slot(scope).lock().await.is_some()
+        matches!(self.slot(scope).lock().await.as_ref(), Some((_, Ok(_))))
     }
 
     /// After a write to one entry: that entry replaced (or removed, `None`) in the
@@ -101,7 +102,7 @@ impl<V: Clone> Listed<V> {
     pub async fn set(&self, scope: &str, key: &str, value: Option<V>) {
         let slot = self.slot(scope);
         let mut guard = slot.lock().await;
-        if let Some((_, map)) = guard.as_mut() {
+        if let Some((_, Ok(map))) = guard.as_mut() {
             let map = Arc::make_mut(map);
             match value {
                 Some(v) => map.insert(key.to_string(), v),
@@ -217,20 +218,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_expired_list_is_listed_again_and_a_failed_one_is_not_kept() {
+    async fn an_expired_list_is_listed_again_and_a_failure_is_shared_for_the_ttl() {
         let (pages, on_page) = counter();
         let listed = Listed::new("things", Duration::ZERO, on_page);
         listed.get("", |p| list_of(p, &["x"])).await.unwrap();
         listed.get("", |p| list_of(p, &["x"])).await.unwrap();
         assert_eq!(pages.load(Ordering::Relaxed), 2);
-        let listed = Listed::<u32>::new("things", Duration::from_secs(60), counter().1);
-        let err = listed
-            .get("", |_| async {
-                Err(ProviderError::Retryable("down".into()))
-            })
-            .await;
-        assert!(err.is_err());
+        let (pages, on_page) = counter();
+        let listed = Listed::<u32>::new("things", Duration::from_secs(60), on_page);
+        let failing = |p: ListCounter| async move {
+            p();
+            Err(ProviderError::Retryable("down".into()))
+        };
+        assert!(listed.get("", failing).await.is_err());
         assert!(!listed.is_listed("").await, "a failure leaves no list");
+        // The waiting polls share the failure instead of each asking again.
+        assert!(listed.get("", failing).await.is_err());
+        assert_eq!(pages.load(Ordering::Relaxed), 1);
+        let listed = Listed::<u32>::new("things", Duration::ZERO, counter().1);
+        assert!(listed.get("", failing).await.is_err());
+        assert!(
+            listed.get("", |p| list_of(p, &["x"])).await.is_ok(),
+            "retried after the TTL"
+        );
     }
 
     #[tokio::test]

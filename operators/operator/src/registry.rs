@@ -71,6 +71,7 @@ impl Providers {
                     self.cloud_list_ttl,
                     self.identity_recheck,
                     self.metrics.list_counter("aws-iam"),
+                    self.metrics.list_counter("aws-eks"),
                 )
                 .await,
             ),

@@ -9,7 +9,8 @@
 //!   Secrets User` on exactly its own secret; the ServiceAccount annotated with its
 //!   client ID; a role assignment added by hand taken off (the vault in another
 //!   subscription than the identity); its federated credential pointed elsewhere by
-//!   hand put back; an identity an earlier
+//!   hand put back; the Composition's prefix changed: made anew, the old one deleted
+//!   with a Warning; an identity an earlier
 //!   claim of the name left deleted before the new one is made; all of it deleted
 //!   with the claim, role assignments included.
 //! - AWS with EKS Pod Identity (moto, extended with the association API in
@@ -259,6 +260,46 @@ async fn an_azure_service_gets_its_own_managed_identity_reading_only_its_own_sec
     })
     .await?;
 
+    // The platform renames its identities: each service's is made anew under the new
+    // prefix, the old one deleted first, with a Warning (running pods hold the old
+    // one until they are rolled out).
+    paved_e2e::patch_service_composition(
+        cp,
+        "service-azure",
+        json!({ "identity": { "azure": { "namePrefix": "acme2-" } } }),
+    )?;
+    let renamed = format!("acme2-{uid}");
+    eventually("the identity made under the new prefix", T, || async {
+        let state = fake.get("/_fake/identities")?;
+        let names: Vec<String> = state["identities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["name"].as_str().map(String::from))
+            .collect();
+        Ok((names.contains(&renamed) && !names.contains(&name)).then_some(()))
+    })
+    .await?;
+    let warned = cp.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        "default",
+        "--field-selector",
+        &format!("involvedObject.name={SVC},type=Warning,reason=Deleted"),
+        "-o",
+        "jsonpath={.items[*].message}",
+    ])?;
+    assert!(
+        warned.contains(&name) && warned.contains("until they restart"),
+        "a Warning names the old identity: {warned}"
+    );
+    assert_eq!(
+        assignments(&principal)?,
+        Vec::<Value>::new(),
+        "the old identity's assignments went with it"
+    );
+
     // The claim goes: so do the identity and its role assignments (none left
     // orphaned).
     fresh_service(&client, SVC).await?;
@@ -267,7 +308,7 @@ async fn an_azure_service_gets_its_own_managed_identity_reading_only_its_own_sec
         .as_array()
         .into_iter()
         .flatten()
-        .any(|i| i["name"] == name.as_str()));
+        .any(|i| i["name"] == name.as_str() || i["name"] == renamed.as_str()));
     assert_eq!(assignments(&principal)?, Vec::<Value>::new());
     identity(false)?;
     Ok(())

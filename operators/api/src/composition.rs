@@ -298,8 +298,9 @@ pub struct AzureServiceIdentity {
     pub key_vault_id: String,
     /// What each identity's name starts with, before the claim's UID (default
     /// `paved-`): lower-case letters, digits and `-`, ending in `-`, at most 10
-    /// characters (a Google service account ID holds 30; the rest is the UID's first
-    /// hex digits). Names always end in the claim's UID, so no later claim gets one.
+    /// characters. Names always end in the claim's UID, so no later claim gets one.
+    /// Changing it makes every service's identity anew (the old one is deleted first,
+    /// with a Warning Event): pods started before keep the old one until rolled out.
     #[serde(default = "default_name_prefix")]
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,8}-$"), length(min = 2, max = 10))]
     pub name_prefix: String,
@@ -321,10 +322,11 @@ pub struct GcpServiceIdentity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub workload_pool: Option<String>,
-    /// What each identity's name starts with, before the claim's UID (default
-    /// `paved-`): lower-case letters, digits and `-`, ending in `-`, at most 10
-    /// characters (a Google service account ID holds 30; the rest is the UID's first
-    /// hex digits). Names always end in the claim's UID, so no later claim gets one.
+    /// What each service account's ID starts with (default `paved-`): lower-case
+    /// letters, digits and `-`, ending in `-`, at most 10 characters; the rest of the
+    /// 30 is the claim UID's first hex digits, so no later claim gets one. Changing it
+    /// makes every service's account anew (the old one is deleted first, with a
+    /// Warning Event): pods started before keep the old one until rolled out.
     #[serde(default = "default_name_prefix")]
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,8}-$"), length(min = 2, max = 10))]
     pub name_prefix: String,
@@ -364,8 +366,9 @@ pub struct AwsServiceIdentity {
     pub pod_identity: Option<EksPodIdentity>,
     /// What each identity's name starts with, before the claim's UID (default
     /// `paved-`): lower-case letters, digits and `-`, ending in `-`, at most 10
-    /// characters (a Google service account ID holds 30; the rest is the UID's first
-    /// hex digits). Names always end in the claim's UID, so no later claim gets one.
+    /// characters. Names always end in the claim's UID, so no later claim gets one.
+    /// Changing it makes every service's identity anew (the old one is deleted first,
+    /// with a Warning Event): pods started before keep the old one until rolled out.
     #[serde(default = "default_name_prefix")]
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,8}-$"), length(min = 2, max = 10))]
     pub name_prefix: String,

@@ -102,12 +102,17 @@ impl<V: Clone> Listed<V> {
     pub async fn set(&self, scope: &str, key: &str, value: Option<V>) {
         let slot = self.slot(scope);
         let mut guard = slot.lock().await;
-        if let Some((_, Ok(map))) = guard.as_mut() {
-            let map = Arc::make_mut(map);
-            match value {
-                Some(v) => map.insert(key.to_string(), v),
-                None => map.remove(key),
-            };
+        match guard.as_mut() {
+            Some((_, Ok(map))) => {
+                let map = Arc::make_mut(map);
+                match value {
+                    Some(v) => map.insert(key.to_string(), v),
+                    None => map.remove(key),
+                };
+            }
+            // A failure from before the write says nothing now: list again.
+            Some((_, Err(_))) => *guard = None,
+            None => {}
         }
     }
 }
@@ -241,6 +246,15 @@ mod tests {
             listed.get("", |p| list_of(p, &["x"])).await.is_ok(),
             "retried after the TTL"
         );
+    }
+
+    #[tokio::test]
+    async fn a_write_ends_a_shared_failure() {
+        let listed = Listed::<u32>::new("things", Duration::from_secs(60), counter().1);
+        let failing = |_| async { Err(ProviderError::Retryable("down".into())) };
+        assert!(listed.get("", failing).await.is_err());
+        listed.set("", "x", Some(1)).await;
+        assert!(listed.get("", |p| list_of(p, &["x"])).await.is_ok());
     }
 
     #[tokio::test]

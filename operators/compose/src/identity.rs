@@ -18,7 +18,7 @@ pub const OWNER_TAG: &str = labels::CLAIM_UID;
 /// The IAM role a service runs as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredRole {
-    /// `paved-<claim UID>`: a later service of the same name never gets it.
+    /// `<namePrefix><claim UID>`: a later service of the same name never gets it.
     pub name: String,
     /// `/paved/<claim name>/` ([`role_path`]).
     pub path: String,
@@ -107,10 +107,13 @@ pub fn role_name(prefix: &str, claim_uid: &str) -> String {
 /// Whether a name is one [`role_name`] could have made, whatever the prefix: it
 /// ends in a UUID after a `-`.
 pub fn named_for_a_claim(name: &str) -> bool {
-    let Some(split) = name.len().checked_sub(36) else {
+    let Some((prefix, uid)) = name
+        .len()
+        .checked_sub(36)
+        .and_then(|at| Some((name.get(..at)?, name.get(at..)?)))
+    else {
         return false;
     };
-    let (prefix, uid) = name.split_at(split);
     prefix.ends_with('-')
         && uid.split('-').map(str::len).eq([8, 4, 4, 4, 12])
         && uid.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
@@ -507,7 +510,7 @@ pub const FEDERATED_CREDENTIAL: &str = "kubernetes";
 pub struct DesiredManagedIdentity {
     pub subscription_id: String,
     pub resource_group: String,
-    /// `paved-<claim UID>`.
+    /// `<namePrefix><claim UID>`.
     pub name: String,
     pub location: String,
     pub claim_uid: String,
@@ -678,7 +681,7 @@ fn owner_tags(input: &IdentityInput<'_>) -> BTreeMap<String, String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredServiceAccount {
     pub project: String,
-    /// `paved-` and 24 hex digits of the claim's UID (service account IDs are at most
+    /// `<namePrefix>` and the claim UID's hex digits (service account IDs are at most
     /// 30 characters).
     pub account_id: String,
     pub email: String,
@@ -728,7 +731,7 @@ pub fn gcp_email(spec: &GcpServiceIdentity, claim_uid: &str) -> Option<String> {
 /// The prefix and as many of the claim UID's hex digits as fill the 30 characters
 /// of an account ID (24 after `paved-`; at least 20).
 fn gcp_account_id(prefix: &str, claim_uid: &str) -> Option<String> {
-    let want = 30usize.checked_sub(prefix.len())?.min(32);
+    let want = 30usize.checked_sub(prefix.len())?;
     let hex: String = claim_uid
         .chars()
         .filter(char::is_ascii_hexdigit)
@@ -781,7 +784,8 @@ pub fn gcp_account(
     };
     let account_id = gcp_account_id(&spec.name_prefix, input.claim_uid).ok_or_else(|| {
         format!(
-            "claim UID {:?} is too short to name a service account",
+            "identity.gcp.namePrefix {:?} and claim UID {:?} do not make a service account ID (30 characters, at least 20 of them the UID's hex)",
+            spec.name_prefix,
             input.claim_uid
         )
     })?;

@@ -313,8 +313,10 @@ async fn drive_identity(
         .clone()
         .filter(|id| *id != desired.id() && identity_cloud(id).is_some())
     {
-        let why = ": the Composition makes the service's identity elsewhere now";
-        if let Some(failure) = delete_identity_at(ctx, claim, &old, why).await {
+        // Pods started before hold the old identity until they restart: said as a
+        // Warning, so whoever changed the Composition rolls them out.
+        let why = ": the Composition makes the service's identity elsewhere or under another name now; pods started before keep the old one until they restart";
+        if let Some(failure) = delete_identity_at(ctx, claim, &old, why, EventType::Warning).await {
             return Ok(Some(failure));
         }
         status.identity = None;
@@ -465,7 +467,7 @@ async fn drop_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Option<Fai
             )
         });
     if let Some(id) = id {
-        if let Some(failure) = delete_identity_at(ctx, claim, &id, "").await {
+        if let Some(failure) = delete_identity_at(ctx, claim, &id, "", EventType::Normal).await {
             return Ok(Some(failure));
         }
     }
@@ -480,6 +482,7 @@ async fn delete_identity_at(
     claim: &ServiceClaim,
     id: &str,
     why: &str,
+    kind: EventType,
 ) -> Option<Failure> {
     let cloud = identity_cloud(id)?;
     let uid = claim.uid().unwrap_or_default();
@@ -491,7 +494,7 @@ async fn delete_identity_at(
         Ok(true) => {
             ctx.event(
                 claim,
-                EventType::Normal,
+                kind,
                 "Deleted",
                 "Identity",
                 format!("deleted {id}{why}"),

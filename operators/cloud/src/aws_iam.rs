@@ -267,20 +267,6 @@ impl IamRoles {
         Ok(Some(view.observed()))
     }
 
-    /// One tag of the role `name` (None: no such role or tag).
-    async fn role_tag(&self, name: &str, key: &str) -> Result<Option<String>, ProviderError> {
-        match self.iam.get_role().role_name(name).send().await {
-            Ok(r) => Ok(r.role.and_then(|r| tag_map(r.tags()).remove(key))),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(crate::aws::classify(e)),
-        }
-    }
-
     /// Managed policies attached to the role and inline policies other than Paved's:
     /// `arn:…` for the former, names for the latter.
     async fn other_policies(&self, name: &str) -> Result<Vec<String>, ProviderError> {
@@ -367,7 +353,8 @@ impl IamRoles {
         req.send().await.map_err(crate::aws::classify)?;
         self.put_policy(d).await?;
         if let Some(a) = &d.pod_identity {
-            self.ensure_association(d, a).await?;
+            // A new role records no association yet.
+            self.ensure_association(d, a, None).await?;
         }
         Ok(())
     }
@@ -385,7 +372,13 @@ impl IamRoles {
     }
 
     /// Puts back the parts `paved_compose::identity::plan_identity` named.
-    async fn update_role(&self, d: &DesiredRole, drift: &[&str]) -> Result<(), ProviderError> {
+    /// `seen`: the role as just read (its recorded association among its parts).
+    async fn update_role(
+        &self,
+        d: &DesiredRole,
+        seen: &ObservedIdentity,
+        drift: &[&str],
+    ) -> Result<(), ProviderError> {
         if drift.contains(&OTHER_POLICIES) {
             self.remove_other_policies(&d.name).await?;
         }
@@ -402,7 +395,8 @@ impl IamRoles {
             self.put_policy(d).await?;
         }
         if let (true, Some(a)) = (drift.contains(&POD_IDENTITY), &d.pod_identity) {
-            self.ensure_association(d, a).await?;
+            let recorded = seen.parts.get(ASSOCIATION_TAG).and_then(Value::as_str);
+            self.ensure_association(d, a, recorded).await?;
         }
         if drift.contains(&"permissionsBoundary") {
             match &d.permissions_boundary {
@@ -482,9 +476,8 @@ impl IamRoles {
         if seen.owner.as_deref() != Some(uid) {
             return Ok(false);
         }
-        let recorded = self.role_tag(name, ASSOCIATION_TAG).await?;
-        self.delete_association(&seen.reference, recorded.as_deref())
-            .await?;
+        let recorded = seen.parts.get(ASSOCIATION_TAG).and_then(Value::as_str);
+        self.delete_association(&seen.reference, recorded).await?;
         self.remove_other_policies(name).await?;
         match self
             .iam
@@ -558,8 +551,8 @@ impl IdentityClient for IamRoles {
     async fn update(&self, d: &DesiredIdentity, drift: &[&str]) -> Result<(), ProviderError> {
         let r = role(d)?;
         // The list may be a TTL old: whose the role is, is read fresh before a write.
-        let owner = self.observe_role(&r.name).await?.and_then(|o| o.owner);
-        if owner.as_deref() != r.tags.get(OWNER_TAG).map(String::as_str) {
+        let seen = self.observe_role(&r.name).await?;
+        let Some(seen) = seen.filter(|o| o.owner.as_ref() == r.tags.get(OWNER_TAG)) else {
             self.forget();
             return Err(ProviderError::Terminal {
                 reason: paved_api::Reason::OwnedByOther,
@@ -568,8 +561,8 @@ impl IdentityClient for IamRoles {
                     r.name
                 ),
             });
-        }
-        let done = self.update_role(r, drift).await;
+        };
+        let done = self.update_role(r, &seen, drift).await;
         self.after_write(&r.name, done.is_ok()).await;
         done
     }

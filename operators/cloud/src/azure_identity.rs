@@ -9,7 +9,11 @@
 //! claim. A federated credential, which Azure reads only one identity at a time, is
 //! trusted for the recheck period (and read again at once after Paved writes it).
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use azure_core::{auth::TokenCredential, Url};
@@ -145,7 +149,7 @@ impl AzureIdentities {
         let all = self
             .identity_list
             .get(&group_scope(sub, rg), |page| async move {
-                let mut map = std::collections::HashMap::new();
+                let mut map = HashMap::new();
                 let mut pages = self
                     .msi
                     .user_assigned_identities_client()
@@ -175,25 +179,8 @@ impl AzureIdentities {
     ) -> Result<Vec<Assignment>, ProviderError> {
         let all = self
             .assignment_list
-            .get(&sub.to_ascii_lowercase(), |page| async move {
-                let mut map: std::collections::HashMap<String, Vec<Assignment>> =
-                    Default::default();
-                let mut pages = self
-                    .authz
-                    .role_assignments_client()
-                    .list_for_scope(format!("subscriptions/{sub}"))
-                    .into_stream();
-                while let Some(p) = pages.next().await {
-                    page();
-                    for a in p.map_err(azure_error)?.value {
-                        if let (Some(p), Some(name)) = (a.properties, a.name) {
-                            map.entry(p.principal_id.to_ascii_lowercase())
-                                .or_default()
-                                .push((p.scope.unwrap_or_default(), p.role_definition_id, name));
-                        }
-                    }
-                }
-                Ok(map)
+            .get(&sub.to_ascii_lowercase(), |page| {
+                self.list_assignments(sub, None, page)
             })
             .await?;
         Ok(all
@@ -263,30 +250,48 @@ impl AzureIdentities {
         }
     }
 
-    /// Every role assignment of `principal` in the subscription (at, above or below
-    /// its scope): `(scope, role definition, assignment name)`.
+    /// The role assignments in subscription `sub` (at, above or below it) by principal
+    /// (lower case): all of them, or `principal`'s alone. `page` is called per page.
+    async fn list_assignments(
+        &self,
+        sub: &str,
+        principal: Option<&str>,
+        page: crate::ListCounter,
+    ) -> Result<HashMap<String, Vec<Assignment>>, ProviderError> {
+        let mut map: HashMap<String, Vec<Assignment>> = HashMap::new();
+        let mut list = self
+            .authz
+            .role_assignments_client()
+            .list_for_scope(format!("subscriptions/{sub}"));
+        if let Some(principal) = principal {
+            list = list.filter(format!("principalId eq '{principal}'"));
+        }
+        let mut pages = list.into_stream();
+        while let Some(p) = pages.next().await {
+            page();
+            for a in p.map_err(azure_error)?.value {
+                if let (Some(p), Some(name)) = (a.properties, a.name) {
+                    map.entry(p.principal_id.to_ascii_lowercase())
+                        .or_default()
+                        .push((p.scope.unwrap_or_default(), p.role_definition_id, name));
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// Every role assignment of `principal` in the subscription, read fresh.
     async fn assignments(
         &self,
         sub: &str,
         principal: &str,
-    ) -> Result<Vec<(String, String, String)>, ProviderError> {
-        let mut out = vec![];
-        let mut pages = self
-            .authz
-            .role_assignments_client()
-            .list_for_scope(format!("subscriptions/{sub}"))
-            .filter(format!("principalId eq '{principal}'"))
-            .into_stream();
-        while let Some(page) = pages.next().await {
-            for a in page.map_err(azure_error)?.value {
-                if let (Some(p), Some(name)) = (a.properties, a.name) {
-                    if p.principal_id.eq_ignore_ascii_case(principal) {
-                        out.push((p.scope.unwrap_or_default(), p.role_definition_id, name));
-                    }
-                }
-            }
-        }
-        Ok(out)
+    ) -> Result<Vec<Assignment>, ProviderError> {
+        let mut map = self
+            .list_assignments(sub, Some(principal), Arc::new(|| {}))
+            .await?;
+        Ok(map
+            .remove(&principal.to_ascii_lowercase())
+            .unwrap_or_default())
     }
 
     /// Deletes one role assignment (gone already is fine).

@@ -132,30 +132,42 @@ impl GcpIdentities {
         let all = self
             .account_list
             .get(project, |page| async move {
-                let mut map = std::collections::HashMap::new();
-                let mut token = String::new();
-                loop {
-                    page();
-                    let p = self
-                        .iam
-                        .list_service_accounts()
-                        .set_name(format!("projects/{project}"))
-                        .set_page_size(100)
-                        .set_page_token(&token)
-                        .send()
-                        .await
-                        .map_err(gcp_error)?;
-                    for a in p.accounts {
-                        map.insert(a.email.to_ascii_lowercase(), a);
-                    }
-                    if p.next_page_token.is_empty() {
-                        return Ok(map);
-                    }
-                    token = p.next_page_token;
-                }
+                Ok(self
+                    .list_accounts(project, page)
+                    .await?
+                    .into_iter()
+                    .map(|a| (a.email.to_ascii_lowercase(), a))
+                    .collect())
             })
             .await?;
         Ok(all.get(&g.email.to_ascii_lowercase()).cloned())
+    }
+
+    /// Every service account of `project`; `page` is called per page.
+    async fn list_accounts(
+        &self,
+        project: &str,
+        page: crate::ListCounter,
+    ) -> Result<Vec<ServiceAccount>, ProviderError> {
+        let mut all = vec![];
+        let mut token = String::new();
+        loop {
+            page();
+            let p = self
+                .iam
+                .list_service_accounts()
+                .set_name(format!("projects/{project}"))
+                .set_page_size(100)
+                .set_page_token(&token)
+                .send()
+                .await
+                .map_err(gcp_error)?;
+            all.extend(p.accounts);
+            if p.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            token = p.next_page_token;
+        }
     }
 
     async fn get(&self, name: &str) -> Result<Option<ServiceAccount>, ProviderError> {
@@ -388,34 +400,21 @@ impl IdentityClient for GcpIdentities {
     ) -> Result<Vec<String>, ProviderError> {
         let g = account(d)?;
         let mut stale = vec![];
-        let mut token = String::new();
-        loop {
-            let page = self
-                .iam
-                .list_service_accounts()
-                .set_name(format!("projects/{}", g.project))
-                .set_page_size(100)
-                .set_page_token(&token)
-                .send()
-                .await
-                .map_err(gcp_error)?;
-            for a in page.accounts {
-                let owner = gcp_owner(&a.description);
-                if gcp_claim_name(&a.description) == Some(claim_name)
-                    && owner.is_some()
-                    && owner != Some(g.claim_uid.as_str())
-                {
-                    stale.push((
-                        a.name.clone(),
-                        owner.unwrap_or_default().to_string(),
-                        a.email,
-                    ));
-                }
+        for a in self
+            .list_accounts(&g.project, std::sync::Arc::new(|| {}))
+            .await?
+        {
+            let owner = gcp_owner(&a.description);
+            if gcp_claim_name(&a.description) == Some(claim_name)
+                && owner.is_some()
+                && owner != Some(g.claim_uid.as_str())
+            {
+                stale.push((
+                    a.name.clone(),
+                    owner.unwrap_or_default().to_string(),
+                    a.email,
+                ));
             }
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
         }
         let mut removed = vec![];
         for (name, owner, email) in stale {

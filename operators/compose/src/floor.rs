@@ -758,13 +758,7 @@ mod tests {
         // A role's prefix: whole segments, one service of one team.
         s.cloud = Cloud::Aws;
         s.identity = Some(paved_api::ServiceIdentity {
-            aws: Some(paved_api::AwsServiceIdentity {
-                oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
-                permissions_boundary: None,
-                pod_identity: None,
-                name_prefix: "paved-".into(),
-                poll_interval: "5m".into(),
-            }),
+            aws: Some(crate::fixtures::aws_identity()),
             ..Default::default()
         });
         assert_eq!(check_composition_service(&s), vec![]);

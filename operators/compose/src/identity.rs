@@ -836,19 +836,7 @@ pub fn assignment_name(principal: &str, scope: &str) -> String {
 mod tests {
     use super::*;
 
-    fn spec() -> AwsServiceIdentity {
-        AwsServiceIdentity {
-            oidc_provider_arn:
-                "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
-                    .into(),
-            permissions_boundary: None,
-            pod_identity: None,
-            name_prefix: "paved-".into(),
-            poll_interval: "5m".into(),
-        }
-    }
-
-    use crate::fixtures::aws_secrets as secrets;
+    use crate::fixtures::{aws_identity as spec, aws_secrets as secrets};
 
     /// The role of service `svc` of team-a: with its secrets and these databases'
     /// secrets and keys, or with no secrets at all.

@@ -121,6 +121,19 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// A role per service, trusted through an EKS cluster's OIDC provider.
+    pub fn aws_identity() -> paved_api::AwsServiceIdentity {
+        paved_api::AwsServiceIdentity {
+            oidc_provider_arn:
+                "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
+                    .into(),
+            permissions_boundary: None,
+            pod_identity: None,
+            name_prefix: "paved-".into(),
+            poll_interval: "5m".into(),
+        }
+    }
+
     /// A GCP secret backend: project `p`, cluster `c` in `l`.
     pub fn gcp_backend() -> paved_api::SecretBackend {
         paved_api::SecretBackend {

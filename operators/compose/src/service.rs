@@ -1024,13 +1024,7 @@ mod tests {
     /// A service identity on AWS (each service its own role).
     fn aws_identity() -> paved_api::ServiceIdentity {
         paved_api::ServiceIdentity {
-            aws: Some(paved_api::AwsServiceIdentity {
-                oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/x".into(),
-                permissions_boundary: None,
-                pod_identity: None,
-                name_prefix: "paved-".into(),
-                poll_interval: "5m".into(),
-            }),
+            aws: Some(crate::fixtures::aws_identity()),
             ..Default::default()
         }
     }

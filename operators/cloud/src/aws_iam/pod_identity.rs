@@ -39,9 +39,8 @@ fn key(namespace: &str, service_account: &str) -> String {
     format!("{namespace}/{service_account}")
 }
 
-/// A missing cluster is the Composition's mistake, said so; a role EKS cannot see
-/// yet (IAM propagates a new role or trust in seconds) is retried.
-fn eks_error<E>(a: &DesiredAssociation, e: EksError<E>) -> ProviderError
+/// A missing cluster is the Composition's mistake, said so.
+fn cluster_error<E>(cluster: &str, region: &str, e: EksError<E>) -> ProviderError
 where
     E: aws_sdk_eks::error::ProvideErrorMetadata + std::fmt::Debug,
     EksError<E>: std::error::Error,
@@ -50,11 +49,20 @@ where
         return ProviderError::Terminal {
             reason: Reason::ProviderMisconfigured,
             message: format!(
-                "EKS cluster {} not found in {} (identity.aws.podIdentity)",
-                a.cluster, a.region
+                "EKS cluster {cluster} not found in {region} (identity.aws.podIdentity)"
             ),
         };
     }
+    classify(e)
+}
+
+/// As [`cluster_error`]; and a role EKS cannot see yet (IAM propagates a new role or
+/// trust in seconds) is retried.
+fn eks_error<E>(a: &DesiredAssociation, e: EksError<E>) -> ProviderError
+where
+    E: aws_sdk_eks::error::ProvideErrorMetadata + std::fmt::Debug,
+    EksError<E>: std::error::Error,
+{
     let message = aws_sdk_eks::error::ProvideErrorMetadata::message(&e)
         .unwrap_or_default()
         .to_ascii_lowercase();
@@ -66,7 +74,7 @@ where
             a.role_arn
         ));
     }
-    classify(e)
+    cluster_error(&a.cluster, &a.region, e)
 }
 
 /// What Paved compares of an association, and whose it is.
@@ -133,23 +141,23 @@ impl IamRoles {
         Ok(all.get(&key(&a.namespace, &a.service_account)).cloned())
     }
 
-    /// One association, described (`null`: gone).
+    /// One association of `cluster` (in `region`), described (`null`: gone).
     async fn describe(
         &self,
         eks: &Eks,
-        a: &DesiredAssociation,
+        (cluster, region): (&str, &str),
         id: &str,
     ) -> Result<Value, ProviderError> {
         match eks
             .describe_pod_identity_association()
-            .cluster_name(&a.cluster)
+            .cluster_name(cluster)
             .association_id(id)
             .send()
             .await
         {
             Ok(out) => Ok(out.association().map(view).unwrap_or(Value::Null)),
             Err(e) if not_found(&e) => Ok(Value::Null),
-            Err(e) => Err(eks_error(a, e)),
+            Err(e) => Err(cluster_error(cluster, region, e)),
         }
     }
 
@@ -166,7 +174,7 @@ impl IamRoles {
         };
         let seen = self
             .association_views
-            .get_or_read(&id, || self.describe(&eks, a, &id))
+            .get_or_read(&id, || self.describe(&eks, (&a.cluster, &a.region), &id))
             .await?;
         if seen.is_null() {
             return Ok(Value::Null);
@@ -183,10 +191,12 @@ impl IamRoles {
     /// an earlier claim of the name left (its role under the same path); refuses one
     /// anyone else made. Then records the association on the role, deleting one it
     /// recorded before elsewhere (the Composition moved the cluster).
+    /// `recorded`: the association the role records now.
     pub(super) async fn ensure_association(
         &self,
         r: &DesiredRole,
         a: &DesiredAssociation,
+        recorded: Option<&str>,
     ) -> Result<(), ProviderError> {
         let uid = r
             .tags
@@ -217,7 +227,7 @@ impl IamRoles {
             });
         let mut ours = None;
         if let Some((id, arn)) = existing {
-            let seen = self.describe(&eks, a, &id).await?;
+            let seen = self.describe(&eks, (&a.cluster, &a.region), &id).await?;
             let role = seen["roleArn"].as_str().unwrap_or_default();
             if seen["owner"] == uid {
                 let mut req = eks
@@ -234,7 +244,8 @@ impl IamRoles {
                 ours = Some(arn);
             } else if role.contains(&format!(":role{}", r.path)) {
                 // An earlier claim of this name's (its role is gone or going).
-                self.delete_association_id(&eks, a, &id).await?;
+                self.delete_association_id(&eks, (&a.cluster, &a.region), &id)
+                    .await?;
             } else if !seen.is_null() {
                 self.association_views.forget(&id);
                 return Err(ProviderError::Terminal {
@@ -267,9 +278,8 @@ impl IamRoles {
             }
         };
         self.associations.invalidate();
-        let recorded = self.role_tag(&r.name, ASSOCIATION_TAG).await?;
-        if recorded.as_deref() != Some(arn.as_str()) {
-            self.delete_association(&r.arn, recorded.as_deref()).await?;
+        if recorded != Some(arn.as_str()) {
+            self.delete_association(&r.arn, recorded).await?;
         }
         self.iam
             .tag_role()
@@ -290,19 +300,19 @@ impl IamRoles {
     async fn delete_association_id(
         &self,
         eks: &Eks,
-        a: &DesiredAssociation,
+        (cluster, region): (&str, &str),
         id: &str,
     ) -> Result<(), ProviderError> {
         match eks
             .delete_pod_identity_association()
-            .cluster_name(&a.cluster)
+            .cluster_name(cluster)
             .association_id(id)
             .send()
             .await
         {
             Ok(_) => {}
             Err(e) if not_found(&e) => {}
-            Err(e) => return Err(eks_error(a, e)),
+            Err(e) => return Err(cluster_error(cluster, region, e)),
         }
         self.associations.invalidate();
         self.association_views.forget(id);
@@ -317,24 +327,17 @@ impl IamRoles {
         role_arn: &str,
         recorded: Option<&str>,
     ) -> Result<(), ProviderError> {
+        // Where it is, as the ARN says (whatever the Composition says now).
         let Some((region, cluster, id)) = recorded.and_then(association_parts) else {
             return Ok(());
         };
-        // Where it is, as the ARN says (whatever the Composition says now).
-        let at = DesiredAssociation {
-            cluster: cluster.to_string(),
-            region: region.to_string(),
-            cluster_arn: String::new(),
-            namespace: String::new(),
-            service_account: String::new(),
-            role_arn: role_arn.to_string(),
-        };
         let eks = self.eks(region);
         // Gone, with its cluster or by itself: `null`, nothing to delete.
-        let seen = self.describe(&eks, &at, id).await?;
+        let seen = self.describe(&eks, (cluster, region), id).await?;
         if seen["roleArn"].as_str() != Some(role_arn) {
             return Ok(());
         }
-        self.delete_association_id(&eks, &at, id).await
+        self.delete_association_id(&eks, (cluster, region), id)
+            .await
     }
 }

@@ -206,12 +206,24 @@ impl Context {
                     .get(&kube::runtime::reflector::ObjectRef::new(ns))
             })
             .flatten();
+        // Only a namespace a ServiceClaim controls takes facts from one (see
+        // `tenancy::namespace_facts`): for the others the cache's answer is enough,
+        // so claims in a team's own namespaces cost no read per reconcile.
+        let claim_may_matter = fresh
+            || meta.as_ref().is_some_and(|m| {
+                m.owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "ServiceClaim" && o.controller == Some(true))
+            });
         let claim = match cached {
             Some(c) => Some(c),
-            None if meta.is_some() => kube::Api::<ServiceClaim>::all(self.client.clone())
-                .get_opt(ns)
-                .await?
-                .map(Arc::new),
+            None if claim_may_matter && meta.is_some() => {
+                kube::Api::<ServiceClaim>::all(self.client.clone())
+                    .get_opt(ns)
+                    .await?
+                    .map(Arc::new)
+            }
             None => None,
         };
         Ok((meta, claim))

@@ -92,14 +92,32 @@ async fn desired(
     status: &mut PostgreSQLInstanceStatus,
 ) -> Result<Result<DesiredDatabase, Verdict>, Error> {
     let ns = claim.namespace().unwrap_or_default();
-    let slow = jitter(Duration::from_secs(300));
-    // Before the first create the labels are read fresh: the classification they carry
-    // decides the floor, and some of what it sets cannot be changed later (a cache a
-    // moment behind a ServiceClaim's edit must not decide it).
+    let facts = ctx.namespace_facts(&ns, false).await?;
+    let from_cache = desired_with(claim, ctx, status, facts).await?;
+    // Before the first create the facts are read fresh: the classification decides the
+    // floor, and some of what it sets cannot be changed later (a cache a moment behind
+    // a ServiceClaim's edit must not decide it). Only then: a claim the cached facts
+    // refuse writes nothing (and their change triggers it again), so thousands of
+    // waiting claims cost no reads after a restart.
     let first_create = !claim
         .annotations()
         .contains_key(annotations::CREATE_PENDING);
-    let facts = ctx.namespace_facts(&ns, first_create).await?;
+    if first_create && from_cache.is_ok() {
+        let fresh = ctx.namespace_facts(&ns, true).await?;
+        return desired_with(claim, ctx, status, fresh).await;
+    }
+    Ok(from_cache)
+}
+
+/// `desired`, with the namespace's facts.
+async fn desired_with(
+    claim: &PostgreSQLInstance,
+    ctx: &Context,
+    status: &mut PostgreSQLInstanceStatus,
+    facts: paved_compose::postgresql::NamespaceFacts,
+) -> Result<Result<DesiredDatabase, Verdict>, Error> {
+    let ns = claim.namespace().unwrap_or_default();
+    let slow = jitter(Duration::from_secs(300));
     let all = ctx.compositions.state();
     let comp = match pick_composition(&claim.spec, facts.cloud, &all) {
         Ok(c) => c.clone(),

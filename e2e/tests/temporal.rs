@@ -1,7 +1,8 @@
-//! TemporalNamespace against a real Temporal dev server: registered with its
-//! retention, description, owner and data; updates reach Temporal; a hand edit is
-//! corrected; someone else's namespace is never adopted; a server restart is
-//! survived; deletion honours allowDeletion.
+//! TemporalNamespace against a real Temporal dev server, one guarantee per test, each
+//! in a namespace of its own: registered with its retention, description, owner and
+//! data; updates reach Temporal and a hand edit is corrected; someone else's namespace
+//! is never adopted or deleted; one deleted in Temporal is not registered again; a
+//! server restart is survived; deletion honours allowDeletion.
 
 use std::{process::Command, time::Duration};
 
@@ -15,7 +16,6 @@ use paved_e2e::{control_plane, eventually, ControlPlane, Operator};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
-const NS: &str = "e2e-temporal";
 
 /// The temporal CLI against the dev server; Ok(None) when the namespace is not found.
 fn describe(cp: &ControlPlane, name: &str) -> Result<Option<Value>> {
@@ -57,11 +57,78 @@ fn cli(cp: &ControlPlane, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn claim(name: &str, spec: Value) -> Result<TemporalNamespace> {
+fn claim(ns: &str, name: &str, spec: Value) -> Result<TemporalNamespace> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "paved.dev/v1alpha1", "kind": "TemporalNamespace",
-        "metadata": { "name": name, "namespace": NS }, "spec": spec
+        "metadata": { "name": name, "namespace": ns }, "spec": spec
     }))?)
+}
+
+/// A test's own namespace (of team-orders) with no claims and none of `names` left in
+/// Temporal from an earlier run, and an operator.
+async fn fresh(
+    cp: &ControlPlane,
+    ns: &str,
+    names: &[&str],
+) -> Result<(Api<TemporalNamespace>, Operator)> {
+    let client = cp.client().await?;
+    paved_e2e::db::team_namespace(cp, "team-orders", ns, "local", "confidential")?;
+    let api: Api<TemporalNamespace> = Api::namespaced(client, ns);
+    let op = Operator::start(cp, ns, &[])?;
+    // Leftovers of an earlier run go first (the operator handles their finalizers).
+    api.delete_collection(&DeleteParams::default(), &Default::default())
+        .await?;
+    gone(&api).await?;
+    for n in names {
+        let full = format!("{ns}.{n}");
+        if describe(cp, &full)?.is_some() {
+            cli(cp, &["delete", "-n", &full, "--yes"])?;
+        }
+        eventually(&format!("{full} gone"), T, || async {
+            Ok(describe(cp, &full)?.is_none().then_some(()))
+        })
+        .await?;
+    }
+    Ok((api, op))
+}
+
+/// Every claim of the namespace has let go.
+async fn gone(api: &Api<TemporalNamespace>) -> Result<()> {
+    eventually("claims gone", T, || async {
+        Ok(api
+            .list(&Default::default())
+            .await?
+            .items
+            .is_empty()
+            .then_some(()))
+    })
+    .await
+}
+
+/// The claim's Synced condition once its reason is `reason`.
+async fn synced_because(
+    api: &Api<TemporalNamespace>,
+    name: &str,
+    reason: &str,
+) -> Result<paved_api::Condition> {
+    eventually(&format!("{name} {reason}"), T, || async {
+        let t = api.get(name).await?;
+        Ok(t.status
+            .and_then(|s| conditions::find(&s.conditions, "Synced").cloned())
+            .filter(|c| c.reason == reason))
+    })
+    .await
+}
+
+fn event_reasons(cp: &ControlPlane, ns: &str) -> Result<String> {
+    cp.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ])
 }
 
 async fn ready(api: &Api<TemporalNamespace>, name: &str) -> Result<TemporalNamespace> {
@@ -85,47 +152,22 @@ async fn retention(cp: &ControlPlane, name: &str, want: &str) -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Result<()> {
+async fn a_claim_registers_its_namespace_with_what_paved_says() -> Result<()> {
     let cp = control_plane();
-    let client = cp.client().await?;
-    paved_e2e::db::team_namespace(cp, "team-orders", NS, "local", "confidential")?;
-    let api: Api<TemporalNamespace> = Api::namespaced(client.clone(), NS);
-    let op = Operator::start(cp, "temporal", &[])?;
-    // Leftovers of an earlier run go first (the operator handles their finalizers).
-    for n in ["orders", "ephemeral", "foreign"] {
-        let _ = api.delete(n, &DeleteParams::default()).await;
-    }
-    eventually("old claims gone", T, || async {
-        Ok(api
-            .list(&Default::default())
-            .await?
-            .items
-            .is_empty()
-            .then_some(()))
-    })
-    .await?;
-    for n in ["orders", "ephemeral", "foreign"] {
-        let full = format!("{NS}.{n}");
-        if describe(cp, &full)?.is_some() {
-            cli(cp, &["delete", "-n", &full, "--yes"])?;
-        }
-    }
-
-    // Registered with everything the claim and Paved say.
-    api.create(&PostParams::default(), &claim("orders", json!({
+    let ns = "e2e-temporal-register";
+    let (api, op) = fresh(cp, ns, &["orders"]).await?;
+    api.create(&PostParams::default(), &claim(ns, "orders", json!({
         "retentionDays": 30, "description": "order workflows", "ownerEmail": "orders@example.com",
         "data": { "tier": "gold", "team": "impostor" }
     }))?)
     .await?;
     let t = ready(&api, "orders").await?;
     let st = t.status.unwrap();
-    assert_eq!(
-        st.temporal_namespace.as_deref(),
-        Some("e2e-temporal.orders")
-    );
+    let full = format!("{ns}.orders");
+    assert_eq!(st.temporal_namespace.as_deref(), Some(full.as_str()));
     assert_eq!(st.state.as_deref(), Some("Registered"));
     assert_eq!(st.retention_days, Some(30));
-    let d = describe(cp, "e2e-temporal.orders")?.expect("registered in Temporal");
+    let d = describe(cp, &full)?.expect("registered in Temporal");
     assert_eq!(
         st.namespace_id.as_deref(),
         d["namespaceInfo"]["id"].as_str()
@@ -140,124 +182,226 @@ async fn temporal_namespaces_register_update_heal_and_delete_by_choice() -> Resu
         "identity data cannot be overridden by the claim"
     );
     assert_eq!(data["classification"], "confidential");
+    let uid = t.metadata.uid.clone().unwrap();
+    assert_eq!(data["paved.dev/claim-uid"], uid.as_str());
+    // The create guard and where the namespace lives are on the claim, so a deletion
+    // finds it whatever the Composition says by then.
+    let ann = t.metadata.annotations.unwrap_or_default();
+    assert!(ann.contains_key("paved.dev/create-succeeded"), "{ann:?}");
     assert_eq!(
-        data["paved.dev/claim-uid"],
-        t.metadata.uid.unwrap().as_str()
+        ann.get("paved.dev/external-name").map(String::as_str),
+        Some(full.as_str())
     );
-    let cols = cp.kubectl(&["get", "tns", "-n", NS, "orders"])?;
+    let cols = cp.kubectl(&["get", "tns", "-n", ns, "orders"])?;
     assert!(
-        cols.contains("RETENTION")
-            && cols.contains("TEMPORAL-NAMESPACE")
-            && cols.contains("e2e-temporal.orders"),
+        cols.contains("RETENTION") && cols.contains("TEMPORAL-NAMESPACE") && cols.contains(&full),
         "{cols}"
     );
+    assert!(event_reasons(cp, ns)?.contains("Registered"));
+    drop(op);
+    Ok(())
+}
 
-    // An update reaches Temporal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_reach_temporal_and_hand_edits_are_corrected() -> Result<()> {
+    let cp = control_plane();
+    let ns = "e2e-temporal-drift";
+    let (api, op) = fresh(cp, ns, &["orders"]).await?;
+    let full = format!("{ns}.orders");
+    api.create(
+        &PostParams::default(),
+        &claim(ns, "orders", json!({ "retentionDays": 30 }))?,
+    )
+    .await?;
+    ready(&api, "orders").await?;
     api.patch(
         "orders",
         &PatchParams::default(),
         &Patch::Merge(json!({ "spec": { "retentionDays": 45 } })),
     )
     .await?;
-    retention(cp, "e2e-temporal.orders", "3888000s").await?;
+    retention(cp, &full, "3888000s").await?;
+    cli(cp, &["update", "-n", &full, "--retention", "48h"])?;
+    retention(cp, &full, "3888000s").await?;
+    assert!(event_reasons(cp, ns)?.contains("DriftCorrected"));
+    drop(op);
+    Ok(())
+}
 
-    // A hand edit in Temporal is corrected, with an Event.
-    cli(
-        cp,
-        &["update", "-n", "e2e-temporal.orders", "--retention", "48h"],
-    )?;
-    retention(cp, "e2e-temporal.orders", "3888000s").await?;
-    let events = cp.kubectl(&[
-        "get",
-        "events",
-        "-n",
-        NS,
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ])?;
-    assert!(events.contains("DriftCorrected"), "{events}");
-
-    // Someone else's namespace under the name a claim would use: never adopted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_elses_namespace_is_never_adopted_or_deleted() -> Result<()> {
+    let cp = control_plane();
+    let ns = "e2e-temporal-foreign";
+    let (api, op) = fresh(cp, ns, &["foreign"]).await?;
+    let full = format!("{ns}.foreign");
     cli(
         cp,
         &[
             "create",
             "-n",
-            "e2e-temporal.foreign",
+            &full,
             "--retention",
             "24h",
             "--description",
             "not paved's",
         ],
     )?;
-    api.create(&PostParams::default(), &claim("foreign", json!({}))?)
+    api.create(
+        &PostParams::default(),
+        &claim(ns, "foreign", json!({ "allowDeletion": true }))?,
+    )
+    .await?;
+    let c = synced_because(&api, "foreign", "OwnedByOther").await?;
+    assert!(c.message.contains("outside Paved"), "{}", c.message);
+    // Even a claim that allows deletion deletes nothing that is not its own.
+    api.delete("foreign", &DeleteParams::default()).await?;
+    gone(&api).await?;
+    let d = describe(cp, &full)?.expect("someone else's namespace is never deleted");
+    assert_eq!(d["namespaceInfo"]["description"], "not paved's");
+    assert_eq!(d["config"]["workflowExecutionRetentionTtl"], "86400s");
+    drop(op);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_deleted_in_temporal_is_not_registered_again() -> Result<()> {
+    let cp = control_plane();
+    let ns = "e2e-temporal-lost";
+    let (api, op) = fresh(cp, ns, &["orders"]).await?;
+    let full = format!("{ns}.orders");
+    api.create(&PostParams::default(), &claim(ns, "orders", json!({}))?)
         .await?;
-    let c = eventually("foreign OwnedByOther", T, || async {
-        let t = api.get("foreign").await?;
-        Ok(t.status
-            .and_then(|s| conditions::find(&s.conditions, "Synced").cloned())
-            .filter(|c| c.reason == "OwnedByOther"))
+    let first = ready(&api, "orders").await?.status.unwrap().namespace_id;
+    // Deleted behind Paved's back: a human decides, Paved does not quietly make an
+    // empty namespace under the same name. (Temporal's delete finds a namespace only
+    // once its registry cache has it, a few seconds after the registration.)
+    eventually("deleted in Temporal", T, || async {
+        Ok(cli(cp, &["delete", "-n", &full, "--yes"]).ok())
     })
     .await?;
-    assert!(c.message.contains("outside Paved"), "{}", c.message);
-    assert_eq!(
-        describe(cp, "e2e-temporal.foreign")?.unwrap()["namespaceInfo"]["description"],
-        "not paved's"
-    );
+    let c = synced_because(&api, "orders", "ExternalResourceMissing").await?;
+    assert!(c.message.contains(&full), "{}", c.message);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    if let Some(d) = describe(cp, &full)? {
+        assert_ne!(
+            d["namespaceInfo"]["id"].as_str(),
+            first.as_deref(),
+            "still the old one"
+        );
+        assert_ne!(
+            d["namespaceInfo"]["state"], "Registered",
+            "registered a second time: {d}"
+        );
+    }
+    drop(op);
+    Ok(())
+}
 
-    // The Temporal server restarts: the controller recovers without a hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_around_the_register_call_leaves_exactly_one_namespace() -> Result<()> {
+    use kube::ResourceExt;
+    let cp = control_plane();
+    let ns = "e2e-temporal-crash";
+    let points = ["before-create", "after-create"];
+    let names: Vec<String> = points.iter().map(|p| format!("crash-{p}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (api, op) = fresh(cp, ns, &refs).await?;
+    // The armed runs need the claims alone: the test's operator waits.
+    drop(op);
+    for (point, name) in points.iter().zip(&names) {
+        api.create(&PostParams::default(), &claim(ns, name, json!({}))?)
+            .await?;
+        paved_e2e::db::crash_at(
+            cp,
+            &format!("paved-e2e-temporal-crash-{point}"),
+            point,
+            &format!("{ns}/{name}"),
+        )
+        .await?;
+        let c = api.get(name).await?;
+        let ann = c.annotations();
+        assert!(
+            ann.contains_key("paved.dev/create-pending")
+                && !ann.contains_key("paved.dev/create-succeeded"),
+            "{name}: {ann:?}"
+        );
+        let there = describe(cp, &format!("{ns}.{name}"))?.is_some();
+        assert_eq!(there, *point == "after-create", "{name} in Temporal");
+    }
+    // A normal run: each claim is Ready on exactly the one namespace, adopted where the
+    // call had gone through.
+    let op = Operator::start(cp, ns, &[])?;
+    for name in &names {
+        let t = ready(&api, name).await?;
+        let d = describe(cp, &format!("{ns}.{name}"))?.expect("registered");
+        assert_eq!(
+            d["namespaceInfo"]["data"]["paved.dev/claim-uid"],
+            t.uid().unwrap().as_str()
+        );
+        assert_eq!(
+            t.status.and_then(|s| s.namespace_id).as_deref(),
+            d["namespaceInfo"]["id"].as_str()
+        );
+    }
+    assert!(event_reasons(cp, ns)?.contains("Adopted"));
+    drop(op);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_recovers_from_a_temporal_restart() -> Result<()> {
+    let cp = control_plane();
+    let ns = "e2e-temporal-restart";
+    let (api, op) = fresh(cp, ns, &["orders"]).await?;
+    let full = format!("{ns}.orders");
+    api.create(
+        &PostParams::default(),
+        &claim(ns, "orders", json!({ "retentionDays": 45 }))?,
+    )
+    .await?;
+    ready(&api, "orders").await?;
     cp.restart("temporal")?;
-    cli(
-        cp,
-        &["update", "-n", "e2e-temporal.orders", "--retention", "24h"],
-    )?;
-    retention(cp, "e2e-temporal.orders", "3888000s").await?;
+    cli(cp, &["update", "-n", &full, "--retention", "24h"])?;
+    retention(cp, &full, "3888000s").await?;
+    drop(op);
+    Ok(())
+}
 
-    // Deletion: kept by default, deleted only with allowDeletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_is_by_choice() -> Result<()> {
+    let cp = control_plane();
+    let ns = "e2e-temporal-delete";
+    let (api, op) = fresh(cp, ns, &["kept", "ephemeral"]).await?;
+    api.create(&PostParams::default(), &claim(ns, "kept", json!({}))?)
+        .await?;
     api.create(
         &PostParams::default(),
         &claim(
+            ns,
             "ephemeral",
             json!({ "allowDeletion": true, "retentionDays": 1 }),
         )?,
     )
     .await?;
+    ready(&api, "kept").await?;
     ready(&api, "ephemeral").await?;
-    for n in ["orders", "ephemeral", "foreign"] {
+    for n in ["kept", "ephemeral"] {
         api.delete(n, &DeleteParams::default()).await?;
     }
-    eventually("claims gone", T, || async {
-        Ok(api
-            .list(&Default::default())
-            .await?
-            .items
-            .is_empty()
-            .then_some(()))
-    })
-    .await?;
+    gone(&api).await?;
     assert!(
-        describe(cp, "e2e-temporal.orders")?.is_some(),
+        describe(cp, &format!("{ns}.kept"))?.is_some(),
         "allowDeletion false: the namespace stays"
     );
-    assert!(
-        describe(cp, "e2e-temporal.foreign")?.is_some(),
-        "someone else's namespace is never deleted"
-    );
     eventually("ephemeral gone from Temporal", T, || async {
-        Ok(describe(cp, "e2e-temporal.ephemeral")?
+        Ok(describe(cp, &format!("{ns}.ephemeral"))?
             .is_none()
             .then_some(()))
     })
     .await?;
-    let events = cp.kubectl(&[
-        "get",
-        "events",
-        "-n",
-        NS,
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ])?;
+    let events = event_reasons(cp, ns)?;
     assert!(events.contains("NamespaceKept"), "{events}");
+    assert!(events.contains("Deleted"), "{events}");
     drop(op);
     Ok(())
 }

@@ -126,8 +126,8 @@ reasons! {
     /// The Composition now resolves to another place than where the database was
     /// created; Paved will not create a second one. Pin `compositionRef`.
     LocationChanged,
-    /// The database was created but is gone from where it was; Paved will not create
-    /// another on its own.
+    /// The database (or Temporal namespace) was created but is gone from where it was;
+    /// Paved will not create another on its own.
     ExternalResourceMissing,
     /// The database is not encrypted (or not with the Composition's key): it cannot be
     /// fixed in place.

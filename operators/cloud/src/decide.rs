@@ -1,20 +1,94 @@
-//! The database lifecycle, decided and driven in one place for every provider.
+//! The lifecycle of a cloud resource a claim makes (a database, a Temporal namespace),
+//! decided and driven in one place for every kind and provider.
 //!
 //! `decide` is pure: from the claim's create guard, what the cloud shows and the
-//! desired database it says what one reconcile does next. `drive` is the thin layer
+//! desired resource it says what one reconcile does next. `drive` is the thin layer
 //! that observes, decides and calls the provider, recording the guard through a
 //! [`GuardRecorder`] (the claim's annotations in the operator, memory in tests), so
 //! the crash windows of a create can be tested without a cluster (see the `fake`
-//! feature and the operator's driver tests).
+//! feature and the operator's driver tests). Each kind says only what differs: how a
+//! resource of its own compares with the claim ([`Managed::plan`]), what may wait
+//! for a maintenance window, and how it is named in messages.
 
 use async_trait::async_trait;
 use paved_api::{PostgreSQLInstanceStatus, Reason};
 use paved_compose::{
-    postgresql::{hold, plan, without, DesiredDatabase, ObservedDatabase, Plan},
-    Drift,
+    postgresql::{hold, plan, without, DesiredDatabase, ObservedDatabase},
+    temporal::{plan_temporal, DesiredTemporalNamespace, ObservedTemporalNamespace},
+    Drift, Plan,
 };
 
 use crate::{ExternalClient, Observation, ProviderError};
+
+/// What the driver needs to know of one kind of cloud resource.
+pub trait Managed: Sync {
+    type Desired: Clone + Sync;
+    type Observed: Send + Sync;
+    /// Pure: the next step for a resource found under the claim's name that is the
+    /// claim's own (the observation judged ownership).
+    fn plan(&self, d: &Self::Desired, o: &Self::Observed) -> Plan;
+    /// Pure: splits drift into what goes out now and what waits (for a maintenance
+    /// window). By default nothing waits.
+    fn hold(&self, drift: Vec<Drift>, _d: &Self::Desired) -> (Vec<Drift>, Vec<Drift>) {
+        (drift, vec![])
+    }
+    /// `d` with what waits left as the resource runs it.
+    fn without(&self, d: &Self::Desired, _later: &[Drift]) -> Self::Desired {
+        d.clone()
+    }
+    /// The resource in messages: "database orders-db", "Temporal namespace svc.wf".
+    fn named(&self, d: &Self::Desired) -> String;
+    /// Where it is looked for, in messages: "aws/us-east-1", "frontend host:7233".
+    fn place(&self, d: &Self::Desired) -> String;
+}
+
+/// A PostgreSQL database: disruptive changes wait for the maintenance window.
+pub struct Database<'a> {
+    /// The claim's status: what the database was last seen to run as.
+    pub running: &'a PostgreSQLInstanceStatus,
+    /// The minute of the week, UTC.
+    pub now: u32,
+}
+
+impl Managed for Database<'_> {
+    type Desired = DesiredDatabase;
+    type Observed = ObservedDatabase;
+    fn plan(&self, d: &DesiredDatabase, o: &ObservedDatabase) -> Plan {
+        plan(d, Some(o))
+    }
+    fn hold(&self, drift: Vec<Drift>, d: &DesiredDatabase) -> (Vec<Drift>, Vec<Drift>) {
+        let h = hold(drift, d, self.running, self.now);
+        (h.now, h.later)
+    }
+    fn without(&self, d: &DesiredDatabase, later: &[Drift]) -> DesiredDatabase {
+        without(d.clone(), later)
+    }
+    fn named(&self, d: &DesiredDatabase) -> String {
+        format!("database {}", d.external_name)
+    }
+    fn place(&self, d: &DesiredDatabase) -> String {
+        format!("{}/{}", d.provider, d.region)
+    }
+}
+
+/// A Temporal namespace on the frontend at `address`: nothing waits.
+pub struct TemporalNamespace<'a> {
+    pub address: &'a str,
+}
+
+impl Managed for TemporalNamespace<'_> {
+    type Desired = DesiredTemporalNamespace;
+    type Observed = ObservedTemporalNamespace;
+    fn plan(&self, d: &DesiredTemporalNamespace, o: &ObservedTemporalNamespace) -> Plan {
+        plan_temporal(d, o)
+    }
+    fn named(&self, d: &DesiredTemporalNamespace) -> String {
+        format!("Temporal namespace {}", d.name)
+    }
+    fn place(&self, _d: &DesiredTemporalNamespace) -> String {
+        format!("the Temporal frontend {}", self.address)
+    }
+}
 
 /// What the claim's create guard records: `pending` is written before the create
 /// call, `succeeded` after it returned.
@@ -42,21 +116,19 @@ pub enum Decision {
     Refuse(Reason, String),
 }
 
-/// A decision, with what waits for the maintenance window (see `postgresql::hold`).
+/// A decision, with what waits for the maintenance window (see `Managed::hold`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decided {
     pub decision: Decision,
     pub held: Vec<Drift>,
 }
 
-/// Pure: the next step for a database claim. `running` is the claim's status (what the
-/// database was last seen to run as), `now` the minute of the week in UTC.
-pub fn decide(
+/// Pure: the next step for a claim's resource of kind `kind`.
+pub fn decide<K: Managed>(
+    kind: &K,
     guard: Guard,
-    d: &DesiredDatabase,
-    running: &PostgreSQLInstanceStatus,
-    seen: &Observation<ObservedDatabase>,
-    now: u32,
+    d: &K::Desired,
+    seen: &Observation<K::Observed>,
 ) -> Decided {
     let refuse = |r, m: String| Decided {
         decision: Decision::Refuse(r, m),
@@ -67,8 +139,8 @@ pub fn decide(
             return refuse(
                 Reason::OwnedByOther,
                 format!(
-                    "a database named {} exists but belongs to {owner}; Paved will not adopt it",
-                    d.external_name
+                    "{} exists but belongs to {owner}; Paved will not adopt it",
+                    kind.named(d)
                 ),
             )
         }
@@ -78,12 +150,11 @@ pub fn decide(
             return refuse(
                 Reason::ExternalResourceMissing,
                 format!(
-                    "{} was created (annotation {}) but {}/{} finds no such database; Paved will not create another. \
+                    "{} was created (annotation {}) but {} has no such thing; Paved will not create another. \
                      Restore it, or have the platform remove the annotation to create it anew",
-                    d.external_name,
+                    kind.named(d),
                     paved_api::annotations::CREATE_SUCCEEDED,
-                    d.provider,
-                    d.region
+                    kind.place(d)
                 ),
             )
         }
@@ -97,17 +168,17 @@ pub fn decide(
         }
         Observation::Present(o) => o,
     };
-    let (step, held) = match plan(d, Some(o)) {
+    let (step, held) = match kind.plan(d, o) {
         Plan::Create => (Decision::Create, vec![]),
         Plan::Wait(m) => (Decision::Wait(m), vec![]),
         Plan::Terminal { reason, message } => (Decision::Refuse(reason, message), vec![]),
         Plan::UpToDate => (Decision::Ready, vec![]),
         Plan::Update(drift) => {
-            let h = hold(drift, d, running, now);
-            if h.now.is_empty() {
-                (Decision::Ready, h.later)
+            let (now, later) = kind.hold(drift, d);
+            if now.is_empty() {
+                (Decision::Ready, later)
             } else {
-                (Decision::Update(h.now), h.later)
+                (Decision::Update(now), later)
             }
         }
     };
@@ -138,7 +209,7 @@ pub struct RecordError(pub String);
 
 /// What driving one reconcile did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Driven {
+pub enum Driven<O> {
     /// Refused by the decision (nothing written).
     Refused(Reason, String),
     /// The provider failed; its reason reaches the claim unchanged.
@@ -149,29 +220,25 @@ pub enum Driven {
     Waiting(String),
     /// Drift was corrected.
     Updated(Vec<Drift>),
-    /// As desired: the observed database, and what waits for the window.
-    Ready {
-        observed: Box<ObservedDatabase>,
-        held: Vec<Drift>,
-    },
+    /// As desired: the observed resource, and what waits for the window.
+    Ready { observed: Box<O>, held: Vec<Drift> },
 }
 
 /// One reconcile's cloud side: observe, decide, act. `adopted` is set when an
-/// unrecorded database of ours was taken back (for the caller's Event).
-pub async fn drive(
-    provider: &dyn ExternalClient<DesiredDatabase, ObservedDatabase>,
+/// unrecorded resource of ours was taken back (for the caller's Event).
+pub async fn drive<K: Managed>(
+    kind: &K,
+    provider: &dyn ExternalClient<K::Desired, K::Observed>,
     recorder: &dyn GuardRecorder,
     guard: Guard,
-    d: &DesiredDatabase,
-    running: &PostgreSQLInstanceStatus,
-    now: u32,
+    d: &K::Desired,
     crash: &(dyn Fn(&str) + Sync),
-) -> Result<(Driven, bool), RecordError> {
+) -> Result<(Driven<K::Observed>, bool), RecordError> {
     let seen = match provider.observe(d).await {
         Ok(s) => s,
         Err(e) => return Ok((Driven::Failed(e), false)),
     };
-    let Decided { decision, held } = decide(guard, d, running, &seen, now);
+    let Decided { decision, held } = decide(kind, guard, d, &seen);
     let (decision, adopted) = match decision {
         Decision::Adopt(then) => {
             recorder.succeeded().await?;
@@ -179,7 +246,7 @@ pub async fn drive(
         }
         other => (other, false),
     };
-    let effective = without(d.clone(), &held);
+    let effective = kind.without(d, &held);
     let driven = match decision {
         Decision::Adopt(_) => unreachable!("adoption is unwrapped above"),
         Decision::Refuse(r, m) => Driven::Refused(r, m),
@@ -202,7 +269,7 @@ pub async fn drive(
         }
         Decision::Update(drift) => {
             let Observation::Present(o) = &seen else {
-                unreachable!("an update is decided only for a present database")
+                unreachable!("an update is decided only for a present resource")
             };
             match provider.update(&effective, o).await {
                 Ok(()) => Driven::Updated(drift),
@@ -211,7 +278,7 @@ pub async fn drive(
         }
         Decision::Ready => {
             let Observation::Present(o) = seen else {
-                unreachable!("ready is decided only for a present database")
+                unreachable!("ready is decided only for a present resource")
             };
             Driven::Ready {
                 observed: Box::new(o),
@@ -264,7 +331,12 @@ mod tests {
 
     fn step(guard: Guard, seen: &Observation<ObservedDatabase>) -> Decision {
         let d = desired();
-        decide(guard, &d, &Default::default(), seen, minute_of_week_at(0)).decision
+        let running = Default::default();
+        let kind = Database {
+            running: &running,
+            now: minute_of_week_at(0),
+        };
+        decide(&kind, guard, &d, seen).decision
     }
 
     #[test]
@@ -337,12 +409,69 @@ mod tests {
         d.maintenance_window = paved_compose::postgresql::DEFAULT_MAINTENANCE_WINDOW.into();
         // Wednesday noon: outside the default Sunday window.
         let wednesday_noon = 2 * 1440 + 12 * 60;
-        let out = decide(MADE, &d, &running, &seen, wednesday_noon);
+        let at = |now| Database {
+            running: &running,
+            now,
+        };
+        let out = decide(&at(wednesday_noon), MADE, &d, &seen);
         assert_eq!(out.decision, Decision::Ready);
         assert_eq!(out.held[0].field, "instanceClass");
         let sunday_4am = 6 * 1440 + 4 * 60;
-        let out = decide(MADE, &d, &running, &seen, sunday_4am);
+        let out = decide(&at(sunday_4am), MADE, &d, &seen);
         assert!(matches!(out.decision, Decision::Update(_)));
         assert!(out.held.is_empty());
+    }
+
+    #[test]
+    fn a_temporal_namespace_goes_through_the_same_guard() {
+        let d = DesiredTemporalNamespace {
+            name: "svc.wf".into(),
+            owner_uid: "uid-1".into(),
+            description: String::new(),
+            owner_email: String::new(),
+            retention_days: 7,
+            data: [(
+                paved_compose::temporal::OWNER_KEY.to_string(),
+                "uid-1".to_string(),
+            )]
+            .into(),
+            history_archival_uri: None,
+            visibility_archival_uri: None,
+            allow_deletion: false,
+            poll_interval: std::time::Duration::from_secs(60),
+        };
+        let kind = TemporalNamespace {
+            address: "127.0.0.1:7233",
+        };
+        let ours = ObservedTemporalNamespace {
+            state: "Registered".into(),
+            retention_seconds: 7 * 86_400,
+            data: d.data.clone(),
+            ..Default::default()
+        };
+        let step = |guard, seen: &Observation<ObservedTemporalNamespace>| {
+            decide(&kind, guard, &d, seen).decision
+        };
+        assert_eq!(step(NEW, &Observation::Absent), Decision::Create);
+        // Registered, then deleted in Temporal: never registered a second time.
+        assert!(matches!(
+            step(MADE, &Observation::Absent),
+            Decision::Refuse(Reason::ExternalResourceMissing, m)
+                if m.contains("svc.wf") && m.contains("127.0.0.1:7233")
+        ));
+        assert_eq!(
+            step(PENDING, &Observation::Present(ours.clone())),
+            Decision::Adopt(Box::new(Decision::Ready))
+        );
+        let mut shorter = ours;
+        shorter.retention_seconds = 86_400;
+        assert!(matches!(
+            step(MADE, &Observation::Present(shorter)),
+            Decision::Update(drift) if drift[0].field == "retention"
+        ));
+        assert!(matches!(
+            step(NEW, &Observation::OwnedByOther { owner: "claim uid-2".into() }),
+            Decision::Refuse(Reason::OwnedByOther, m) if m.contains("Temporal namespace svc.wf")
+        ));
     }
 }

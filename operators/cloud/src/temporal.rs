@@ -143,10 +143,13 @@ impl ExternalClient<DesiredTemporalNamespace, ObservedTemporalNamespace> for Tem
         &self,
         d: &DesiredTemporalNamespace,
     ) -> Result<Observation<ObservedTemporalNamespace>, ProviderError> {
-        // Ownership is judged by the plan, from the namespace's data.
+        // Temporal has no tags: ownership is the claim's UID in the namespace's data.
         Ok(match self.describe(&d.name).await? {
             None => Observation::Absent,
-            Some(o) => Observation::Present(o),
+            Some(o) => match paved_compose::temporal::foreign_owner(d, &o) {
+                Some(owner) => Observation::OwnedByOther { owner },
+                None => Observation::Present(o),
+            },
         })
     }
 
@@ -228,7 +231,7 @@ impl ExternalClient<DesiredTemporalNamespace, ObservedTemporalNamespace> for Tem
                     d.name
                 )))
             }
-            Some(o) if o.data.get(paved_compose::temporal::OWNER_KEY) != Some(&d.owner_uid) => {
+            Some(o) if paved_compose::temporal::foreign_owner(d, &o).is_some() => {
                 return Ok(DeleteProgress::Skipped(format!(
                     "Temporal namespace {} is not this claim's; left untouched",
                     d.name

@@ -18,6 +18,24 @@ pub use floor::{
 pub use object::DesiredObject;
 pub use service::{render_service, ServiceInput};
 
+/// What to do next with a cloud resource, from comparing what the claim implies with
+/// what the cloud shows (see `postgresql::plan`, `temporal::plan_temporal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Create,
+    /// Still being created or changed by the cloud; wait.
+    Wait(String),
+    /// Mutable fields to correct.
+    Update(Vec<Drift>),
+    UpToDate,
+    /// Cannot be fixed in place (e.g. the encryption was weakened outside Paved):
+    /// a human must look. Never "fixed" by recreating the resource.
+    Terminal {
+        reason: paved_api::Reason,
+        message: String,
+    },
+}
+
 /// A field of a cloud resource that differs from what the claim implies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {

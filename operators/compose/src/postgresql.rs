@@ -658,22 +658,7 @@ pub fn instance_security_groups(d: &DesiredDatabase, own: Option<&str>) -> Vec<S
     groups
 }
 
-/// What to do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    Create,
-    /// Still being created or changed by the cloud; wait.
-    Wait(String),
-    /// Mutable fields to correct.
-    Update(Vec<Drift>),
-    UpToDate,
-    /// Cannot be fixed in place (e.g. the encryption was weakened outside Paved):
-    /// a human must look. Never "fixed" by recreating the database.
-    Terminal {
-        reason: paved_api::Reason,
-        message: String,
-    },
-}
+pub use crate::Plan;
 
 /// Pure: compares desired with observed. Storage only grows; encryption is never
 /// weakened and a database found unencrypted or public is terminal.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use paved_api::{render_template, TemporalComposition, TemporalNamespaceSpec};
 
-use crate::{floor, postgresql::NamespaceFacts, Drift, RenderError};
+use crate::{floor, postgresql::NamespaceFacts, Drift, Plan, RenderError};
 
 /// The data key that records which claim owns a Temporal namespace.
 pub const OWNER_KEY: &str = "paved.dev/claim-uid";
@@ -149,35 +149,27 @@ pub struct ObservedTemporalNamespace {
     pub visibility_archival_uri: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemporalPlan {
-    Register,
-    Update(Vec<Drift>),
-    UpToDate,
-    /// Registered by someone else (or by another claim): never adopted.
-    OwnedByOther(String),
-    /// Being deleted or deprecated in Temporal: a human must look.
-    Terminal(String),
+/// Pure: who a namespace found under the claim's name belongs to, when it is not this
+/// claim (Temporal has no tags: the claim's UID is kept in the namespace's data).
+pub fn foreign_owner(
+    d: &DesiredTemporalNamespace,
+    o: &ObservedTemporalNamespace,
+) -> Option<String> {
+    match o.data.get(OWNER_KEY) {
+        Some(uid) if *uid == d.owner_uid => None,
+        Some(uid) => Some(format!("claim {uid}")),
+        None => Some("someone outside Paved (no paved.dev/claim-uid in its data)".into()),
+    }
 }
 
-pub fn plan_temporal(
-    d: &DesiredTemporalNamespace,
-    observed: Option<&ObservedTemporalNamespace>,
-) -> TemporalPlan {
-    let Some(o) = observed else {
-        return TemporalPlan::Register;
-    };
-    match o.data.get(OWNER_KEY) {
-        Some(uid) if *uid == d.owner_uid => {}
-        Some(uid) => return TemporalPlan::OwnedByOther(format!("claim {uid}")),
-        None => {
-            return TemporalPlan::OwnedByOther(
-                "someone outside Paved (no paved.dev/claim-uid in its data)".into(),
-            )
-        }
-    }
+/// Pure: compares a namespace of this claim's (see `foreign_owner`) with what the claim
+/// implies.
+pub fn plan_temporal(d: &DesiredTemporalNamespace, o: &ObservedTemporalNamespace) -> Plan {
     if o.state != "Registered" {
-        return TemporalPlan::Terminal(format!("namespace {} is {} in Temporal", d.name, o.state));
+        return Plan::Terminal {
+            reason: paved_api::Reason::NamespaceUnavailable,
+            message: format!("namespace {} is {} in Temporal", d.name, o.state),
+        };
     }
     let mut drift = vec![];
     let want_seconds = i64::from(d.retention_days) * 86_400;
@@ -252,9 +244,9 @@ pub fn plan_temporal(
         }
     }
     if drift.is_empty() {
-        TemporalPlan::UpToDate
+        Plan::UpToDate
     } else {
-        TemporalPlan::Update(drift)
+        Plan::Update(drift)
     }
 }
 
@@ -399,17 +391,13 @@ mod tests {
     }
 
     #[test]
-    fn plan_registers_adopts_and_corrects() {
+    fn plan_corrects_what_differs() {
         let d = render(&Default::default(), &comp()).unwrap();
-        assert_eq!(plan_temporal(&d, None), TemporalPlan::Register);
-        assert_eq!(
-            plan_temporal(&d, Some(&observed(&d))),
-            TemporalPlan::UpToDate
-        );
+        assert_eq!(plan_temporal(&d, &observed(&d)), Plan::UpToDate);
         let mut o = observed(&d);
         o.retention_seconds = 2 * 86_400;
         o.data.insert("extra".into(), "kept".into());
-        let TemporalPlan::Update(drift) = plan_temporal(&d, Some(&o)) else {
+        let Plan::Update(drift) = plan_temporal(&d, &o) else {
             panic!()
         };
         assert_eq!(drift.len(), 1, "extra data is not drift");
@@ -419,26 +407,26 @@ mod tests {
         let mut o = observed(&d);
         o.description = "set by hand".into();
         o.owner_email = "someone@example.com".into();
-        assert_eq!(plan_temporal(&d, Some(&o)), TemporalPlan::UpToDate);
-    }
-
-    #[test]
-    fn plan_never_adopts_a_namespace_it_does_not_own() {
-        let d = render(&Default::default(), &comp()).unwrap();
-        let mut o = observed(&d);
-        o.data.remove(OWNER_KEY);
-        assert!(
-            matches!(plan_temporal(&d, Some(&o)), TemporalPlan::OwnedByOther(m) if m.contains("outside Paved"))
-        );
-        o.data.insert(OWNER_KEY.into(), "uid-2".into());
-        assert!(
-            matches!(plan_temporal(&d, Some(&o)), TemporalPlan::OwnedByOther(m) if m.contains("uid-2"))
-        );
+        assert_eq!(plan_temporal(&d, &o), Plan::UpToDate);
         let mut o = observed(&d);
         o.state = "Deleted".into();
         assert!(matches!(
-            plan_temporal(&d, Some(&o)),
-            TemporalPlan::Terminal(_)
+            plan_temporal(&d, &o),
+            Plan::Terminal {
+                reason: paved_api::Reason::NamespaceUnavailable,
+                ..
+            }
         ));
+    }
+
+    #[test]
+    fn a_namespace_without_this_claims_uid_is_someone_elses() {
+        let d = render(&Default::default(), &comp()).unwrap();
+        let mut o = observed(&d);
+        assert_eq!(foreign_owner(&d, &o), None);
+        o.data.remove(OWNER_KEY);
+        assert!(foreign_owner(&d, &o).is_some_and(|m| m.contains("outside Paved")));
+        o.data.insert(OWNER_KEY.into(), "uid-2".into());
+        assert!(foreign_owner(&d, &o).is_some_and(|m| m.contains("uid-2")));
     }
 }

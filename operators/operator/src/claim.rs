@@ -8,8 +8,11 @@ use kube::{
     runtime::events::EventType,
     Api, Resource, ResourceExt,
 };
-use paved_api::{conditions, ClaimStatus, Condition, Reason, Status, FINALIZER};
-use paved_cloud::ProviderError;
+use paved_api::{annotations, conditions, ClaimStatus, Condition, Reason, Status, FINALIZER};
+use paved_cloud::{
+    decide::{Guard, GuardRecorder, RecordError},
+    ProviderError,
+};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::json;
 
@@ -144,6 +147,80 @@ where
         .cloned()
         .collect();
     set_finalizers(api, obj, finalizers).await
+}
+
+/// Sets (`Some`) or removes (`None`) annotations on a claim, as the records field
+/// manager: what the operator records there before and after a cloud write.
+pub async fn annotate<K: Claim>(
+    ctx: &Context,
+    claim: &K,
+    values: &[(&str, Option<String>)],
+) -> Result<(), Error> {
+    let ann: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    api(ctx, claim)
+        .patch(
+            &claim.name_any(),
+            &PatchParams {
+                field_manager: Some(paved_api::RECORDS_MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({ "metadata": { "annotations": ann } })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The create guard as a claim's annotations record it.
+pub fn recorded_guard<K: Resource>(claim: &K) -> Guard {
+    let ann = claim.annotations();
+    Guard {
+        pending: ann.contains_key(annotations::CREATE_PENDING),
+        succeeded: ann.contains_key(annotations::CREATE_SUCCEEDED),
+    }
+}
+
+/// The create guard, kept in the claim's annotations: `pending` (with `place`, where
+/// the resource goes, so a deletion finds it) before the create, `succeeded` after it,
+/// `failed` when it failed.
+pub struct AnnotationGuard<'a, K> {
+    pub ctx: &'a Context,
+    pub claim: &'a K,
+    pub place: Vec<(&'static str, Option<String>)>,
+}
+
+impl<K: Claim> AnnotationGuard<'_, K> {
+    async fn write(&self, values: &[(&str, Option<String>)]) -> Result<(), RecordError> {
+        annotate(self.ctx, self.claim, values)
+            .await
+            .map_err(|e| RecordError(e.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl<K: Claim> GuardRecorder for AnnotationGuard<'_, K> {
+    async fn pending(&self) -> Result<(), RecordError> {
+        let mut v = self.place.clone();
+        v.push((annotations::CREATE_PENDING, Some(now())));
+        self.write(&v).await
+    }
+
+    async fn succeeded(&self) -> Result<(), RecordError> {
+        let mut v = self.place.clone();
+        if !recorded_guard(self.claim).pending {
+            v.push((annotations::CREATE_PENDING, Some(now())));
+        }
+        v.push((annotations::CREATE_SUCCEEDED, Some(now())));
+        v.push((annotations::CREATE_FAILED, None));
+        self.write(&v).await
+    }
+
+    async fn failed(&self) -> Result<(), RecordError> {
+        self.write(&[(annotations::CREATE_FAILED, Some(now()))])
+            .await
+    }
 }
 
 /// A deletion's end: one Event saying what became of the resource, then Paved's

@@ -17,7 +17,7 @@ use paved_api::{
 use paved_cloud::{
     aws::AwsProvider,
     azure::AzureProvider,
-    decide::{drive, Driven, Guard, GuardRecorder, RecordError},
+    decide::{drive, Database, Driven},
     gcp::GcpProvider,
     local::LocalProvider,
     DeleteProgress, ExternalClient, Sensitive,
@@ -31,9 +31,10 @@ use serde_json::json;
 use crate::{
     apply::{apply_all, Mode},
     claim::{
-        drift_corrected, finalizer_gate, provider_verdict, publish, released, reported, Verdict,
+        annotate, drift_corrected, finalizer_gate, provider_verdict, publish, recorded_guard,
+        released, reported, AnnotationGuard, Verdict,
     },
-    context::{aligned, jitter, now, unix_now, Context},
+    context::{aligned, jitter, unix_now, Context},
     Error,
 };
 
@@ -590,29 +591,6 @@ async fn local_connection_delivered(
     ))
 }
 
-async fn annotate(
-    ctx: &Context,
-    claim: &PostgreSQLInstance,
-    values: &[(&str, Option<String>)],
-) -> Result<(), Error> {
-    let api: Api<PostgreSQLInstance> =
-        Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
-    let ann: serde_json::Map<String, serde_json::Value> = values
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    api.patch(
-        &claim.name_any(),
-        &PatchParams {
-            field_manager: Some(paved_api::RECORDS_MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(json!({ "metadata": { "annotations": ann } })),
-    )
-    .await?;
-    Ok(())
-}
-
 async fn converge(
     claim: &PostgreSQLInstance,
     ctx: &Context,
@@ -662,10 +640,7 @@ async fn converge(
     // The Secret first for a local database not yet made: a crash after the create
     // then still has the password (read or generated once per reconcile, so the
     // Secret and the role never get two different ones).
-    let guard = Guard {
-        pending: ann.contains_key(annotations::CREATE_PENDING),
-        succeeded: ann.contains_key(annotations::CREATE_SUCCEEDED),
-    };
+    let guard = recorded_guard(claim);
     let through_store = ctx.is_service_namespace(&claim.namespace().unwrap_or_default());
     // Recorded before the first write, so a deletion finds the credentials even if
     // the ServiceClaim that names their owner is gone by then.
@@ -679,25 +654,30 @@ async fn converge(
             return Ok(v);
         }
     }
-    let recorder = ClaimGuard {
+    let recorder = AnnotationGuard {
         ctx,
         claim,
-        placement: &placement,
+        place: vec![
+            (
+                annotations::EXTERNAL_NAME,
+                Some(placement.external_name.clone()),
+            ),
+            (annotations::EXTERNAL_LOCATION, Some(placement.location())),
+            (
+                annotations::PLACEMENT,
+                Some(serde_json::to_string(&placement)?),
+            ),
+        ],
     };
     let running = claim.status.clone().unwrap_or_default();
-    let now = paved_compose::postgresql::minute_of_week_at(unix_now());
+    let kind = Database {
+        running: &running,
+        now: paved_compose::postgresql::minute_of_week_at(unix_now()),
+    };
     let crash = |point: &str| crate::crash_point(point, &crash_ref(claim));
-    let (driven, adopted) = drive(
-        provider.client(),
-        &recorder,
-        guard,
-        d,
-        &running,
-        now,
-        &crash,
-    )
-    .await
-    .map_err(|e| Error::Record(e.to_string()))?;
+    let (driven, adopted) = drive(&kind, provider.client(), &recorder, guard, d, &crash)
+        .await
+        .map_err(|e| Error::Record(e.to_string()))?;
     if adopted {
         ctx.event(
             claim,
@@ -906,65 +886,6 @@ async fn converge(
         None => ready_message,
     };
     Ok(Verdict::ready(ready_message, aligned(d.poll_interval)))
-}
-
-/// The create guard, kept in the claim's annotations: `pending` (with where the
-/// database goes) before the create, `succeeded` after it, `failed` when it failed.
-struct ClaimGuard<'a> {
-    ctx: &'a Context,
-    claim: &'a PostgreSQLInstance,
-    placement: &'a Placement,
-}
-
-impl ClaimGuard<'_> {
-    async fn write(&self, values: &[(&str, Option<String>)]) -> Result<(), RecordError> {
-        annotate(self.ctx, self.claim, values)
-            .await
-            .map_err(|e| RecordError(e.to_string()))
-    }
-
-    fn place(&self) -> Result<Vec<(&'static str, Option<String>)>, RecordError> {
-        let json = serde_json::to_string(self.placement).map_err(|e| RecordError(e.to_string()))?;
-        Ok(vec![
-            (
-                annotations::EXTERNAL_NAME,
-                Some(self.placement.external_name.clone()),
-            ),
-            (
-                annotations::EXTERNAL_LOCATION,
-                Some(self.placement.location()),
-            ),
-            (annotations::PLACEMENT, Some(json)),
-        ])
-    }
-}
-
-#[async_trait::async_trait]
-impl GuardRecorder for ClaimGuard<'_> {
-    async fn pending(&self) -> Result<(), RecordError> {
-        let mut v = self.place()?;
-        v.push((annotations::CREATE_PENDING, Some(now())));
-        self.write(&v).await
-    }
-
-    async fn succeeded(&self) -> Result<(), RecordError> {
-        let mut v = self.place()?;
-        if !self
-            .claim
-            .annotations()
-            .contains_key(annotations::CREATE_PENDING)
-        {
-            v.push((annotations::CREATE_PENDING, Some(now())));
-        }
-        v.push((annotations::CREATE_SUCCEEDED, Some(now())));
-        v.push((annotations::CREATE_FAILED, None));
-        self.write(&v).await
-    }
-
-    async fn failed(&self) -> Result<(), RecordError> {
-        self.write(&[(annotations::CREATE_FAILED, Some(now()))])
-            .await
-    }
 }
 
 /// How often to look at a create, change or deletion in progress: the Composition's

@@ -9,19 +9,20 @@ use kube::{
     Api, ResourceExt,
 };
 use paved_api::{
-    labels, Composition, CompositionRevision, Reason, TemporalNamespace, TemporalNamespaceStatus,
+    annotations, labels, Composition, CompositionRevision, Reason, TemporalNamespace,
+    TemporalNamespaceStatus,
 };
 use paved_cloud::{
+    decide::{self, drive, Driven, Guard},
     temporal::{TemporalProvider, TemporalTls},
-    DeleteProgress, ExternalClient, Observation, Sensitive,
+    DeleteProgress, ExternalClient, Sensitive,
 };
-use paved_compose::temporal::{
-    plan_temporal, render_temporal, DesiredTemporalNamespace, TemporalInput, TemporalPlan,
-};
+use paved_compose::temporal::{render_temporal, DesiredTemporalNamespace, TemporalInput};
 
 use crate::{
     claim::{
-        drift_corrected, finalizer_gate, provider_verdict, publish, released, reported, Verdict,
+        drift_corrected, finalizer_gate, provider_verdict, publish, recorded_guard, released,
+        reported, AnnotationGuard, Verdict,
     },
     context::{jitter, Context},
     Error,
@@ -120,7 +121,11 @@ async fn reconcile_inner(
         }
         // Refused before anything was registered (a bad name, a Composition it may not
         // use): nothing on Temporal is this claim's, so there is nothing to delete.
-        Err(v) if deleting && claim.status.as_ref().and_then(|s| s.held_name()).is_none() => {
+        Err(v)
+            if deleting
+                && claim.status.as_ref().and_then(|s| s.held_name()).is_none()
+                && !recorded_guard(&*claim).pending =>
+        {
             let _ = v;
             return released(
                 &*claim,
@@ -224,6 +229,8 @@ async fn prepare(
     }
 }
 
+/// The live path, on the generic driver: observe, decide (the create guard, ownership,
+/// drift), act, and the status of what it found.
 async fn converge(
     claim: &TemporalNamespace,
     ctx: &Context,
@@ -232,17 +239,53 @@ async fn converge(
     address: &str,
     status: &mut TemporalNamespaceStatus,
 ) -> Result<Verdict, Error> {
-    let observed = match provider.observe(d).await {
-        Ok(Observation::Present(o)) => Some(o),
-        Ok(_) => None,
-        Err(e) => return Ok(provider_verdict(&e)),
+    let mut guard = recorded_guard(claim);
+    // Registered before the guard was recorded in annotations: the status holds the
+    // name it was registered under.
+    if claim
+        .status
+        .as_ref()
+        .and_then(|s| s.registered_name.as_ref())
+        .is_some()
+    {
+        guard = Guard {
+            pending: true,
+            succeeded: true,
+        };
+    }
+    let recorder = AnnotationGuard {
+        ctx,
+        claim,
+        place: vec![
+            (annotations::EXTERNAL_NAME, Some(d.name.clone())),
+            (annotations::EXTERNAL_LOCATION, Some(address.to_string())),
+        ],
     };
+    let kind = decide::TemporalNamespace { address };
+    let at = format!(
+        "{}/{}",
+        claim.namespace().unwrap_or_default(),
+        claim.name_any()
+    );
+    let crash = |point: &str| crate::crash_point(point, &at);
+    let (driven, adopted) = drive(&kind, provider, &recorder, guard, d, &crash)
+        .await
+        .map_err(|e| Error::Record(e.to_string()))?;
+    if adopted {
+        ctx.event(
+            claim,
+            EventType::Normal,
+            "Adopted",
+            "Observe",
+            format!("found {} (ours by its claim-uid) and adopted it", d.name),
+        )
+        .await;
+    }
     let slow = jitter(Duration::from_secs(300));
-    match plan_temporal(d, observed.as_ref()) {
-        TemporalPlan::Register => {
-            if let Err(e) = provider.create(d).await {
-                return Ok(provider_verdict(&e));
-            }
+    Ok(match driven {
+        Driven::Refused(r, m) => Verdict::problem(r, m, slow),
+        Driven::Failed(e) => provider_verdict(&e),
+        Driven::Created => {
             // Registered under this name: the claim keeps it from now on.
             status.registered_name = Some(d.name.clone());
             status.frontend_address = Some(address.to_string());
@@ -254,40 +297,25 @@ async fn converge(
                 format!("registered Temporal namespace {}", d.name),
             )
             .await;
-            Ok(Verdict::waiting(
+            Verdict::waiting(
                 Reason::Creating,
                 format!("registering {}", d.name),
                 Duration::from_secs(1),
-            ))
+            )
         }
-        TemporalPlan::OwnedByOther(owner) => Ok(Verdict::problem(
-            Reason::OwnedByOther,
-            format!(
-                "Temporal namespace {} exists but belongs to {owner}; Paved will not adopt it",
-                d.name
-            ),
-            slow,
-        )),
-        TemporalPlan::Terminal(m) => Ok(Verdict::problem(Reason::NamespaceUnavailable, m, slow)),
-        TemporalPlan::Update(drift) => {
-            let o = observed.expect("update implies present");
-            if let Err(e) = provider.update(d, &o).await {
-                return Ok(provider_verdict(&e));
-            }
-            Ok(drift_corrected(ctx, claim, &drift, Duration::from_secs(2)).await)
-        }
-        TemporalPlan::UpToDate => {
-            let o = observed.expect("up to date implies present");
-            // Ours (the plan checked its ownership key): the claim keeps this name.
+        Driven::Waiting(m) => Verdict::waiting(Reason::Creating, m, Duration::from_secs(2)),
+        Driven::Updated(drift) => drift_corrected(ctx, claim, &drift, Duration::from_secs(2)).await,
+        Driven::Ready { observed: o, .. } => {
+            // Ours (the observation checked its claim-uid): the claim keeps this name.
             status.registered_name = Some(d.name.clone());
             status.frontend_address = Some(address.to_string());
             status.namespace_id = Some(o.id.clone());
             status.state = Some(o.state.clone());
             status.retention_days = Some(d.retention_days);
-            Ok(Verdict::ready(
+            Verdict::ready(
                 format!("Temporal namespace {} is registered", d.name),
                 jitter(d.poll_interval),
-            ))
+            )
         }
-    }
+    })
 }

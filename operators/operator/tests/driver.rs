@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use paved_api::{DeletionPolicy, PostgreSQLInstanceStatus, Reason};
 use paved_cloud::{
-    decide::{drive, Driven, Guard, GuardRecorder, RecordError},
+    decide::{drive, Database, Driven, Guard, GuardRecorder, RecordError},
     fake::{Call, FakeDatabases},
     DeleteProgress, ExternalClient, ProviderError,
 };
 use paved_compose::postgresql::{
-    deletion_policy, doomed, DeletionCause, DesiredDatabase, Placement, DEFAULT_MAINTENANCE_WINDOW,
+    deletion_policy, doomed, DeletionCause, DesiredDatabase, ObservedDatabase, Placement,
+    DEFAULT_MAINTENANCE_WINDOW,
 };
 
 /// The create guard in memory; `fail_at` makes one record fail, as a crash there would
@@ -95,7 +96,7 @@ async fn once(
     guard: &Arc<MemGuard>,
     d: &DesiredDatabase,
     crash_at: Option<&'static str>,
-) -> Option<Driven> {
+) -> Option<Driven<ObservedDatabase>> {
     let (fake, guard, d) = (fake.clone(), guard.clone(), d.clone());
     let task = tokio::spawn(async move {
         let crash = move |point: &str| {
@@ -104,16 +105,12 @@ async fn once(
             }
         };
         let g = guard.get();
-        drive(
-            fake.as_ref(),
-            guard.as_ref(),
-            g,
-            &d,
-            &PostgreSQLInstanceStatus::default(),
-            0,
-            &crash,
-        )
-        .await
+        let running = PostgreSQLInstanceStatus::default();
+        let kind = Database {
+            running: &running,
+            now: 0,
+        };
+        drive(&kind, fake.as_ref(), guard.as_ref(), g, &d, &crash).await
     });
     match task.await {
         Ok(Ok((driven, _))) => Some(driven),
@@ -127,7 +124,7 @@ async fn until_ready(
     fake: &Arc<FakeDatabases>,
     guard: &Arc<MemGuard>,
     d: &DesiredDatabase,
-) -> Vec<Driven> {
+) -> Vec<Driven<ObservedDatabase>> {
     let mut steps = vec![];
     for _ in 0..10 {
         let step = once(fake, guard, d, None).await.expect("no crash armed");
@@ -235,7 +232,7 @@ async fn provider_reasons_reach_the_claim_unchanged() {
 async fn another_claims_database_and_a_lost_one_are_left_to_a_human() {
     let (fake, guard) = fresh();
     let d = desired("taken");
-    let mut theirs = paved_compose::postgresql::ObservedDatabase {
+    let mut theirs = ObservedDatabase {
         state: "available".into(),
         owner_uid: Some("someone-else".into()),
         ..Default::default()

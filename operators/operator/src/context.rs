@@ -79,8 +79,12 @@ pub struct Context {
     pub teams: Store<Team>,
     /// The ServiceClaim controller's cache: a namespace's facts and a team's services.
     pub service_claims: Store<ServiceClaim>,
+    /// Set once `service_claims` holds its first full list.
+    pub service_claims_listed: crate::watches::Listed,
     /// The PostgreSQLInstance controller's cache: a team's databases.
     pub databases: Store<PostgreSQLInstance>,
+    /// Set once `databases` holds its first full list.
+    pub databases_listed: crate::watches::Listed,
     /// Namespaces no claim may take or be served in.
     pub reserved: paved_compose::tenancy::Reserved,
     /// The platform's secrets namespace (`--secrets-namespace`).
@@ -284,20 +288,14 @@ impl Context {
     /// claim past its team's cap would look within it, a Team with claims bare).
     pub async fn claims_listed(&self) -> Result<(), crate::Error> {
         let listed = async {
-            self.service_claims.wait_until_ready().await?;
-            self.databases.wait_until_ready().await
+            self.service_claims_listed.wait().await;
+            self.databases_listed.wait().await
         };
         // Bounded, so a watch that cannot list (a CRD missing, a 403) retries the
         // reconcile instead of holding a worker forever.
-        match tokio::time::timeout(Duration::from_secs(30), listed).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(crate::Error::Stopped(
-                "the claim caches stopped before their first list",
-            )),
-            Err(_) => Err(crate::Error::Stopped(
-                "the claim caches have not listed yet",
-            )),
-        }
+        tokio::time::timeout(Duration::from_secs(30), listed)
+            .await
+            .map_err(|_| crate::Error::Stopped("the claim caches have not listed yet"))
     }
 
     /// Waits (bounded) until every owned-object watch has listed once, so a claim is

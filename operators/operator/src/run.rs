@@ -37,7 +37,7 @@ use crate::{
     postgresql, service, team, temporal, tolerant,
     watches::{
         changed, claims_stream, compositions_stream, observe_owned, owned, owning_claim,
-        EachStreamBacksOff, FirstList,
+        EachStreamBacksOff, FirstList, Listed,
     },
     Error,
 };
@@ -304,7 +304,9 @@ async fn run_controllers(
         own_namespace: args.lease_namespace.clone(),
         teams: team_store.clone(),
         service_claims: svc_reader.clone(),
+        service_claims_listed: Listed::default(),
         databases: pg_reader.clone(),
+        databases_listed: Listed::default(),
         reserved: paved_compose::tenancy::Reserved::new(
             &args.lease_namespace,
             &[
@@ -333,7 +335,7 @@ async fn run_controllers(
     let (ns_triggers, ns_changes) = futures::channel::mpsc::unbounded();
     let ns_reflector = {
         let ctx = ctx.clone();
-        let mut first_list = FirstList::default();
+        let mut first_list = FirstList::new("Namespace");
         reflector(
             ns_writer,
             watcher(
@@ -385,16 +387,21 @@ async fn run_controllers(
     // the one ServiceClaim watch serves the Team controller as well.
     let (team_triggers, claims_of_teams) = futures::channel::mpsc::unbounded();
     let (db_triggers, standalone_dbs) = futures::channel::mpsc::unbounded();
-    let svc_claims =
-        claims_stream(&client, &malformed, svc_writer).inspect_ok(move |c: &ServiceClaim| {
-            // A malformed claim's placeholder names no team.
-            if !c.spec.owner.is_empty() {
-                // Closed only once the Team controller has stopped.
-                let _ = team_triggers.unbounded_send(
-                    kube::runtime::reflector::ObjectRef::<Team>::new(&c.spec.owner),
-                );
-            }
-        });
+    let svc_claims = claims_stream(
+        &client,
+        &malformed,
+        svc_writer,
+        Some(&ctx.service_claims_listed),
+    )
+    .inspect_ok(move |c: &ServiceClaim| {
+        // A malformed claim's placeholder names no team.
+        if !c.spec.owner.is_empty() {
+            // Closed only once the Team controller has stopped.
+            let _ = team_triggers.unbounded_send(kube::runtime::reflector::ObjectRef::<Team>::new(
+                &c.spec.owner,
+            ));
+        }
+    });
     let svc = Controller::for_stream(svc_claims, svc_reader)
         .with_config(cfg.clone())
         .trigger_backoff(EachStreamBacksOff);
@@ -446,18 +453,20 @@ async fn run_controllers(
     // too: its ServiceClaim re-renders the grant (its own databases trigger it through
     // the owned watch already).
     let pg_claims_stream =
-        claims_stream(&client, &malformed, pg_writer).inspect_ok(move |d: &PostgreSQLInstance| {
-            let by_service = d
-                .owner_references()
-                .iter()
-                .any(|o| o.kind == "ServiceClaim" || o.kind == "PostgreSQLInstance");
-            if let (false, Some(ns)) = (by_service, d.namespace()) {
-                // Closed only once the ServiceClaim controller has stopped.
-                let _ = db_triggers.unbounded_send(kube::runtime::reflector::ObjectRef::<
-                    ServiceClaim,
-                >::new(&ns));
-            }
-        });
+        claims_stream(&client, &malformed, pg_writer, Some(&ctx.databases_listed)).inspect_ok(
+            move |d: &PostgreSQLInstance| {
+                let by_service = d
+                    .owner_references()
+                    .iter()
+                    .any(|o| o.kind == "ServiceClaim" || o.kind == "PostgreSQLInstance");
+                if let (false, Some(ns)) = (by_service, d.namespace()) {
+                    // Closed only once the ServiceClaim controller has stopped.
+                    let _ = db_triggers.unbounded_send(kube::runtime::reflector::ObjectRef::<
+                        ServiceClaim,
+                    >::new(&ns));
+                }
+            },
+        );
     let pg = Controller::for_stream(pg_claims_stream, pg_reader)
         .with_config(cfg.clone())
         // No watch of Secrets: that needs list and watch on every Secret in the
@@ -477,9 +486,12 @@ async fn run_controllers(
         )
         .for_each(|_| future::ready(()));
 
-    let tns = Controller::for_stream(claims_stream(&client, &malformed, tns_writer), tns_reader)
-        .with_config(cfg.clone())
-        .trigger_backoff(EachStreamBacksOff);
+    let tns = Controller::for_stream(
+        claims_stream(&client, &malformed, tns_writer, None),
+        tns_reader,
+    )
+    .with_config(cfg.clone())
+    .trigger_backoff(EachStreamBacksOff);
     let tns_claims = tns.store();
     let tns = tns
         .watches_stream(
@@ -495,16 +507,19 @@ async fn run_controllers(
         .for_each(|_| future::ready(()));
 
     let (comp_reader, comp_writer) = reflector::store();
-    let comp = Controller::for_stream(claims_stream(&client, &malformed, comp_writer), comp_reader)
-        .with_config(cfg.clone())
-        .trigger_backoff(EachStreamBacksOff)
-        .graceful_shutdown_on(stopped(stop.clone()))
-        .run(
-            instrumented(composition::CONTROLLER, composition::reconcile),
-            error_policy::<Composition>(composition::CONTROLLER),
-            ctx.clone(),
-        )
-        .for_each(|_| future::ready(()));
+    let comp = Controller::for_stream(
+        claims_stream(&client, &malformed, comp_writer, None),
+        comp_reader,
+    )
+    .with_config(cfg.clone())
+    .trigger_backoff(EachStreamBacksOff)
+    .graceful_shutdown_on(stopped(stop.clone()))
+    .run(
+        instrumented(composition::CONTROLLER, composition::reconcile),
+        error_policy::<Composition>(composition::CONTROLLER),
+        ctx.clone(),
+    )
+    .for_each(|_| future::ready(()));
 
     // Teams keep a finalizer while ServiceClaims name them; a claim's creation or
     // deletion re-judges its Team (from the ServiceClaim watch above).

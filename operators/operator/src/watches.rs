@@ -16,10 +16,12 @@ use crate::{applied, context::Context, tolerant};
 /// A Paved kind's watch for its controller, cached without managedFields (the largest
 /// part of a stored object, and nothing a reconcile reads). A malformed object is left
 /// out and reported (see tolerant.rs) rather than breaking the watch for the others.
+/// `listed` is marked once the first list is in the store.
 pub(crate) fn claims_stream<K>(
     client: &Client,
     malformed: &Arc<tolerant::Malformed>,
     writer: reflector::store::Writer<K>,
+    listed: Option<&Listed>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: kube::Resource<DynamicType = ()>
@@ -31,10 +33,51 @@ where
         + Sync
         + 'static,
 {
+    let listed = listed.cloned();
+    let started = std::time::Instant::now();
     tolerant::watch(client.clone(), malformed.clone())
         .modify(|o: &mut K| o.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect_ok(move |e| {
+            // After `reflect`: the store holds the list by now.
+            if let (watcher::Event::InitDone, Some(l)) = (e, &listed) {
+                if l.mark() {
+                    tracing::info!(
+                        kind = %K::kind(&()),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "claim cache listed"
+                    );
+                }
+            }
+        })
         .touched_objects()
+}
+
+/// Set once a claim cache holds its first full list. Every waiter is woken: the
+/// store's own `wait_until_ready` is a oneshot that wakes only the last of several
+/// concurrent waiters, so after a restart every reconcile but one waiting on it slept
+/// until its timeout (30 s in `Context::claims_listed`).
+#[derive(Clone)]
+pub struct Listed(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Listed {
+    fn default() -> Self {
+        Listed(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+}
+
+impl Listed {
+    /// Marks the first list done; true the first time.
+    pub fn mark(&self) -> bool {
+        !self.0.send_replace(true)
+    }
+
+    /// Returns once the first list is done.
+    pub async fn wait(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives as long as `self`: never closed while waited on.
+        let _ = rx.wait_for(|done| *done).await;
+    }
 }
 
 /// Every Composition change, for a claim controller to map to the claims it affects.
@@ -67,7 +110,7 @@ impl kube::runtime::utils::Backoff for EachStreamBacksOff {
 /// owning claim's reconcile (as `owns` does); see `observe_owned`.
 pub(crate) fn owned<K>(
     api: Api<K>,
-    kind: &str,
+    kind: &'static str,
     cfg: &watcher::Config,
     ctx: &Arc<Context>,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
@@ -81,14 +124,13 @@ where
         + 'static,
 {
     let ctx = ctx.clone();
-    let kind = kind.to_string();
-    let mut first_list = FirstList::default();
+    let mut first_list = FirstList::new(kind);
     watcher(api, cfg.clone())
         .default_backoff()
         .map_ok(move |event| {
             let baseline = first_list.during(&event, &ctx);
             if let Some((m, deleted)) = changed(&event) {
-                observe_owned(&ctx, &kind, m, deleted, baseline);
+                observe_owned(&ctx, first_list.kind, m, deleted, baseline);
             }
             event
         })
@@ -97,20 +139,41 @@ where
 
 /// Tracks an owned-object watch's first list: what it finds is the baseline a
 /// restarted operator resumes from (see applied.rs); later lists are judged as usual.
-#[derive(Default)]
 pub(crate) struct FirstList {
+    kind: &'static str,
+    started: std::time::Instant,
+    seen: usize,
     done: bool,
 }
 
 impl FirstList {
+    pub(crate) fn new(kind: &'static str) -> Self {
+        FirstList {
+            kind,
+            started: std::time::Instant::now(),
+            seen: 0,
+            done: false,
+        }
+    }
+
     /// Whether `event` belongs to the first list; reports the list's end once.
     pub(crate) fn during<K>(&mut self, event: &watcher::Event<K>, ctx: &Context) -> bool {
         if self.done {
             return false;
         }
-        if matches!(event, watcher::Event::InitDone) {
-            self.done = true;
-            ctx.applied.listed();
+        match event {
+            watcher::Event::InitApply(_) => self.seen += 1,
+            watcher::Event::InitDone => {
+                self.done = true;
+                ctx.applied.listed();
+                tracing::info!(
+                    kind = self.kind,
+                    objects = self.seen,
+                    seconds = self.started.elapsed().as_secs_f64(),
+                    "first list of an owned kind done"
+                );
+            }
+            _ => {}
         }
         true
     }
@@ -172,6 +235,27 @@ pub(crate) fn owning_claim<K: kube::Resource>(
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn every_waiter_is_woken_when_the_first_list_is_done() {
+        let listed = super::Listed::default();
+        let waiters: Vec<_> = (0..16)
+            .map(|_| {
+                let l = listed.clone();
+                tokio::spawn(async move { l.wait().await })
+            })
+            .collect();
+        // Every waiter is parked before the list ends (as reconciles are at start-up).
+        tokio::task::yield_now().await;
+        assert!(listed.mark(), "the first mark");
+        assert!(!listed.mark(), "said once");
+        let all = futures::future::join_all(waiters);
+        tokio::time::timeout(std::time::Duration::from_secs(10), all)
+            .await
+            .expect("every waiter woken, not only the last one");
+        // And one that comes later returns at once.
+        listed.wait().await;
+    }
+
     #[test]
     fn a_child_names_its_claim_as_the_claim_itself_is_named() {
         use k8s_openapi::{

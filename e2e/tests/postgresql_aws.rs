@@ -1,7 +1,8 @@
-//! PostgreSQLInstance on the `aws` provider against moto: the Crossplane-shaped claim
-//! Ready with every compliance property visible in moto's state, drift corrected,
-//! a crash at any step of the cloud create leaving exactly one instance, each deletion
-//! policy, and PHI's deletion protection and final snapshot.
+//! PostgreSQLInstance on the `aws` provider against moto, one guarantee per test, each
+//! in a namespace of its own: the Crossplane-shaped claim Ready with every compliance
+//! property visible in moto's state and drift corrected; a crash at any step of the
+//! cloud create leaving exactly one instance; another claim's instance never adopted or
+//! deleted; each deletion policy; PHI's deletion protection and final snapshot.
 
 use anyhow::{Context, Result};
 use kube::{api::DeleteParams, Api, ResourceExt};
@@ -52,37 +53,38 @@ spec:
     .expect("the claim is YAML")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> {
-    let cp = control_plane();
+/// moto seeded, the e2e Composition, and namespace `ns` of `classification` with no
+/// claims left from an earlier run. Returns the seed and the operator flags.
+async fn setup(cp: &ControlPlane, ns: &str, classification: &str) -> Result<Value> {
     let client = cp.client().await?;
     let seed = db::moto(cp, "seed.py", &[])?;
     aws_composition(cp, &seed, "postgresql-aws-e2e", "2s")?;
-    let key = seed["kms_key_arn"].as_str().unwrap().to_string();
-    let (phi, internal) = ("e2e-aws-phi", "e2e-aws-internal");
-    namespace(cp, phi, "aws", "phi")?;
-    namespace(cp, internal, "aws", "internal")?;
-    let flags = ["--cloud-list-ttl-seconds", "1"];
-    {
-        let _op = Operator::start(cp, "aws-cleanup", &flags)?;
-        clear(&client, cp, phi).await?;
-        clear(&client, cp, internal).await?;
-    }
+    namespace(cp, ns, "aws", classification)?;
+    let _op = Operator::start(cp, &format!("{ns}-cleanup"), &FLAGS)?;
+    clear(&client, cp, ns).await?;
+    Ok(seed)
+}
 
-    // A crash at every step of a cloud create, each on a claim of its own.
-    let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
-    let crashed = crash_at_every_step(cp, &pgs_internal, "paved-e2e-aws-crash", |name| {
-        crossplane_claim(name, internal, "Delete")
+const FLAGS: [&str; 2] = ["--cloud-list-ttl-seconds", "1"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_every_step_of_an_rds_create_leaves_exactly_one_instance() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let ns = "e2e-aws-crash";
+    setup(cp, ns, "internal").await?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    let crashed = crash_at_every_step(cp, &pgs, "paved-e2e-aws-crash", |name| {
+        crossplane_claim(name, ns, "Delete")
     })
     .await?;
     assert!(
         instance(cp, &crashed[1].2)?.is_some(),
         "the create crashed right after reached the cloud"
     );
-
-    let op = Operator::start(cp, "aws", &flags)?;
+    let _op = Operator::start(cp, "aws-crash", &FLAGS)?;
     for (name, uid, _) in &crashed {
-        ready(&pgs_internal, name).await?;
+        ready(&pgs, name).await?;
         let owned = db::moto(cp, "query.py", &["instances"])?
             .as_array()
             .unwrap()
@@ -101,10 +103,26 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
         .collect();
     let distinct: std::collections::HashSet<&String> = ids.iter().collect();
     assert!(ids.len() >= 2 && distinct.len() == ids.len(), "{ids:?}");
+    for (name, _, external) in &crashed {
+        pgs.delete(name, &DeleteParams::default()).await?;
+        gone(&pgs, name).await?;
+        assert!(instance(cp, external)?.is_none(), "{name}: deleted");
+    }
+    Ok(())
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phi_claim_is_compliant_in_moto_drift_is_corrected_and_deletion_keeps_a_snapshot(
+) -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let phi = "e2e-aws-phi";
+    let seed = setup(cp, phi, "phi").await?;
+    let key = seed["kms_key_arn"].as_str().unwrap().to_string();
+    let pgs_phi: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), phi);
+    let _op = Operator::start(cp, "aws-phi", &FLAGS)?;
     // The Crossplane-shaped PHI claim: every compliance property in moto's state.
     create(cp, &crossplane_claim("records", phi, "Delete"))?;
-    let pgs_phi: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), phi);
     let records = ready(&pgs_phi, "records").await?;
     let st = records.status.clone().unwrap();
     let id = st.external_name.clone().unwrap();
@@ -265,25 +283,70 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     ])?;
     assert!(events.contains("DriftCorrected"), "{events}");
 
-    // A name collision with another claim's instance is refused, never adopted.
-    drop(op);
-    create(cp, &crossplane_claim("collides", internal, "Delete"))?;
-    let collides = pgs_internal.get("collides").await?.uid().unwrap();
+    // PHI: the claim asked for Delete, the floor keeps a snapshot; protection is
+    // lifted only for the claim's own deletion.
+    pgs_phi.delete("records", &DeleteParams::default()).await?;
+    gone(&pgs_phi, "records").await?;
+    assert!(instance(cp, &id)?.is_none());
+    assert!(
+        db::moto(cp, "query.py", &["security-group", &own_name])?.is_null(),
+        "its own security group goes with it"
+    );
+    let snapshots = db::moto(cp, "query.py", &["snapshots"])?;
+    assert!(
+        snapshots
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["DBSnapshotIdentifier"] == format!("{id}-final") && s["Encrypted"] == true),
+        "PHI keeps an encrypted final snapshot"
+    );
+
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_claims_instance_is_never_adopted_or_deleted() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let ns = "e2e-aws-collide";
+    let seed = setup(cp, ns, "internal").await?;
+    let key = seed["kms_key_arn"].as_str().unwrap();
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    // Made before an operator runs: the instance of its name is someone else's.
+    create(cp, &crossplane_claim("collides", ns, "Delete"))?;
+    let collides = pgs.get("collides").await?.uid().unwrap();
     let collides_id = paved_compose::postgresql::external_name(&collides);
     db::moto(
         cp,
         "query.py",
-        &["create", &collides_id, "someone-else", &key],
+        &["create", &collides_id, "someone-else", key],
     )?;
-    let _op = Operator::start(cp, "aws-2", &flags)?;
-    eventually("collides OwnedByOther", T, || async {
-        let p = pgs_internal.get("collides").await?;
+    let _op = Operator::start(cp, "aws-collide", &FLAGS)?;
+    let c = eventually("collides OwnedByOther", T, || async {
+        let p = pgs.get("collides").await?;
         Ok(p.status
             .and_then(|s| conditions::find(&s.conditions, "Synced").cloned())
             .filter(|c| c.reason == "OwnedByOther"))
     })
     .await?;
+    assert!(c.message.contains("will not adopt"), "{}", c.message);
+    pgs.delete("collides", &DeleteParams::default()).await?;
+    gone(&pgs, "collides").await?;
+    let i = instance(cp, &collides_id)?.context("another claim's instance is never deleted")?;
+    assert_eq!(tag(&i, "paved.dev/claim-uid"), Some("someone-else"));
+    Ok(())
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_deletion_policy_acts_and_a_delete_without_confirmation_keeps_a_snapshot() -> Result<()>
+{
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let internal = "e2e-aws-internal";
+    setup(cp, internal, "internal").await?;
+    let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
+    let _op = Operator::start(cp, "aws-policy", &FLAGS)?;
     // Deletion policies.
     for (name, policy) in [
         ("gone", "Delete"),
@@ -307,7 +370,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     // `gone` is deleted with the explicit act; `pruned`, which also says Delete, is
     // deleted as a prune or a rename in Git would delete it: without.
     db::confirm_delete(&pgs_internal, "gone").await?;
-    for name in ["gone", "kept", "snapped", "pruned", "collides"] {
+    for name in ["gone", "kept", "snapped", "pruned"] {
         pgs_internal.delete(name, &DeleteParams::default()).await?;
         gone(&pgs_internal, name).await?;
     }
@@ -338,35 +401,7 @@ async fn aws_claims_are_compliant_in_moto_and_deleted_by_policy() -> Result<()> 
     );
     let s = snap(&ids[2]).context("...after a final snapshot")?;
     assert_eq!(s["Encrypted"], true);
-    assert!(
-        instance(cp, &collides_id)?.is_some(),
-        "another claim's instance is never deleted"
-    );
 
-    // PHI: the claim asked for Delete, the floor keeps a snapshot; protection is
-    // lifted only for the claim's own deletion.
-    pgs_phi.delete("records", &DeleteParams::default()).await?;
-    gone(&pgs_phi, "records").await?;
-    assert!(instance(cp, &id)?.is_none());
-    assert!(
-        db::moto(cp, "query.py", &["security-group", &own_name])?.is_null(),
-        "its own security group goes with it"
-    );
-    let snapshots = db::moto(cp, "query.py", &["snapshots"])?;
-    assert!(
-        snapshots
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["DBSnapshotIdentifier"] == format!("{id}-final") && s["Encrypted"] == true),
-        "PHI keeps an encrypted final snapshot"
-    );
-
-    for (name, _, external) in &crashed {
-        pgs_internal.delete(name, &DeleteParams::default()).await?;
-        gone(&pgs_internal, name).await?;
-        assert!(instance(cp, external)?.is_none(), "{name}: deleted");
-    }
     Ok(())
 }
 

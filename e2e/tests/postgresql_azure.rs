@@ -4,7 +4,7 @@
 //! azure_mgmt_postgresql; every compliance setting lands in the fake's state, the
 //! administrator credentials in Key Vault, drift is corrected through injected
 //! throttling, a crash at any step of the create leaves exactly one server, and each
-//! deletion policy does what it says.
+//! deletion policy does what it says: one guarantee per test, each in its own namespace.
 
 use anyhow::{Context, Result};
 use kube::{api::DeleteParams, Api};
@@ -15,7 +15,7 @@ use paved_e2e::{
         self, claim, clear, composition, crash_at_every_step, create, event_reasons,
         external_secret, gone, namespace, ready, Fake, T,
     },
-    eventually, Operator,
+    eventually, ControlPlane, Operator,
 };
 use serde_json::{json, Value};
 
@@ -33,9 +33,10 @@ fn server(fake: &Fake, name: &str) -> Result<Option<Value>> {
     Ok(servers(fake)?.into_iter().find(|s| s["name"] == name))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Result<()> {
-    let cp = control_plane();
+/// The e2e Composition (the shipped one, with the fake's Key Vault) and namespace `ns`
+/// of `classification` with no claims left from an earlier run; returns the fake and
+/// the shipped Composition's `spec.postgresql`.
+async fn setup(cp: &ControlPlane, ns: &str, classification: &str) -> Result<(Fake, Value)> {
     let client = cp.client().await?;
     let fake = Fake::new(cp, "PAVED_AZURE_URL")?;
     let vault = cp.env["PAVED_AZURE_URL"].clone();
@@ -45,18 +46,20 @@ async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
     let shipped: Value = serde_yaml::from_str(&std::fs::read_to_string(
         paved_e2e::repo_root().join("compositions/postgresql-azure-standard.yaml"),
     )?)?;
-    let want = &shipped["spec"]["postgresql"];
-    let (phi, internal) = ("e2e-azure-phi", "e2e-azure-internal");
-    namespace(cp, phi, "azure", "phi")?;
-    namespace(cp, internal, "azure", "internal")?;
-    let flags = ["--cloud-list-ttl-seconds", "1"];
-    {
-        let _op = Operator::start(cp, "azure-cleanup", &flags)?;
-        clear(&client, cp, phi).await?;
-        clear(&client, cp, internal).await?;
-    }
+    namespace(cp, ns, "azure", classification)?;
+    let _op = Operator::start(cp, &format!("{ns}-cleanup"), &FLAGS)?;
+    clear(&client, cp, ns).await?;
+    Ok((fake, shipped["spec"]["postgresql"].clone()))
+}
 
-    // A crash at every step of a cloud create, each on a claim of its own.
+const FLAGS: [&str; 2] = ["--cloud-list-ttl-seconds", "1"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_every_step_of_an_azure_create_leaves_exactly_one_server() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let internal = "e2e-azure-crash";
+    let (fake, _) = setup(cp, internal, "internal").await?;
     let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
     let crashed = crash_at_every_step(cp, &pgs_internal, "paved-e2e-azure-crash", |name| {
         claim(name, internal, COMPOSITION, Some("Delete"))
@@ -66,12 +69,7 @@ async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         server(&fake, &crashed[1].2)?.is_some(),
         "the create crashed right after reached Azure"
     );
-
-    // At debug, the level where azure_core prints whole requests (bodies, and its
-    // Authorization header): the operator must keep those out of its log.
-    let mut debug = cp.clone();
-    debug.env.insert("RUST_LOG".into(), "debug".into());
-    let op = Operator::start(&debug, "azure", &flags)?;
+    let _op = Operator::start(cp, "azure-crash", &FLAGS)?;
     for (name, uid, _) in &crashed {
         ready(&pgs_internal, name).await?;
         let owned = servers(&fake)?
@@ -80,10 +78,33 @@ async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
             .count();
         assert_eq!(owned, 1, "{name}: exactly one server after the crash");
     }
+    // They say Delete; deleted with the explicit act (without it Azure's Snapshot would
+    // keep each server).
+    for (name, _, external) in &crashed {
+        db::confirm_delete(&pgs_internal, name).await?;
+        pgs_internal.delete(name, &DeleteParams::default()).await?;
+        gone(&pgs_internal, name).await?;
+        assert!(server(&fake, external)?.is_none(), "{name}: deleted");
+    }
+    Ok(())
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phi_server_is_compliant_in_the_fake_drift_is_corrected_and_it_is_kept_with_a_backup(
+) -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let phi = "e2e-azure-phi";
+    let (fake, want) = setup(cp, phi, "phi").await?;
+    let want = &want;
+    let pgs_phi: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), phi);
+    // At debug, the level where azure_core prints whole requests (bodies, and its
+    // Authorization header): the operator must keep those out of its log.
+    let mut debug = cp.clone();
+    debug.env.insert("RUST_LOG".into(), "debug".into());
+    let op = Operator::start(&debug, "azure", &FLAGS)?;
     // A PHI claim: every compliance setting in the fake's state.
     create(cp, &claim("records", phi, COMPOSITION, None))?;
-    let pgs_phi: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), phi);
     let records = ready(&pgs_phi, "records").await?;
     let st = records.status.clone().unwrap();
     let name = st.external_name.clone().unwrap();
@@ -198,6 +219,39 @@ async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
     .await?;
     assert!(event_reasons(cp, phi)?.contains("DriftCorrected"));
 
+    // PHI: Snapshot. Azure drops a server's backups with it, so the server stays
+    // beside its final on-demand backup.
+    pgs_phi.delete("records", &DeleteParams::default()).await?;
+    gone(&pgs_phi, "records").await?;
+    assert!(server(&fake, &name)?.is_some(), "the PHI server is kept");
+    let backups = fake.state()?["backups"].clone();
+    assert!(
+        backups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["name"] == format!("{name}-final") && b["serverName"] == name.as_str()),
+        "final backup taken: {backups}"
+    );
+    assert!(event_reasons(cp, phi)?.contains("DeleteSkipped"));
+    let log = op.logs();
+    assert!(log.contains("DEBUG"), "the log is at debug");
+    assert!(
+        !log.contains("administratorLoginPassword"),
+        "no request body in the log"
+    );
+    assert!(!log.contains("fake-aad."), "no access token in the log");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_and_orphan_do_what_they_say() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let internal = "e2e-azure-internal";
+    let (fake, _) = setup(cp, internal, "internal").await?;
+    let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
+    let _op = Operator::start(cp, "azure-policy", &FLAGS)?;
     // Deletion policies.
     create(cp, &claim("scratch", internal, COMPOSITION, Some("Delete")))?;
     create(cp, &claim("kept", internal, COMPOSITION, Some("Orphan")))?;
@@ -222,35 +276,5 @@ async fn azure_servers_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         server(&fake, &kept_name)?.is_some(),
         "Orphan left the server"
     );
-    // PHI: Snapshot. Azure drops a server's backups with it, so the server stays
-    // beside its final on-demand backup.
-    pgs_phi.delete("records", &DeleteParams::default()).await?;
-    gone(&pgs_phi, "records").await?;
-    assert!(server(&fake, &name)?.is_some(), "the PHI server is kept");
-    let backups = fake.state()?["backups"].clone();
-    assert!(
-        backups
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b["name"] == format!("{name}-final") && b["serverName"] == name.as_str()),
-        "final backup taken: {backups}"
-    );
-    assert!(event_reasons(cp, phi)?.contains("DeleteSkipped"));
-    let log = op.logs();
-    assert!(log.contains("DEBUG"), "the log is at debug");
-    assert!(
-        !log.contains("administratorLoginPassword"),
-        "no request body in the log"
-    );
-    assert!(!log.contains("fake-aad."), "no access token in the log");
-    // They say Delete; deleted with the explicit act (without it Azure's Snapshot would
-    // keep each server).
-    for (name, _, external) in &crashed {
-        db::confirm_delete(&pgs_internal, name).await?;
-        pgs_internal.delete(name, &DeleteParams::default()).await?;
-        gone(&pgs_internal, name).await?;
-        assert!(server(&fake, external)?.is_none(), "{name}: deleted");
-    }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! SQL through google-cloud-sql-v1; every compliance setting lands in the fake's
 //! state, the administrator credentials in Secret Manager, drift is corrected
 //! through injected throttling, a crash at any step of the insert leaves exactly one
-//! instance, and each deletion policy does what it says.
+//! instance, and each deletion policy does what it says: one guarantee per test, each
+//! in its own namespace.
 
 use anyhow::{Context, Result};
 use kube::{api::DeleteParams, Api};
@@ -15,7 +16,7 @@ use paved_e2e::{
         self, claim, clear, composition, crash_at_every_step, create, event_reasons,
         external_secret, gone, namespace, ready, Fake, T,
     },
-    eventually, Operator,
+    eventually, ControlPlane, Operator,
 };
 use serde_json::{json, Value};
 
@@ -33,28 +34,30 @@ fn instance(fake: &Fake, name: &str) -> Result<Option<Value>> {
     Ok(instances(fake)?.into_iter().find(|i| i["name"] == name))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Result<()> {
-    let cp = control_plane();
+/// The e2e Composition (the shipped one) and namespace `ns` of `classification` with
+/// no claims left from an earlier run; returns the fake and the shipped Composition's
+/// `spec.postgresql`.
+async fn setup(cp: &ControlPlane, ns: &str, classification: &str) -> Result<(Fake, Value)> {
     let client = cp.client().await?;
     let fake = Fake::new(cp, "PAVED_GCP_URL")?;
     composition(cp, "postgresql-gcp-standard.yaml", COMPOSITION, |_| {})?;
     let shipped: Value = serde_yaml::from_str(&std::fs::read_to_string(
         paved_e2e::repo_root().join("compositions/postgresql-gcp-standard.yaml"),
     )?)?;
-    let want = &shipped["spec"]["postgresql"];
-    let project = want["gcp"]["project"].as_str().unwrap().to_string();
-    let (phi, internal) = ("e2e-gcp-phi", "e2e-gcp-internal");
-    namespace(cp, phi, "gcp", "phi")?;
-    namespace(cp, internal, "gcp", "internal")?;
-    let flags = ["--cloud-list-ttl-seconds", "1"];
-    {
-        let _op = Operator::start(cp, "gcp-cleanup", &flags)?;
-        clear(&client, cp, phi).await?;
-        clear(&client, cp, internal).await?;
-    }
+    namespace(cp, ns, "gcp", classification)?;
+    let _op = Operator::start(cp, &format!("{ns}-cleanup"), &FLAGS)?;
+    clear(&client, cp, ns).await?;
+    Ok((fake, shipped["spec"]["postgresql"].clone()))
+}
 
-    // A crash at every step of a cloud create, each on a claim of its own.
+const FLAGS: [&str; 2] = ["--cloud-list-ttl-seconds", "1"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_every_step_of_a_cloud_sql_insert_leaves_exactly_one_instance() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let internal = "e2e-gcp-crash";
+    let (fake, _) = setup(cp, internal, "internal").await?;
     let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
     let crashed = crash_at_every_step(cp, &pgs_internal, "paved-e2e-gcp-crash", |name| {
         claim(name, internal, COMPOSITION, Some("Delete"))
@@ -64,8 +67,7 @@ async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         instance(&fake, &crashed[1].2)?.is_some(),
         "the insert crashed right after reached Cloud SQL"
     );
-
-    let op = Operator::start(cp, "gcp", &flags)?;
+    let _op = Operator::start(cp, "gcp-crash", &FLAGS)?;
     for (name, uid, _) in &crashed {
         ready(&pgs_internal, name).await?;
         let owned = instances(&fake)?
@@ -74,10 +76,26 @@ async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
             .count();
         assert_eq!(owned, 1, "{name}: exactly one instance after the crash");
     }
+    for (name, _, _) in &crashed {
+        pgs_internal.delete(name, &DeleteParams::default()).await?;
+        gone(&pgs_internal, name).await?;
+    }
+    Ok(())
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phi_instance_is_compliant_in_the_fake_drift_is_corrected_and_it_goes_with_a_final_backup(
+) -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let phi = "e2e-gcp-phi";
+    let (fake, want) = setup(cp, phi, "phi").await?;
+    let want = &want;
+    let project = want["gcp"]["project"].as_str().unwrap().to_string();
+    let pgs_phi: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), phi);
+    let op = Operator::start(cp, "gcp", &FLAGS)?;
     // A PHI claim: every compliance setting in the fake's state.
     create(cp, &claim("records", phi, COMPOSITION, None))?;
-    let pgs_phi: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), phi);
     let records = ready(&pgs_phi, "records").await?;
     let st = records.status.clone().unwrap();
     let name = st.external_name.clone().unwrap();
@@ -173,6 +191,39 @@ async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
     .await?;
     assert!(event_reasons(cp, phi)?.contains("DriftCorrected"));
 
+    // PHI: Snapshot, behind deletion protection: protection goes off, a final backup
+    // is kept, the instance goes.
+    pgs_phi.delete("records", &DeleteParams::default()).await?;
+    gone(&pgs_phi, "records").await?;
+    eventually(
+        "the PHI instance deleted with a final backup",
+        T,
+        || async {
+            let state = fake.state()?;
+            let kept_backup = state["retainedFinalBackups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["instance"] == name.as_str() && b["type"] == "FINAL");
+            Ok((kept_backup && instance(&fake, &name)?.is_none()).then_some(()))
+        },
+    )
+    .await?;
+    assert!(
+        !op.logs().contains("rootPassword"),
+        "no request body in the log"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_and_orphan_do_what_they_say() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let internal = "e2e-gcp-internal";
+    let (fake, _) = setup(cp, internal, "internal").await?;
+    let pgs_internal: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), internal);
+    let _op = Operator::start(cp, "gcp-policy", &FLAGS)?;
     // Deletion policies.
     create(cp, &claim("scratch", internal, COMPOSITION, Some("Delete")))?;
     create(cp, &claim("kept", internal, COMPOSITION, Some("Orphan")))?;
@@ -197,31 +248,5 @@ async fn gcp_instances_are_compliant_in_the_fake_and_deleted_by_policy() -> Resu
         instance(&fake, &kept_name)?.is_some(),
         "Orphan left the instance"
     );
-    // PHI: Snapshot, behind deletion protection: protection goes off, a final backup
-    // is kept, the instance goes.
-    pgs_phi.delete("records", &DeleteParams::default()).await?;
-    gone(&pgs_phi, "records").await?;
-    eventually(
-        "the PHI instance deleted with a final backup",
-        T,
-        || async {
-            let state = fake.state()?;
-            let kept_backup = state["retainedFinalBackups"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|b| b["instance"] == name.as_str() && b["type"] == "FINAL");
-            Ok((kept_backup && instance(&fake, &name)?.is_none()).then_some(()))
-        },
-    )
-    .await?;
-    assert!(
-        !op.logs().contains("rootPassword"),
-        "no request body in the log"
-    );
-    for (name, _, _) in &crashed {
-        pgs_internal.delete(name, &DeleteParams::default()).await?;
-        gone(&pgs_internal, name).await?;
-    }
     Ok(())
 }

@@ -51,21 +51,21 @@ fn condition(c: &ServiceClaim, type_: &str) -> Option<paved_api::Condition> {
         .and_then(|s| conditions::find(&s.conditions, type_).cloned())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
-    let cp = control_plane();
+/// Claim `name` (from `claim`) anew, with none of an earlier run's claim, namespace or
+/// Temporal namespaces left, and Synced: everything applied (the objects go out 8 at
+/// a time, so one being there says nothing of the others).
+async fn synced_anew(cp: &paved_e2e::ControlPlane, c: ServiceClaim) -> Result<ServiceClaim> {
     let client = cp.client().await?;
-    let op = Operator::start(cp, "service-claim", &[])?;
-    let name = "e2e-golden";
+    let name = c.name_any();
     let claims: Api<ServiceClaim> = Api::all(client.clone());
-    let _ = claims.delete(name, &DeleteParams::default()).await;
+    let _ = claims.delete(&name, &DeleteParams::default()).await;
     eventually(
         "old claim and namespace gone",
         Duration::from_secs(90),
         || async {
             let ns: Api<Namespace> = Api::all(client.clone());
             Ok(
-                (claims.get_opt(name).await?.is_none() && ns.get_opt(name).await?.is_none())
+                (claims.get_opt(&name).await?.is_none() && ns.get_opt(&name).await?.is_none())
                     .then_some(()),
             )
         },
@@ -73,7 +73,7 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     .await?;
     // Temporal namespaces outlive their claims (allowDeletion defaults to false):
     // remove an earlier run's, or the new claim would rightly refuse to adopt them.
-    for t in ["adjudication", "appeals"] {
+    for t in &c.spec.temporal {
         let _ = std::process::Command::new(&cp.env["PAVED_TEMPORAL_CLI"])
             .args([
                 "operator",
@@ -83,23 +83,60 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
                 "--address",
                 &cp.env["TEMPORAL_ADDRESS"],
                 "-n",
-                &format!("{name}-{t}"),
+                &format!("{name}.{}", t.name),
             ])
             .output();
     }
-    claims.create(&PostParams::default(), &claim(name)).await?;
-    // Everything is applied before the claim is Synced (the objects go out 8 at a
-    // time, so one being there says nothing of the others).
+    claims.create(&PostParams::default(), &c).await?;
     eventually("claim Synced", T, || async {
-        let c = claims.get(name).await?;
-        Ok(c.status
-            .as_ref()
-            .and_then(|s| paved_api::conditions::find(&s.conditions, "Synced"))
+        let c = claims.get(&name).await?;
+        Ok(condition(&c, "Synced")
             .is_some_and(|c| c.status == "True")
-            .then_some(()))
+            .then_some(c))
     })
-    .await?;
+    .await
+}
 
+/// Deleting the claim removes its namespace and everything in it.
+async fn deleted(cp: &paved_e2e::ControlPlane, name: &str, op: &Operator) -> Result<()> {
+    let client = cp.client().await?;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    Api::<ServiceClaim>::all(client)
+        .delete(name, &DeleteParams::default())
+        .await?;
+    eventually("namespace deleted", Duration::from_secs(90), || async {
+        Ok(nss.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow!("{e}; operator log: {}", op.log.display()))
+}
+
+fn temporal_es_api(client: &kube::Client, name: &str) -> (Api<DynamicObject>, Api<DynamicObject>) {
+    let tn_ar = ar(
+        "paved.dev/v1alpha1",
+        "TemporalNamespace",
+        "temporalnamespaces",
+    );
+    let es_ar = ar(
+        "external-secrets.io/v1",
+        "ExternalSecret",
+        "externalsecrets",
+    );
+    (
+        Api::namespaced_with(client.clone(), name, &tn_ar),
+        Api::namespaced_with(client.clone(), name, &es_ar),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_materializes_its_namespace_policies_quota_identity_and_secrets() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let op = Operator::start(cp, "service-claim", &[])?;
+    let name = "e2e-golden";
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    synced_anew(cp, claim(name)).await?;
+    let (_, es_api) = temporal_es_api(&client, name);
     // Namespace with identity labels and Pod Security.
     let nss: Api<Namespace> = Api::all(client.clone());
     let ns = eventually("namespace", T, || async { Ok(nss.get_opt(name).await?) }).await?;
@@ -189,12 +226,6 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     );
 
     // The ExternalSecret passed the real upstream schema and reads the service's path.
-    let es_ar = ar(
-        "external-secrets.io/v1",
-        "ExternalSecret",
-        "externalsecrets",
-    );
-    let es_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, &es_ar);
     let es = es_api.get("app-secrets").await?;
     assert_eq!(
         es.data["spec"]["dataFrom"][0]["extract"]["key"],
@@ -202,13 +233,25 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     );
     assert_eq!(es.data["spec"]["secretStoreRef"]["name"], "paved");
 
-    // Children exist; the claim is Synced but not Ready, naming the first child.
-    let tn_ar = ar(
-        "paved.dev/v1alpha1",
-        "TemporalNamespace",
-        "temporalnamespaces",
+    let metrics = op.metrics()?;
+    assert!(
+        metrics.contains("paved_reconciles_total{controller=\"serviceclaim\"}"),
+        "{metrics}"
     );
-    let tn_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, &tn_ar);
+    deleted(cp, name, &op).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_names_the_child_that_holds_it_back_and_is_ready_once_it_is_fixed() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let op = Operator::start(cp, "service-claim-children", &[])?;
+    let name = "e2e-golden-children";
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let nss: Api<Namespace> = Api::all(client.clone());
+    synced_anew(cp, claim(name)).await?;
+    let (tn_api, _) = temporal_es_api(&client, name);
+    // Children exist; the claim is Synced but not Ready, naming the first child.
     let tn = tn_api.get("adjudication").await?;
     assert_eq!(tn.data["spec"]["retentionDays"], 30);
     assert_eq!(tn.data["spec"]["description"], "claims adjudication");
@@ -280,6 +323,19 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
         assert_eq!(ours, ["Apply"], "{:?}", meta.name);
     }
 
+    let events = db::event_reasons_about(cp, "default", name)?;
+    assert!(events.contains("Ready"), "events: {events}");
+    deleted(cp, name, &op).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_policy_and_an_edited_quota_come_back() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let op = Operator::start(cp, "service-claim-drift", &[])?;
+    let name = "e2e-golden-drift";
+    synced_anew(cp, claim(name)).await?;
+    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), name);
     // Drift: a deleted policy and an edited quota come back.
     nps.delete("paved-default-deny", &DeleteParams::default())
         .await?;
@@ -303,6 +359,24 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
     })
     .await?;
 
+    deleted(cp, name, &op).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_spec_no_longer_implies_is_pruned() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let op = Operator::start(cp, "service-claim-prune", &[])?;
+    let name = "e2e-golden-prune";
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    synced_anew(cp, claim(name)).await?;
+    let (tn_api, es_api) = temporal_es_api(&client, name);
+    eventually("children made", T, || async {
+        Ok((tn_api.get_opt("appeals").await?.is_some()
+            && es_api.get_opt("app-secrets").await?.is_some())
+        .then_some(()))
+    })
+    .await?;
     // Spec change: what is no longer implied is removed.
     claims
         .patch(
@@ -322,24 +396,10 @@ async fn golden_path_materializes_heals_prunes_and_deletes() -> Result<()> {
         "the child the spec still names stays"
     );
 
-    // Events on transitions, metrics exposed.
     let events = db::event_reasons_about(cp, "default", name)?;
-    assert!(events.contains("Ready"), "events: {events}");
     assert!(events.contains("PrunedResources"), "events: {events}");
-    let metrics = op.metrics()?;
-    assert!(
-        metrics.contains("paved_reconciles_total{controller=\"serviceclaim\"}"),
-        "{metrics}"
-    );
 
-    // Deleting the claim removes its namespace and everything in it.
-    claims.delete(name, &DeleteParams::default()).await?;
-    eventually("namespace deleted", Duration::from_secs(90), || async {
-        Ok(nss.get_opt(name).await?.is_none().then_some(()))
-    })
-    .await
-    .map_err(|e| anyhow!("{e}; operator log: {}", op.log.display()))?;
-    Ok(())
+    deleted(cp, name, &op).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

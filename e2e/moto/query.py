@@ -36,6 +36,8 @@
                                   delete an association behind Paved's back
   query.py drift ID               change mutable fields behind Paved's back
   query.py create ID UID KEYARN   create an instance as if by another claim
+  query.py create-legacy ID       an instance made by hand before Paved: unencrypted,
+                                  public, 1 day of backups, unprotected, untagged
 """
 import json
 import sys
@@ -179,6 +181,22 @@ elif cmd == "drift":
         DBInstanceClass="db.t3.medium",
         BackupRetentionPeriod=1,
         ApplyImmediately=True,
+    )["DBInstance"]
+elif cmd == "create-legacy":
+    # A database made by hand, long before Paved: unencrypted, public, a day of
+    # backups, no deletion protection, no tags.
+    out = rds.create_db_instance(
+        DBInstanceIdentifier=sys.argv[2],
+        Engine="postgres",
+        EngineVersion="16",
+        DBInstanceClass="db.t4g.medium",
+        AllocatedStorage=20,
+        MasterUsername="legacy",
+        MasterUserPassword="legacy-password-1",
+        StorageEncrypted=False,
+        PubliclyAccessible=True,
+        BackupRetentionPeriod=1,
+        DeletionProtection=False,
     )["DBInstance"]
 elif cmd == "create":
     out = rds.create_db_instance(

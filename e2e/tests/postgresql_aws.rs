@@ -405,6 +405,191 @@ async fn each_deletion_policy_acts_and_a_delete_without_confirmation_keeps_a_sna
     Ok(())
 }
 
+/// A claim that observes `name` (an existing database) in `ns`.
+fn observer(claim: &str, ns: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+        "metadata": { "name": claim, "namespace": ns },
+        "spec": {
+            "compositionRef": { "name": "postgresql-aws-e2e" },
+            "existing": { "externalName": name },
+        }
+    })
+}
+
+/// What of an instance an observer must never change.
+fn untouched(i: &Value) -> Value {
+    json!([
+        i["TagList"],
+        i["BackupRetentionPeriod"],
+        i["PubliclyAccessible"],
+        i["DeletionProtection"],
+        i["DBInstanceClass"],
+        i["AllocatedStorage"],
+        i["MultiAZ"],
+        i["IAMDatabaseAuthenticationEnabled"],
+        i["VpcSecurityGroups"],
+        i["DBParameterGroups"],
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_instance_is_observed_read_only_where_its_team_grants_it() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let (ns, other) = ("e2e-aws-observe", "e2e-aws-observe-other");
+    setup(cp, ns, "phi").await?;
+    paved_e2e::db::team_namespace(cp, "team-orders", other, "aws", "internal")?;
+    {
+        let _op = Operator::start(cp, "aws-observe-cleanup", &FLAGS)?;
+        clear(&client, cp, other).await?;
+    }
+    // A database made by hand long ago (a fresh name per run: moto keeps state).
+    let legacy = format!("legacy-orders-{}", std::process::id());
+    let made = db::moto(cp, "query.py", &["create-legacy", &legacy])?;
+    assert_eq!(made["StorageEncrypted"], false);
+    let before = untouched(&instance(cp, &legacy)?.context("made")?);
+    // The platform grants it (and a name that does not exist) to namespace `ns` only.
+    let grant = json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+        "metadata": { "name": "team-claims" },
+        "spec": { "existingDatabases": [
+            { "namespace": ns, "externalName": legacy, "composition": "postgresql-aws-e2e" },
+            { "namespace": ns, "externalName": "never-made", "composition": "postgresql-aws-e2e" },
+        ] }
+    });
+    let (ok, out) = cp.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=e2e-existing",
+            "-f",
+            "-",
+        ],
+        &grant.to_string(),
+    )?;
+    assert!(ok, "{out}");
+    let op = Operator::start(cp, "aws-observe", &FLAGS)?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    create(cp, &observer("legacy", ns, &legacy))?;
+    let p = ready(&pgs, "legacy").await?;
+    let st = p.status.clone().unwrap();
+    assert_eq!(st.external_name.as_deref(), Some(legacy.as_str()));
+    assert_eq!(st.instance_class.as_deref(), Some("db.t4g.medium"));
+    assert_eq!(st.storage_gb, Some(20));
+    assert!(st.endpoint.is_some());
+    assert!(st.estimated_monthly_cost.is_some(), "{st:?}");
+    assert!(
+        st.credentials_secret.is_none() && st.resource_id.is_none(),
+        "nothing of an observed database is granted to a service"
+    );
+    // Every shortfall, one line each; the claim says so where people look.
+    let fields: Vec<&str> = st
+        .violations
+        .iter()
+        .map(|v| v.split(':').next().unwrap())
+        .collect();
+    for want in [
+        "encryption",
+        "network",
+        "backups",
+        "deletionProtection",
+        "tag Owner",
+        "tag CostCenter",
+    ] {
+        assert!(fields.contains(&want), "{want} in {:#?}", st.violations);
+    }
+    let compliant = conditions::find(&st.conditions, "Compliant").context("Compliant")?;
+    assert_eq!(
+        (compliant.status.as_str(), compliant.reason.as_str()),
+        ("False", "BelowFloor")
+    );
+    let cols = cp.kubectl(&["get", "pgi", "-n", ns, "legacy"])?;
+    assert!(
+        cols.contains("COMPLIANT") && cols.contains("False"),
+        "{cols}"
+    );
+    assert!(db::event_reasons(cp, ns)?.contains("BelowFloor"));
+    let metrics = op.metrics()?;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("paved_database_violations{")
+                && l.contains(&format!("namespace=\"{ns}\""))
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    // Several polls later nothing of it has changed: no tag, no fix, no delivery.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(untouched(&instance(cp, &legacy)?.unwrap()), before);
+    let es = external_secret(&client, ns, "legacy-connection").await;
+    assert!(
+        es.as_ref().is_err_and(
+            |e| format!("{e:#}").contains("NotFound") || format!("{e:#}").contains("404")
+        ),
+        "no credentials are delivered for an observed database: {es:?}"
+    );
+
+    // Not granted: another database, the same one from another team's namespace.
+    create(cp, &observer("guess", ns, "legacy-billing"))?;
+    create(cp, &observer("borrowed", other, &legacy))?;
+    let pgs_other: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), other);
+    for (api, name) in [(&pgs, "guess"), (&pgs_other, "borrowed")] {
+        let c = eventually(&format!("{name} ExistingNotGranted"), T, || async {
+            let p = api.get(name).await?;
+            Ok(p.status
+                .and_then(|s| conditions::find(&s.conditions, "Synced").cloned())
+                .filter(|c| c.reason == "ExistingNotGranted"))
+        })
+        .await?;
+        assert!(
+            c.message.contains("spec.existingDatabases"),
+            "{}",
+            c.message
+        );
+        let p = api.get(name).await?;
+        assert!(
+            p.status.unwrap().endpoint.is_none(),
+            "nothing read for {name}"
+        );
+    }
+    // Granted but not there: never made in its place.
+    create(cp, &observer("ghost", ns, "never-made"))?;
+    let c = eventually("ghost ExternalResourceMissing", T, || async {
+        let p = pgs.get("ghost").await?;
+        Ok(p.status
+            .and_then(|s| conditions::find(&s.conditions, "Synced").cloned())
+            .filter(|c| c.reason == "ExternalResourceMissing"))
+    })
+    .await?;
+    assert!(c.message.contains("nothing to observe"), "{}", c.message);
+    let ghost = pgs.get("ghost").await?.uid().unwrap();
+    assert!(
+        !db::moto(cp, "query.py", &["instances"])?
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| tag(i, "paved.dev/claim-uid") == Some(ghost.as_str())
+                || i["DBInstanceIdentifier"] == "never-made"),
+        "nothing was created for a claim that observes"
+    );
+
+    // The claim goes; the database stays as it was.
+    for name in ["legacy", "guess", "ghost"] {
+        pgs.delete(name, &DeleteParams::default()).await?;
+        gone(&pgs, name).await?;
+    }
+    pgs_other
+        .delete("borrowed", &DeleteParams::default())
+        .await?;
+    gone(&pgs_other, "borrowed").await?;
+    assert_eq!(untouched(&instance(cp, &legacy)?.unwrap()), before);
+    assert!(db::event_reasons(cp, ns)?.contains("Released"));
+    drop(op);
+    Ok(())
+}
+
 /// e2e/fakes/fault_proxy.py in front of moto, stopped by PID when dropped.
 struct FaultProxy {
     child: std::process::Child,

@@ -32,6 +32,9 @@ pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
 /// On a ServiceClaim: True while databases removed from its spec are kept.
 pub const DATABASES_RETAINED: &str = "DatabasesRetained";
+/// On an observed PostgreSQLInstance (`spec.existing`): whether the database meets the
+/// Composition's compliance floor (`status.violations` says how it does not).
+pub const COMPLIANT: &str = "Compliant";
 
 /// Well-known reasons as strings (see [`crate::Reason`], which holds them all).
 pub mod reasons {

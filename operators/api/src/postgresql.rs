@@ -30,6 +30,7 @@ use crate::{
     printcolumn = r#"{"name":"SYNCED","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
     printcolumn = r#"{"name":"REASON","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"ENDPOINT","type":"string","jsonPath":".status.endpoint"}"#,
+    printcolumn = r#"{"name":"COMPLIANT","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].status"}"#,
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"PROVIDER","type":"string","priority":1,"jsonPath":".status.provider"}"#,
     printcolumn = r#"{"name":"CLASS","type":"string","priority":1,"jsonPath":".status.instanceClass"}"#,
@@ -40,6 +41,10 @@ use crate::{
     {
         "rule": "!has(oldSelf.compositionRef) || (has(self.compositionRef) && self.compositionRef.name == oldSelf.compositionRef.name)",
         "message": "spec.compositionRef is immutable once set: moving a database between compositions (and so clouds) in place is not supported"
+    },
+    {
+        "rule": "has(self.existing) == has(oldSelf.existing) && (!has(self.existing) || self.existing == oldSelf.existing)",
+        "message": "spec.existing is immutable: a claim observes one existing database, or makes its own, for its whole life"
     }
 ]))]
 pub struct PostgreSQLInstanceSpec {
@@ -80,6 +85,39 @@ pub struct PostgreSQLInstanceSpec {
     /// password, sslmode and uri. Default: `<name>-connection`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_connection_secret_to_ref: Option<LocalSecretReference>,
+
+    /// A database that already exists, to be looked at instead of created: Paved
+    /// reads it where the Composition points (its cloud, region, account) and reports
+    /// in status how it falls short of the Composition's compliance floor, and never
+    /// writes, tags or deletes it. The platform grants it: the namespace's Team must
+    /// list it in `spec.existingDatabases`. Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<ExistingDatabase>,
+}
+
+/// An existing database named by a claim.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExistingDatabase {
+    /// Its name where it lives: the RDS instance identifier, the Azure flexible
+    /// server's name, the Cloud SQL instance's name, or the local database's name.
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    )]
+    pub external_name: String,
+    /// `Observe` (the only mode so far): read-only; status and the `Compliant`
+    /// condition say what falls short of the floor.
+    #[serde(default)]
+    pub mode: ExistingMode,
+}
+
+/// What Paved does with an existing database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ExistingMode {
+    /// Read only: never written, tagged or deleted.
+    #[default]
+    Observe,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -224,4 +262,9 @@ pub struct PostgreSQLInstanceStatus {
     /// Estimated monthly cost from the Composition's price table, e.g. `USD 53.20`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_cost: Option<String>,
+    /// An observed database (`spec.existing`): every way it falls short of the
+    /// Composition's compliance floor, one line each (`field: found, floor wants …`).
+    /// Empty when it meets the floor; see the `Compliant` condition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<String>,
 }

@@ -73,6 +73,22 @@ reasons! {
     NamespaceReserved,
     /// The Composition is not granted to this team or namespace, or is for another cloud.
     CompositionNotAllowed,
+    /// The claim names an existing database its namespace's Team does not list in
+    /// `spec.existingDatabases` for that namespace; the platform grants it.
+    ExistingNotGranted,
+    /// An observed database meets the Composition's compliance floor (condition
+    /// `Compliant`).
+    MeetsFloor,
+    /// An observed database falls short of the Composition's compliance floor;
+    /// `status.violations` says how (condition `Compliant`).
+    BelowFloor,
+    /// An observed database is not available: the cloud reports it stopped, being
+    /// modified, failed, ... (the message says which).
+    NotAvailable,
+    /// An observed database meets what its provider shows of the compliance floor, and
+    /// the provider does not show the rest (the message says what): condition
+    /// `Compliant` is Unknown.
+    NotJudged,
     /// No Composition matches (by reference, selector or `default-for` label).
     CompositionNotFound,
     /// The Composition names another kind (e.g. a service Composition for a database).

@@ -78,6 +78,36 @@ pub struct TeamSpec {
     #[schemars(length(max = 256))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub namespaces: Vec<TeamNamespace>,
+
+    /// Databases that exist already (made by hand, Terraform or another platform)
+    /// that the team's claims may name in `spec.existing`, each for one namespace and
+    /// one Composition (where it lives). A claim naming a database not listed here for
+    /// its namespace and Composition is refused (`ExistingNotGranted`): what a team may
+    /// look at is the platform's to say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["namespace", "externalName", "composition"]))]
+    pub existing_databases: Vec<ExistingDatabaseGrant>,
+}
+
+/// An existing database a team's claims in one namespace may name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExistingDatabaseGrant {
+    /// The namespace whose claims may name it.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: String,
+    /// Its name where it lives, as the claim's `spec.existing.externalName` says it.
+    #[schemars(length(min = 1, max = 100))]
+    pub external_name: String,
+    /// The PostgreSQL Composition that says where it lives (cloud, region, account,
+    /// subscription, project or server): a claim naming it must resolve to this
+    /// Composition, so the same name elsewhere is not granted with it.
+    #[schemars(length(min = 1, max = 253))]
+    pub composition: String,
 }
 
 /// An existing namespace a team uses, and its facts.

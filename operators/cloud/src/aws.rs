@@ -35,6 +35,9 @@ pub struct AwsProvider {
     /// Master secrets found tagged and encrypted correctly: re-checked hourly, not on
     /// every poll of every claim.
     secrets_checked: Recent<()>,
+    /// Whether a parameter group forces TLS, for observed instances: groups change
+    /// rarely, and one read per group serves every observed instance in it.
+    groups_tls: Recent<Option<bool>>,
 }
 
 /// How long a master secret found compliant is trusted before it is checked again.
@@ -56,6 +59,7 @@ impl AwsProvider {
             instances: Listed::new("RDS instances", ttl, on_list.clone()),
             groups: Listed::new("security groups", ttl, on_list),
             secrets_checked: Recent::new(SECRET_RECHECK),
+            groups_tls: Recent::new(SECRET_RECHECK),
         }
     }
 
@@ -129,6 +133,44 @@ impl AwsProvider {
             .await
             .map_err(classify)?;
         Ok(name)
+    }
+
+    /// Whether a parameter group forces TLS (`rds.force_ssl` = 1), as far as RDS says
+    /// (`None`: the group does not list it), read once an hour per group. What an
+    /// observed instance is judged by; the ones Paved makes are in its own group, which
+    /// forces it.
+    async fn forces_tls(&self, group: &str) -> Result<Option<bool>, ProviderError> {
+        if let Some(known) = self.groups_tls.get(group) {
+            return Ok(known);
+        }
+        let found = self.read_force_ssl(group).await?;
+        self.groups_tls.put(group, found);
+        Ok(found)
+    }
+
+    async fn read_force_ssl(&self, group: &str) -> Result<Option<bool>, ProviderError> {
+        let mut marker = None;
+        loop {
+            let page = self
+                .rds
+                .describe_db_parameters()
+                .db_parameter_group_name(group)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(classify)?;
+            if let Some(p) = page
+                .parameters()
+                .iter()
+                .find(|p| p.parameter_name() == Some("rds.force_ssl"))
+            {
+                return Ok(p.parameter_value().map(|v| v == "1"));
+            }
+            marker = page.marker().map(String::from);
+            if marker.is_none() {
+                return Ok(None);
+            }
+        }
     }
 
     /// Puts the compliance tags on the RDS-managed master secret and checks it is
@@ -224,6 +266,12 @@ fn observed(db: &DbInstance) -> ObservedDatabase {
         }),
         own_security_group: None,
         iam_authentication: Some(db.iam_database_authentication_enabled().unwrap_or(false)),
+        tags: Some(
+            db.tag_list()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect(),
+        ),
     }
 }
 
@@ -238,13 +286,25 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
             None => Observation::Absent,
             Some(db) => {
                 let mut o = observed(db);
-                o.own_security_group = self.own_group(d).await?;
+                if d.observe_only {
+                    // Read only: its parameter group says whether TLS is forced.
+                    if let Some(g) = db
+                        .db_parameter_groups()
+                        .first()
+                        .and_then(|g| g.db_parameter_group_name())
+                    {
+                        o.tls_required = self.forces_tls(g).await?;
+                    }
+                } else {
+                    o.own_security_group = self.own_group(d).await?;
+                }
                 let owner = o.owner_uid.clone();
                 crate::ownership(
                     o,
                     owner.as_deref(),
                     &d.owner_uid,
                     "an instance without Paved's ownership tag",
+                    d.observe_only,
                 )
             }
         })

@@ -475,6 +475,18 @@ fn observed(s: &models::Server, d: &DesiredDatabase) -> ObservedDatabase {
         security_groups: None,
         iam_authentication: None,
         own_security_group: None,
+        tags: Some(
+            s.tracked_resource
+                .tags
+                .as_ref()
+                .and_then(|t| t.as_object())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
     }
 }
 
@@ -486,6 +498,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
     ) -> Result<Observation<ObservedDatabase>, ProviderError> {
         let all = self.servers().await?;
         let Some(s) = all.get(&d.external_name) else {
+            if d.observe_only {
+                return Ok(Observation::Absent);
+            }
             return crate::absent_unless(
                 self.operation(&d.external_name).await?,
                 &d.owner_uid,
@@ -504,12 +519,20 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
             owner.as_deref(),
             &d.owner_uid,
             "a server without Paved's ownership tag",
+            d.observe_only,
         ) {
             Observation::Present(o) => o,
             other => return Ok(other),
         };
         if o.state == "available" {
             o.tls_required = Some(self.require_secure_transport(&d.external_name).await?);
+        }
+        // An observed server holds no database of Paved's, and its operations are not
+        // Paved's to read (or forget).
+        if d.observe_only {
+            return Ok(Observation::Present(o));
+        }
+        if o.state == "available" {
             o.database_present = Some(
                 self.database_present(&d.external_name, &d.database_name)
                     .await?,

@@ -40,6 +40,11 @@ pub trait Managed: Sync {
     fn named(&self, d: &Self::Desired) -> String;
     /// Where it is looked for, in messages: "aws/us-east-1", "frontend host:7233".
     fn place(&self, d: &Self::Desired) -> String;
+    /// An existing resource the claim only looks at: never created, written or
+    /// adopted, whoever's it is.
+    fn observe_only(&self, _d: &Self::Desired) -> bool {
+        false
+    }
 }
 
 /// A PostgreSQL database: disruptive changes wait for the maintenance window.
@@ -68,6 +73,9 @@ impl Managed for Database<'_> {
     }
     fn place(&self, d: &DesiredDatabase) -> String {
         format!("{}/{}", d.provider, d.region)
+    }
+    fn observe_only(&self, d: &DesiredDatabase) -> bool {
+        d.observe_only
     }
 }
 
@@ -114,6 +122,8 @@ pub enum Decision {
     Ready,
     /// Something a human must look at; nothing is written.
     Refuse(Reason, String),
+    /// An existing resource the claim only looks at: report what it is, write nothing.
+    Observe,
 }
 
 /// A decision, with what waits for the maintenance window (see `Managed::hold`).
@@ -134,6 +144,23 @@ pub fn decide<K: Managed>(
         decision: Decision::Refuse(r, m),
         held: vec![],
     };
+    if kind.observe_only(d) {
+        return match seen {
+            Observation::Present(_) => Decided {
+                decision: Decision::Observe,
+                held: vec![],
+            },
+            // Never made here: there is nothing to make it again from.
+            _ => refuse(
+                Reason::ExternalResourceMissing,
+                format!(
+                    "{} does not exist in {}: there is nothing to observe (Paved never creates a database a claim names in spec.existing)",
+                    kind.named(d),
+                    kind.place(d)
+                ),
+            ),
+        };
+    }
     let o = match seen {
         Observation::OwnedByOther { owner } => {
             return refuse(
@@ -222,6 +249,8 @@ pub enum Driven<O> {
     Updated(Vec<Drift>),
     /// As desired: the observed resource, and what waits for the window.
     Ready { observed: Box<O>, held: Vec<Drift> },
+    /// An existing resource looked at, nothing written.
+    Observed(Box<O>),
 }
 
 /// One reconcile's cloud side: observe, decide, act. `adopted` is set when an
@@ -250,6 +279,12 @@ pub async fn drive<K: Managed>(
     let driven = match decision {
         Decision::Adopt(_) => unreachable!("adoption is unwrapped above"),
         Decision::Refuse(r, m) => Driven::Refused(r, m),
+        Decision::Observe => {
+            let Observation::Present(o) = seen else {
+                unreachable!("observing is decided only for a present resource")
+            };
+            Driven::Observed(Box::new(o))
+        }
         Decision::Wait(m) => Driven::Waiting(m),
         Decision::Create => {
             recorder.pending().await?;
@@ -473,5 +508,32 @@ mod tests {
             step(NEW, &Observation::OwnedByOther { owner: "claim uid-2".into() }),
             Decision::Refuse(Reason::OwnedByOther, m) if m.contains("Temporal namespace svc.wf")
         ));
+    }
+
+    #[test]
+    fn an_observed_database_is_only_looked_at() {
+        let mut d = desired();
+        d.observe_only = true;
+        let running = Default::default();
+        let kind = Database {
+            running: &running,
+            now: 0,
+        };
+        // Whatever the guard says and whoever's it is: never created, never adopted.
+        for guard in [NEW, PENDING, MADE] {
+            let mut theirs = present("available", &d);
+            if let Observation::Present(o) = &mut theirs {
+                o.owner_uid = Some("someone-else".into());
+                o.publicly_accessible = Some(true);
+            }
+            assert_eq!(
+                decide(&kind, guard, &d, &theirs).decision,
+                Decision::Observe
+            );
+            assert!(matches!(
+                decide(&kind, guard, &d, &Observation::Absent).decision,
+                Decision::Refuse(Reason::ExternalResourceMissing, m) if m.contains("nothing to observe")
+            ));
+        }
     }
 }

@@ -104,6 +104,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for FakeDatabases {
             owner.as_deref(),
             &d.owner_uid,
             "an unmarked database",
+            d.observe_only,
         ))
     }
 

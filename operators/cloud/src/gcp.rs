@@ -434,6 +434,7 @@ fn observed(i: &DatabaseInstance, d: &DesiredDatabase) -> ObservedDatabase {
         security_groups: None,
         iam_authentication: None,
         own_security_group: None,
+        tags: Some(s.user_labels.clone().into_iter().collect()),
     }
 }
 
@@ -445,6 +446,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
     ) -> Result<Observation<ObservedDatabase>, ProviderError> {
         let all = self.all().await?;
         let Some(i) = all.get(&d.external_name) else {
+            if d.observe_only {
+                return Ok(Observation::Absent);
+            }
             return crate::absent_unless(
                 self.operation(&d.external_name).await?,
                 &d.owner_uid,
@@ -463,10 +467,16 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
             owner.as_deref(),
             &d.owner_uid,
             "an instance without Paved's ownership label",
+            d.observe_only,
         ) {
             Observation::Present(o) => o,
             other => return Ok(other),
         };
+        // An observed instance holds no database of Paved's, and its operations are
+        // not Paved's to read (or forget).
+        if d.observe_only {
+            return Ok(Observation::Present(o));
+        }
         if o.state == "available" {
             o.database_present = Some(
                 self.database_present(&d.external_name, &d.database_name)

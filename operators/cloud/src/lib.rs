@@ -184,7 +184,12 @@ pub fn ownership<O>(
     owner: Option<&str>,
     want: &str,
     unmarked: &str,
+    observe_only: bool,
 ) -> Observation<O> {
+    // An existing database a claim only looks at is whoever's it is.
+    if observe_only {
+        return Observation::Present(observed);
+    }
     match owner {
         Some(uid) if uid == want => Observation::Present(observed),
         Some(uid) => Observation::OwnedByOther {

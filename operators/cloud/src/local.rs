@@ -192,6 +192,15 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
         let Some(comment) = database_comment(&admin, &d.database_name).await? else {
             return Ok(Observation::Absent);
         };
+        if d.observe_only {
+            // Whoever's it is: only what the server can say of it.
+            return Ok(Observation::Present(ObservedDatabase {
+                state: "available".into(),
+                endpoint: Some(self.host.clone()),
+                port: Some(self.port as i32),
+                ..Default::default()
+            }));
+        }
         // A create interrupted between CREATE DATABASE and its comment leaves an
         // unmarked database owned by our (marked) role: ours, to be finished.
         let owner_role_ours = admin

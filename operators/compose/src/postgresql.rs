@@ -176,6 +176,13 @@ pub struct DesiredDatabase {
     pub maintenance_window: String,
     /// Disruptive changes go out at once.
     pub apply_immediately: bool,
+    /// An existing database the claim observes (`spec.existing`): looked at under
+    /// `external_name`, never written, tagged or deleted, judged against this floor.
+    pub observe_only: bool,
+    /// The Composition's price table: an observed database's cost is estimated from
+    /// what it runs as.
+    #[serde(skip)]
+    pub prices: Option<paved_api::PriceTable>,
 }
 
 /// Everything rendering a PostgreSQLInstance depends on.
@@ -335,13 +342,21 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
             DeletionPolicy::Delete => DeletionPolicy::Snapshot,
             p => p,
         });
-    let external = external_name(input.claim_uid);
-    let cost = comp.prices.as_ref().and_then(|prices| {
-        prices.instances.get(&instance_class).map(|monthly| {
-            let total = monthly + prices.storage_per_gb * storage_gb as f64;
-            format!("{} {:.2}", prices.currency, total)
-        })
-    });
+    // An existing database is looked at under its own name and never deleted.
+    let existing = input.spec.existing.as_ref();
+    let external = existing.map_or_else(
+        || external_name(input.claim_uid),
+        |e| e.external_name.clone(),
+    );
+    let deletion_policy = if existing.is_some() {
+        DeletionPolicy::Orphan
+    } else {
+        deletion_policy
+    };
+    let cost = comp
+        .prices
+        .as_ref()
+        .and_then(|prices| monthly_cost(prices, &instance_class, storage_gb));
 
     let mut desired = DesiredDatabase {
         provider: comp.provider,
@@ -383,7 +398,12 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
             .as_ref()
             .map(|r| r.name.clone())
             .unwrap_or_else(|| crate::service::connection_secret(input.claim_name)),
-        database_name: external.replace('-', "_"),
+        // An existing (local) database is looked at under its own name.
+        database_name: if existing.is_some() {
+            external.clone()
+        } else {
+            external.replace('-', "_")
+        },
         master_username: external.replace('-', "_"),
         estimated_monthly_cost: cost,
         // At least a second: a `0s` in a Composition must not turn polls into a hot loop.
@@ -399,8 +419,15 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
             .maintenance
             .as_ref()
             .is_some_and(|m| m.apply_immediately),
+        observe_only: existing.is_some(),
+        prices: comp.prices.clone(),
     };
     apply_floor(&mut desired, facts, input);
+    if desired.observe_only {
+        // The floor's Snapshot for PHI acts on a database Paved deletes; an observed
+        // one it never touches.
+        desired.deletion_policy = DeletionPolicy::Orphan;
+    }
     Ok(desired)
 }
 
@@ -601,6 +628,8 @@ pub struct ObservedDatabase {
     /// AWS: the database's own security group, where the Composition asks for one and
     /// it exists.
     pub own_security_group: Option<ObservedSecurityGroup>,
+    /// Its tags (labels on Cloud SQL), where the provider has them.
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// A database's own security group as the cloud has it.
@@ -659,6 +688,105 @@ pub fn instance_security_groups(d: &DesiredDatabase, own: Option<&str>) -> Vec<S
 }
 
 pub use crate::Plan;
+
+/// Pure: the estimated monthly cost of a database of `class` with `storage_gb` from
+/// a Composition's price table, e.g. `USD 53.20`; `None` for a class it does not price.
+pub fn monthly_cost(
+    prices: &paved_api::PriceTable,
+    class: &str,
+    storage_gb: i32,
+) -> Option<String> {
+    prices.instances.get(class).map(|monthly| {
+        let total = monthly + prices.storage_per_gb * storage_gb as f64;
+        format!("{} {:.2}", prices.currency, total)
+    })
+}
+
+/// How an observed database compares with the compliance floor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Judgement {
+    /// Every way it falls short, one line each (`field: found; the floor wants …`).
+    pub violations: Vec<String>,
+    /// What the provider cannot show, so is not judged (`tls`, `deletionProtection`…).
+    pub unseen: Vec<&'static str>,
+}
+
+/// Pure: an observed database against the compliance floor `d` was rendered with (the
+/// Composition's key, private networking, TLS, backups, deletion protection where the
+/// floor or the Composition asks for it, cost and ownership tags). What the provider
+/// does not report is listed as unseen, never taken as met.
+pub fn judge(d: &DesiredDatabase, o: &ObservedDatabase) -> Judgement {
+    let mut j = Judgement::default();
+    let v = &mut j.violations;
+    match (o.storage_encrypted, &d.kms_key_id, &o.kms_key_id) {
+        (None, ..) => j.unseen.push("encryption"),
+        (Some(false), want, _) => v.push(format!(
+            "encryption: storage is not encrypted; the floor encrypts it{}",
+            want.as_ref()
+                .map(|k| format!(" with {k}"))
+                .unwrap_or_default()
+        )),
+        (_, Some(want), Some(have)) if !key_matches(want, have) => v.push(format!(
+            "encryption: encrypted with {have}; the Composition's key is {want}"
+        )),
+        (_, Some(_), None) => j.unseen.push("encryption key"),
+        _ => {}
+    }
+    match o.publicly_accessible {
+        None => j.unseen.push("network"),
+        Some(true) => {
+            v.push("network: publicly accessible; the floor keeps databases private".into())
+        }
+        Some(false) => {}
+    }
+    match o.tls_required {
+        None => j.unseen.push("tls"),
+        Some(false) => {
+            v.push("tls: unencrypted connections are accepted; the floor requires TLS".into())
+        }
+        Some(true) => {}
+    }
+    match o.backup_retention_days {
+        None => j.unseen.push("backups"),
+        Some(days) if days < d.backup_retention_days => v.push(format!(
+            "backups: kept {days} days; the floor keeps them {} days",
+            d.backup_retention_days
+        )),
+        Some(_) => {}
+    }
+    if d.deletion_protection {
+        match o.deletion_protection {
+            None => j.unseen.push("deletionProtection"),
+            Some(false) => v.push(
+                "deletionProtection: off; the floor (PHI) or the Composition turns it on".into(),
+            ),
+            Some(true) => {}
+        }
+    }
+    match &o.tags {
+        None => j.unseen.push("tags"),
+        Some(tags) => {
+            // The Composition's and the floor's tags, as the cloud spells them; Paved's
+            // own (`paved.dev/…`) mark what it made, not what it observes.
+            let wanted: BTreeMap<String, String> = d
+                .tags
+                .iter()
+                .filter(|(k, _)| !k.starts_with("paved.dev/"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (k, want) in &cloud_tags(d.provider, &wanted) {
+                match tags.get(k) {
+                    None => v.push(format!("tag {k}: missing; the Composition sets {want:?}")),
+                    Some(have) if have != want => {
+                        v.push(format!("tag {k}: {have:?}; the Composition sets {want:?}"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    j
+}
 
 /// Pure: compares desired with observed. Storage only grows; encryption is never
 /// weakened and a database found unencrypted or public is terminal.
@@ -1548,6 +1676,81 @@ mod tests {
     }
 
     #[test]
+    fn an_existing_database_is_named_by_the_claim_and_never_deleted() {
+        let spec = PostgreSQLInstanceSpec {
+            existing: Some(paved_api::ExistingDatabase {
+                external_name: "legacy-orders".into(),
+                ..Default::default()
+            }),
+            deletion_policy: Some(DeletionPolicy::Delete),
+            ..Default::default()
+        };
+        for class in [DataClassification::Internal, DataClassification::Phi] {
+            let d = render(&spec, &comp(), class).unwrap();
+            assert!(d.observe_only);
+            assert_eq!(d.external_name, "legacy-orders");
+            assert_eq!(d.database_name, "legacy-orders");
+            assert_eq!(d.deletion_policy, DeletionPolicy::Orphan, "{class:?}");
+            // Still judged against the floor.
+            assert!(d.backup_retention_days >= floor::MIN_BACKUP_RETENTION_DAYS);
+        }
+    }
+
+    #[test]
+    fn an_observed_database_is_judged_against_the_floor_line_by_line() {
+        let d = ok(DataClassification::Phi);
+        let mut o = available(&d);
+        o.tags = Some(
+            cloud_tags(d.provider, &d.tags)
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with("paved.dev/"))
+                .collect(),
+        );
+        o.tls_required = Some(true);
+        assert_eq!(
+            judge(&d, &o),
+            Judgement::default(),
+            "compliant, all of it seen"
+        );
+        // What a hand-made database typically is.
+        o.kms_key_id = Some("arn:aws:kms:us-east-1:1:key/someone-elses".into());
+        o.publicly_accessible = Some(true);
+        o.tls_required = Some(false);
+        o.backup_retention_days = Some(1);
+        o.deletion_protection = Some(false);
+        o.tags.as_mut().unwrap().remove("CostCenter");
+        o.tags
+            .as_mut()
+            .unwrap()
+            .insert("Owner".into(), "nobody".into());
+        let v = judge(&d, &o).violations;
+        let fields: Vec<&str> = v.iter().map(|l| l.split(':').next().unwrap()).collect();
+        assert_eq!(
+            fields,
+            [
+                "encryption",
+                "network",
+                "tls",
+                "backups",
+                "deletionProtection",
+                "tag CostCenter",
+                "tag Owner"
+            ],
+            "{v:#?}"
+        );
+        assert!(v[0].contains("someone-elses") && v[0].contains(d.kms_key_id.as_deref().unwrap()));
+        // Not encrypted at all says so; what a provider cannot see is unseen, not met.
+        let mut bare = available(&d);
+        bare.storage_encrypted = Some(false);
+        bare.kms_key_id = None;
+        bare.deletion_protection = None;
+        let j = judge(&d, &bare);
+        assert_eq!(j.violations.len(), 1, "{j:?}");
+        assert!(j.violations[0].starts_with("encryption: storage is not encrypted"));
+        assert_eq!(j.unseen, ["tls", "deletionProtection", "tags"]);
+    }
+
+    #[test]
     fn a_databases_own_security_group_is_made_kept_to_its_rules_and_never_taken() {
         let mut d = ok(DataClassification::Internal);
         d.network.own_security_group = Some(paved_api::OwnSecurityGroup {
@@ -2091,6 +2294,8 @@ mod tests_support {
             poll_interval: std::time::Duration::from_secs(300),
             maintenance_window: DEFAULT_MAINTENANCE_WINDOW.into(),
             apply_immediately: false,
+            observe_only: false,
+            prices: None,
         }
     }
 }

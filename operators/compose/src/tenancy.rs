@@ -333,6 +333,42 @@ pub fn admit_database(
     within_limit(team, "databases", team.spec.limits.databases, rank)
 }
 
+/// Pure: may a claim in namespace `ns` name the existing database `existing`? Only
+/// when the namespace's Team (the platform's word) lists it for that namespace: a
+/// claim would otherwise read, by naming it, whatever database it guesses the name of.
+pub fn admit_existing(
+    facts: &NamespaceFacts,
+    team: Option<&Team>,
+    ns: &str,
+    composition: &str,
+    existing: &paved_api::ExistingDatabase,
+) -> Result<(), Refusal> {
+    // The Composition too: it says where the name is looked up (another region,
+    // project or server may hold another database of the same name).
+    let granted = team.is_some_and(|t| {
+        t.spec.existing_databases.iter().any(|g| {
+            g.namespace == ns
+                && g.external_name == existing.external_name
+                && g.composition == composition
+        })
+    });
+    if granted {
+        return Ok(());
+    }
+    Err(refuse(
+        paved_api::Reason::ExistingNotGranted,
+        match facts.team.as_deref() {
+            Some(t) => format!(
+                "Team {t} does not list database {} of Composition {composition} for namespace {ns} in spec.existingDatabases; the platform grants existing databases",
+                existing.external_name
+            ),
+            None => format!(
+                "namespace {ns} belongs to no Team, so no existing database is granted to it (the platform lists them in a Team's spec.existingDatabases)"
+            ),
+        },
+    ))
+}
+
 /// Pure: a namespace's facts. They come from the ServiceClaim that made the namespace
 /// (named as the namespace, and its controller by UID) and never from labels, which
 /// whoever can edit the namespace could set. A namespace Paved did not make has no
@@ -924,5 +960,50 @@ mod tests {
                 .collect(),
         );
         assert!(connection_secret_is_ours(&s, "u1"));
+    }
+
+    #[test]
+    fn an_existing_database_is_named_only_where_the_team_grants_it() {
+        let mut t = team("team-a", 0, &[Cloud::Aws], 5);
+        t.spec.existing_databases = vec![paved_api::ExistingDatabaseGrant {
+            namespace: "orders".into(),
+            external_name: "legacy-orders".into(),
+            composition: "pg-us-east-1".into(),
+        }];
+        let facts = |team: Option<&str>| NamespaceFacts {
+            team: team.map(String::from),
+            ..namespace_facts("orders", None, None, &[], Cloud::Aws)
+        };
+        let named = |n: &str| paved_api::ExistingDatabase {
+            external_name: n.into(),
+            ..Default::default()
+        };
+        let a = facts(Some("team-a"));
+        let east = "pg-us-east-1";
+        assert_eq!(
+            reasons_of(admit_existing(
+                &a,
+                Some(&t),
+                "orders",
+                east,
+                &named("legacy-orders")
+            )),
+            "admitted"
+        );
+        // Another database, the same one from another namespace of the team, or the
+        // same name where another Composition looks (another region's database).
+        for (ns, comp, db) in [
+            ("orders", east, "legacy-billing"),
+            ("billing", east, "legacy-orders"),
+            ("orders", "pg-eu-west-1", "legacy-orders"),
+        ] {
+            let r = admit_existing(&a, Some(&t), ns, comp, &named(db));
+            assert_eq!(reasons_of(r.clone()), "ExistingNotGranted");
+            assert!(r.unwrap_err().message.contains(db));
+        }
+        // A namespace of no team is granted nothing.
+        let none = facts(None);
+        let r = admit_existing(&none, None, "orders", east, &named("legacy-orders"));
+        assert!(r.unwrap_err().message.contains("belongs to no Team"));
     }
 }

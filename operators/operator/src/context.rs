@@ -329,8 +329,8 @@ impl Context {
         dbs
     }
 
-    /// Every PostgreSQLInstance in a team's namespaces: its services' and the existing
-    /// ones it lists.
+    /// Every PostgreSQLInstance Paved makes in a team's namespaces (its services' and
+    /// the existing namespaces it lists): what the team's database cap counts.
     pub fn team_databases(&self, team: &Team) -> Vec<Arc<PostgreSQLInstance>> {
         let name = kube::ResourceExt::name_any(team);
         let namespaces: std::collections::HashSet<String> = self
@@ -342,11 +342,13 @@ impl Context {
         self.databases
             .state()
             .into_iter()
+            // An observed database (`spec.existing`) takes no slot of the cap.
             .filter(|d| {
-                d.metadata
-                    .namespace
-                    .as_ref()
-                    .is_some_and(|n| namespaces.contains(n))
+                d.spec.existing.is_none()
+                    && d.metadata
+                        .namespace
+                        .as_ref()
+                        .is_some_and(|n| namespaces.contains(n))
             })
             .collect()
     }

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -33,8 +33,16 @@ pub struct WriteLabels {
     pub verb: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClaimLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Observed databases: how many ways each falls short of the floor.
+    pub database_violations: Family<ClaimLabels, Gauge>,
     pub reconciles: Family<ControllerLabel, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Family<ControllerLabel, Histogram>,
@@ -54,6 +62,12 @@ impl Default for Metrics {
         });
         let writes = Family::<WriteLabels, Counter>::default();
         let cloud_lists = Family::<ProviderLabel, Counter>::default();
+        let database_violations = Family::<ClaimLabels, Gauge>::default();
+        registry.register(
+            "database_violations",
+            "Observed databases (spec.existing): the number of ways each falls short of its Composition's compliance floor",
+            database_violations.clone(),
+        );
         registry.register(
             "cloud_list_calls",
             "Pages of the shared per-region (or per-group, per-project) instance list sent to a cloud API",
@@ -77,6 +91,7 @@ impl Default for Metrics {
         );
         Metrics {
             registry: Mutex::new(registry),
+            database_violations,
             reconciles,
             errors,
             duration,
@@ -114,5 +129,23 @@ impl Metrics {
                 verb: verb.into(),
             })
             .inc();
+    }
+
+    /// An observed database's shortfalls, as last judged.
+    pub fn database_violations(&self, namespace: &str, name: &str, count: usize) {
+        self.database_violations
+            .get_or_create(&ClaimLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// A claim gone: its series go with it.
+    pub fn forget_claim(&self, namespace: &str, name: &str) {
+        self.database_violations.remove(&ClaimLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        });
     }
 }

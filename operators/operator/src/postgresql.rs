@@ -58,7 +58,12 @@ async fn reconcile_inner(
     }
     let mut status = claim.status.clone().unwrap_or_default();
     let verdict = match desired(&claim, &ctx, &mut status).await? {
-        Err(v) => v,
+        Err(v) => {
+            if claim.spec.existing.is_some() {
+                unobserved(&mut status, &ctx, &claim, v.synced.1, &v.synced.2);
+            }
+            v
+        }
         Ok(d) => converge(&claim, &ctx, &d, &mut status).await?,
     };
     // The status write that follows this reconcile's create (the snapshot it started
@@ -103,7 +108,8 @@ async fn desired(
     let first_create = !claim
         .annotations()
         .contains_key(annotations::CREATE_PENDING);
-    if first_create && from_cache.is_ok() {
+    // An observed database is never created: no fresh read for it.
+    if first_create && claim.spec.existing.is_none() && from_cache.is_ok() {
         let fresh = ctx.namespace_facts(&ns, true).await?;
         return desired_with(claim, ctx, status, fresh).await;
     }
@@ -161,17 +167,33 @@ async fn desired_with(
     // never takes one from a database created before it.
     ctx.claims_listed().await?;
     let team = facts.team.as_deref().and_then(|t| ctx.team(t));
-    let rank = team.as_ref().map_or(0, |t| {
-        let dbs = ctx.team_databases(t);
-        // Ranking is a pass over them: only needed past the cap.
-        if dbs.len() > t.spec.limits.databases.max(0) as usize {
-            paved_compose::tenancy::rank(claim, &dbs)
-        } else {
-            0
-        }
-    });
+    // An observed database costs nothing and takes no slot of the team's cap.
+    let rank = team
+        .as_ref()
+        .filter(|_| claim.spec.existing.is_none())
+        .map_or(0, |t| {
+            let dbs = ctx.team_databases(t);
+            // Ranking is a pass over them: only needed past the cap.
+            if dbs.len() > t.spec.limits.databases.max(0) as usize {
+                paved_compose::tenancy::rank(claim, &dbs)
+            } else {
+                0
+            }
+        });
     if let Err(r) = paved_compose::tenancy::admit_database(&facts, team.as_deref(), rank) {
         return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
+    }
+    // Naming an existing database is the platform's grant, not the claim's say.
+    if let Some(existing) = &claim.spec.existing {
+        if let Err(r) = paved_compose::tenancy::admit_existing(
+            &facts,
+            team.as_deref(),
+            &ns,
+            &comp_name,
+            existing,
+        ) {
+            return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
+        }
     }
     Ok(render(claim, &facts, &comp).map_err(|(reason, m)| Verdict::problem(reason, m, slow)))
 }
@@ -290,7 +312,12 @@ async fn provider(
             jitter(Duration::from_secs(30)),
         )));
     };
-    let password = connection_password(ctx, claim, d).await?;
+    // An observed database gets no credentials: nothing to read.
+    let password = if d.observe_only {
+        Sensitive::new(String::new())
+    } else {
+        connection_password(ctx, claim, d).await?
+    };
     Ok(LocalProvider::new(Sensitive::new(dsn), password)
         .map(|p| Provider::Local(Box::new(p)))
         .map_err(|e| provider_verdict(&e)))
@@ -632,6 +659,9 @@ async fn converge(
         Ok(p) => p,
         Err(v) => return Ok(v),
     };
+    if d.observe_only {
+        return observe_existing(claim, ctx, d, &provider, status).await;
+    }
     // Every provider: the connection Secret's name may already be taken by a Secret
     // that is not this claim's (another tool's, or one a tenant points us at).
     if let Some(v) = secret_conflict(ctx, claim, d).await? {
@@ -722,6 +752,12 @@ async fn converge(
             return Ok(drift_corrected(ctx, claim, &drift, Duration::from_secs(2)).await)
         }
         Driven::Ready { observed, held } => (*observed, held),
+        // decide() observes only a claim's `spec.existing`, handled above.
+        Driven::Observed(_) => {
+            return Err(Error::Record(
+                "a database Paved manages was driven as observed".into(),
+            ))
+        }
     };
     // A new size or high availability waits for the maintenance window: the status
     // shows what runs, the message what waits.
@@ -888,6 +924,202 @@ async fn converge(
     Ok(Verdict::ready(ready_message, aligned(d.poll_interval)))
 }
 
+/// An existing database the claim names (`spec.existing`, granted by its Team): read
+/// where the Composition points, never written; status says what it runs as and every
+/// way it falls short of the floor (`violations`, condition `Compliant`, one Event per
+/// change, the `paved_database_violations` gauge). No credentials are delivered.
+async fn observe_existing(
+    claim: &PostgreSQLInstance,
+    ctx: &Context,
+    d: &DesiredDatabase,
+    provider: &Provider,
+    status: &mut PostgreSQLInstanceStatus,
+) -> Result<Verdict, Error> {
+    let running = PostgreSQLInstanceStatus::default();
+    let kind = Database {
+        running: &running,
+        now: 0,
+    };
+    // Nothing is recorded and nothing created: the guard is never consulted.
+    let recorder = AnnotationGuard {
+        ctx,
+        claim,
+        place: vec![],
+    };
+    let crash = |_: &str| {};
+    let (driven, _) = drive(
+        &kind,
+        provider.client(),
+        &recorder,
+        Default::default(),
+        d,
+        &crash,
+    )
+    .await
+    .map_err(|e| Error::Record(e.to_string()))?;
+    let slow = jitter(Duration::from_secs(300));
+    let o = match driven {
+        Driven::Observed(o) => o,
+        Driven::Refused(r, m) => {
+            unobserved(status, ctx, claim, r, &m);
+            return Ok(Verdict::problem(r, m, slow));
+        }
+        Driven::Failed(e) => {
+            let v = provider_verdict(&e);
+            unobserved(status, ctx, claim, v.synced.1, &v.synced.2);
+            return Ok(v);
+        }
+        other => {
+            // decide() never plans a write for an observed database.
+            return Err(Error::Record(format!(
+                "an observed database was driven to {other:?}"
+            )));
+        }
+    };
+    status.endpoint = o.endpoint.clone();
+    status.port = o.port;
+    status.engine_version = o.engine_version.clone();
+    status.instance_class = o.instance_class.clone();
+    status.multi_az = o.multi_az;
+    status.storage_gb = o.storage_gb;
+    status.encryption_key_id = o.kms_key_id.clone();
+    status.estimated_monthly_cost = match (&d.prices, &o.instance_class, o.storage_gb) {
+        (Some(p), Some(class), Some(gb)) => paved_compose::postgresql::monthly_cost(p, class, gb),
+        _ => None,
+    };
+    status.credentials_secret = None;
+    status.resource_id = None;
+    let judged = paved_compose::postgresql::judge(d, &o);
+    let (compliant, reason, message) = if !judged.violations.is_empty() {
+        (
+            paved_api::Status::False,
+            Reason::BelowFloor,
+            format!(
+                "{} falls short of the compliance floor in {} way(s): {}",
+                d.external_name,
+                judged.violations.len(),
+                judged.violations.join("; ")
+            ),
+        )
+    } else if !judged.unseen.is_empty() {
+        (
+            paved_api::Status::Unknown,
+            Reason::NotJudged,
+            format!(
+                "{} meets what {} shows of the floor; not shown, so not judged: {}",
+                d.external_name,
+                d.provider,
+                judged.unseen.join(", ")
+            ),
+        )
+    } else {
+        (
+            paved_api::Status::True,
+            Reason::MeetsFloor,
+            format!(
+                "{} meets the compliance floor of its Composition",
+                d.external_name
+            ),
+        )
+    };
+    judged_as(status, ctx, claim, compliant, reason, message).await;
+    ctx.metrics.database_violations(
+        &claim.namespace().unwrap_or_default(),
+        &claim.name_any(),
+        judged.violations.len(),
+    );
+    status.violations = judged.violations;
+    // Looked at on the Composition's poll, whatever its state: Paved waits for nothing.
+    if o.state != "available" {
+        return Ok(Verdict::waiting(
+            Reason::NotAvailable,
+            format!(
+                "{} is {} in {}/{}",
+                d.external_name, o.state, d.provider, d.region
+            ),
+            aligned(d.poll_interval),
+        ));
+    }
+    Ok(Verdict::ready(
+        format!(
+            "observed {} in {}/{} (read only: Paved writes, tags and deletes nothing of it)",
+            d.external_name, d.provider, d.region
+        ),
+        aligned(d.poll_interval),
+    ))
+}
+
+/// Sets the `Compliant` condition, with one Event when it changes.
+async fn judged_as(
+    status: &mut PostgreSQLInstanceStatus,
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+    compliant: paved_api::Status,
+    reason: Reason,
+    message: String,
+) {
+    let was = paved_api::conditions::find(&status.conditions, paved_api::conditions::COMPLIANT)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
+    let now = (
+        compliant.as_str().to_string(),
+        reason.as_str().to_string(),
+        message.clone(),
+    );
+    if was.as_ref() != Some(&now) {
+        let kind = if compliant == paved_api::Status::False {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        ctx.event(claim, kind, reason.as_str(), "Observe", message.clone())
+            .await;
+    }
+    paved_api::conditions::upsert(
+        &mut status.conditions,
+        paved_api::Condition::new(
+            paved_api::conditions::COMPLIANT,
+            compliant,
+            reason,
+            message,
+            claim.metadata.generation,
+            &crate::context::now(),
+        ),
+    );
+}
+
+/// An observed claim that could not be looked at this time (refused, not found, the
+/// cloud failing): what it showed before is no longer vouched for.
+fn unobserved(
+    status: &mut PostgreSQLInstanceStatus,
+    ctx: &Context,
+    claim: &PostgreSQLInstance,
+    reason: Reason,
+    message: &str,
+) {
+    status.endpoint = None;
+    status.port = None;
+    status.engine_version = None;
+    status.instance_class = None;
+    status.multi_az = None;
+    status.storage_gb = None;
+    status.encryption_key_id = None;
+    status.estimated_monthly_cost = None;
+    status.violations.clear();
+    ctx.metrics
+        .forget_claim(&claim.namespace().unwrap_or_default(), &claim.name_any());
+    paved_api::conditions::upsert(
+        &mut status.conditions,
+        paved_api::Condition::new(
+            paved_api::conditions::COMPLIANT,
+            paved_api::Status::Unknown,
+            reason,
+            format!("not judged: {message}"),
+            claim.metadata.generation,
+            &crate::context::now(),
+        ),
+    );
+}
+
 /// How often to look at a create, change or deletion in progress: the Composition's
 /// poll interval, at most 10 s.
 fn progress_poll(d: &DesiredDatabase) -> Duration {
@@ -930,6 +1162,10 @@ fn fill_status(status: &mut PostgreSQLInstanceStatus, d: &DesiredDatabase) {
     status.provider = Some(d.provider.to_string());
     status.region = Some(d.region.clone());
     status.external_name = Some(d.external_name.clone());
+    // An observed database's status is what it was seen as, never what is wanted.
+    if d.observe_only {
+        return;
+    }
     status.encryption_key_id = d.kms_key_id.clone();
     status.storage_gb = Some(d.storage_gb);
     status.estimated_monthly_cost = d.estimated_monthly_cost.clone();
@@ -944,6 +1180,18 @@ async fn delete(
     api: &Api<PostgreSQLInstance>,
 ) -> Result<Action, Error> {
     let ann = claim.annotations();
+    ctx.metrics
+        .forget_claim(&claim.namespace().unwrap_or_default(), &claim.name_any());
+    // An observed database was never Paved's: the claim goes, the database stays.
+    if let Some(e) = &claim.spec.existing {
+        return release(
+            claim,
+            ctx,
+            "Released",
+            format!("{} was only observed: left as it is", e.external_name),
+        )
+        .await;
+    }
     // The create guard records "pending" before any cloud call, so a claim without
     // it never created anything: there is nothing in the cloud to clean up.
     if !ann.contains_key(annotations::CREATE_PENDING) {

@@ -266,6 +266,10 @@ async fn run_controllers(
     let team_events = team_writer
         .subscribe()
         .context("the Team store is shared")?;
+    // And the database controller: a Team's grants decide what its claims may observe.
+    let team_grants = team_writer
+        .subscribe()
+        .context("the Team store is shared")?;
     tokio::spawn(
         watcher(Api::<Team>::all(client.clone()), watcher::Config::default())
             .default_backoff()
@@ -473,11 +477,22 @@ async fn run_controllers(
         // cluster. A lost connection Secret is found by the claim's next poll.
         .trigger_backoff(EachStreamBacksOff);
     let pg_claims = pg.store();
+    let observers = pg.store();
     let pg = pg
         .watches_stream(
             compositions_stream(&client, &malformed),
             move |c: Composition| claims_using(&pg_claims, &c),
         )
+        // A Team change may grant or revoke what claims observe (`spec.existing`):
+        // those claims (few) are judged again at once.
+        .watches_shared_stream(team_grants, move |_: Arc<Team>| {
+            observers
+                .state()
+                .iter()
+                .filter(|p| p.spec.existing.is_some())
+                .map(|p| kube::runtime::reflector::ObjectRef::from_obj(&**p))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
             instrumented(postgresql::CONTROLLER, postgresql::reconcile),

@@ -642,7 +642,13 @@ async fn converge(
         .service
         .as_ref()
         .expect("picked a service composition");
-    let databases = ctx.databases_in(name);
+    // An observed database (`spec.existing`) has no credentials Paved keeps: nothing
+    // of it is granted to the service.
+    let databases: Vec<_> = ctx
+        .databases_in(name)
+        .into_iter()
+        .filter(|d| d.spec.existing.is_none())
+        .collect();
     let database_names: Vec<String> = databases.iter().map(|d| d.name_any()).collect();
     let input = ServiceInput {
         claim_name: name,

@@ -305,6 +305,12 @@ async fn converge(
         }
         Driven::Waiting(m) => Verdict::waiting(Reason::Creating, m, Duration::from_secs(2)),
         Driven::Updated(drift) => drift_corrected(ctx, claim, &drift, Duration::from_secs(2)).await,
+        // A Temporal namespace is never observe-only (the kind says so).
+        Driven::Observed(_) => {
+            return Err(Error::Record(
+                "a Temporal namespace was driven as observed".into(),
+            ))
+        }
         Driven::Ready { observed: o, .. } => {
             // Ours (the observation checked its claim-uid): the claim keeps this name.
             status.registered_name = Some(d.name.clone());

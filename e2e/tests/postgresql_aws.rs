@@ -520,9 +520,25 @@ async fn an_existing_instance_is_observed_read_only_where_its_team_grants_it() -
                 && !l.ends_with(" 0")),
         "{metrics}"
     );
-    // Several polls later nothing of it has changed: no tag, no fix, no delivery.
+    // Several polls later nothing of it has changed: no tag, no fix, no delivery; and
+    // nothing of the claim either (no status write, no second Event).
+    let rv = pgs.get("legacy").await?.metadata.resource_version;
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     assert_eq!(untouched(&instance(cp, &legacy)?.unwrap()), before);
+    assert_eq!(pgs.get("legacy").await?.metadata.resource_version, rv);
+    let below: Value = serde_json::from_str(&cp.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        "reason=BelowFloor,involvedObject.name=legacy",
+        "-o",
+        "json",
+    ])?)?;
+    let items = below["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{below}");
+    assert!(items[0]["count"].as_i64().unwrap_or(1) <= 1, "{below}");
     let es = external_secret(&client, ns, "legacy-connection").await;
     assert!(
         es.as_ref().is_err_and(
@@ -573,6 +589,49 @@ async fn an_existing_instance_is_observed_read_only_where_its_team_grants_it() -
             .any(|i| tag(i, "paved.dev/claim-uid") == Some(ghost.as_str())
                 || i["DBInstanceIdentifier"] == "never-made"),
         "nothing was created for a claim that observes"
+    );
+
+    // The platform takes the grant back: the claim stops reading it, and what it
+    // showed is no longer vouched for.
+    let revoke = json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+        "metadata": { "name": "team-claims" },
+        "spec": { "existingDatabases": [
+            { "namespace": ns, "externalName": "never-made", "composition": "postgresql-aws-e2e" },
+        ] }
+    });
+    let (ok, out) = cp.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=e2e-existing",
+            "-f",
+            "-",
+        ],
+        &revoke.to_string(),
+    )?;
+    assert!(ok, "{out}");
+    let p = eventually("legacy ExistingNotGranted", T, || async {
+        let p = pgs.get("legacy").await?;
+        let refused = p.status.as_ref().is_some_and(|s| {
+            conditions::find(&s.conditions, "Synced")
+                .is_some_and(|c| c.reason == "ExistingNotGranted")
+        });
+        Ok(refused.then_some(p))
+    })
+    .await?;
+    let st = p.status.unwrap();
+    assert!(st.endpoint.is_none() && st.violations.is_empty(), "{st:?}");
+    assert_eq!(
+        conditions::find(&st.conditions, "Compliant").map(|c| c.status.as_str()),
+        Some("Unknown")
+    );
+    assert!(
+        !op.metrics()?
+            .lines()
+            .any(|l| l.starts_with("paved_database_violations{") && l.contains("name=\"legacy\"")),
+        "the gauge goes with the grant"
     );
 
     // The claim goes; the database stays as it was.

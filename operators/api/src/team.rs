@@ -169,8 +169,9 @@ pub struct TeamLimits {
     #[serde(default = "default_services")]
     #[schemars(range(min = 0, max = 10000))]
     pub services: i32,
-    /// PostgreSQLInstances the team may have across its namespaces; past it a new one
-    /// is refused before any cloud call.
+    /// PostgreSQLInstances Paved makes for the team across its namespaces; past it a
+    /// new one is refused before any cloud call. Claims that observe an existing
+    /// database (`spec.existing`) do not count.
     #[serde(default = "default_databases")]
     #[schemars(range(min = 0, max = 10000))]
     pub databases: i32,

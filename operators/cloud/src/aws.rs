@@ -293,7 +293,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
                         .first()
                         .and_then(|g| g.db_parameter_group_name())
                     {
-                        o.tls_required = self.forces_tls(g).await?;
+                        // Unreadable (no rds:DescribeDBParameters, say): not judged,
+                        // rather than no observation at all.
+                        o.tls_required = self.forces_tls(g).await.ok().flatten();
                     }
                 } else {
                     o.own_security_group = self.own_group(d).await?;

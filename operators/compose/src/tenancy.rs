@@ -291,12 +291,13 @@ pub fn admit_composition(
 
 /// Pure: may a database claim in a namespace with these facts be served? The team the
 /// namespace belongs to must still exist and allow the namespace's cloud, and the
-/// claim (the `rank`-th of the team's databases, oldest first) must be within its cap.
-/// A namespace of no team is held to the floor's defaults only (PHI).
+/// claim (the `rank`-th of the team's databases, oldest first) must be within its cap;
+/// `None` for one that takes no slot (an observed database). A namespace of no team is
+/// held to the floor's defaults only (PHI).
 pub fn admit_database(
     facts: &NamespaceFacts,
     team: Option<&Team>,
-    rank: usize,
+    rank: Option<usize>,
 ) -> Result<(), Refusal> {
     let Some(name) = facts.team.as_deref() else {
         return Ok(());
@@ -330,7 +331,10 @@ pub fn admit_database(
             ),
         ));
     }
-    within_limit(team, "databases", team.spec.limits.databases, rank)
+    match rank {
+        Some(rank) => within_limit(team, "databases", team.spec.limits.databases, rank),
+        None => Ok(()),
+    }
 }
 
 /// Pure: may a claim in namespace `ns` name the existing database `existing`? Only
@@ -914,23 +918,28 @@ mod tests {
         let t = team("team-a", 0, &[Cloud::Local], 5);
         let c = claim("svc", "team-a", 0);
         let facts = namespace_facts("svc", Some(&owned_ns(&c)), Some(&c), &[], Cloud::Local);
-        assert!(admit_database(&facts, Some(&t), 1).is_ok());
+        assert!(admit_database(&facts, Some(&t), Some(1)).is_ok());
         assert_eq!(
-            reasons_of(admit_database(&facts, Some(&t), 2)),
+            reasons_of(admit_database(&facts, Some(&t), Some(2))),
             reasons::TEAM_LIMIT_EXCEEDED.as_str()
         );
         assert_eq!(
-            reasons_of(admit_database(&facts, None, 0)),
+            reasons_of(admit_database(&facts, None, Some(0))),
             reasons::TEAM_NOT_FOUND.as_str()
         );
         let aws_only = team("team-a", 0, &[Cloud::Aws], 5);
         assert_eq!(
-            reasons_of(admit_database(&facts, Some(&aws_only), 0)),
+            reasons_of(admit_database(&facts, Some(&aws_only), Some(0))),
             reasons::CLOUD_NOT_ALLOWED.as_str()
         );
         // A namespace of no team: only the floor's defaults apply.
         let unknown = namespace_facts("x", None, None, &[], Cloud::Local);
-        assert!(admit_database(&unknown, None, 99).is_ok());
+        assert!(admit_database(&unknown, None, Some(99)).is_ok());
+        // An observed database takes no slot, even of a team with none to give.
+        let mut none = team("team-a", 0, &[Cloud::Local], 5);
+        none.spec.limits.databases = 0;
+        assert!(admit_database(&facts, Some(&none), None).is_ok());
+        assert!(admit_database(&facts, Some(&none), Some(0)).is_err());
     }
 
     #[test]

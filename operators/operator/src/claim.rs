@@ -10,8 +10,8 @@ use kube::{
 };
 use paved_api::{annotations, conditions, ClaimStatus, Condition, Reason, Status, FINALIZER};
 use paved_cloud::{
-    decide::{Guard, GuardRecorder, RecordError},
-    ProviderError,
+    decide::{drive, Driven, Guard, GuardRecorder, Managed, RecordError},
+    ExternalClient, ProviderError,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::json;
@@ -221,6 +221,43 @@ impl<K: Claim> GuardRecorder for AnnotationGuard<'_, K> {
         self.write(&[(annotations::CREATE_FAILED, Some(now()))])
             .await
     }
+}
+
+/// One reconcile's cloud side through the generic driver (observe, decide, act, the
+/// create guard in the claim's annotations), with crash points named after the claim
+/// and the `Adopted` Event when an unrecorded resource of the claim's was taken back.
+pub async fn drive_claim<K: Claim, M: Managed>(
+    ctx: &Context,
+    claim: &K,
+    kind: &M,
+    provider: &dyn ExternalClient<M::Desired, M::Observed>,
+    recorder: &AnnotationGuard<'_, K>,
+    guard: Guard,
+    d: &M::Desired,
+) -> Result<Driven<M::Observed>, Error> {
+    let at = format!(
+        "{}/{}",
+        claim.namespace().unwrap_or_default(),
+        claim.name_any()
+    );
+    let crash = |point: &str| crate::crash_point(point, &at);
+    let (driven, adopted) = drive(kind, provider, recorder, guard, d, &crash)
+        .await
+        .map_err(|e| Error::Record(e.to_string()))?;
+    if adopted {
+        ctx.event(
+            claim,
+            EventType::Normal,
+            "Adopted",
+            "Observe",
+            format!(
+                "found {} (ours by its ownership mark) and adopted it",
+                kind.named(d)
+            ),
+        )
+        .await;
+    }
+    Ok(driven)
 }
 
 /// A deletion's end: one Event saying what became of the resource, then Paved's

@@ -17,7 +17,7 @@ use paved_api::{
 use paved_cloud::{
     aws::AwsProvider,
     azure::AzureProvider,
-    decide::{drive, Database, Driven},
+    decide::{Database, Driven},
     gcp::GcpProvider,
     local::LocalProvider,
     DeleteProgress, ExternalClient, Sensitive,
@@ -31,8 +31,8 @@ use serde_json::json;
 use crate::{
     apply::{apply_all, Mode},
     claim::{
-        annotate, drift_corrected, finalizer_gate, provider_verdict, publish, recorded_guard,
-        released, reported, AnnotationGuard, Verdict,
+        annotate, drift_corrected, drive_claim, finalizer_gate, provider_verdict, publish,
+        recorded_guard, released, reported, AnnotationGuard, Verdict,
     },
     context::{aligned, jitter, unix_now, Context},
     Error,
@@ -58,14 +58,27 @@ async fn reconcile_inner(
     }
     let mut status = claim.status.clone().unwrap_or_default();
     let verdict = match desired(&claim, &ctx, &mut status).await? {
-        Err(v) => {
-            if claim.spec.existing.is_some() {
-                unobserved(&mut status, &ctx, &claim, v.synced.1, &v.synced.2);
-            }
-            v
-        }
+        Err(v) => v,
         Ok(d) => converge(&claim, &ctx, &d, &mut status).await?,
     };
+    // An observed claim not looked at this time (refused, gone, a provider it cannot
+    // reach): what it showed is no longer vouched for. A transient miss (a 5xx, a
+    // throttle) keeps the last judgement until the retry.
+    if claim.spec.existing.is_some()
+        && !matches!(verdict.ready.1, Reason::Available | Reason::NotAvailable)
+        && !matches!(
+            verdict.synced.1,
+            Reason::ProviderUnavailable | Reason::Throttled
+        )
+    {
+        unobserved(
+            &mut status,
+            &ctx,
+            &claim,
+            verdict.synced.1,
+            &verdict.synced.2,
+        );
+    }
     // The status write that follows this reconcile's create (the snapshot it started
     // from had no pending create): crash points on both sides of it.
     let created_now = !claim
@@ -167,20 +180,21 @@ async fn desired_with(
     // never takes one from a database created before it.
     ctx.claims_listed().await?;
     let team = facts.team.as_deref().and_then(|t| ctx.team(t));
-    // An observed database costs nothing and takes no slot of the team's cap.
-    let rank = team
-        .as_ref()
-        .filter(|_| claim.spec.existing.is_none())
-        .map_or(0, |t| {
-            let dbs = ctx.team_databases(t);
-            // Ranking is a pass over them: only needed past the cap.
-            if dbs.len() > t.spec.limits.databases.max(0) as usize {
-                paved_compose::tenancy::rank(claim, &dbs)
-            } else {
-                0
-            }
-        });
-    if let Err(r) = paved_compose::tenancy::admit_database(&facts, team.as_deref(), rank) {
+    let rank = team.as_ref().map_or(0, |t| {
+        let dbs = ctx.team_databases(t);
+        // Ranking is a pass over them: only needed past the cap.
+        if dbs.len() > t.spec.limits.databases.max(0) as usize {
+            paved_compose::tenancy::rank(claim, &dbs)
+        } else {
+            0
+        }
+    });
+    if let Err(r) = paved_compose::tenancy::admit_database(
+        &facts,
+        team.as_deref(),
+        // An observed database takes no slot of the team's cap.
+        claim.spec.existing.is_none().then_some(rank),
+    ) {
         return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
     }
     // Naming an existing database is the platform's grant, not the claim's say.
@@ -704,23 +718,7 @@ async fn converge(
         running: &running,
         now: paved_compose::postgresql::minute_of_week_at(unix_now()),
     };
-    let crash = |point: &str| crate::crash_point(point, &crash_ref(claim));
-    let (driven, adopted) = drive(&kind, provider.client(), &recorder, guard, d, &crash)
-        .await
-        .map_err(|e| Error::Record(e.to_string()))?;
-    if adopted {
-        ctx.event(
-            claim,
-            EventType::Normal,
-            "Adopted",
-            "Observe",
-            format!(
-                "found {} (ours by its ownership mark) and adopted it",
-                d.external_name
-            ),
-        )
-        .await;
-    }
+    let driven = drive_claim(ctx, claim, &kind, provider.client(), &recorder, guard, d).await?;
     let (o, held) = match driven {
         Driven::Refused(r, m) => {
             return Ok(Verdict::problem(r, m, jitter(Duration::from_secs(300))))
@@ -946,29 +944,21 @@ async fn observe_existing(
         claim,
         place: vec![],
     };
-    let crash = |_: &str| {};
-    let (driven, _) = drive(
+    let driven = drive_claim(
+        ctx,
+        claim,
         &kind,
         provider.client(),
         &recorder,
         Default::default(),
         d,
-        &crash,
     )
-    .await
-    .map_err(|e| Error::Record(e.to_string()))?;
+    .await?;
     let slow = jitter(Duration::from_secs(300));
     let o = match driven {
         Driven::Observed(o) => o,
-        Driven::Refused(r, m) => {
-            unobserved(status, ctx, claim, r, &m);
-            return Ok(Verdict::problem(r, m, slow));
-        }
-        Driven::Failed(e) => {
-            let v = provider_verdict(&e);
-            unobserved(status, ctx, claim, v.synced.1, &v.synced.2);
-            return Ok(v);
-        }
+        Driven::Refused(r, m) => return Ok(Verdict::problem(r, m, slow)),
+        Driven::Failed(e) => return Ok(provider_verdict(&e)),
         other => {
             // decide() never plans a write for an observed database.
             return Err(Error::Record(format!(
@@ -995,10 +985,19 @@ async fn observe_existing(
             paved_api::Status::False,
             Reason::BelowFloor,
             format!(
-                "{} falls short of the compliance floor in {} way(s): {}",
+                "{} falls short of the compliance floor in {} way(s): {}{}",
                 d.external_name,
                 judged.violations.len(),
-                judged.violations.join("; ")
+                judged.violations.join("; "),
+                if judged.unseen.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (not shown by {}, so not judged: {})",
+                        d.provider,
+                        judged.unseen.join(", ")
+                    )
+                }
             ),
         )
     } else if !judged.unseen.is_empty() {
@@ -1182,9 +1181,10 @@ async fn delete(
     let ann = claim.annotations();
     ctx.metrics
         .forget_claim(&claim.namespace().unwrap_or_default(), &claim.name_any());
-    // An observed database was never Paved's: the claim goes, the database stays.
+    // An observed database was never Paved's: the claim goes, the database stays
+    // (nor are there credentials of it to forget).
     if let Some(e) = &claim.spec.existing {
-        return release(
+        return released(
             claim,
             ctx,
             "Released",

@@ -484,7 +484,8 @@ async fn run_controllers(
             move |c: Composition| claims_using(&pg_claims, &c),
         )
         // A Team change may grant or revoke what claims observe (`spec.existing`):
-        // those claims (few) are judged again at once.
+        // those claims (few) are judged again at once. All of them, not only those in
+        // the Team's namespaces now: a revocation removes the namespace it was for.
         .watches_shared_stream(team_grants, move |_: Arc<Team>| {
             observers
                 .state()

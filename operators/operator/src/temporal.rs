@@ -13,7 +13,7 @@ use paved_api::{
     TemporalNamespaceStatus,
 };
 use paved_cloud::{
-    decide::{self, drive, Driven, Guard},
+    decide::{self, Driven, Guard},
     temporal::{TemporalProvider, TemporalTls},
     DeleteProgress, ExternalClient, Sensitive,
 };
@@ -21,8 +21,8 @@ use paved_compose::temporal::{render_temporal, DesiredTemporalNamespace, Tempora
 
 use crate::{
     claim::{
-        drift_corrected, finalizer_gate, provider_verdict, publish, recorded_guard, released,
-        reported, AnnotationGuard, Verdict,
+        drift_corrected, drive_claim, finalizer_gate, provider_verdict, publish, recorded_guard,
+        released, reported, AnnotationGuard, Verdict,
     },
     context::{jitter, Context},
     Error,
@@ -262,25 +262,7 @@ async fn converge(
         ],
     };
     let kind = decide::TemporalNamespace { address };
-    let at = format!(
-        "{}/{}",
-        claim.namespace().unwrap_or_default(),
-        claim.name_any()
-    );
-    let crash = |point: &str| crate::crash_point(point, &at);
-    let (driven, adopted) = drive(&kind, provider, &recorder, guard, d, &crash)
-        .await
-        .map_err(|e| Error::Record(e.to_string()))?;
-    if adopted {
-        ctx.event(
-            claim,
-            EventType::Normal,
-            "Adopted",
-            "Observe",
-            format!("found {} (ours by its claim-uid) and adopted it", d.name),
-        )
-        .await;
-    }
+    let driven = drive_claim(ctx, claim, &kind, provider, &recorder, guard, d).await?;
     let slow = jitter(Duration::from_secs(300));
     Ok(match driven {
         Driven::Refused(r, m) => Verdict::problem(r, m, slow),

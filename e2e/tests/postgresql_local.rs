@@ -536,6 +536,90 @@ async fn databases_removed_from_a_service_are_kept_until_deleted_by_their_policy
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_local_database_is_observed_read_only_and_what_it_cannot_show_is_not_judged(
+) -> Result<()> {
+    let cp = control_plane();
+    let ns = "e2e-localdb-observe";
+    let api = {
+        let _op = Operator::start(cp, "postgresql-local-observe-0", &[])?;
+        fresh_namespace(cp, ns).await?
+    };
+    // A database made by hand, with a comment of its own.
+    let legacy = format!("legacy_reports_{}", std::process::id());
+    let a = admin(cp).await?;
+    a.batch_execute(&format!("CREATE DATABASE \"{legacy}\""))
+        .await?;
+    a.batch_execute(&format!(
+        "COMMENT ON DATABASE \"{legacy}\" IS 'made by hand'"
+    ))
+    .await?;
+    let grant = json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+        "metadata": { "name": "team-claims" },
+        "spec": { "existingDatabases": [
+            { "namespace": ns, "externalName": legacy, "composition": "postgresql-local" },
+        ] }
+    });
+    let (ok, out) = cp.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=e2e-existing-local",
+            "-f",
+            "-",
+        ],
+        &grant.to_string(),
+    )?;
+    assert!(ok, "{out}");
+    let op = Operator::start(cp, "postgresql-local-observe", &[])?;
+    let claim: PostgreSQLInstance = serde_json::from_value(json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+        "metadata": { "name": "reports", "namespace": ns },
+        "spec": { "compositionRef": { "name": "postgresql-local" },
+                  "existing": { "externalName": legacy } }
+    }))?;
+    api.create(&PostParams::default(), &claim).await?;
+    let p = ready(&api, "reports").await?;
+    let st = p.status.unwrap();
+    assert_eq!(st.endpoint.as_deref(), Some("127.0.0.1"));
+    assert!(st.violations.is_empty(), "{:?}", st.violations);
+    // The local provider shows none of the floor's properties: not judged, not met.
+    let c = conditions::find(&st.conditions, "Compliant").context("Compliant")?;
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("Unknown", "NotJudged")
+    );
+    assert!(
+        c.message.contains("encryption") && c.message.contains("tls"),
+        "{}",
+        c.message
+    );
+    // Nothing of it was touched: its comment, no role of its name, no Secret.
+    let comment: String = a
+        .query_one("SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1", &[&legacy])
+        .await?
+        .get(0);
+    assert_eq!(comment, "made by hand");
+    assert!(!role_exists(cp, &legacy).await?, "no role made for it");
+    let secrets: Api<Secret> = Api::namespaced(cp.client().await?, ns);
+    assert!(secrets.get_opt("reports-connection").await?.is_none());
+    // The claim goes, the database stays.
+    api.delete("reports", &DeleteParams::default()).await?;
+    eventually("reports gone", T, || async {
+        Ok(api.get_opt("reports").await?.is_none().then_some(()))
+    })
+    .await?;
+    assert!(database_exists(cp, &legacy).await?, "left as it was");
+    a.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS \"{legacy}\" WITH (FORCE)"
+    ))
+    .await?;
+    drop(op);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_provider_refuses_phi_with_a_reason() -> Result<()> {
     let cp = control_plane();
     let client = cp.client().await?;

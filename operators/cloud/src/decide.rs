@@ -40,6 +40,11 @@ pub trait Managed: Sync {
     fn named(&self, d: &Self::Desired) -> String;
     /// Where it is looked for, in messages: "aws/us-east-1", "frontend host:7233".
     fn place(&self, d: &Self::Desired) -> String;
+    /// What records that the claim made its resource: what the platform clears to have
+    /// a lost one made anew.
+    fn record(&self) -> String {
+        format!("annotation {}", paved_api::annotations::CREATE_SUCCEEDED)
+    }
     /// An existing resource the claim only looks at: never created, written or
     /// adopted, whoever's it is.
     fn observe_only(&self, _d: &Self::Desired) -> bool {
@@ -95,6 +100,12 @@ impl Managed for TemporalNamespace<'_> {
     }
     fn place(&self, _d: &DesiredTemporalNamespace) -> String {
         format!("the Temporal frontend {}", self.address)
+    }
+    fn record(&self) -> String {
+        format!(
+            "annotation {} and status.registeredName",
+            paved_api::annotations::CREATE_SUCCEEDED
+        )
     }
 }
 
@@ -177,10 +188,10 @@ pub fn decide<K: Managed>(
             return refuse(
                 Reason::ExternalResourceMissing,
                 format!(
-                    "{} was created (annotation {}) but {} has no such thing; Paved will not create another. \
-                     Restore it, or have the platform remove the annotation to create it anew",
+                    "{} was created ({}) but {} has no such thing; Paved will not create another. \
+                     Restore it, or have the platform clear that record to create it anew",
                     kind.named(d),
-                    paved_api::annotations::CREATE_SUCCEEDED,
+                    kind.record(),
                     kind.place(d)
                 ),
             )

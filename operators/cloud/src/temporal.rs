@@ -179,8 +179,12 @@ impl ExternalClient<DesiredTemporalNamespace, ObservedTemporalNamespace> for Tem
         let mut c = self.conn.clone();
         match WorkflowService::register_namespace(&mut c, req.into_request()).await {
             Ok(_) => Ok(()),
-            // Someone registered it meanwhile; the next observe judges whose it is.
-            Err(st) if st.code() == Code::AlreadyExists => Ok(()),
+            // Someone registered it meanwhile (or an earlier attempt of ours whose answer
+            // was lost): not recorded as made; the next observe judges whose it is.
+            Err(st) if st.code() == Code::AlreadyExists => Err(ProviderError::Retryable(format!(
+                "Temporal namespace {} exists already; looking at whose it is",
+                d.name
+            ))),
             Err(st) => Err(classify(st)),
         }
     }

@@ -112,17 +112,18 @@ async fn desired(
 ) -> Result<Result<DesiredDatabase, Verdict>, Error> {
     let ns = claim.namespace().unwrap_or_default();
     let facts = ctx.namespace_facts(&ns, false).await?;
+    let before = status.clone();
     let from_cache = desired_with(claim, ctx, status, facts).await?;
-    // Before the first create the facts are read fresh: the classification decides the
-    // floor, and some of what it sets cannot be changed later (a cache a moment behind
-    // a ServiceClaim's edit must not decide it). Only then: a claim the cached facts
-    // refuse writes nothing (and their change triggers it again), so thousands of
-    // waiting claims cost no reads after a restart.
-    let first_create = !claim
+    // Until a create has succeeded the facts are read fresh: the classification decides
+    // the floor, and some of what it sets cannot be changed later (a cache a moment
+    // behind a ServiceClaim's edit must not decide it). Only then: a claim the cached
+    // facts refuse writes nothing, and is looked at again on its requeue, so thousands
+    // of waiting claims cost no reads. An observed database is never created.
+    let made = claim
         .annotations()
-        .contains_key(annotations::CREATE_PENDING);
-    // An observed database is never created: no fresh read for it.
-    if first_create && claim.spec.existing.is_none() && from_cache.is_ok() {
+        .contains_key(annotations::CREATE_SUCCEEDED);
+    if !made && claim.spec.existing.is_none() && from_cache.is_ok() {
+        *status = before;
         let fresh = ctx.namespace_facts(&ns, true).await?;
         return desired_with(claim, ctx, status, fresh).await;
     }

@@ -163,6 +163,29 @@ async fn reconcile_inner(
     Ok(Action::requeue(verdict.requeue))
 }
 
+/// What the create guard recorded before a register call (name, frontend), while the
+/// status does not hold it yet (a crash right after the call).
+fn pending_record(claim: &TemporalNamespace, key: &str) -> Option<String> {
+    let ann = claim.annotations();
+    ann.contains_key(annotations::CREATE_PENDING)
+        .then(|| ann.get(key).cloned())
+        .flatten()
+}
+
+/// The name the claim holds: its status's, or the one recorded before a register call.
+fn held_name(claim: &TemporalNamespace) -> Option<&str> {
+    claim
+        .status
+        .as_ref()
+        .and_then(|s| s.held_name())
+        .or_else(|| {
+            let ann = claim.annotations();
+            ann.contains_key(annotations::CREATE_PENDING)
+                .then(|| ann.get(annotations::EXTERNAL_NAME).map(String::as_str))
+                .flatten()
+        })
+}
+
 type Prepared = (DesiredTemporalNamespace, TemporalProvider, String);
 
 async fn prepare(
@@ -207,7 +230,7 @@ async fn prepare(
         facts: &facts,
         composition_name: &comp_name,
         composition: tc,
-        held_name: claim.status.as_ref().and_then(|s| s.held_name()),
+        held_name: held_name(claim),
     };
     let d = match render_temporal(&input) {
         Ok(d) => d,
@@ -218,9 +241,26 @@ async fn prepare(
         Ok(t) => t,
         Err(v) => return Ok(Err(v)),
     };
-    // A deletion goes to the frontend the namespace was registered on.
-    let address = match (&claim.metadata.deletion_timestamp, &status.frontend_address) {
-        (Some(_), Some(recorded)) => recorded.clone(),
+    // Where it was registered (or a register may have reached, recorded before the
+    // call): a deletion goes there, and a Composition that points elsewhere now is
+    // never followed by a second registration.
+    let recorded = status
+        .frontend_address
+        .clone()
+        .or_else(|| pending_record(claim, annotations::EXTERNAL_LOCATION));
+    let address = match (&claim.metadata.deletion_timestamp, recorded) {
+        (Some(_), Some(recorded)) => recorded,
+        (None, Some(recorded)) if recorded != tc.frontend_address => {
+            return Ok(Err(Verdict::problem(
+                Reason::LocationChanged,
+                format!(
+                    "Temporal namespace {} was registered on {recorded}; the Composition now points at {}. \
+                     Paved will not register a second one or move it",
+                    d.name, tc.frontend_address
+                ),
+                slow,
+            )))
+        }
         _ => tc.frontend_address.clone(),
     };
     match ctx.providers.temporal.get(&address, tls).await {
@@ -241,13 +281,8 @@ async fn converge(
 ) -> Result<Verdict, Error> {
     let mut guard = recorded_guard(claim);
     // Registered before the guard was recorded in annotations: the status holds the
-    // name it was registered under.
-    if claim
-        .status
-        .as_ref()
-        .and_then(|s| s.registered_name.as_ref())
-        .is_some()
-    {
+    // name it was registered under (or found up to date under).
+    if claim.status.as_ref().and_then(|s| s.held_name()).is_some() {
         guard = Guard {
             pending: true,
             succeeded: true,

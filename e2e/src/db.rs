@@ -35,27 +35,53 @@ pub fn team_namespace(
         cp,
         &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } }),
     )?;
+    apply_team(
+        cp,
+        &format!("e2e-ns-{name}"),
+        team,
+        json!({ "namespaces": [ {
+            "name": name, "cloud": cloud, "dataClassification": classification,
+            "costCenter": "CC-4410",
+        } ] }),
+    )
+    .with_context(|| format!("listing namespace {name} in Team {team}"))
+}
+
+/// Team `team` granting existing databases, each `(namespace, externalName,
+/// composition)`, under field manager `manager`: what it applied before is replaced.
+pub fn grant_existing(
+    cp: &ControlPlane,
+    manager: &str,
+    team: &str,
+    grants: &[(&str, &str, &str)],
+) -> Result<()> {
+    let grants: Vec<Value> = grants
+        .iter()
+        .map(|(ns, name, comp)| json!({ "namespace": ns, "externalName": name, "composition": comp }))
+        .collect();
+    apply_team(cp, manager, team, json!({ "existingDatabases": grants }))
+}
+
+/// Server-side applies `spec` of Team `team` under field manager `manager`, so the
+/// entries of several tests live side by side in one Team.
+fn apply_team(cp: &ControlPlane, manager: &str, team: &str, spec: Value) -> Result<()> {
     let (ok, out) = cp.kubectl_stdin(
         &[
             "apply",
             "--server-side",
             "--force-conflicts",
-            &format!("--field-manager=e2e-ns-{name}"),
+            &format!("--field-manager={manager}"),
             "-f",
             "-",
         ],
         &json!({
             "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
-            "metadata": { "name": team },
-            "spec": { "namespaces": [ {
-                "name": name, "cloud": cloud, "dataClassification": classification,
-                "costCenter": "CC-4410",
-            } ] }
+            "metadata": { "name": team }, "spec": spec
         })
         .to_string(),
     )?;
     if !ok {
-        bail!("listing namespace {name} in Team {team}: {out}");
+        bail!("applying Team {team}: {out}");
     }
     Ok(())
 }

@@ -450,26 +450,15 @@ async fn an_existing_instance_is_observed_read_only_where_its_team_grants_it() -
     assert_eq!(made["StorageEncrypted"], false);
     let before = untouched(&instance(cp, &legacy)?.context("made")?);
     // The platform grants it (and a name that does not exist) to namespace `ns` only.
-    let grant = json!({
-        "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
-        "metadata": { "name": "team-claims" },
-        "spec": { "existingDatabases": [
-            { "namespace": ns, "externalName": legacy, "composition": "postgresql-aws-e2e" },
-            { "namespace": ns, "externalName": "never-made", "composition": "postgresql-aws-e2e" },
-        ] }
-    });
-    let (ok, out) = cp.kubectl_stdin(
+    db::grant_existing(
+        cp,
+        "e2e-existing",
+        "team-claims",
         &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=e2e-existing",
-            "-f",
-            "-",
+            (ns, &legacy, "postgresql-aws-e2e"),
+            (ns, "never-made", "postgresql-aws-e2e"),
         ],
-        &grant.to_string(),
     )?;
-    assert!(ok, "{out}");
     let op = Operator::start(cp, "aws-observe", &FLAGS)?;
     let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
     create(cp, &observer("legacy", ns, &legacy))?;
@@ -593,25 +582,12 @@ async fn an_existing_instance_is_observed_read_only_where_its_team_grants_it() -
 
     // The platform takes the grant back: the claim stops reading it, and what it
     // showed is no longer vouched for.
-    let revoke = json!({
-        "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
-        "metadata": { "name": "team-claims" },
-        "spec": { "existingDatabases": [
-            { "namespace": ns, "externalName": "never-made", "composition": "postgresql-aws-e2e" },
-        ] }
-    });
-    let (ok, out) = cp.kubectl_stdin(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=e2e-existing",
-            "-f",
-            "-",
-        ],
-        &revoke.to_string(),
+    db::grant_existing(
+        cp,
+        "e2e-existing",
+        "team-claims",
+        &[(ns, "never-made", "postgresql-aws-e2e")],
     )?;
-    assert!(ok, "{out}");
     let p = eventually("legacy ExistingNotGranted", T, || async {
         let p = pgs.get("legacy").await?;
         let refused = p.status.as_ref().is_some_and(|s| {

@@ -553,25 +553,12 @@ async fn an_existing_local_database_is_observed_read_only_and_what_it_cannot_sho
         "COMMENT ON DATABASE \"{legacy}\" IS 'made by hand'"
     ))
     .await?;
-    let grant = json!({
-        "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
-        "metadata": { "name": "team-claims" },
-        "spec": { "existingDatabases": [
-            { "namespace": ns, "externalName": legacy, "composition": "postgresql-local" },
-        ] }
-    });
-    let (ok, out) = cp.kubectl_stdin(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=e2e-existing-local",
-            "-f",
-            "-",
-        ],
-        &grant.to_string(),
+    db::grant_existing(
+        cp,
+        "e2e-existing-local",
+        "team-claims",
+        &[(ns, &legacy, "postgresql-local")],
     )?;
-    assert!(ok, "{out}");
     let op = Operator::start(cp, "postgresql-local-observe", &[])?;
     let claim: PostgreSQLInstance = serde_json::from_value(json!({
         "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",

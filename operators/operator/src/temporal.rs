@@ -165,10 +165,10 @@ async fn reconcile_inner(
 
 /// What the create guard recorded before a register call (name, frontend), while the
 /// status does not hold it yet (a crash right after the call).
-fn pending_record(claim: &TemporalNamespace, key: &str) -> Option<String> {
+fn pending_record<'a>(claim: &'a TemporalNamespace, key: &str) -> Option<&'a str> {
     let ann = claim.annotations();
     ann.contains_key(annotations::CREATE_PENDING)
-        .then(|| ann.get(key).cloned())
+        .then(|| ann.get(key).map(String::as_str))
         .flatten()
 }
 
@@ -178,12 +178,7 @@ fn held_name(claim: &TemporalNamespace) -> Option<&str> {
         .status
         .as_ref()
         .and_then(|s| s.held_name())
-        .or_else(|| {
-            let ann = claim.annotations();
-            ann.contains_key(annotations::CREATE_PENDING)
-                .then(|| ann.get(annotations::EXTERNAL_NAME).map(String::as_str))
-                .flatten()
-        })
+        .or_else(|| pending_record(claim, annotations::EXTERNAL_NAME))
 }
 
 type Prepared = (DesiredTemporalNamespace, TemporalProvider, String);
@@ -247,7 +242,7 @@ async fn prepare(
     let recorded = status
         .frontend_address
         .clone()
-        .or_else(|| pending_record(claim, annotations::EXTERNAL_LOCATION));
+        .or_else(|| pending_record(claim, annotations::EXTERNAL_LOCATION).map(String::from));
     let address = match (&claim.metadata.deletion_timestamp, recorded) {
         (Some(_), Some(recorded)) => recorded,
         (None, Some(recorded)) if recorded != tc.frontend_address => {

@@ -790,14 +790,34 @@ pub struct CredentialsSpec {
     /// How often the connection Secret is refreshed, e.g. `1h`.
     #[serde(default = "default_refresh")]
     pub refresh_interval: String,
+    /// An adopted database (`spec.existing.mode: Adopt`) whose master password no
+    /// cloud service keeps (on AWS: not RDS-managed). `Keep` (default): the password
+    /// is left alone and no connection Secret is delivered (`CredentialsNotManaged`,
+    /// whose message says how to hand it over). `Rotate`: the cloud is made to manage
+    /// it (AWS: RDS-managed in Secrets Manager, encrypted with the Composition's key),
+    /// which replaces the password: clients still using the old one must move to the
+    /// connection Secret. Where the cloud already manages it, it is used as it is.
+    #[serde(default)]
+    pub existing_password: ExistingPassword,
 }
 
 impl Default for CredentialsSpec {
     fn default() -> Self {
         CredentialsSpec {
             refresh_interval: default_refresh(),
+            existing_password: ExistingPassword::default(),
         }
     }
+}
+
+/// What adopting does to a master password no cloud service keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ExistingPassword {
+    /// Left alone; no connection Secret.
+    #[default]
+    Keep,
+    /// Replaced by one the cloud manages.
+    Rotate,
 }
 
 /// The local provider: databases on a PostgreSQL server the operator can reach.

@@ -43,8 +43,8 @@ use crate::{
         "message": "spec.compositionRef is immutable once set: moving a database between compositions (and so clouds) in place is not supported"
     },
     {
-        "rule": "has(self.existing) == has(oldSelf.existing) && (!has(self.existing) || self.existing == oldSelf.existing)",
-        "message": "spec.existing is immutable: a claim observes one existing database, or makes its own, for its whole life"
+        "rule": "has(self.existing) == has(oldSelf.existing) && (!has(self.existing) || self.existing.externalName == oldSelf.existing.externalName)",
+        "message": "spec.existing.externalName is immutable: a claim names one existing database, or makes its own, for its whole life (its mode may change)"
     }
 ]))]
 pub struct PostgreSQLInstanceSpec {
@@ -86,13 +86,32 @@ pub struct PostgreSQLInstanceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_connection_secret_to_ref: Option<LocalSecretReference>,
 
-    /// A database that already exists, to be looked at instead of created: Paved
-    /// reads it where the Composition points (its cloud, region, account) and reports
-    /// in status how it falls short of the Composition's compliance floor, and never
-    /// writes, tags or deletes it. The platform grants it: the namespace's Team must
-    /// list it in `spec.existingDatabases`. Immutable once set.
+    /// A database that already exists, to be observed or adopted instead of created.
+    /// Paved looks for it where the Composition points (its cloud, region, account).
+    /// `Observe` reports in status how it falls short of the Composition's compliance
+    /// floor and never writes, tags or deletes it; `Adopt` takes it over in place
+    /// (same identifier, no restore) and brings it up to the floor. The platform
+    /// grants it: the namespace's Team must list it in `spec.existingDatabases` (for
+    /// `Adopt`, with `mode: Adopt`). The name is immutable; the mode may change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing: Option<ExistingDatabase>,
+}
+
+impl PostgreSQLInstanceSpec {
+    /// Whether the claim only observes an existing database (writes nothing, holds no
+    /// credentials, takes no slot of its team's cap).
+    pub fn observes(&self) -> bool {
+        self.existing
+            .as_ref()
+            .is_some_and(|e| e.mode == ExistingMode::Observe)
+    }
+
+    /// Whether the claim adopts an existing database.
+    pub fn adopts(&self) -> bool {
+        self.existing
+            .as_ref()
+            .is_some_and(|e| e.mode == ExistingMode::Adopt)
+    }
 }
 
 /// An existing database named by a claim.
@@ -106,8 +125,14 @@ pub struct ExistingDatabase {
         regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     )]
     pub external_name: String,
-    /// `Observe` (the only mode so far): read-only; status and the `Compliant`
-    /// condition say what falls short of the floor.
+    /// `Observe` (default): read only; status and the `Compliant` condition say what
+    /// falls short of the floor. `Adopt`: marked as this claim's and managed like a
+    /// database Paved made: what can change in place is brought up to the floor
+    /// (tags, backup retention, deletion protection, public access, TLS), what cannot
+    /// is refused with how to fix it (`EncryptionMismatch`), and the connection
+    /// Secret is delivered. Size, storage and high availability stay as they run
+    /// unless `parameters` says otherwise. A database marked as another claim's is
+    /// never adopted (`OwnedByOther`). Going back to `Observe` stops every write.
     #[serde(default)]
     pub mode: ExistingMode,
 }
@@ -118,6 +143,18 @@ pub enum ExistingMode {
     /// Read only: never written, tagged or deleted.
     #[default]
     Observe,
+    /// Taken over in place and managed; see `mode`. Deleting the claim leaves it
+    /// running (`Orphan`) unless the claim's `deletionPolicy` says otherwise.
+    Adopt,
+}
+
+impl ExistingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExistingMode::Observe => "Observe",
+            ExistingMode::Adopt => "Adopt",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -76,6 +76,13 @@ reasons! {
     /// The claim names an existing database its namespace's Team does not list in
     /// `spec.existingDatabases` for that namespace; the platform grants it.
     ExistingNotGranted,
+    /// An existing database cannot be taken over as it is, or not on its provider (the
+    /// message says why and what to do); nothing of it was changed.
+    NotAdoptable,
+    /// An adopted database's master password is kept by no cloud service (on AWS: not
+    /// RDS-managed) and the Composition keeps it (`credentials.existingPassword:
+    /// Keep`): no connection Secret is delivered; the message says how to hand it over.
+    CredentialsNotManaged,
     /// An observed database meets the Composition's compliance floor (condition
     /// `Compliant`).
     MeetsFloor,

@@ -81,9 +81,10 @@ pub struct TeamSpec {
 
     /// Databases that exist already (made by hand, Terraform or another platform)
     /// that the team's claims may name in `spec.existing`, each for one namespace and
-    /// one Composition (where it lives). A claim naming a database not listed here for
-    /// its namespace and Composition is refused (`ExistingNotGranted`): what a team may
-    /// look at is the platform's to say.
+    /// one Composition (where it lives), and how far (`mode`). A claim naming a
+    /// database not listed here for its namespace and Composition, or adopting one
+    /// granted only to be observed, is refused (`ExistingNotGranted`): what a team may
+    /// look at or take over is the platform's to say.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1024))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["namespace", "externalName", "composition"]))]
@@ -108,6 +109,11 @@ pub struct ExistingDatabaseGrant {
     /// Composition, so the same name elsewhere is not granted with it.
     #[schemars(length(min = 1, max = 253))]
     pub composition: String,
+    /// `Observe` (default): claims may only look at it. `Adopt`: claims may also take
+    /// it over (`spec.existing.mode: Adopt`). An adoption granted by two Teams, or for
+    /// two namespaces, is refused until only one grant is left.
+    #[serde(default)]
+    pub mode: crate::ExistingMode,
 }
 
 /// An existing namespace a team uses, and its facts.

@@ -272,6 +272,7 @@ fn observed(db: &DbInstance) -> ObservedDatabase {
                 .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
                 .collect(),
         ),
+        database_name: db.db_name().map(String::from),
     }
 }
 
@@ -286,8 +287,8 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
             None => Observation::Absent,
             Some(db) => {
                 let mut o = observed(db);
-                if d.observe_only {
-                    // Read only: its parameter group says whether TLS is forced.
+                // One Paved did not make: its parameter group says whether TLS is forced.
+                if d.existing().is_some() {
                     if let Some(g) = db
                         .db_parameter_groups()
                         .first()
@@ -297,7 +298,8 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
                         // rather than no observation at all.
                         o.tls_required = self.forces_tls(g).await.ok().flatten();
                     }
-                } else {
+                }
+                if !d.observe_only {
                     o.own_security_group = self.own_group(d).await?;
                 }
                 let owner = o.owner_uid.clone();
@@ -306,7 +308,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
                     owner.as_deref(),
                     &d.owner_uid,
                     "an instance without Paved's ownership tag",
-                    d.observe_only,
+                    d.existing(),
                 )
             }
         })
@@ -341,7 +343,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
                 .publicly_accessible(d.publicly_accessible)
                 .set_db_subnet_group_name(d.network.subnet_group_name.clone())
                 .set_vpc_security_group_ids(Some(
-                    paved_compose::postgresql::instance_security_groups(d, own.as_deref()),
+                    paved_compose::postgresql::instance_security_groups(d, own.as_deref(), None),
                 ))
                 .backup_retention_period(d.backup_retention_days)
                 .set_preferred_backup_window(d.backup_window.clone())
@@ -365,11 +367,35 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
     }
 
     async fn update(&self, d: &DesiredDatabase, o: &ObservedDatabase) -> Result<(), ProviderError> {
+        // An adopted instance: the claim's mark and the Composition's tags first, so
+        // it is known as the claim's before anything else of it changes.
+        if d.adopting {
+            if let Some(have) = &o.tags {
+                if !paved_compose::postgresql::tags_wanted(d, have).is_empty() {
+                    self.tag(d).await?;
+                }
+            }
+        }
         let mut m = self
             .rds
             .modify_db_instance()
             .db_instance_identifier(&d.external_name)
             .apply_immediately(true);
+        if o.tls_required == Some(false) {
+            // Paved's group: the engine's defaults and rds.force_ssl=1.
+            let version = o.engine_version.as_deref().unwrap_or(&d.engine_version);
+            m = m.db_parameter_group_name(self.ensure_force_ssl_group(version).await?);
+        }
+        if d.adopting
+            && o.master_secret_ref.is_none()
+            && d.credentials.existing_password == paved_api::ExistingPassword::Rotate
+        {
+            // RDS generates the new password and keeps it in Secrets Manager under
+            // the Composition's key; Paved never sees it.
+            m = m
+                .manage_master_user_password(true)
+                .set_master_user_secret_kms_key_id(d.kms_key_id.clone());
+        }
         if o.instance_class.as_deref() != Some(d.instance_class.as_str()) {
             m = m.db_instance_class(&d.instance_class);
         }
@@ -395,7 +421,11 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
         if let Some(own) = &d.network.own_security_group {
             // Its own group made or put back to its rules; the instance in it.
             let own = self.ensure_own_group(d, own).await?;
-            let groups = paved_compose::postgresql::instance_security_groups(d, Some(&own));
+            let groups = paved_compose::postgresql::instance_security_groups(
+                d,
+                Some(&own),
+                o.security_groups.as_deref(),
+            );
             if o.security_groups.as_ref() != Some(&groups) {
                 m = m.set_vpc_security_group_ids(Some(groups));
             }
@@ -503,6 +533,36 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
 }
 
 impl AwsProvider {
+    /// Puts the desired tags (the claim's ownership mark among them) on an instance,
+    /// named by the ARN the region's list gives.
+    async fn tag(&self, d: &DesiredDatabase) -> Result<(), ProviderError> {
+        let all = self.instances().await?;
+        let Some(arn) = all
+            .get(&d.external_name)
+            .and_then(|db| db.db_instance_arn())
+            .map(String::from)
+        else {
+            return Err(ProviderError::Retryable(format!(
+                "instance {} is not listed yet",
+                d.external_name
+            )));
+        };
+        let tags: Vec<_> = d
+            .tags
+            .iter()
+            .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+            .collect();
+        let r = self
+            .rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await;
+        self.invalidate();
+        r.map(|_| ()).map_err(classify)
+    }
+
     /// What a deletion left, said only as far as RDS confirms it: the final snapshot
     /// is named only when it exists.
     async fn gone(&self, d: &DesiredDatabase) -> Result<String, ProviderError> {

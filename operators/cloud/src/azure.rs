@@ -487,6 +487,7 @@ fn observed(s: &models::Server, d: &DesiredDatabase) -> ObservedDatabase {
                 })
                 .unwrap_or_default(),
         ),
+        database_name: None,
     }
 }
 
@@ -519,7 +520,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
             owner.as_deref(),
             &d.owner_uid,
             "a server without Paved's ownership tag",
-            d.observe_only,
+            d.existing(),
         ) {
             Observation::Present(o) => o,
             other => return Ok(other),

@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 use paved_api::{PostgreSQLInstanceStatus, Reason};
 use paved_compose::{
-    postgresql::{hold, plan, without, DesiredDatabase, ObservedDatabase},
+    postgresql::{as_running, hold, plan, without, DesiredDatabase, ObservedDatabase},
     temporal::{plan_temporal, DesiredTemporalNamespace, ObservedTemporalNamespace},
     Drift, Plan,
 };
@@ -50,6 +50,16 @@ pub trait Managed: Sync {
     fn observe_only(&self, _d: &Self::Desired) -> bool {
         false
     }
+    /// Pure: the desired resource completed by what is found (what an adopted
+    /// database keeps as it runs). By default `d` itself.
+    fn settle(&self, d: &Self::Desired, _o: &Self::Observed) -> Self::Desired {
+        d.clone()
+    }
+    /// Pure: whether what was found already carries the claim's own mark (false for an
+    /// existing database being taken over).
+    fn marked(&self, _d: &Self::Desired, _o: &Self::Observed) -> bool {
+        true
+    }
 }
 
 /// A PostgreSQL database: disruptive changes wait for the maintenance window.
@@ -81,6 +91,12 @@ impl Managed for Database<'_> {
     }
     fn observe_only(&self, d: &DesiredDatabase) -> bool {
         d.observe_only
+    }
+    fn settle(&self, d: &DesiredDatabase, o: &ObservedDatabase) -> DesiredDatabase {
+        as_running(d, o)
+    }
+    fn marked(&self, d: &DesiredDatabase, o: &ObservedDatabase) -> bool {
+        o.owner_uid.as_deref() == Some(d.owner_uid.as_str())
     }
 }
 
@@ -123,7 +139,8 @@ pub enum Decision {
     /// Nothing there and nothing recorded as made: record `pending`, then create.
     Create,
     /// Ours by its ownership mark but never recorded as made (a crash between the
-    /// create and its record): record it, then go on as `then`.
+    /// create and its record), or an existing one the claim adopts that carries no
+    /// other claim's mark: record it, then go on as `then`.
     Adopt(Box<Decision>),
     /// The cloud is still working on it.
     Wait(String),
@@ -220,12 +237,25 @@ pub fn decide<K: Managed>(
             }
         }
     };
-    let decision = if guard.succeeded {
-        step
-    } else {
-        Decision::Adopt(Box::new(step))
+    let decision = match step {
+        step if guard.succeeded => step,
+        // An existing database that cannot be taken over (another key, say) is not
+        // recorded as the claim's: nothing of it is.
+        Decision::Refuse(r, m) if !kind.marked(d, o) => Decision::Refuse(r, m),
+        step => Decision::Adopt(Box::new(step)),
     };
     Decided { decision, held }
+}
+
+/// What an adoption took back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopted {
+    /// Nothing: the resource was recorded as the claim's already (or not there).
+    No,
+    /// A resource of the claim's, by its mark, that was never recorded (a crash).
+    Recovered,
+    /// An existing resource the claim took over (`spec.existing.mode: Adopt`).
+    TakenOver,
 }
 
 /// Where the create guard is kept.
@@ -264,8 +294,8 @@ pub enum Driven<O> {
     Observed(Box<O>),
 }
 
-/// One reconcile's cloud side: observe, decide, act. `adopted` is set when an
-/// unrecorded resource of ours was taken back (for the caller's Event).
+/// One reconcile's cloud side: observe, decide, act. `Adopted` says what was taken
+/// over (for the caller's Event).
 pub async fn drive<K: Managed>(
     kind: &K,
     provider: &dyn ExternalClient<K::Desired, K::Observed>,
@@ -273,18 +303,27 @@ pub async fn drive<K: Managed>(
     guard: Guard,
     d: &K::Desired,
     crash: &(dyn Fn(&str) + Sync),
-) -> Result<(Driven<K::Observed>, bool), RecordError> {
+) -> Result<(Driven<K::Observed>, Adopted), RecordError> {
     let seen = match provider.observe(d).await {
         Ok(s) => s,
-        Err(e) => return Ok((Driven::Failed(e), false)),
+        Err(e) => return Ok((Driven::Failed(e), Adopted::No)),
     };
+    let settled = match &seen {
+        Observation::Present(o) => kind.settle(d, o),
+        _ => d.clone(),
+    };
+    let d = &settled;
     let Decided { decision, held } = decide(kind, guard, d, &seen);
     let (decision, adopted) = match decision {
         Decision::Adopt(then) => {
             recorder.succeeded().await?;
-            (*then, true)
+            let how = match &seen {
+                Observation::Present(o) if !kind.marked(d, o) => Adopted::TakenOver,
+                _ => Adopted::Recovered,
+            };
+            (*then, how)
         }
-        other => (other, false),
+        other => (other, Adopted::No),
     };
     let effective = kind.without(d, &held);
     let driven = match decision {

@@ -78,6 +78,7 @@ fn as_made(d: &DesiredDatabase, state: &str) -> ObservedDatabase {
         endpoint: Some(format!("{}.fake", d.external_name)),
         port: Some(5432),
         master_secret_ref: Some(format!("{}-admin", d.external_name)),
+        tags: Some(paved_compose::postgresql::cloud_tags(d.provider, &d.tags)),
         ..Default::default()
     }
 }
@@ -104,7 +105,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for FakeDatabases {
             owner.as_deref(),
             &d.owner_uid,
             "an unmarked database",
-            d.observe_only,
+            d.existing(),
         ))
     }
 

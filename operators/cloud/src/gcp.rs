@@ -435,6 +435,7 @@ fn observed(i: &DatabaseInstance, d: &DesiredDatabase) -> ObservedDatabase {
         iam_authentication: None,
         own_security_group: None,
         tags: Some(s.user_labels.clone().into_iter().collect()),
+        database_name: None,
     }
 }
 
@@ -467,7 +468,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
             owner.as_deref(),
             &d.owner_uid,
             "an instance without Paved's ownership label",
-            d.observe_only,
+            d.existing(),
         ) {
             Observation::Present(o) => o,
             other => return Ok(other),

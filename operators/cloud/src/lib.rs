@@ -179,23 +179,24 @@ pub enum Observation<O> {
 
 /// `Present` when the resource carries `want` as its ownership mark, otherwise
 /// `OwnedByOther` naming the claim it carries (or `unmarked`, for one with no mark).
+/// A claim that names an existing database (`existing`) sees it whoever's it is when
+/// it only observes, and when it adopts, unless another claim's mark is on it.
 pub fn ownership<O>(
     observed: O,
     owner: Option<&str>,
     want: &str,
     unmarked: &str,
-    observe_only: bool,
+    existing: Option<paved_api::ExistingMode>,
 ) -> Observation<O> {
-    // An existing database a claim only looks at is whoever's it is.
-    if observe_only {
-        return Observation::Present(observed);
-    }
-    match owner {
-        Some(uid) if uid == want => Observation::Present(observed),
-        Some(uid) => Observation::OwnedByOther {
+    use paved_api::ExistingMode;
+    match (owner, existing) {
+        (_, Some(ExistingMode::Observe)) => Observation::Present(observed),
+        (Some(uid), _) if uid == want => Observation::Present(observed),
+        (None, Some(ExistingMode::Adopt)) => Observation::Present(observed),
+        (Some(uid), _) => Observation::OwnedByOther {
             owner: format!("claim {uid}"),
         },
-        None => Observation::OwnedByOther {
+        (None, None) => Observation::OwnedByOther {
             owner: unmarked.to_string(),
         },
     }

@@ -130,6 +130,44 @@ impl LocalProvider {
     }
 }
 
+impl LocalProvider {
+    /// Takes over an existing database (the claim's role exists, marked): the role
+    /// becomes a member of the database's owner, so it reaches the data as the owner
+    /// does, and the database carries the claim's mark after whatever comment it had.
+    /// Nothing is revoked: the roles that use it now keep working.
+    async fn take_over(&self, admin: &Client, d: &DesiredDatabase) -> Result<(), ProviderError> {
+        let (role, db) = (ident(&d.master_username), ident(&d.database_name));
+        let comment = database_comment(admin, &d.database_name)
+            .await?
+            .ok_or_else(|| ProviderError::NotFound(format!("database {}", d.database_name)))?;
+        if comment.contains(&ownership(d)) {
+            return Ok(());
+        }
+        if comment.contains(OWNER_TAG) {
+            return Err(ProviderError::Terminal {
+                reason: Reason::OwnedByOther,
+                message: format!("database {} is another claim's", d.database_name),
+            });
+        }
+        let owner = ident(&adoptable_owner(admin, &d.database_name).await?);
+        let marked = if comment.is_empty() {
+            ownership(d)
+        } else {
+            format!("{comment}\n{}", ownership(d))
+        };
+        // The mark last, in one transaction with the grants: a database marked as the
+        // claim's always has a role that can reach it.
+        admin
+            .batch_execute(&format!(
+                "BEGIN; GRANT {owner} TO {role}; GRANT CONNECT ON DATABASE {db} TO {role}; \
+                 COMMENT ON DATABASE {db} IS {}; COMMIT",
+                literal(&marked)
+            ))
+            .await
+            .map_err(classify)
+    }
+}
+
 /// The one text value `sql` selects for `name`, or None when there is no such row.
 async fn lookup(admin: &Client, sql: &str, name: &str) -> Result<Option<String>, ProviderError> {
     let row = admin.query_opt(sql, &[&name]).await.map_err(classify)?;
@@ -166,6 +204,31 @@ async fn terminate(admin: &Client, db: &str) -> Result<(), ProviderError> {
         .await
         .map_err(classify)?;
     Ok(())
+}
+
+/// The owner of an existing database a claim adopts, refused when it is a superuser:
+/// the claim's role is made a member of the owner (and so may do what it may), which
+/// must never carry a superuser's reach into every database on the server.
+async fn adoptable_owner(admin: &Client, db: &str) -> Result<String, ProviderError> {
+    let row = admin
+        .query_one(
+            "SELECT r.rolname::text, r.rolsuper FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
+            &[&db],
+        )
+        .await
+        .map_err(classify)?;
+    let (owner, superuser): (String, bool) = (row.get(0), row.get(1));
+    if superuser {
+        return Err(ProviderError::Terminal {
+            reason: Reason::NotAdoptable,
+            message: format!(
+                "database {db} is owned by the superuser {owner}; Paved will not make a claim's role a member of a superuser. \
+                 Give it an owner of its own first (CREATE ROLE {db}_owner; ALTER DATABASE {db} OWNER TO {db}_owner; \
+                 and in it REASSIGN OWNED BY {owner} TO {db}_owner), then adopt it"
+            ),
+        });
+    }
+    Ok(owner)
 }
 
 /// A role's comment (where Paved marks ownership), or None when it does not exist.
@@ -214,7 +277,13 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             .is_some_and(|r| r.get::<_, String>(0).contains(&ownership(d)));
         let marked = comment.contains(&ownership(d));
         let ours = marked || (comment.is_empty() && owner_role_ours);
-        if !ours {
+        // An existing database to take over: any that carries no claim's mark, and
+        // whose owner is not a superuser (the claim's role becomes a member of it).
+        let adoptable = d.adopting && !comment.contains(OWNER_TAG);
+        if adoptable && !marked {
+            adoptable_owner(&admin, &d.database_name).await?;
+        }
+        if !ours && !adoptable {
             return Ok(Observation::OwnedByOther {
                 owner: if comment.is_empty() {
                     "unknown (no Paved ownership comment)".into()
@@ -244,6 +313,8 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
             },
             endpoint: Some(self.host.clone()),
             port: Some(self.port as i32),
+            // The claim's mark, as the driver judges it (an unmarked one is adopted).
+            owner_uid: ours.then(|| d.owner_uid.clone()),
             engine_version: Some(
                 version
                     .split_whitespace()
@@ -294,6 +365,9 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
                 ))
                 .await
                 .map_err(classify)?;
+        }
+        if d.adopting {
+            return self.take_over(&admin, d).await;
         }
         let db_exists = database_owner(&admin, &d.database_name).await?.is_some();
         if !db_exists {

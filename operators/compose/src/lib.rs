@@ -76,6 +76,9 @@ pub enum RenderError {
     /// The composition's provider cannot serve this claim as classified.
     #[error("{0}")]
     Unsupported(String),
+    /// The claim adopts an existing database its provider cannot take over (yet).
+    #[error("{0}")]
+    NotAdoptable(String),
 }
 
 impl RenderError {
@@ -88,6 +91,7 @@ impl RenderError {
             RenderError::InvalidSpec(_) => Reason::InvalidSpec,
             RenderError::Template { .. } => Reason::CompositionTemplateError,
             RenderError::Unsupported(_) => Reason::ClassificationNotSupported,
+            RenderError::NotAdoptable(_) => Reason::NotAdoptable,
         }
     }
 }

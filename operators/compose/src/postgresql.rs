@@ -179,10 +179,30 @@ pub struct DesiredDatabase {
     /// An existing database the claim observes (`spec.existing`): looked at under
     /// `external_name`, never written, tagged or deleted, judged against this floor.
     pub observe_only: bool,
+    /// An existing database the claim adopts (`spec.existing.mode: Adopt`): taken
+    /// over under `external_name` when it carries no other claim's mark, then managed.
+    pub adopting: bool,
+    /// What an adopted database keeps as it runs because the claim does not say
+    /// (`instanceClass`, `storageGB`, `multiAZ`, `engineVersion`): adopting never
+    /// resizes on a Composition's default. See [`as_running`].
+    pub keeps_running: Vec<&'static str>,
     /// The Composition's price table: an observed database's cost is estimated from
     /// what it runs as.
     #[serde(skip)]
     pub prices: Option<paved_api::PriceTable>,
+}
+
+impl DesiredDatabase {
+    /// How the claim names an existing database, if it does.
+    pub fn existing(&self) -> Option<paved_api::ExistingMode> {
+        if self.observe_only {
+            Some(paved_api::ExistingMode::Observe)
+        } else if self.adopting {
+            Some(paved_api::ExistingMode::Adopt)
+        } else {
+            None
+        }
+    }
 }
 
 /// Everything rendering a PostgreSQLInstance depends on.
@@ -241,6 +261,15 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
 
 pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, RenderError> {
     let comp = input.composition;
+    let adopting = input.spec.adopts();
+    if adopting && matches!(comp.provider, Cloud::Azure | Cloud::Gcp) {
+        return Err(RenderError::NotAdoptable(format!(
+            "spec.existing.mode: Adopt is not available on {} yet (which database inside the server to deliver, \
+             and how its administrator password is handed over, are still to be built); observe it instead \
+             (mode: Observe) (composition {})",
+            comp.provider, input.composition_name
+        )));
+    }
     let violations = check_composition_postgresql(comp);
     if !violations.is_empty() {
         return Err(RenderError::CompositionViolatesFloor {
@@ -342,16 +371,34 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
             DeletionPolicy::Delete => DeletionPolicy::Snapshot,
             p => p,
         });
-    // An existing database is looked at under its own name and never deleted.
+    // An existing database is looked at under its own name. An observed one is never
+    // deleted; an adopted one only when the claim itself says so.
     let existing = input.spec.existing.as_ref();
     let external = existing.map_or_else(
         || external_name(input.claim_uid),
         |e| e.external_name.clone(),
     );
-    let deletion_policy = if existing.is_some() {
-        DeletionPolicy::Orphan
+    let deletion_policy = match existing {
+        None => deletion_policy,
+        Some(_) if adopting => input.spec.deletion_policy.unwrap_or(DeletionPolicy::Orphan),
+        Some(_) => DeletionPolicy::Orphan,
+    };
+    // What the claim leaves unsaid of an adopted database's shape stays as it runs.
+    let keeps_running: Vec<&'static str> = if adopting {
+        [
+            (
+                "instanceClass",
+                p.instance_class.is_none() && p.size.is_none(),
+            ),
+            ("storageGB", p.storage_gb.is_none()),
+            ("multiAZ", p.multi_az.or(p.high_availability).is_none()),
+            ("engineVersion", p.engine_version.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(f, unsaid)| unsaid.then_some(f))
+        .collect()
     } else {
-        deletion_policy
+        vec![]
     };
     let cost = comp
         .prices
@@ -398,13 +445,20 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
             .as_ref()
             .map(|r| r.name.clone())
             .unwrap_or_else(|| crate::service::connection_secret(input.claim_name)),
-        // An existing (local) database is looked at under its own name.
+        // An existing (local) database is looked at under its own name; a cloud one's
+        // database inside is read from the cloud (see `as_running`).
         database_name: if existing.is_some() {
             external.clone()
         } else {
             external.replace('-', "_")
         },
-        master_username: external.replace('-', "_"),
+        // An adopted local database gets a login role of the claim's own (the name is
+        // the claim's, so it never collides with a role the database already has).
+        master_username: if adopting {
+            external_name(input.claim_uid).replace('-', "_")
+        } else {
+            external.replace('-', "_")
+        },
         estimated_monthly_cost: cost,
         // At least a second: a `0s` in a Composition must not turn polls into a hot loop.
         poll_interval: parse_duration(&comp.poll_interval)
@@ -419,7 +473,9 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
             .maintenance
             .as_ref()
             .is_some_and(|m| m.apply_immediately),
-        observe_only: existing.is_some(),
+        observe_only: existing.is_some() && !adopting,
+        adopting,
+        keeps_running,
         prices: comp.prices.clone(),
     };
     apply_floor(&mut desired, facts, input);
@@ -630,6 +686,9 @@ pub struct ObservedDatabase {
     pub own_security_group: Option<ObservedSecurityGroup>,
     /// Its tags (labels on Cloud SQL), where the provider has them.
     pub tags: Option<BTreeMap<String, String>>,
+    /// The database inside the server that clients connect to, where the cloud names
+    /// one (RDS: `DBName`); an adopted database is delivered with it.
+    pub database_name: Option<String>,
 }
 
 /// A database's own security group as the cloud has it.
@@ -673,14 +732,21 @@ pub fn own_security_group_rules(d: &DesiredDatabase) -> Vec<String> {
 }
 
 /// Pure: the security groups the instance belongs in: the Composition's, and its
-/// own once it exists.
-pub fn instance_security_groups(d: &DesiredDatabase, own: Option<&str>) -> Vec<String> {
+/// own once it exists. An adopted instance also stays in the groups it is in
+/// (`running`): taking it over must not cut off the clients it serves.
+pub fn instance_security_groups(
+    d: &DesiredDatabase,
+    own: Option<&str>,
+    running: Option<&[String]>,
+) -> Vec<String> {
+    let kept = running.filter(|_| d.adopting).unwrap_or_default();
     let mut groups: Vec<String> = d
         .network
         .security_group_ids
         .iter()
         .cloned()
         .chain(own.map(String::from))
+        .chain(kept.iter().cloned())
         .collect();
     groups.sort();
     groups.dedup();
@@ -819,7 +885,10 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
     if o.storage_encrypted == Some(false) {
         return Plan::Terminal {
             reason: paved_api::Reason::EncryptionMismatch,
-            message: "the database is not encrypted at rest; Paved will not run it that way and cannot encrypt it in place".into(),
+            message: format!(
+                "the database is not encrypted at rest; Paved will not run it that way and cannot encrypt it in place{}",
+                reencrypt_howto(desired)
+            ),
         };
     }
     if let (Some(want), Some(have)) = (&desired.kms_key_id, &o.kms_key_id) {
@@ -827,7 +896,8 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
             return Plan::Terminal {
                 reason: paved_api::Reason::EncryptionMismatch,
                 message: format!(
-                    "the database is encrypted with {have}, not the composition's key {want}"
+                    "the database is encrypted with {have}, not the composition's key {want}{}",
+                    reencrypt_howto(desired)
                 ),
             };
         }
@@ -892,6 +962,31 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
             .map(|p| if p { "present" } else { "missing" }.to_string()),
         "present".into(),
     );
+    if desired.adopting {
+        // Taking it over: the claim's mark and the Composition's tags go on first.
+        if let Some(have) = &o.tags {
+            let wrong = tags_wanted(desired, have);
+            if !wrong.is_empty() {
+                drift.push(Drift {
+                    field: "tags",
+                    observed: format!("{} missing or different", wrong.join(", ")),
+                    desired: "the Composition's and Paved's tags".into(),
+                });
+            }
+        }
+        // RDS keeps the master password only where asked; the Composition says
+        // whether adopting may replace one nobody keeps.
+        if desired.provider == Cloud::Aws
+            && o.master_secret_ref.is_none()
+            && desired.credentials.existing_password == paved_api::ExistingPassword::Rotate
+        {
+            drift.push(Drift {
+                field: "masterPassword",
+                observed: "not managed by RDS".into(),
+                desired: "RDS-managed (rotated)".into(),
+            });
+        }
+    }
     // The database's own security group (observed only where the cloud has them).
     if desired.network.own_security_group.is_some() && o.security_groups.is_some() {
         match &o.own_security_group {
@@ -920,7 +1015,8 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
                         desired: rules.join(", "),
                     });
                 }
-                let groups = instance_security_groups(desired, Some(&g.id));
+                let groups =
+                    instance_security_groups(desired, Some(&g.id), o.security_groups.as_deref());
                 if o.security_groups.as_ref() != Some(&groups) {
                     drift.push(Drift {
                         field: "securityGroups",
@@ -936,6 +1032,86 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
     } else {
         Plan::Update(drift)
     }
+}
+
+/// Pure: how to bring a database that cannot be re-encrypted in place under the
+/// Composition's key (a copy, restored as a new database, then adopted).
+fn reencrypt_howto(d: &DesiredDatabase) -> String {
+    if !d.adopting {
+        return String::new();
+    }
+    let key = d.kms_key_id.as_deref().unwrap_or("the Composition's key");
+    let how = match d.provider {
+        Cloud::Aws => format!(
+            "snapshot it, copy the snapshot with --kms-key-id {key} (aws rds copy-db-snapshot), \
+             restore the copy as a new instance (aws rds restore-db-instance-from-db-snapshot)"
+        ),
+        Cloud::Azure => format!(
+            "restore it (point in time) into a new flexible server encrypted with {key}, or dump and restore"
+        ),
+        Cloud::Gcp => format!(
+            "export it (gcloud sql export) and import it into a new instance encrypted with {key}"
+        ),
+        Cloud::Local => "dump and restore it onto an encrypted server".to_string(),
+    };
+    format!(
+        ". To bring it under Paved: {how}, grant that one to this namespace and adopt it; \
+         then retire {}",
+        d.external_name
+    )
+}
+
+/// Pure: the tags (as the cloud spells them) a managed database should carry and does
+/// not, or carries with another value; Paved's ownership mark among them.
+pub fn tags_wanted(d: &DesiredDatabase, have: &BTreeMap<String, String>) -> Vec<String> {
+    cloud_tags(d.provider, &d.tags)
+        .into_iter()
+        .filter(|(k, v)| have.get(k) != Some(v))
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// Pure: an adopted database as it will be managed: what the claim leaves unsaid of
+/// its shape (`keeps_running`) as it runs, the database inside it as the cloud names
+/// it, and the cost of that. Anything else is `d` itself.
+pub fn as_running(d: &DesiredDatabase, o: &ObservedDatabase) -> DesiredDatabase {
+    let mut d = d.clone();
+    if !d.adopting {
+        return d;
+    }
+    // Storage never shrinks, whatever the claim says.
+    if let Some(gb) = o.storage_gb {
+        d.storage_gb = d.storage_gb.max(gb);
+    }
+    for field in d.keeps_running.clone() {
+        match field {
+            "instanceClass" => {
+                if let Some(c) = &o.instance_class {
+                    d.instance_class = c.clone();
+                }
+            }
+            "multiAZ" => {
+                if let Some(m) = o.multi_az {
+                    d.multi_az = m;
+                }
+            }
+            "engineVersion" => {
+                if let Some(v) = &o.engine_version {
+                    d.engine_version = v.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    if d.provider != Cloud::Local {
+        if let Some(name) = &o.database_name {
+            d.database_name = name.clone();
+        }
+    }
+    if let Some(prices) = &d.prices {
+        d.estimated_monthly_cost = monthly_cost(prices, &d.instance_class, d.storage_gb);
+    }
+    d
 }
 
 /// The maintenance window of a Composition that names none.
@@ -1247,6 +1423,7 @@ mod tests {
             },
             credentials: CredentialsSpec {
                 refresh_interval: "1h".into(),
+                ..Default::default()
             },
             tags: BTreeMap::from([
                 ("Owner".into(), "platform".into()),
@@ -1697,6 +1874,148 @@ mod tests {
     }
 
     #[test]
+    fn an_adopted_database_keeps_its_shape_where_the_claim_is_silent() {
+        let adopt = |parameters: paved_api::PostgreSQLParameters, policy| PostgreSQLInstanceSpec {
+            existing: Some(paved_api::ExistingDatabase {
+                external_name: "legacy-orders".into(),
+                mode: paved_api::ExistingMode::Adopt,
+            }),
+            parameters,
+            deletion_policy: policy,
+            ..Default::default()
+        };
+        let d = render(
+            &adopt(Default::default(), None),
+            &comp(),
+            DataClassification::Internal,
+        )
+        .unwrap();
+        assert!(d.adopting && !d.observe_only);
+        assert_eq!(d.existing(), Some(paved_api::ExistingMode::Adopt));
+        // Left in place unless the claim says otherwise; its login role is the claim's.
+        assert_eq!(d.deletion_policy, DeletionPolicy::Orphan);
+        assert_eq!(d.master_username, "paved_0a1b2c3d4e5f6789abcd");
+        assert_eq!(
+            d.keeps_running,
+            ["instanceClass", "storageGB", "multiAZ", "engineVersion"]
+        );
+        let mut o = available(&d);
+        o.instance_class = Some("db.r6g.xlarge".into());
+        o.storage_gb = Some(900);
+        o.multi_az = Some(true);
+        o.engine_version = Some("14.9".into());
+        o.database_name = Some("orders".into());
+        let r = as_running(&d, &o);
+        assert_eq!(
+            (
+                r.instance_class.as_str(),
+                r.storage_gb,
+                r.multi_az,
+                r.engine_version.as_str()
+            ),
+            ("db.r6g.xlarge", 900, true, "14.9")
+        );
+        assert_eq!(r.database_name, "orders");
+        // What the claim says is what it gets; PHI keeps a snapshot of an explicit Delete.
+        let said = paved_api::PostgreSQLParameters {
+            size: Some(paved_api::DatabaseSize::Medium),
+            storage_gb: Some(80),
+            ..Default::default()
+        };
+        let d = render(
+            &adopt(said, Some(DeletionPolicy::Delete)),
+            &comp(),
+            DataClassification::Phi,
+        )
+        .unwrap();
+        assert_eq!(d.keeps_running, ["multiAZ", "engineVersion"]);
+        // Storage only grows: 80 asked of a database at 900 stays 900.
+        assert_eq!(d.deletion_policy, DeletionPolicy::Snapshot);
+        let r = as_running(&d, &o);
+        assert_eq!(
+            (r.storage_gb, r.instance_class.as_str()),
+            (900, comp().sizes.medium.as_str())
+        );
+        // A database Paved makes is never reshaped by what it finds.
+        let made = ok(DataClassification::Internal);
+        assert_eq!(as_running(&made, &o), made);
+    }
+
+    #[test]
+    fn adopting_marks_and_brings_up_to_the_floor_what_changes_in_place() {
+        let mut d = ok(DataClassification::Phi);
+        d.adopting = true;
+        d.credentials.existing_password = paved_api::ExistingPassword::Rotate;
+        let mut o = available(&d);
+        o.publicly_accessible = Some(true);
+        o.backup_retention_days = Some(1);
+        o.deletion_protection = Some(false);
+        o.tls_required = Some(false);
+        o.tags = Some([("Team".to_string(), "x".to_string())].into());
+        let Plan::Update(drift) = plan(&d, Some(&o)) else {
+            panic!("expected an update")
+        };
+        let fields: Vec<_> = drift.iter().map(|x| x.field).collect();
+        for f in [
+            "backupRetentionDays",
+            "deletionProtection",
+            "publiclyAccessible",
+            "tlsRequired",
+            "tags",
+            "masterPassword",
+        ] {
+            assert!(fields.contains(&f), "{f} in {fields:?}");
+        }
+        // Marked and tagged, with its password kept by RDS: nothing left to do there.
+        o = available(&d);
+        o.tls_required = Some(true);
+        o.master_secret_ref = Some("arn:secret".into());
+        o.tags = Some(cloud_tags(d.provider, &d.tags));
+        assert_eq!(plan(&d, Some(&o)), Plan::UpToDate);
+        // Keep: a password nobody manages is left alone.
+        d.credentials.existing_password = paved_api::ExistingPassword::Keep;
+        o.master_secret_ref = None;
+        assert_eq!(plan(&d, Some(&o)), Plan::UpToDate);
+        // Another key: refused, saying how to bring it over.
+        o.kms_key_id = Some("arn:aws:kms:us-east-1:1:key/other".into());
+        assert!(matches!(
+            plan(&d, Some(&o)),
+            Plan::Terminal { reason: paved_api::Reason::EncryptionMismatch, message }
+                if message.contains("copy-db-snapshot") && message.contains("adopt")
+        ));
+        // It stays in the security groups it is in, and joins the Composition's.
+        d.network.security_group_ids = vec!["sg-platform".into()];
+        let kept = vec!["sg-legacy".to_string()];
+        assert_eq!(
+            instance_security_groups(&d, Some("sg-own"), Some(&kept)),
+            ["sg-legacy", "sg-own", "sg-platform"]
+        );
+        d.adopting = false;
+        assert_eq!(
+            instance_security_groups(&d, Some("sg-own"), Some(&kept)),
+            ["sg-own", "sg-platform"]
+        );
+    }
+
+    #[test]
+    fn adopting_is_refused_where_the_provider_cannot_take_over_yet() {
+        let spec = PostgreSQLInstanceSpec {
+            existing: Some(paved_api::ExistingDatabase {
+                external_name: "legacy".into(),
+                mode: paved_api::ExistingMode::Adopt,
+            }),
+            ..Default::default()
+        };
+        for cloud in [Cloud::Azure, Cloud::Gcp] {
+            let mut c = comp();
+            c.provider = cloud;
+            let e = render(&spec, &c, DataClassification::Internal).unwrap_err();
+            assert_eq!(e.reason(), paved_api::Reason::NotAdoptable);
+            assert!(e.to_string().contains("mode: Observe"), "{e}");
+        }
+    }
+
+    #[test]
     fn an_observed_database_is_judged_against_the_floor_line_by_line() {
         let d = ok(DataClassification::Phi);
         let mut o = available(&d);
@@ -1798,7 +2117,7 @@ mod tests {
             rules: rules.clone(),
         };
         let good = ObservedDatabase {
-            security_groups: Some(instance_security_groups(&d, Some("sg-own"))),
+            security_groups: Some(instance_security_groups(&d, Some("sg-own"), None)),
             own_security_group: Some(mine.clone()),
             ..available(&d)
         };
@@ -2295,6 +2614,8 @@ mod tests_support {
             maintenance_window: DEFAULT_MAINTENANCE_WINDOW.into(),
             apply_immediately: false,
             observe_only: false,
+            adopting: false,
+            keeps_running: vec![],
             prices: None,
         }
     }

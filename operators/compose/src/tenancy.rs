@@ -343,34 +343,74 @@ pub fn admit_database(
 pub fn admit_existing(
     facts: &NamespaceFacts,
     team: Option<&Team>,
+    teams: &[Arc<Team>],
     ns: &str,
     composition: &str,
     existing: &paved_api::ExistingDatabase,
 ) -> Result<(), Refusal> {
+    use paved_api::ExistingMode;
     // The Composition too: it says where the name is looked up (another region,
     // project or server may hold another database of the same name).
-    let granted = team.is_some_and(|t| {
-        t.spec.existing_databases.iter().any(|g| {
-            g.namespace == ns
-                && g.external_name == existing.external_name
-                && g.composition == composition
-        })
+    let same = |g: &paved_api::ExistingDatabaseGrant| {
+        g.external_name == existing.external_name && g.composition == composition
+    };
+    let grant = team.and_then(|t| {
+        t.spec
+            .existing_databases
+            .iter()
+            .find(|g| g.namespace == ns && same(g))
     });
-    if granted {
+    let Some(grant) = grant else {
+        return Err(refuse(
+            paved_api::Reason::ExistingNotGranted,
+            match facts.team.as_deref() {
+                Some(t) => format!(
+                    "Team {t} does not list database {} of Composition {composition} for namespace {ns} in spec.existingDatabases; the platform grants existing databases",
+                    existing.external_name
+                ),
+                None => format!(
+                    "namespace {ns} belongs to no Team, so no existing database is granted to it (the platform lists them in a Team's spec.existingDatabases)"
+                ),
+            },
+        ));
+    };
+    if existing.mode == ExistingMode::Observe {
         return Ok(());
     }
-    Err(refuse(
-        paved_api::Reason::ExistingNotGranted,
-        match facts.team.as_deref() {
-            Some(t) => format!(
-                "Team {t} does not list database {} of Composition {composition} for namespace {ns} in spec.existingDatabases; the platform grants existing databases",
+    if grant.mode != ExistingMode::Adopt {
+        return Err(refuse(
+            paved_api::Reason::ExistingNotGranted,
+            format!(
+                "Team {} grants database {} of Composition {composition} to namespace {ns} to observe only; adopting it needs mode: Adopt in that grant",
+                team.map(|t| t.name_any()).unwrap_or_default(),
                 existing.external_name
             ),
-            None => format!(
-                "namespace {ns} belongs to no Team, so no existing database is granted to it (the platform lists them in a Team's spec.existingDatabases)"
+        ));
+    }
+    // One database, one manager: a second adoption grant (another Team's, another
+    // namespace's) is a platform mistake that would let two claims write it.
+    let holders: Vec<String> = teams
+        .iter()
+        .flat_map(|t| {
+            t.spec
+                .existing_databases
+                .iter()
+                .filter(|g| same(g) && g.mode == ExistingMode::Adopt)
+                .map(move |g| format!("Team {} for namespace {}", t.name_any(), g.namespace))
+        })
+        .collect();
+    if holders.len() > 1 {
+        return Err(refuse(
+            paved_api::Reason::ExistingNotGranted,
+            format!(
+                "database {} of Composition {composition} is granted for adoption more than once ({}); \
+                 the platform must leave one grant with mode: Adopt",
+                existing.external_name,
+                holders.join(", ")
             ),
-        },
-    ))
+        ));
+    }
+    Ok(())
 }
 
 /// Pure: a namespace's facts. They come from the ServiceClaim that made the namespace
@@ -978,6 +1018,7 @@ mod tests {
             namespace: "orders".into(),
             external_name: "legacy-orders".into(),
             composition: "pg-us-east-1".into(),
+            ..Default::default()
         }];
         let facts = |team: Option<&str>| NamespaceFacts {
             team: team.map(String::from),
@@ -993,6 +1034,7 @@ mod tests {
             reasons_of(admit_existing(
                 &a,
                 Some(&t),
+                &[],
                 "orders",
                 east,
                 &named("legacy-orders")
@@ -1006,13 +1048,60 @@ mod tests {
             ("billing", east, "legacy-orders"),
             ("orders", "pg-eu-west-1", "legacy-orders"),
         ] {
-            let r = admit_existing(&a, Some(&t), ns, comp, &named(db));
+            let r = admit_existing(&a, Some(&t), &[], ns, comp, &named(db));
             assert_eq!(reasons_of(r.clone()), "ExistingNotGranted");
             assert!(r.unwrap_err().message.contains(db));
         }
         // A namespace of no team is granted nothing.
         let none = facts(None);
-        let r = admit_existing(&none, None, "orders", east, &named("legacy-orders"));
+        let r = admit_existing(&none, None, &[], "orders", east, &named("legacy-orders"));
         assert!(r.unwrap_err().message.contains("belongs to no Team"));
+    }
+
+    #[test]
+    fn an_existing_database_is_adopted_only_under_one_adoption_grant() {
+        use paved_api::{ExistingDatabase, ExistingDatabaseGrant, ExistingMode};
+        let grant = |ns: &str, mode| ExistingDatabaseGrant {
+            namespace: ns.into(),
+            external_name: "legacy-orders".into(),
+            composition: "pg-us-east-1".into(),
+            mode,
+        };
+        let mut a = team("team-a", 0, &[Cloud::Aws], 5);
+        a.spec.existing_databases = vec![grant("orders", ExistingMode::Observe)];
+        let facts = NamespaceFacts {
+            team: Some("team-a".into()),
+            ..namespace_facts("orders", None, None, &[], Cloud::Aws)
+        };
+        let adopt = ExistingDatabase {
+            external_name: "legacy-orders".into(),
+            mode: ExistingMode::Adopt,
+        };
+        let admit = |t: &Team, all: &[Arc<Team>]| {
+            admit_existing(&facts, Some(t), all, "orders", "pg-us-east-1", &adopt)
+        };
+        // Granted to observe: adopting is refused, naming the grant's mode.
+        let r = admit(&a, &[Arc::new(a.clone())]);
+        assert!(r.unwrap_err().message.contains("observe only"));
+        a.spec.existing_databases = vec![grant("orders", ExistingMode::Adopt)];
+        assert_eq!(reasons_of(admit(&a, &[Arc::new(a.clone())])), "admitted");
+        // A second adoption grant anywhere (another Team's namespace) stops both.
+        let mut b = team("team-b", 0, &[Cloud::Aws], 5);
+        b.spec.existing_databases = vec![grant("billing", ExistingMode::Adopt)];
+        let all = [Arc::new(a.clone()), Arc::new(b.clone())];
+        let r = admit(&a, &all);
+        assert!(
+            r.as_ref()
+                .unwrap_err()
+                .message
+                .contains("Team team-b for namespace billing"),
+            "{r:?}"
+        );
+        // ...but a second grant to observe does not.
+        b.spec.existing_databases = vec![grant("billing", ExistingMode::Observe)];
+        assert_eq!(
+            reasons_of(admit(&a, &[Arc::new(a.clone()), Arc::new(b)])),
+            "admitted"
+        );
     }
 }

@@ -10,7 +10,7 @@ use kube::{
 };
 use paved_api::{annotations, conditions, ClaimStatus, Condition, Reason, Status, FINALIZER};
 use paved_cloud::{
-    decide::{drive, Driven, Guard, GuardRecorder, Managed, RecordError},
+    decide::{drive, Adopted, Driven, Guard, GuardRecorder, Managed, RecordError},
     ExternalClient, ProviderError,
 };
 use serde::{de::DeserializeOwned, Serialize};
@@ -244,18 +244,21 @@ pub async fn drive_claim<K: Claim, M: Managed>(
     let (driven, adopted) = drive(kind, provider, recorder, guard, d, &crash)
         .await
         .map_err(|e| Error::Record(e.to_string()))?;
-    if adopted {
-        ctx.event(
-            claim,
-            EventType::Normal,
-            "Adopted",
-            "Observe",
-            format!(
-                "found {} (ours by its ownership mark) and adopted it",
-                kind.named(d)
-            ),
-        )
-        .await;
+    let note = match adopted {
+        Adopted::No => None,
+        Adopted::Recovered => Some(format!(
+            "found {} (ours by its ownership mark) and adopted it",
+            kind.named(d)
+        )),
+        Adopted::TakenOver => Some(format!(
+            "took over existing {} in {} (spec.existing, mode Adopt): it is this claim's from now on",
+            kind.named(d),
+            kind.place(d)
+        )),
+    };
+    if let Some(note) = note {
+        ctx.event(claim, EventType::Normal, "Adopted", "Adopt", note)
+            .await;
     }
     Ok(driven)
 }

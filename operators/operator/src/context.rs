@@ -344,7 +344,7 @@ impl Context {
             .into_iter()
             // An observed database (`spec.existing`) takes no slot of the cap.
             .filter(|d| {
-                d.spec.existing.is_none()
+                !d.spec.observes()
                     && d.metadata
                         .namespace
                         .as_ref()

@@ -64,7 +64,7 @@ async fn reconcile_inner(
     // An observed claim not looked at this time (refused, gone, a provider it cannot
     // reach): what it showed is no longer vouched for. A transient miss (a 5xx, a
     // throttle) keeps the last judgement until the retry.
-    if claim.spec.existing.is_some()
+    if claim.spec.observes()
         && !matches!(verdict.ready.1, Reason::Available | Reason::NotAvailable)
         && !matches!(
             verdict.synced.1,
@@ -122,7 +122,7 @@ async fn desired(
     let made = claim
         .annotations()
         .contains_key(annotations::CREATE_SUCCEEDED);
-    if !made && claim.spec.existing.is_none() && from_cache.is_ok() {
+    if !made && !claim.spec.observes() && from_cache.is_ok() {
         *status = before;
         let fresh = ctx.namespace_facts(&ns, true).await?;
         return desired_with(claim, ctx, status, fresh).await;
@@ -194,7 +194,7 @@ async fn desired_with(
         &facts,
         team.as_deref(),
         // An observed database takes no slot of the team's cap.
-        claim.spec.existing.is_none().then_some(rank),
+        (!claim.spec.observes()).then_some(rank),
     ) {
         return Ok(Err(Verdict::problem(r.reason, r.message, slow)));
     }
@@ -203,6 +203,7 @@ async fn desired_with(
         if let Err(r) = paved_compose::tenancy::admit_existing(
             &facts,
             team.as_deref(),
+            &ctx.teams.state(),
             &ns,
             &comp_name,
             existing,
@@ -767,8 +768,14 @@ async fn converge(
             paved_compose::describe_drift(&held)
         )
     });
-    let effective = paved_compose::postgresql::without(d.clone(), &held);
+    // An adopted database is managed at the shape it runs at, where the claim is silent.
+    let effective =
+        paved_compose::postgresql::without(paved_compose::postgresql::as_running(d, &o), &held);
     let d = &effective;
+    if d.adopting {
+        status.storage_gb = Some(d.storage_gb);
+        status.estimated_monthly_cost = d.estimated_monthly_cost.clone();
+    }
     status.endpoint = o.endpoint.clone();
     status.port = o.port;
     status.instance_class = o.instance_class.clone().or(Some(d.instance_class.clone()));
@@ -824,6 +831,20 @@ async fn converge(
             )
         }
         cloud => {
+            if d.adopting && o.master_secret_ref.is_none() && o.endpoint.is_some() {
+                return Ok(Verdict::problem(
+                    Reason::CredentialsNotManaged,
+                    format!(
+                        "{} is this claim's, but its master password is kept by no cloud service, and the Composition \
+                         keeps it as it is (credentials.existingPassword: Keep), so no connection Secret is delivered. \
+                         Have the cloud manage it (aws rds modify-db-instance --db-instance-identifier {} \
+                         --manage-master-user-password --master-user-secret-kms-key-id <the Composition's key> \
+                         --apply-immediately), or ask the platform for a Composition that rotates it",
+                        d.external_name, d.external_name
+                    ),
+                    aligned(d.poll_interval),
+                ));
+            }
             let (Some(endpoint), Some(port), Some(secret)) =
                 (&o.endpoint, o.port, &o.master_secret_ref)
             else {
@@ -1162,8 +1183,9 @@ fn fill_status(status: &mut PostgreSQLInstanceStatus, d: &DesiredDatabase) {
     status.provider = Some(d.provider.to_string());
     status.region = Some(d.region.clone());
     status.external_name = Some(d.external_name.clone());
-    // An observed database's status is what it was seen as, never what is wanted.
-    if d.observe_only {
+    // An observed database's status is what it was seen as, never what is wanted; an
+    // adopted one's size is what it runs at (set once it is seen).
+    if d.observe_only || d.adopting {
         return;
     }
     status.encryption_key_id = d.kms_key_id.clone();
@@ -1184,12 +1206,37 @@ async fn delete(
         .forget_claim(&claim.namespace().unwrap_or_default(), &claim.name_any());
     // An observed database was never Paved's: the claim goes, the database stays
     // (nor are there credentials of it to forget).
-    if let Some(e) = &claim.spec.existing {
+    if let Some(e) = claim
+        .spec
+        .existing
+        .as_ref()
+        .filter(|_| claim.spec.observes())
+    {
         return released(
             claim,
             ctx,
             "Released",
             format!("{} was only observed: left as it is", e.external_name),
+        )
+        .await;
+    }
+    // An adopted database outlives its claim unless the claim itself says otherwise:
+    // it was not made here, and whoever ran it before may still count on it.
+    if let Some(e) = claim
+        .spec
+        .existing
+        .as_ref()
+        .filter(|_| claim.spec.deletion_policy.is_none())
+    {
+        return release(
+            claim,
+            ctx,
+            "Orphaned",
+            format!(
+                "adopted database {} left in place (Orphan, the default for an adopted database; it keeps Paved's \
+                 ownership mark, which the platform removes to let another claim adopt it)",
+                e.external_name
+            ),
         )
         .await;
     }

@@ -647,7 +647,7 @@ async fn converge(
     let databases: Vec<_> = ctx
         .databases_in(name)
         .into_iter()
-        .filter(|d| d.spec.existing.is_none())
+        .filter(|d| !d.spec.observes())
         .collect();
     let database_names: Vec<String> = databases.iter().map(|d| d.name_any()).collect();
     let input = ServiceInput {

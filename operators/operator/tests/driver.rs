@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use paved_api::{DeletionPolicy, PostgreSQLInstanceStatus, Reason};
 use paved_cloud::{
-    decide::{drive, Database, Driven, Guard, GuardRecorder, RecordError},
+    decide::{drive, Adopted, Database, Driven, Guard, GuardRecorder, RecordError},
     fake::{Call, FakeDatabases},
     DeleteProgress, ExternalClient, ProviderError,
 };
@@ -113,7 +113,7 @@ async fn once(
         drive(&kind, fake.as_ref(), guard.as_ref(), g, &d, &crash).await
     });
     match task.await {
-        Ok(Ok((driven, _))) => Some(driven),
+        Ok(Ok((driven, _adopted))) => Some(driven),
         // A record that failed or a crash: the reconcile stopped there.
         Ok(Err(_)) | Err(_) => None,
     }
@@ -303,4 +303,134 @@ async fn every_deletion_policy_acts_on_the_recorded_placement() {
         deletion_policy(DeletionPolicy::Delete, DeletionCause::Cascade, true),
         DeletionPolicy::Snapshot
     );
+}
+
+/// An existing database as someone else left it: unmarked, public, short backups,
+/// bigger than the Composition's default, with a database inside of its own name.
+fn legacy(d: &DesiredDatabase) -> ObservedDatabase {
+    ObservedDatabase {
+        state: "available".into(),
+        owner_uid: None,
+        instance_class: Some("db.r6g.xlarge".into()),
+        storage_gb: Some(500),
+        multi_az: Some(true),
+        storage_encrypted: Some(true),
+        kms_key_id: d.kms_key_id.clone(),
+        publicly_accessible: Some(true),
+        backup_retention_days: Some(1),
+        deletion_protection: Some(false),
+        tls_required: Some(false),
+        endpoint: Some("legacy.fake".into()),
+        port: Some(5432),
+        master_secret_ref: Some("legacy-admin".into()),
+        database_name: Some("orders".into()),
+        tags: Some([("Team".to_string(), "orders".to_string())].into()),
+        ..Default::default()
+    }
+}
+
+fn adopting(uid: &str, name: &str) -> DesiredDatabase {
+    let mut d = desired(uid);
+    d.external_name = name.into();
+    d.adopting = true;
+    d.deletion_policy = DeletionPolicy::Orphan;
+    d.keeps_running = vec!["instanceClass", "storageGB", "multiAZ", "engineVersion"];
+    d.tags = [(
+        paved_compose::postgresql::OWNER_TAG.to_string(),
+        uid.to_string(),
+    )]
+    .into();
+    d
+}
+
+/// One reconcile with the `Adopted` it reports.
+async fn once_adopted(
+    fake: &Arc<FakeDatabases>,
+    guard: &Arc<MemGuard>,
+    d: &DesiredDatabase,
+) -> (Driven<ObservedDatabase>, Adopted) {
+    let running = PostgreSQLInstanceStatus::default();
+    let kind = Database {
+        running: &running,
+        now: 0,
+    };
+    drive(
+        &kind,
+        fake.as_ref(),
+        guard.as_ref(),
+        guard.get(),
+        d,
+        &|_: &str| {},
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_existing_database_is_taken_over_in_place_at_its_own_size() {
+    let (fake, guard) = fresh();
+    let d = adopting("adopter", "legacy-orders");
+    fake.put("legacy-orders", legacy(&d));
+    let (first, how) = once_adopted(&fake, &guard, &d).await;
+    assert_eq!(how, Adopted::TakenOver);
+    assert!(
+        matches!(&first, Driven::Updated(drift) if drift.iter().any(|x| x.field == "tags")),
+        "{first:?}"
+    );
+    let steps = until_ready(&fake, &guard, &d).await;
+    let Some(Driven::Ready { observed, .. }) = steps.last() else {
+        unreachable!()
+    };
+    // Never created; the same one, now the claim's and at the floor, its shape kept.
+    assert_eq!(fake.count(Call::Create), 0);
+    assert_eq!(fake.databases().len(), 1);
+    assert_eq!(observed.owner_uid.as_deref(), Some("adopter"));
+    assert_eq!(observed.publicly_accessible, Some(false));
+    assert_eq!(observed.backup_retention_days, Some(7));
+    assert_eq!(observed.tls_required, Some(true));
+    assert_eq!(observed.instance_class.as_deref(), Some("db.r6g.xlarge"));
+    assert_eq!(observed.storage_gb, Some(500));
+    assert_eq!(observed.multi_az, Some(true));
+    assert!(guard.get().succeeded);
+    // Once it is the claim's, a second look reports nothing taken over.
+    let (_, how) = once_adopted(&fake, &guard, &d).await;
+    assert_eq!(how, Adopted::No);
+}
+
+#[tokio::test]
+async fn an_existing_database_another_key_or_another_claim_holds_is_not_taken() {
+    // Another claim's mark: refused, nothing written, nothing recorded.
+    let (fake, guard) = fresh();
+    let d = adopting("adopter", "theirs");
+    let mut theirs = legacy(&d);
+    theirs.owner_uid = Some("someone-else".into());
+    fake.put("theirs", theirs);
+    let (step, how) = once_adopted(&fake, &guard, &d).await;
+    assert!(
+        matches!(&step, Driven::Refused(Reason::OwnedByOther, m) if m.contains("someone-else")),
+        "{step:?}"
+    );
+    assert_eq!(how, Adopted::No);
+    assert_eq!(
+        (fake.count(Call::Update), guard.get().succeeded),
+        (0, false)
+    );
+
+    // Encrypted with another key: refused with how to move it, and not recorded as
+    // the claim's (so nothing of it ever is).
+    let (fake, guard) = fresh();
+    let d = adopting("adopter", "other-key");
+    let mut other = legacy(&d);
+    other.kms_key_id = Some("another-key".into());
+    fake.put("other-key", other);
+    let (step, _) = once_adopted(&fake, &guard, &d).await;
+    assert!(
+        matches!(&step, Driven::Refused(Reason::EncryptionMismatch, m) if m.contains("copy-db-snapshot")),
+        "{step:?}"
+    );
+    assert_eq!(
+        (fake.count(Call::Update), guard.get()),
+        (0, Guard::default())
+    );
+    assert_eq!(fake.databases()["other-key"].owner_uid, None);
 }

@@ -38,6 +38,10 @@
   query.py create ID UID KEYARN   create an instance as if by another claim
   query.py create-legacy ID       an instance made by hand before Paved: unencrypted,
                                   public, 1 day of backups, unprotected, untagged
+  query.py create-legacy-encrypted ID KEYARN CLASS GB
+                                  the same, but encrypted with KEYARN, sized CLASS and
+                                  GB, with a database "orders", a tag of its own and
+                                  a parameter group that does not force TLS
 """
 import json
 import sys
@@ -197,6 +201,30 @@ elif cmd == "create-legacy":
         PubliclyAccessible=True,
         BackupRetentionPeriod=1,
         DeletionProtection=False,
+    )["DBInstance"]
+elif cmd == "create-legacy-encrypted":
+    # Its own parameter group, made by hand too, with TLS not forced.
+    group = f"{sys.argv[2]}-params"
+    rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily="postgres16",
+                                  Description="made by hand")
+    rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
+    out = rds.create_db_instance(
+        DBParameterGroupName=group,
+        DBInstanceIdentifier=sys.argv[2],
+        Engine="postgres",
+        EngineVersion="16",
+        DBInstanceClass=sys.argv[4],
+        AllocatedStorage=int(sys.argv[5]),
+        DBName="orders",
+        MasterUsername="legacy",
+        MasterUserPassword="legacy-password-1",
+        StorageEncrypted=True,
+        KmsKeyId=sys.argv[3],
+        PubliclyAccessible=True,
+        BackupRetentionPeriod=1,
+        DeletionProtection=False,
+        Tags=[{"Key": "Team", "Value": "orders"}],
     )["DBInstance"]
 elif cmd == "create":
     out = rds.create_db_instance(

@@ -55,9 +55,25 @@ pub fn grant_existing(
     team: &str,
     grants: &[(&str, &str, &str)],
 ) -> Result<()> {
+    let grants: Vec<_> = grants
+        .iter()
+        .map(|&(ns, name, comp)| (ns, name, comp, "Observe"))
+        .collect();
+    grant(cp, manager, team, &grants)
+}
+
+/// As [`grant_existing`], each grant with its mode (`Observe` or `Adopt`).
+pub fn grant(
+    cp: &ControlPlane,
+    manager: &str,
+    team: &str,
+    grants: &[(&str, &str, &str, &str)],
+) -> Result<()> {
     let grants: Vec<Value> = grants
         .iter()
-        .map(|(ns, name, comp)| json!({ "namespace": ns, "externalName": name, "composition": comp }))
+        .map(|(ns, name, comp, mode)| {
+            json!({ "namespace": ns, "externalName": name, "composition": comp, "mode": mode })
+        })
         .collect();
     apply_team(cp, manager, team, json!({ "existingDatabases": grants }))
 }

@@ -625,6 +625,238 @@ async fn an_existing_instance_is_observed_read_only_where_its_team_grants_it() -
     Ok(())
 }
 
+fn adopter(claim: &str, ns: &str, name: &str, mode: &str) -> Value {
+    json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+        "metadata": { "name": claim, "namespace": ns },
+        "spec": {
+            "compositionRef": { "name": "postgresql-aws-adopt" },
+            "existing": { "externalName": name, "mode": mode },
+        }
+    })
+}
+
+/// What of an instance adopting must never change: it is the same database.
+fn same_database(i: &Value) -> Value {
+    json!([
+        i["DbiResourceId"],
+        i["InstanceCreateTime"],
+        i["DBInstanceArn"],
+        i["KmsKeyId"],
+        i["DBName"],
+        i["MasterUsername"],
+    ])
+}
+
+/// The Synced condition's reason and message once it is `reason`.
+async fn synced_as(
+    pgs: &Api<PostgreSQLInstance>,
+    name: &str,
+    reason: &str,
+) -> Result<paved_api::Condition> {
+    eventually(&format!("{name} {reason}"), T, || async {
+        let p = pgs.get(name).await?;
+        Ok(p.status
+            .and_then(|s| conditions::find(&s.conditions, "Synced").cloned())
+            .filter(|c| c.reason == reason))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_instance_is_adopted_in_place_and_brought_to_the_floor() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let ns = "e2e-aws-adopt";
+    let seed = setup(cp, ns, "phi").await?;
+    // The platform's Composition for adopted databases: it keeps passwords as they
+    // are until told to rotate them.
+    aws_composition(cp, &seed, "postgresql-aws-adopt", "2s")?;
+    let key = seed["kms_key_arn"].as_str().context("key")?;
+    let run = std::process::id();
+    // Made by hand: encrypted with the platform's key, but public, a day of backups,
+    // unprotected, its own tag only, TLS not forced, a password nobody manages, and
+    // bigger than the Composition's default size.
+    let legacy = format!("legacy-adopt-{run}");
+    db::moto(
+        cp,
+        "query.py",
+        &[
+            "create-legacy-encrypted",
+            &legacy,
+            key,
+            "db.m5.large",
+            "200",
+        ],
+    )?;
+    // Unencrypted: cannot be taken over in place. Another claim's: never taken.
+    let plain = format!("legacy-plain-{run}");
+    db::moto(cp, "query.py", &["create-legacy", &plain])?;
+    let theirs = format!("legacy-theirs-{run}");
+    db::moto(
+        cp,
+        "query.py",
+        &["create", &theirs, "another-claims-uid", key],
+    )?;
+    let before = instance(cp, &legacy)?.context("made")?;
+    let (plain_before, theirs_before) = (
+        untouched(&instance(cp, &plain)?.unwrap()),
+        untouched(&instance(cp, &theirs)?.unwrap()),
+    );
+    db::grant(
+        cp,
+        "e2e-adopt",
+        "team-claims",
+        &[
+            (ns, &legacy, "postgresql-aws-adopt", "Adopt"),
+            (ns, &plain, "postgresql-aws-adopt", "Adopt"),
+            (ns, &theirs, "postgresql-aws-adopt", "Adopt"),
+        ],
+    )?;
+    let op = Operator::start(cp, "aws-adopt", &FLAGS)?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    create(cp, &adopter("legacy", ns, &legacy, "Adopt"))?;
+
+    // Taken over and brought to the floor, its password left alone: no Secret yet.
+    let c = synced_as(&pgs, "legacy", "CredentialsNotManaged").await?;
+    assert!(
+        c.message.contains("manage-master-user-password"),
+        "{}",
+        c.message
+    );
+    let uid = pgs.get("legacy").await?.uid().unwrap();
+    let i = eventually("the instance at the floor", T, || async {
+        let i = instance(cp, &legacy)?.context("still there")?;
+        let floor = i["BackupRetentionPeriod"].as_i64() >= Some(7)
+            && i["PubliclyAccessible"] == false
+            && i["DeletionProtection"] == true
+            && i["IAMDatabaseAuthenticationEnabled"] == true
+            && i["DBParameterGroups"][0]["DBParameterGroupName"] == "paved-postgres16-force-ssl";
+        Ok(floor.then_some(i))
+    })
+    .await?;
+    assert_eq!(
+        same_database(&i),
+        same_database(&before),
+        "the same database"
+    );
+    assert_eq!(tag(&i, "paved.dev/claim-uid"), Some(uid.as_str()));
+    assert_eq!(tag(&i, "CostCenter"), Some("CC-4410"));
+    assert_eq!(tag(&i, "Team"), Some("orders"), "its own tags are kept");
+    // Its size is what it runs at (the claim says none), and its old groups stay.
+    assert_eq!(
+        (
+            i["DBInstanceClass"].as_str(),
+            i["AllocatedStorage"].as_i64()
+        ),
+        (Some("db.m5.large"), Some(200))
+    );
+    let groups = |i: &Value| -> Vec<String> {
+        i["VpcSecurityGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["VpcSecurityGroupId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for g in groups(&before) {
+        assert!(groups(&i).contains(&g), "{g} kept in {:?}", groups(&i));
+    }
+    assert!(groups(&i).contains(&seed["security_group"].as_str().unwrap().to_string()));
+    assert!(db::event_reasons_about(cp, ns, "legacy")?.contains("Adopted"));
+
+    // The platform lets adoption rotate passwords: RDS now keeps it, under the
+    // Composition's key, and the claim delivers it like any other.
+    cp.kubectl(&[
+        "patch",
+        "composition",
+        "postgresql-aws-adopt",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"postgresql":{"credentials":{"existingPassword":"Rotate"}}}}"#,
+    ])?;
+    let p = ready(&pgs, "legacy").await?;
+    let st = p.status.unwrap();
+    let i = instance(cp, &legacy)?.unwrap();
+    let secret = i["MasterUserSecret"]["SecretArn"]
+        .as_str()
+        .context("managed")?;
+    assert_eq!(st.credentials_secret.as_deref(), Some(secret));
+    assert_eq!(st.instance_class.as_deref(), Some("db.m5.large"));
+    assert_eq!(st.storage_gb, Some(200));
+    assert_eq!(same_database(&i), same_database(&before));
+    let es = external_secret(&client, ns, "legacy-connection").await?;
+    assert_eq!(es.data["spec"]["dataFrom"][0]["extract"]["key"], secret);
+    assert_eq!(
+        es.data["spec"]["target"]["template"]["data"]["database"],
+        "orders"
+    );
+
+    // Back to observing: nothing is written any more, not even a repair.
+    cp.kubectl(&[
+        "patch",
+        "pgi",
+        "-n",
+        ns,
+        "legacy",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"existing":{"mode":"Observe"}}}"#,
+    ])?;
+    eventually("legacy judged as observed", T, || async {
+        let p = pgs.get("legacy").await?;
+        Ok(p.status
+            .and_then(|s| conditions::find(&s.conditions, "Compliant").cloned())
+            .filter(|c| c.status != "Unknown"))
+    })
+    .await?;
+    db::moto(cp, "query.py", &["drift", &legacy])?;
+    let drifted = untouched(&instance(cp, &legacy)?.unwrap());
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(untouched(&instance(cp, &legacy)?.unwrap()), drifted);
+    // Managing again: the drift is repaired.
+    cp.kubectl(&[
+        "patch",
+        "pgi",
+        "-n",
+        ns,
+        "legacy",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"existing":{"mode":"Adopt"}}}"#,
+    ])?;
+    eventually("backups repaired", T, || async {
+        let i = instance(cp, &legacy)?.unwrap();
+        Ok((i["BackupRetentionPeriod"].as_i64() >= Some(7)).then_some(()))
+    })
+    .await?;
+
+    // Unencrypted: refused with how to bring it over, and nothing of it changed.
+    create(cp, &adopter("plain", ns, &plain, "Adopt"))?;
+    let c = synced_as(&pgs, "plain", "EncryptionMismatch").await?;
+    assert!(c.message.contains("copy-db-snapshot"), "{}", c.message);
+    // Another claim's: never taken.
+    create(cp, &adopter("theirs", ns, &theirs, "Adopt"))?;
+    let c = synced_as(&pgs, "theirs", "OwnedByOther").await?;
+    assert!(c.message.contains("another-claims-uid"), "{}", c.message);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(untouched(&instance(cp, &plain)?.unwrap()), plain_before);
+    assert_eq!(untouched(&instance(cp, &theirs)?.unwrap()), theirs_before);
+
+    // The claims go; every database stays (an adopted one too: Orphan by default).
+    for name in ["legacy", "plain", "theirs"] {
+        pgs.delete(name, &DeleteParams::default()).await?;
+        gone(&pgs, name).await?;
+    }
+    let i = instance(cp, &legacy)?.context("an adopted database outlives its claim")?;
+    assert_eq!(same_database(&i), same_database(&before));
+    assert!(db::event_reasons_about(cp, ns, "legacy")?.contains("Orphaned"));
+    assert_eq!(untouched(&instance(cp, &plain)?.unwrap()), plain_before);
+    assert_eq!(untouched(&instance(cp, &theirs)?.unwrap()), theirs_before);
+    drop(op);
+    Ok(())
+}
+
 /// e2e/fakes/fault_proxy.py in front of moto, stopped by PID when dropped.
 struct FaultProxy {
     child: std::process::Child,

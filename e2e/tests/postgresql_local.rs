@@ -607,6 +607,134 @@ async fn an_existing_local_database_is_observed_read_only_and_what_it_cannot_sho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_local_database_is_adopted_with_its_data_and_its_users_kept() -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let ns = "e2e-localdb-adopt";
+    let api = {
+        let _op = Operator::start(cp, "postgresql-local-adopt-0", &[])?;
+        fresh_namespace(cp, ns).await?
+    };
+    // A database made by hand: its own owner and user, a comment, data.
+    let run = std::process::id();
+    let (legacy, owner) = (
+        format!("legacy_orders_{run}"),
+        format!("legacy_owner_{run}"),
+    );
+    let by_superuser = format!("legacy_admin_{run}");
+    let a = admin(cp).await?;
+    // CREATE DATABASE runs alone (never in a transaction block).
+    for sql in [
+        format!("CREATE ROLE \"{owner}\" LOGIN PASSWORD 'legacy-pw'"),
+        format!("CREATE DATABASE \"{legacy}\" OWNER \"{owner}\""),
+        format!("COMMENT ON DATABASE \"{legacy}\" IS 'made by hand'"),
+        format!("CREATE DATABASE \"{by_superuser}\""),
+    ] {
+        a.batch_execute(&sql).await?;
+    }
+    let as_owner = |db: &str| {
+        let mut cfg: tokio_postgres::Config = cp.env["PAVED_POSTGRES_DSN"].parse().unwrap();
+        cfg.user(&owner).password("legacy-pw").dbname(db);
+        cfg
+    };
+    {
+        let (c, conn) = as_owner(&legacy).connect(NoTls).await?;
+        tokio::spawn(conn);
+        c.batch_execute("CREATE TABLE orders (id int); INSERT INTO orders VALUES (42)")
+            .await?;
+    }
+    db::grant(
+        cp,
+        "e2e-adopt-local",
+        "team-claims",
+        &[
+            (ns, &legacy, "postgresql-local", "Adopt"),
+            (ns, &by_superuser, "postgresql-local", "Adopt"),
+        ],
+    )?;
+    let op = Operator::start(cp, "postgresql-local-adopt", &[])?;
+    let adopt = |claim: &str, name: &str| -> Result<PostgreSQLInstance> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+            "metadata": { "name": claim, "namespace": ns },
+            "spec": { "compositionRef": { "name": "postgresql-local" },
+                      "existing": { "externalName": name, "mode": "Adopt" } }
+        }))?)
+    };
+    api.create(&PostParams::default(), &adopt("orders", &legacy)?)
+        .await?;
+    let p = ready(&api, "orders").await?;
+    // The claim's own login reaches the data written before it was adopted.
+    let c = connect_with_secret(&client, ns, "orders-connection").await?;
+    let row = c.query_one("SELECT id FROM orders", &[]).await?;
+    assert_eq!(row.get::<_, i32>(0), 42);
+    c.batch_execute("INSERT INTO orders VALUES (43)").await?;
+    // Nothing was recreated, the old comment is kept before the claim's mark, and
+    // the old user still gets in.
+    let (oid_comment,): (String,) = {
+        let r = a
+            .query_one(
+                "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+                &[&legacy],
+            )
+            .await?;
+        (r.get(0),)
+    };
+    assert!(oid_comment.starts_with("made by hand"), "{oid_comment}");
+    assert!(oid_comment.contains(&format!("paved.dev/claim-uid={}", p.uid().unwrap())));
+    let (c, conn) = as_owner(&legacy).connect(NoTls).await?;
+    tokio::spawn(conn);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await?
+        .get(0);
+    assert_eq!(n, 2);
+    assert!(db::event_reasons_about(cp, ns, "orders")?.contains("Adopted"));
+
+    // Owned by a superuser: not adoptable as it is, and the message says what to do.
+    api.create(&PostParams::default(), &adopt("admin", &by_superuser)?)
+        .await?;
+    let c = condition(&api, "admin", "Synced", "NotAdoptable").await?;
+    assert!(c.message.contains("ALTER DATABASE"), "{}", c.message);
+    let comment: String = a
+        .query_one(
+            "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+            &[&by_superuser],
+        )
+        .await?
+        .get(0);
+    assert_eq!(comment, "", "nothing of it was marked");
+
+    // The claims go; the databases and their data stay.
+    for name in ["orders", "admin"] {
+        api.delete(name, &DeleteParams::default()).await?;
+        eventually(&format!("{name} gone"), T, || async {
+            Ok(api.get_opt(name).await?.is_none().then_some(()))
+        })
+        .await?;
+    }
+    let (c, conn) = as_owner(&legacy).connect(NoTls).await?;
+    tokio::spawn(conn);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await?
+        .get(0);
+    assert_eq!(n, 2, "an adopted database outlives its claim");
+    drop(c);
+    let paved_role = server_name(&p.uid().unwrap());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS \"{legacy}\" WITH (FORCE)"),
+        format!("DROP DATABASE IF EXISTS \"{by_superuser}\" WITH (FORCE)"),
+        format!("DROP ROLE IF EXISTS \"{paved_role}\""),
+        format!("DROP ROLE IF EXISTS \"{owner}\""),
+    ] {
+        a.batch_execute(&sql).await?;
+    }
+    drop(op);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_provider_refuses_phi_with_a_reason() -> Result<()> {
     let cp = control_plane();
     let client = cp.client().await?;

@@ -672,6 +672,20 @@ async fn an_existing_instance_is_adopted_in_place_and_brought_to_the_floor() -> 
     // The platform's Composition for adopted databases: it keeps passwords as they
     // are until told to rotate them.
     aws_composition(cp, &seed, "postgresql-aws-adopt", "2s")?;
+    let passwords = |how: &str| {
+        cp.kubectl(&[
+            "patch",
+            "composition",
+            "postgresql-aws-adopt",
+            "--type=merge",
+            "-p",
+            &format!(
+                r#"{{"spec":{{"postgresql":{{"credentials":{{"existingPassword":"{how}"}}}}}}}}"#
+            ),
+        ])
+    };
+    // (An earlier run's patch outlives the apply above.)
+    passwords("Keep")?;
     let key = seed["kms_key_arn"].as_str().context("key")?;
     let run = std::process::id();
     // Made by hand: encrypted with the platform's key, but public, a day of backups,
@@ -767,14 +781,7 @@ async fn an_existing_instance_is_adopted_in_place_and_brought_to_the_floor() -> 
 
     // The platform lets adoption rotate passwords: RDS now keeps it, under the
     // Composition's key, and the claim delivers it like any other.
-    cp.kubectl(&[
-        "patch",
-        "composition",
-        "postgresql-aws-adopt",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"postgresql":{"credentials":{"existingPassword":"Rotate"}}}}"#,
-    ])?;
+    passwords("Rotate")?;
     let p = ready(&pgs, "legacy").await?;
     let st = p.status.unwrap();
     let i = instance(cp, &legacy)?.unwrap();

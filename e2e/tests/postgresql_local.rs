@@ -622,6 +622,12 @@ async fn an_existing_local_database_is_adopted_with_its_data_and_its_users_kept(
         format!("legacy_owner_{run}"),
     );
     let by_superuser = format!("legacy_admin_{run}");
+    // And two databases of one shared owner: adopting one would reach the other.
+    let (shared, shared_other, shared_owner) = (
+        format!("legacy_shared_{run}"),
+        format!("legacy_shared_other_{run}"),
+        format!("legacy_shared_owner_{run}"),
+    );
     let a = admin(cp).await?;
     // CREATE DATABASE runs alone (never in a transaction block).
     for sql in [
@@ -629,6 +635,9 @@ async fn an_existing_local_database_is_adopted_with_its_data_and_its_users_kept(
         format!("CREATE DATABASE \"{legacy}\" OWNER \"{owner}\""),
         format!("COMMENT ON DATABASE \"{legacy}\" IS 'made by hand'"),
         format!("CREATE DATABASE \"{by_superuser}\""),
+        format!("CREATE ROLE \"{shared_owner}\""),
+        format!("CREATE DATABASE \"{shared}\" OWNER \"{shared_owner}\""),
+        format!("CREATE DATABASE \"{shared_other}\" OWNER \"{shared_owner}\""),
     ] {
         a.batch_execute(&sql).await?;
     }
@@ -650,6 +659,7 @@ async fn an_existing_local_database_is_adopted_with_its_data_and_its_users_kept(
         &[
             (ns, &legacy, "postgresql-local", "Adopt"),
             (ns, &by_superuser, "postgresql-local", "Adopt"),
+            (ns, &shared, "postgresql-local", "Adopt"),
         ],
     )?;
     let op = Operator::start(cp, "postgresql-local-adopt", &[])?;
@@ -696,17 +706,24 @@ async fn an_existing_local_database_is_adopted_with_its_data_and_its_users_kept(
         .await?;
     let c = condition(&api, "admin", "Synced", "NotAdoptable").await?;
     assert!(c.message.contains("ALTER DATABASE"), "{}", c.message);
-    let comment: String = a
-        .query_one(
-            "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
-            &[&by_superuser],
-        )
-        .await?
-        .get(0);
-    assert_eq!(comment, "", "nothing of it was marked");
+    // Owned by a role that owns another database too: the claim would reach both.
+    api.create(&PostParams::default(), &adopt("shared", &shared)?)
+        .await?;
+    let c = condition(&api, "shared", "Synced", "NotAdoptable").await?;
+    assert!(c.message.contains(&shared_other), "{}", c.message);
+    for name in [&by_superuser, &shared] {
+        let comment: String = a
+            .query_one(
+                "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+                &[name],
+            )
+            .await?
+            .get(0);
+        assert_eq!(comment, "", "nothing of {name} was marked");
+    }
 
     // The claims go; the databases and their data stay.
-    for name in ["orders", "admin"] {
+    for name in ["orders", "admin", "shared"] {
         api.delete(name, &DeleteParams::default()).await?;
         eventually(&format!("{name} gone"), T, || async {
             Ok(api.get_opt(name).await?.is_none().then_some(()))
@@ -725,6 +742,9 @@ async fn an_existing_local_database_is_adopted_with_its_data_and_its_users_kept(
     for sql in [
         format!("DROP DATABASE IF EXISTS \"{legacy}\" WITH (FORCE)"),
         format!("DROP DATABASE IF EXISTS \"{by_superuser}\" WITH (FORCE)"),
+        format!("DROP DATABASE IF EXISTS \"{shared}\" WITH (FORCE)"),
+        format!("DROP DATABASE IF EXISTS \"{shared_other}\" WITH (FORCE)"),
+        format!("DROP ROLE IF EXISTS \"{shared_owner}\""),
         format!("DROP ROLE IF EXISTS \"{paved_role}\""),
         format!("DROP ROLE IF EXISTS \"{owner}\""),
     ] {

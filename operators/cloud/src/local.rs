@@ -206,27 +206,70 @@ async fn terminate(admin: &Client, db: &str) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// The owner of an existing database a claim adopts, refused when it is a superuser:
-/// the claim's role is made a member of the owner (and so may do what it may), which
-/// must never carry a superuser's reach into every database on the server.
+/// The owner of an existing database a claim adopts. The claim's role becomes a member
+/// of it (and so may do what it may), so the owner must reach nothing but this
+/// database: not a superuser or a role with powers beyond its objects (`SET ROLE`
+/// would lend them), a member of no other role, and owner of (or granted) nothing in
+/// another database, as the server's shared dependency catalog records it.
 async fn adoptable_owner(admin: &Client, db: &str) -> Result<String, ProviderError> {
     let row = admin
         .query_one(
-            "SELECT r.rolname::text, r.rolsuper FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
+            "SELECT r.oid, r.rolname::text, r.rolsuper OR r.rolcreaterole OR r.rolbypassrls OR r.rolreplication \
+             FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
             &[&db],
         )
         .await
         .map_err(classify)?;
-    let (owner, superuser): (String, bool) = (row.get(0), row.get(1));
-    if superuser {
-        return Err(ProviderError::Terminal {
-            reason: Reason::NotAdoptable,
-            message: format!(
-                "database {db} is owned by the superuser {owner}; Paved will not make a claim's role a member of a superuser. \
-                 Give it an owner of its own first (CREATE ROLE {db}_owner; ALTER DATABASE {db} OWNER TO {db}_owner; \
-                 and in it REASSIGN OWNED BY {owner} TO {db}_owner), then adopt it"
-            ),
-        });
+    let (oid, owner, powerful): (u32, String, bool) = (row.get(0), row.get(1), row.get(2));
+    let refuse = |why: String| {
+        ProviderError::Terminal {
+        reason: Reason::NotAdoptable,
+        message: format!(
+            "database {db} is owned by {owner}, which {why}; the claim's role would become a member of it and reach that too. \
+             Give the database an owner of its own first (CREATE ROLE {db}_owner; ALTER DATABASE {db} OWNER TO {db}_owner; \
+             and in it REASSIGN OWNED BY {owner} TO {db}_owner), then adopt it"
+        ),
+    }
+    };
+    if powerful {
+        return Err(refuse(
+            "is a superuser or may create roles, bypass row security or replicate".into(),
+        ));
+    }
+    let elsewhere: Vec<String> = admin
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datdba = $1 AND datname <> $2 \
+             UNION SELECT d.datname::text FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid \
+             WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1 AND s.deptype IN ('o', 'a') AND d.datname <> $2 \
+             ORDER BY 1",
+            &[&oid, &db],
+        )
+        .await
+        .map_err(classify)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !elsewhere.is_empty() {
+        return Err(refuse(format!(
+            "owns or is granted objects in other databases too ({})",
+            elsewhere.join(", ")
+        )));
+    }
+    let member_of: Vec<String> = admin
+        .query(
+            "SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = $1 ORDER BY 1",
+            &[&oid],
+        )
+        .await
+        .map_err(classify)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !member_of.is_empty() {
+        return Err(refuse(format!(
+            "is a member of other roles ({})",
+            member_of.join(", ")
+        )));
     }
     Ok(owner)
 }

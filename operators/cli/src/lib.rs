@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 pub mod diff;
 pub mod generate;
+pub mod migrate;
+pub mod migrate_live;
 pub mod render;
 pub mod schema;
 pub mod trace;
@@ -83,6 +85,35 @@ enum Command {
         #[arg(short = 'n', long)]
         namespace: Option<String>,
     },
+    /// Move a Crossplane platform's PostgreSQL databases under Paved without
+    /// recreating any: Paved claims that adopt the same RDS instances, the Team grants
+    /// they need, a report of what is not carried and why, and (`--apply`) the cut-over.
+    Migrate {
+        /// Read a directory of manifests (a claims repository, `kubectl get -o yaml`
+        /// exports of the XRDs, claims, composites and RDS Instances).
+        #[arg(long, conflicts_with = "live", required_unless_present = "live")]
+        dir: Option<PathBuf>,
+        /// Read the live cluster (the current kubeconfig context).
+        #[arg(long)]
+        live: bool,
+        /// Write the Paved claims (`<out>/<namespace>/<name>.yaml`) and Team grants
+        /// (`<out>/teams/<team>.yaml`) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the report and the claims; write and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Carry out the cut-over on the live cluster (see the report's last lines).
+        #[arg(long, requires = "live", conflicts_with = "dry_run")]
+        apply: bool,
+        /// CROSSPLANE=PAVED: the Paved Composition that adopts what a Crossplane
+        /// Composition made (default: the only Paved one for its region).
+        #[arg(long = "composition", value_name = "CROSSPLANE=PAVED")]
+        compositions: Vec<String>,
+        /// How long `--apply` waits for the claims to adopt.
+        #[arg(long, default_value_t = 600)]
+        timeout_seconds: u64,
+    },
     /// Check claims and Compositions against the types and the compliance floor.
     Validate {
         /// Files to check.
@@ -154,6 +185,61 @@ fn run() -> Result<()> {
                 "{}",
                 rt.block_on(trace::trace(&target, namespace.as_deref()))?
             );
+            Ok(())
+        }
+        Command::Migrate {
+            dir,
+            live,
+            out,
+            dry_run,
+            apply,
+            compositions,
+            timeout_seconds,
+        } => {
+            let mut opts = migrate::Options::default();
+            for c in compositions {
+                let (from, to) = c
+                    .split_once('=')
+                    .with_context(|| format!("--composition {c}: expected CROSSPLANE=PAVED"))?;
+                opts.compositions.insert(from.into(), to.into());
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let client = if live {
+                Some(rt.block_on(kube::Client::try_default())?)
+            } else {
+                None
+            };
+            let objects = match (&dir, &client) {
+                (Some(d), _) => migrate::read_dir(d)?.into_iter().map(|(_, v)| v).collect(),
+                (None, Some(c)) => rt.block_on(migrate_live::gather(c))?,
+                (None, None) => anyhow::bail!("--dir or --live"),
+            };
+            let m = migrate::plan(&objects, &opts);
+            print!("{}", m.report());
+            if dry_run {
+                for e in &m.entries {
+                    println!("---\n{}", serde_yaml::to_string(&e.claim)?.trim_end());
+                }
+                return Ok(());
+            }
+            if let Some(out) = &out {
+                for p in migrate::write(&m, out)? {
+                    println!("wrote {}", p.display());
+                }
+            }
+            if apply {
+                let client = client.expect("--apply requires --live");
+                print!(
+                    "{}",
+                    rt.block_on(migrate_live::apply(
+                        &client,
+                        &m,
+                        std::time::Duration::from_secs(timeout_seconds)
+                    ))?
+                );
+            }
             Ok(())
         }
         Command::Validate { files } => {

@@ -679,9 +679,15 @@ async fn converge(
         return observe_existing(claim, ctx, d, &provider, status).await;
     }
     // Every provider: the connection Secret's name may already be taken by a Secret
-    // that is not this claim's (another tool's, or one a tenant points us at).
-    if let Some(v) = secret_conflict(ctx, claim, d).await? {
-        return Ok(v);
+    // that is not this claim's (another tool's, or one a tenant points us at). A cloud
+    // database being adopted is taken over first and delivered once the name is free:
+    // the Secret of the tool it comes from (a Crossplane claim's) goes only after the
+    // cut-over, and Paved writes nothing there before.
+    let deliver_later = d.adopting && !matches!(provider, Provider::Local(_));
+    if !deliver_later {
+        if let Some(v) = secret_conflict(ctx, claim, d).await? {
+            return Ok(v);
+        }
     }
     // The Secret first for a local database not yet made: a crash after the create
     // then still has the password (read or generated once per reconcile, so the
@@ -883,6 +889,11 @@ async fn converge(
         namespace: &claim.namespace().unwrap_or_default(),
         uid: &claim.uid().unwrap_or_default(),
     };
+    if deliver_later {
+        if let Some(v) = secret_conflict(ctx, claim, d).await? {
+            return Ok(v);
+        }
+    }
     let objects = delivery_objects(&claim_ref, d, &endpoint, port, &secret);
     // Checked when they change, and again every resync period so hand edits are put
     // back; not on every poll of every claim. Read before written: objects that

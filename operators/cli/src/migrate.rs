@@ -1,0 +1,996 @@
+//! `paved migrate`: from a Crossplane platform (claims and composite resources, v1 and
+//! v2, and the provider-aws RDS `Instance`s behind them) to Paved claims that adopt
+//! the same databases in place.
+//!
+//! [`plan`] is pure: the objects (read from a directory or a live cluster) in, the
+//! Paved claims, the Team grants they need and a report of everything skipped or not
+//! carried out. Nothing is guessed: an object that cannot be tied to exactly one
+//! database, one Paved Composition and one namespace is reported and skipped. The
+//! cut-over on a live cluster is in [`crate::migrate_live`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Map, Value};
+
+/// An object, as the report names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjRef {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjRef {
+    pub fn of(v: &Value) -> ObjRef {
+        ObjRef {
+            api_version: str_at(v, "/apiVersion").to_string(),
+            kind: str_at(v, "/kind").to_string(),
+            namespace: v
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+            name: str_at(v, "/metadata/name").to_string(),
+        }
+    }
+
+    /// The API group (empty for the core group).
+    pub fn group(&self) -> &str {
+        self.api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
+    }
+}
+
+impl std::fmt::Display for ObjRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {} {ns}/{}", self.api_version, self.kind, self.name),
+            None => write!(f, "{} {} {}", self.api_version, self.kind, self.name),
+        }
+    }
+}
+
+/// What the caller decides: which Paved Composition stands for which Crossplane one
+/// (otherwise the one for the database's cloud and region, when there is exactly one).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub compositions: BTreeMap<String, String>,
+}
+
+/// One database moving over.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The Crossplane claim, or the namespaced (v2) composite resource.
+    pub source: ObjRef,
+    /// The composite resource behind a v1 claim.
+    pub composite: Option<ObjRef>,
+    /// The RDS Instance managed resource.
+    pub managed: ObjRef,
+    /// Whether the managed resource has `spec.deletionPolicy` (cluster-scoped ones do).
+    pub managed_has_deletion_policy: bool,
+    /// The RDS instance identifier (`crossplane.io/external-name`).
+    pub external_name: String,
+    pub namespace: String,
+    /// The Team that lists the namespace, where one does.
+    pub team: Option<String>,
+    /// The Paved Composition that adopts it.
+    pub composition: String,
+    /// The Paved PostgreSQLInstance.
+    pub claim: Value,
+    /// What was not carried over, and why.
+    pub notes: Vec<String>,
+}
+
+/// Something that could not be migrated, and why.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Skipped {
+    pub source: ObjRef,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Migration {
+    pub entries: Vec<Entry>,
+    pub skipped: Vec<Skipped>,
+}
+
+const MR_GROUPS: [&str; 2] = ["rds.aws.upbound.io", "rds.aws.m.upbound.io"];
+const XP_GROUP: &str = "apiextensions.crossplane.io";
+const EXTERNAL_NAME: &str = "crossplane.io/external-name";
+
+fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
+}
+
+/// The composite and claim kinds an XRD defines.
+struct Definition {
+    group: String,
+    xr_kind: String,
+    claim_kind: Option<String>,
+}
+
+fn definitions(objects: &[Value]) -> Vec<Definition> {
+    objects
+        .iter()
+        .filter(|v| {
+            group_of(str_at(v, "/apiVersion")) == XP_GROUP
+                && str_at(v, "/kind") == "CompositeResourceDefinition"
+        })
+        .map(|v| Definition {
+            group: str_at(v, "/spec/group").to_string(),
+            xr_kind: str_at(v, "/spec/names/kind").to_string(),
+            claim_kind: v
+                .pointer("/spec/claimNames/kind")
+                .and_then(Value::as_str)
+                .map(String::from),
+        })
+        .collect()
+}
+
+fn is_managed_instance(v: &Value) -> bool {
+    MR_GROUPS.contains(&group_of(str_at(v, "/apiVersion"))) && str_at(v, "/kind") == "Instance"
+}
+
+fn is_paved(v: &Value, kind: &str) -> bool {
+    group_of(str_at(v, "/apiVersion")) == "paved.dev" && str_at(v, "/kind") == kind
+}
+
+/// Pure: the migration of `objects` (Crossplane's and Paved's, as a cluster or a
+/// repository holds them).
+pub fn plan(objects: &[Value], opts: &Options) -> Migration {
+    let defs = definitions(objects);
+    let kind_of = |v: &Value| -> Option<(&'static str, &Definition)> {
+        let (g, k) = (group_of(str_at(v, "/apiVersion")), str_at(v, "/kind"));
+        defs.iter().find_map(|d| {
+            if d.group != g {
+                None
+            } else if d.claim_kind.as_deref() == Some(k) {
+                Some(("claim", d))
+            } else if d.xr_kind == k {
+                Some(("composite", d))
+            } else {
+                None
+            }
+        })
+    };
+    let composites: Vec<&Value> = objects
+        .iter()
+        .filter(|v| kind_of(v).is_some_and(|(w, _)| w == "composite"))
+        .collect();
+    let managed: Vec<&Value> = objects.iter().filter(|v| is_managed_instance(v)).collect();
+    let paved_compositions: Vec<&Value> = objects
+        .iter()
+        .filter(|v| is_paved(v, "Composition") && v.pointer("/spec/postgresql").is_some())
+        .collect();
+    let teams: Vec<&Value> = objects.iter().filter(|v| is_paved(v, "Team")).collect();
+    let services: Vec<&Value> = objects
+        .iter()
+        .filter(|v| is_paved(v, "ServiceClaim"))
+        .collect();
+    let paved_claims: BTreeSet<(String, String)> = objects
+        .iter()
+        .filter(|v| is_paved(v, "PostgreSQLInstance"))
+        .map(|v| {
+            (
+                str_at(v, "/metadata/namespace").to_string(),
+                str_at(v, "/metadata/name").to_string(),
+            )
+        })
+        .collect();
+
+    let mut out = Migration::default();
+    for v in objects {
+        let Some((what, _)) = kind_of(v) else {
+            // A claim-shaped object whose definition is not among the inputs: not
+            // guessed at.
+            let looks = v.pointer("/spec/compositionRef").is_some()
+                || v.pointer("/spec/resourceRef").is_some()
+                || v.pointer("/spec/crossplane").is_some();
+            if looks && !group_of(str_at(v, "/apiVersion")).ends_with("paved.dev") {
+                out.skipped.push(Skipped {
+                    source: ObjRef::of(v),
+                    why: "looks like a Crossplane claim or composite resource, but no CompositeResourceDefinition among the inputs defines its kind (add the XRDs)".into(),
+                });
+            }
+            continue;
+        };
+        let namespaced = v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty());
+        // A v1 composite resource is migrated through its claim; one without a claim
+        // has no namespace to put a Paved claim in.
+        if what == "composite" && !namespaced {
+            let claimed = v.pointer("/spec/claimRef/name").is_some();
+            if !claimed {
+                out.skipped.push(Skipped {
+                    source: ObjRef::of(v),
+                    why: "a cluster-scoped composite resource with no claim has no namespace for a Paved claim; claim it first (or write the Paved claim by hand)".into(),
+                });
+            }
+            continue;
+        }
+        match entry(
+            v,
+            what,
+            &composites,
+            &managed,
+            &paved_compositions,
+            &teams,
+            &services,
+            opts,
+        ) {
+            Ok(e) => {
+                if paved_claims.contains(&(
+                    e.namespace.clone(),
+                    str_at(&e.claim, "/metadata/name").to_string(),
+                )) {
+                    out.skipped.push(Skipped {
+                        source: e.source,
+                        why: format!(
+                            "a Paved PostgreSQLInstance {}/{} exists already",
+                            e.namespace,
+                            str_at(&e.claim, "/metadata/name")
+                        ),
+                    });
+                } else {
+                    out.entries.push(e);
+                }
+            }
+            Err(why) => out.skipped.push(Skipped {
+                source: ObjRef::of(v),
+                why,
+            }),
+        }
+    }
+    // One database, one claim: two sources naming the same instance are both skipped.
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for e in &out.entries {
+        *seen
+            .entry((e.composition.clone(), e.external_name.clone()))
+            .or_default() += 1;
+    }
+    let (ok, twice): (Vec<Entry>, Vec<Entry>) = out
+        .entries
+        .into_iter()
+        .partition(|e| seen[&(e.composition.clone(), e.external_name.clone())] == 1);
+    out.entries = ok;
+    out.skipped.extend(twice.into_iter().map(|e| Skipped {
+        why: format!(
+            "database {} is named by more than one claim or composite resource; one Paved claim adopts one database",
+            e.external_name
+        ),
+        source: e.source,
+    }));
+    out.entries.sort_by(|a, b| a.source.cmp(&b.source));
+    out.skipped.sort();
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entry(
+    v: &Value,
+    what: &str,
+    composites: &[&Value],
+    managed: &[&Value],
+    paved_compositions: &[&Value],
+    teams: &[&Value],
+    services: &[&Value],
+    opts: &Options,
+) -> Result<Entry, String> {
+    let source = ObjRef::of(v);
+    let namespace = source.namespace.clone().unwrap_or_default();
+    // v1: claim → composite (its resourceRef, or the composite whose claimRef names it).
+    let composite: Option<&Value> = if what == "claim" {
+        let by_ref = v.pointer("/spec/resourceRef/name").and_then(Value::as_str);
+        let found = composites.iter().copied().find(|x| {
+            let named = by_ref.is_some_and(|n| str_at(x, "/metadata/name") == n);
+            let claimed = str_at(x, "/spec/claimRef/name") == source.name
+                && str_at(x, "/spec/claimRef/namespace") == namespace;
+            named || claimed
+        });
+        Some(found.ok_or_else(|| {
+            "no composite resource found for it (not provisioned yet, or not among the inputs)"
+                .to_string()
+        })?)
+    } else {
+        None
+    };
+    let xr = composite.unwrap_or(v);
+    let xr_name = str_at(xr, "/metadata/name");
+    let refs: Vec<&Value> = xr
+        .pointer("/spec/resourceRefs")
+        .or_else(|| xr.pointer("/spec/crossplane/resourceRefs"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    // The RDS Instances it composes: by its references, or by the label Crossplane
+    // puts on what a composite makes.
+    let mut instances: Vec<&Value> = managed
+        .iter()
+        .copied()
+        .filter(|m| {
+            let same_ns = str_at(m, "/metadata/namespace") == str_at(xr, "/metadata/namespace");
+            let referenced = refs.iter().any(|r| {
+                str_at(r, "/kind") == "Instance"
+                    && MR_GROUPS.contains(&group_of(str_at(r, "/apiVersion")))
+                    && str_at(r, "/name") == str_at(m, "/metadata/name")
+            });
+            let labelled = str_at(m, "/metadata/labels/crossplane.io~1composite") == xr_name;
+            same_ns && (referenced || labelled)
+        })
+        .collect();
+    instances.dedup_by(|a, b| ObjRef::of(a) == ObjRef::of(b));
+    let mr = match instances.as_slice() {
+        [one] => *one,
+        [] => return Err(format!("composite resource {xr_name} composes no RDS Instance among the inputs")),
+        many => {
+            return Err(format!(
+                "composite resource {xr_name} composes {} RDS Instances ({}); one Paved claim adopts one database: split it by hand",
+                many.len(),
+                many.iter().map(|m| str_at(m, "/metadata/name")).collect::<Vec<_>>().join(", ")
+            ))
+        }
+    };
+    let managed_ref = ObjRef::of(mr);
+    let external = str_at(mr, "/metadata/annotations/crossplane.io~1external-name");
+    if external.is_empty() {
+        return Err(format!(
+            "{managed_ref} has no {EXTERNAL_NAME} annotation (never created?): nothing to adopt"
+        ));
+    }
+    let valid = external.len() <= 63
+        && external.starts_with(|c: char| c.is_ascii_alphabetic())
+        && external
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !valid {
+        return Err(format!(
+            "{managed_ref}'s {EXTERNAL_NAME} {external:?} is not an RDS instance identifier"
+        ));
+    }
+    let region = str_at(mr, "/spec/forProvider/region");
+    let xp_composition = v
+        .pointer("/spec/compositionRef/name")
+        .or_else(|| xr.pointer("/spec/compositionRef/name"))
+        .or_else(|| xr.pointer("/spec/crossplane/compositionRef/name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let composition = pick_composition(xp_composition, region, paved_compositions, opts)?;
+    let team = teams
+        .iter()
+        .find(|t| {
+            t.pointer("/spec/namespaces")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|n| str_at(n, "/name") == namespace))
+        })
+        .map(|t| str_at(t, "/metadata/name").to_string())
+        .or_else(|| {
+            services
+                .iter()
+                .find(|s| str_at(s, "/metadata/name") == namespace)
+                .map(|s| str_at(s, "/spec/owner").to_string())
+        });
+
+    let mut notes = vec![];
+    let params = carry_parameters(
+        v.pointer("/spec/parameters"),
+        paved_compositions
+            .iter()
+            .find(|c| str_at(c, "/metadata/name") == composition),
+        &mut notes,
+    );
+    for (k, _) in v
+        .pointer("/spec")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let why = match k.as_str() {
+            "parameters" | "resourceRef" | "crossplane" | "writeConnectionSecretToRef" | "claimRef"
+            | "resourceRefs" | "compositionRevisionRef" | "compositionUpdatePolicy" => continue,
+            "compositionRef" | "compositionSelector" => format!(
+                "spec.{k}: replaced by compositionRef {composition} (Paved's Composition for {}{})",
+                if region.is_empty() { "aws" } else { "aws/" },
+                region
+            ),
+            "publishConnectionDetailsTo" => "spec.publishConnectionDetailsTo: not carried; Paved delivers the connection Secret through External Secrets".into(),
+            other => format!("spec.{other}: not carried (Paved's PostgreSQLInstance has no such field)"),
+        };
+        notes.push(why);
+    }
+    let secret = v
+        .pointer("/spec/writeConnectionSecretToRef/name")
+        .and_then(Value::as_str);
+    if let Some(s) = secret {
+        notes.push(format!(
+            "connection Secret {s}: Crossplane's goes with its claim at the cut-over; from then on Paved's of the same name holds the credentials"
+        ));
+    }
+    let mr_policy = str_at(mr, "/spec/deletionPolicy");
+    if mr_policy == "Delete" || mr_policy.is_empty() {
+        notes.push(format!(
+            "{managed_ref} would delete the database with it (deletionPolicy {}); the Paved claim leaves it in place when deleted (Orphan, the default for an adopted database) unless you set spec.deletionPolicy",
+            if mr_policy.is_empty() { "Delete, the default" } else { "Delete" }
+        ));
+    }
+    let mut labels = Map::new();
+    for (k, val) in v
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if !k.starts_with("crossplane.io/") {
+            labels.insert(k.clone(), val.clone());
+        }
+    }
+    let mut spec = json!({
+        "compositionRef": { "name": composition },
+        "existing": { "externalName": external, "mode": "Adopt" },
+    });
+    if !params.is_empty() {
+        spec["parameters"] = Value::Object(params);
+    }
+    if let Some(s) = secret {
+        spec["writeConnectionSecretToRef"] = json!({ "name": s });
+    }
+    let mut metadata = json!({
+        "name": source.name,
+        "namespace": namespace,
+        "annotations": { "paved.dev/migrated-from": source.to_string() },
+    });
+    if !labels.is_empty() {
+        metadata["labels"] = Value::Object(labels);
+    }
+    let claim = json!({
+        "apiVersion": "paved.dev/v1alpha1",
+        "kind": "PostgreSQLInstance",
+        "metadata": metadata,
+        "spec": spec,
+    });
+    Ok(Entry {
+        source,
+        composite: composite.map(ObjRef::of),
+        managed_has_deletion_policy: group_of(&managed_ref.api_version) == MR_GROUPS[0],
+        managed: managed_ref,
+        external_name: external.to_string(),
+        namespace,
+        team,
+        composition,
+        claim,
+        notes,
+    })
+}
+
+/// The Paved Composition for a database: the caller's choice for its Crossplane
+/// Composition, or the only one for AWS in its region (the cloud's default among
+/// several); anything else is refused, never guessed.
+fn pick_composition(
+    xp: &str,
+    region: &str,
+    paved: &[&Value],
+    opts: &Options,
+) -> Result<String, String> {
+    if let Some(p) = opts.compositions.get(xp) {
+        return Ok(p.clone());
+    }
+    let here: Vec<&&Value> = paved
+        .iter()
+        .filter(|c| {
+            str_at(c, "/spec/postgresql/provider") == "aws"
+                && str_at(c, "/spec/postgresql/region") == region
+        })
+        .collect();
+    let pick = match here.as_slice() {
+        [one] => Some(*one),
+        many => {
+            let defaults: Vec<_> = many
+                .iter()
+                .filter(|c| str_at(c, "/metadata/labels/paved.dev~1default-for") == "aws")
+                .collect();
+            match defaults.as_slice() {
+                [one] => Some(**one),
+                _ => None,
+            }
+        }
+    };
+    pick.map(|c| str_at(c, "/metadata/name").to_string())
+        .ok_or_else(|| {
+            format!(
+                "no single Paved PostgreSQL Composition for aws/{region} ({}); name one with --composition {xp}=<paved composition>",
+                if here.is_empty() {
+                    "none among the inputs".to_string()
+                } else {
+                    here.iter().map(|c| str_at(c, "/metadata/name")).collect::<Vec<_>>().join(", ")
+                }
+            )
+        })
+}
+
+/// The claim's parameters Paved has, checked against the Paved Composition where it
+/// is known; everything else is a note.
+fn carry_parameters(
+    params: Option<&Value>,
+    paved: Option<&&Value>,
+    notes: &mut Vec<String>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    let Some(params) = params.and_then(Value::as_object) else {
+        return out;
+    };
+    let allowed_class = |c: &str| -> bool {
+        let Some(p) = paved else { return true };
+        let pg = &p["spec"]["postgresql"];
+        let sizes = pg["sizes"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, v)| v);
+        let listed = pg["allowedInstanceClasses"]
+            .as_array()
+            .into_iter()
+            .flatten();
+        sizes.chain(listed).any(|v| v.as_str() == Some(c))
+    };
+    let bounds = paved.map(|p| {
+        let s = &p["spec"]["postgresql"]["storage"];
+        (
+            s["minGB"].as_i64().unwrap_or(0),
+            s["maxGB"].as_i64().unwrap_or(i64::MAX),
+        )
+    });
+    for (k, v) in params {
+        let carried = match (k.as_str(), v) {
+            ("storageGB", Value::Number(n)) => match (n.as_i64(), bounds) {
+                (Some(gb), Some((lo, hi))) if gb < lo || gb > hi => Err(format!(
+                    "{gb} is outside the Paved Composition's {lo}..{hi} GB; the database keeps the storage it has"
+                )),
+                (Some(_), _) => Ok(()),
+                (None, _) => Err("not a whole number".into()),
+            },
+            ("instanceClass", Value::String(c)) if !allowed_class(c) => Err(format!(
+                "{c} is not a class the Paved Composition allows; the database keeps the class it runs"
+            )),
+            ("instanceClass" | "size" | "engineVersion", Value::String(_)) => Ok(()),
+            ("multiAZ" | "highAvailability", Value::Bool(_)) => Ok(()),
+            ("storageGB" | "instanceClass" | "size" | "engineVersion" | "multiAZ" | "highAvailability", _) => {
+                Err(format!("{v} is not of the type Paved takes"))
+            }
+            _ => Err("Paved has no such parameter".into()),
+        };
+        match carried {
+            Ok(()) => {
+                out.insert(k.clone(), v.clone());
+            }
+            Err(why) => notes.push(format!("spec.parameters.{k}: not carried: {why}")),
+        }
+    }
+    out
+}
+
+impl Migration {
+    /// The grants each Team needs, as `spec.existingDatabases` entries.
+    pub fn grants(&self) -> BTreeMap<String, Vec<Value>> {
+        let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for e in &self.entries {
+            if let Some(t) = &e.team {
+                out.entry(t.clone()).or_default().push(json!({
+                    "namespace": e.namespace,
+                    "externalName": e.external_name,
+                    "composition": e.composition,
+                    "mode": "Adopt",
+                }));
+            }
+        }
+        out
+    }
+
+    /// What a reviewer reads: what moves, what is not carried, what is skipped, and
+    /// the cut-over in order.
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "# paved migrate: {} database(s) to adopt, {} skipped\n",
+            self.entries.len(),
+            self.skipped.len()
+        ));
+        for e in &self.entries {
+            s.push_str(&format!(
+                "\n{}\n  -> paved.dev/v1alpha1 PostgreSQLInstance {}/{} adopting RDS instance {} with Composition {}\n  via {}{}\n",
+                e.source,
+                e.namespace,
+                str_at(&e.claim, "/metadata/name"),
+                e.external_name,
+                e.composition,
+                e.composite
+                    .as_ref()
+                    .map(|c| format!("{c}, "))
+                    .unwrap_or_default(),
+                e.managed
+            ));
+            match &e.team {
+                Some(t) => s.push_str(&format!("  grant: Team {t} (mode Adopt)\n")),
+                None => s.push_str(&format!(
+                    "  grant: NO TEAM lists namespace {}; the platform must list it in a Team before the claim can adopt\n",
+                    e.namespace
+                )),
+            }
+            for n in &e.notes {
+                s.push_str(&format!("  not carried: {n}\n"));
+            }
+        }
+        if !self.skipped.is_empty() {
+            s.push_str("\nskipped (nothing of these is touched):\n");
+            for k in &self.skipped {
+                s.push_str(&format!("  {}: {}\n", k.source, k.why));
+            }
+        }
+        s.push_str("\ncut-over (`paved migrate --apply`), in this order:\n");
+        s.push_str("  1. pause each claim and composite resource (crossplane.io/paused), so nothing re-renders\n");
+        s.push_str("  2. stop Crossplane writing each RDS Instance: managementPolicies [Observe], deletionPolicy Orphan; read back\n");
+        s.push_str("  3. grant the databases to their Teams (mode Adopt), then create the Paved claims, which adopt in place\n");
+        s.push_str("  4. once each is adopted, remove its Crossplane objects with their finalizers taken off (nothing in the cloud is deleted)\n");
+        s.push_str("  5. wait for each Paved claim to be Ready; one that is refused before adopting is rolled back to Crossplane (steps 2 and 1 undone)\n");
+        s
+    }
+}
+
+/// Every YAML document under `dir` (recursively, `.yaml` / `.yml`), as JSON values
+/// with where each came from.
+pub fn read_dir(dir: &std::path::Path) -> anyhow::Result<Vec<(String, Value)>> {
+    use anyhow::Context;
+    use serde::Deserialize;
+    let mut files = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = vec![];
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+            let at = format!("{}#{}", f.display(), i + 1);
+            let v = Value::deserialize(doc).with_context(|| format!("{at}: not YAML"))?;
+            match v {
+                Value::Null => {}
+                Value::Object(_) => out.push((at, v)),
+                _ => anyhow::bail!("{at}: not an object"),
+            }
+        }
+    }
+    // `kubectl get -o yaml` lists.
+    Ok(out
+        .into_iter()
+        .flat_map(|(at, v)| match v.get("items").and_then(Value::as_array) {
+            Some(items) if str_at(&v, "/kind").ends_with("List") => items
+                .iter()
+                .map(|i| (at.clone(), i.clone()))
+                .collect::<Vec<_>>(),
+            _ => vec![(at, v)],
+        })
+        .collect())
+}
+
+/// Writes the Paved claims (`<out>/<namespace>/<name>.yaml`) and each Team's grants
+/// (`<out>/teams/<team>.yaml`, to server-side apply beside the Team's other fields).
+pub fn write(m: &Migration, out: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut written = vec![];
+    for e in &m.entries {
+        let dir = out.join(&e.namespace);
+        std::fs::create_dir_all(&dir)?;
+        let p = dir.join(format!("{}.yaml", str_at(&e.claim, "/metadata/name")));
+        std::fs::write(&p, serde_yaml::to_string(&e.claim)?)?;
+        written.push(p);
+    }
+    for (team, grants) in m.grants() {
+        let dir = out.join("teams");
+        std::fs::create_dir_all(&dir)?;
+        let p = dir.join(format!("{team}.yaml"));
+        let body = json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+            "metadata": { "name": team },
+            "spec": { "existingDatabases": grants },
+        });
+        std::fs::write(&p, serde_yaml::to_string(&body)?)?;
+        written.push(p);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(s: &str) -> Vec<Value> {
+        use serde::Deserialize;
+        serde_yaml::Deserializer::from_str(s)
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect()
+    }
+
+    /// A small Crossplane platform as a cluster holds it: an XRD (v1 claim), its claim
+    /// and composite, the composed RDS Instance; a v2 namespaced composite with its
+    /// namespaced Instance; a Paved Composition and a Team.
+    const PLATFORM: &str = r#"
+apiVersion: apiextensions.crossplane.io/v1
+kind: CompositeResourceDefinition
+metadata: { name: xpostgresqlinstances.platform.example.com }
+spec:
+  group: platform.example.com
+  names: { kind: XPostgreSQLInstance, plural: xpostgresqlinstances }
+  claimNames: { kind: PostgreSQLInstance, plural: postgresqlinstances }
+---
+apiVersion: apiextensions.crossplane.io/v2
+kind: CompositeResourceDefinition
+metadata: { name: databases.db.example.org }
+spec:
+  group: db.example.org
+  scope: Namespaced
+  names: { kind: Database, plural: databases }
+---
+apiVersion: platform.example.com/v1alpha1
+kind: PostgreSQLInstance
+metadata: { name: main, namespace: orders, labels: { app: orders, crossplane.io/claim-name: main } }
+spec:
+  parameters: { storageGB: 50, instanceClass: db.t4g.medium, multiAZ: true }
+  compositionRef: { name: xpostgres-aws }
+  writeConnectionSecretToRef: { name: main-conn }
+  resourceRef: { apiVersion: platform.example.com/v1alpha1, kind: XPostgreSQLInstance, name: main-x7k2p }
+---
+apiVersion: platform.example.com/v1alpha1
+kind: XPostgreSQLInstance
+metadata: { name: main-x7k2p }
+spec:
+  parameters: { storageGB: 50, instanceClass: db.t4g.medium, multiAZ: true }
+  compositionRef: { name: xpostgres-aws }
+  claimRef: { apiVersion: platform.example.com/v1alpha1, kind: PostgreSQLInstance, name: main, namespace: orders }
+  resourceRefs:
+    - { apiVersion: rds.aws.upbound.io/v1beta3, kind: Instance, name: main-x7k2p-db }
+    - { apiVersion: ec2.aws.upbound.io/v1beta1, kind: SecurityGroup, name: main-x7k2p-sg }
+---
+apiVersion: rds.aws.upbound.io/v1beta3
+kind: Instance
+metadata:
+  name: main-x7k2p-db
+  annotations: { crossplane.io/external-name: orders-main-db }
+  labels: { crossplane.io/composite: main-x7k2p }
+spec:
+  deletionPolicy: Delete
+  forProvider: { region: us-east-1, instanceClass: db.t4g.medium, allocatedStorage: 50 }
+---
+apiVersion: db.example.org/v1alpha1
+kind: Database
+metadata: { name: ledger, namespace: billing }
+spec:
+  parameters: { storageGB: 20, tier: gold }
+  crossplane:
+    compositionRef: { name: db-aws }
+    resourceRefs: [ { apiVersion: rds.aws.m.upbound.io/v1beta1, kind: Instance, name: ledger-db } ]
+---
+apiVersion: rds.aws.m.upbound.io/v1beta1
+kind: Instance
+metadata:
+  name: ledger-db
+  namespace: billing
+  annotations: { crossplane.io/external-name: billing-ledger }
+spec:
+  forProvider: { region: us-east-1 }
+---
+apiVersion: paved.dev/v1alpha1
+kind: Composition
+metadata: { name: postgresql-aws-standard, labels: { paved.dev/default-for: aws } }
+spec:
+  postgresql:
+    provider: aws
+    region: us-east-1
+    sizes: { small: db.t4g.medium, medium: db.r6g.large, large: db.r6g.2xlarge }
+    storage: { minGB: 20, maxGB: 1000 }
+---
+apiVersion: paved.dev/v1alpha1
+kind: Team
+metadata: { name: team-orders }
+spec:
+  namespaces: [ { name: orders, cloud: aws } ]
+"#;
+
+    #[test]
+    fn a_crossplane_claim_becomes_a_paved_claim_that_adopts_its_instance() {
+        let m = plan(&yaml(PLATFORM), &Options::default());
+        assert_eq!(m.entries.len(), 2, "{m:#?}");
+        let main = &m.entries[1];
+        assert_eq!(main.source.name, "main");
+        assert_eq!(main.external_name, "orders-main-db");
+        assert_eq!(main.team.as_deref(), Some("team-orders"));
+        assert!(main.managed_has_deletion_policy);
+        // The seed's shape moves with no hand edits: parameters, the Secret's name.
+        assert_eq!(
+            main.claim,
+            json!({
+                "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+                "metadata": {
+                    "name": "main", "namespace": "orders", "labels": { "app": "orders" },
+                    "annotations": { "paved.dev/migrated-from": "platform.example.com/v1alpha1 PostgreSQLInstance orders/main" },
+                },
+                "spec": {
+                    "compositionRef": { "name": "postgresql-aws-standard" },
+                    "existing": { "externalName": "orders-main-db", "mode": "Adopt" },
+                    "parameters": { "storageGB": 50, "instanceClass": "db.t4g.medium", "multiAZ": true },
+                    "writeConnectionSecretToRef": { "name": "main-conn" },
+                },
+            })
+        );
+        assert!(main
+            .notes
+            .iter()
+            .any(|n| n.contains("deletionPolicy Delete")));
+        // The claim parses as Paved's type.
+        let _: paved_api::PostgreSQLInstance = serde_json::from_value(main.claim.clone()).unwrap();
+        // v2: a namespaced composite, its unknown parameter reported, no Team for it.
+        let ledger = &m.entries[0];
+        assert_eq!(ledger.source.kind, "Database");
+        assert_eq!(ledger.external_name, "billing-ledger");
+        assert!(!ledger.managed_has_deletion_policy);
+        assert_eq!(ledger.team, None);
+        assert!(ledger
+            .notes
+            .iter()
+            .any(|n| n.contains("spec.parameters.tier")));
+        assert_eq!(
+            ledger.claim["spec"]["parameters"],
+            json!({ "storageGB": 20 })
+        );
+        assert_eq!(
+            m.grants()["team-orders"],
+            [
+                json!({ "namespace": "orders", "externalName": "orders-main-db",
+                     "composition": "postgresql-aws-standard", "mode": "Adopt" })
+            ]
+        );
+        let report = m.report();
+        assert!(
+            report.contains("NO TEAM lists namespace billing"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_tied_to_one_database_is_reported_and_skipped() {
+        let mut objects = yaml(PLATFORM);
+        // The instance's name is unknown: never guessed.
+        let mr = objects
+            .iter_mut()
+            .find(|v| str_at(v, "/metadata/name") == "main-x7k2p-db")
+            .unwrap();
+        mr["metadata"]["annotations"] = json!({});
+        // A second composite composing two instances, and a claim of no known XRD.
+        objects.extend(yaml(
+            r#"
+apiVersion: db.example.org/v1alpha1
+kind: Database
+metadata: { name: twin, namespace: billing }
+spec:
+  crossplane:
+    compositionRef: { name: db-aws }
+    resourceRefs:
+      - { apiVersion: rds.aws.m.upbound.io/v1beta1, kind: Instance, name: twin-a }
+      - { apiVersion: rds.aws.m.upbound.io/v1beta1, kind: Instance, name: twin-b }
+---
+apiVersion: rds.aws.m.upbound.io/v1beta1
+kind: Instance
+metadata: { name: twin-a, namespace: billing, annotations: { crossplane.io/external-name: twin-a } }
+spec: { forProvider: { region: us-east-1 } }
+---
+apiVersion: rds.aws.m.upbound.io/v1beta1
+kind: Instance
+metadata: { name: twin-b, namespace: billing, annotations: { crossplane.io/external-name: twin-b } }
+spec: { forProvider: { region: us-east-1 } }
+---
+apiVersion: other.example.com/v1
+kind: MySQLInstance
+metadata: { name: m, namespace: orders }
+spec: { compositionRef: { name: mysql } }
+---
+apiVersion: db.example.org/v1alpha1
+kind: Database
+metadata: { name: elsewhere, namespace: billing }
+spec:
+  crossplane:
+    compositionRef: { name: db-aws-eu }
+    resourceRefs: [ { apiVersion: rds.aws.m.upbound.io/v1beta1, kind: Instance, name: eu-db } ]
+---
+apiVersion: rds.aws.m.upbound.io/v1beta1
+kind: Instance
+metadata: { name: eu-db, namespace: billing, annotations: { crossplane.io/external-name: "bad name!" } }
+spec: { forProvider: { region: eu-west-1 } }
+"#,
+        ));
+        let m = plan(&objects, &Options::default());
+        let why = |name: &str| {
+            m.skipped
+                .iter()
+                .find(|s| s.source.name == name)
+                .map(|s| s.why.clone())
+                .unwrap_or_else(|| panic!("{name} not skipped: {m:#?}"))
+        };
+        assert!(why("main").contains("no crossplane.io/external-name"));
+        assert!(why("twin").contains("composes 2 RDS Instances"));
+        assert!(why("m").contains("no CompositeResourceDefinition"));
+        assert!(why("elsewhere").contains("not an RDS instance identifier"));
+        assert_eq!(m.entries.len(), 1);
+        assert_eq!(m.entries[0].source.name, "ledger");
+    }
+
+    #[test]
+    fn the_paved_composition_is_never_guessed() {
+        let mut objects = yaml(PLATFORM);
+        // A second Composition for the region, neither the default: ambiguous.
+        for v in objects.iter_mut() {
+            if is_paved(v, "Composition") {
+                v["metadata"]["labels"] = json!({});
+            }
+        }
+        let mut other = objects
+            .iter()
+            .find(|v| is_paved(v, "Composition"))
+            .unwrap()
+            .clone();
+        other["metadata"]["name"] = json!("postgresql-aws-gold");
+        objects.push(other);
+        let m = plan(&objects, &Options::default());
+        assert!(m.entries.is_empty());
+        assert!(m.skipped[0].why.contains("--composition"), "{m:#?}");
+        // Named by the caller: used.
+        let opts = Options {
+            compositions: [(
+                "xpostgres-aws".to_string(),
+                "postgresql-aws-gold".to_string(),
+            )]
+            .into(),
+        };
+        let m = plan(&objects, &opts);
+        assert_eq!(m.entries.len(), 1);
+        assert_eq!(m.entries[0].composition, "postgresql-aws-gold");
+        // A class the Composition does not allow is left out, saying so.
+        let mut objects = yaml(PLATFORM);
+        for v in objects.iter_mut() {
+            if str_at(v, "/metadata/name") == "main" {
+                v["spec"]["parameters"]["instanceClass"] = json!("db.x2g.16xlarge");
+            }
+        }
+        let m = plan(&objects, &Options::default());
+        let main = m.entries.iter().find(|e| e.source.name == "main").unwrap();
+        assert!(main.claim["spec"]["parameters"]
+            .get("instanceClass")
+            .is_none());
+        assert!(main.notes.iter().any(|n| n.contains("db.x2g.16xlarge")));
+    }
+
+    #[test]
+    fn two_sources_of_one_database_are_both_skipped() {
+        let mut objects = yaml(PLATFORM);
+        for v in objects.iter_mut() {
+            if str_at(v, "/metadata/name") == "ledger-db" {
+                v["metadata"]["annotations"]["crossplane.io/external-name"] =
+                    json!("orders-main-db");
+            }
+        }
+        let m = plan(&objects, &Options::default());
+        assert!(m.entries.is_empty(), "{m:#?}");
+        assert!(m.skipped.iter().all(|s| s.why.contains("more than one")));
+    }
+}

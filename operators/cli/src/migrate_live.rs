@@ -1,0 +1,434 @@
+//! `paved migrate` against a live cluster: read what a Crossplane platform holds, and
+//! carry out the cut-over a [`crate::migrate::Migration`] plans, so that at no point
+//! can both systems write a database and at no point can one be deleted:
+//!
+//! 1. each claim and composite resource is paused (`crossplane.io/paused`), so nothing
+//!    re-renders its managed resource;
+//! 2. each RDS Instance is set to `managementPolicies: [Observe]` (and, where it has
+//!    one, `deletionPolicy: Orphan`), and read back;
+//! 3. the Teams grant adoption, and the Paved claims are created; each adopts in place;
+//! 4. once a claim has adopted (its create guard says so), the Crossplane objects of
+//!    its database go, their finalizers taken off first (Crossplane has nothing left to
+//!    do for them: the cloud resource is orphaned);
+//! 5. a claim refused before adopting (another claim's database, another key, no grant)
+//!    is deleted and its Crossplane objects are put back as they were.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use kube::{
+    api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams},
+    Api, Client,
+};
+use serde_json::{json, Value};
+
+use crate::migrate::{Entry, Migration, ObjRef};
+
+const MANAGER: &str = "paved-migrate";
+const PAUSED: &str = "crossplane.io/paused";
+
+fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// Every object of a kind, cluster-wide, with apiVersion and kind set (list items
+/// come without them); an API that is not installed lists nothing.
+async fn list(client: &Client, ar: &ApiResource) -> Result<Vec<Value>> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+    match api.list(&Default::default()).await {
+        Ok(l) => l
+            .items
+            .into_iter()
+            .map(|o| {
+                let mut v = serde_json::to_value(o)?;
+                v["apiVersion"] = json!(ar.api_version);
+                v["kind"] = json!(ar.kind);
+                Ok(v)
+            })
+            .collect(),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(vec![]),
+        Err(e) => Err(e).with_context(|| format!("listing {}", ar.plural)),
+    }
+}
+
+/// What the cluster holds of Crossplane's (XRDs, their claims and composite
+/// resources, Compositions, provider-aws RDS Instances) and of Paved's (Compositions,
+/// Teams, ServiceClaims, PostgreSQLInstances).
+pub async fn gather(client: &Client) -> Result<Vec<Value>> {
+    let mut out = vec![];
+    let xrds = list(
+        client,
+        &resource(
+            "apiextensions.crossplane.io/v1",
+            "CompositeResourceDefinition",
+            "compositeresourcedefinitions",
+        ),
+    )
+    .await?;
+    for xrd in &xrds {
+        let s = &xrd["spec"];
+        let versions = s["versions"].as_array().cloned().unwrap_or_default();
+        let Some(version) = versions
+            .iter()
+            .find(|v| v["referenceable"] == true)
+            .or_else(|| versions.iter().find(|v| v["served"] == true))
+            .and_then(|v| v["name"].as_str())
+        else {
+            continue;
+        };
+        let group = s["group"].as_str().unwrap_or_default();
+        let api_version = format!("{group}/{version}");
+        for names in [&s["names"], &s["claimNames"]] {
+            if let (Some(kind), Some(plural)) = (names["kind"].as_str(), names["plural"].as_str()) {
+                out.extend(list(client, &resource(&api_version, kind, plural)).await?);
+            }
+        }
+    }
+    out.extend(xrds);
+    for (api_version, kind, plural) in [
+        (
+            "apiextensions.crossplane.io/v1",
+            "Composition",
+            "compositions",
+        ),
+        ("rds.aws.upbound.io/v1beta3", "Instance", "instances"),
+        ("rds.aws.m.upbound.io/v1beta1", "Instance", "instances"),
+        ("paved.dev/v1alpha1", "Composition", "compositions"),
+        ("paved.dev/v1alpha1", "Team", "teams"),
+        ("paved.dev/v1alpha1", "ServiceClaim", "serviceclaims"),
+        (
+            "paved.dev/v1alpha1",
+            "PostgreSQLInstance",
+            "postgresqlinstances",
+        ),
+    ] {
+        out.extend(list(client, &resource(api_version, kind, plural)).await?);
+    }
+    Ok(out)
+}
+
+/// The Api of one object (its plural found by discovery).
+async fn api_for(client: &Client, r: &ObjRef) -> Result<Api<DynamicObject>> {
+    let (group, version) = r
+        .api_version
+        .rsplit_once('/')
+        .unwrap_or(("", &r.api_version));
+    let gvk = GroupVersionKind::gvk(group, version, &r.kind);
+    let (ar, _) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .with_context(|| format!("finding the API of {r}"))?;
+    Ok(match &r.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    })
+}
+
+async fn merge(client: &Client, r: &ObjRef, patch: Value) -> Result<Value> {
+    let api = api_for(client, r).await?;
+    let o = api
+        .patch(&r.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("patching {r}"))?;
+    Ok(serde_json::to_value(o)?)
+}
+
+/// The Crossplane objects of one database, and how its managed resource was before.
+struct Held<'a> {
+    entry: &'a Entry,
+    sources: Vec<ObjRef>,
+    management_policies: Value,
+    deletion_policy: Value,
+}
+
+/// Steps 1 and 2 for one database; what to restore on a rollback.
+async fn hold<'a>(client: &Client, e: &'a Entry, out: &mut String) -> Result<Held<'a>> {
+    let sources: Vec<ObjRef> = std::iter::once(e.source.clone())
+        .chain(e.composite.clone())
+        .collect();
+    for s in &sources {
+        merge(
+            client,
+            s,
+            json!({ "metadata": { "annotations": { PAUSED: "true" } } }),
+        )
+        .await?;
+        out.push_str(&format!("paused {s}\n"));
+    }
+    let mr = api_for(client, &e.managed)
+        .await?
+        .get(&e.managed.name)
+        .await?;
+    let was = serde_json::to_value(&mr)?;
+    let mut spec = json!({ "managementPolicies": ["Observe"] });
+    if e.managed_has_deletion_policy {
+        spec["deletionPolicy"] = json!("Orphan");
+    }
+    let now = merge(client, &e.managed, json!({ "spec": spec })).await?;
+    let observing = now["spec"]["managementPolicies"] == json!(["Observe"]);
+    let orphaned = !e.managed_has_deletion_policy || now["spec"]["deletionPolicy"] == "Orphan";
+    if !(observing && orphaned) {
+        bail!(
+            "{} did not keep managementPolicies [Observe] / deletionPolicy Orphan (an admission webhook?); stopping before anything else",
+            e.managed
+        );
+    }
+    out.push_str(&format!(
+        "{}: managementPolicies [Observe]{}\n",
+        e.managed,
+        if e.managed_has_deletion_policy {
+            ", deletionPolicy Orphan"
+        } else {
+            ""
+        }
+    ));
+    Ok(Held {
+        entry: e,
+        sources,
+        management_policies: was["spec"]["managementPolicies"].clone(),
+        deletion_policy: was["spec"]["deletionPolicy"].clone(),
+    })
+}
+
+/// Undoes `hold` (the claim was refused before it adopted anything).
+async fn release(client: &Client, h: &Held<'_>, out: &mut String) -> Result<()> {
+    let mut spec = json!({ "managementPolicies": h.management_policies });
+    if h.entry.managed_has_deletion_policy {
+        spec["deletionPolicy"] = h.deletion_policy.clone();
+    }
+    merge(client, &h.entry.managed, json!({ "spec": spec })).await?;
+    for s in &h.sources {
+        merge(
+            client,
+            s,
+            json!({ "metadata": { "annotations": { PAUSED: null } } }),
+        )
+        .await?;
+    }
+    out.push_str(&format!(
+        "rolled back: {} and its Crossplane objects are as they were\n",
+        h.entry.source
+    ));
+    Ok(())
+}
+
+/// Removes one Crossplane object: Crossplane's finalizers first (only once its
+/// database is orphaned and adopted), then the object.
+async fn remove(client: &Client, r: &ObjRef, out: &mut String) -> Result<()> {
+    let api = api_for(client, r).await?;
+    let Some(o) = api.get_opt(&r.name).await? else {
+        return Ok(());
+    };
+    let kept: Vec<String> = o
+        .metadata
+        .finalizers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| !f.contains("crossplane.io"))
+        .collect();
+    if kept.len() != o.metadata.finalizers.as_ref().map_or(0, Vec::len) {
+        api.patch(
+            &r.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": {
+                "finalizers": kept,
+                "resourceVersion": o.metadata.resource_version,
+            } })),
+        )
+        .await
+        .with_context(|| format!("taking Crossplane's finalizers off {r}"))?;
+    }
+    match api.delete(&r.name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e).with_context(|| format!("deleting {r}")),
+    }
+    out.push_str(&format!("removed {r}\n"));
+    Ok(())
+}
+
+/// A Paved claim's state during the cut-over.
+#[derive(Debug, PartialEq)]
+enum Progress {
+    Adopted,
+    Refused(String),
+    Waiting(String),
+}
+
+fn progress(claim: &Value) -> Progress {
+    let annotations = &claim["metadata"]["annotations"];
+    if annotations
+        .get(paved_api::annotations::CREATE_SUCCEEDED)
+        .is_some()
+    {
+        return Progress::Adopted;
+    }
+    let synced = claim["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Synced");
+    match synced {
+        Some(c) if c["status"] == "False" => {
+            let reason = c["reason"].as_str().unwrap_or_default();
+            let message = c["message"].as_str().unwrap_or_default();
+            // A blip is waited out; anything else is a refusal a human must read.
+            if matches!(reason, "ProviderUnavailable" | "Throttled") {
+                Progress::Waiting(format!("{reason}: {message}"))
+            } else {
+                Progress::Refused(format!("{reason}: {message}"))
+            }
+        }
+        _ => Progress::Waiting("not adopted yet".into()),
+    }
+}
+
+/// Carries out the cut-over; returns what it did, line by line.
+pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<String> {
+    let mut out = String::new();
+    let entries: Vec<&Entry> = m
+        .entries
+        .iter()
+        .filter(|e| {
+            if e.team.is_none() {
+                out.push_str(&format!(
+                    "left out: {} (no Team lists namespace {}; nothing of it touched)\n",
+                    e.source, e.namespace
+                ));
+            }
+            e.team.is_some()
+        })
+        .collect();
+    if entries.is_empty() {
+        out.push_str("nothing to migrate\n");
+        return Ok(out);
+    }
+    // Steps 1 and 2 for all, before any Paved object exists.
+    let mut held = vec![];
+    for e in &entries {
+        held.push(hold(client, e, &mut out).await?);
+    }
+    // Step 3: grants, then claims.
+    let teams: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource("paved.dev/v1alpha1", "Team", "teams"),
+    );
+    for (team, grants) in m.grants() {
+        if !entries
+            .iter()
+            .any(|e| e.team.as_deref() == Some(team.as_str()))
+        {
+            continue;
+        }
+        if teams.get_opt(&team).await?.is_none() {
+            bail!("Team {team} does not exist");
+        }
+        let body = json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+            "metadata": { "name": team },
+            "spec": { "existingDatabases": grants },
+        });
+        teams
+            .patch(&team, &PatchParams::apply(MANAGER), &Patch::Apply(&body))
+            .await
+            .with_context(|| format!("granting adoption in Team {team}"))?;
+        out.push_str(&format!(
+            "granted {} database(s) in Team {team}\n",
+            grants.len()
+        ));
+    }
+    let pgi = resource(
+        "paved.dev/v1alpha1",
+        "PostgreSQLInstance",
+        "postgresqlinstances",
+    );
+    for e in &entries {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &e.namespace, &pgi);
+        let name = e.claim["metadata"]["name"].as_str().unwrap_or_default();
+        api.patch(name, &PatchParams::apply(MANAGER), &Patch::Apply(&e.claim))
+            .await
+            .with_context(|| format!("creating PostgreSQLInstance {}/{name}", e.namespace))?;
+        out.push_str(&format!(
+            "created paved.dev/v1alpha1 PostgreSQLInstance {}/{name} (adopts {})\n",
+            e.namespace, e.external_name
+        ));
+    }
+    // Steps 4 and 5, each database as soon as its claim has decided.
+    let start = Instant::now();
+    let mut pending: Vec<Held> = held;
+    while !pending.is_empty() {
+        let mut still = vec![];
+        for h in pending {
+            let e = h.entry;
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &e.namespace, &pgi);
+            let name = e.claim["metadata"]["name"].as_str().unwrap_or_default();
+            let claim = serde_json::to_value(api.get(name).await?)?;
+            match progress(&claim) {
+                Progress::Adopted => {
+                    out.push_str(&format!(
+                        "adopted: {} by PostgreSQLInstance {}/{name}\n",
+                        e.external_name, e.namespace
+                    ));
+                    remove(client, &e.managed, &mut out).await?;
+                    for s in h.sources.iter().rev() {
+                        remove(client, s, &mut out).await?;
+                    }
+                }
+                Progress::Refused(why) => {
+                    out.push_str(&format!(
+                        "refused: PostgreSQLInstance {}/{name}: {why}\n",
+                        e.namespace
+                    ));
+                    api.delete(name, &DeleteParams::default()).await?;
+                    release(client, &h, &mut out).await?;
+                }
+                Progress::Waiting(_) if start.elapsed() > timeout => {
+                    out.push_str(&format!(
+                        "timed out: PostgreSQLInstance {}/{name} has not adopted {} yet; Crossplane's objects stay paused and observing, nothing is removed. \
+                         Look at the claim (kubectl describe pgi -n {} {name}), then run paved migrate --apply again, or roll back by deleting the claim, \
+                         unpausing and restoring {}'s managementPolicies\n",
+                        e.namespace, e.external_name, e.namespace, e.managed
+                    ));
+                }
+                Progress::Waiting(_) => still.push(h),
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_adopted_by_its_guard_and_refused_by_anything_but_a_blip() {
+        let claim = |ann: Value, reason: &str| {
+            json!({
+                "metadata": { "annotations": ann },
+                "status": { "conditions": [ { "type": "Synced", "status": "False", "reason": reason, "message": "m" } ] },
+            })
+        };
+        assert_eq!(
+            progress(&claim(
+                json!({ paved_api::annotations::CREATE_SUCCEEDED: "t" }),
+                "SecretConflict"
+            )),
+            Progress::Adopted
+        );
+        assert_eq!(
+            progress(&claim(json!({}), "OwnedByOther")),
+            Progress::Refused("OwnedByOther: m".into())
+        );
+        assert!(matches!(
+            progress(&claim(json!({}), "Throttled")),
+            Progress::Waiting(_)
+        ));
+        assert!(matches!(progress(&json!({})), Progress::Waiting(_)));
+    }
+}

@@ -229,7 +229,7 @@ pub async fn clear(client: &Client, cp: &ControlPlane, ns: &str) -> Result<()> {
     let api: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
     let _ = cp.kubectl(&[
         "delete",
-        "postgresqlinstance",
+        "postgresqlinstances.paved.dev",
         "--all",
         "-n",
         ns,

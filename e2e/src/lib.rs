@@ -313,7 +313,7 @@ fn install(cp: &ControlPlane) -> Result<()> {
         .context("control-plane up exported no TEMPORAL_ADDRESS")?;
     cp.kubectl(&[
         "patch",
-        "composition",
+        "compositions.paved.dev",
         "temporal-standard",
         "--type=merge",
         "-p",
@@ -699,7 +699,7 @@ pub fn patch_service_composition(
 ) -> Result<()> {
     cp.kubectl(&[
         "patch",
-        "composition",
+        "compositions.paved.dev",
         name,
         "--type=merge",
         "-p",

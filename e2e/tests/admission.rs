@@ -216,7 +216,7 @@ fn storage_never_shrinks_below_what_is_allocated_but_a_refused_size_can_be_rever
     let name = "grows";
     let _ = cp.kubectl(&[
         "delete",
-        "postgresqlinstance",
+        "postgresqlinstances.paved.dev",
         "-n",
         ns,
         name,
@@ -230,7 +230,7 @@ fn storage_never_shrinks_below_what_is_allocated_but_a_refused_size_can_be_rever
     let size = |gb: u32| {
         cp.kubectl(&[
             "patch",
-            "postgresqlinstance",
+            "postgresqlinstances.paved.dev",
             "-n",
             ns,
             name,
@@ -244,7 +244,7 @@ fn storage_never_shrinks_below_what_is_allocated_but_a_refused_size_can_be_rever
     // What the operator reports once it has allocated 50 GB.
     cp.kubectl(&[
         "patch",
-        "postgresqlinstance",
+        "postgresqlinstances.paved.dev",
         "-n",
         ns,
         name,

@@ -675,7 +675,7 @@ async fn an_existing_instance_is_adopted_in_place_and_brought_to_the_floor() -> 
     let passwords = |how: &str| {
         cp.kubectl(&[
             "patch",
-            "composition",
+            "compositions.paved.dev",
             "postgresql-aws-adopt",
             "--type=merge",
             "-p",

@@ -98,7 +98,7 @@ async fn connect_with_secret(
 async fn fresh_namespace(cp: &ControlPlane, ns: &str) -> Result<Api<PostgreSQLInstance>> {
     let _ = cp.kubectl(&[
         "delete",
-        "postgresqlinstance",
+        "postgresqlinstances.paved.dev",
         "--all",
         "-n",
         ns,

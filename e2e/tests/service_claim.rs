@@ -207,8 +207,13 @@ async fn a_claim_materializes_its_namespace_policies_quota_identity_and_secrets(
         .await?;
     // Without per-service roles: the role the Composition's workloadIdentity names
     // (the plane's platform role; templating is unit-tested in paved-compose).
-    let comp: serde_json::Value =
-        serde_json::from_str(&cp.kubectl(&["get", "composition", "service-aws", "-o", "json"])?)?;
+    let comp: serde_json::Value = serde_json::from_str(&cp.kubectl(&[
+        "get",
+        "compositions.paved.dev",
+        "service-aws",
+        "-o",
+        "json",
+    ])?)?;
     assert_eq!(
         sa.annotations()["eks.amazonaws.com/role-arn"],
         comp["spec"]["service"]["workloadIdentity"]["value"]

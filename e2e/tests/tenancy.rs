@@ -442,7 +442,7 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
                 &[
                     "annotate",
                     "--overwrite",
-                    "postgresqlinstance",
+                    "postgresqlinstances.paved.dev",
                     "mine",
                     "-n",
                     victim,
@@ -457,7 +457,7 @@ async fn a_tenant_cannot_write_or_take_over_another_teams_service() -> Result<()
         cp,
         &[
             "annotate",
-            "postgresqlinstance",
+            "postgresqlinstances.paved.dev",
             "mine",
             "-n",
             victim,
@@ -708,7 +708,7 @@ async fn a_database_claim_is_held_to_its_namespaces_facts_and_its_teams_composit
     // A database claim in the operator's own namespace is not served.
     let _ = cp.kubectl(&[
         "delete",
-        "postgresqlinstance",
+        "postgresqlinstances.paved.dev",
         "sneaky",
         "-n",
         "paved-system",

@@ -889,10 +889,17 @@ async fn converge(
         namespace: &claim.namespace().unwrap_or_default(),
         uid: &claim.uid().unwrap_or_default(),
     };
-    if deliver_later {
-        if let Some(v) = secret_conflict(ctx, claim, d).await? {
-            return Ok(v);
-        }
+    if deliver_later && secret_conflict(ctx, claim, d).await?.is_some() {
+        // Looked at again soon: at a cut-over the other tool's Secret goes next.
+        return Ok(Verdict::problem(
+            Reason::SecretConflict,
+            format!(
+                "{} is this claim's; its connection Secret {} still belongs to something else (the tool it was \
+                 adopted from removes it at the cut-over), so it is delivered once that Secret is gone",
+                d.external_name, d.connection_secret
+            ),
+            jitter(Duration::from_secs(10)),
+        ));
     }
     let objects = delivery_objects(&claim_ref, d, &endpoint, port, &secret);
     // Checked when they change, and again every resync period so hand edits are put

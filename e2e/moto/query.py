@@ -208,7 +208,9 @@ elif cmd == "create-legacy-encrypted":
     rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily="postgres16",
                                   Description="made by hand")
     rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
-        {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"}])
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"},
+        {"ParameterName": "shared_preload_libraries", "ParameterValue": "pg_stat_statements",
+         "ApplyMethod": "pending-reboot"}])
     out = rds.create_db_instance(
         DBParameterGroupName=group,
         DBInstanceIdentifier=sys.argv[2],

@@ -146,7 +146,9 @@ fn v1_claim(cp: &ControlPlane, ns: &str, name: &str, external: Option<&str>) -> 
             cp,
             &format!("instances.rds.aws.upbound.io/{mr}"),
             None,
-            ready_status(json!({ "atProvider": { "id": e, "address": format!("{e}.rds.local") } })),
+            ready_status(
+                json!({ "atProvider": { "identifier": e, "id": "db-E2E", "address": format!("{e}.rds.local") } }),
+            ),
         )?;
     }
     let uid = claim["metadata"]["uid"].as_str().context("uid")?;
@@ -195,7 +197,7 @@ fn v2_composite(cp: &ControlPlane, ns: &str, name: &str, external: &str) -> Resu
         cp,
         &format!("instances.rds.aws.m.upbound.io/{mr}"),
         Some(ns),
-        ready_status(json!({ "atProvider": { "id": external } })),
+        ready_status(json!({ "atProvider": { "identifier": external, "id": "db-E2E" } })),
     )?;
     Ok(())
 }

@@ -745,7 +745,8 @@ async fn an_existing_instance_is_adopted_in_place_and_brought_to_the_floor() -> 
             && i["PubliclyAccessible"] == false
             && i["DeletionProtection"] == true
             && i["IAMDatabaseAuthenticationEnabled"] == true
-            && i["DBParameterGroups"][0]["DBParameterGroupName"] == "paved-postgres16-force-ssl";
+            && i["DBParameterGroups"][0]["DBParameterGroupName"]
+                == format!("paved-{legacy}-force-ssl").as_str();
         Ok(floor.then_some(i))
     })
     .await?;
@@ -753,6 +754,25 @@ async fn an_existing_instance_is_adopted_in_place_and_brought_to_the_floor() -> 
         same_database(&i),
         same_database(&before),
         "the same database"
+    );
+    // Its own parameter group was copied, not replaced: its settings stay, TLS forced.
+    let params = db::moto(
+        cp,
+        "query.py",
+        &["parameters", &format!("paved-{legacy}-force-ssl")],
+    )?;
+    let param = |n: &str| {
+        params
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["ParameterName"] == n)
+            .and_then(|p| p["ParameterValue"].as_str().map(String::from))
+    };
+    assert_eq!(param("rds.force_ssl").as_deref(), Some("1"));
+    assert_eq!(
+        param("shared_preload_libraries").as_deref(),
+        Some("pg_stat_statements")
     );
     assert_eq!(tag(&i, "paved.dev/claim-uid"), Some(uid.as_str()));
     assert_eq!(tag(&i, "CostCenter"), Some("CC-4410"));

@@ -278,3 +278,224 @@ async fn delete_and_orphan_do_what_they_say() -> Result<()> {
     );
     Ok(())
 }
+
+/// A flexible server made by hand through ARM: encrypted with the Composition's key,
+/// but public, a week of backups, TLS not required, with a tag of its own and a
+/// database `orders`. Returns its ARM id.
+fn legacy_server(fake: &Fake, want: &Value, name: &str) -> Result<String> {
+    let token = fake.azure_token()?;
+    let sub = want["azure"]["subscriptionId"]
+        .as_str()
+        .context("subscription")?;
+    let rg = want["azure"]["resourceGroup"]
+        .as_str()
+        .context("resource group")?;
+    let id = format!(
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.DBforPostgreSQL/flexibleServers/{name}"
+    );
+    let identity = want["encryption"]["identityId"]
+        .as_str()
+        .context("identity")?;
+    let (status, body) = fake.call(
+        "PUT",
+        &format!("{id}?api-version=2024-08-01"),
+        &token,
+        Some(&json!({
+            "location": "eastus",
+            "sku": { "name": "Standard_D4ds_v5", "tier": "GeneralPurpose" },
+            "identity": { "type": "UserAssigned", "userAssignedIdentities": { identity: {} } },
+            "tags": { "Team": "orders" },
+            "properties": {
+                "createMode": "Create", "version": "16",
+                "administratorLogin": "legacy", "administratorLoginPassword": "Orders-Pw-2026!",
+                "storage": { "storageSizeGB": 256 },
+                "dataEncryption": { "type": "AzureKeyVault", "primaryKeyURI": want["encryption"]["keyId"],
+                                    "primaryUserAssignedIdentityId": identity },
+                "backup": { "backupRetentionDays": 7, "geoRedundantBackup": "Disabled" },
+                "network": { "publicNetworkAccess": "Enabled" },
+                "highAvailability": { "mode": "Disabled" },
+            },
+        })),
+    )?;
+    anyhow::ensure!(status < 300, "creating {name}: {status} {body}");
+    let ready = || -> Result<bool> {
+        Ok(server(fake, name)?.is_some_and(|s| s["properties"]["state"] == "Ready"))
+    };
+    let deadline = std::time::Instant::now() + T;
+    while !ready()? {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "{name} never Ready");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // One operation at a time, as Azure has it: each waits for the server to be idle.
+    let put = |path: String, body: Value| -> Result<()> {
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let (status, out) = fake.call("PUT", &path, &token, Some(&body))?;
+            if status < 300 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                status == 409 && std::time::Instant::now() < deadline,
+                "{path}: {status} {out}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    put(
+        format!("{id}/configurations/require_secure_transport?api-version=2024-08-01"),
+        json!({ "properties": { "value": "off", "source": "user-override" } }),
+    )?;
+    put(
+        format!("{id}/databases/orders?api-version=2024-08-01"),
+        json!({ "properties": { "charset": "UTF8", "collation": "en_US.utf8" } }),
+    )?;
+    // And until that is done too.
+    let deadline = std::time::Instant::now() + T;
+    while server(fake, name)?.is_none_or(|s| s["databases"].get("orders").is_none()) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "database orders never made"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    Ok(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_server_is_adopted_in_place_its_password_handed_over_only_when_the_composition_says(
+) -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let ns = "e2e-azure-adopt";
+    let (fake, want) = setup(cp, ns, "internal").await?;
+    // Keep passwords as they are (an earlier run's patch outlives the apply).
+    cp.kubectl(&[
+        "patch",
+        "compositions.paved.dev",
+        COMPOSITION,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"postgresql":{"credentials":{"existingPassword":"Keep"}}}}"#,
+    ])?;
+    let name = format!("legacy-orders-{}", std::process::id());
+    legacy_server(&fake, &want, &name)?;
+    let before = server(&fake, &name)?.context("made")?;
+    db::grant(
+        cp,
+        "e2e-adopt-azure",
+        "team-claims",
+        &[(ns, &name, COMPOSITION, "Adopt")],
+    )?;
+    let _op = Operator::start(cp, "azure-adopt", &FLAGS)?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    let adopt = |inside: Option<&str>| {
+        let mut existing = json!({ "externalName": name, "mode": "Adopt" });
+        if let Some(db) = inside {
+            existing["databaseName"] = json!(db);
+        }
+        existing
+    };
+    // Which database inside it the Secret names must be said.
+    let adopter = |claim: &str, existing: Value| {
+        json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+            "metadata": { "name": claim, "namespace": ns },
+            "spec": { "compositionRef": { "name": COMPOSITION }, "existing": existing },
+        })
+    };
+    create(cp, &adopter("unnamed", adopt(None)))?;
+    let c = eventually("unnamed NotAdoptable", T, || async {
+        let p = pgs.get("unnamed").await?;
+        Ok(p.status
+            .and_then(|s| paved_api::conditions::find(&s.conditions, "Synced").cloned())
+            .filter(|c| c.reason == "NotAdoptable"))
+    })
+    .await?;
+    assert!(c.message.contains("databaseName"), "{}", c.message);
+    pgs.delete("unnamed", &DeleteParams::default()).await?;
+    gone(&pgs, "unnamed").await?;
+
+    create(cp, &adopter("orders", adopt(Some("orders"))))?;
+    // Taken over and brought to the floor; its password is nobody's to hand over yet.
+    let uid = eventually("orders adopted", T, || async {
+        let p = pgs.get("orders").await?;
+        let synced = p
+            .status
+            .as_ref()
+            .and_then(|s| paved_api::conditions::find(&s.conditions, "Synced").cloned());
+        Ok(synced
+            .filter(|c| c.reason == "CredentialsNotManaged")
+            .map(|_| p.metadata.uid.clone().unwrap()))
+    })
+    .await?;
+    let s = eventually("the server at the floor", T, || async {
+        let s = server(&fake, &name)?.context("still there")?;
+        let p = &s["properties"];
+        let floor = p["backup"]["backupRetentionDays"].as_i64() >= Some(14)
+            && p["network"]["publicNetworkAccess"] == "Disabled"
+            && s["configurations"]["require_secure_transport"] == "on";
+        Ok(floor.then_some(s))
+    })
+    .await?;
+    assert_eq!(
+        s["systemData"]["createdAt"], before["systemData"]["createdAt"],
+        "the same server"
+    );
+    assert_eq!(s["id"], before["id"]);
+    assert_eq!(s["tags"][OWNER_TAG], uid.as_str());
+    assert_eq!(s["tags"]["Team"], "orders", "its own tags are kept");
+    assert_eq!(s["tags"]["CostCenter"], "CC-4410");
+    assert_eq!(
+        s["sku"]["name"], "Standard_D4ds_v5",
+        "its size is what it runs at"
+    );
+    assert!(s["databases"].get("orders").is_some());
+    assert!(s["tags"].get("paved.dev_admin-password").is_none());
+    // The Composition rotates: the password Paved keeps in Key Vault (named by the
+    // claim, never by the server's name) is set, and the claim delivers it.
+    cp.kubectl(&[
+        "patch",
+        "compositions.paved.dev",
+        COMPOSITION,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"postgresql":{"credentials":{"existingPassword":"Rotate"}}}}"#,
+    ])?;
+    let p = ready(&pgs, "orders").await?;
+    let kept = format!("{}-admin", paved_compose::postgresql::external_name(&uid));
+    let secret = fake.state()?["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == kept)
+        .cloned()
+        .context("the administrator credentials in Key Vault")?;
+    assert_eq!(secret["keys"], json!(["password", "username"]));
+    assert_eq!(
+        p.status.unwrap().credentials_secret.as_deref(),
+        Some(kept.as_str())
+    );
+    let es = external_secret(&client, ns, "orders-connection").await?;
+    assert_eq!(
+        es.data["spec"]["dataFrom"][0]["extract"]["key"],
+        kept.as_str()
+    );
+    assert_eq!(
+        es.data["spec"]["target"]["template"]["data"]["database"],
+        "orders"
+    );
+    let s = server(&fake, &name)?.unwrap();
+    assert_eq!(s["tags"]["paved.dev_admin-password"], "rotated");
+    assert_eq!(
+        s["systemData"]["createdAt"],
+        before["systemData"]["createdAt"]
+    );
+    // The claim goes; the server stays (Orphan, the default for an adopted one).
+    pgs.delete("orders", &DeleteParams::default()).await?;
+    gone(&pgs, "orders").await?;
+    assert!(
+        server(&fake, &name)?.is_some(),
+        "an adopted server outlives its claim"
+    );
+    Ok(())
+}

@@ -250,3 +250,141 @@ async fn delete_and_orphan_do_what_they_say() -> Result<()> {
     );
     Ok(())
 }
+
+/// A Cloud SQL instance made by hand: encrypted with the Composition's key, but with a
+/// public address, a day of backups, unprotected, TLS not required, a label of its own
+/// and a database `orders`.
+fn legacy_instance(fake: &Fake, want: &Value, name: &str) -> Result<()> {
+    let token = fake.gcp_token()?;
+    let project = want["gcp"]["project"].as_str().context("project")?;
+    let (status, body) = fake.call(
+        "POST",
+        &format!("/v1/projects/{project}/instances"),
+        &token,
+        Some(&json!({
+            "name": name, "region": "us-central1", "databaseVersion": "POSTGRES_16",
+            "rootPassword": "legacy-password-1",
+            "diskEncryptionConfiguration": { "kmsKeyName": want["encryption"]["keyId"] },
+            "settings": {
+                "tier": "db-custom-4-15360", "dataDiskSizeGb": "250",
+                "userLabels": { "team": "orders" },
+                "ipConfiguration": { "ipv4Enabled": true, "sslMode": "ALLOW_UNENCRYPTED_AND_ENCRYPTED" },
+                "backupConfiguration": { "enabled": true, "backupRetentionSettings": { "retainedBackups": 1, "retentionUnit": "COUNT" } },
+                "deletionProtectionEnabled": false,
+            },
+        })),
+    )?;
+    anyhow::ensure!(status < 300, "creating {name}: {status} {body}");
+    let deadline = std::time::Instant::now() + T;
+    while !instance(fake, name)?.is_some_and(|i| i["state"] == "RUNNABLE") {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{name} never RUNNABLE"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let (status, body) = fake.call(
+        "POST",
+        &format!("/v1/projects/{project}/instances/{name}/databases"),
+        &token,
+        Some(&json!({ "name": "orders", "instance": name, "project": project })),
+    )?;
+    anyhow::ensure!(status < 300, "database in {name}: {status} {body}");
+    let deadline = std::time::Instant::now() + T;
+    while fake.state()?["databases"][format!("{project}/{name}")]
+        .get("orders")
+        .is_none()
+    {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "database orders never made"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_instance_is_adopted_in_place_and_its_password_rotated_when_the_composition_says(
+) -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let ns = "e2e-gcp-adopt";
+    let (fake, want) = setup(cp, ns, "internal").await?;
+    // Rotating passwords nobody keeps is the Composition's to allow.
+    cp.kubectl(&[
+        "patch",
+        "compositions.paved.dev",
+        COMPOSITION,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"postgresql":{"credentials":{"existingPassword":"Rotate"}}}}"#,
+    ])?;
+    let name = format!("legacy-orders-{}", std::process::id());
+    legacy_instance(&fake, &want, &name)?;
+    let before = instance(&fake, &name)?.context("made")?;
+    let project = want["gcp"]["project"].as_str().unwrap();
+    let users = |fake: &Fake| -> Result<Value> {
+        Ok(fake.state()?["users"][format!("{project}/{name}")]["postgres"].clone())
+    };
+    let changes = users(&fake)?["passwordChanges"].as_i64().unwrap_or(0);
+    db::grant(
+        cp,
+        "e2e-adopt-gcp",
+        "team-claims",
+        &[(ns, &name, COMPOSITION, "Adopt")],
+    )?;
+    let _op = Operator::start(cp, "gcp-adopt", &FLAGS)?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    create(
+        cp,
+        &json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+            "metadata": { "name": "orders", "namespace": ns },
+            "spec": { "compositionRef": { "name": COMPOSITION },
+                      "existing": { "externalName": name, "mode": "Adopt", "databaseName": "orders" } },
+        }),
+    )?;
+    let p = ready(&pgs, "orders").await?;
+    let uid = p.metadata.uid.clone().unwrap();
+    let i = instance(&fake, &name)?.context("never deleted")?;
+    let s = &i["settings"];
+    // The same instance, brought to the floor, its own label and size kept.
+    assert_eq!(i["createTime"], before["createTime"], "the same instance");
+    assert_eq!(s["userLabels"][OWNER_LABEL], uid.as_str());
+    assert_eq!(s["userLabels"]["team"], "orders");
+    assert_eq!(s["userLabels"]["paved_dev_admin-password"], "rotated");
+    assert_eq!(s["ipConfiguration"]["ipv4Enabled"], false);
+    assert_eq!(s["ipConfiguration"]["sslMode"], "ENCRYPTED_ONLY");
+    assert!(
+        s["backupConfiguration"]["backupRetentionSettings"]["retainedBackups"].as_i64() >= Some(14)
+    );
+    assert_eq!(s["tier"], "db-custom-4-15360");
+    // The administrator's password was set once, to the one kept in Secret Manager
+    // under the claim's name, which the connection Secret reads.
+    assert_eq!(users(&fake)?["passwordChanges"].as_i64(), Some(changes + 1));
+    let kept = format!("{}-admin", paved_compose::postgresql::external_name(&uid));
+    assert!(
+        fake.state()?["secrets"].get(&kept).is_some(),
+        "{kept} in Secret Manager"
+    );
+    let es = external_secret(&client, ns, "orders-connection").await?;
+    assert_eq!(
+        es.data["spec"]["dataFrom"][0]["extract"]["key"],
+        kept.as_str()
+    );
+    assert_eq!(
+        es.data["spec"]["target"]["template"]["data"]["database"],
+        "orders"
+    );
+    // Polls later, nothing more is written: the password is not set again.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(users(&fake)?["passwordChanges"].as_i64(), Some(changes + 1));
+    pgs.delete("orders", &DeleteParams::default()).await?;
+    gone(&pgs, "orders").await?;
+    assert!(
+        instance(&fake, &name)?.is_some(),
+        "an adopted instance outlives its claim"
+    );
+    Ok(())
+}

@@ -738,7 +738,12 @@ async fn an_existing_local_database_is_adopted_with_its_data_and_its_users_kept(
         .get(0);
     assert_eq!(n, 2, "an adopted database outlives its claim");
     drop(c);
+    // The claim's own way in went with it.
     let paved_role = server_name(&p.uid().unwrap());
+    assert!(
+        !role_exists(cp, &paved_role).await?,
+        "the claim's login role {paved_role} is dropped with the claim"
+    );
     for sql in [
         format!("DROP DATABASE IF EXISTS \"{legacy}\" WITH (FORCE)"),
         format!("DROP DATABASE IF EXISTS \"{by_superuser}\" WITH (FORCE)"),

@@ -135,6 +135,15 @@ pub struct ExistingDatabase {
     /// never adopted (`OwnedByOther`). Going back to `Observe` stops every write.
     #[serde(default)]
     pub mode: ExistingMode,
+    /// The database inside the server that the connection Secret names, for an
+    /// adopted Azure flexible server or Cloud SQL instance (which hold several); an RDS
+    /// instance says its own, and a `local` one is the database itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+    )]
+    pub database_name: Option<String>,
 }
 
 /// What Paved does with an existing database.

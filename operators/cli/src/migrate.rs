@@ -8,7 +8,7 @@
 //! database, one Paved Composition and one namespace is reported and skipped. The
 //! cut-over on a live cluster is in [`crate::migrate_live`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
@@ -79,6 +79,9 @@ pub struct Entry {
     pub composition: String,
     /// The Paved PostgreSQLInstance.
     pub claim: Value,
+    /// What else the composite made (security groups, keys…): left in place by the
+    /// cut-over, no longer any composite's.
+    pub others: Vec<ObjRef>,
     /// What was not carried over, and why.
     pub notes: Vec<String>,
 }
@@ -173,13 +176,18 @@ pub fn plan(objects: &[Value], opts: &Options) -> Migration {
         .iter()
         .filter(|v| is_paved(v, "ServiceClaim"))
         .collect();
-    let paved_claims: BTreeSet<(String, String)> = objects
+    // Paved claims there already, with the source an earlier run made them from (a
+    // run that stopped half-way is resumed; any other claim of the name is not touched).
+    let paved_claims: BTreeMap<(String, String), String> = objects
         .iter()
         .filter(|v| is_paved(v, "PostgreSQLInstance"))
         .map(|v| {
             (
-                str_at(v, "/metadata/namespace").to_string(),
-                str_at(v, "/metadata/name").to_string(),
+                (
+                    str_at(v, "/metadata/namespace").to_string(),
+                    str_at(v, "/metadata/name").to_string(),
+                ),
+                str_at(v, "/metadata/annotations/paved.dev~1migrated-from").to_string(),
             )
         })
         .collect();
@@ -227,14 +235,18 @@ pub fn plan(objects: &[Value], opts: &Options) -> Migration {
             opts,
         ) {
             Ok(e) => {
-                if paved_claims.contains(&(
+                let key = (
                     e.namespace.clone(),
                     str_at(&e.claim, "/metadata/name").to_string(),
-                )) {
+                );
+                let resumed = paved_claims
+                    .get(&key)
+                    .is_some_and(|from| *from == e.source.to_string());
+                if paved_claims.contains_key(&key) && !resumed {
                     out.skipped.push(Skipped {
                         source: e.source,
                         why: format!(
-                            "a Paved PostgreSQLInstance {}/{} exists already",
+                            "a Paved PostgreSQLInstance {}/{} exists already (not one migrated from it)",
                             e.namespace,
                             str_at(&e.claim, "/metadata/name")
                         ),
@@ -250,16 +262,15 @@ pub fn plan(objects: &[Value], opts: &Options) -> Migration {
         }
     }
     // One database, one claim: two sources naming the same instance are both skipped.
-    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // By its identifier alone: two Paved Compositions may point at one account.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for e in &out.entries {
-        *seen
-            .entry((e.composition.clone(), e.external_name.clone()))
-            .or_default() += 1;
+        *seen.entry(e.external_name.clone()).or_default() += 1;
     }
     let (ok, twice): (Vec<Entry>, Vec<Entry>) = out
         .entries
         .into_iter()
-        .partition(|e| seen[&(e.composition.clone(), e.external_name.clone())] == 1);
+        .partition(|e| seen[&e.external_name] == 1);
     out.entries = ok;
     out.skipped.extend(twice.into_iter().map(|e| Skipped {
         why: format!(
@@ -286,14 +297,29 @@ fn entry(
 ) -> Result<Entry, String> {
     let source = ObjRef::of(v);
     let namespace = source.namespace.clone().unwrap_or_default();
+    let label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    if !label(&namespace) || !paved_compose::is_dns_subdomain(&source.name) {
+        return Err("its name or namespace is not a Kubernetes name".into());
+    }
     // v1: claim → composite (its resourceRef, or the composite whose claimRef names it).
     let composite: Option<&Value> = if what == "claim" {
         let by_ref = v.pointer("/spec/resourceRef/name").and_then(Value::as_str);
+        // Both ways where both are said: a claim (which its team writes) naming a
+        // composite is not enough; the composite must name the claim back.
         let found = composites.iter().copied().find(|x| {
-            let named = by_ref.is_some_and(|n| str_at(x, "/metadata/name") == n);
             let claimed = str_at(x, "/spec/claimRef/name") == source.name
                 && str_at(x, "/spec/claimRef/namespace") == namespace;
-            named || claimed
+            match by_ref {
+                Some(n) => str_at(x, "/metadata/name") == n && claimed,
+                None => claimed,
+            }
         });
         Some(found.ok_or_else(|| {
             "no composite resource found for it (not provisioned yet, or not among the inputs)"
@@ -355,6 +381,15 @@ fn entry(
             "{managed_ref}'s {EXTERNAL_NAME} {external:?} is not an RDS instance identifier"
         ));
     }
+    // Its provider must have seen it as that instance: an external name alone is
+    // anyone's to write.
+    let seen_as = str_at(mr, "/status/atProvider/identifier");
+    if seen_as != external {
+        return Err(format!(
+            "{managed_ref} is not known to be RDS instance {external}: its provider reports it as {} (status.atProvider.identifier)",
+            if seen_as.is_empty() { "nothing yet" } else { seen_as }
+        ));
+    }
     let region = str_at(mr, "/spec/forProvider/region");
     let xp_composition = v
         .pointer("/spec/compositionRef/name")
@@ -413,6 +448,27 @@ fn entry(
             "connection Secret {s}: Crossplane's goes with its claim at the cut-over; from then on Paved's of the same name holds the credentials"
         ));
     }
+    if managed_ref.namespace.is_some() {
+        notes.push(format!(
+            "{managed_ref} lives in namespace {namespace}, where the team may write managed resources: confirm that {external} is that team's before --apply"
+        ));
+    }
+    let others: Vec<ObjRef> = refs
+        .iter()
+        .filter(|r| str_at(r, "/name") != managed_ref.name || str_at(r, "/kind") != "Instance")
+        .map(|r| ObjRef {
+            api_version: str_at(r, "/apiVersion").to_string(),
+            kind: str_at(r, "/kind").to_string(),
+            namespace: managed_ref.namespace.clone(),
+            name: str_at(r, "/name").to_string(),
+        })
+        .collect();
+    if !others.is_empty() {
+        notes.push(format!(
+            "also composed, and left in place by the cut-over (no longer any composite's; still Crossplane's to manage or remove): {}",
+            others.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
     let mr_policy = str_at(mr, "/spec/deletionPolicy");
     if mr_policy == "Delete" || mr_policy.is_empty() {
         notes.push(format!(
@@ -465,6 +521,7 @@ fn entry(
         team,
         composition,
         claim,
+        others,
         notes,
     })
 }
@@ -636,8 +693,8 @@ impl Migration {
         s.push_str("  1. pause each claim and composite resource (crossplane.io/paused), so nothing re-renders\n");
         s.push_str("  2. stop Crossplane writing each RDS Instance: managementPolicies [Observe], deletionPolicy Orphan; read back\n");
         s.push_str("  3. grant the databases to their Teams (mode Adopt), then create the Paved claims, which adopt in place\n");
-        s.push_str("  4. once each is adopted, remove its Crossplane objects with their finalizers taken off (nothing in the cloud is deleted)\n");
-        s.push_str("  5. wait for each Paved claim to be Ready; one that is refused before adopting is rolled back to Crossplane (steps 2 and 1 undone)\n");
+        s.push_str("  4. once each has adopted, and can deliver its credentials, remove its Instance, composite and claim with their finalizers taken off\n     (nothing in the cloud is deleted; what else the composite made is left in place); the claim's connection Secret goes with it\n");
+        s.push_str("  5. a claim refused before adopting is deleted, its grant taken back and its Crossplane objects put back (steps 3, 2 and 1 undone)\n");
         s
     }
 }
@@ -772,6 +829,7 @@ metadata:
 spec:
   deletionPolicy: Delete
   forProvider: { region: us-east-1, instanceClass: db.t4g.medium, allocatedStorage: 50 }
+status: { atProvider: { identifier: orders-main-db, id: db-ABC } }
 ---
 apiVersion: db.example.org/v1alpha1
 kind: Database
@@ -790,6 +848,7 @@ metadata:
   annotations: { crossplane.io/external-name: billing-ledger }
 spec:
   forProvider: { region: us-east-1 }
+status: { atProvider: { identifier: billing-ledger } }
 ---
 apiVersion: paved.dev/v1alpha1
 kind: Composition
@@ -933,6 +992,26 @@ spec: { forProvider: { region: eu-west-1 } }
         assert!(why("elsewhere").contains("not an RDS instance identifier"));
         assert_eq!(m.entries.len(), 1);
         assert_eq!(m.entries[0].source.name, "ledger");
+        // A name its provider never saw it as, and a claim naming a composite that does
+        // not name it back (both are a team's to write): neither is believed.
+        let mut objects = yaml(PLATFORM);
+        for v in objects.iter_mut() {
+            if str_at(v, "/metadata/name") == "ledger-db" {
+                v["status"]["atProvider"]["identifier"] = json!("someone-elses-db");
+            }
+            if str_at(v, "/metadata/name") == "main-x7k2p" {
+                v["spec"]["claimRef"]["name"] = json!("other");
+            }
+        }
+        let m = plan(&objects, &Options::default());
+        assert!(m.entries.is_empty(), "{m:#?}");
+        assert!(m.skipped.iter().any(|s| s
+            .why
+            .contains("not known to be RDS instance billing-ledger")));
+        assert!(m
+            .skipped
+            .iter()
+            .any(|s| s.source.name == "main" && s.why.contains("no composite resource")));
     }
 
     #[test]
@@ -981,12 +1060,31 @@ spec: { forProvider: { region: eu-west-1 } }
     }
 
     #[test]
+    fn a_run_that_stopped_half_way_is_resumed_and_another_claim_of_the_name_left_alone() {
+        let mut objects = yaml(PLATFORM);
+        let made = plan(&objects, &Options::default()).entries[1].claim.clone();
+        objects.push(made.clone());
+        let m = plan(&objects, &Options::default());
+        assert!(m.entries.iter().any(|e| e.source.name == "main"), "{m:#?}");
+        let mut other = made;
+        other["metadata"]["annotations"] = json!({});
+        let last = objects.len() - 1;
+        objects[last] = other;
+        let m = plan(&objects, &Options::default());
+        assert!(m
+            .skipped
+            .iter()
+            .any(|s| s.source.name == "main" && s.why.contains("exists already")));
+    }
+
+    #[test]
     fn two_sources_of_one_database_are_both_skipped() {
         let mut objects = yaml(PLATFORM);
         for v in objects.iter_mut() {
             if str_at(v, "/metadata/name") == "ledger-db" {
                 v["metadata"]["annotations"]["crossplane.io/external-name"] =
                     json!("orders-main-db");
+                v["status"]["atProvider"]["identifier"] = json!("orders-main-db");
             }
         }
         let m = plan(&objects, &Options::default());

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use kube::{
-    api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams},
+    api::{
+        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+        PropagationPolicy,
+    },
     Api, Client,
 };
 use serde_json::{json, Value};
@@ -26,6 +29,8 @@ use crate::migrate::{Entry, Migration, ObjRef};
 
 const MANAGER: &str = "paved-migrate";
 const PAUSED: &str = "crossplane.io/paused";
+/// On a managed resource: its policies before the cut-over, for a rollback.
+const WAS: &str = "paved.dev/migrate-was";
 
 fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
@@ -155,16 +160,31 @@ async fn hold<'a>(client: &Client, e: &'a Entry, out: &mut String) -> Result<Hel
         .await?;
         out.push_str(&format!("paused {s}\n"));
     }
-    let mr = api_for(client, &e.managed)
-        .await?
-        .get(&e.managed.name)
-        .await?;
-    let was = serde_json::to_value(&mr)?;
+    let mr = serde_json::to_value(
+        api_for(client, &e.managed)
+            .await?
+            .get(&e.managed.name)
+            .await?,
+    )?;
+    // How it was, kept on the object itself (an interrupted run resumed later still
+    // knows what to put back).
+    let was: Value = match mr["metadata"]["annotations"][WAS].as_str() {
+        Some(w) => serde_json::from_str(w).unwrap_or_default(),
+        None => json!({
+            "managementPolicies": mr["spec"]["managementPolicies"],
+            "deletionPolicy": mr["spec"]["deletionPolicy"],
+        }),
+    };
     let mut spec = json!({ "managementPolicies": ["Observe"] });
     if e.managed_has_deletion_policy {
         spec["deletionPolicy"] = json!("Orphan");
     }
-    let now = merge(client, &e.managed, json!({ "spec": spec })).await?;
+    let now = merge(
+        client,
+        &e.managed,
+        json!({ "metadata": { "annotations": { WAS: was.to_string() } }, "spec": spec }),
+    )
+    .await?;
     let observing = now["spec"]["managementPolicies"] == json!(["Observe"]);
     let orphaned = !e.managed_has_deletion_policy || now["spec"]["deletionPolicy"] == "Orphan";
     if !(observing && orphaned) {
@@ -185,8 +205,8 @@ async fn hold<'a>(client: &Client, e: &'a Entry, out: &mut String) -> Result<Hel
     Ok(Held {
         entry: e,
         sources,
-        management_policies: was["spec"]["managementPolicies"].clone(),
-        deletion_policy: was["spec"]["deletionPolicy"].clone(),
+        management_policies: was["managementPolicies"].clone(),
+        deletion_policy: was["deletionPolicy"].clone(),
     })
 }
 
@@ -196,7 +216,12 @@ async fn release(client: &Client, h: &Held<'_>, out: &mut String) -> Result<()> 
     if h.entry.managed_has_deletion_policy {
         spec["deletionPolicy"] = h.deletion_policy.clone();
     }
-    merge(client, &h.entry.managed, json!({ "spec": spec })).await?;
+    merge(
+        client,
+        &h.entry.managed,
+        json!({ "metadata": { "annotations": { WAS: null } }, "spec": spec }),
+    )
+    .await?;
     for s in &h.sources {
         merge(
             client,
@@ -213,11 +238,13 @@ async fn release(client: &Client, h: &Held<'_>, out: &mut String) -> Result<()> 
 }
 
 /// Removes one Crossplane object: Crossplane's finalizers first (only once its
-/// database is orphaned and adopted), then the object.
-async fn remove(client: &Client, r: &ObjRef, out: &mut String) -> Result<()> {
+/// database is orphaned and adopted), then the object, leaving what it owns (the
+/// other resources a composite made are not the migration's to delete). Returns its
+/// UID, if it was there.
+async fn remove(client: &Client, r: &ObjRef, out: &mut String) -> Result<Option<String>> {
     let api = api_for(client, r).await?;
     let Some(o) = api.get_opt(&r.name).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let kept: Vec<String> = o
         .metadata
@@ -239,49 +266,126 @@ async fn remove(client: &Client, r: &ObjRef, out: &mut String) -> Result<()> {
         .await
         .with_context(|| format!("taking Crossplane's finalizers off {r}"))?;
     }
-    match api.delete(&r.name, &DeleteParams::default()).await {
+    let orphaning = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    match api.delete(&r.name, &orphaning).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 404 => {}
         Err(e) => return Err(e).with_context(|| format!("deleting {r}")),
     }
     out.push_str(&format!("removed {r}\n"));
+    Ok(o.metadata.uid)
+}
+
+/// Deletes the connection Secret Crossplane wrote for a claim (controlled by it, by
+/// UID), so Paved's of the same name can be written; any other Secret is left.
+async fn remove_secret(client: &Client, e: &Entry, owner: &str, out: &mut String) -> Result<()> {
+    let Some(name) = e.claim["spec"]["writeConnectionSecretToRef"]["name"].as_str() else {
+        return Ok(());
+    };
+    let api: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &e.namespace);
+    let Some(secret) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let crossplanes = secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == owner && o.controller == Some(true));
+    if crossplanes {
+        api.delete(name, &DeleteParams::default()).await?;
+        out.push_str(&format!(
+            "removed Secret {}/{name} (Crossplane's; Paved's of that name follows)\n",
+            e.namespace
+        ));
+    }
     Ok(())
 }
 
 /// A Paved claim's state during the cut-over.
 #[derive(Debug, PartialEq)]
 enum Progress {
+    /// Adopted, and able to deliver its credentials once Crossplane's Secret goes.
     Adopted,
+    /// Adopted, but nothing to deliver yet: Crossplane's objects (and Secret) stay.
+    Undeliverable(String),
+    /// Refused before adopting, for a reason that will not pass by waiting.
     Refused(String),
     Waiting(String),
 }
 
+/// What cannot become an adoption by waiting (a grant or a Composition that is not
+/// yet in the operator's cache can).
+const REFUSALS: [&str; 4] = [
+    "OwnedByOther",
+    "EncryptionMismatch",
+    "NotAdoptable",
+    "ExternalResourceMissing",
+];
+
 fn progress(claim: &Value) -> Progress {
-    let annotations = &claim["metadata"]["annotations"];
-    if annotations
-        .get(paved_api::annotations::CREATE_SUCCEEDED)
-        .is_some()
-    {
-        return Progress::Adopted;
-    }
     let synced = claim["status"]["conditions"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|c| c["type"] == "Synced");
+        .find(|c| c["type"] == "Synced")
+        .filter(|c| c["status"] == "False");
+    let said = |c: &Value| {
+        format!(
+            "{}: {}",
+            c["reason"].as_str().unwrap_or_default(),
+            c["message"].as_str().unwrap_or_default()
+        )
+    };
+    let adopted = claim["metadata"]["annotations"]
+        .get(paved_api::annotations::CREATE_SUCCEEDED)
+        .is_some();
     match synced {
-        Some(c) if c["status"] == "False" => {
-            let reason = c["reason"].as_str().unwrap_or_default();
-            let message = c["message"].as_str().unwrap_or_default();
-            // A blip is waited out; anything else is a refusal a human must read.
-            if matches!(reason, "ProviderUnavailable" | "Throttled") {
-                Progress::Waiting(format!("{reason}: {message}"))
-            } else {
-                Progress::Refused(format!("{reason}: {message}"))
-            }
+        Some(c) if adopted && c["reason"] == "CredentialsNotManaged" => {
+            Progress::Undeliverable(said(c))
         }
-        _ => Progress::Waiting("not adopted yet".into()),
+        _ if adopted => Progress::Adopted,
+        Some(c) if REFUSALS.contains(&c["reason"].as_str().unwrap_or_default()) => {
+            Progress::Refused(said(c))
+        }
+        Some(c) => Progress::Waiting(said(c)),
+        None => Progress::Waiting("not adopted yet".into()),
     }
+}
+
+/// One Team grant, applied under a field manager of its own so that grants of other
+/// runs (and the Team's other fields) stay, and taking it back removes only it.
+async fn grant(client: &Client, e: &Entry, keep: bool) -> Result<()> {
+    let teams: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource("paved.dev/v1alpha1", "Team", "teams"),
+    );
+    let team = e.team.as_deref().unwrap_or_default();
+    let grants = if keep {
+        vec![json!({
+            "namespace": e.namespace, "externalName": e.external_name,
+            "composition": e.composition, "mode": "Adopt",
+        })]
+    } else {
+        vec![]
+    };
+    let body = json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+        "metadata": { "name": team },
+        "spec": { "existingDatabases": grants },
+    });
+    let manager = format!("{MANAGER}-{}-{}", e.namespace, e.external_name);
+    // Field managers are at most 128 characters.
+    let manager: String = manager.chars().take(128).collect();
+    teams
+        .patch(team, &PatchParams::apply(&manager), &Patch::Apply(&body))
+        .await
+        .with_context(|| format!("granting adoption of {} in Team {team}", e.external_name))?;
+    Ok(())
 }
 
 /// Carries out the cut-over; returns what it did, line by line.
@@ -314,28 +418,15 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
         client.clone(),
         &resource("paved.dev/v1alpha1", "Team", "teams"),
     );
-    for (team, grants) in m.grants() {
-        if !entries
-            .iter()
-            .any(|e| e.team.as_deref() == Some(team.as_str()))
-        {
-            continue;
-        }
-        if teams.get_opt(&team).await?.is_none() {
+    for e in &entries {
+        let team = e.team.as_deref().unwrap_or_default();
+        if teams.get_opt(team).await?.is_none() {
             bail!("Team {team} does not exist");
         }
-        let body = json!({
-            "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
-            "metadata": { "name": team },
-            "spec": { "existingDatabases": grants },
-        });
-        teams
-            .patch(&team, &PatchParams::apply(MANAGER), &Patch::Apply(&body))
-            .await
-            .with_context(|| format!("granting adoption in Team {team}"))?;
+        grant(client, e, true).await?;
         out.push_str(&format!(
-            "granted {} database(s) in Team {team}\n",
-            grants.len()
+            "granted {} to namespace {} in Team {team} (mode Adopt)\n",
+            e.external_name, e.namespace
         ));
     }
     let pgi = resource(
@@ -371,9 +462,20 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
                         e.external_name, e.namespace
                     ));
                     remove(client, &e.managed, &mut out).await?;
-                    for s in h.sources.iter().rev() {
-                        remove(client, s, &mut out).await?;
+                    if let Some(xr) = &e.composite {
+                        remove(client, xr, &mut out).await?;
                     }
+                    if let Some(uid) = remove(client, &e.source, &mut out).await? {
+                        remove_secret(client, e, &uid, &mut out).await?;
+                    }
+                }
+                Progress::Undeliverable(why) => {
+                    out.push_str(&format!(
+                        "adopted, not cut over: PostgreSQLInstance {}/{name} cannot deliver credentials ({why}); \
+                         Crossplane's objects stay paused and observing, and its connection Secret stays. \
+                         Let the Composition rotate the password (or have RDS manage it), then run paved migrate --apply again\n",
+                        e.namespace
+                    ));
                 }
                 Progress::Refused(why) => {
                     out.push_str(&format!(
@@ -381,6 +483,7 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
                         e.namespace
                     ));
                     api.delete(name, &DeleteParams::default()).await?;
+                    grant(client, e, false).await?;
                     release(client, &h, &mut out).await?;
                 }
                 Progress::Waiting(_) if start.elapsed() > timeout => {
@@ -414,13 +517,20 @@ mod tests {
                 "status": { "conditions": [ { "type": "Synced", "status": "False", "reason": reason, "message": "m" } ] },
             })
         };
+        let adopted = json!({ paved_api::annotations::CREATE_SUCCEEDED: "t" });
         assert_eq!(
-            progress(&claim(
-                json!({ paved_api::annotations::CREATE_SUCCEEDED: "t" }),
-                "SecretConflict"
-            )),
+            progress(&claim(adopted.clone(), "SecretConflict")),
             Progress::Adopted
         );
+        assert!(matches!(
+            progress(&claim(adopted, "CredentialsNotManaged")),
+            Progress::Undeliverable(_)
+        ));
+        // A grant the operator's cache has not seen yet is waited for.
+        assert!(matches!(
+            progress(&claim(json!({}), "ExistingNotGranted")),
+            Progress::Waiting(_)
+        ));
         assert_eq!(
             progress(&claim(json!({}), "OwnedByOther")),
             Progress::Refused("OwnedByOther: m".into())

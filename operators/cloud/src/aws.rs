@@ -135,6 +135,68 @@ impl AwsProvider {
         Ok(name)
     }
 
+    /// The parameter group an instance whose own does not force TLS moves to: Paved's
+    /// (the engine's defaults and `rds.force_ssl=1`) for one in a default group, and a
+    /// copy of its own group with `rds.force_ssl=1` for one in a group of its own, so
+    /// that its other settings (`shared_preload_libraries`, replication…) stay.
+    async fn force_ssl_group_for(
+        &self,
+        d: &DesiredDatabase,
+        o: &ObservedDatabase,
+    ) -> Result<String, ProviderError> {
+        let version = o.engine_version.as_deref().unwrap_or(&d.engine_version);
+        let all = self.instances().await?;
+        let own = all
+            .get(&d.external_name)
+            .and_then(|db| db.db_parameter_groups().first())
+            .and_then(|g| g.db_parameter_group_name())
+            .filter(|g| !g.starts_with("default."))
+            .map(String::from);
+        let Some(own) = own else {
+            return self.ensure_force_ssl_group(version).await;
+        };
+        let copy = format!("paved-{}-force-ssl", d.external_name);
+        if own == copy {
+            // Its copy already: set the parameter again (someone turned it off).
+            self.set_force_ssl(&copy).await?;
+            return Ok(copy);
+        }
+        match self
+            .rds
+            .copy_db_parameter_group()
+            .source_db_parameter_group_identifier(&own)
+            .target_db_parameter_group_identifier(&copy)
+            .target_db_parameter_group_description(format!(
+                "Paved: {own} with rds.force_ssl=1 (TLS required, compliance floor)"
+            ))
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("DBParameterGroupAlreadyExists") => {}
+            Err(e) => return Err(classify(e)),
+        }
+        self.set_force_ssl(&copy).await?;
+        Ok(copy)
+    }
+
+    async fn set_force_ssl(&self, group: &str) -> Result<(), ProviderError> {
+        let param = aws_sdk_rds::types::Parameter::builder()
+            .parameter_name("rds.force_ssl")
+            .parameter_value("1")
+            .apply_method(aws_sdk_rds::types::ApplyMethod::Immediate)
+            .build();
+        self.rds
+            .modify_db_parameter_group()
+            .db_parameter_group_name(group)
+            .parameters(param)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.groups_tls.forget(group);
+        Ok(())
+    }
+
     /// Whether a parameter group forces TLS (`rds.force_ssl` = 1), as far as RDS says
     /// (`None`: the group does not list it), read once an hour per group. What an
     /// observed instance is judged by; the ones Paved makes are in its own group, which
@@ -273,6 +335,8 @@ fn observed(db: &DbInstance) -> ObservedDatabase {
                 .collect(),
         ),
         database_name: db.db_name().map(String::from),
+        // The username is in the RDS-managed secret the connection Secret reads.
+        master_username: None,
     }
 }
 
@@ -382,9 +446,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AwsProvider {
             .db_instance_identifier(&d.external_name)
             .apply_immediately(true);
         if o.tls_required == Some(false) {
-            // Paved's group: the engine's defaults and rds.force_ssl=1.
-            let version = o.engine_version.as_deref().unwrap_or(&d.engine_version);
-            m = m.db_parameter_group_name(self.ensure_force_ssl_group(version).await?);
+            m = m.db_parameter_group_name(self.force_ssl_group_for(d, o).await?);
         }
         if d.adopting
             && o.master_secret_ref.is_none()

@@ -26,7 +26,8 @@ use azure_security_keyvault::SecretClient;
 use futures::StreamExt;
 use paved_api::{AzurePlacement, Cloud, DeletionPolicy, Reason};
 use paved_compose::postgresql::{
-    azure_sku_tier, cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase, OWNER_TAG,
+    azure_sku_tier, cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase,
+    ADMIN_PASSWORD_TAG, OWNER_TAG,
 };
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -371,6 +372,14 @@ pub fn workload_credential() -> Result<Arc<dyn TokenCredential>, ProviderError> 
 /// The Key Vault secret holding a server's administrator credentials (JSON with
 /// `username` and `password`, what the ExternalSecret extracts).
 pub fn admin_secret_name(d: &DesiredDatabase) -> String {
+    // An adopted server's name is anyone's: its secret is named by the claim, so it
+    // never lands on a secret of that name someone else keeps in the vault.
+    if d.adopting {
+        return format!(
+            "{}-admin",
+            paved_compose::postgresql::external_name(&d.owner_uid)
+        );
+    }
     format!("{}-admin", d.external_name)
 }
 
@@ -467,7 +476,9 @@ fn observed(s: &models::Server, d: &DesiredDatabase) -> ObservedDatabase {
             .as_ref()
             .and_then(|n| n.public_network_access.as_ref())
             .map(|a| format!("{a:?}") == "Enabled"),
-        master_secret_ref: Some(admin_secret_name(d)),
+        // An adopted server's password is Paved's to deliver only once Paved set it.
+        master_secret_ref: (!d.adopting || rotated(s)).then(|| admin_secret_name(d)),
+        master_username: p.administrator_login.clone(),
         owner_uid: AzureProvider::owner_of(s),
         tls_required: None,
         database_present: None,
@@ -489,6 +500,44 @@ fn observed(s: &models::Server, d: &DesiredDatabase) -> ObservedDatabase {
         ),
         database_name: None,
     }
+}
+
+/// Whether Paved set an adopted server's administrator password (the mark goes on in
+/// the same PATCH as the password).
+fn rotated(s: &models::Server) -> bool {
+    s.tracked_resource
+        .tags
+        .as_ref()
+        .and_then(|t| t.get(cloud_tag_key(Cloud::Azure, ADMIN_PASSWORD_TAG)))
+        .and_then(|v| v.as_str())
+        == Some("rotated")
+}
+
+/// Pure: the PATCH that takes an adopted server over: its tags kept, the claim's mark
+/// and the Composition's tags added, and, to rotate its password, the password with
+/// its mark (one request, so the mark never says more than is true). None when there
+/// is nothing to take over.
+pub fn adoption_patch(
+    d: &DesiredDatabase,
+    o: &ObservedDatabase,
+    password: Option<&Sensitive>,
+) -> Option<serde_json::Value> {
+    let have = o.tags.clone().unwrap_or_default();
+    if paved_compose::postgresql::tags_wanted(d, &have).is_empty() && password.is_none() {
+        return None;
+    }
+    let mut tags = have;
+    tags.extend(cloud_tags(Cloud::Azure, &d.tags));
+    let mut body = json!({});
+    if let Some(p) = password {
+        tags.insert(
+            cloud_tag_key(Cloud::Azure, ADMIN_PASSWORD_TAG),
+            "rotated".into(),
+        );
+        body["properties"] = json!({ "administratorLoginPassword": p.expose() });
+    }
+    body["tags"] = json!(tags);
+    Some(body)
 }
 
 #[async_trait]
@@ -568,6 +617,24 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for AzureProvider {
     /// the next reconcile sees what is still left.
     async fn update(&self, d: &DesiredDatabase, o: &ObservedDatabase) -> Result<(), ProviderError> {
         let name = &d.external_name;
+        if d.adopting {
+            // The password (kept in Key Vault first) only when the Composition rotates.
+            let rotate = o.master_secret_ref.is_none()
+                && d.credentials.existing_password == paved_api::ExistingPassword::Rotate;
+            let password = match rotate {
+                true => Some(self.admin_password(d).await?),
+                false => None,
+            };
+            if let Some(body) = adoption_patch(d, o, password.as_ref()) {
+                let r = self
+                    .arm(Method::Patch, self.server_url(name), Some(body))
+                    .await;
+                self.invalidate();
+                let (_, h, _) = r?;
+                self.track(name, &h).await;
+                return Ok(());
+            }
+        }
         if let Some(body) = server_update(d, o)? {
             let r = self
                 .client
@@ -791,6 +858,57 @@ pub(crate) fn classify(e: azure_core::Error) -> ProviderError {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn adopting_a_server_keeps_its_tags_and_marks_a_password_only_with_it() {
+        let mut d = crate::tests::desired_fixture(Cloud::Azure);
+        d.adopting = true;
+        d.external_name = "legacy-orders".into();
+        let o = ObservedDatabase {
+            tags: Some([("Team".to_string(), "orders".to_string())].into()),
+            ..Default::default()
+        };
+        let body = adoption_patch(&d, &o, None).expect("untagged: a patch");
+        assert_eq!(body["tags"]["Team"], "orders");
+        assert_eq!(
+            body["tags"][cloud_tag_key(Cloud::Azure, OWNER_TAG)],
+            "uid-1"
+        );
+        assert!(body.get("properties").is_none());
+        assert!(body["tags"]
+            .get(cloud_tag_key(Cloud::Azure, ADMIN_PASSWORD_TAG))
+            .is_none());
+        // With the password, its mark in the same request.
+        let pw = Sensitive::new("s3cret");
+        let body = adoption_patch(&d, &o, Some(&pw)).unwrap();
+        assert_eq!(body["properties"]["administratorLoginPassword"], "s3cret");
+        assert_eq!(
+            body["tags"][cloud_tag_key(Cloud::Azure, ADMIN_PASSWORD_TAG)],
+            "rotated"
+        );
+        // Tagged already and nothing to rotate: nothing to send.
+        let tagged = ObservedDatabase {
+            tags: Some(
+                body["tags"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(adoption_patch(&d, &tagged, None), None);
+        // Its Key Vault secret is named by the claim, not by the server.
+        assert_eq!(
+            admin_secret_name(&d),
+            format!(
+                "{}-admin",
+                paved_compose::postgresql::external_name("uid-1")
+            )
+        );
+    }
+
     use super::*;
 
     fn desired() -> DesiredDatabase {

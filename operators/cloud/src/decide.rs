@@ -60,6 +60,11 @@ pub trait Managed: Sync {
     fn marked(&self, _d: &Self::Desired, _o: &Self::Observed) -> bool {
         true
     }
+    /// Whether the claim names a resource that exists already (observed or adopted):
+    /// never created, whatever is or is not found.
+    fn names_existing(&self, _d: &Self::Desired) -> bool {
+        false
+    }
 }
 
 /// A PostgreSQL database: disruptive changes wait for the maintenance window.
@@ -97,6 +102,9 @@ impl Managed for Database<'_> {
     }
     fn marked(&self, d: &DesiredDatabase, o: &ObservedDatabase) -> bool {
         o.owner_uid.as_deref() == Some(d.owner_uid.as_str())
+    }
+    fn names_existing(&self, d: &DesiredDatabase) -> bool {
+        d.existing().is_some()
     }
 }
 
@@ -199,6 +207,18 @@ pub fn decide<K: Managed>(
                 ),
             )
         }
+        // An existing database to adopt that is not there (a typo, another account or
+        // region): nothing is ever made in its place.
+        Observation::Absent if kind.names_existing(d) => {
+            return refuse(
+                Reason::ExternalResourceMissing,
+                format!(
+                    "{} does not exist in {}: there is nothing to adopt (Paved never creates a database a claim names in spec.existing)",
+                    kind.named(d),
+                    kind.place(d)
+                ),
+            )
+        }
         // Made once already: never a second one. Deleted outside Paved, or looked
         // for in the wrong place; a human decides.
         Observation::Absent if guard.succeeded => {
@@ -239,9 +259,10 @@ pub fn decide<K: Managed>(
     };
     let decision = match step {
         step if guard.succeeded => step,
-        // An existing database that cannot be taken over (another key, say) is not
-        // recorded as the claim's: nothing of it is.
-        Decision::Refuse(r, m) if !kind.marked(d, o) => Decision::Refuse(r, m),
+        // An existing database is recorded as the claim's only when the step that
+        // marks it goes out: one that cannot be taken over (another key), or is busy
+        // (and so not judged yet), is nothing of the claim's.
+        step if !kind.marked(d, o) && !matches!(step, Decision::Update(_)) => step,
         step => Decision::Adopt(Box::new(step)),
     };
     Decided { decision, held }

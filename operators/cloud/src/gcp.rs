@@ -17,12 +17,12 @@ use std::{
 use async_trait::async_trait;
 use google_cloud_secretmanager_v1::client::SecretManagerService;
 use google_cloud_sql_v1::{
-    client::{SqlDatabasesService, SqlInstancesService, SqlOperationsService},
+    client::{SqlDatabasesService, SqlInstancesService, SqlOperationsService, SqlUsersService},
     model::{self, DatabaseInstance, Settings},
 };
 use paved_api::{Cloud, DeletionPolicy, GcpPlacement, Reason};
 use paved_compose::postgresql::{
-    cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase, OWNER_TAG,
+    cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase, ADMIN_PASSWORD_TAG, OWNER_TAG,
 };
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -52,6 +52,7 @@ pub struct GcpProvider {
     instances: SqlInstancesService,
     operations: SqlOperationsService,
     databases: SqlDatabasesService,
+    users: SqlUsersService,
     secrets: SecretManagerService,
     project: String,
     /// The project's instances by name.
@@ -86,6 +87,7 @@ impl GcpProvider {
             instances: build!(SqlInstancesService, &endpoints.sqladmin),
             operations: build!(SqlOperationsService, &endpoints.sqladmin),
             databases: build!(SqlDatabasesService, &endpoints.sqladmin),
+            users: build!(SqlUsersService, &endpoints.sqladmin),
             secrets: build!(SecretManagerService, &endpoints.secretmanager),
             project: placement.project.clone(),
             instance_list: Listed::new("Cloud SQL instances", ttl, on_list),
@@ -190,6 +192,42 @@ impl GcpProvider {
     }
 
     /// PATCHes an instance's settings (only the fields set) and tracks the operation.
+    /// Waits (a minute at most) for an operation to finish; its error is the cloud's.
+    async fn finished(&self, instance: &str, op: &model::Operation) -> Result<(), ProviderError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut op = op.clone();
+        while op.status != model::operation::SqlOperationStatus::Done {
+            if std::time::Instant::now() > deadline {
+                return Err(ProviderError::Retryable(format!(
+                    "Cloud SQL is still working on {instance}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            op = self
+                .operations
+                .get()
+                .set_project(&self.project)
+                .set_operation(op.name.clone())
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        match op.error.filter(|e| !e.errors.is_empty()) {
+            Some(e) => Err(ProviderError::Terminal {
+                reason: Reason::ProviderRejected,
+                message: format!(
+                    "Cloud SQL operation on {instance} failed: {}",
+                    e.errors
+                        .iter()
+                        .map(|x| format!("{}: {}", x.code, x.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     async fn patch_settings(&self, name: &str, settings: Settings) -> Result<(), ProviderError> {
         let mut body = DatabaseInstance::default();
         body.settings = Some(settings);
@@ -313,7 +351,39 @@ impl GcpProvider {
 /// The Secret Manager secret holding an instance's administrator credentials (JSON
 /// with `username` and `password`, what the ExternalSecret extracts).
 pub fn admin_secret_id(d: &DesiredDatabase) -> String {
+    // An adopted instance's name is anyone's: its secret is named by the claim.
+    if d.adopting {
+        return format!(
+            "{}-admin",
+            paved_compose::postgresql::external_name(&d.owner_uid)
+        );
+    }
     format!("{}-admin", d.external_name)
+}
+
+/// The built-in administrator of a Cloud SQL for PostgreSQL instance.
+const ADMIN_USER: &str = "postgres";
+
+/// Pure: the labels an instance gets: the Composition's and Paved's; an adopted one
+/// keeps its own beside them (and the mark of a password Paved set).
+pub fn labels(
+    d: &DesiredDatabase,
+    o: &ObservedDatabase,
+    rotated: bool,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = if d.adopting {
+        o.tags.clone().unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    out.extend(cloud_tags(Cloud::Gcp, &d.tags));
+    if rotated {
+        out.insert(
+            cloud_tag_key(Cloud::Gcp, ADMIN_PASSWORD_TAG),
+            "rotated".into(),
+        );
+    }
+    out
 }
 
 fn major(version: &str) -> &str {
@@ -420,7 +490,14 @@ fn observed(i: &DatabaseInstance, d: &DesiredDatabase) -> ObservedDatabase {
                 .unwrap_or_else(|| "google-managed key".into()),
         ),
         publicly_accessible: Some(ip.ipv4_enabled.unwrap_or(false)),
-        master_secret_ref: Some(admin_secret_id(d)),
+        // An adopted instance's password is Paved's to deliver only once Paved set it
+        // (its mark goes on after the password did).
+        master_secret_ref: (!d.adopting
+            || s.user_labels
+                .get(&cloud_tag_key(Cloud::Gcp, ADMIN_PASSWORD_TAG))
+                .is_some_and(|v| v == "rotated"))
+        .then(|| admin_secret_id(d)),
+        master_username: d.adopting.then(|| ADMIN_USER.to_string()),
         owner_uid: s
             .user_labels
             .get(&cloud_tag_key(Cloud::Gcp, OWNER_TAG))
@@ -516,7 +593,33 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
 
     async fn update(&self, d: &DesiredDatabase, o: &ObservedDatabase) -> Result<(), ProviderError> {
         let name = &d.external_name;
-        let settings_drift = o.instance_class.as_deref() != Some(d.instance_class.as_str())
+        let rotate = d.adopting
+            && o.master_secret_ref.is_none()
+            && d.credentials.existing_password == paved_api::ExistingPassword::Rotate;
+        if rotate {
+            // The password kept in Secret Manager first, then set, then marked: a crash
+            // in between sets the same one again.
+            let password = self.admin_password(d).await?;
+            let mut user = model::User::default();
+            user.name = ADMIN_USER.into();
+            user.password = password.expose().to_string();
+            let op = self
+                .users
+                .update()
+                .set_project(&self.project)
+                .set_instance(name)
+                .set_name(ADMIN_USER)
+                .set_body(user)
+                .send()
+                .await
+                .map_err(classify)?;
+            self.finished(name, &op).await?;
+        }
+        let was_marked = d.adopting && o.master_secret_ref.is_some();
+        let labels = labels(d, o, rotate || was_marked);
+        let labels_drift = d.adopting && o.tags.as_ref() != Some(&labels);
+        let settings_drift = labels_drift
+            || o.instance_class.as_deref() != Some(d.instance_class.as_str())
             || o.storage_gb.is_some_and(|s| s < d.storage_gb)
             || o.multi_az != Some(d.multi_az)
             || o.backup_retention_days != Some(d.backup_retention_days)
@@ -525,6 +628,7 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
             || o.tls_required == Some(false);
         if settings_drift {
             let mut desired = desired_settings(d);
+            desired.user_labels = labels.into_iter().collect();
             // Storage only grows: never send a smaller size than the instance has.
             if let Some(have) = o.storage_gb {
                 desired.data_disk_size_gb = Some(have.max(d.storage_gb) as i64);
@@ -669,6 +773,30 @@ pub(crate) fn classify(e: google_cloud_sql_v1::Error) -> ProviderError {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_adopted_instance_keeps_its_labels_and_one_paved_made_gets_only_its_own() {
+        let mut d = crate::tests::desired_fixture(Cloud::Gcp);
+        let o = ObservedDatabase {
+            tags: Some([("team".to_string(), "orders".to_string())].into()),
+            ..Default::default()
+        };
+        let own = labels(&d, &o, false);
+        assert!(!own.contains_key("team"));
+        assert_eq!(own, cloud_tags(Cloud::Gcp, &d.tags));
+        d.adopting = true;
+        let adopted = labels(&d, &o, true);
+        assert_eq!(adopted["team"], "orders");
+        assert_eq!(
+            adopted[&cloud_tag_key(Cloud::Gcp, ADMIN_PASSWORD_TAG)],
+            "rotated"
+        );
+        assert_eq!(
+            adopted[&cloud_tag_key(Cloud::Gcp, OWNER_TAG)],
+            d.owner_uid.to_lowercase()
+        );
+    }
+
     use super::*;
 
     #[test]

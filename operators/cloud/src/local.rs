@@ -131,6 +131,37 @@ impl LocalProvider {
 }
 
 impl LocalProvider {
+    /// An adopted database's claim goes and the database stays: the claim's own login
+    /// role (only one carrying the claim's mark) leaves it — what it made there is
+    /// handed to the database's owner, its grants go — and is dropped, so no way in
+    /// outlives the claim that was granted it.
+    pub async fn release_adopted(&self, d: &DesiredDatabase) -> Result<(), ProviderError> {
+        let admin = self.admin().await?;
+        let ours = role_comment(&admin, &d.master_username)
+            .await?
+            .is_some_and(|c| c.contains(&ownership(d)));
+        if !ours {
+            return Ok(());
+        }
+        let role = ident(&d.master_username);
+        if let Some(owner) = database_owner(&admin, &d.database_name).await? {
+            let mut cfg = self.admin.clone();
+            cfg.dbname(&d.database_name);
+            let client = Self::connect(&cfg).await?;
+            client
+                .batch_execute(&format!(
+                    "SET search_path = pg_catalog; REASSIGN OWNED BY {role} TO {}; DROP OWNED BY {role}",
+                    ident(&owner)
+                ))
+                .await
+                .map_err(classify)?;
+        }
+        admin
+            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+            .await
+            .map_err(classify)
+    }
+
     /// Takes over an existing database (the claim's role exists, marked): the role
     /// becomes a member of the database's owner, so it reaches the data as the owner
     /// does, and the database carries the claim's mark after whatever comment it had.
@@ -214,7 +245,9 @@ async fn terminate(admin: &Client, db: &str) -> Result<(), ProviderError> {
 async fn adoptable_owner(admin: &Client, db: &str) -> Result<String, ProviderError> {
     let row = admin
         .query_one(
-            "SELECT r.oid, r.rolname::text, r.rolsuper OR r.rolcreaterole OR r.rolbypassrls OR r.rolreplication \
+            "SELECT r.oid, r.rolname::text, \
+             r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls OR r.rolreplication \
+             OR coalesce(shobj_description(r.oid, 'pg_authid'), '') LIKE '%paved.dev/claim-uid=%' \
              FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
             &[&db],
         )
@@ -233,7 +266,8 @@ async fn adoptable_owner(admin: &Client, db: &str) -> Result<String, ProviderErr
     };
     if powerful {
         return Err(refuse(
-            "is a superuser or may create roles, bypass row security or replicate".into(),
+            "is a superuser, may create roles or databases, bypass row security or replicate, or is a claim's own role"
+                .into(),
         ));
     }
     let elsewhere: Vec<String> = admin
@@ -241,6 +275,9 @@ async fn adoptable_owner(admin: &Client, db: &str) -> Result<String, ProviderErr
             "SELECT datname::text FROM pg_database WHERE datdba = $1 AND datname <> $2 \
              UNION SELECT d.datname::text FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid \
              WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1 AND s.deptype IN ('o', 'a') AND d.datname <> $2 \
+             UNION SELECT d.datname::text FROM pg_shdepend s JOIN pg_database d ON d.oid = s.objid \
+             WHERE s.dbid = 0 AND s.classid = 'pg_database'::regclass AND s.refclassid = 'pg_authid'::regclass \
+             AND s.refobjid = $1 AND d.datname <> $2 \
              ORDER BY 1",
             &[&oid, &db],
         )
@@ -443,6 +480,13 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for LocalProvider {
 
     async fn delete(&self, d: &DesiredDatabase) -> Result<DeleteProgress, ProviderError> {
         if d.deletion_policy == DeletionPolicy::Orphan {
+            if d.adopting {
+                self.release_adopted(d).await?;
+                return Ok(DeleteProgress::Done(format!(
+                    "database {} left in place (Orphan); the claim's login role {} is dropped",
+                    d.database_name, d.master_username
+                )));
+            }
             return Ok(DeleteProgress::Done(format!(
                 "database {} left in place (Orphan)",
                 d.database_name
@@ -582,6 +626,12 @@ fn ident(s: &str) -> String {
 }
 
 fn literal(s: &str) -> String {
+    // A backslash makes it an escape string (E'…', backslashes doubled), which means
+    // the same whatever standard_conforming_strings says; text from elsewhere (an
+    // existing database's comment) is never read as SQL.
+    if s.contains('\\') {
+        return format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"));
+    }
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -636,6 +686,7 @@ mod tests {
     fn quoting_is_safe() {
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal(r"a\'; DROP"), r"E'a\\''; DROP'");
     }
 
     #[test]

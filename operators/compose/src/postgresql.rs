@@ -262,11 +262,15 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
 pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, RenderError> {
     let comp = input.composition;
     let adopting = input.spec.adopts();
-    if adopting && matches!(comp.provider, Cloud::Azure | Cloud::Gcp) {
+    let inside = input
+        .spec
+        .existing
+        .as_ref()
+        .and_then(|e| e.database_name.clone());
+    if adopting && matches!(comp.provider, Cloud::Azure | Cloud::Gcp) && inside.is_none() {
         return Err(RenderError::NotAdoptable(format!(
-            "spec.existing.mode: Adopt is not available on {} yet (which database inside the server to deliver, \
-             and how its administrator password is handed over, are still to be built); observe it instead \
-             (mode: Observe) (composition {})",
+            "spec.existing.databaseName: name the database inside the {} server that the connection Secret should \
+             name (a server holds several) (composition {})",
             comp.provider, input.composition_name
         )));
     }
@@ -447,10 +451,10 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
             .unwrap_or_else(|| crate::service::connection_secret(input.claim_name)),
         // An existing (local) database is looked at under its own name; a cloud one's
         // database inside is read from the cloud (see `as_running`).
-        database_name: if existing.is_some() {
-            external.clone()
-        } else {
-            external.replace('-', "_")
+        database_name: match (existing, inside) {
+            (_, Some(inside)) => inside,
+            (Some(_), None) => external.clone(),
+            (None, None) => external.replace('-', "_"),
         },
         // An adopted local database gets a login role of the claim's own (the name is
         // the claim's, so it never collides with a role the database already has).
@@ -689,6 +693,9 @@ pub struct ObservedDatabase {
     /// The database inside the server that clients connect to, where the cloud names
     /// one (RDS: `DBName`); an adopted database is delivered with it.
     pub database_name: Option<String>,
+    /// The administrator's login, where the cloud says it (RDS, Azure): the user an
+    /// adopted database's credentials are kept for.
+    pub master_username: Option<String>,
 }
 
 /// A database's own security group as the cloud has it.
@@ -974,16 +981,28 @@ pub fn plan(desired: &DesiredDatabase, observed: Option<&ObservedDatabase>) -> P
                 });
             }
         }
-        // RDS keeps the master password only where asked; the Composition says
-        // whether adopting may replace one nobody keeps.
-        if desired.provider == Cloud::Aws
+        // A database named inside the server must be there: Paved never makes an
+        // empty one in place of a typo.
+        if o.database_present == Some(false) {
+            return Plan::Terminal {
+                reason: paved_api::Reason::NotAdoptable,
+                message: format!(
+                    "{} has no database {}; name the one the connection Secret should name in spec.existing.databaseName",
+                    desired.external_name, desired.database_name
+                ),
+            };
+        }
+        // The cloud keeps the master password only where asked (RDS) or where Paved
+        // put it (Key Vault, Secret Manager); the Composition says whether adopting may
+        // replace one nobody keeps.
+        if desired.provider != Cloud::Local
             && o.master_secret_ref.is_none()
             && desired.credentials.existing_password == paved_api::ExistingPassword::Rotate
         {
             drift.push(Drift {
                 field: "masterPassword",
                 observed: "not managed by RDS".into(),
-                desired: "RDS-managed (rotated)".into(),
+                desired: "kept by the cloud (rotated)".into(),
             });
         }
     }
@@ -1061,6 +1080,10 @@ fn reencrypt_howto(d: &DesiredDatabase) -> String {
     )
 }
 
+/// The mark on an adopted Azure server or Cloud SQL instance whose administrator
+/// password Paved replaced with the one it keeps (value `rotated`).
+pub const ADMIN_PASSWORD_TAG: &str = "paved.dev/admin-password";
+
 /// Pure: the tags (as the cloud spells them) a managed database should carry and does
 /// not, or carries with another value; Paved's ownership mark among them.
 pub fn tags_wanted(d: &DesiredDatabase, have: &BTreeMap<String, String>) -> Vec<String> {
@@ -1103,9 +1126,13 @@ pub fn as_running(d: &DesiredDatabase, o: &ObservedDatabase) -> DesiredDatabase 
             _ => {}
         }
     }
+    if d.provider == Cloud::Aws {
+        // An instance made without a DBName has only the server's own database.
+        d.database_name = o.database_name.clone().unwrap_or_else(|| "postgres".into());
+    }
     if d.provider != Cloud::Local {
-        if let Some(name) = &o.database_name {
-            d.database_name = name.clone();
+        if let Some(login) = &o.master_username {
+            d.master_username = login.clone();
         }
     }
     if let Some(prices) = &d.prices {
@@ -1298,6 +1325,25 @@ pub fn doomed(placement: &Placement, claim_uid: &str, policy: DeletionPolicy) ->
         poll_interval: std::time::Duration::from_secs(10),
         ..Default::default()
     }
+}
+
+/// Pure: [`doomed`] for a claim that adopted an existing database: looked for by its
+/// own name (and, on Azure and GCP, the database inside that the claim named), and on
+/// `local` the claim's own login role is what goes.
+pub fn doomed_adopted(
+    placement: &Placement,
+    claim_uid: &str,
+    policy: DeletionPolicy,
+    existing: &paved_api::ExistingDatabase,
+) -> DesiredDatabase {
+    let mut d = doomed(placement, claim_uid, policy);
+    d.adopting = true;
+    d.database_name = existing
+        .database_name
+        .clone()
+        .unwrap_or_else(|| placement.external_name.clone());
+    d.master_username = external_name(claim_uid).replace('-', "_");
+    d
 }
 
 /// Pure: the policy a claim's deletion runs before any cascade: the claim's own, else
@@ -1879,6 +1925,7 @@ mod tests {
             existing: Some(paved_api::ExistingDatabase {
                 external_name: "legacy-orders".into(),
                 mode: paved_api::ExistingMode::Adopt,
+                ..Default::default()
             }),
             parameters,
             deletion_policy: policy,
@@ -1998,21 +2045,33 @@ mod tests {
     }
 
     #[test]
-    fn adopting_is_refused_where_the_provider_cannot_take_over_yet() {
-        let spec = PostgreSQLInstanceSpec {
+    fn adopting_a_server_that_holds_several_databases_names_the_one_to_deliver() {
+        let spec = |inside: Option<&str>| PostgreSQLInstanceSpec {
             existing: Some(paved_api::ExistingDatabase {
                 external_name: "legacy".into(),
                 mode: paved_api::ExistingMode::Adopt,
+                database_name: inside.map(String::from),
             }),
             ..Default::default()
         };
         for cloud in [Cloud::Azure, Cloud::Gcp] {
             let mut c = comp();
             c.provider = cloud;
-            let e = render(&spec, &c, DataClassification::Internal).unwrap_err();
+            let e = render(&spec(None), &c, DataClassification::Internal).unwrap_err();
             assert_eq!(e.reason(), paved_api::Reason::NotAdoptable);
-            assert!(e.to_string().contains("mode: Observe"), "{e}");
+            assert!(e.to_string().contains("spec.existing.databaseName"), "{e}");
         }
+        // Named: delivered with it (rendered on AWS here; the floor check is the
+        // Composition's, not the point).
+        let d = render(&spec(Some("orders")), &comp(), DataClassification::Internal).unwrap();
+        assert_eq!(d.database_name, "orders");
+        // And it must be there: a typo never becomes an empty database.
+        let mut o = available(&d);
+        o.database_present = Some(false);
+        assert!(matches!(
+            plan(&d, Some(&o)),
+            Plan::Terminal { reason: paved_api::Reason::NotAdoptable, message } if message.contains("orders")
+        ));
     }
 
     #[test]

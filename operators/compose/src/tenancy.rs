@@ -388,14 +388,17 @@ pub fn admit_existing(
         ));
     }
     // One database, one manager: a second adoption grant (another Team's, another
-    // namespace's) is a platform mistake that would let two claims write it.
+    // namespace's) is a platform mistake that would let two claims write it. By its
+    // name alone: two Compositions may point at one account and region.
     let holders: Vec<String> = teams
         .iter()
         .flat_map(|t| {
             t.spec
                 .existing_databases
                 .iter()
-                .filter(|g| same(g) && g.mode == ExistingMode::Adopt)
+                .filter(|g| {
+                    g.external_name == existing.external_name && g.mode == ExistingMode::Adopt
+                })
                 .map(move |g| format!("Team {} for namespace {}", t.name_any(), g.namespace))
         })
         .collect();
@@ -403,8 +406,7 @@ pub fn admit_existing(
         return Err(refuse(
             paved_api::Reason::ExistingNotGranted,
             format!(
-                "database {} of Composition {composition} is granted for adoption more than once ({}); \
-                 the platform must leave one grant with mode: Adopt",
+                "database {} is granted for adoption more than once ({}); the platform must leave one grant with mode: Adopt",
                 existing.external_name,
                 holders.join(", ")
             ),
@@ -1076,6 +1078,7 @@ mod tests {
         let adopt = ExistingDatabase {
             external_name: "legacy-orders".into(),
             mode: ExistingMode::Adopt,
+            ..Default::default()
         };
         let admit = |t: &Team, all: &[Arc<Team>]| {
             admit_existing(&facts, Some(t), all, "orders", "pg-us-east-1", &adopt)

@@ -79,6 +79,12 @@ async fn reconcile_inner(
             &verdict.synced.2,
         );
     }
+    // An adopted database whose grant the platform took back: nothing of it is the
+    // service's any more (its identity loses the credentials on the next pass).
+    if claim.spec.adopts() && verdict.synced.1 == Reason::ExistingNotGranted {
+        status.credentials_secret = None;
+        status.resource_id = None;
+    }
     // The status write that follows this reconcile's create (the snapshot it started
     // from had no pending create): crash points on both sides of it.
     let created_now = !claim
@@ -781,6 +787,9 @@ async fn converge(
     if d.adopting {
         status.storage_gb = Some(d.storage_gb);
         status.estimated_monthly_cost = d.estimated_monthly_cost.clone();
+        // The Composition's key (the plan refused any other): what the service's
+        // identity is granted to decrypt its credentials with.
+        status.encryption_key_id = d.kms_key_id.clone();
     }
     status.endpoint = o.endpoint.clone();
     status.port = o.port;
@@ -1239,20 +1248,53 @@ async fn delete(
         .await;
     }
     // An adopted database outlives its claim unless the claim itself says otherwise:
-    // it was not made here, and whoever ran it before may still count on it.
+    // it was not made here, and whoever ran it before may still count on it. Only the
+    // claim's own way in goes with it (on `local`, its login role).
     if let Some(e) = claim
         .spec
         .existing
         .as_ref()
         .filter(|_| claim.spec.deletion_policy.is_none())
     {
+        let local = recorded_placement(claim).is_some_and(|p| p.provider == Cloud::Local);
+        let mut note = String::new();
+        if local && ann.contains_key(annotations::CREATE_SUCCEEDED) {
+            let status = claim.status.clone().unwrap_or_default();
+            let blocked = match deletion_target(claim, ctx).await? {
+                Err(blocked) => Some(blocked),
+                Ok(mut d) => {
+                    d.deletion_policy = paved_api::DeletionPolicy::Orphan;
+                    match provider(ctx, claim, &d).await? {
+                        Err(v) => Some(v.synced.2),
+                        Ok(p) => match p.client().delete(&d).await {
+                            Ok(_) => {
+                                note = format!("; its login role {} is dropped", d.master_username);
+                                None
+                            }
+                            Err(e) => Some(e.to_string()),
+                        },
+                    }
+                }
+            };
+            if let Some(why) = blocked {
+                let verdict = Verdict::problem(
+                    Reason::DeletionBlocked,
+                    format!(
+                        "the adopted database stays, but the claim's login role on the server must go first: {why}"
+                    ),
+                    jitter(Duration::from_secs(60)),
+                );
+                publish(claim, ctx, api, CONTROLLER, status, &verdict).await?;
+                return Ok(Action::requeue(verdict.requeue));
+            }
+        }
         return release(
             claim,
             ctx,
             "Orphaned",
             format!(
                 "adopted database {} left in place (Orphan, the default for an adopted database; it keeps Paved's \
-                 ownership mark, which the platform removes to let another claim adopt it)",
+                 ownership mark, which the platform removes to let another claim adopt it){note}",
                 e.external_name
             ),
         )
@@ -1407,7 +1449,10 @@ async fn deletion_target(
             .get(annotations::CONFIRM_DELETE)
             .is_some_and(|v| Some(v) == claim.metadata.uid.as_ref()),
     );
-    Ok(Ok(paved_compose::postgresql::doomed(
-        &placement, &uid, policy,
-    )))
+    Ok(Ok(
+        match claim.spec.existing.as_ref().filter(|_| claim.spec.adopts()) {
+            Some(e) => paved_compose::postgresql::doomed_adopted(&placement, &uid, policy, e),
+            None => paved_compose::postgresql::doomed(&placement, &uid, policy),
+        },
+    ))
 }

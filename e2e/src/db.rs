@@ -489,6 +489,51 @@ pub fn moto(cp: &ControlPlane, script: &str, args: &[&str]) -> Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// RDS instance `id` as boto3 describes it in moto, if it exists.
+pub fn rds_instance(cp: &ControlPlane, id: &str) -> Result<Option<Value>> {
+    Ok(moto(cp, "query.py", &["instances"])?
+        .as_array()
+        .context("a list of instances")?
+        .iter()
+        .find(|i| i["DBInstanceIdentifier"] == id)
+        .cloned())
+}
+
+/// Observes existing database `name` through a claim `report` in `ns` (its Team must
+/// grant it), waits until it is judged and returns the fields it falls short in (the
+/// word before each violation's colon); the claim is deleted again.
+pub async fn observe_report(
+    cp: &ControlPlane,
+    ns: &str,
+    composition: &str,
+    name: &str,
+) -> Result<Vec<String>> {
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(cp.client().await?, ns);
+    create(
+        cp,
+        &json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "PostgreSQLInstance",
+            "metadata": { "name": "report", "namespace": ns },
+            "spec": { "compositionRef": { "name": composition },
+                      "existing": { "externalName": name } },
+        }),
+    )?;
+    let p = ready(&pgs, "report").await?;
+    let st = p.status.unwrap_or_default();
+    let compliant = paved_api::conditions::find(&st.conditions, "Compliant")
+        .map(|c| c.reason.clone())
+        .unwrap_or_default();
+    pgs.delete("report", &Default::default()).await?;
+    gone(&pgs, "report").await?;
+    let mut fields: Vec<String> = st
+        .violations
+        .iter()
+        .map(|v| v.split(':').next().unwrap_or_default().to_string())
+        .collect();
+    fields.push(format!("Compliant={compliant}"));
+    Ok(fields)
+}
+
 /// The shipped postgresql-aws-standard as `name`, pointed at what e2e/moto/seed.py
 /// created in moto, polling every `poll`.
 pub fn aws_composition(cp: &ControlPlane, seed: &Value, name: &str, poll: &str) -> Result<()> {

@@ -19,12 +19,7 @@ use paved_e2e::{
 use serde_json::{json, Value};
 
 fn instance(cp: &ControlPlane, id: &str) -> Result<Option<Value>> {
-    Ok(db::moto(cp, "query.py", &["instances"])?
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["DBInstanceIdentifier"] == id)
-        .cloned())
+    db::rds_instance(cp, id)
 }
 
 /// What makes an instance the same database.

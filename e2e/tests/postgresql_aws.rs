@@ -18,12 +18,7 @@ use paved_e2e::{
 use serde_json::{json, Value};
 
 fn instance(cp: &ControlPlane, id: &str) -> Result<Option<Value>> {
-    Ok(db::moto(cp, "query.py", &["instances"])?
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["DBInstanceIdentifier"] == id)
-        .cloned())
+    db::rds_instance(cp, id)
 }
 
 fn tag<'a>(i: &'a Value, key: &str) -> Option<&'a str> {
@@ -515,13 +510,15 @@ async fn an_existing_instance_is_observed_read_only_where_its_team_grants_it() -
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     assert_eq!(untouched(&instance(cp, &legacy)?.unwrap()), before);
     assert_eq!(pgs.get("legacy").await?.metadata.resource_version, rv);
+    // This claim's (an earlier run's claim of the name may have left Events too).
+    let uid = pgs.get("legacy").await?.uid().unwrap();
     let below: Value = serde_json::from_str(&cp.kubectl(&[
         "get",
         "events",
         "-n",
         ns,
         "--field-selector",
-        "reason=BelowFloor,involvedObject.name=legacy",
+        &format!("reason=BelowFloor,involvedObject.uid={uid}"),
         "-o",
         "json",
     ])?)?;
@@ -820,16 +817,19 @@ async fn an_existing_instance_is_adopted_in_place_and_brought_to_the_floor() -> 
     );
 
     // Back to observing: nothing is written any more, not even a repair.
-    cp.kubectl(&[
-        "patch",
-        "pgi",
-        "-n",
-        ns,
-        "legacy",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"existing":{"mode":"Observe"}}}"#,
-    ])?;
+    let mode = |m: &str| {
+        cp.kubectl(&[
+            "patch",
+            "pgi",
+            "-n",
+            ns,
+            "legacy",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"existing":{{"mode":"{m}"}}}}}}"#),
+        ])
+    };
+    mode("Observe")?;
     eventually("legacy judged as observed", T, || async {
         let p = pgs.get("legacy").await?;
         Ok(p.status
@@ -842,16 +842,7 @@ async fn an_existing_instance_is_adopted_in_place_and_brought_to_the_floor() -> 
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     assert_eq!(untouched(&instance(cp, &legacy)?.unwrap()), drifted);
     // Managing again: the drift is repaired.
-    cp.kubectl(&[
-        "patch",
-        "pgi",
-        "-n",
-        ns,
-        "legacy",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"existing":{"mode":"Adopt"}}}"#,
-    ])?;
+    mode("Adopt")?;
     eventually("backups repaired", T, || async {
         let i = instance(cp, &legacy)?.unwrap();
         Ok((i["BackupRetentionPeriod"].as_i64() >= Some(7)).then_some(()))

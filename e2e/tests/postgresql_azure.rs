@@ -388,6 +388,19 @@ async fn an_existing_server_is_adopted_in_place_its_password_handed_over_only_wh
     )?;
     let _op = Operator::start(cp, "azure-adopt", &FLAGS)?;
     let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+
+    // First only looked at: the compliance report of what was made by hand, and
+    // nothing of it written.
+    let fields = db::observe_report(cp, ns, COMPOSITION, &name).await?;
+    for want in ["network", "tls", "backups", "Compliant=BelowFloor"] {
+        assert!(fields.iter().any(|f| f == want), "{want} in {fields:?}");
+    }
+    assert!(fields.iter().any(|f| f.starts_with("tag ")), "{fields:?}");
+    assert_eq!(
+        server(&fake, &name)?.context("still there")?["tags"],
+        before["tags"],
+        "an observed server is not written"
+    );
     let adopt = |inside: Option<&str>| {
         let mut existing = json!({ "externalName": name, "mode": "Adopt" });
         if let Some(db) = inside {

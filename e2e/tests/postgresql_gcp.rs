@@ -336,6 +336,19 @@ async fn an_existing_instance_is_adopted_in_place_and_its_password_rotated_when_
     )?;
     let _op = Operator::start(cp, "gcp-adopt", &FLAGS)?;
     let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+
+    // First only looked at: the compliance report of what was made by hand, and
+    // nothing of it written.
+    let fields = db::observe_report(cp, ns, COMPOSITION, &name).await?;
+    for want in ["network", "tls", "backups", "Compliant=BelowFloor"] {
+        assert!(fields.iter().any(|f| f == want), "{want} in {fields:?}");
+    }
+    assert!(fields.iter().any(|f| f.starts_with("tag ")), "{fields:?}");
+    assert_eq!(
+        instance(&fake, &name)?.context("still there")?["settings"],
+        before["settings"],
+        "an observed instance is not written"
+    );
     create(
         cp,
         &json!({

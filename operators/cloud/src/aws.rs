@@ -120,18 +120,7 @@ impl AwsProvider {
             Err(e) if e.code() == Some("DBParameterGroupAlreadyExists") => {}
             Err(e) => return Err(classify(e)),
         }
-        let param = aws_sdk_rds::types::Parameter::builder()
-            .parameter_name("rds.force_ssl")
-            .parameter_value("1")
-            .apply_method(aws_sdk_rds::types::ApplyMethod::Immediate)
-            .build();
-        self.rds
-            .modify_db_parameter_group()
-            .db_parameter_group_name(&name)
-            .parameters(param)
-            .send()
-            .await
-            .map_err(classify)?;
+        self.set_force_ssl(&name).await?;
         Ok(name)
     }
 

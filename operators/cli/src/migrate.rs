@@ -66,11 +66,15 @@ pub struct Entry {
     pub source: ObjRef,
     /// The composite resource behind a v1 claim.
     pub composite: Option<ObjRef>,
-    /// The RDS Instance managed resource.
+    /// The managed database (RDS Instance, Azure FlexibleServer, Cloud SQL
+    /// DatabaseInstance).
     pub managed: ObjRef,
-    /// Whether the managed resource has `spec.deletionPolicy` (cluster-scoped ones do).
+    /// Whether the managed resources have `spec.deletionPolicy` (cluster-scoped ones do).
     pub managed_has_deletion_policy: bool,
-    /// The RDS instance identifier (`crossplane.io/external-name`).
+    /// The managed database inside the server (Azure, Cloud SQL), held and removed
+    /// with the server's.
+    pub inside: Vec<ObjRef>,
+    /// Its name in the cloud (`crossplane.io/external-name`).
     pub external_name: String,
     pub namespace: String,
     /// The Team that lists the namespace, where one does.
@@ -99,7 +103,97 @@ pub struct Migration {
     pub skipped: Vec<Skipped>,
 }
 
-const MR_GROUPS: [&str; 2] = ["rds.aws.upbound.io", "rds.aws.m.upbound.io"];
+/// A managed resource kind that is a database Paved can adopt, per provider family
+/// (crossplane-contrib's upjet providers, cluster-scoped and namespaced groups).
+struct DbKind {
+    provider: &'static str,
+    groups: [&'static str; 2],
+    kind: &'static str,
+    /// Where its spec says the region (location on Azure).
+    region_at: &'static str,
+    /// What the claim's database inside the server is, as a composed resource of its
+    /// own (Azure and Cloud SQL servers hold several); None where Paved reads it.
+    inside: Option<&'static str>,
+    /// What the provider calls it in messages.
+    noun: &'static str,
+}
+
+const DB_KINDS: [DbKind; 3] = [
+    DbKind {
+        provider: "aws",
+        groups: ["rds.aws.upbound.io", "rds.aws.m.upbound.io"],
+        kind: "Instance",
+        region_at: "/spec/forProvider/region",
+        inside: None,
+        noun: "RDS instance",
+    },
+    DbKind {
+        provider: "azure",
+        groups: [
+            "dbforpostgresql.azure.upbound.io",
+            "dbforpostgresql.azure.m.upbound.io",
+        ],
+        kind: "FlexibleServer",
+        region_at: "/spec/forProvider/location",
+        inside: Some("FlexibleServerDatabase"),
+        noun: "Azure flexible server",
+    },
+    DbKind {
+        provider: "gcp",
+        groups: ["sql.gcp.upbound.io", "sql.gcp.m.upbound.io"],
+        kind: "DatabaseInstance",
+        region_at: "/spec/forProvider/region",
+        inside: Some("Database"),
+        noun: "Cloud SQL instance",
+    },
+];
+
+fn db_kind(api_version: &str, kind: &str) -> Option<&'static DbKind> {
+    let g = group_of(api_version);
+    DB_KINDS
+        .iter()
+        .find(|k| k.kind == kind && k.groups.contains(&g))
+}
+
+/// Pure: whether its provider reports a managed database as `external` (an external
+/// name alone is anyone's to write): RDS by its identifier, Azure by the resource id's
+/// last segment, Cloud SQL by its name.
+fn seen_as(k: &DbKind, mr: &Value, external: &str) -> (bool, String) {
+    let (at, have) = match k.provider {
+        "aws" => (
+            "status.atProvider.identifier",
+            str_at(mr, "/status/atProvider/identifier").to_string(),
+        ),
+        "azure" => (
+            "status.atProvider.id",
+            str_at(mr, "/status/atProvider/id")
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        _ => (
+            "status.atProvider.id",
+            str_at(mr, "/status/atProvider/id")
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+    };
+    let ok = have.eq_ignore_ascii_case(external) && !have.is_empty();
+    (
+        ok,
+        format!(
+            "{} ({at})",
+            if have.is_empty() {
+                "nothing yet"
+            } else {
+                &have
+            }
+        ),
+    )
+}
 const XP_GROUP: &str = "apiextensions.crossplane.io";
 const EXTERNAL_NAME: &str = "crossplane.io/external-name";
 
@@ -136,8 +230,16 @@ fn definitions(objects: &[Value]) -> Vec<Definition> {
         .collect()
 }
 
-fn is_managed_instance(v: &Value) -> bool {
-    MR_GROUPS.contains(&group_of(str_at(v, "/apiVersion"))) && str_at(v, "/kind") == "Instance"
+fn is_managed_database(v: &Value) -> bool {
+    db_kind(str_at(v, "/apiVersion"), str_at(v, "/kind")).is_some()
+}
+
+/// A managed database inside a server (Azure, Cloud SQL).
+fn is_managed_inside(v: &Value) -> bool {
+    let g = group_of(str_at(v, "/apiVersion"));
+    DB_KINDS
+        .iter()
+        .any(|k| k.groups.contains(&g) && k.inside == Some(str_at(v, "/kind")))
 }
 
 fn is_paved(v: &Value, kind: &str) -> bool {
@@ -166,7 +268,10 @@ pub fn plan(objects: &[Value], opts: &Options) -> Migration {
         .iter()
         .filter(|v| kind_of(v).is_some_and(|(w, _)| w == "composite"))
         .collect();
-    let managed: Vec<&Value> = objects.iter().filter(|v| is_managed_instance(v)).collect();
+    let managed: Vec<&Value> = objects
+        .iter()
+        .filter(|v| is_managed_database(v) || is_managed_inside(v))
+        .collect();
     let paved_compositions: Vec<&Value> = objects
         .iter()
         .filter(|v| is_paved(v, "Composition") && v.pointer("/spec/postgresql").is_some())
@@ -336,34 +441,37 @@ fn entry(
         .and_then(Value::as_array)
         .map(|a| a.iter().collect())
         .unwrap_or_default();
-    // The RDS Instances it composes: by its references, or by the label Crossplane
-    // puts on what a composite makes.
+    // The managed databases it composes: by its references, or by the label
+    // Crossplane puts on what a composite makes.
+    let composed = |m: &&Value| {
+        let same_ns = str_at(m, "/metadata/namespace") == str_at(xr, "/metadata/namespace");
+        let referenced = refs.iter().any(|r| {
+            str_at(r, "/kind") == str_at(m, "/kind")
+                && group_of(str_at(r, "/apiVersion")) == group_of(str_at(m, "/apiVersion"))
+                && str_at(r, "/name") == str_at(m, "/metadata/name")
+        });
+        let labelled = str_at(m, "/metadata/labels/crossplane.io~1composite") == xr_name;
+        same_ns && (referenced || labelled)
+    };
     let mut instances: Vec<&Value> = managed
         .iter()
         .copied()
-        .filter(|m| {
-            let same_ns = str_at(m, "/metadata/namespace") == str_at(xr, "/metadata/namespace");
-            let referenced = refs.iter().any(|r| {
-                str_at(r, "/kind") == "Instance"
-                    && MR_GROUPS.contains(&group_of(str_at(r, "/apiVersion")))
-                    && str_at(r, "/name") == str_at(m, "/metadata/name")
-            });
-            let labelled = str_at(m, "/metadata/labels/crossplane.io~1composite") == xr_name;
-            same_ns && (referenced || labelled)
-        })
+        .filter(|m| is_managed_database(m))
+        .filter(composed)
         .collect();
     instances.dedup_by(|a, b| ObjRef::of(a) == ObjRef::of(b));
     let mr = match instances.as_slice() {
         [one] => *one,
-        [] => return Err(format!("composite resource {xr_name} composes no RDS Instance among the inputs")),
+        [] => return Err(format!("composite resource {xr_name} composes no database Paved adopts (an RDS Instance, Azure FlexibleServer or Cloud SQL DatabaseInstance) among the inputs")),
         many => {
             return Err(format!(
-                "composite resource {xr_name} composes {} RDS Instances ({}); one Paved claim adopts one database: split it by hand",
+                "composite resource {xr_name} composes {} databases ({}); one Paved claim adopts one database: split it by hand",
                 many.len(),
                 many.iter().map(|m| str_at(m, "/metadata/name")).collect::<Vec<_>>().join(", ")
             ))
         }
     };
+    let kind = db_kind(str_at(mr, "/apiVersion"), str_at(mr, "/kind")).expect("a database kind");
     let managed_ref = ObjRef::of(mr);
     let external = str_at(mr, "/metadata/annotations/crossplane.io~1external-name");
     if external.is_empty() {
@@ -378,26 +486,71 @@ fn entry(
             .all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !valid {
         return Err(format!(
-            "{managed_ref}'s {EXTERNAL_NAME} {external:?} is not an RDS instance identifier"
+            "{managed_ref}'s {EXTERNAL_NAME} {external:?} is not a valid {} name",
+            kind.noun
         ));
     }
-    // Its provider must have seen it as that instance: an external name alone is
+    // Its provider must have seen it as that database: an external name alone is
     // anyone's to write.
-    let seen_as = str_at(mr, "/status/atProvider/identifier");
-    if seen_as != external {
+    let (seen, as_what) = seen_as(kind, mr, external);
+    if !seen {
         return Err(format!(
-            "{managed_ref} is not known to be RDS instance {external}: its provider reports it as {} (status.atProvider.identifier)",
-            if seen_as.is_empty() { "nothing yet" } else { seen_as }
+            "{managed_ref} is not known to be {} {external}: its provider reports it as {as_what}",
+            kind.noun
         ));
     }
-    let region = str_at(mr, "/spec/forProvider/region");
+    // On a server that holds several, the one database inside it the composite made.
+    let inside: Vec<&Value> = match kind.inside {
+        None => vec![],
+        Some(k) => managed
+            .iter()
+            .copied()
+            .filter(|m| {
+                str_at(m, "/kind") == k && kind.groups.contains(&group_of(str_at(m, "/apiVersion")))
+            })
+            .filter(composed)
+            .collect(),
+    };
+    let database_name = match (kind.inside, inside.as_slice()) {
+        (None, _) => None,
+        (Some(_), [one]) => {
+            let n = str_at(one, "/metadata/annotations/crossplane.io~1external-name")
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            let ok = !n.is_empty()
+                && n.len() <= 63
+                && n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(format!(
+                    "{} has no usable {EXTERNAL_NAME} for the database inside {external}",
+                    ObjRef::of(one)
+                ));
+            }
+            Some(n.to_string())
+        }
+        (Some(k), found) => {
+            return Err(format!(
+                "composite resource {xr_name} composes {} {k} resources; the Paved claim must name exactly one database inside {external} (spec.existing.databaseName): write it by hand",
+                found.len()
+            ))
+        }
+    };
+    let region = str_at(mr, kind.region_at);
     let xp_composition = v
         .pointer("/spec/compositionRef/name")
         .or_else(|| xr.pointer("/spec/compositionRef/name"))
         .or_else(|| xr.pointer("/spec/crossplane/compositionRef/name"))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let composition = pick_composition(xp_composition, region, paved_compositions, opts)?;
+    let composition = pick_composition(
+        xp_composition,
+        kind.provider,
+        region,
+        paved_compositions,
+        opts,
+    )?;
     let team = teams
         .iter()
         .find(|t| {
@@ -431,8 +584,9 @@ fn entry(
             "parameters" | "resourceRef" | "crossplane" | "writeConnectionSecretToRef" | "claimRef"
             | "resourceRefs" | "compositionRevisionRef" | "compositionUpdatePolicy" => continue,
             "compositionRef" | "compositionSelector" => format!(
-                "spec.{k}: replaced by compositionRef {composition} (Paved's Composition for {}{})",
-                if region.is_empty() { "aws" } else { "aws/" },
+                "spec.{k}: replaced by compositionRef {composition} (Paved's Composition for {}{}{})",
+                kind.provider,
+                if region.is_empty() { "" } else { "/" },
                 region
             ),
             "publishConnectionDetailsTo" => "spec.publishConnectionDetailsTo: not carried; Paved delivers the connection Secret through External Secrets".into(),
@@ -455,7 +609,10 @@ fn entry(
     }
     let others: Vec<ObjRef> = refs
         .iter()
-        .filter(|r| str_at(r, "/name") != managed_ref.name || str_at(r, "/kind") != "Instance")
+        .filter(|r| {
+            let this = |m: &ObjRef| str_at(r, "/name") == m.name && str_at(r, "/kind") == m.kind;
+            !this(&managed_ref) && !inside.iter().any(|i| this(&ObjRef::of(i)))
+        })
         .map(|r| ObjRef {
             api_version: str_at(r, "/apiVersion").to_string(),
             kind: str_at(r, "/kind").to_string(),
@@ -491,6 +648,9 @@ fn entry(
         "compositionRef": { "name": composition },
         "existing": { "externalName": external, "mode": "Adopt" },
     });
+    if let Some(db) = &database_name {
+        spec["existing"]["databaseName"] = json!(db);
+    }
     if !params.is_empty() {
         spec["parameters"] = Value::Object(params);
     }
@@ -514,8 +674,10 @@ fn entry(
     Ok(Entry {
         source,
         composite: composite.map(ObjRef::of),
-        managed_has_deletion_policy: group_of(&managed_ref.api_version) == MR_GROUPS[0],
+        // Namespaced (`.m.`) managed resources have no deletionPolicy.
+        managed_has_deletion_policy: !group_of(&managed_ref.api_version).contains(".m."),
         managed: managed_ref,
+        inside: inside.iter().map(|i| ObjRef::of(i)).collect(),
         external_name: external.to_string(),
         namespace,
         team,
@@ -531,6 +693,7 @@ fn entry(
 /// several); anything else is refused, never guessed.
 fn pick_composition(
     xp: &str,
+    provider: &str,
     region: &str,
     paved: &[&Value],
     opts: &Options,
@@ -538,11 +701,13 @@ fn pick_composition(
     if let Some(p) = opts.compositions.get(xp) {
         return Ok(p.clone());
     }
+    // Azure spells a location either way ("East US", "eastus").
+    let norm = |r: &str| r.to_lowercase().replace(' ', "");
     let here: Vec<&&Value> = paved
         .iter()
         .filter(|c| {
-            str_at(c, "/spec/postgresql/provider") == "aws"
-                && str_at(c, "/spec/postgresql/region") == region
+            str_at(c, "/spec/postgresql/provider") == provider
+                && norm(str_at(c, "/spec/postgresql/region")) == norm(region)
         })
         .collect();
     let pick = match here.as_slice() {
@@ -550,7 +715,7 @@ fn pick_composition(
         many => {
             let defaults: Vec<_> = many
                 .iter()
-                .filter(|c| str_at(c, "/metadata/labels/paved.dev~1default-for") == "aws")
+                .filter(|c| str_at(c, "/metadata/labels/paved.dev~1default-for") == provider)
                 .collect();
             match defaults.as_slice() {
                 [one] => Some(**one),
@@ -561,7 +726,7 @@ fn pick_composition(
     pick.map(|c| str_at(c, "/metadata/name").to_string())
         .ok_or_else(|| {
             format!(
-                "no single Paved PostgreSQL Composition for aws/{region} ({}); name one with --composition {xp}=<paved composition>",
+                "no single Paved PostgreSQL Composition for {provider}/{region} ({}); name one with --composition {xp}=<paved composition>",
                 if here.is_empty() {
                     "none among the inputs".to_string()
                 } else {
@@ -660,11 +825,15 @@ impl Migration {
         ));
         for e in &self.entries {
             s.push_str(&format!(
-                "\n{}\n  -> paved.dev/v1alpha1 PostgreSQLInstance {}/{} adopting RDS instance {} with Composition {}\n  via {}{}\n",
+                "\n{}\n  -> paved.dev/v1alpha1 PostgreSQLInstance {}/{} adopting {} with Composition {}\n  via {}{}\n",
                 e.source,
                 e.namespace,
                 str_at(&e.claim, "/metadata/name"),
-                e.external_name,
+                format!(
+                    "{} {}",
+                    db_kind(&e.managed.api_version, &e.managed.kind).map_or("database", |k| k.noun),
+                    e.external_name
+                ),
                 e.composition,
                 e.composite
                     .as_ref()
@@ -691,7 +860,7 @@ impl Migration {
         }
         s.push_str("\ncut-over (`paved migrate --apply`), in this order:\n");
         s.push_str("  1. pause each claim and composite resource (crossplane.io/paused), so nothing re-renders\n");
-        s.push_str("  2. stop Crossplane writing each RDS Instance: managementPolicies [Observe], deletionPolicy Orphan; read back\n");
+        s.push_str("  2. stop Crossplane writing each managed database (and the database inside it): managementPolicies [Observe],\n     deletionPolicy Orphan; read back\n");
         s.push_str("  3. grant the databases to their Teams (mode Adopt), then create the Paved claims, which adopt in place\n");
         s.push_str("  4. once each has adopted, and can deliver its credentials, remove its Instance, composite and claim with their finalizers taken off\n     (nothing in the cloud is deleted; what else the composite made is left in place); the claim's connection Secret goes with it\n");
         s.push_str("  5. a claim refused before adopting is deleted, its grant taken back and its Crossplane objects put back (steps 3, 2 and 1 undone)\n");
@@ -987,9 +1156,9 @@ spec: { forProvider: { region: eu-west-1 } }
                 .unwrap_or_else(|| panic!("{name} not skipped: {m:#?}"))
         };
         assert!(why("main").contains("no crossplane.io/external-name"));
-        assert!(why("twin").contains("composes 2 RDS Instances"));
+        assert!(why("twin").contains("composes 2 databases"));
         assert!(why("m").contains("no CompositeResourceDefinition"));
-        assert!(why("elsewhere").contains("not an RDS instance identifier"));
+        assert!(why("elsewhere").contains("is not a valid RDS instance name"));
         assert_eq!(m.entries.len(), 1);
         assert_eq!(m.entries[0].source.name, "ledger");
         // A name its provider never saw it as, and a claim naming a composite that does
@@ -1075,6 +1244,104 @@ spec: { forProvider: { region: eu-west-1 } }
             .skipped
             .iter()
             .any(|s| s.source.name == "main" && s.why.contains("exists already")));
+    }
+
+    #[test]
+    fn azure_and_cloud_sql_databases_move_with_the_database_inside_them() {
+        let objects = yaml(
+            r#"
+apiVersion: apiextensions.crossplane.io/v2
+kind: CompositeResourceDefinition
+metadata: { name: databases.db.example.org }
+spec: { group: db.example.org, scope: Namespaced, names: { kind: Database, plural: databases } }
+---
+apiVersion: db.example.org/v1alpha1
+kind: Database
+metadata: { name: claims, namespace: billing }
+spec:
+  crossplane:
+    compositionRef: { name: db-azure }
+    resourceRefs:
+      - { apiVersion: dbforpostgresql.azure.m.upbound.io/v1beta1, kind: FlexibleServer, name: claims-srv }
+      - { apiVersion: dbforpostgresql.azure.m.upbound.io/v1beta1, kind: FlexibleServerDatabase, name: claims-db }
+---
+apiVersion: dbforpostgresql.azure.m.upbound.io/v1beta1
+kind: FlexibleServer
+metadata: { name: claims-srv, namespace: billing, annotations: { crossplane.io/external-name: billing-claims } }
+spec: { forProvider: { location: East US } }
+status: { atProvider: { id: /subscriptions/s/resourceGroups/r/providers/Microsoft.DBforPostgreSQL/flexibleServers/billing-claims } }
+---
+apiVersion: dbforpostgresql.azure.m.upbound.io/v1beta1
+kind: FlexibleServerDatabase
+metadata: { name: claims-db, namespace: billing, annotations: { crossplane.io/external-name: claims } }
+spec: { forProvider: {} }
+---
+apiVersion: db.example.org/v1alpha1
+kind: Database
+metadata: { name: ledger, namespace: billing }
+spec:
+  crossplane:
+    compositionRef: { name: db-gcp }
+    resourceRefs:
+      - { apiVersion: sql.gcp.m.upbound.io/v1beta1, kind: DatabaseInstance, name: ledger-inst }
+      - { apiVersion: sql.gcp.m.upbound.io/v1beta1, kind: Database, name: ledger-db }
+---
+apiVersion: sql.gcp.m.upbound.io/v1beta1
+kind: DatabaseInstance
+metadata: { name: ledger-inst, namespace: billing, annotations: { crossplane.io/external-name: billing-ledger } }
+spec: { forProvider: { region: us-central1 } }
+status: { atProvider: { id: billing-ledger } }
+---
+apiVersion: sql.gcp.m.upbound.io/v1beta1
+kind: Database
+metadata: { name: ledger-db, namespace: billing, annotations: { crossplane.io/external-name: projects/p/instances/billing-ledger/databases/ledger } }
+spec: { forProvider: {} }
+---
+apiVersion: paved.dev/v1alpha1
+kind: Composition
+metadata: { name: postgresql-azure-standard }
+spec: { postgresql: { provider: azure, region: eastus } }
+---
+apiVersion: paved.dev/v1alpha1
+kind: Composition
+metadata: { name: postgresql-gcp-standard }
+spec: { postgresql: { provider: gcp, region: us-central1 } }
+"#,
+        );
+        let m = plan(&objects, &Options::default());
+        assert_eq!(m.entries.len(), 2, "{m:#?}");
+        let (azure, gcp) = (&m.entries[0], &m.entries[1]);
+        assert_eq!(
+            (azure.composition.as_str(), azure.external_name.as_str()),
+            ("postgresql-azure-standard", "billing-claims")
+        );
+        assert_eq!(azure.claim["spec"]["existing"]["databaseName"], "claims");
+        assert_eq!(azure.inside[0].name, "claims-db");
+        assert!(!azure.managed_has_deletion_policy);
+        assert_eq!(gcp.composition, "postgresql-gcp-standard");
+        assert_eq!(gcp.claim["spec"]["existing"]["databaseName"], "ledger");
+        assert!(m
+            .report()
+            .contains("adopting Cloud SQL instance billing-ledger"));
+        // Two databases inside, or a server its provider knows by another name: skipped.
+        let mut twice = objects.clone();
+        twice[1]["spec"]["crossplane"]["resourceRefs"]
+            .as_array_mut()
+            .unwrap()
+            .push(
+                json!({ "apiVersion": "dbforpostgresql.azure.m.upbound.io/v1beta1",
+                          "kind": "FlexibleServerDatabase", "name": "claims-db2" }),
+            );
+        let mut second = twice[3].clone();
+        second["metadata"]["name"] = json!("claims-db2");
+        twice.push(second);
+        twice[5]["status"]["atProvider"]["id"] = json!("someone-else");
+        let m = plan(&twice, &Options::default());
+        assert!(m.entries.is_empty(), "{m:#?}");
+        assert!(m.skipped.iter().any(|s| s.why.contains("write it by hand")));
+        assert!(m.skipped.iter().any(|s| s
+            .why
+            .contains("not known to be Cloud SQL instance billing-ledger")));
     }
 
     #[test]

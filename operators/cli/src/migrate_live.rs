@@ -142,8 +142,50 @@ async fn merge(client: &Client, r: &ObjRef, patch: Value) -> Result<Value> {
 struct Held<'a> {
     entry: &'a Entry,
     sources: Vec<ObjRef>,
-    management_policies: Value,
-    deletion_policy: Value,
+    /// Each managed resource (the database, and the one inside it) with its policies
+    /// before the cut-over.
+    managed: Vec<(ObjRef, Value)>,
+}
+
+/// Stops Crossplane writing or deleting one managed resource: `managementPolicies:
+/// [Observe]` and (where it has one) `deletionPolicy: Orphan`, read back. Returns its
+/// policies before, which are also kept on the object (an interrupted run resumed
+/// later still knows what to put back).
+async fn observe_only(client: &Client, e: &Entry, r: &ObjRef, out: &mut String) -> Result<Value> {
+    let mr = serde_json::to_value(api_for(client, r).await?.get(&r.name).await?)?;
+    let was: Value = match mr["metadata"]["annotations"][WAS].as_str() {
+        Some(w) => serde_json::from_str(w).unwrap_or_default(),
+        None => json!({
+            "managementPolicies": mr["spec"]["managementPolicies"],
+            "deletionPolicy": mr["spec"]["deletionPolicy"],
+        }),
+    };
+    let mut spec = json!({ "managementPolicies": ["Observe"] });
+    if e.managed_has_deletion_policy {
+        spec["deletionPolicy"] = json!("Orphan");
+    }
+    let now = merge(
+        client,
+        r,
+        json!({ "metadata": { "annotations": { WAS: was.to_string() } }, "spec": spec }),
+    )
+    .await?;
+    let observing = now["spec"]["managementPolicies"] == json!(["Observe"]);
+    let orphaned = !e.managed_has_deletion_policy || now["spec"]["deletionPolicy"] == "Orphan";
+    if !(observing && orphaned) {
+        bail!(
+            "{r} did not keep managementPolicies [Observe] / deletionPolicy Orphan (an admission webhook?); stopping before anything else"
+        );
+    }
+    out.push_str(&format!(
+        "{r}: managementPolicies [Observe]{}\n",
+        if e.managed_has_deletion_policy {
+            ", deletionPolicy Orphan"
+        } else {
+            ""
+        }
+    ));
+    Ok(was)
 }
 
 /// Steps 1 and 2 for one database; what to restore on a rollback.
@@ -160,68 +202,32 @@ async fn hold<'a>(client: &Client, e: &'a Entry, out: &mut String) -> Result<Hel
         .await?;
         out.push_str(&format!("paused {s}\n"));
     }
-    let mr = serde_json::to_value(
-        api_for(client, &e.managed)
-            .await?
-            .get(&e.managed.name)
-            .await?,
-    )?;
-    // How it was, kept on the object itself (an interrupted run resumed later still
-    // knows what to put back).
-    let was: Value = match mr["metadata"]["annotations"][WAS].as_str() {
-        Some(w) => serde_json::from_str(w).unwrap_or_default(),
-        None => json!({
-            "managementPolicies": mr["spec"]["managementPolicies"],
-            "deletionPolicy": mr["spec"]["deletionPolicy"],
-        }),
-    };
-    let mut spec = json!({ "managementPolicies": ["Observe"] });
-    if e.managed_has_deletion_policy {
-        spec["deletionPolicy"] = json!("Orphan");
+    let mut managed = vec![];
+    for r in std::iter::once(&e.managed).chain(&e.inside) {
+        let was = observe_only(client, e, r, out).await?;
+        managed.push((r.clone(), was));
     }
-    let now = merge(
-        client,
-        &e.managed,
-        json!({ "metadata": { "annotations": { WAS: was.to_string() } }, "spec": spec }),
-    )
-    .await?;
-    let observing = now["spec"]["managementPolicies"] == json!(["Observe"]);
-    let orphaned = !e.managed_has_deletion_policy || now["spec"]["deletionPolicy"] == "Orphan";
-    if !(observing && orphaned) {
-        bail!(
-            "{} did not keep managementPolicies [Observe] / deletionPolicy Orphan (an admission webhook?); stopping before anything else",
-            e.managed
-        );
-    }
-    out.push_str(&format!(
-        "{}: managementPolicies [Observe]{}\n",
-        e.managed,
-        if e.managed_has_deletion_policy {
-            ", deletionPolicy Orphan"
-        } else {
-            ""
-        }
-    ));
     Ok(Held {
         entry: e,
         sources,
-        management_policies: was["managementPolicies"].clone(),
-        deletion_policy: was["deletionPolicy"].clone(),
+        managed,
     })
 }
 
 /// Undoes `hold` (the claim was refused before it adopted anything).
 async fn release(client: &Client, h: &Held<'_>, out: &mut String) -> Result<()> {
-    let mut spec = json!({ "managementPolicies": h.management_policies });
-    if h.entry.managed_has_deletion_policy {
-        spec["deletionPolicy"] = h.deletion_policy.clone();
+    for (r, was) in &h.managed {
+        let mut spec = json!({ "managementPolicies": was["managementPolicies"] });
+        if h.entry.managed_has_deletion_policy {
+            spec["deletionPolicy"] = was["deletionPolicy"].clone();
+        }
+        merge(
+            client,
+            r,
+            json!({ "metadata": { "annotations": { WAS: null } }, "spec": spec }),
+        )
+        .await?;
     }
-    merge(
-        client,
-        &h.entry.managed,
-        json!({ "metadata": { "annotations": { WAS: null } }, "spec": spec }),
-    )
-    .await?;
     for s in &h.sources {
         merge(
             client,
@@ -461,7 +467,9 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
                         "adopted: {} by PostgreSQLInstance {}/{name}\n",
                         e.external_name, e.namespace
                     ));
-                    remove(client, &e.managed, &mut out).await?;
+                    for r in std::iter::once(&e.managed).chain(&e.inside) {
+                        remove(client, r, &mut out).await?;
+                    }
                     if let Some(xr) = &e.composite {
                         remove(client, xr, &mut out).await?;
                     }

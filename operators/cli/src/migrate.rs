@@ -824,16 +824,14 @@ impl Migration {
             self.skipped.len()
         ));
         for e in &self.entries {
+            let noun =
+                db_kind(&e.managed.api_version, &e.managed.kind).map_or("database", |k| k.noun);
             s.push_str(&format!(
-                "\n{}\n  -> paved.dev/v1alpha1 PostgreSQLInstance {}/{} adopting {} with Composition {}\n  via {}{}\n",
+                "\n{}\n  -> paved.dev/v1alpha1 PostgreSQLInstance {}/{} adopting {noun} {} with Composition {}\n  via {}{}\n",
                 e.source,
                 e.namespace,
                 str_at(&e.claim, "/metadata/name"),
-                format!(
-                    "{} {}",
-                    db_kind(&e.managed.api_version, &e.managed.kind).map_or("database", |k| k.noun),
-                    e.external_name
-                ),
+                e.external_name,
                 e.composition,
                 e.composite
                     .as_ref()

@@ -498,7 +498,11 @@ async fn an_existing_server_is_adopted_in_place_its_password_handed_over_only_wh
         "orders"
     );
     let s = server(&fake, &name)?.unwrap();
-    assert_eq!(s["tags"]["paved.dev_admin-password"], "rotated");
+    assert_eq!(
+        s["tags"]["paved.dev_admin-password"],
+        uid.as_str(),
+        "the mark names the claim"
+    );
     assert_eq!(
         s["systemData"]["createdAt"],
         before["systemData"]["createdAt"]

@@ -366,7 +366,7 @@ async fn an_existing_instance_is_adopted_in_place_and_its_password_rotated_when_
     assert_eq!(i["createTime"], before["createTime"], "the same instance");
     assert_eq!(s["userLabels"][OWNER_LABEL], uid.as_str());
     assert_eq!(s["userLabels"]["team"], "orders");
-    assert_eq!(s["userLabels"]["paved_dev_admin-password"], "rotated");
+    assert_eq!(s["userLabels"]["paved_dev_admin-password"], uid.as_str());
     assert_eq!(s["ipConfiguration"]["ipv4Enabled"], false);
     assert_eq!(s["ipConfiguration"]["sslMode"], "ENCRYPTED_ONLY");
     assert!(

@@ -43,8 +43,8 @@ use crate::{
         "message": "spec.compositionRef is immutable once set: moving a database between compositions (and so clouds) in place is not supported"
     },
     {
-        "rule": "has(self.existing) == has(oldSelf.existing) && (!has(self.existing) || self.existing.externalName == oldSelf.existing.externalName)",
-        "message": "spec.existing.externalName is immutable: a claim names one existing database, or makes its own, for its whole life (its mode may change)"
+        "rule": "has(self.existing) == has(oldSelf.existing) && (!has(self.existing) || (self.existing.externalName == oldSelf.existing.externalName && has(self.existing.databaseName) == has(oldSelf.existing.databaseName) && (!has(self.existing.databaseName) || self.existing.databaseName == oldSelf.existing.databaseName)))",
+        "message": "spec.existing.externalName and databaseName are immutable: a claim names one existing database, or makes its own, for its whole life (its mode may change)"
     }
 ]))]
 pub struct PostgreSQLInstanceSpec {
@@ -136,8 +136,9 @@ pub struct ExistingDatabase {
     #[serde(default)]
     pub mode: ExistingMode,
     /// The database inside the server that the connection Secret names, for an
-    /// adopted Azure flexible server or Cloud SQL instance (which hold several); an RDS
-    /// instance says its own, and a `local` one is the database itself.
+    /// adopted Azure flexible server or Cloud SQL instance (which hold several);
+    /// refused elsewhere (an RDS instance says its own, and a `local` one is the
+    /// database itself). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 63),

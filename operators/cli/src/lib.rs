@@ -110,6 +110,10 @@ enum Command {
         /// Composition made (default: the only Paved one for its region).
         #[arg(long = "composition", value_name = "CROSSPLANE=PAVED")]
         compositions: Vec<String>,
+        /// Believe managed databases in tenants' namespaces (Crossplane v2), which a
+        /// team may write: only once the platform checked each is that team's.
+        #[arg(long)]
+        allow_namespaced: bool,
         /// How long `--apply` waits for the claims to adopt.
         #[arg(long, default_value_t = 600)]
         timeout_seconds: u64,
@@ -194,9 +198,13 @@ fn run() -> Result<()> {
             dry_run,
             apply,
             compositions,
+            allow_namespaced,
             timeout_seconds,
         } => {
-            let mut opts = migrate::Options::default();
+            let mut opts = migrate::Options {
+                allow_namespaced,
+                ..Default::default()
+            };
             for c in compositions {
                 let (from, to) = c
                     .split_once('=')

@@ -57,6 +57,9 @@ impl std::fmt::Display for ObjRef {
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     pub compositions: BTreeMap<String, String>,
+    /// Believe managed databases in tenants' namespaces (Crossplane v2): a team may
+    /// write those, so the platform says it checked them.
+    pub allow_namespaced: bool,
 }
 
 /// One database moving over.
@@ -228,6 +231,40 @@ fn definitions(objects: &[Value]) -> Vec<Definition> {
                 .map(String::from),
         })
         .collect()
+}
+
+/// Pure: how a managed database's place (as its provider reports it) differs from
+/// where a Paved Composition looks: the RDS ARN's region, the Azure id's subscription
+/// and resource group, the Cloud SQL project. None when it does not, or is not said.
+fn elsewhere(k: &DbKind, mr: &Value, pg: &Value) -> Option<String> {
+    let differs = |have: &str, want: &str| {
+        !have.is_empty() && !want.is_empty() && !have.eq_ignore_ascii_case(want)
+    };
+    match k.provider {
+        "aws" => {
+            let arn = str_at(mr, "/status/atProvider/arn");
+            let region = arn.split(':').nth(3).unwrap_or_default();
+            differs(region, str_at(pg, "/region")).then(|| format!("is in region {region}"))
+        }
+        "azure" => {
+            let id: Vec<&str> = str_at(mr, "/status/atProvider/id").split('/').collect();
+            let at = |key: &str| {
+                id.iter()
+                    .position(|s| s.eq_ignore_ascii_case(key))
+                    .and_then(|i| id.get(i + 1))
+                    .copied()
+                    .unwrap_or_default()
+            };
+            let (sub, rg) = (at("subscriptions"), at("resourceGroups"));
+            (differs(sub, str_at(pg, "/azure/subscriptionId"))
+                || differs(rg, str_at(pg, "/azure/resourceGroup")))
+            .then(|| format!("is in subscription {sub}, resource group {rg}"))
+        }
+        _ => {
+            let project = str_at(mr, "/status/atProvider/project");
+            differs(project, str_at(pg, "/gcp/project")).then(|| format!("is in project {project}"))
+        }
+    }
 }
 
 fn is_managed_database(v: &Value) -> bool {
@@ -544,6 +581,12 @@ fn entry(
         .or_else(|| xr.pointer("/spec/crossplane/compositionRef/name"))
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if managed_ref.namespace.is_some() && !opts.allow_namespaced {
+        return Err(format!(
+            "{managed_ref} lives in namespace {namespace}, where the team may write managed resources (and so name any database): \
+             confirm {external} is that team's, then run again with --allow-namespaced"
+        ));
+    }
     let composition = pick_composition(
         xp_composition,
         kind.provider,
@@ -551,6 +594,17 @@ fn entry(
         paved_compositions,
         opts,
     )?;
+    // Where its provider says it lives must be where the Paved Composition looks.
+    if let Some(c) = paved_compositions
+        .iter()
+        .find(|c| str_at(c, "/metadata/name") == composition)
+    {
+        if let Some(why) = elsewhere(kind, mr, &c["spec"]["postgresql"]) {
+            return Err(format!(
+                "{managed_ref} {why}, not where Composition {composition} looks: write the claim by hand if that is right"
+            ));
+        }
+    }
     let team = teams
         .iter()
         .find(|t| {
@@ -604,7 +658,7 @@ fn entry(
     }
     if managed_ref.namespace.is_some() {
         notes.push(format!(
-            "{managed_ref} lives in namespace {namespace}, where the team may write managed resources: confirm that {external} is that team's before --apply"
+            "{managed_ref} lives in namespace {namespace}, where the team may write managed resources: believed because of --allow-namespaced"
         ));
     }
     let others: Vec<ObjRef> = refs
@@ -940,6 +994,14 @@ pub fn write(m: &Migration, out: &std::path::Path) -> anyhow::Result<Vec<std::pa
 mod tests {
     use super::*;
 
+    /// Options that believe namespaced managed resources (the tests' v2 composites).
+    fn trusting() -> Options {
+        Options {
+            allow_namespaced: true,
+            ..Default::default()
+        }
+    }
+
     fn yaml(s: &str) -> Vec<Value> {
         use serde::Deserialize;
         serde_yaml::Deserializer::from_str(s)
@@ -1036,7 +1098,7 @@ spec:
 
     #[test]
     fn a_crossplane_claim_becomes_a_paved_claim_that_adopts_its_instance() {
-        let m = plan(&yaml(PLATFORM), &Options::default());
+        let m = plan(&yaml(PLATFORM), &trusting());
         assert_eq!(m.entries.len(), 2, "{m:#?}");
         let main = &m.entries[1];
         assert_eq!(main.source.name, "main");
@@ -1092,6 +1154,13 @@ spec:
             report.contains("NO TEAM lists namespace billing"),
             "{report}"
         );
+        // Without the platform's word, a managed database in a tenant's namespace is
+        // not believed.
+        let m = plan(&yaml(PLATFORM), &Options::default());
+        assert!(m
+            .skipped
+            .iter()
+            .any(|s| s.source.name == "ledger" && s.why.contains("--allow-namespaced")));
     }
 
     #[test]
@@ -1145,7 +1214,7 @@ metadata: { name: eu-db, namespace: billing, annotations: { crossplane.io/extern
 spec: { forProvider: { region: eu-west-1 } }
 "#,
         ));
-        let m = plan(&objects, &Options::default());
+        let m = plan(&objects, &trusting());
         let why = |name: &str| {
             m.skipped
                 .iter()
@@ -1170,7 +1239,7 @@ spec: { forProvider: { region: eu-west-1 } }
                 v["spec"]["claimRef"]["name"] = json!("other");
             }
         }
-        let m = plan(&objects, &Options::default());
+        let m = plan(&objects, &trusting());
         assert!(m.entries.is_empty(), "{m:#?}");
         assert!(m.skipped.iter().any(|s| s
             .why
@@ -1197,7 +1266,7 @@ spec: { forProvider: { region: eu-west-1 } }
             .clone();
         other["metadata"]["name"] = json!("postgresql-aws-gold");
         objects.push(other);
-        let m = plan(&objects, &Options::default());
+        let m = plan(&objects, &trusting());
         assert!(m.entries.is_empty());
         assert!(m.skipped[0].why.contains("--composition"), "{m:#?}");
         // Named by the caller: used.
@@ -1207,6 +1276,7 @@ spec: { forProvider: { region: eu-west-1 } }
                 "postgresql-aws-gold".to_string(),
             )]
             .into(),
+            allow_namespaced: true,
         };
         let m = plan(&objects, &opts);
         assert_eq!(m.entries.len(), 1);
@@ -1218,7 +1288,7 @@ spec: { forProvider: { region: eu-west-1 } }
                 v["spec"]["parameters"]["instanceClass"] = json!("db.x2g.16xlarge");
             }
         }
-        let m = plan(&objects, &Options::default());
+        let m = plan(&objects, &trusting());
         let main = m.entries.iter().find(|e| e.source.name == "main").unwrap();
         assert!(main.claim["spec"]["parameters"]
             .get("instanceClass")
@@ -1229,15 +1299,15 @@ spec: { forProvider: { region: eu-west-1 } }
     #[test]
     fn a_run_that_stopped_half_way_is_resumed_and_another_claim_of_the_name_left_alone() {
         let mut objects = yaml(PLATFORM);
-        let made = plan(&objects, &Options::default()).entries[1].claim.clone();
+        let made = plan(&objects, &trusting()).entries[1].claim.clone();
         objects.push(made.clone());
-        let m = plan(&objects, &Options::default());
+        let m = plan(&objects, &trusting());
         assert!(m.entries.iter().any(|e| e.source.name == "main"), "{m:#?}");
         let mut other = made;
         other["metadata"]["annotations"] = json!({});
         let last = objects.len() - 1;
         objects[last] = other;
-        let m = plan(&objects, &Options::default());
+        let m = plan(&objects, &trusting());
         assert!(m
             .skipped
             .iter()
@@ -1306,7 +1376,7 @@ metadata: { name: postgresql-gcp-standard }
 spec: { postgresql: { provider: gcp, region: us-central1 } }
 "#,
         );
-        let m = plan(&objects, &Options::default());
+        let m = plan(&objects, &trusting());
         assert_eq!(m.entries.len(), 2, "{m:#?}");
         let (azure, gcp) = (&m.entries[0], &m.entries[1]);
         assert_eq!(
@@ -1334,7 +1404,7 @@ spec: { postgresql: { provider: gcp, region: us-central1 } }
         second["metadata"]["name"] = json!("claims-db2");
         twice.push(second);
         twice[5]["status"]["atProvider"]["id"] = json!("someone-else");
-        let m = plan(&twice, &Options::default());
+        let m = plan(&twice, &trusting());
         assert!(m.entries.is_empty(), "{m:#?}");
         assert!(m.skipped.iter().any(|s| s.why.contains("write it by hand")));
         assert!(m.skipped.iter().any(|s| s
@@ -1352,7 +1422,7 @@ spec: { postgresql: { provider: gcp, region: us-central1 } }
                 v["status"]["atProvider"]["identifier"] = json!("orders-main-db");
             }
         }
-        let m = plan(&objects, &Options::default());
+        let m = plan(&objects, &trusting());
         assert!(m.entries.is_empty(), "{m:#?}");
         assert!(m.skipped.iter().all(|s| s.why.contains("more than one")));
     }

@@ -354,7 +354,10 @@ fn progress(claim: &Value) -> Progress {
         Some(c) if adopted && c["reason"] == "CredentialsNotManaged" => {
             Progress::Undeliverable(said(c))
         }
-        _ if adopted => Progress::Adopted,
+        // Adopted, and its credentials found (delivery waits only for the name to be
+        // free): Crossplane's objects may go.
+        _ if adopted && claim["status"]["credentialsSecret"].is_string() => Progress::Adopted,
+        _ if adopted => Progress::Waiting("adopted; its credentials not found yet".into()),
         Some(c) if REFUSALS.contains(&c["reason"].as_str().unwrap_or_default()) => {
             Progress::Refused(said(c))
         }
@@ -473,9 +476,16 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
                     if let Some(xr) = &e.composite {
                         remove(client, xr, &mut out).await?;
                     }
-                    if let Some(uid) = remove(client, &e.source, &mut out).await? {
+                    // Crossplane's Secret first, while the claim that controls it is
+                    // still there to be recognised by.
+                    let source = api_for(client, &e.source)
+                        .await?
+                        .get_opt(&e.source.name)
+                        .await?;
+                    if let Some(uid) = source.and_then(|o| o.metadata.uid) {
                         remove_secret(client, e, &uid, &mut out).await?;
                     }
+                    remove(client, &e.source, &mut out).await?;
                 }
                 Progress::Undeliverable(why) => {
                     out.push_str(&format!(
@@ -526,10 +536,14 @@ mod tests {
             })
         };
         let adopted = json!({ paved_api::annotations::CREATE_SUCCEEDED: "t" });
-        assert_eq!(
-            progress(&claim(adopted.clone(), "SecretConflict")),
-            Progress::Adopted
-        );
+        let mut found = claim(adopted.clone(), "SecretConflict");
+        found["status"]["credentialsSecret"] = json!("arn:secret");
+        assert_eq!(progress(&found), Progress::Adopted);
+        // Adopted, but not (yet) able to deliver: Crossplane's Secret stays.
+        assert!(matches!(
+            progress(&claim(adopted.clone(), "ProviderRejected")),
+            Progress::Waiting(_)
+        ));
         assert!(matches!(
             progress(&claim(adopted, "CredentialsNotManaged")),
             Progress::Undeliverable(_)

@@ -26,8 +26,7 @@ use azure_security_keyvault::SecretClient;
 use futures::StreamExt;
 use paved_api::{AzurePlacement, Cloud, DeletionPolicy, Reason};
 use paved_compose::postgresql::{
-    azure_sku_tier, cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase,
-    ADMIN_PASSWORD_TAG, OWNER_TAG,
+    azure_sku_tier, cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase, OWNER_TAG,
 };
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -477,7 +476,7 @@ fn observed(s: &models::Server, d: &DesiredDatabase) -> ObservedDatabase {
             .and_then(|n| n.public_network_access.as_ref())
             .map(|a| format!("{a:?}") == "Enabled"),
         // An adopted server's password is Paved's to deliver only once Paved set it.
-        master_secret_ref: (!d.adopting || rotated(s)).then(|| admin_secret_name(d)),
+        master_secret_ref: (!d.adopting || rotated(s, d)).then(|| admin_secret_name(d)),
         master_username: p.administrator_login.clone(),
         owner_uid: AzureProvider::owner_of(s),
         tls_required: None,
@@ -502,15 +501,16 @@ fn observed(s: &models::Server, d: &DesiredDatabase) -> ObservedDatabase {
     }
 }
 
-/// Whether Paved set an adopted server's administrator password (the mark goes on in
-/// the same PATCH as the password).
-fn rotated(s: &models::Server) -> bool {
+/// Whether Paved set an adopted server's administrator password for this claim (the
+/// mark, the claim's UID, goes on in the same PATCH as the password).
+fn rotated(s: &models::Server, d: &DesiredDatabase) -> bool {
+    let (key, value) = paved_compose::postgresql::admin_password_mark(Cloud::Azure, &d.owner_uid);
     s.tracked_resource
         .tags
         .as_ref()
-        .and_then(|t| t.get(cloud_tag_key(Cloud::Azure, ADMIN_PASSWORD_TAG)))
+        .and_then(|t| t.get(&key))
         .and_then(|v| v.as_str())
-        == Some("rotated")
+        == Some(value.as_str())
 }
 
 /// Pure: the PATCH that takes an adopted server over: its tags kept, the claim's mark
@@ -530,10 +530,9 @@ pub fn adoption_patch(
     tags.extend(cloud_tags(Cloud::Azure, &d.tags));
     let mut body = json!({});
     if let Some(p) = password {
-        tags.insert(
-            cloud_tag_key(Cloud::Azure, ADMIN_PASSWORD_TAG),
-            "rotated".into(),
-        );
+        let (key, value) =
+            paved_compose::postgresql::admin_password_mark(Cloud::Azure, &d.owner_uid);
+        tags.insert(key, value);
         body["properties"] = json!({ "administratorLoginPassword": p.expose() });
     }
     body["tags"] = json!(tags);
@@ -884,7 +883,7 @@ mod tests {
         assert_eq!(body["properties"]["administratorLoginPassword"], "s3cret");
         assert_eq!(
             body["tags"][cloud_tag_key(Cloud::Azure, ADMIN_PASSWORD_TAG)],
-            "rotated"
+            "uid-1"
         );
         // Tagged already and nothing to rotate: nothing to send.
         let tagged = ObservedDatabase {
@@ -910,6 +909,7 @@ mod tests {
     }
 
     use super::*;
+    use paved_compose::postgresql::ADMIN_PASSWORD_TAG;
 
     fn desired() -> DesiredDatabase {
         crate::tests::desired_fixture(Cloud::Azure)

@@ -22,7 +22,7 @@ use google_cloud_sql_v1::{
 };
 use paved_api::{Cloud, DeletionPolicy, GcpPlacement, Reason};
 use paved_compose::postgresql::{
-    cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase, ADMIN_PASSWORD_TAG, OWNER_TAG,
+    cloud_tag_key, cloud_tags, DesiredDatabase, ObservedDatabase, OWNER_TAG,
 };
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -378,10 +378,8 @@ pub fn labels(
     };
     out.extend(cloud_tags(Cloud::Gcp, &d.tags));
     if rotated {
-        out.insert(
-            cloud_tag_key(Cloud::Gcp, ADMIN_PASSWORD_TAG),
-            "rotated".into(),
-        );
+        let (key, value) = paved_compose::postgresql::admin_password_mark(Cloud::Gcp, &d.owner_uid);
+        out.insert(key, value);
     }
     out
 }
@@ -492,10 +490,11 @@ fn observed(i: &DatabaseInstance, d: &DesiredDatabase) -> ObservedDatabase {
         publicly_accessible: Some(ip.ipv4_enabled.unwrap_or(false)),
         // An adopted instance's password is Paved's to deliver only once Paved set it
         // (its mark goes on after the password did).
-        master_secret_ref: (!d.adopting
-            || s.user_labels
-                .get(&cloud_tag_key(Cloud::Gcp, ADMIN_PASSWORD_TAG))
-                .is_some_and(|v| v == "rotated"))
+        master_secret_ref: (!d.adopting || {
+            let (key, value) =
+                paved_compose::postgresql::admin_password_mark(Cloud::Gcp, &d.owner_uid);
+            s.user_labels.get(&key) == Some(&value)
+        })
         .then(|| admin_secret_id(d)),
         master_username: d.adopting.then(|| ADMIN_USER.to_string()),
         owner_uid: s
@@ -614,6 +613,11 @@ impl ExternalClient<DesiredDatabase, ObservedDatabase> for GcpProvider {
                 .await
                 .map_err(classify)?;
             self.finished(name, &op).await?;
+            // The mark at once, alone: nothing else in the same request can refuse it
+            // after the password changed.
+            let mut only = Settings::default();
+            only.user_labels = labels(d, o, true).into_iter().collect();
+            return self.patch_settings(name, only).await;
         }
         let was_marked = d.adopting && o.master_secret_ref.is_some();
         let labels = labels(d, o, rotate || was_marked);
@@ -789,7 +793,7 @@ mod tests {
         assert_eq!(adopted["team"], "orders");
         assert_eq!(
             adopted[&cloud_tag_key(Cloud::Gcp, ADMIN_PASSWORD_TAG)],
-            "rotated"
+            "uid-1"
         );
         assert_eq!(
             adopted[&cloud_tag_key(Cloud::Gcp, OWNER_TAG)],
@@ -798,6 +802,7 @@ mod tests {
     }
 
     use super::*;
+    use paved_compose::postgresql::ADMIN_PASSWORD_TAG;
 
     #[test]
     fn the_instance_carries_every_compliance_setting() {

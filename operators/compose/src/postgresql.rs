@@ -267,6 +267,14 @@ pub fn render_postgresql(input: &PostgresInput<'_>) -> Result<DesiredDatabase, R
         .existing
         .as_ref()
         .and_then(|e| e.database_name.clone());
+    // Only where a server holds several: elsewhere it would name another database
+    // than the one the Team granted.
+    if inside.is_some() && !matches!(comp.provider, Cloud::Azure | Cloud::Gcp) {
+        return Err(RenderError::InvalidSpec(format!(
+            "spec.existing.databaseName: only for an Azure flexible server or a Cloud SQL instance; on {} the database is the one spec.existing.externalName names",
+            comp.provider
+        )));
+    }
     if adopting && matches!(comp.provider, Cloud::Azure | Cloud::Gcp) && inside.is_none() {
         return Err(RenderError::NotAdoptable(format!(
             "spec.existing.databaseName: name the database inside the {} server that the connection Secret should \
@@ -1081,8 +1089,20 @@ fn reencrypt_howto(d: &DesiredDatabase) -> String {
 }
 
 /// The mark on an adopted Azure server or Cloud SQL instance whose administrator
-/// password Paved replaced with the one it keeps (value `rotated`).
+/// password Paved replaced with the one it keeps; its value is the claim's UID, so a
+/// later claim of the same server sets a password of its own.
 pub const ADMIN_PASSWORD_TAG: &str = "paved.dev/admin-password";
+
+/// Pure: the admin-password mark of claim `uid`, as `provider` spells tags.
+pub fn admin_password_mark(provider: Cloud, uid: &str) -> (String, String) {
+    cloud_tags(
+        provider,
+        &BTreeMap::from([(ADMIN_PASSWORD_TAG.to_string(), uid.to_string())]),
+    )
+    .into_iter()
+    .next()
+    .unwrap_or_default()
+}
 
 /// Pure: the tags (as the cloud spells them) a managed database should carry and does
 /// not, or carries with another value; Paved's ownership mark among them.
@@ -2061,10 +2081,13 @@ mod tests {
             assert_eq!(e.reason(), paved_api::Reason::NotAdoptable);
             assert!(e.to_string().contains("spec.existing.databaseName"), "{e}");
         }
-        // Named: delivered with it (rendered on AWS here; the floor check is the
-        // Composition's, not the point).
-        let d = render(&spec(Some("orders")), &comp(), DataClassification::Internal).unwrap();
-        assert_eq!(d.database_name, "orders");
+        // Only where a server holds several: on AWS (or local) it would name another.
+        let e = render(&spec(Some("orders")), &comp(), DataClassification::Internal).unwrap_err();
+        assert!(e.to_string().contains("only for an Azure"), "{e}");
+        // Named on a server that holds several: delivered with it. (Rendered past the
+        // Composition check, which is not the point here.)
+        let mut d = render(&spec(None), &comp(), DataClassification::Internal).unwrap();
+        d.database_name = "orders".into();
         // And it must be there: a typo never becomes an empty database.
         let mut o = available(&d);
         o.database_present = Some(false);

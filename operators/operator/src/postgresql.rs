@@ -84,6 +84,7 @@ async fn reconcile_inner(
     if claim.spec.adopts() && verdict.synced.1 == Reason::ExistingNotGranted {
         status.credentials_secret = None;
         status.resource_id = None;
+        status.encryption_key_id = None;
     }
     // The status write that follows this reconcile's create (the snapshot it started
     // from had no pending create): crash points on both sides of it.
@@ -851,11 +852,19 @@ async fn converge(
                     Reason::CredentialsNotManaged,
                     format!(
                         "{} is this claim's, but its master password is kept by no cloud service, and the Composition \
-                         keeps it as it is (credentials.existingPassword: Keep), so no connection Secret is delivered. \
-                         Have the cloud manage it (aws rds modify-db-instance --db-instance-identifier {} \
-                         --manage-master-user-password --master-user-secret-kms-key-id <the Composition's key> \
-                         --apply-immediately), or ask the platform for a Composition that rotates it",
-                        d.external_name, d.external_name
+                         keeps it as it is (credentials.existingPassword: Keep), so no connection Secret is delivered. {}",
+                        d.external_name,
+                        match d.provider {
+                            Cloud::Aws => format!(
+                                "Have RDS manage it (aws rds modify-db-instance --db-instance-identifier {} \
+                                 --manage-master-user-password --master-user-secret-kms-key-id <the Composition's key> \
+                                 --apply-immediately), or ask the platform for a Composition that rotates it",
+                                d.external_name
+                            ),
+                            _ => "Ask the platform for a Composition that rotates it (credentials.existingPassword: Rotate); \
+                                  clients on the old password then move to the connection Secret"
+                                .to_string(),
+                        }
                     ),
                     aligned(d.poll_interval),
                 ));
@@ -1250,12 +1259,16 @@ async fn delete(
     // An adopted database outlives its claim unless the claim itself says otherwise:
     // it was not made here, and whoever ran it before may still count on it. Only the
     // claim's own way in goes with it (on `local`, its login role).
-    if let Some(e) = claim
-        .spec
-        .existing
-        .as_ref()
-        .filter(|_| claim.spec.deletion_policy.is_none())
-    {
+    // A claim whose adoption grant was taken back may not delete what it adopted
+    // either: it is left as with Orphan.
+    let revoked = claim.spec.adopts() && !adoption_granted(claim, ctx).await?;
+    if let Some(e) = claim.spec.existing.as_ref().filter(|_| {
+        revoked
+            || matches!(
+                claim.spec.deletion_policy,
+                None | Some(paved_api::DeletionPolicy::Orphan)
+            )
+    }) {
         let local = recorded_placement(claim).is_some_and(|p| p.provider == Cloud::Local);
         let mut note = String::new();
         if local && ann.contains_key(annotations::CREATE_SUCCEEDED) {
@@ -1361,6 +1374,29 @@ async fn delete(
     };
     publish(claim, ctx, api, CONTROLLER, status, &verdict).await?;
     Ok(Action::requeue(verdict.requeue))
+}
+
+/// Whether an adopting claim's namespace is still granted its database (by the Team
+/// that lists the namespace, for the Composition it was adopted with).
+async fn adoption_granted(claim: &PostgreSQLInstance, ctx: &Context) -> Result<bool, Error> {
+    let Some(existing) = &claim.spec.existing else {
+        return Ok(false);
+    };
+    let (facts, _) = ctx.deletion_facts(claim).await?;
+    let team = facts.team.as_deref().and_then(|t| ctx.team(t));
+    let composition = recorded_placement(claim)
+        .map(|p| p.composition)
+        .or_else(|| recorded_composition(claim).map(String::from))
+        .unwrap_or_default();
+    Ok(paved_compose::tenancy::admit_existing(
+        &facts,
+        team.as_deref(),
+        &ctx.teams.state(),
+        &claim.namespace().unwrap_or_default(),
+        &composition,
+        existing,
+    )
+    .is_ok())
 }
 
 /// What the deletion acts on: the recorded placement, the claim's identity, and the

@@ -489,6 +489,21 @@ pub fn moto(cp: &ControlPlane, script: &str, args: &[&str]) -> Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// Sets what adopting does to a password nobody keeps in Composition `composition`
+/// (`Keep` or `Rotate`; a patch outlives a later apply of the Composition).
+pub fn existing_password(cp: &ControlPlane, composition: &str, how: &str) -> Result<()> {
+    cp.kubectl(&[
+        "patch",
+        "compositions.paved.dev",
+        composition,
+        "--type=merge",
+        "-p",
+        &json!({ "spec": { "postgresql": { "credentials": { "existingPassword": how } } } })
+            .to_string(),
+    ])?;
+    Ok(())
+}
+
 /// RDS instance `id` as boto3 describes it in moto, if it exists.
 pub fn rds_instance(cp: &ControlPlane, id: &str) -> Result<Option<Value>> {
     Ok(moto(cp, "query.py", &["instances"])?

@@ -304,14 +304,7 @@ async fn a_crossplane_platform_moves_under_paved_without_recreating_a_database()
     // and the namespaces, listed by a Team.
     let seed = db::moto(cp, "seed.py", &[])?;
     aws_composition(cp, &seed, "postgresql-aws-migrate", "2s")?;
-    cp.kubectl(&[
-        "patch",
-        "compositions.paved.dev",
-        "postgresql-aws-migrate",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"postgresql":{"credentials":{"existingPassword":"Rotate"}}}}"#,
-    ])?;
+    db::existing_password(cp, "postgresql-aws-migrate", "Rotate")?;
     for ns in [orders, billing] {
         db::namespace(cp, ns, "aws", "internal")?;
     }
@@ -519,7 +512,12 @@ async fn a_crossplane_platform_moves_under_paved_without_recreating_a_database()
         ("databases.db.example.org/ledger", Some(billing)),
         ("instances.rds.aws.m.upbound.io/ledger-db", Some(billing)),
     ] {
-        assert!(!exists(cp, r, ns)?, "{r} is left");
+        // Deleted without cascading: the garbage collector takes its orphan finalizer
+        // off a moment later.
+        eventually(&format!("{r} gone"), T, || async {
+            Ok((!exists(cp, r, ns)?).then_some(()))
+        })
+        .await?;
     }
     eventually("Crossplane's connection Secret gone", T, || async {
         let s: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), orders);

@@ -369,14 +369,7 @@ async fn an_existing_server_is_adopted_in_place_its_password_handed_over_only_wh
     let ns = "e2e-azure-adopt";
     let (fake, want) = setup(cp, ns, "internal").await?;
     // Keep passwords as they are (an earlier run's patch outlives the apply).
-    cp.kubectl(&[
-        "patch",
-        "compositions.paved.dev",
-        COMPOSITION,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"postgresql":{"credentials":{"existingPassword":"Keep"}}}}"#,
-    ])?;
+    db::existing_password(cp, COMPOSITION, "Keep")?;
     let name = format!("legacy-orders-{}", std::process::id());
     legacy_server(&fake, &want, &name)?;
     let before = server(&fake, &name)?.context("made")?;
@@ -466,14 +459,7 @@ async fn an_existing_server_is_adopted_in_place_its_password_handed_over_only_wh
     assert!(s["tags"].get("paved.dev_admin-password").is_none());
     // The Composition rotates: the password Paved keeps in Key Vault (named by the
     // claim, never by the server's name) is set, and the claim delivers it.
-    cp.kubectl(&[
-        "patch",
-        "compositions.paved.dev",
-        COMPOSITION,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"postgresql":{"credentials":{"existingPassword":"Rotate"}}}}"#,
-    ])?;
+    db::existing_password(cp, COMPOSITION, "Rotate")?;
     let p = ready(&pgs, "orders").await?;
     let kept = format!("{}-admin", paved_compose::postgresql::external_name(&uid));
     let secret = fake.state()?["secrets"]

@@ -312,14 +312,7 @@ async fn an_existing_instance_is_adopted_in_place_and_its_password_rotated_when_
     let ns = "e2e-gcp-adopt";
     let (fake, want) = setup(cp, ns, "internal").await?;
     // Rotating passwords nobody keeps is the Composition's to allow.
-    cp.kubectl(&[
-        "patch",
-        "compositions.paved.dev",
-        COMPOSITION,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"postgresql":{"credentials":{"existingPassword":"Rotate"}}}}"#,
-    ])?;
+    db::existing_password(cp, COMPOSITION, "Rotate")?;
     let name = format!("legacy-orders-{}", std::process::id());
     legacy_instance(&fake, &want, &name)?;
     let before = instance(&fake, &name)?.context("made")?;

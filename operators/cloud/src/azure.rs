@@ -162,7 +162,7 @@ impl AzureProvider {
     async fn admin_password(&self, d: &DesiredDatabase) -> Result<Sensitive, ProviderError> {
         let vault = self.vault()?;
         let name = admin_secret_name(d);
-        match vault.get(&name).await {
+        let stored = match vault.get(&name).await {
             Ok(s) => {
                 let v: serde_json::Value =
                     serde_json::from_str(&s.value).map_err(|_| ProviderError::Terminal {
@@ -172,28 +172,36 @@ impl AzureProvider {
                         ),
                     })?;
                 match v.get("password").and_then(|p| p.as_str()) {
-                    Some(p) => Ok(Sensitive::new(p)),
-                    None => Err(ProviderError::Terminal {
-                        reason: Reason::SecretConflict,
-                        message: format!("Key Vault secret {name} has no password"),
-                    }),
+                    Some(p) => Some(Sensitive::new(p)),
+                    None => {
+                        return Err(ProviderError::Terminal {
+                            reason: Reason::SecretConflict,
+                            message: format!("Key Vault secret {name} has no password"),
+                        })
+                    }
                 }
             }
             Err(e) => match classify(e) {
-                ProviderError::NotFound(_) => {
-                    let password = Sensitive::generate_password();
-                    let value = json!({
-                        "username": d.master_username,
-                        "password": password.expose(),
-                    });
-                    vault
-                        .set(&name, value.to_string())
-                        .await
-                        .map_err(classify)?;
-                    Ok(password)
-                }
-                other => Err(other),
+                ProviderError::NotFound(_) => None,
+                other => return Err(other),
             },
+        };
+        match stored {
+            Some(p) if p.is_complex() => Ok(p),
+            // None yet, or one Azure refused (made before passwords always had every
+            // kind of character), which was never set on a server: a new one.
+            _ => {
+                let password = Sensitive::generate_password();
+                let value = json!({
+                    "username": d.master_username,
+                    "password": password.expose(),
+                });
+                vault
+                    .set(&name, value.to_string())
+                    .await
+                    .map_err(classify)?;
+                Ok(password)
+            }
         }
     }
 

@@ -76,16 +76,29 @@ impl Sensitive {
         &self.0
     }
     /// A fresh random password: 32 letters and digits (no quoting hazards in SQL,
-    /// URIs or shells).
+    /// URIs or shells), with an upper-case letter, a lower-case letter and a digit in
+    /// it (Azure refuses a password of fewer kinds, and about one in 280 random ones
+    /// has no digit).
     pub fn generate_password() -> Self {
         use rand::{distr::Alphanumeric, Rng};
-        Sensitive(
-            rand::rng()
-                .sample_iter(&Alphanumeric)
-                .take(32)
-                .map(char::from)
-                .collect(),
-        )
+        loop {
+            let p = Sensitive(
+                rand::rng()
+                    .sample_iter(&Alphanumeric)
+                    .take(32)
+                    .map(char::from)
+                    .collect(),
+            );
+            if p.is_complex() {
+                return p;
+            }
+        }
+    }
+
+    /// Whether it has an upper-case letter, a lower-case letter and a digit.
+    pub fn is_complex(&self) -> bool {
+        let has = |f: fn(&char) -> bool| self.0.chars().any(|c| f(&c));
+        has(char::is_ascii_uppercase) && has(char::is_ascii_lowercase) && has(char::is_ascii_digit)
     }
 }
 
@@ -332,6 +345,14 @@ pub(crate) mod tests {
             poll_interval: Duration::from_secs(300),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn generated_passwords_have_every_kind_of_character_a_cloud_asks_for() {
+        for _ in 0..3000 {
+            assert!(Sensitive::generate_password().is_complex());
+        }
+        assert!(!Sensitive::new("abcdefghijklmnopqrstuvwxyzABCDEF").is_complex());
     }
 
     #[test]

@@ -162,26 +162,19 @@ fn db_kind(api_version: &str, kind: &str) -> Option<&'static DbKind> {
 /// name alone is anyone's to write): RDS by its identifier, Azure by the resource id's
 /// last segment, Cloud SQL by its name.
 fn seen_as(k: &DbKind, mr: &Value, external: &str) -> (bool, String) {
+    // RDS names it by its identifier; Azure (a resource id) and Cloud SQL by the last
+    // segment of their id.
     let (at, have) = match k.provider {
         "aws" => (
             "status.atProvider.identifier",
-            str_at(mr, "/status/atProvider/identifier").to_string(),
-        ),
-        "azure" => (
-            "status.atProvider.id",
-            str_at(mr, "/status/atProvider/id")
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            str_at(mr, "/status/atProvider/identifier"),
         ),
         _ => (
             "status.atProvider.id",
             str_at(mr, "/status/atProvider/id")
                 .rsplit('/')
                 .next()
-                .unwrap_or_default()
-                .to_string(),
+                .unwrap_or_default(),
         ),
     };
     let ok = have.eq_ignore_ascii_case(external) && !have.is_empty();
@@ -189,14 +182,11 @@ fn seen_as(k: &DbKind, mr: &Value, external: &str) -> (bool, String) {
         ok,
         format!(
             "{} ({at})",
-            if have.is_empty() {
-                "nothing yet"
-            } else {
-                &have
-            }
+            if have.is_empty() { "nothing yet" } else { have }
         ),
     )
 }
+
 const XP_GROUP: &str = "apiextensions.crossplane.io";
 const EXTERNAL_NAME: &str = "crossplane.io/external-name";
 

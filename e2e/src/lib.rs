@@ -14,6 +14,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use kube::{config::KubeConfigOptions, Client, Config};
 
+pub mod crossplane;
 pub mod db;
 
 pub fn repo_root() -> PathBuf {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use kube::{api::DeleteParams, Api};
 use paved_api::PostgreSQLInstance;
 use paved_e2e::{
-    control_plane,
+    control_plane, crossplane,
     db::{
         self, claim, clear, composition, crash_at_every_step, create, event_reasons,
         external_secret, gone, namespace, ready, Fake, T,
@@ -500,5 +500,137 @@ async fn an_existing_server_is_adopted_in_place_its_password_handed_over_only_wh
         server(&fake, &name)?.is_some(),
         "an adopted server outlives its claim"
     );
+    Ok(())
+}
+
+/// `paved migrate --apply` of a Crossplane platform on Azure (the real provider-upjet-azure
+/// FlexibleServer and FlexibleServerDatabase CRDs, a v1 claim of the seed's shape) over
+/// a server in the fake: the claim moves to Paved with the database inside the server,
+/// the same server is Ready under Paved, no Crossplane object is left, nothing deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crossplane_platform_on_azure_moves_under_paved_without_recreating_a_server() -> Result<()>
+{
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let ns = "e2e-azure-migrate";
+    let (fake, want) = setup(cp, ns, "internal").await?;
+    // The Composition rotates passwords nobody keeps, so the cut-over can finish.
+    db::existing_password(cp, COMPOSITION, "Rotate")?;
+    crossplane::install(cp)?;
+    crossplane::purge(cp)?;
+    crossplane::composition(
+        cp,
+        "xpostgres-azure",
+        "platform.example.com/v1alpha1",
+        "XPostgreSQLInstance",
+    )?;
+    let name = format!("legacy-ledger-{}", std::process::id());
+    let id = legacy_server(&fake, &want, &name)?;
+    let before = server(&fake, &name)?.context("made")?;
+    let rg = want["azure"]["resourceGroup"].as_str().context("rg")?;
+    let (srv, inside) = ("ledger-x7k2p-srv", "ledger-x7k2p-db");
+    let xr = crossplane::v1_claim(
+        cp,
+        ns,
+        "ledger",
+        "xpostgres-azure",
+        json!({ "storageGB": 256, "version": "16" }),
+        &[
+            (
+                "dbforpostgresql.azure.upbound.io/v1beta2",
+                "FlexibleServer",
+                srv,
+            ),
+            (
+                "dbforpostgresql.azure.upbound.io/v1beta1",
+                "FlexibleServerDatabase",
+                inside,
+            ),
+        ],
+    )?;
+    crossplane::managed(
+        cp,
+        &xr,
+        json!({
+            "apiVersion": "dbforpostgresql.azure.upbound.io/v1beta2", "kind": "FlexibleServer",
+            "metadata": { "name": srv },
+            "spec": { "deletionPolicy": "Delete",
+                      "forProvider": { "location": "eastus", "resourceGroupName": rg, "version": "16",
+                                       "skuName": "GP_Standard_D4ds_v5", "storageMb": 262144 } },
+        }),
+        Some(&name),
+        json!({ "id": id, "fqdn": format!("{name}.postgres.database.azure.com") }),
+    )?;
+    crossplane::managed(
+        cp,
+        &xr,
+        json!({
+            "apiVersion": "dbforpostgresql.azure.upbound.io/v1beta1", "kind": "FlexibleServerDatabase",
+            "metadata": { "name": inside },
+            "spec": { "deletionPolicy": "Delete", "forProvider": { "serverId": id, "charset": "UTF8" } },
+        }),
+        Some("orders"),
+        json!({ "id": format!("{id}/databases/orders"), "serverId": id }),
+    )?;
+
+    let _op = Operator::start(cp, "azure-migrate", &FLAGS)?;
+    let done = crossplane::migrate(
+        cp,
+        &[
+            "--live",
+            "--apply",
+            "--timeout-seconds",
+            "120",
+            "--composition",
+            &format!("xpostgres-azure={COMPOSITION}"),
+        ],
+    )?;
+    assert!(done.contains(&format!("adopted: {name}")), "{done}");
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    let p = ready(&pgs, "ledger").await?;
+    let existing = p.spec.existing.as_ref().context("adopting")?;
+    assert_eq!(existing.external_name, name);
+    assert_eq!(existing.database_name.as_deref(), Some("orders"));
+    let s = server(&fake, &name)?.context("never deleted")?;
+    assert_eq!(s["id"], before["id"], "the same server");
+    assert_eq!(
+        s["systemData"]["createdAt"],
+        before["systemData"]["createdAt"]
+    );
+    assert_eq!(s["tags"][OWNER_TAG], p.metadata.uid.as_deref().unwrap());
+    assert!(s["databases"].get("orders").is_some(), "its database kept");
+    let es = external_secret(&client, ns, "ledger-conn").await?;
+    assert_eq!(
+        es.data["spec"]["target"]["template"]["data"]["database"],
+        "orders"
+    );
+    crossplane::all_gone(
+        cp,
+        &[
+            ("postgresqlinstances.platform.example.com/ledger", Some(ns)),
+            (
+                "xpostgresqlinstances.platform.example.com/ledger-x7k2p",
+                None,
+            ),
+            (
+                "flexibleservers.dbforpostgresql.azure.upbound.io/ledger-x7k2p-srv",
+                None,
+            ),
+            (
+                "flexibleserverdatabases.dbforpostgresql.azure.upbound.io/ledger-x7k2p-db",
+                None,
+            ),
+        ],
+    )
+    .await?;
+    crossplane::connection_secret_gone(&client, ns, "ledger-conn").await?;
+    assert!(
+        server(&fake, &name)?.is_some_and(|s| s["databases"].get("orders").is_some()),
+        "nothing deleted"
+    );
+    pgs.delete("ledger", &DeleteParams::default()).await?;
+    gone(&pgs, "ledger").await?;
+    assert!(server(&fake, &name)?.is_some(), "adopted: orphaned");
+    crossplane::purge(cp)?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use kube::{api::DeleteParams, Api};
 use paved_api::PostgreSQLInstance;
 use paved_e2e::{
-    control_plane,
+    control_plane, crossplane,
     db::{
         self, claim, clear, composition, crash_at_every_step, create, event_reasons,
         external_secret, gone, namespace, ready, Fake, T,
@@ -392,5 +392,128 @@ async fn an_existing_instance_is_adopted_in_place_and_its_password_rotated_when_
         instance(&fake, &name)?.is_some(),
         "an adopted instance outlives its claim"
     );
+    Ok(())
+}
+
+/// `paved migrate --apply` of a Crossplane platform on GCP (the real provider-upjet-gcp
+/// DatabaseInstance and Database CRDs, a v1 claim of the seed's shape) over an instance
+/// in the Cloud SQL fake: the claim moves to Paved with the database inside the
+/// instance, the same instance is Ready under Paved, no Crossplane object is left,
+/// nothing deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crossplane_platform_on_gcp_moves_under_paved_without_recreating_an_instance(
+) -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let ns = "e2e-gcp-migrate";
+    let (fake, want) = setup(cp, ns, "internal").await?;
+    db::existing_password(cp, COMPOSITION, "Rotate")?;
+    crossplane::install(cp)?;
+    crossplane::purge(cp)?;
+    crossplane::composition(
+        cp,
+        "xpostgres-gcp",
+        "platform.example.com/v1alpha1",
+        "XPostgreSQLInstance",
+    )?;
+    let name = format!("legacy-ledger-{}", std::process::id());
+    legacy_instance(&fake, &want, &name)?;
+    let before = instance(&fake, &name)?.context("made")?;
+    let project = want["gcp"]["project"].as_str().context("project")?;
+    let (inst, inside) = ("ledger-x7k2p-inst", "ledger-x7k2p-db");
+    let xr = crossplane::v1_claim(
+        cp,
+        ns,
+        "ledger",
+        "xpostgres-gcp",
+        json!({ "storageGB": 250, "tier": "db-custom-4-15360" }),
+        &[
+            ("sql.gcp.upbound.io/v1beta2", "DatabaseInstance", inst),
+            ("sql.gcp.upbound.io/v1beta1", "Database", inside),
+        ],
+    )?;
+    crossplane::managed(
+        cp,
+        &xr,
+        json!({
+            "apiVersion": "sql.gcp.upbound.io/v1beta2", "kind": "DatabaseInstance",
+            "metadata": { "name": inst },
+            "spec": { "deletionPolicy": "Delete",
+                      "forProvider": { "region": "us-central1", "databaseVersion": "POSTGRES_16", "project": project,
+                                       "settings": { "tier": "db-custom-4-15360", "diskSize": 250 } } },
+        }),
+        Some(&name),
+        json!({ "id": name, "project": project, "connectionName": format!("{project}:us-central1:{name}") }),
+    )?;
+    crossplane::managed(
+        cp,
+        &xr,
+        json!({
+            "apiVersion": "sql.gcp.upbound.io/v1beta1", "kind": "Database",
+            "metadata": { "name": inside },
+            "spec": { "deletionPolicy": "Delete", "forProvider": { "instance": name, "project": project } },
+        }),
+        Some(&format!(
+            "projects/{project}/instances/{name}/databases/orders"
+        )),
+        json!({ "id": format!("projects/{project}/instances/{name}/databases/orders"), "instance": name, "project": project }),
+    )?;
+
+    let _op = Operator::start(cp, "gcp-migrate", &FLAGS)?;
+    let done = crossplane::migrate(
+        cp,
+        &[
+            "--live",
+            "--apply",
+            "--timeout-seconds",
+            "120",
+            "--composition",
+            &format!("xpostgres-gcp={COMPOSITION}"),
+        ],
+    )?;
+    assert!(done.contains(&format!("adopted: {name}")), "{done}");
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
+    let p = ready(&pgs, "ledger").await?;
+    let existing = p.spec.existing.as_ref().context("adopting")?;
+    assert_eq!(existing.external_name, name);
+    assert_eq!(existing.database_name.as_deref(), Some("orders"));
+    let i = instance(&fake, &name)?.context("never deleted")?;
+    assert_eq!(i["createTime"], before["createTime"], "the same instance");
+    assert_eq!(
+        i["settings"]["userLabels"][OWNER_LABEL],
+        p.metadata.uid.as_deref().unwrap()
+    );
+    let es = external_secret(&client, ns, "ledger-conn").await?;
+    assert_eq!(
+        es.data["spec"]["target"]["template"]["data"]["database"],
+        "orders"
+    );
+    crossplane::all_gone(
+        cp,
+        &[
+            ("postgresqlinstances.platform.example.com/ledger", Some(ns)),
+            (
+                "xpostgresqlinstances.platform.example.com/ledger-x7k2p",
+                None,
+            ),
+            (
+                "databaseinstances.sql.gcp.upbound.io/ledger-x7k2p-inst",
+                None,
+            ),
+            ("databases.sql.gcp.upbound.io/ledger-x7k2p-db", None),
+        ],
+    )
+    .await?;
+    crossplane::connection_secret_gone(&client, ns, "ledger-conn").await?;
+    assert!(
+        fake.state()?["databases"][format!("{project}/{name}")]
+            .get("orders")
+            .is_some(),
+        "nothing deleted"
+    );
+    pgs.delete("ledger", &DeleteParams::default()).await?;
+    gone(&pgs, "ledger").await?;
+    assert!(instance(&fake, &name)?.is_some(), "adopted: orphaned");
+    crossplane::purge(cp)?;
     Ok(())
 }

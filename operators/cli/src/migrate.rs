@@ -151,6 +151,18 @@ const DB_KINDS: [DbKind; 3] = [
     },
 ];
 
+/// Every (API group, kind) of a managed database or a database inside one that `plan`
+/// reads, in each provider's cluster-scoped and namespaced groups.
+pub fn managed_kinds() -> impl Iterator<Item = (&'static str, &'static str)> {
+    DB_KINDS.iter().flat_map(|k| {
+        k.groups.iter().flat_map(move |g| {
+            std::iter::once(k.kind)
+                .chain(k.inside)
+                .map(move |kind| (*g, kind))
+        })
+    })
+}
+
 fn db_kind(api_version: &str, kind: &str) -> Option<&'static DbKind> {
     let g = group_of(api_version);
     DB_KINDS
@@ -1400,6 +1412,22 @@ spec: { postgresql: { provider: gcp, region: us-central1 } }
         assert!(m.skipped.iter().any(|s| s
             .why
             .contains("not known to be Cloud SQL instance billing-ledger")));
+    }
+
+    #[test]
+    fn the_live_read_lists_every_managed_database_kind_and_the_databases_inside_them() {
+        let kinds: Vec<_> = managed_kinds().collect();
+        for want in [
+            ("rds.aws.upbound.io", "Instance"),
+            ("rds.aws.m.upbound.io", "Instance"),
+            ("dbforpostgresql.azure.upbound.io", "FlexibleServerDatabase"),
+            ("dbforpostgresql.azure.m.upbound.io", "FlexibleServer"),
+            ("sql.gcp.upbound.io", "Database"),
+            ("sql.gcp.m.upbound.io", "DatabaseInstance"),
+        ] {
+            assert!(kinds.contains(&want), "{want:?} in {kinds:?}");
+        }
+        assert_eq!(kinds.len(), 10);
     }
 
     #[test]

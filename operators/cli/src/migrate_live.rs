@@ -58,7 +58,7 @@ async fn list(client: &Client, ar: &ApiResource) -> Result<Vec<Value>> {
 }
 
 /// What the cluster holds of Crossplane's (XRDs, their claims and composite
-/// resources, Compositions, provider-aws RDS Instances) and of Paved's (Compositions,
+/// resources, Compositions, the managed databases of provider-aws, -azure and -gcp) and of Paved's (Compositions,
 /// Teams, ServiceClaims, PostgreSQLInstances).
 pub async fn gather(client: &Client) -> Result<Vec<Value>> {
     let mut out = vec![];
@@ -91,14 +91,30 @@ pub async fn gather(client: &Client) -> Result<Vec<Value>> {
         }
     }
     out.extend(xrds);
+    // Managed databases at their most stable version: providers move them on
+    // (v1beta1 → v1beta2 → v1beta3), and references match by group, kind and name.
+    for (group, kind) in crate::migrate::managed_kinds() {
+        let found = match kube::discovery::group(client, group).await {
+            // Not `recommended_kind`: it looks only at the group's preferred version,
+            // which another kind of the group may hold alone (sql.gcp's v1beta2 has
+            // DatabaseInstance, not Database).
+            Ok(g) => g
+                .resources_by_stability()
+                .into_iter()
+                .find(|(ar, _)| ar.kind == kind),
+            Err(kube::Error::Discovery(_)) => None,
+            Err(e) => return Err(e).with_context(|| format!("discovering API group {group}")),
+        };
+        if let Some((ar, _)) = found {
+            out.extend(list(client, &ar).await?);
+        }
+    }
     for (api_version, kind, plural) in [
         (
             "apiextensions.crossplane.io/v1",
             "Composition",
             "compositions",
         ),
-        ("rds.aws.upbound.io/v1beta3", "Instance", "instances"),
-        ("rds.aws.m.upbound.io/v1beta1", "Instance", "instances"),
         ("paved.dev/v1alpha1", "Composition", "compositions"),
         ("paved.dev/v1alpha1", "Team", "teams"),
         ("paved.dev/v1alpha1", "ServiceClaim", "serviceclaims"),

@@ -35,13 +35,26 @@ pub fn team_namespace(
         cp,
         &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } }),
     )?;
+    list_namespace(cp, team, name, cloud, classification, false)
+}
+
+/// Team `team` listing existing namespace `name` with these facts, and granting it to
+/// the team's ServiceClaim of that name to take over when `adopt`.
+pub fn list_namespace(
+    cp: &ControlPlane,
+    team: &str,
+    name: &str,
+    cloud: &str,
+    classification: &str,
+    adopt: bool,
+) -> Result<()> {
     apply_team(
         cp,
         &format!("e2e-ns-{name}"),
         team,
         json!({ "namespaces": [ {
             "name": name, "cloud": cloud, "dataClassification": classification,
-            "costCenter": "CC-4410",
+            "costCenter": "CC-4410", "adoptByServiceClaim": adopt,
         } ] }),
     )
     .with_context(|| format!("listing namespace {name} in Team {team}"))

@@ -689,8 +689,6 @@ pub fn helm_template_with(extra: &[&str]) -> Result<String> {
     Ok(String::from_utf8(rendered.stdout)?)
 }
 
-/// The teams the e2e tests' claims name as owners. Each acts through a group of its
-/// own name; `team-a` and `team-b` are the tenancy tests' tenants.
 /// Merges `service` into the `spec.service` of Composition `name` (this plane's
 /// settings for it; a null removes a field).
 pub fn patch_service_composition(
@@ -712,6 +710,8 @@ pub fn patch_service_composition(
 /// The account moto serves by default (its state is per account).
 pub const MOTO_ACCOUNT: &str = "123456789012";
 
+/// The teams the e2e tests' claims name as owners. Each acts through a group of its
+/// own name; `team-a` and `team-b` are the tenancy tests' tenants.
 pub const TEST_TEAMS: &[&str] = &[
     "team-claims",
     "team-members",

@@ -226,6 +226,64 @@ fn the_operators_own_rights_are_enumerated_and_narrow() -> Result<()> {
         !relabel.status.success() && said.contains("changes only namespaces a ServiceClaim made"),
         "{said}"
     );
+    // A namespace the platform marked for a ServiceClaim to take over: the operator may
+    // change it, never delete it or give it an owner (the garbage collector would
+    // delete it with the claim).
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &json!({ "apiVersion": "v1", "kind": "Namespace",
+                 "metadata": { "name": "e2e-adoptable", "labels": { "paved.dev/adoptable": "true" } } })
+        .to_string(),
+    )?;
+    let as_operator_kubectl = |args: &[&str]| -> Result<(bool, String)> {
+        let out = std::process::Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PATH", cp.path())
+            .output()?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        ))
+    };
+    let (ok, said) = as_operator_kubectl(&[
+        "label",
+        "--dry-run=server",
+        "namespace",
+        "e2e-adoptable",
+        "paved.dev/claim-kind=ServiceClaim",
+    ])?;
+    assert!(
+        ok,
+        "an adoptable namespace is the operator's to mark: {said}"
+    );
+    let owner = json!({ "metadata": { "ownerReferences": [ { "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+        "name": "e2e-adoptable", "uid": "00000000-0000-0000-0000-000000000001", "controller": true } ] } })
+    .to_string();
+    for (args, what) in [
+        (
+            vec![
+                "patch",
+                "--dry-run=server",
+                "namespace",
+                "e2e-adoptable",
+                "--type=merge",
+                "-p",
+                owner.as_str(),
+            ],
+            "an owner",
+        ),
+        (
+            vec!["delete", "--dry-run=server", "namespace", "e2e-adoptable"],
+            "a delete",
+        ),
+    ] {
+        let (ok, said) = as_operator_kubectl(&args)?;
+        assert!(
+            !ok && said.contains("never deleting it or giving it an owner"),
+            "{what}: {said}"
+        );
+    }
     // In the secrets namespace: a grant of every Secret (an empty resourceNames), of
     // another service's Secrets, or bound to anyone but the service, is refused.
     for (rules, why) in [

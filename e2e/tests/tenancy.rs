@@ -608,6 +608,160 @@ async fn the_operator_serves_a_claim_only_as_its_team_allows() -> Result<()> {
     Ok(())
 }
 
+/// A namespace Paved did not make (a Crossplane platform's, say) is taken over by a
+/// ServiceClaim only where the platform grants it twice (the Team's
+/// `adoptByServiceClaim`, the namespace's `paved.dev/adoptable` label, which no tenant
+/// can set), never over an object in it Paved did not make, and it stays, with what was
+/// in it, when the claim goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_namespace_is_taken_over_only_where_the_platform_grants_it_and_outlives_its_claim(
+) -> Result<()> {
+    let cp = control_plane();
+    let client = cp.client().await?;
+    grant_claim_authoring(cp)?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _op = Operator::start(cp, "tenancy-adopt-namespace", &[])?;
+    let ns = "e2e-legacy-orders";
+    // An earlier run's claim and namespace gone (a namespace taken over outlives its
+    // claim: the admin deletes it).
+    let _ = claims.delete(ns, &DeleteParams::default()).await;
+    eventually("an earlier claim gone", T, || async {
+        Ok(claims.get_opt(ns).await?.is_none().then_some(()))
+    })
+    .await?;
+    cp.kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--timeout=120s",
+    ])?;
+
+    // The legacy namespace: data in it, and a ServiceAccount of the service's name.
+    db::apply(
+        cp,
+        &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }),
+    )?;
+    db::apply(
+        cp,
+        &json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": { "name": "legacy-data", "namespace": ns }, "data": { "rows": "42" } }),
+    )?;
+    db::apply(
+        cp,
+        &json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": ns, "namespace": ns } }),
+    )?;
+    db::list_namespace(cp, "team-a", ns, "local", "internal", false)?;
+    let untouched = |n: &k8s_openapi::api::core::v1::Namespace| {
+        !n.labels().contains_key(paved_api::labels::CLAIM_NAME)
+            && n.metadata.owner_references.is_none()
+    };
+
+    // Alice's team lists it for claims inside it only: her claim for it is refused.
+    let (ok, out) = alice(
+        cp,
+        &["create", "-f", "-"],
+        Some(&service_claim(ns, "team-a").to_string()),
+    )?;
+    assert!(ok, "{out}");
+    let c = condition(&claims, ns, "NamespaceConflict").await?;
+    assert!(c.message.contains("adoptByServiceClaim"), "{}", c.message);
+    // Granted by the Team, not marked by the platform: still refused. Alice cannot
+    // mark it herself.
+    db::list_namespace(cp, "team-a", ns, "local", "internal", true)?;
+    eventually("refused for want of the platform's label", T, || async {
+        let c = condition(&claims, ns, "NamespaceConflict").await?;
+        Ok(c.message.contains("paved.dev/adoptable=true").then_some(()))
+    })
+    .await?;
+    refused(
+        "alice marks the namespace adoptable",
+        alice(
+            cp,
+            &["label", "namespace", ns, "paved.dev/adoptable=true"],
+            None,
+        )?,
+        &["forbidden"],
+    );
+    assert!(untouched(&nss.get(ns).await?), "refused: nothing written");
+    // Marked: the ServiceAccount Paved would write is in the way, and named.
+    cp.kubectl(&["label", "namespace", ns, "paved.dev/adoptable=true"])?;
+    eventually("the object in the way named", T, || async {
+        let c = condition(&claims, ns, "NamespaceConflict").await?;
+        Ok(c.message
+            .contains(&format!("ServiceAccount {ns}"))
+            .then_some(()))
+    })
+    .await?;
+    assert!(untouched(&nss.get(ns).await?), "refused: nothing written");
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
+    assert!(sas.get_opt(ns).await?.is_some(), "never taken over");
+
+    // The platform removes it: the namespace is taken over and served.
+    cp.kubectl(&["delete", "serviceaccount", ns, "-n", ns])?;
+    let claim = db::ready(&claims, ns).await?;
+    let uid = claim.uid().unwrap();
+    let n = nss.get(ns).await?;
+    assert!(
+        n.metadata.owner_references.is_none(),
+        "never owned: it would go with the claim"
+    );
+    assert_eq!(
+        n.annotations().get(paved_api::annotations::ADOPTED_BY),
+        Some(&uid)
+    );
+    assert_eq!(
+        n.labels()
+            .get(paved_api::labels::CLAIM_KIND)
+            .map(String::as_str),
+        Some("ServiceClaim")
+    );
+    let nps: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), ns);
+    assert!(nps.get_opt("paved-default-deny").await?.is_some());
+    assert!(db::event_reasons_about(cp, "default", ns)?.contains("AdoptingNamespace"));
+
+    // The claim goes: the namespace and its data stay; Paved's objects and marks go.
+    claims.delete(ns, &DeleteParams::default()).await?;
+    eventually("the claim gone", T, || async {
+        Ok(claims.get_opt(ns).await?.is_none().then_some(()))
+    })
+    .await?;
+    let n = nss.get(ns).await?;
+    assert!(
+        n.metadata.deletion_timestamp.is_none(),
+        "the namespace stays"
+    );
+    assert!(untouched(&n), "{:?}", n.metadata);
+    assert!(!n
+        .annotations()
+        .contains_key(paved_api::annotations::ADOPTED_BY));
+    assert_eq!(
+        n.labels()
+            .get(paved_api::labels::ADOPTABLE)
+            .map(String::as_str),
+        Some("true"),
+        "the platform's label is the platform's"
+    );
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
+    assert_eq!(
+        cms.get("legacy-data").await?.data.unwrap()["rows"],
+        "42",
+        "what was in it stays"
+    );
+    eventually("Paved's objects in it gone", T, || async {
+        Ok(nps
+            .get_opt("paved-default-deny")
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    cp.kubectl(&["delete", "namespace", ns, "--wait=false"])?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_claim_is_held_to_its_namespaces_facts_and_its_teams_compositions() -> Result<()>
 {

@@ -51,6 +51,10 @@ pub fn api_resource(api_version: &str, kind: &str, plural: &str) -> kube::core::
 
 /// Annotations Paved keeps on claims.
 pub mod annotations {
+    /// On a namespace a ServiceClaim took over (it did not make it): that claim's UID.
+    /// Written by the operator only; a namespace it controls carries an owner
+    /// reference instead.
+    pub const ADOPTED_BY: &str = "paved.dev/adopted-by";
     /// Set before a cloud create is called: a crash after this point means "look
     /// before creating again" (the deterministic name makes the look reliable).
     pub const CREATE_PENDING: &str = "paved.dev/create-pending";
@@ -76,6 +80,10 @@ pub mod annotations {
 /// Finalizer on claims whose deletion must reach the cloud first.
 pub const FINALIZER: &str = "paved.dev/cleanup";
 
+/// Finalizer on a ServiceClaim that took over a namespace it did not make: its marks
+/// come off the namespace, which stays, before the claim goes.
+pub const NAMESPACE_FINALIZER: &str = "paved.dev/adopted-namespace";
+
 /// Labels Paved puts on everything it creates, so ownership is visible and
 /// orphans can be found with one label selector.
 pub mod labels {
@@ -96,6 +104,11 @@ pub mod labels {
     /// that service alone (Paved made it, or the local ServiceAccount), so admission lets
     /// the team write its own ExternalSecrets there.
     pub const STORE_IDENTITY: &str = "paved.dev/store-identity";
+    /// On an existing namespace, set to `true` by the platform: the operator may take
+    /// it over for the ServiceClaim its Team grants it to
+    /// (`spec.namespaces[].adoptByServiceClaim`). The operator's admission policy lets
+    /// it change no other namespace it did not make.
+    pub const ADOPTABLE: &str = "paved.dev/adoptable";
     pub const COMPOSITION: &str = "paved.dev/composition";
     pub const COMPOSITION_GENERATION: &str = "paved.dev/composition-generation";
     /// On a Composition: it is the default for this cloud (or `local`).

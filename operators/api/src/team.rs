@@ -139,6 +139,18 @@ pub struct TeamNamespace {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub cost_center: Option<String>,
+    /// A ServiceClaim of this team named like the namespace may take the namespace
+    /// over (`paved migrate --service-claims` proposes it for a Crossplane platform's
+    /// namespaces). Paved then writes the service's objects there as in a namespace it
+    /// made: default-deny NetworkPolicies (traffic the claim's `network` does not
+    /// allow stops), Pod Security labels (new pods must meet them), quota, the owners'
+    /// RoleBinding, the SecretStore. When the claim goes, those and its labels go; the
+    /// namespace and everything else in it stay. The claim must state this entry's
+    /// `cloud` and `dataClassification` (what its databases here are built with), and
+    /// the platform must also label the namespace `paved.dev/adoptable=true`: the
+    /// operator may change no other namespace it did not make.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt_by_service_claim: bool,
 }
 
 /// A ServiceAccount acting for a team.

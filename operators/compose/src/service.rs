@@ -767,6 +767,21 @@ pub const STORE_REVOKING: &str = "revoking";
 /// be judged by the old one; the second removal, this much later, finds it.
 pub const STORE_REVOKING_SECONDS: u64 = 5;
 
+/// Pure: the rendered Namespace (`render_service`'s first object) for a namespace the
+/// claim took over rather than made: no owner reference, which would hand the
+/// namespace and everything in it to the garbage collector when the claim goes, and
+/// the claim's UID in `paved.dev/adopted-by`, which says whose it is instead. Its
+/// other objects keep their owner references: they go with the claim.
+pub fn as_adopted_namespace(ns: &mut DesiredObject, uid: &str) {
+    if let Some(m) = ns.body["metadata"].as_object_mut() {
+        m.remove("ownerReferences");
+        m.entry("annotations")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|a| a.insert(paved_api::annotations::ADOPTED_BY.into(), json!(uid)));
+    }
+}
+
 /// The label value that starts a revocation at `now` (unix seconds).
 pub fn store_revoking_label(now: u64) -> String {
     format!("{STORE_REVOKING}-{now}")
@@ -1185,6 +1200,21 @@ mod tests {
         assert_eq!(store_revoking(&objs[0], Some("service"), 100), None);
         let objs = render_with(&s, &local(), Cloud::Local, &[]).unwrap();
         assert_eq!(store_revoking(&objs[0], Some("service"), 100), None);
+    }
+
+    #[test]
+    fn a_namespace_taken_over_is_not_owned_and_says_whose_it_is() {
+        let mut objs = render(&spec(), &comp()).unwrap();
+        as_adopted_namespace(&mut objs[0], "uid-1");
+        let m = &objs[0].body["metadata"];
+        assert!(m.get("ownerReferences").is_none(), "{m}");
+        assert_eq!(m["annotations"]["paved.dev/adopted-by"], "uid-1");
+        assert_eq!(m["labels"]["paved.dev/claim-name"], "svc");
+        assert_eq!(m["labels"]["paved.dev/claim-kind"], "ServiceClaim");
+        // What is in it still goes with the claim.
+        assert!(objs[1..]
+            .iter()
+            .all(|o| o.body["metadata"]["ownerReferences"][0]["uid"] == "uid-1"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod reasons {
     pub const TEAM_LIMIT_EXCEEDED: Reason = Reason::TeamLimitExceeded;
     pub const COMPOSITION_NOT_ALLOWED: Reason = Reason::CompositionNotAllowed;
     pub const SECRET_CONFLICT: Reason = Reason::SecretConflict;
+    pub const NAMESPACE_CONFLICT: Reason = Reason::NamespaceConflict;
 }
 
 /// Why a claim is refused: a condition reason and a message for a human.
@@ -461,6 +462,144 @@ pub fn namespace_facts(
             team: None,
         }),
     }
+}
+
+/// How ServiceClaim `name` (UID `uid`) stands to its existing namespace `ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceHold {
+    /// The claim made it: it controls it by owner reference (the garbage collector
+    /// deletes it with the claim).
+    Made,
+    /// The claim took it over: it carries the claim's UID in `paved.dev/adopted-by`
+    /// and no owner reference (it outlives the claim).
+    Adopted,
+    /// Someone else's.
+    Not,
+}
+
+/// Pure: how ServiceClaim `name` (UID `uid`) holds existing namespace `ns`. Ours only
+/// for this very claim (by UID, not just by name): a namespace left behind by an
+/// earlier claim of the same name holds another team's data.
+pub fn namespace_hold(ns: &ObjectMeta, name: &str, uid: &str) -> NamespaceHold {
+    let labelled = ns
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(paved_api::labels::CLAIM_NAME))
+        .map(String::as_str)
+        == Some(name);
+    let owners = ns.owner_references.iter().flatten();
+    if uid.is_empty() || !labelled {
+        return NamespaceHold::Not;
+    }
+    if owners.clone().any(|o| o.uid == uid) {
+        return NamespaceHold::Made;
+    }
+    let adopted = ns
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(paved_api::annotations::ADOPTED_BY))
+        .map(String::as_str)
+        == Some(uid);
+    // Taken over, and still no one's by owner reference (a controller would delete it).
+    if adopted && owners.clone().next().is_none() {
+        return NamespaceHold::Adopted;
+    }
+    NamespaceHold::Not
+}
+
+/// Pure: may ServiceClaim `claim` (on `cloud`, of `team`; `teams` all Teams) take over
+/// existing namespace `ns`, which it did not make? Only where its Team grants the
+/// namespace to it (`spec.namespaces[]` with `adoptByServiceClaim`, listed by no other
+/// Team, with the claim's cloud and classification: the facts its databases there are
+/// built with), the platform has labelled the namespace `paved.dev/adoptable=true`
+/// (which the operator's admission policy also requires), and nothing else holds it (a
+/// ServiceClaim's owner reference or another claim's mark).
+pub fn admit_namespace_adoption(
+    claim: &ServiceClaim,
+    cloud: Cloud,
+    team: &Team,
+    teams: &[Arc<Team>],
+    ns: &ObjectMeta,
+) -> Result<(), Refusal> {
+    let name = claim.name_any();
+    let t = team.name_any();
+    let conflict = |why: String| {
+        Err(refuse(
+            reasons::NAMESPACE_CONFLICT,
+            format!("namespace {name} already exists and Paved did not make it for this ServiceClaim: {why}"),
+        ))
+    };
+    if ns.deletion_timestamp.is_some() {
+        return conflict("it is being deleted".into());
+    }
+    if let Some(o) = ns.owner_references.iter().flatten().next() {
+        return conflict(format!(
+            "it is controlled by {} {} (owner reference); Paved will not take it over",
+            o.kind, o.name
+        ));
+    }
+    let uid = claim.metadata.uid.as_deref().unwrap_or_default();
+    if let Some(other) = ns
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(paved_api::annotations::ADOPTED_BY))
+        .filter(|u| u.as_str() != uid)
+    {
+        return conflict(format!(
+            "another ServiceClaim (UID {other}) took it over; if that claim is gone for good, the platform removes the \
+             namespace's {} annotation",
+            paved_api::annotations::ADOPTED_BY
+        ));
+    }
+    let Some(entry) = team.spec.namespaces.iter().find(|n| n.name == name) else {
+        return conflict(format!(
+            "Team {t} does not list it (spec.namespaces); the platform grants an existing namespace to its service with \
+             spec.namespaces[] {{name: {name}, adoptByServiceClaim: true}}"
+        ));
+    };
+    if !entry.adopt_by_service_claim {
+        return conflict(format!(
+            "Team {t} lists it for claims inside it, not for a ServiceClaim to take over (spec.namespaces[{name}].adoptByServiceClaim)"
+        ));
+    }
+    let listers: Vec<String> = teams
+        .iter()
+        .filter(|o| o.spec.namespaces.iter().any(|n| n.name == name))
+        .map(|o| o.name_any())
+        .collect();
+    if listers.iter().any(|l| *l != t) {
+        return conflict(format!(
+            "it is listed by more than one Team ({}); the platform keeps one",
+            listers.join(", ")
+        ));
+    }
+    if entry.cloud != cloud {
+        return conflict(format!(
+            "Team {t} lists it on cloud {} and spec.cloud is {cloud}",
+            entry.cloud
+        ));
+    }
+    if entry.data_classification != claim.spec.data_classification {
+        return conflict(format!(
+            "Team {t} lists it as holding {} data and spec.dataClassification is {}",
+            entry.data_classification.as_str(),
+            claim.spec.data_classification.as_str()
+        ));
+    }
+    let marked = ns
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(paved_api::labels::ADOPTABLE))
+        .is_some_and(|v| v == "true");
+    if !marked {
+        return conflict(format!(
+            "Team {t} grants it, and the platform has not labelled it {}=true (kubectl label namespace {name} {}=true): \
+             the operator may change no other namespace it did not make",
+            paved_api::labels::ADOPTABLE,
+            paved_api::labels::ADOPTABLE
+        ));
+    }
+    Ok(())
 }
 
 /// Pure: the facts a claim being deleted is cleaned up with. Its namespace's
@@ -1058,6 +1197,127 @@ mod tests {
         let none = facts(None);
         let r = admit_existing(&none, None, &[], "orders", east, &named("legacy-orders"));
         assert!(r.unwrap_err().message.contains("belongs to no Team"));
+    }
+
+    #[test]
+    fn an_existing_namespace_is_taken_over_only_where_the_team_grants_it_and_the_platform_marks_it()
+    {
+        let mut c = claim("orders", "team-a", 10);
+        c.spec.data_classification = DataClassification::Internal;
+        let entry = |adopt: bool| paved_api::TeamNamespace {
+            name: "orders".into(),
+            cloud: Cloud::Aws,
+            data_classification: DataClassification::Internal,
+            adopt_by_service_claim: adopt,
+            ..Default::default()
+        };
+        let mut a = team("team-a", 5, &[Cloud::Aws], 5);
+        a.spec.namespaces = vec![entry(true)];
+        let mut ns = ObjectMeta {
+            name: Some("orders".into()),
+            labels: Some([(paved_api::labels::ADOPTABLE.to_string(), "true".to_string())].into()),
+            ..Default::default()
+        };
+        let teams = [Arc::new(a.clone())];
+        let verdict = |c: &ServiceClaim, a: &Team, teams: &[Arc<Team>], ns: &ObjectMeta| {
+            admit_namespace_adoption(c, Cloud::Aws, a, teams, ns).map_err(|r| r.message)
+        };
+        assert_eq!(verdict(&c, &a, &teams, &ns), Ok(()));
+        // Each missing grant or mark refuses, saying which.
+        let why = |r: Result<(), String>| r.unwrap_err();
+        let mut listed_only = a.clone();
+        listed_only.spec.namespaces = vec![entry(false)];
+        assert!(why(verdict(&c, &listed_only, &teams, &ns)).contains("adoptByServiceClaim"));
+        let mut unlisted = a.clone();
+        unlisted.spec.namespaces.clear();
+        assert!(why(verdict(&c, &unlisted, &teams, &ns)).contains("does not list it"));
+        let mut phi = c.clone();
+        phi.spec.data_classification = DataClassification::Phi;
+        assert!(why(verdict(&phi, &a, &teams, &ns)).contains("spec.dataClassification"));
+        assert!(why(
+            admit_namespace_adoption(&c, Cloud::Gcp, &a, &teams, &ns).map_err(|r| r.message)
+        )
+        .contains("spec.cloud"));
+        let unmarked = ObjectMeta {
+            labels: None,
+            ..ns.clone()
+        };
+        assert!(why(verdict(&c, &a, &teams, &unmarked)).contains("paved.dev/adoptable=true"));
+        // Another team listing it too: nobody takes it.
+        let mut b = team("team-b", 5, &[Cloud::Aws], 5);
+        b.spec.namespaces = vec![entry(false)];
+        let both = [Arc::new(a.clone()), Arc::new(b)];
+        assert!(why(verdict(&c, &a, &both, &ns)).contains("more than one Team"));
+        // Held by something else: a controller, or another claim's mark.
+        let mut controlled = ns.clone();
+        controlled.owner_references = Some(vec![OwnerReference {
+            kind: "ServiceClaim".into(),
+            name: "orders".into(),
+            uid: "uid-earlier".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        assert!(why(verdict(&c, &a, &teams, &controlled)).contains("controlled by ServiceClaim"));
+        let mut marked = ns.clone();
+        marked.annotations = Some(
+            [(
+                paved_api::annotations::ADOPTED_BY.to_string(),
+                "uid-earlier".to_string(),
+            )]
+            .into(),
+        );
+        assert!(why(verdict(&c, &a, &teams, &marked)).contains("uid-earlier"));
+
+        // Held: made (owner reference) or adopted (mark, no owner), by this UID only.
+        assert_eq!(
+            namespace_hold(&ns, "orders", "uid-orders"),
+            NamespaceHold::Not
+        );
+        let mut adopted = ns.clone();
+        adopted
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(paved_api::labels::CLAIM_NAME.into(), "orders".into());
+        adopted.annotations = Some(
+            [(
+                paved_api::annotations::ADOPTED_BY.to_string(),
+                "uid-orders".to_string(),
+            )]
+            .into(),
+        );
+        assert_eq!(
+            namespace_hold(&adopted, "orders", "uid-orders"),
+            NamespaceHold::Adopted
+        );
+        assert_eq!(
+            namespace_hold(&adopted, "orders", "uid-other"),
+            NamespaceHold::Not
+        );
+        assert_eq!(namespace_hold(&adopted, "orders", ""), NamespaceHold::Not);
+        let mut made = adopted.clone();
+        made.annotations = None;
+        made.owner_references = Some(vec![OwnerReference {
+            uid: "uid-orders".into(),
+            ..Default::default()
+        }]);
+        assert_eq!(
+            namespace_hold(&made, "orders", "uid-orders"),
+            NamespaceHold::Made
+        );
+        // A mark under someone else's owner reference is not a take-over.
+        let mut both_marks = adopted.clone();
+        both_marks.owner_references = made.owner_references.clone();
+        both_marks.owner_references.as_mut().unwrap()[0].uid = "uid-other".into();
+        assert_eq!(
+            namespace_hold(&both_marks, "orders", "uid-orders"),
+            NamespaceHold::Not
+        );
+        ns.labels = None;
+        assert_eq!(
+            namespace_hold(&ns, "orders", "uid-orders"),
+            NamespaceHold::Not
+        );
     }
 
     #[test]

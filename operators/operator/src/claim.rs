@@ -118,7 +118,12 @@ where
 
 /// Whether Paved's finalizer is on the object.
 pub fn has_finalizer<K: Resource>(obj: &K) -> bool {
-    obj.finalizers().iter().any(|f| f == FINALIZER)
+    has_named_finalizer(obj, FINALIZER)
+}
+
+/// Whether finalizer `name` is on the object.
+pub fn has_named_finalizer<K: Resource>(obj: &K, name: &str) -> bool {
+    obj.finalizers().iter().any(|f| f == name)
 }
 
 /// Adds Paved's finalizer; true when it was missing (the patch triggers the next
@@ -127,11 +132,19 @@ pub async fn ensure_finalizer<K>(api: &Api<K>, obj: &K) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
-    if has_finalizer(obj) {
+    ensure_named_finalizer(api, obj, FINALIZER).await
+}
+
+/// Adds finalizer `name`; true when it was missing.
+pub async fn ensure_named_finalizer<K>(api: &Api<K>, obj: &K, name: &str) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    if has_named_finalizer(obj, name) {
         return Ok(false);
     }
     let mut finalizers = obj.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_string());
+    finalizers.push(name.to_string());
     set_finalizers(api, obj, finalizers).await?;
     Ok(true)
 }
@@ -140,10 +153,18 @@ pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
+    remove_named_finalizer(api, obj, FINALIZER).await
+}
+
+/// Removes finalizer `name`.
+pub async fn remove_named_finalizer<K>(api: &Api<K>, obj: &K, name: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
     let finalizers = obj
         .finalizers()
         .iter()
-        .filter(|f| *f != FINALIZER)
+        .filter(|f| *f != name)
         .cloned()
         .collect();
     set_finalizers(api, obj, finalizers).await

@@ -4,7 +4,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use k8s_openapi::{api::core::v1::Namespace, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::{
-    api::{DynamicObject, PostParams},
+    api::{DynamicObject, Patch, PatchParams, PostParams},
     runtime::{controller::Action, events::EventType, reflector::Store},
     Api, ResourceExt,
 };
@@ -16,6 +16,7 @@ use paved_compose::{
     render_service, service,
     service::{pick_service_composition, NoComposition, Revoke},
     status::{service_ready, ObservedChild},
+    tenancy::NamespaceHold,
     DesiredObject, ServiceInput,
 };
 
@@ -430,6 +431,85 @@ async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action,
     }
 }
 
+/// Before taking a namespace over: the objects Paved would write there that exist
+/// already and are not this claim's, named in a message. Paved never takes over an
+/// object it did not make: it would go with the claim (each carries the claim as owner).
+async fn objects_in_the_way(
+    ctx: &Context,
+    ns: &str,
+    uid: &str,
+    objects: &[DesiredObject],
+) -> Result<Option<String>, Error> {
+    let mut found = vec![];
+    for o in objects
+        .iter()
+        .filter(|o| o.namespace.as_deref() == Some(ns))
+    {
+        let ar = paved_api::api_resource(&o.api_version, &o.kind, &o.plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
+        let live = match api.get_opt(&o.name).await {
+            Ok(live) => live,
+            // A kind the cluster does not serve holds nothing.
+            Err(kube::Error::Api(e)) if e.code == 404 => None,
+            Err(e) => return Err(e.into()),
+        };
+        if live.is_some_and(|l| !l.owner_references().iter().any(|r| r.uid == uid)) {
+            found.push(format!("{} {}", o.kind, o.name));
+        }
+    }
+    Ok((!found.is_empty()).then(|| {
+        format!(
+            "namespace {ns} is granted to this ServiceClaim, and it already holds {} that Paved would write and did not make; \
+             Paved takes over no object it did not make (it would be deleted with the claim): rename or remove {}",
+            found.join(", "),
+            if found.len() == 1 { "it" } else { "them" }
+        )
+    }))
+}
+
+/// The claim is going and took its namespace over: what it wrote on the namespace
+/// (labels, its mark) comes off, by applying nothing as the same field manager; the
+/// namespace stays, and the garbage collector takes the claim's objects in it (each
+/// has the claim as owner). Then the finalizer.
+async fn release_namespace(claim: &ServiceClaim, ctx: &Context) -> Result<Action, Error> {
+    let name = claim.name_any();
+    let uid = claim.uid().unwrap_or_default();
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    if let Some(ns) = api.get_opt(&name).await? {
+        if paved_compose::tenancy::namespace_hold(&ns.metadata, &name, &uid)
+            == NamespaceHold::Adopted
+        {
+            let empty = serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name },
+            });
+            api.patch(
+                &name,
+                &PatchParams::apply(paved_api::FIELD_MANAGER).force(),
+                &Patch::Apply(&empty),
+            )
+            .await?;
+            ctx.metrics.write(CONTROLLER, "update");
+            ctx.event(
+                claim,
+                EventType::Normal,
+                "ReleasedNamespace",
+                "Delete",
+                format!(
+                    "namespace {name} was taken over, not made: it stays, without Paved's labels"
+                ),
+            )
+            .await;
+        }
+    }
+    crate::claim::remove_named_finalizer(
+        &Api::all(ctx.client.clone()),
+        claim,
+        paved_api::NAMESPACE_FINALIZER,
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
 /// The cloud of an identity, from where it lives (`DesiredIdentity::id`).
 fn identity_cloud(id: &str) -> Option<Cloud> {
     if id.starts_with("arn:") {
@@ -524,6 +604,10 @@ pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Ac
         // Paved made goes first (its finalizer holds the claim until it has).
         ctx.applied
             .remove_claim(&claim.uid().unwrap_or_default(), &claim.name_any());
+        // A namespace it took over stays: only the claim's marks come off it.
+        if crate::claim::has_named_finalizer(&*claim, paved_api::NAMESPACE_FINALIZER) {
+            return release_namespace(&claim, &ctx).await;
+        }
         if crate::claim::has_finalizer(&*claim) {
             return release_identity(&claim, &ctx).await;
         }
@@ -692,6 +776,8 @@ async fn converge(
             }
         },
     };
+    // Taken over rather than made (`Team.spec.namespaces[].adoptByServiceClaim`).
+    let mut adopted = false;
     // What the live namespace says of its store (also where it was not cached yet).
     let live_store = existing
         .as_ref()
@@ -706,22 +792,68 @@ async fn converge(
                 Duration::from_secs(5),
             )));
         }
-        // Ours only if this very claim (by UID, not just by name) owns it: a namespace
-        // left behind by an earlier claim of the same name holds another team's data.
-        let owned = ns
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(labels::CLAIM_NAME))
-            .map(String::as_str)
-            == Some(name)
-            && ns.owner_references.iter().flatten().any(|o| o.uid == uid);
-        if !owned {
-            return Ok(Err((
-                Reason::NamespaceConflict,
-                format!("namespace {name} already exists and is not managed by this ServiceClaim; Paved will not take it over"),
-                slow,
-            )));
+        // Ours only if this very claim (by UID, not just by name) made or took it: a
+        // namespace left behind by an earlier claim of the same name holds another
+        // team's data. Another one is taken over only where the platform granted it.
+        match paved_compose::tenancy::namespace_hold(&ns, name, uid) {
+            NamespaceHold::Made => {}
+            NamespaceHold::Adopted => adopted = true,
+            NamespaceHold::Not => {
+                if let Err(r) = paved_compose::tenancy::admit_namespace_adoption(
+                    claim,
+                    cloud,
+                    &team,
+                    &ctx.teams.state(),
+                    &ns,
+                ) {
+                    return Ok(Err((r.reason, r.message, slow)));
+                }
+                // Nothing watches what is in the way (it is not Paved's): looked at again
+                // soon after someone moves it.
+                if let Some(m) = objects_in_the_way(ctx, name, uid, &objects[1..]).await? {
+                    return Ok(Err((
+                        Reason::NamespaceConflict,
+                        m,
+                        jitter(Duration::from_secs(20)),
+                    )));
+                }
+                adopted = true;
+                if !crate::claim::has_named_finalizer(claim, paved_api::NAMESPACE_FINALIZER) {
+                    ctx.event(
+                        claim,
+                        EventType::Normal,
+                        "AdoptingNamespace",
+                        "Adopt",
+                        format!(
+                            "taking over existing namespace {name}, granted by Team {}: Paved's objects are written there; \
+                             when the claim goes they go, and the namespace and the rest of it stay",
+                            team.name_any()
+                        ),
+                    )
+                    .await;
+                }
+            }
         }
+    }
+    // The mark comes off the namespace before the claim goes: its finalizer first, so
+    // nothing is written that a deletion would leave behind.
+    if adopted
+        && crate::claim::ensure_named_finalizer(
+            &Api::all(ctx.client.clone()),
+            claim,
+            paved_api::NAMESPACE_FINALIZER,
+        )
+        .await?
+    {
+        return Ok(Err((
+            Reason::Updating,
+            format!("taking over namespace {name}"),
+            Duration::from_secs(1),
+        )));
+    }
+    let mut objects = objects;
+    if adopted {
+        service::as_adopted_namespace(&mut objects[0], uid);
     }
 
     // The store stops reading as the service alone: the team's ExternalSecrets go

@@ -35,27 +35,35 @@ pub fn team_namespace(
         cp,
         &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } }),
     )?;
-    list_namespace(cp, team, name, cloud, classification, false)
+    list_namespace(cp, team, name, (cloud, classification, None), false)
 }
 
-/// Team `team` listing existing namespace `name` with these facts, and granting it to
-/// the team's ServiceClaim of that name to take over when `adopt`.
+/// Team `team` listing existing namespace `name` with these facts (and `system`, where
+/// given), and granting it to the team's ServiceClaim of that name to take over when
+/// `adopt`.
 pub fn list_namespace(
     cp: &ControlPlane,
     team: &str,
     name: &str,
-    cloud: &str,
-    classification: &str,
+    (cloud, classification, system): (&str, &str, Option<&str>),
     adopt: bool,
 ) -> Result<()> {
+    let mut entry = json!({
+        "name": name, "cloud": cloud, "dataClassification": classification,
+        "costCenter": "CC-4410",
+    });
+    // Said only when granted, so a false is nobody's field to conflict over.
+    if adopt {
+        entry["adoptByServiceClaim"] = json!(true);
+    }
+    if let Some(s) = system {
+        entry["system"] = json!(s);
+    }
     apply_team(
         cp,
         &format!("e2e-ns-{name}"),
         team,
-        json!({ "namespaces": [ {
-            "name": name, "cloud": cloud, "dataClassification": classification,
-            "costCenter": "CC-4410", "adoptByServiceClaim": adopt,
-        } ] }),
+        json!({ "namespaces": [entry] }),
     )
     .with_context(|| format!("listing namespace {name} in Team {team}"))
 }

@@ -104,10 +104,28 @@ async fn a_crossplane_platform_moves_under_paved_without_recreating_a_database()
     for ns in [orders, billing] {
         db::namespace(cp, ns, "aws", "internal")?;
     }
+    // The Team entries say enough (system, cost center) for a ServiceClaim to be
+    // proposed for each namespace; orders has a claim that will not move.
+    for ns in [orders, billing] {
+        db::list_namespace(
+            cp,
+            "team-claims",
+            ns,
+            ("aws", "internal", Some("e2e")),
+            false,
+        )?;
+    }
     // An earlier run that failed half-way may have left Crossplane's objects.
     crossplane::purge(cp)?;
+    let services: Api<paved_api::ServiceClaim> = Api::all(client.clone());
     {
         let _op = Operator::start(cp, "migrate-cleanup", &["--cloud-list-ttl-seconds", "1"])?;
+        // An earlier run's service: its namespace stays (taken over, not made).
+        let _ = services.delete(billing, &Default::default()).await;
+        eventually("an earlier run's ServiceClaim gone", T, || async {
+            Ok(services.get_opt(billing).await?.is_none().then_some(()))
+        })
+        .await?;
         for ns in [orders, billing] {
             clear(&client, cp, ns).await?;
         }
@@ -155,6 +173,7 @@ async fn a_crossplane_platform_moves_under_paved_without_recreating_a_database()
     // The v2 composite's Instance is in the team's namespace: checked by the platform.
     let maps = [
         "--allow-namespaced",
+        "--service-claims",
         "--composition",
         "xpostgres-aws=postgresql-aws-migrate",
         "--composition",
@@ -193,6 +212,8 @@ async fn a_crossplane_platform_moves_under_paved_without_recreating_a_database()
         "no crossplane.io/external-name".into(),
         "connection Secret main-conn".into(),
         "kind: PostgreSQLInstance".into(),
+        format!("ServiceClaim {billing} (owner team-claims) taking the namespace over"),
+        "kind: ServiceClaim".into(),
     ] {
         assert!(review.contains(&want), "missing {want:?} in\n{review}");
     }
@@ -218,6 +239,25 @@ async fn a_crossplane_platform_moves_under_paved_without_recreating_a_database()
         done.contains("refused: PostgreSQLInstance e2e-migrate-orders/theirs: OwnedByOther"),
         "{done}"
     );
+    // Billing's databases all moved: its namespace is taken over by its service, which
+    // is Ready there; orders' did not, so its namespace waits for another run.
+    assert!(
+        done.contains(&format!("took over: namespace {billing}")),
+        "{done}"
+    );
+    assert!(
+        done.contains(&format!("not taken over: namespace {orders}")),
+        "{done}"
+    );
+    let svc = db::ready(&services, billing).await?;
+    let ns: k8s_openapi::api::core::v1::Namespace = Api::all(client.clone()).get(billing).await?;
+    assert_eq!(
+        ns.annotations().get(paved_api::annotations::ADOPTED_BY),
+        svc.metadata.uid.as_ref(),
+        "taken over, not made"
+    );
+    assert!(ns.metadata.owner_references.is_none());
+    assert!(services.get_opt(orders).await?.is_none());
 
     // Every database adopted is Ready under Paved, the same database as before.
     let billing_claims: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), billing);
@@ -339,6 +379,11 @@ async fn a_crossplane_platform_moves_under_paved_without_recreating_a_database()
     for (api, name) in [(&paved_claims, "main"), (&billing_claims, "ledger")] {
         api.delete(name, &Default::default()).await?;
     }
+    services.delete(billing, &Default::default()).await?;
+    eventually("the service gone, its namespace kept", T, || async {
+        Ok(services.get_opt(billing).await?.is_none().then_some(()))
+    })
+    .await?;
     for ns in [orders, billing] {
         clear(&client, cp, ns).await?;
     }

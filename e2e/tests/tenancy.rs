@@ -652,7 +652,7 @@ async fn an_existing_namespace_is_taken_over_only_where_the_platform_grants_it_a
         cp,
         &json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": ns, "namespace": ns } }),
     )?;
-    db::list_namespace(cp, "team-a", ns, "local", "internal", false)?;
+    db::list_namespace(cp, "team-a", ns, ("local", "internal", None), false)?;
     let untouched = |n: &k8s_openapi::api::core::v1::Namespace| {
         !n.labels().contains_key(paved_api::labels::CLAIM_NAME)
             && n.metadata.owner_references.is_none()
@@ -669,7 +669,7 @@ async fn an_existing_namespace_is_taken_over_only_where_the_platform_grants_it_a
     assert!(c.message.contains("adoptByServiceClaim"), "{}", c.message);
     // Granted by the Team, not marked by the platform: still refused. Alice cannot
     // mark it herself.
-    db::list_namespace(cp, "team-a", ns, "local", "internal", true)?;
+    db::list_namespace(cp, "team-a", ns, ("local", "internal", None), true)?;
     eventually("refused for want of the platform's label", T, || async {
         let c = condition(&claims, ns, "NamespaceConflict").await?;
         Ok(c.message.contains("paved.dev/adoptable=true").then_some(()))

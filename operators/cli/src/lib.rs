@@ -96,8 +96,9 @@ enum Command {
         /// Read the live cluster (the current kubeconfig context).
         #[arg(long)]
         live: bool,
-        /// Write the Paved claims (`<out>/<namespace>/<name>.yaml`) and Team grants
-        /// (`<out>/teams/<team>.yaml`) here.
+        /// Write the Paved claims (`<out>/<namespace>/<name>.yaml`), Team grants
+        /// (`<out>/teams/<team>.yaml`) and, with `--service-claims`, ServiceClaims
+        /// (`<out>/services/`) and namespace labels (`<out>/namespaces/`) here.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Print the report and the claims; write and change nothing.
@@ -114,6 +115,13 @@ enum Command {
         /// team may write: only once the platform checked each is that team's.
         #[arg(long)]
         allow_namespaced: bool,
+        /// Also propose, for each namespace whose claims move and that a Team lists
+        /// with its system and cost center, the ServiceClaim that takes the namespace
+        /// over (default-deny NetworkPolicies, Pod Security, quota, RoleBinding,
+        /// SecretStore there: review the report's notes first). With `--apply`, created
+        /// once the namespace's databases are cut over.
+        #[arg(long)]
+        service_claims: bool,
         /// How long `--apply` waits for the claims to adopt.
         #[arg(long, default_value_t = 600)]
         timeout_seconds: u64,
@@ -199,10 +207,12 @@ fn run() -> Result<()> {
             apply,
             compositions,
             allow_namespaced,
+            service_claims,
             timeout_seconds,
         } => {
             let mut opts = migrate::Options {
                 allow_namespaced,
+                service_claims,
                 ..Default::default()
             };
             for c in compositions {
@@ -227,8 +237,13 @@ fn run() -> Result<()> {
             let m = migrate::plan(&objects, &opts);
             print!("{}", m.report());
             if dry_run {
-                for e in &m.entries {
-                    println!("---\n{}", serde_yaml::to_string(&e.claim)?.trim_end());
+                for claim in m
+                    .entries
+                    .iter()
+                    .map(|e| &e.claim)
+                    .chain(m.services.iter().map(|s| &s.claim))
+                {
+                    println!("---\n{}", serde_yaml::to_string(claim)?.trim_end());
                 }
                 return Ok(());
             }

@@ -8,7 +8,7 @@
 //! database, one Paved Composition and one namespace is reported and skipped. The
 //! cut-over on a live cluster is in [`crate::migrate_live`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
@@ -60,6 +60,22 @@ pub struct Options {
     /// Believe managed databases in tenants' namespaces (Crossplane v2): a team may
     /// write those, so the platform says it checked them.
     pub allow_namespaced: bool,
+    /// Propose a ServiceClaim for each namespace whose claims move (`--service-claims`):
+    /// it takes the namespace over, so the service gets Paved's floor there too.
+    pub service_claims: bool,
+}
+
+/// A namespace whose claims move, proposed as the ServiceClaim that takes it over
+/// (`--service-claims`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    pub namespace: String,
+    /// The Team that lists the namespace, and grants it to the ServiceClaim.
+    pub team: String,
+    /// The ServiceClaim, named as the namespace.
+    pub claim: Value,
+    /// What a reviewer must decide before it is applied.
+    pub notes: Vec<String>,
 }
 
 /// One database moving over.
@@ -104,6 +120,7 @@ pub struct Skipped {
 pub struct Migration {
     pub entries: Vec<Entry>,
     pub skipped: Vec<Skipped>,
+    pub services: Vec<Service>,
 }
 
 /// A managed resource kind that is a database Paved can adopt, per provider family
@@ -424,8 +441,87 @@ pub fn plan(objects: &[Value], opts: &Options) -> Migration {
         source: e.source,
     }));
     out.entries.sort_by(|a, b| a.source.cmp(&b.source));
+    if opts.service_claims {
+        let namespaces: BTreeSet<&str> = out.entries.iter().map(|e| e.namespace.as_str()).collect();
+        let mut proposed = vec![];
+        for ns in namespaces {
+            match service_for(ns, &teams, &services) {
+                Ok(Some(s)) => proposed.push(s),
+                Ok(None) => {}
+                Err(why) => out.skipped.push(Skipped {
+                    source: ObjRef {
+                        api_version: "v1".into(),
+                        kind: "Namespace".into(),
+                        namespace: None,
+                        name: ns.to_string(),
+                    },
+                    why,
+                }),
+            }
+        }
+        out.services = proposed;
+    }
     out.skipped.sort();
     out
+}
+
+/// Pure: the ServiceClaim that takes over namespace `ns`, from the facts its Team
+/// lists for it; None where a ServiceClaim made it already; why not, where its Team
+/// does not say enough. Never guessed: the Team's entry is the platform's word.
+fn service_for(ns: &str, teams: &[&Value], services: &[&Value]) -> Result<Option<Service>, String> {
+    if services.iter().any(|s| str_at(s, "/metadata/name") == ns) {
+        return Ok(None);
+    }
+    let listing: Vec<(&Value, &Value)> = teams
+        .iter()
+        .flat_map(|t| {
+            t.pointer("/spec/namespaces")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|n| str_at(n, "/name") == ns)
+                .map(move |n| (*t, n))
+        })
+        .collect();
+    let (team, entry) = match listing.as_slice() {
+        [one] => *one,
+        [] => return Err("no Team lists this namespace, so no ServiceClaim is proposed for it (its facts are the platform's to state)".into()),
+        _ => return Err("more than one Team lists this namespace; no ServiceClaim is proposed for it".into()),
+    };
+    let team_name = str_at(team, "/metadata/name");
+    let (system, cost_center) = (str_at(entry, "/system"), str_at(entry, "/costCenter"));
+    if system.is_empty() || cost_center.is_empty() {
+        return Err(format!(
+            "Team {team_name} lists no system or costCenter for this namespace (spec.namespaces[{ns}]); a ServiceClaim needs both: add them, or write it by hand"
+        ));
+    }
+    let classification = match str_at(entry, "/dataClassification") {
+        "" => "phi",
+        c => c,
+    };
+    let claim = json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+        "metadata": { "name": ns },
+        "spec": {
+            "owner": team_name, "system": system, "costCenter": cost_center,
+            "cloud": str_at(entry, "/cloud"), "dataClassification": classification,
+        },
+    });
+    Ok(Some(Service {
+        namespace: ns.to_string(),
+        team: team_name.to_string(),
+        claim,
+        notes: vec![
+            "sloTier: not known to Crossplane; silver (the default) unless set".into(),
+            format!(
+                "default-deny NetworkPolicies: traffic into {ns} stops from anywhere the Composition and spec.network.ingressFrom do not allow; list the callers before applying"
+            ),
+            "Pod Security labels at the Composition's level: new pods must meet them".into(),
+            format!(
+                "objects Paved writes (its ServiceAccount {ns}, paved-* NetworkPolicies, quota, limits, RoleBinding, SecretStore) must not exist there already; the claim names any that do"
+            ),
+        ],
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -875,8 +971,9 @@ impl Migration {
     pub fn report(&self) -> String {
         let mut s = String::new();
         s.push_str(&format!(
-            "# paved migrate: {} database(s) to adopt, {} skipped\n",
+            "# paved migrate: {} database(s) to adopt, {} namespace(s) to take over, {} skipped\n",
             self.entries.len(),
+            self.services.len(),
             self.skipped.len()
         ));
         for e in &self.entries {
@@ -906,6 +1003,17 @@ impl Migration {
                 s.push_str(&format!("  not carried: {n}\n"));
             }
         }
+        for v in &self.services {
+            s.push_str(&format!(
+                "\nnamespace {ns}\n  -> paved.dev/v1alpha1 ServiceClaim {ns} (owner {t}) taking the namespace over\n  grant: Team {t} spec.namespaces[{ns}].adoptByServiceClaim, and namespace label {}=true\n",
+                paved_api::labels::ADOPTABLE,
+                ns = v.namespace,
+                t = v.team
+            ));
+            for n in &v.notes {
+                s.push_str(&format!("  review: {n}\n"));
+            }
+        }
         if !self.skipped.is_empty() {
             s.push_str("\nskipped (nothing of these is touched):\n");
             for k in &self.skipped {
@@ -918,6 +1026,9 @@ impl Migration {
         s.push_str("  3. grant the databases to their Teams (mode Adopt), then create the Paved claims, which adopt in place\n");
         s.push_str("  4. once each has adopted, and can deliver its credentials, remove its Instance, composite and claim with their finalizers taken off\n     (nothing in the cloud is deleted; what else the composite made is left in place); the claim's connection Secret goes with it\n");
         s.push_str("  5. a claim refused before adopting is deleted, its grant taken back and its Crossplane objects put back (steps 3, 2 and 1 undone)\n");
+        if !self.services.is_empty() {
+            s.push_str("  6. once every database of a namespace is cut over: grant the namespace to its service (Team, label), create the ServiceClaim;\n     one refused (an object in the way, other facts) is deleted before it writes anything, and its grant taken back\n");
+        }
         s
     }
 }
@@ -966,8 +1077,10 @@ pub fn read_dir(dir: &std::path::Path) -> anyhow::Result<Vec<(String, Value)>> {
         .collect())
 }
 
-/// Writes the Paved claims (`<out>/<namespace>/<name>.yaml`) and each Team's grants
-/// (`<out>/teams/<team>.yaml`, to server-side apply beside the Team's other fields).
+/// Writes the Paved claims (`<out>/<namespace>/<name>.yaml`), each Team's grants
+/// (`<out>/teams/<team>.yaml`, to server-side apply beside the Team's other fields)
+/// and, with `--service-claims`, the ServiceClaims (`<out>/services/<namespace>.yaml`)
+/// and the platform's label on their namespaces (`<out>/namespaces/<namespace>.yaml`).
 pub fn write(m: &Migration, out: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut written = vec![];
     for e in &m.entries {
@@ -977,17 +1090,48 @@ pub fn write(m: &Migration, out: &std::path::Path) -> anyhow::Result<Vec<std::pa
         std::fs::write(&p, serde_yaml::to_string(&e.claim)?)?;
         written.push(p);
     }
+    let mut specs: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for (team, grants) in m.grants() {
-        let dir = out.join("teams");
+        specs
+            .entry(team)
+            .or_default()
+            .insert("existingDatabases".into(), json!(grants));
+    }
+    for v in &m.services {
+        let spec = specs.entry(v.team.clone()).or_default();
+        let list = spec.entry("namespaces").or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut() {
+            a.push(json!({ "name": v.namespace, "adoptByServiceClaim": true }));
+        }
+    }
+    let mut put = |dir: &str, name: &str, body: &Value| -> anyhow::Result<()> {
+        let dir = out.join(dir);
         std::fs::create_dir_all(&dir)?;
-        let p = dir.join(format!("{team}.yaml"));
-        let body = json!({
-            "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
-            "metadata": { "name": team },
-            "spec": { "existingDatabases": grants },
-        });
-        std::fs::write(&p, serde_yaml::to_string(&body)?)?;
+        let p = dir.join(format!("{name}.yaml"));
+        std::fs::write(&p, serde_yaml::to_string(body)?)?;
         written.push(p);
+        Ok(())
+    };
+    for (team, spec) in specs {
+        put(
+            "teams",
+            &team,
+            &json!({
+                "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+                "metadata": { "name": team }, "spec": spec,
+            }),
+        )?;
+    }
+    for v in &m.services {
+        put("services", &v.namespace, &v.claim)?;
+        put(
+            "namespaces",
+            &v.namespace,
+            &json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": { "name": v.namespace, "labels": { paved_api::labels::ADOPTABLE: "true" } },
+            }),
+        )?;
     }
     Ok(written)
 }
@@ -1166,6 +1310,87 @@ spec:
     }
 
     #[test]
+    fn a_namespace_whose_claims_move_is_proposed_as_the_service_that_takes_it_over() {
+        let opts = Options {
+            service_claims: true,
+            ..trusting()
+        };
+        // The Team lists no system or cost center for orders: not guessed.
+        let m = plan(&yaml(PLATFORM), &opts);
+        assert!(m.services.is_empty(), "{m:#?}");
+        let why = |m: &Migration, ns: &str| {
+            m.skipped
+                .iter()
+                .find(|s| s.source.kind == "Namespace" && s.source.name == ns)
+                .map(|s| s.why.clone())
+                .unwrap_or_default()
+        };
+        assert!(why(&m, "orders").contains("costCenter"), "{m:#?}");
+        assert!(why(&m, "billing").contains("no Team lists"), "{m:#?}");
+        let mut objects = yaml(PLATFORM);
+        let team = objects.iter_mut().find(|v| is_paved(v, "Team")).unwrap();
+        team["spec"]["namespaces"][0]["system"] = json!("orders");
+        team["spec"]["namespaces"][0]["costCenter"] = json!("CC-9");
+        team["spec"]["namespaces"][0]["dataClassification"] = json!("internal");
+        let m = plan(&objects, &opts);
+        assert_eq!(m.services.len(), 1, "{m:#?}");
+        let v = &m.services[0];
+        assert_eq!(
+            (v.namespace.as_str(), v.team.as_str()),
+            ("orders", "team-orders")
+        );
+        assert_eq!(
+            v.claim,
+            json!({
+                "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+                "metadata": { "name": "orders" },
+                "spec": { "owner": "team-orders", "system": "orders", "costCenter": "CC-9",
+                          "cloud": "aws", "dataClassification": "internal" },
+            })
+        );
+        let _: paved_api::ServiceClaim = serde_json::from_value(v.claim.clone()).unwrap();
+        let report = m.report();
+        for want in [
+            "ServiceClaim orders (owner team-orders) taking the namespace over",
+            "adoptByServiceClaim",
+            "default-deny NetworkPolicies",
+            "6. once every database of a namespace is cut over",
+        ] {
+            assert!(report.contains(want), "{want:?} in {report}");
+        }
+        // Its grants and the platform's label are written beside the claims.
+        let dir = std::env::temp_dir().join(format!("paved-migrate-svc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        write(&m, &dir).unwrap();
+        let read = |p: &str| -> Value {
+            serde_yaml::from_str(&std::fs::read_to_string(dir.join(p)).unwrap()).unwrap()
+        };
+        let t = read("teams/team-orders.yaml");
+        assert_eq!(
+            t["spec"]["namespaces"],
+            json!([{ "name": "orders", "adoptByServiceClaim": true }])
+        );
+        assert_eq!(
+            t["spec"]["existingDatabases"][0]["externalName"],
+            "orders-main-db"
+        );
+        assert_eq!(read("services/orders.yaml"), v.claim);
+        assert_eq!(
+            read("namespaces/orders.yaml")["metadata"]["labels"]["paved.dev/adoptable"],
+            "true"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        // A namespace a ServiceClaim made already: nothing proposed.
+        objects.push(json!({
+            "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+            "metadata": { "name": "orders" }, "spec": {},
+        }));
+        assert!(plan(&objects, &opts).services.is_empty());
+        // Not asked for: nothing proposed.
+        assert!(plan(&yaml(PLATFORM), &trusting()).services.is_empty());
+    }
+
+    #[test]
     fn what_cannot_be_tied_to_one_database_is_reported_and_skipped() {
         let mut objects = yaml(PLATFORM);
         // The instance's name is unknown: never guessed.
@@ -1278,7 +1503,7 @@ spec: { forProvider: { region: eu-west-1 } }
                 "postgresql-aws-gold".to_string(),
             )]
             .into(),
-            allow_namespaced: true,
+            ..trusting()
         };
         let m = plan(&objects, &opts);
         assert_eq!(m.entries.len(), 1);

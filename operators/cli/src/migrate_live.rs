@@ -11,9 +11,16 @@
 //!    its database go, their finalizers taken off first (Crossplane has nothing left to
 //!    do for them: the cloud resource is orphaned);
 //! 5. a claim refused before adopting (another claim's database, another key, no grant)
-//!    is deleted and its Crossplane objects are put back as they were.
+//!    is deleted and its Crossplane objects are put back as they were;
+//! 6. with `--service-claims`, each namespace whose databases all moved is granted to
+//!    its service (Team and namespace label) and taken over by its ServiceClaim; one
+//!    refused (an object in the way) is deleted before it writes anything there, and
+//!    the grants taken back.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context, Result};
 use kube::{
@@ -25,7 +32,7 @@ use kube::{
 };
 use serde_json::{json, Value};
 
-use crate::migrate::{Entry, Migration, ObjRef};
+use crate::migrate::{Entry, Migration, ObjRef, Service};
 
 const MANAGER: &str = "paved-migrate";
 const PAUSED: &str = "crossplane.io/paused";
@@ -472,6 +479,8 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
     }
     // Steps 4 and 5, each database as soon as its claim has decided.
     let start = Instant::now();
+    // Namespaces with a database not cut over: their services wait for another run.
+    let mut unfinished: BTreeSet<String> = BTreeSet::new();
     let mut pending: Vec<Held> = held;
     while !pending.is_empty() {
         let mut still = vec![];
@@ -504,6 +513,7 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
                     remove(client, &e.source, &mut out).await?;
                 }
                 Progress::Undeliverable(why) => {
+                    unfinished.insert(e.namespace.clone());
                     out.push_str(&format!(
                         "adopted, not cut over: PostgreSQLInstance {}/{name} cannot deliver credentials ({why}); \
                          Crossplane's objects stay paused and observing, and its connection Secret stays. \
@@ -512,6 +522,7 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
                     ));
                 }
                 Progress::Refused(why) => {
+                    unfinished.insert(e.namespace.clone());
                     out.push_str(&format!(
                         "refused: PostgreSQLInstance {}/{name}: {why}\n",
                         e.namespace
@@ -521,6 +532,7 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
                     release(client, &h, &mut out).await?;
                 }
                 Progress::Waiting(_) if start.elapsed() > timeout => {
+                    unfinished.insert(e.namespace.clone());
                     out.push_str(&format!(
                         "timed out: PostgreSQLInstance {}/{name} has not adopted {} yet; Crossplane's objects stay paused and observing, nothing is removed. \
                          Look at the claim (kubectl describe pgi -n {} {name}), then run paved migrate --apply again, or roll back by deleting the claim, \
@@ -536,7 +548,159 @@ pub async fn apply(client: &Client, m: &Migration, timeout: Duration) -> Result<
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+    for e in &m.entries {
+        if e.team.is_none() {
+            unfinished.insert(e.namespace.clone());
+        }
+    }
+    // Step 6: each namespace whose databases all moved, taken over by its service.
+    for v in &m.services {
+        if unfinished.contains(&v.namespace) {
+            out.push_str(&format!(
+                "not taken over: namespace {} (a database there is not cut over); run paved migrate --apply --service-claims again once it is\n",
+                v.namespace
+            ));
+            continue;
+        }
+        take_over(client, v, timeout, &mut out).await?;
+    }
     Ok(out)
+}
+
+/// The platform's two grants of namespace `v.namespace` to its ServiceClaim (the
+/// Team's `adoptByServiceClaim`, the namespace's `paved.dev/adoptable` label), each
+/// under a field manager of its own so that taking them back removes only them.
+async fn grant_namespace(client: &Client, v: &Service, keep: bool) -> Result<()> {
+    let manager: String = format!("{MANAGER}-ns-{}", v.namespace)
+        .chars()
+        .take(128)
+        .collect();
+    let teams: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource("paved.dev/v1alpha1", "Team", "teams"),
+    );
+    let entries = if keep {
+        json!([{ "name": v.namespace, "adoptByServiceClaim": true }])
+    } else {
+        json!([])
+    };
+    let team = json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "Team",
+        "metadata": { "name": v.team }, "spec": { "namespaces": entries },
+    });
+    // Forced: the platform engineer running this grants it, over whatever manager said
+    // otherwise (a GitOps sync that says false again takes nothing back: a namespace
+    // taken over stays its service's until the ServiceClaim is deleted).
+    teams
+        .patch(
+            &v.team,
+            &PatchParams::apply(&manager).force(),
+            &Patch::Apply(&team),
+        )
+        .await
+        .with_context(|| format!("granting namespace {} in Team {}", v.namespace, v.team))?;
+    let labels = if keep {
+        json!({ paved_api::labels::ADOPTABLE: "true" })
+    } else {
+        json!({})
+    };
+    let ns = json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": { "name": v.namespace, "labels": labels },
+    });
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            &v.namespace,
+            &PatchParams::apply(&manager).force(),
+            &Patch::Apply(&ns),
+        )
+        .await
+        .with_context(|| format!("labelling namespace {}", v.namespace))?;
+    Ok(())
+}
+
+/// Refusals of a ServiceClaim that waiting does not lift.
+const SERVICE_REFUSALS: [&str; 6] = [
+    "NamespaceConflict",
+    "NamespaceReserved",
+    "CloudNotAllowed",
+    "TeamNotFound",
+    "TeamLimitExceeded",
+    "InvalidSpec",
+];
+
+/// Step 6 for one namespace: grants, the ServiceClaim, and its verdict. A refusal
+/// comes before the claim writes anything in the namespace: the claim is deleted and
+/// the grants taken back.
+async fn take_over(
+    client: &Client,
+    v: &Service,
+    timeout: Duration,
+    out: &mut String,
+) -> Result<()> {
+    grant_namespace(client, v, true).await?;
+    let api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource("paved.dev/v1alpha1", "ServiceClaim", "serviceclaims"),
+    );
+    api.patch(
+        &v.namespace,
+        &PatchParams::apply(MANAGER),
+        &Patch::Apply(&v.claim),
+    )
+    .await
+    .with_context(|| format!("creating ServiceClaim {}", v.namespace))?;
+    out.push_str(&format!(
+        "created paved.dev/v1alpha1 ServiceClaim {ns} (takes over namespace {ns}, granted in Team {})\n",
+        v.team,
+        ns = v.namespace
+    ));
+    let start = Instant::now();
+    loop {
+        let claim = serde_json::to_value(api.get(&v.namespace).await?)?;
+        let generation = claim["metadata"]["generation"].as_i64();
+        let condition = |t: &str| {
+            claim["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == t)
+                .cloned()
+        };
+        let ready = condition("Ready").is_some_and(|c| {
+            c["status"] == "True" && c["observedGeneration"].as_i64() == generation
+        });
+        if ready {
+            out.push_str(&format!(
+                "took over: namespace {} by ServiceClaim {}\n",
+                v.namespace, v.namespace
+            ));
+            return Ok(());
+        }
+        if let Some(c) = condition("Synced").filter(|c| {
+            c["status"] == "False"
+                && SERVICE_REFUSALS.contains(&c["reason"].as_str().unwrap_or_default())
+        }) {
+            out.push_str(&format!(
+                "refused: ServiceClaim {}: {}: {}; deleted, its grants taken back, the namespace as it was\n",
+                v.namespace,
+                c["reason"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            ));
+            api.delete(&v.namespace, &DeleteParams::default()).await?;
+            grant_namespace(client, v, false).await?;
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            out.push_str(&format!(
+                "timed out: ServiceClaim {} is not Ready yet; look at it (kubectl describe serviceclaim {}) — it stays, with its grants\n",
+                v.namespace, v.namespace
+            ));
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 #[cfg(test)]

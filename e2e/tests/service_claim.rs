@@ -436,7 +436,9 @@ async fn a_namespace_paved_did_not_make_is_never_taken_over() -> Result<()> {
     })
     .await?;
     assert!(
-        c.message.contains("not managed by this ServiceClaim"),
+        c.message
+            .contains("Paved did not make it for this ServiceClaim")
+            && c.message.contains("does not list it"),
         "{}",
         c.message
     );

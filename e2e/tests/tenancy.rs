@@ -638,24 +638,38 @@ async fn an_existing_namespace_is_taken_over_only_where_the_platform_grants_it_a
         "--timeout=120s",
     ])?;
 
-    // The legacy namespace: data in it, and a ServiceAccount of the service's name.
+    // The legacy namespace: data in it, a ServiceAccount of the service's name, another
+    // team's access, and its own Pod Security level.
     db::apply(
         cp,
-        &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }),
+        &json!({ "apiVersion": "v1", "kind": "Namespace",
+                 "metadata": { "name": ns, "labels": { "pod-security.kubernetes.io/enforce": "privileged" } } }),
     )?;
-    db::apply(
-        cp,
-        &json!({ "apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": { "name": "legacy-data", "namespace": ns }, "data": { "rows": "42" } }),
-    )?;
-    db::apply(
-        cp,
-        &json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": ns, "namespace": ns } }),
-    )?;
+    for obj in [
+        json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": "legacy-data", "namespace": ns }, "data": { "rows": "42" } }),
+        json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": ns, "namespace": ns } }),
+        json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": { "name": "legacy-admins", "namespace": ns },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit" },
+                "subjects": [ { "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-b" } ] }),
+    ] {
+        db::apply(cp, &obj)?;
+    }
     db::list_namespace(cp, "team-a", ns, ("local", "internal", None), false)?;
     let untouched = |n: &k8s_openapi::api::core::v1::Namespace| {
         !n.labels().contains_key(paved_api::labels::CLAIM_NAME)
             && n.metadata.owner_references.is_none()
+    };
+    let refused_for = |want: String| {
+        let claims = claims.clone();
+        async move {
+            eventually(&format!("refused: {want}"), T, || async {
+                let c = condition(&claims, ns, "NamespaceConflict").await?;
+                Ok(c.message.contains(&want).then_some(c.message))
+            })
+            .await
+        }
     };
 
     // Alice's team lists it for claims inside it only: her claim for it is refused.
@@ -665,16 +679,11 @@ async fn an_existing_namespace_is_taken_over_only_where_the_platform_grants_it_a
         Some(&service_claim(ns, "team-a").to_string()),
     )?;
     assert!(ok, "{out}");
-    let c = condition(&claims, ns, "NamespaceConflict").await?;
-    assert!(c.message.contains("adoptByServiceClaim"), "{}", c.message);
+    refused_for("adoptByServiceClaim".into()).await?;
     // Granted by the Team, not marked by the platform: still refused. Alice cannot
     // mark it herself.
     db::list_namespace(cp, "team-a", ns, ("local", "internal", None), true)?;
-    eventually("refused for want of the platform's label", T, || async {
-        let c = condition(&claims, ns, "NamespaceConflict").await?;
-        Ok(c.message.contains("paved.dev/adoptable=true").then_some(()))
-    })
-    .await?;
+    refused_for("paved.dev/adoptable=true".into()).await?;
     refused(
         "alice marks the namespace adoptable",
         alice(
@@ -684,22 +693,24 @@ async fn an_existing_namespace_is_taken_over_only_where_the_platform_grants_it_a
         )?,
         &["forbidden"],
     );
-    assert!(untouched(&nss.get(ns).await?), "refused: nothing written");
-    // Marked: the ServiceAccount Paved would write is in the way, and named.
+    // Marked: each thing in the way is named, and nothing is written until it is gone.
     cp.kubectl(&["label", "namespace", ns, "paved.dev/adoptable=true"])?;
-    eventually("the object in the way named", T, || async {
-        let c = condition(&claims, ns, "NamespaceConflict").await?;
-        Ok(c.message
-            .contains(&format!("ServiceAccount {ns}"))
-            .then_some(()))
-    })
-    .await?;
-    assert!(untouched(&nss.get(ns).await?), "refused: nothing written");
+    refused_for("pod-security.kubernetes.io/enforce=privileged".into()).await?;
+    cp.kubectl(&[
+        "label",
+        "namespace",
+        ns,
+        "pod-security.kubernetes.io/enforce-",
+    ])?;
+    refused_for(format!("ServiceAccount {ns}")).await?;
     let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
     assert!(sas.get_opt(ns).await?.is_some(), "never taken over");
-
-    // The platform removes it: the namespace is taken over and served.
     cp.kubectl(&["delete", "serviceaccount", ns, "-n", ns])?;
+    refused_for("RoleBinding legacy-admins".into()).await?;
+    assert!(untouched(&nss.get(ns).await?), "refused: nothing written");
+    cp.kubectl(&["delete", "rolebinding", "legacy-admins", "-n", ns])?;
+
+    // Then the namespace is taken over and served.
     let claim = db::ready(&claims, ns).await?;
     let uid = claim.uid().unwrap();
     let n = nss.get(ns).await?;
@@ -721,6 +732,34 @@ async fn an_existing_namespace_is_taken_over_only_where_the_platform_grants_it_a
         Api::namespaced(client.clone(), ns);
     assert!(nps.get_opt("paved-default-deny").await?.is_some());
     assert!(db::event_reasons_about(cp, "default", ns)?.contains("AdoptingNamespace"));
+    // Alice cannot take the finalizer off that hands the namespace back.
+    refused(
+        "alice removes the adopted-namespace finalizer",
+        patch_claim(cp, ALICE, ns, r#"{"metadata":{"finalizers":null}}"#)?,
+        &["paved.dev/adopted-namespace"],
+    );
+
+    // The Team's grant taken back: the claim is refused and nobody is bound there.
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(client.clone(), ns);
+    assert!(bindings.get_opt("paved-owner").await?.is_some());
+    db::list_namespace(cp, "team-a", ns, ("local", "internal", None), false)?;
+    refused_for("no longer granted".into()).await?;
+    eventually("the owner binding gone", T, || async {
+        Ok(bindings
+            .get_opt("paved-owner")
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    // Granted again: served again.
+    db::list_namespace(cp, "team-a", ns, ("local", "internal", None), true)?;
+    db::ready(&claims, ns).await?;
+    eventually("the owner binding back", T, || async {
+        Ok(bindings.get_opt("paved-owner").await?.map(|_| ()))
+    })
+    .await?;
 
     // The claim goes: the namespace and its data stay; Paved's objects and marks go.
     claims.delete(ns, &DeleteParams::default()).await?;
@@ -744,6 +783,7 @@ async fn an_existing_namespace_is_taken_over_only_where_the_platform_grants_it_a
         Some("true"),
         "the platform's label is the platform's"
     );
+    assert!(bindings.get_opt("paved-owner").await?.is_none());
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
     assert_eq!(
         cms.get("legacy-data").await?.data.unwrap()["rows"],

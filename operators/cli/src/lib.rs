@@ -98,7 +98,7 @@ enum Command {
         live: bool,
         /// Write the Paved claims (`<out>/<namespace>/<name>.yaml`), Team grants
         /// (`<out>/teams/<team>.yaml`) and, with `--service-claims`, ServiceClaims
-        /// (`<out>/services/`) and namespace labels (`<out>/namespaces/`) here.
+        /// (`<out>/services/`) and the namespace labels to set (`<out>/label-namespaces.sh`) here.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Print the report and the claims; write and change nothing.

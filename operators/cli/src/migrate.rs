@@ -443,8 +443,27 @@ pub fn plan(objects: &[Value], opts: &Options) -> Migration {
     out.entries.sort_by(|a, b| a.source.cmp(&b.source));
     if opts.service_claims {
         let namespaces: BTreeSet<&str> = out.entries.iter().map(|e| e.namespace.as_str()).collect();
+        // A namespace something was skipped in keeps that under Crossplane: its service
+        // waits (default-deny would cut its workloads off from what stays behind).
+        let left: BTreeSet<String> = out
+            .skipped
+            .iter()
+            .filter_map(|k| k.source.namespace.clone())
+            .collect();
         let mut proposed = vec![];
         for ns in namespaces {
+            if left.contains(ns) {
+                out.skipped.push(Skipped {
+                    source: ObjRef {
+                        api_version: "v1".into(),
+                        kind: "Namespace".into(),
+                        namespace: None,
+                        name: ns.to_string(),
+                    },
+                    why: "something in this namespace is skipped (above) and stays with Crossplane; no ServiceClaim is proposed for it until all of it moves".into(),
+                });
+                continue;
+            }
             match service_for(ns, &teams, &services) {
                 Ok(Some(s)) => proposed.push(s),
                 Ok(None) => {}
@@ -518,7 +537,10 @@ fn service_for(ns: &str, teams: &[&Value], services: &[&Value]) -> Result<Option
             ),
             "Pod Security labels at the Composition's level: new pods must meet them".into(),
             format!(
-                "objects Paved writes (its ServiceAccount {ns}, paved-* NetworkPolicies, quota, limits, RoleBinding, SecretStore) must not exist there already; the claim names any that do"
+                "objects Paved writes (its ServiceAccount {ns}, paved-* NetworkPolicies, quota, limits, RoleBinding, SecretStore) must not exist there already, nor Roles, RoleBindings, NetworkPolicies, SecretStores, ExternalSecrets, exposed Services or ServiceAccounts with a cloud identity; the claim names any that do"
+            ),
+            format!(
+                "the team is bound in {ns} once it is taken over: it reads the Secrets already there (ServiceAccount tokens included) and runs pods as its ServiceAccounts; review them first"
             ),
         ],
     }))
@@ -1080,7 +1102,7 @@ pub fn read_dir(dir: &std::path::Path) -> anyhow::Result<Vec<(String, Value)>> {
 /// Writes the Paved claims (`<out>/<namespace>/<name>.yaml`), each Team's grants
 /// (`<out>/teams/<team>.yaml`, to server-side apply beside the Team's other fields)
 /// and, with `--service-claims`, the ServiceClaims (`<out>/services/<namespace>.yaml`)
-/// and the platform's label on their namespaces (`<out>/namespaces/<namespace>.yaml`).
+/// and the commands that label their namespaces (`<out>/label-namespaces.sh`).
 pub fn write(m: &Migration, out: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut written = vec![];
     for e in &m.entries {
@@ -1124,14 +1146,25 @@ pub fn write(m: &Migration, out: &std::path::Path) -> anyhow::Result<Vec<std::pa
     }
     for v in &m.services {
         put("services", &v.namespace, &v.claim)?;
-        put(
-            "namespaces",
-            &v.namespace,
-            &json!({
-                "apiVersion": "v1", "kind": "Namespace",
-                "metadata": { "name": v.namespace, "labels": { paved_api::labels::ADOPTABLE: "true" } },
-            }),
-        )?;
+    }
+    // The platform's label, as a command to run rather than a Namespace manifest: a
+    // GitOps tool tracking a manifest would own the namespace, and delete it (with
+    // everything in it) when the file goes.
+    if !m.services.is_empty() {
+        let mut script = String::from(
+            "#!/bin/sh\n# The platform's grant, beside each Team's adoptByServiceClaim: these namespaces may be taken over by their ServiceClaims.\nset -e\n",
+        );
+        for v in &m.services {
+            script.push_str(&format!(
+                "kubectl label namespace {} {}=true\n",
+                v.namespace,
+                paved_api::labels::ADOPTABLE
+            ));
+        }
+        let p = out.join("label-namespaces.sh");
+        std::fs::create_dir_all(out)?;
+        std::fs::write(&p, script)?;
+        written.push(p);
     }
     Ok(written)
 }
@@ -1375,10 +1408,9 @@ spec:
             "orders-main-db"
         );
         assert_eq!(read("services/orders.yaml"), v.claim);
-        assert_eq!(
-            read("namespaces/orders.yaml")["metadata"]["labels"]["paved.dev/adoptable"],
-            "true"
-        );
+        assert!(std::fs::read_to_string(dir.join("label-namespaces.sh"))
+            .unwrap()
+            .contains("kubectl label namespace orders paved.dev/adoptable=true"));
         let _ = std::fs::remove_dir_all(&dir);
         // A namespace a ServiceClaim made already: nothing proposed.
         objects.push(json!({
@@ -1388,6 +1420,21 @@ spec:
         assert!(plan(&objects, &opts).services.is_empty());
         // Not asked for: nothing proposed.
         assert!(plan(&yaml(PLATFORM), &trusting()).services.is_empty());
+        // Something in the namespace stays with Crossplane: its service waits.
+        objects.pop();
+        let mut never_made = objects
+            .iter()
+            .find(|v| str_at(v, "/metadata/name") == "main")
+            .unwrap()
+            .clone();
+        never_made["metadata"]["name"] = json!("pending");
+        objects.push(never_made);
+        let m = plan(&objects, &opts);
+        assert!(m.services.is_empty(), "{m:#?}");
+        assert!(
+            why(&m, "orders").contains("stays with Crossplane"),
+            "{m:#?}"
+        );
     }
 
     #[test]

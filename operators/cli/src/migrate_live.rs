@@ -678,8 +678,13 @@ async fn take_over(
             ));
             return Ok(());
         }
+        // A verdict at the claim's generation, and not the first seconds' (the
+        // operator's Team cache may not hold the grant yet; the Team's change brings
+        // the claim back).
         if let Some(c) = condition("Synced").filter(|c| {
             c["status"] == "False"
+                && c["observedGeneration"].as_i64() == generation
+                && start.elapsed() > Duration::from_secs(15)
                 && SERVICE_REFUSALS.contains(&c["reason"].as_str().unwrap_or_default())
         }) {
             out.push_str(&format!(
@@ -688,7 +693,20 @@ async fn take_over(
                 c["reason"].as_str().unwrap_or_default(),
                 c["message"].as_str().unwrap_or_default()
             ));
+            // The grants go only once the claim has: its finalizer takes its marks off
+            // the namespace, which the operator may change only while it is granted.
             api.delete(&v.namespace, &DeleteParams::default()).await?;
+            let gone = Instant::now();
+            while api.get_opt(&v.namespace).await?.is_some() {
+                if gone.elapsed() > timeout {
+                    out.push_str(&format!(
+                        "ServiceClaim {} is still being deleted; its grants stay until it is gone (take them back then)\n",
+                        v.namespace
+                    ));
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
             grant_namespace(client, v, false).await?;
             return Ok(());
         }

@@ -3,7 +3,10 @@
 //! operator calls these before any write or cloud call; admission (the chart's
 //! ValidatingAdmissionPolicy and Kubernetes RBAC) decides who may write a claim.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
@@ -507,59 +510,109 @@ pub fn namespace_hold(ns: &ObjectMeta, name: &str, uid: &str) -> NamespaceHold {
     NamespaceHold::Not
 }
 
+/// What ServiceClaim adoption of a namespace is judged on: the namespace as the
+/// apiserver has it now (all its labels and annotations: a cache holding only Paved's
+/// would hide a conflicting label), and the labels Paved will write on it.
+pub struct NamespaceTakeover<'a> {
+    pub ns: &'a ObjectMeta,
+    pub wants: &'a BTreeMap<String, String>,
+    /// This claim holds it already ([`NamespaceHold::Adopted`]): only its grant is
+    /// judged again.
+    pub held: bool,
+}
+
+/// Marks of another tool managing a namespace (label or annotation key, and what):
+/// a namespace one of them manages can be changed back or deleted by it.
+const OTHER_MANAGERS: &[(&str, &str)] = &[
+    ("argocd.argoproj.io/tracking-id", "Argo CD"),
+    ("argocd.argoproj.io/instance", "Argo CD"),
+    ("meta.helm.sh/release-name", "Helm"),
+    ("crossplane.io/composite", "Crossplane"),
+    ("crossplane.io/claim-name", "Crossplane"),
+    ("kustomize.toolkit.fluxcd.io/name", "Flux"),
+    ("helm.toolkit.fluxcd.io/name", "Flux"),
+];
+
 /// Pure: may ServiceClaim `claim` (on `cloud`, of `team`; `teams` all Teams) take over
-/// existing namespace `ns`, which it did not make? Only where its Team grants the
-/// namespace to it (`spec.namespaces[]` with `adoptByServiceClaim`, listed by no other
-/// Team, with the claim's cloud and classification: the facts its databases there are
-/// built with), the platform has labelled the namespace `paved.dev/adoptable=true`
-/// (which the operator's admission policy also requires), and nothing else holds it (a
-/// ServiceClaim's owner reference or another claim's mark).
+/// (or, `held`, keep) existing namespace `t.ns`, which it did not make? Only where its
+/// Team grants the namespace to it (`spec.namespaces[]` with `adoptByServiceClaim`,
+/// listed by no other Team, with the claim's cloud and classification: the facts its
+/// databases there are built with) — judged again on every pass, so a grant taken back
+/// refuses the claim. To take it first, the platform must also have labelled it
+/// `paved.dev/adoptable=true` (which the operator's admission policy requires too),
+/// nothing else may hold it (a ServiceClaim's owner reference, another claim's mark,
+/// another tool), and no label Paved writes may be there with another value (Paved would
+/// take it over, and remove it when the claim goes).
 pub fn admit_namespace_adoption(
     claim: &ServiceClaim,
     cloud: Cloud,
     team: &Team,
     teams: &[Arc<Team>],
-    ns: &ObjectMeta,
+    t: &NamespaceTakeover<'_>,
 ) -> Result<(), Refusal> {
     let name = claim.name_any();
-    let t = team.name_any();
+    let tn = team.name_any();
+    let ns = t.ns;
     let conflict = |why: String| {
         Err(refuse(
             reasons::NAMESPACE_CONFLICT,
-            format!("namespace {name} already exists and Paved did not make it for this ServiceClaim: {why}"),
+            if t.held {
+                format!(
+                    "namespace {name} was taken over by this ServiceClaim and is no longer granted to it: {why}; \
+                     nobody of the team is bound in it any more. The platform grants it again, or deletes the claim \
+                     (the namespace and what was in it before stay)"
+                )
+            } else {
+                format!("namespace {name} already exists and Paved did not make it for this ServiceClaim: {why}")
+            },
         ))
     };
-    if ns.deletion_timestamp.is_some() {
-        return conflict("it is being deleted".into());
-    }
-    if let Some(o) = ns.owner_references.iter().flatten().next() {
-        return conflict(format!(
-            "it is controlled by {} {} (owner reference); Paved will not take it over",
-            o.kind, o.name
-        ));
-    }
-    let uid = claim.metadata.uid.as_deref().unwrap_or_default();
-    if let Some(other) = ns
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(paved_api::annotations::ADOPTED_BY))
-        .filter(|u| u.as_str() != uid)
-    {
-        return conflict(format!(
-            "another ServiceClaim (UID {other}) took it over; if that claim is gone for good, the platform removes the \
-             namespace's {} annotation",
-            paved_api::annotations::ADOPTED_BY
-        ));
+    if !t.held {
+        if ns.deletion_timestamp.is_some() {
+            return conflict("it is being deleted".into());
+        }
+        if let Some(o) = ns.owner_references.iter().flatten().next() {
+            return conflict(format!(
+                "it is controlled by {} {} (owner reference); Paved will not take it over",
+                o.kind, o.name
+            ));
+        }
+        let uid = claim.metadata.uid.as_deref().unwrap_or_default();
+        if let Some(other) = ns
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(paved_api::annotations::ADOPTED_BY))
+            .filter(|u| u.as_str() != uid)
+        {
+            return conflict(format!(
+                "another ServiceClaim (UID {other}) took it over; if that claim is gone for good, the platform removes the \
+                 namespace's {} annotation",
+                paved_api::annotations::ADOPTED_BY
+            ));
+        }
+        let marks = ns
+            .labels
+            .iter()
+            .flatten()
+            .chain(ns.annotations.iter().flatten());
+        for (k, _) in marks {
+            if let Some((_, who)) = OTHER_MANAGERS.iter().find(|(m, _)| m == k) {
+                return conflict(format!(
+                    "{who} manages it ({k}), and would change Paved's labels back or delete it with everything in it; \
+                     the platform takes it out of {who} first"
+                ));
+            }
+        }
     }
     let Some(entry) = team.spec.namespaces.iter().find(|n| n.name == name) else {
         return conflict(format!(
-            "Team {t} does not list it (spec.namespaces); the platform grants an existing namespace to its service with \
+            "Team {tn} does not list it (spec.namespaces); the platform grants an existing namespace to its service with \
              spec.namespaces[] {{name: {name}, adoptByServiceClaim: true}}"
         ));
     };
     if !entry.adopt_by_service_claim {
         return conflict(format!(
-            "Team {t} lists it for claims inside it, not for a ServiceClaim to take over (spec.namespaces[{name}].adoptByServiceClaim)"
+            "Team {tn} lists it for claims inside it, not for a ServiceClaim to take over (spec.namespaces[{name}].adoptByServiceClaim)"
         ));
     }
     let listers: Vec<String> = teams
@@ -567,7 +620,7 @@ pub fn admit_namespace_adoption(
         .filter(|o| o.spec.namespaces.iter().any(|n| n.name == name))
         .map(|o| o.name_any())
         .collect();
-    if listers.iter().any(|l| *l != t) {
+    if listers.iter().any(|l| *l != tn) {
         return conflict(format!(
             "it is listed by more than one Team ({}); the platform keeps one",
             listers.join(", ")
@@ -575,31 +628,127 @@ pub fn admit_namespace_adoption(
     }
     if entry.cloud != cloud {
         return conflict(format!(
-            "Team {t} lists it on cloud {} and spec.cloud is {cloud}",
+            "Team {tn} lists it on cloud {} and spec.cloud is {cloud}",
             entry.cloud
         ));
     }
     if entry.data_classification != claim.spec.data_classification {
         return conflict(format!(
-            "Team {t} lists it as holding {} data and spec.dataClassification is {}",
+            "Team {tn} lists it as holding {} data and spec.dataClassification is {}",
             entry.data_classification.as_str(),
             claim.spec.data_classification.as_str()
         ));
     }
-    let marked = ns
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(paved_api::labels::ADOPTABLE))
+    if t.held {
+        return Ok(());
+    }
+    let labels = ns.labels.clone().unwrap_or_default();
+    let marked = labels
+        .get(paved_api::labels::ADOPTABLE)
         .is_some_and(|v| v == "true");
     if !marked {
         return conflict(format!(
-            "Team {t} grants it, and the platform has not labelled it {}=true (kubectl label namespace {name} {}=true): \
+            "Team {tn} grants it, and the platform has not labelled it {}=true (kubectl label namespace {name} {}=true): \
              the operator may change no other namespace it did not make",
             paved_api::labels::ADOPTABLE,
             paved_api::labels::ADOPTABLE
         ));
     }
+    let clashes: Vec<String> = t
+        .wants
+        .iter()
+        .filter_map(|(k, v)| {
+            labels
+                .get(k)
+                .filter(|have| *have != v)
+                .map(|have| format!("{k}={have} (Paved sets {v})"))
+        })
+        .collect();
+    if !clashes.is_empty() {
+        return conflict(format!(
+            "it has labels Paved would set to other values: {}; Paved would take them over and remove them when the claim \
+             goes, so the platform aligns or removes them first",
+            clashes.join(", ")
+        ));
+    }
     Ok(())
+}
+
+/// The kinds [`in_the_way`] judges in a namespace about to be taken over: (apiVersion,
+/// kind, plural).
+pub const TAKEOVER_CHECKED: &[(&str, &str, &str)] = &[
+    ("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+    ("external-secrets.io/v1", "SecretStore", "secretstores"),
+    (
+        "external-secrets.io/v1",
+        "ExternalSecret",
+        "externalsecrets",
+    ),
+    ("v1", "Service", "services"),
+    ("v1", "ServiceAccount", "serviceaccounts"),
+];
+
+/// ServiceAccount annotations that give its pods a cloud identity.
+const CLOUD_IDENTITY_ANNOTATIONS: &[&str] = &[
+    "eks.amazonaws.com/role-arn",
+    "azure.workload.identity/client-id",
+    "iam.gke.io/gcp-service-account",
+];
+
+/// Pure: why `obj` (of `kind`), already in a namespace ServiceClaim `uid` would take
+/// over and not that claim's, stands in the way; None where it does not. What would
+/// outlive the floor or hand the team more than Paved grants: bindings and roles (other
+/// people's access, or more than the owner role), NetworkPolicies (they open what
+/// default-deny closes), secret stores and ExternalSecrets (secrets read outside the
+/// service's own store), Services exposed past the cluster, ServiceAccounts carrying a
+/// cloud identity. (Secrets are not listed: the operator may not list them. The team
+/// can read what is there once it is bound: the platform reviews them first, as the
+/// migrate report says.)
+///
+/// `paved` are the UIDs whose objects are Paved's here: the claim's and those of the
+/// Paved claims in the namespace (an adopting database's NetworkPolicy and
+/// ExternalSecret).
+pub fn in_the_way(kind: &str, obj: &serde_json::Value, paved: &[&str]) -> Option<&'static str> {
+    let ours = obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|o| {
+            o.iter()
+                .any(|r| paved.iter().any(|u| !u.is_empty() && r["uid"] == *u))
+        });
+    if ours {
+        return None;
+    }
+    match kind {
+        "Role" | "RoleBinding" => Some("grants access that Paved does not decide"),
+        "NetworkPolicy" => Some("would open what Paved's default-deny closes"),
+        "SecretStore" | "ExternalSecret" => Some("reads secrets outside the service's own store"),
+        "Service" => {
+            let spec = &obj["spec"];
+            let exposed = spec["externalIPs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+                || spec["type"] == "NodePort"
+                || spec["type"] == "LoadBalancer";
+            exposed
+                .then_some("is exposed outside the cluster (externalIPs, NodePort, LoadBalancer)")
+        }
+        "ServiceAccount" => {
+            let a = obj["metadata"]["annotations"].as_object();
+            a.is_some_and(|a| {
+                CLOUD_IDENTITY_ANNOTATIONS
+                    .iter()
+                    .any(|k| a.contains_key(*k))
+            })
+            .then_some("carries a cloud identity that is not the service's")
+        }
+        _ => None,
+    }
 }
 
 /// Pure: the facts a claim being deleted is cleaned up with. Its namespace's
@@ -1219,8 +1368,28 @@ mod tests {
             ..Default::default()
         };
         let teams = [Arc::new(a.clone())];
+        let wants: BTreeMap<String, String> = [
+            (
+                "pod-security.kubernetes.io/enforce".to_string(),
+                "restricted".to_string(),
+            ),
+            (
+                paved_api::labels::CLAIM_NAME.to_string(),
+                "orders".to_string(),
+            ),
+        ]
+        .into();
+        let judge =
+            |c: &ServiceClaim, a: &Team, teams: &[Arc<Team>], ns: &ObjectMeta, cloud, held| {
+                let t = NamespaceTakeover {
+                    ns,
+                    wants: &wants,
+                    held,
+                };
+                admit_namespace_adoption(c, cloud, a, teams, &t).map_err(|r| r.message)
+            };
         let verdict = |c: &ServiceClaim, a: &Team, teams: &[Arc<Team>], ns: &ObjectMeta| {
-            admit_namespace_adoption(c, Cloud::Aws, a, teams, ns).map_err(|r| r.message)
+            judge(c, a, teams, ns, Cloud::Aws, false)
         };
         assert_eq!(verdict(&c, &a, &teams, &ns), Ok(()));
         // Each missing grant or mark refuses, saying which.
@@ -1234,10 +1403,51 @@ mod tests {
         let mut phi = c.clone();
         phi.spec.data_classification = DataClassification::Phi;
         assert!(why(verdict(&phi, &a, &teams, &ns)).contains("spec.dataClassification"));
-        assert!(why(
-            admit_namespace_adoption(&c, Cloud::Gcp, &a, &teams, &ns).map_err(|r| r.message)
-        )
-        .contains("spec.cloud"));
+        assert!(why(judge(&c, &a, &teams, &ns, Cloud::Gcp, false)).contains("spec.cloud"));
+        // Labels Paved would set to another value, or another tool managing it: refused.
+        let mut clashing = ns.clone();
+        clashing.labels.as_mut().unwrap().insert(
+            "pod-security.kubernetes.io/enforce".into(),
+            "baseline".into(),
+        );
+        assert!(why(verdict(&c, &a, &teams, &clashing))
+            .contains("pod-security.kubernetes.io/enforce=baseline (Paved sets restricted)"));
+        clashing.labels.as_mut().unwrap().insert(
+            "pod-security.kubernetes.io/enforce".into(),
+            "restricted".into(),
+        );
+        assert_eq!(
+            verdict(&c, &a, &teams, &clashing),
+            Ok(()),
+            "the same value is shared"
+        );
+        let mut argo = ns.clone();
+        argo.annotations = Some(
+            [(
+                "argocd.argoproj.io/tracking-id".to_string(),
+                "app:/Namespace:orders".to_string(),
+            )]
+            .into(),
+        );
+        assert!(why(verdict(&c, &a, &teams, &argo)).contains("Argo CD manages it"));
+        // Once held, only the grant is judged again: taken back, the claim is refused.
+        let unlabelled = ObjectMeta {
+            labels: None,
+            ..ns.clone()
+        };
+        assert_eq!(judge(&c, &a, &teams, &unlabelled, Cloud::Aws, true), Ok(()));
+        let m = why(judge(
+            &c,
+            &listed_only,
+            &teams,
+            &unlabelled,
+            Cloud::Aws,
+            true,
+        ));
+        assert!(
+            m.contains("no longer granted") && m.contains("adoptByServiceClaim"),
+            "{m}"
+        );
         let unmarked = ObjectMeta {
             labels: None,
             ..ns.clone()
@@ -1318,6 +1528,50 @@ mod tests {
             namespace_hold(&ns, "orders", "uid-orders"),
             NamespaceHold::Not
         );
+    }
+
+    #[test]
+    fn what_a_namespace_holds_that_would_outlive_the_floor_stands_in_the_way() {
+        use serde_json::json;
+        let way = |kind: &str, obj: serde_json::Value| in_the_way(kind, &obj, &["uid-1", "uid-db"]);
+        for kind in [
+            "Role",
+            "RoleBinding",
+            "NetworkPolicy",
+            "SecretStore",
+            "ExternalSecret",
+        ] {
+            assert!(
+                way(kind, json!({ "metadata": { "name": "x" } })).is_some(),
+                "{kind}"
+            );
+        }
+        // The claim's own: never in its way.
+        let ours = json!({ "metadata": { "ownerReferences": [ { "uid": "uid-1" } ] } });
+        assert_eq!(way("RoleBinding", ours), None);
+        // A Paved database's in the namespace: Paved's too.
+        let db = json!({ "metadata": { "ownerReferences": [ { "uid": "uid-db" } ] } });
+        assert_eq!(way("ExternalSecret", db), None);
+        assert!(way("Service", json!({ "spec": { "type": "LoadBalancer" } })).is_some());
+        assert!(way(
+            "Service",
+            json!({ "spec": { "externalIPs": ["10.0.0.1"] } })
+        )
+        .is_some());
+        assert_eq!(
+            way("Service", json!({ "spec": { "type": "ClusterIP" } })),
+            None
+        );
+        assert!(way(
+            "ServiceAccount",
+            json!({ "metadata": { "annotations": { "eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x" } } })
+        )
+        .is_some());
+        assert_eq!(
+            way("ServiceAccount", json!({ "metadata": { "name": "app" } })),
+            None
+        );
+        assert_eq!(way("ConfigMap", json!({})), None);
     }
 
     #[test]

@@ -102,6 +102,11 @@ impl Context {
             l.retain(|k, _| k.starts_with("paved.dev/"));
             l
         });
+        // The mark of a namespace a ServiceClaim took over (which has no owner).
+        let annotations = meta.annotations.take().and_then(|mut a| {
+            a.retain(|k, _| k == paved_api::annotations::ADOPTED_BY);
+            (!a.is_empty()).then_some(a)
+        });
         *meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
             name: meta.name.take(),
             uid: meta.uid.take(),
@@ -109,22 +114,26 @@ impl Context {
             deletion_timestamp: meta.deletion_timestamp.take(),
             owner_references: meta.owner_references.take(),
             labels,
+            annotations,
             ..Default::default()
         };
     }
 
     /// A namespace's metadata as the cache has it (a moment behind the apiserver).
     /// The ServiceClaim whose namespace `ns` is: the one of its name that made and
-    /// controls it (by UID), which gives it its SecretStore `paved`.
+    /// controls it (by UID), or took it over (its mark), which gives it its SecretStore
+    /// `paved`.
     fn service_of(&self, ns: &str) -> Option<Arc<ServiceClaim>> {
         use kube::runtime::reflector::ObjectRef;
         let claim = self.service_claims.get(&ObjectRef::new(ns))?;
+        let uid = claim.metadata.uid.as_deref().unwrap_or_default();
         let controls = self.cached_namespace(ns).is_some_and(|m| {
-            m.owner_references.iter().flatten().any(|o| {
-                o.kind == "ServiceClaim"
-                    && Some(&o.uid) == claim.metadata.uid.as_ref()
-                    && o.controller == Some(true)
-            })
+            m.owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "ServiceClaim" && o.uid == uid && o.controller == Some(true))
+                || paved_compose::tenancy::namespace_hold(&m, ns, uid)
+                    == paved_compose::tenancy::NamespaceHold::Adopted
         });
         controls.then_some(claim)
     }
@@ -498,7 +507,16 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             ),
-            annotations: Some([("big".to_string(), "x".repeat(1000))].into()),
+            annotations: Some(
+                [
+                    ("big".to_string(), "x".repeat(1000)),
+                    (
+                        paved_api::annotations::ADOPTED_BY.to_string(),
+                        "uid-1".to_string(),
+                    ),
+                ]
+                .into(),
+            ),
             managed_fields: Some(vec![ManagedFieldsEntry::default()]),
             finalizers: Some(vec!["f".into()]),
             ..Default::default()
@@ -518,7 +536,18 @@ mod tests {
             (m.name.as_deref(), m.uid.as_deref()),
             (Some("svc"), Some("n1"))
         );
-        assert!(m.annotations.is_none() && m.managed_fields.is_none() && m.finalizers.is_none());
+        // Only the mark of a namespace taken over is kept of its annotations.
+        assert_eq!(
+            m.annotations,
+            Some(
+                [(
+                    paved_api::annotations::ADOPTED_BY.to_string(),
+                    "uid-1".to_string()
+                )]
+                .into()
+            )
+        );
+        assert!(m.managed_fields.is_none() && m.finalizers.is_none());
         let facts = paved_compose::postgresql::NamespaceFacts::from_labels(
             "svc",
             &labels,

@@ -109,9 +109,11 @@ async fn revoke_owner_access(
     name: &str,
     uid: &str,
 ) -> Result<(), Error> {
-    let ours = ctx
-        .cached_namespace(name)
-        .is_some_and(|ns| ns.owner_references.iter().flatten().any(|o| o.uid == uid));
+    // Made by it, or taken over by it (judged fresh: a refusal must not miss one).
+    let ours = ctx.namespace(name, true).await?.is_some_and(|ns| {
+        paved_compose::tenancy::namespace_hold(&ns, name, uid) != NamespaceHold::Not
+            || ns.owner_references.iter().flatten().any(|o| o.uid == uid)
+    });
     if !ours {
         return Ok(());
     }
@@ -457,12 +459,43 @@ async fn objects_in_the_way(
             found.push(format!("{} {}", o.kind, o.name));
         }
     }
-    Ok((!found.is_empty()).then(|| {
-        format!(
+    if !found.is_empty() {
+        return Ok(Some(format!(
             "namespace {ns} is granted to this ServiceClaim, and it already holds {} that Paved would write and did not make; \
              Paved takes over no object it did not make (it would be deleted with the claim): rename or remove {}",
             found.join(", "),
             if found.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    // What would outlive the floor, or hand the team more than its owner role; what
+    // this claim or a Paved database in the namespace owns is Paved's.
+    let databases = ctx.databases_in(ns);
+    let paved: Vec<&str> = std::iter::once(uid)
+        .chain(databases.iter().filter_map(|d| d.metadata.uid.as_deref()))
+        .collect();
+    let mut beyond = vec![];
+    for (api_version, kind, plural) in paved_compose::tenancy::TAKEOVER_CHECKED {
+        let ar = paved_api::api_resource(api_version, kind, plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
+        let list = match api.list(&Default::default()).await {
+            Ok(l) => l,
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for o in list.items {
+            let name = o.name_any();
+            let v = serde_json::to_value(o)?;
+            if let Some(why) = paved_compose::tenancy::in_the_way(kind, &v, &paved) {
+                beyond.push(format!("{kind} {name} ({why})"));
+            }
+        }
+    }
+    Ok((!beyond.is_empty()).then(|| {
+        format!(
+            "namespace {ns} is granted to this ServiceClaim, and it holds what Paved's floor does not allow there: {}; \
+             the platform removes {} (Paved's own take their place), then the claim takes the namespace over",
+            beyond.join(", "),
+            if beyond.len() == 1 { "it" } else { "them" }
         )
     }))
 }
@@ -604,8 +637,15 @@ pub async fn reconcile(claim: Arc<ServiceClaim>, ctx: Arc<Context>) -> Result<Ac
         // Paved made goes first (its finalizer holds the claim until it has).
         ctx.applied
             .remove_claim(&claim.uid().unwrap_or_default(), &claim.name_any());
-        // A namespace it took over stays: only the claim's marks come off it.
+        // A namespace it took over stays: first nobody of the team is bound there or
+        // reads its secrets, then its cloud identity goes, and only then do the marks
+        // the tenant admission policies key on come off it.
         if crate::claim::has_named_finalizer(&*claim, paved_api::NAMESPACE_FINALIZER) {
+            let name = claim.name_any();
+            revoke_owner_access(&ctx, &claim, &name, &claim.uid().unwrap_or_default()).await?;
+            if crate::claim::has_finalizer(&*claim) {
+                return release_identity(&claim, &ctx).await;
+            }
             return release_namespace(&claim, &ctx).await;
         }
         if crate::claim::has_finalizer(&*claim) {
@@ -795,21 +835,46 @@ async fn converge(
         // Ours only if this very claim (by UID, not just by name) made or took it: a
         // namespace left behind by an earlier claim of the same name holds another
         // team's data. Another one is taken over only where the platform granted it.
-        match paved_compose::tenancy::namespace_hold(&ns, name, uid) {
-            NamespaceHold::Made => {}
-            NamespaceHold::Adopted => adopted = true,
-            NamespaceHold::Not => {
-                if let Err(r) = paved_compose::tenancy::admit_namespace_adoption(
-                    claim,
-                    cloud,
-                    &team,
-                    &ctx.teams.state(),
-                    &ns,
-                ) {
+        let hold = paved_compose::tenancy::namespace_hold(&ns, name, uid);
+        if hold != NamespaceHold::Made {
+            // Judged on the namespace as it is now, every label of it (the cache keeps
+            // only Paved's): taken over only where granted, kept only while granted.
+            let Some(live) = ctx.namespace(name, true).await? else {
+                return Ok(Err((
+                    Reason::NamespaceTerminating,
+                    format!("namespace {name} is gone; it will be made once the claim is looked at again"),
+                    Duration::from_secs(2),
+                )));
+            };
+            let held =
+                paved_compose::tenancy::namespace_hold(&live, name, uid) == NamespaceHold::Adopted;
+            let wants: std::collections::BTreeMap<String, String> =
+                serde_json::from_value(objects[0].body["metadata"]["labels"].clone())
+                    .unwrap_or_default();
+            let takeover = paved_compose::tenancy::NamespaceTakeover {
+                ns: &live,
+                wants: &wants,
+                held,
+            };
+            if let Err(r) = paved_compose::tenancy::admit_namespace_adoption(
+                claim,
+                cloud,
+                &team,
+                &ctx.teams.state(),
+                &takeover,
+            ) {
+                if held {
+                    // Its grant was taken back: nobody keeps access there.
+                    revoke_owner_access(ctx, claim, name, uid).await?;
                     return Ok(Err((r.reason, r.message, slow)));
                 }
-                // Nothing watches what is in the way (it is not Paved's): looked at again
-                // soon after someone moves it.
+                // What is judged is partly not watched (labels not Paved's): looked at
+                // again soon after the platform changes it.
+                return Ok(Err((r.reason, r.message, jitter(Duration::from_secs(20)))));
+            }
+            if !held {
+                // Nothing watches what is in the way (it is not Paved's): looked at
+                // again soon after someone moves it.
                 if let Some(m) = objects_in_the_way(ctx, name, uid, &objects[1..]).await? {
                     return Ok(Err((
                         Reason::NamespaceConflict,
@@ -817,7 +882,9 @@ async fn converge(
                         jitter(Duration::from_secs(20)),
                     )));
                 }
-                adopted = true;
+                // A grant an earlier service of this name left in the secrets namespace
+                // (deleted with --cascade=orphan) would hand this one its secrets.
+                remove_grants(ctx, name, Some(uid)).await?;
                 if !crate::claim::has_named_finalizer(claim, paved_api::NAMESPACE_FINALIZER) {
                     ctx.event(
                         claim,
@@ -833,6 +900,7 @@ async fn converge(
                     .await;
                 }
             }
+            adopted = true;
         }
     }
     // The mark comes off the namespace before the claim goes: its finalizer first, so

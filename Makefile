@@ -7,12 +7,12 @@ CARGO ?= cargo
 # Tests get their own control plane, so `make test` never disturbs a running demo.
 TEST_CP_DIR ?= $(CURDIR)/target/control-plane-test
 
-.PHONY: help deps build test fmt-check clippy deny unit e2e fakes bench crds generate generate-check demo demo-down
+.PHONY: help deps build test fmt-check clippy deny unit e2e fakes backstage bench crds generate generate-check demo demo-down
 
 help:
 	@echo "make demo       control plane + CRDs + compositions + operator + examples, waits for Ready"
 	@echo "make demo-down  stop the demo's operator and control plane"
-	@echo "make test       fmt, clippy -D warnings, unit tests, e2e tests on a real control plane"
+	@echo "make test       fmt, clippy -D warnings, unit tests, Backstage tests, e2e tests on a real control plane"
 	@echo "make bench      benchmarks on a local control plane: prints a table, writes target/paved-bench/results.json"
 	@echo "make generate   regenerate crds/, the chart copies and the README reasons table (generate-check: only compare)"
 
@@ -52,6 +52,7 @@ BENCH_ARGS ?=
 bench:
 	$(CARGO) build --release -p paved-operator
 	$(CARGO) build -p paved-e2e --bin paved-bench
+	e2e/build-kro >/dev/null
 	@rc=0; PAVED_CP_DIR=$(BENCH_CP_DIR) PAVED_OPERATOR_PROFILE=release \
 	  $(CARGO) run -q -p paved-e2e --bin paved-bench -- $(BENCH_ARGS) || rc=$$?; \
 	  PAVED_CP_DIR=$(BENCH_CP_DIR) e2e/control-plane down; exit $$rc
@@ -61,11 +62,19 @@ bench:
 fakes:
 	python3 -m unittest e2e/fakes/test_azure_postgres.py e2e/fakes/test_gcp_sqladmin.py e2e/fakes/test_fault_proxy.py
 
+# The Backstage template and catalog module (backstage/): npm ci from the committed
+# lockfile (a warm machine reuses its installed tree), then their tests: the template
+# against crds/, the real scaffolder's dry run and a real task run, the module. Their
+# run against the control plane is the e2e test e2e/tests/backstage.rs.
+backstage:
+	backstage/install
+	cd backstage && npm test
+
 # Licenses, bans and sources of every dependency (deny.toml), with the pinned cargo-deny.
 deny:
 	"$$(e2e/build-cargo-deny)" deny --log-level error check licenses bans sources
 
-test: deps fmt-check clippy deny build fakes
+test: deps fmt-check clippy deny build fakes backstage
 	@rc=0; PAVED_CP_DIR=$(TEST_CP_DIR) $(CARGO) test --workspace $(FEATURES) --no-fail-fast -- --test-threads=1 || rc=$$?; \
 	  PAVED_CP_DIR=$(TEST_CP_DIR) e2e/control-plane down; exit $$rc
 

@@ -369,3 +369,55 @@ pub async fn connection_secret_gone(client: &kube::Client, ns: &str, name: &str)
     )
     .await
 }
+
+/// The cut-over of one seed-shaped v1 claim `ledger` in `ns` (composite `ledger-x7k2p`)
+/// whose database is `external` with database `orders` inside it: `paved migrate --live
+/// --apply --composition MAPPING` adopts it, the Paved claim is Ready naming both, its
+/// Secret names the database, and no Crossplane object is left (`managed`: the managed
+/// resources, kind.group/name). Returns the Paved claim.
+pub async fn cut_over_ledger(
+    cp: &ControlPlane,
+    ns: &str,
+    mapping: &str,
+    external: &str,
+    managed: &[&str],
+) -> Result<paved_api::PostgreSQLInstance> {
+    let client = cp.client().await?;
+    let done = migrate(
+        cp,
+        &[
+            "--live",
+            "--apply",
+            "--timeout-seconds",
+            "120",
+            "--composition",
+            mapping,
+        ],
+    )?;
+    anyhow::ensure!(done.contains(&format!("adopted: {external}")), "{done}");
+    let pgs: kube::Api<paved_api::PostgreSQLInstance> = kube::Api::namespaced(client.clone(), ns);
+    let p = crate::db::ready(&pgs, "ledger").await?;
+    let existing = p.spec.existing.as_ref().context("adopting")?;
+    anyhow::ensure!(existing.external_name == external, "{existing:?}");
+    anyhow::ensure!(
+        existing.database_name.as_deref() == Some("orders"),
+        "{existing:?}"
+    );
+    let es = crate::db::external_secret(&client, ns, "ledger-conn").await?;
+    anyhow::ensure!(
+        es.data["spec"]["target"]["template"]["data"]["database"] == "orders",
+        "{:?}",
+        es.data
+    );
+    let mut left = vec![
+        ("postgresqlinstances.platform.example.com/ledger", Some(ns)),
+        (
+            "xpostgresqlinstances.platform.example.com/ledger-x7k2p",
+            None,
+        ),
+    ];
+    left.extend(managed.iter().map(|m| (*m, None)));
+    all_gone(cp, &left).await?;
+    connection_secret_gone(&client, ns, "ledger-conn").await?;
+    Ok(p)
+}

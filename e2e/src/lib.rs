@@ -470,6 +470,8 @@ impl Operator {
             // Everything the control plane exported: KUBECONFIG, and the cloud
             // endpoints (AWS_ENDPOINT_URL, ...) the providers are pointed at.
             .envs(cp.env.iter())
+            // A filter of one's own when looking into a failure, e.g. `kube=debug`.
+            .envs(std::env::var("PAVED_E2E_RUST_LOG").map(|l| ("RUST_LOG", l)))
             .envs(kubeconfig.map(|k| ("KUBECONFIG", k.as_os_str().to_owned())))
             .stdout(logfile.try_clone()?)
             .stderr(logfile)

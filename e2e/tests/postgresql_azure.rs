@@ -574,23 +574,17 @@ async fn a_crossplane_platform_on_azure_moves_under_paved_without_recreating_a_s
     )?;
 
     let _op = Operator::start(cp, "azure-migrate", &FLAGS)?;
-    let done = crossplane::migrate(
+    let p = crossplane::cut_over_ledger(
         cp,
+        ns,
+        &format!("xpostgres-azure={COMPOSITION}"),
+        &name,
         &[
-            "--live",
-            "--apply",
-            "--timeout-seconds",
-            "120",
-            "--composition",
-            &format!("xpostgres-azure={COMPOSITION}"),
+            "flexibleservers.dbforpostgresql.azure.upbound.io/ledger-x7k2p-srv",
+            "flexibleserverdatabases.dbforpostgresql.azure.upbound.io/ledger-x7k2p-db",
         ],
-    )?;
-    assert!(done.contains(&format!("adopted: {name}")), "{done}");
-    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
-    let p = ready(&pgs, "ledger").await?;
-    let existing = p.spec.existing.as_ref().context("adopting")?;
-    assert_eq!(existing.external_name, name);
-    assert_eq!(existing.database_name.as_deref(), Some("orders"));
+    )
+    .await?;
     let s = server(&fake, &name)?.context("never deleted")?;
     assert_eq!(s["id"], before["id"], "the same server");
     assert_eq!(
@@ -598,32 +592,7 @@ async fn a_crossplane_platform_on_azure_moves_under_paved_without_recreating_a_s
         before["systemData"]["createdAt"]
     );
     assert_eq!(s["tags"][OWNER_TAG], p.metadata.uid.as_deref().unwrap());
-    assert!(s["databases"].get("orders").is_some(), "its database kept");
-    let es = external_secret(&client, ns, "ledger-conn").await?;
-    assert_eq!(
-        es.data["spec"]["target"]["template"]["data"]["database"],
-        "orders"
-    );
-    crossplane::all_gone(
-        cp,
-        &[
-            ("postgresqlinstances.platform.example.com/ledger", Some(ns)),
-            (
-                "xpostgresqlinstances.platform.example.com/ledger-x7k2p",
-                None,
-            ),
-            (
-                "flexibleservers.dbforpostgresql.azure.upbound.io/ledger-x7k2p-srv",
-                None,
-            ),
-            (
-                "flexibleserverdatabases.dbforpostgresql.azure.upbound.io/ledger-x7k2p-db",
-                None,
-            ),
-        ],
-    )
-    .await?;
-    crossplane::connection_secret_gone(&client, ns, "ledger-conn").await?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
     assert!(
         server(&fake, &name)?.is_some_and(|s| s["databases"].get("orders").is_some()),
         "nothing deleted"

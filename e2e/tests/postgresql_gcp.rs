@@ -460,51 +460,24 @@ async fn a_crossplane_platform_on_gcp_moves_under_paved_without_recreating_an_in
     )?;
 
     let _op = Operator::start(cp, "gcp-migrate", &FLAGS)?;
-    let done = crossplane::migrate(
+    let p = crossplane::cut_over_ledger(
         cp,
+        ns,
+        &format!("xpostgres-gcp={COMPOSITION}"),
+        &name,
         &[
-            "--live",
-            "--apply",
-            "--timeout-seconds",
-            "120",
-            "--composition",
-            &format!("xpostgres-gcp={COMPOSITION}"),
+            "databaseinstances.sql.gcp.upbound.io/ledger-x7k2p-inst",
+            "databases.sql.gcp.upbound.io/ledger-x7k2p-db",
         ],
-    )?;
-    assert!(done.contains(&format!("adopted: {name}")), "{done}");
-    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
-    let p = ready(&pgs, "ledger").await?;
-    let existing = p.spec.existing.as_ref().context("adopting")?;
-    assert_eq!(existing.external_name, name);
-    assert_eq!(existing.database_name.as_deref(), Some("orders"));
+    )
+    .await?;
     let i = instance(&fake, &name)?.context("never deleted")?;
     assert_eq!(i["createTime"], before["createTime"], "the same instance");
     assert_eq!(
         i["settings"]["userLabels"][OWNER_LABEL],
         p.metadata.uid.as_deref().unwrap()
     );
-    let es = external_secret(&client, ns, "ledger-conn").await?;
-    assert_eq!(
-        es.data["spec"]["target"]["template"]["data"]["database"],
-        "orders"
-    );
-    crossplane::all_gone(
-        cp,
-        &[
-            ("postgresqlinstances.platform.example.com/ledger", Some(ns)),
-            (
-                "xpostgresqlinstances.platform.example.com/ledger-x7k2p",
-                None,
-            ),
-            (
-                "databaseinstances.sql.gcp.upbound.io/ledger-x7k2p-inst",
-                None,
-            ),
-            ("databases.sql.gcp.upbound.io/ledger-x7k2p-db", None),
-        ],
-    )
-    .await?;
-    crossplane::connection_secret_gone(&client, ns, "ledger-conn").await?;
+    let pgs: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), ns);
     assert!(
         fake.state()?["databases"][format!("{project}/{name}")]
             .get("orders")

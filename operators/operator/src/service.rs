@@ -393,6 +393,13 @@ async fn drive_identity(
         }),
     };
     match acted {
+        // Something of the identity another holds (an EKS Pod Identity association for
+        // the service's ServiceAccount, say): looked at again every poll, as the identity
+        // itself is above, since the holder may let it go; not on the slow terminal clock.
+        Err(e) if e.reason() == Reason::OwnedByOther => {
+            let (reason, message, _) = provider_failure(&e);
+            return Ok(Some((reason, message, jitter(poll))));
+        }
         Err(e) => return Ok(Some(provider_failure(&e))),
         Ok(Some((reason, message))) => {
             ctx.event(claim, EventType::Normal, reason, "Identity", message)

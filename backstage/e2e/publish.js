@@ -7,10 +7,16 @@
 //   node backstage/e2e/publish.js --out DIR --name NAME [--owner group:default/team-claims]
 //        [--cloud local] [--classification internal] [--tier silver]
 //        [--database SIZE:STORAGE_GB] [--temporal RETENTION_DAYS] [--groups FILE]
+//        [--user user:default/NAME]
+//
+// --user is the signed-in requester (the template lets only the owner team's members, or
+// the platform group's, open its claim). Default: the first User in the Groups file that
+// is a member of --owner (spec.memberOf, or the Group's spec.members); e.g.
+// user:default/alice for team-claims in backstage/examples/groups.yaml.
 //
 // What runs, all on 127.0.0.1: a Backstage backend (the real catalog, scaffolder and
-// GitHub actions, in-memory SQLite) that reads the template and the Groups (default
-// backstage/examples/groups.yaml) from disk, and the loopback GitHub stand-in
+// GitHub actions, in-memory SQLite) that reads the template and the Groups and Users
+// (default backstage/examples/groups.yaml) from disk, and the loopback GitHub stand-in
 // (test/fake-github.js) over real git repositories in a temporary directory: the claims
 // repository platform/claims, and the service repository the template creates.
 //
@@ -22,7 +28,7 @@
 // stdout: one JSON object per line, nothing else:
 //   {"event":"backend","port":N}
 //   {"event":"task","id":"…","status":"completed"}
-//   {"event":"pull-request","repo":"platform/claims","number":1,"head":"paved/NAME","base":"main","url":"…"}
+//   {"event":"pull-request","repo":"platform/claims","number":1,"head":"paved/NAME-TASK_ID","base":"main","url":"…"}
 //   {"event":"file","path":"teams/claims/NAME.yaml","written":"/abs/DIR/teams/claims/NAME.yaml"}
 //   {"event":"done"}
 // On failure: {"event":"error","message":"…"} (with the task log on stderr) and exit 1.
@@ -41,8 +47,21 @@ console.info = console.log;
 process.env.PAVED_BACKSTAGE_LOG ??= 'warn';
 
 function usage(message) {
-  process.stderr.write(`publish.js: ${message}\nusage: publish.js --out DIR --name NAME [--owner REF] [--cloud C] [--classification C] [--tier T] [--database SIZE:GB] [--temporal DAYS] [--groups FILE]\n`);
+  process.stderr.write(`publish.js: ${message}\nusage: publish.js --out DIR --name NAME [--owner REF] [--cloud C] [--classification C] [--tier T] [--database SIZE:GB] [--temporal DAYS] [--groups FILE] [--user REF]\n`);
   process.exit(2);
+}
+
+/** The first User in `entities` that is a member of Group `owner` (an entity ref). */
+function memberOf(entities, owner) {
+  const name = String(owner).replace(/^group:default\//, '');
+  const group = entities.find(e => e?.kind === 'Group' && e.metadata?.name === name);
+  const listed = new Set((group?.spec?.members ?? []).map(m => String(m).replace(/^user:(default\/)?/, '')));
+  const user = entities.find(
+    e =>
+      e?.kind === 'User' &&
+      ((e.spec?.memberOf ?? []).some(g => String(g).replace(/^group:(default\/)?/, '') === name) || listed.has(e.metadata?.name)),
+  );
+  return user && `user:default/${user.metadata.name}`;
 }
 
 async function main() {
@@ -59,6 +78,7 @@ async function main() {
         database: { type: 'string' },
         temporal: { type: 'string' },
         groups: { type: 'string' },
+        user: { type: 'string' },
       },
       strict: true,
     }));
@@ -87,6 +107,9 @@ async function main() {
   const support = require('../test/support');
   const { startFakeGithub } = require('../test/fake-github');
   const groupsFile = path.resolve(args.groups ?? support.GROUPS_FILE);
+  const user = args.user ?? memberOf(support.loadGroups(groupsFile), values.owner);
+  if (!user) usage(`no User in ${groupsFile} is a member of ${values.owner}; pass --user`);
+  if (!/^user:[a-z0-9-]+\/[A-Za-z0-9._-]+$/.test(user)) usage(`--user takes an entity ref, e.g. user:default/alice; got ${user}`);
   const out = path.resolve(args.out);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paved-publish-'));
   // A token of this run only: the stand-in refuses anything else.
@@ -110,7 +133,7 @@ async function main() {
         catalog: {
           rules: [{ allow: ['Component', 'Location'] }],
           locations: [
-            { type: 'file', target: groupsFile, rules: [{ allow: ['Group'] }] },
+            { type: 'file', target: groupsFile, rules: [{ allow: ['Group', 'User'] }] },
             { type: 'file', target: support.TEMPLATE_FILE, rules: [{ allow: ['Template'] }] },
           ],
         },
@@ -118,16 +141,21 @@ async function main() {
     }));
     emit({ event: 'backend', port });
 
+    // The template, the owner Group and the requester with its memberOf relations (the
+    // catalog processes them after it reads the file).
     const end = Date.now() + 60000;
     for (;;) {
       const t = await support.api(port, 'GET', '/api/catalog/entities/by-name/template/default/paved-service');
       const g = await support.api(port, 'GET', `/api/catalog/entities/by-name/group/default/${values.owner.split('/').pop()}`);
-      if (t.status === 200 && g.status === 200) break;
-      if (Date.now() > end) throw new Error(`the catalog did not load the template and ${values.owner} from disk within 60 s`);
+      const [uKind, uRest] = user.split(':');
+      const u = await support.api(port, 'GET', `/api/catalog/entities/by-name/${uKind}/${uRest}`);
+      const related = (u.body?.relations ?? []).some(r => r.type === 'memberOf');
+      if (t.status === 200 && g.status === 200 && u.status === 200 && related) break;
+      if (Date.now() > end) throw new Error(`the catalog did not load the template, ${values.owner} and ${user} from disk within 60 s`);
       await new Promise(r => setTimeout(r, 250));
     }
 
-    const task = await support.runTask(port, 'template:default/paved-service', values);
+    const task = await support.runTask(port, 'template:default/paved-service', values, { user });
     emit({ event: 'task', id: task.id, status: task.status });
     if (task.status !== 'completed') {
       process.stderr.write(`${task.log.join('\n')}\n`);

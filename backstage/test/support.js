@@ -6,6 +6,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const YAML = require('yaml');
 const net = require('node:net');
+const util = require('node:util');
 const { mockCredentials, mockServices } = require('@backstage/backend-test-utils');
 const { createServiceFactory, coreServices } = require('@backstage/backend-plugin-api');
 
@@ -78,32 +79,57 @@ function freePort() {
 /**
  * A headless backend as the tests need it, listening on 127.0.0.1 only: the production
  * wiring of @backstage/backend-defaults (its HTTP router reads backend.listen, where the
- * test backend's listens on every interface), with backend-test-utils' mock auth, an
- * in-memory SQLite database, a quiet logger and `config` as the whole root config. The
- * real scheduler, as in production.
+ * test backend's listens on every interface), a quiet logger and `config` as the whole
+ * root config. The real scheduler, as in production.
+ *
+ *   auth: 'mock' (default)  backend-test-utils' mock auth, httpAuth and userInfo: any
+ *                           mockCredentials header is a signed-in user (`api` below)
+ *         'production'      backend-defaults' own auth, httpAuth, userInfo and permissions
+ *                           (plugin-to-plugin tokens signed with keys in the database);
+ *                           callers use a static external-access token they configure
+ *   auditor: 'none'         a no-op auditor (default with mock auth: the real auditor asks
+ *                           httpAuth again after the Kubernetes proxy has put the cluster's
+ *                           token in the Authorization header, and the mock httpAuth, which
+ *                           keeps no per-request cache, fails quoting that token)
+ *            'production'   backend-defaults' auditor (default with production auth)
+ *   databaseDirectory       SQLite files there, kept across backends (default: in memory)
+ *   rootLogger              a LoggerService to use as the root logger (default: mock, logLevel)
  * @returns {Promise<{backend: {stop(): Promise<void>}, port: number}>}
  */
-async function startLoopbackBackend({ features, config = {}, logLevel = process.env.PAVED_BACKSTAGE_LOG ?? 'none' }) {
+async function startLoopbackBackend({
+  features,
+  config = {},
+  logLevel = process.env.PAVED_BACKSTAGE_LOG ?? 'none',
+  auth = 'mock',
+  auditor = auth === 'mock' ? 'none' : 'production',
+  databaseDirectory,
+  rootLogger,
+}) {
   const { createBackend } = require('@backstage/backend-defaults');
   const port = await freePort();
   const backend = createBackend();
+  const backendConfig = {
+    ...config.backend,
+    baseUrl: `http://127.0.0.1:${port}`,
+    listen: { host: '127.0.0.1', port },
+    ...(databaseDirectory && { database: { client: 'better-sqlite3', connection: { directory: databaseDirectory } } }),
+  };
   for (const f of [
-    mockServices.rootConfig.factory({
-      data: { ...config, backend: { baseUrl: `http://127.0.0.1:${port}`, listen: { host: '127.0.0.1', port } } },
-    }),
-    mockServices.rootLogger.factory({ level: logLevel }),
-    mockServices.database.factory(),
-    // The real auditor resolves the caller from the Authorization header, which the
-    // Kubernetes proxy has already replaced with the cluster's token, and the mock auth
-    // then fails quoting that token in the log. No audit trail is wanted here.
-    createServiceFactory({
-      service: coreServices.auditor,
-      deps: {},
-      factory: () => ({ createEvent: async () => ({ success: async () => {}, fail: async () => {} }) }),
-    }),
-    mockServices.auth.factory(),
-    mockServices.httpAuth.factory(),
-    mockServices.userInfo.factory(),
+    mockServices.rootConfig.factory({ data: { ...config, backend: backendConfig } }),
+    rootLogger
+      ? createServiceFactory({ service: coreServices.rootLogger, deps: {}, factory: () => rootLogger })
+      : mockServices.rootLogger.factory({ level: logLevel }),
+    ...(databaseDirectory ? [] : [mockServices.database.factory()]),
+    ...(auditor === 'none'
+      ? [
+          createServiceFactory({
+            service: coreServices.auditor,
+            deps: {},
+            factory: () => ({ createEvent: async () => ({ success: async () => {}, fail: async () => {} }) }),
+          }),
+        ]
+      : []),
+    ...(auth === 'mock' ? [mockServices.auth.factory(), mockServices.httpAuth.factory(), mockServices.userInfo.factory()] : []),
     ...features,
   ]) {
     backend.add(f);
@@ -112,12 +138,45 @@ async function startLoopbackBackend({ features, config = {}, logLevel = process.
   return { backend, port };
 }
 
-const userHeaders = () => ({ 'content-type': 'application/json', authorization: mockCredentials.user.header() });
+/**
+ * A root logger that keeps every line it is given (message, fields and errors, with their
+ * stacks and causes), for tests that check what would reach a log.
+ */
+function capturingLogger() {
+  const lines = [];
+  const make = fields => {
+    const log = level => (message, meta) => {
+      lines.push(
+        util.inspect({ level, message, fields, meta }, { depth: 20, breakLength: Infinity, showHidden: false, getters: true }) +
+          (meta instanceof Error ? ` ${meta.stack} ${util.inspect(meta.cause, { depth: 20 })}` : ''),
+      );
+    };
+    return {
+      error: log('error'),
+      warn: log('warn'),
+      info: log('info'),
+      debug: log('debug'),
+      child: more => make({ ...fields, ...more }),
+    };
+  };
+  return { logger: make({}), lines };
+}
 
-async function api(port, method, path_, body) {
+/** A signed-in user of the mock auth: `user:default/mock` unless another ref is given. */
+const userHeaders = user => ({ 'content-type': 'application/json', authorization: mockCredentials.user.header(user) });
+
+/**
+ * @param {number} port
+ * @param {string} method
+ * @param {string} path_
+ * @param {unknown} [body]
+ * @param {{user?: string, headers?: Record<string, string>}} [as]  the caller: a mock user
+ *   (default user:default/mock), or headers of its own
+ */
+async function api(port, method, path_, body, { user, headers } = {}) {
   const res = await fetch(`http://127.0.0.1:${port}${path_}`, {
     method,
-    headers: userHeaders(),
+    headers: headers ?? userHeaders(user),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -131,21 +190,22 @@ async function api(port, method, path_, body) {
 }
 
 /** POST /v2/dry-run with the template directory as it is on disk. */
-function dryRun(port, template, values) {
-  return api(port, 'POST', '/api/scaffolder/v2/dry-run', {
-    template,
-    values,
-    secrets: {},
-    directoryContents: templateDirectoryContents(),
-  });
+function dryRun(port, template, values, { user } = {}) {
+  return api(
+    port,
+    'POST',
+    '/api/scaffolder/v2/dry-run',
+    { template, values, secrets: {}, directoryContents: templateDirectoryContents() },
+    { user },
+  );
 }
 
 /**
  * Runs a template as a real task and waits for it to end.
  * @returns {Promise<{id: string, status: string, output: any, log: string[]}>}
  */
-async function runTask(port, templateRef, values, { timeoutMs = 120000 } = {}) {
-  const created = await api(port, 'POST', '/api/scaffolder/v2/tasks', { templateRef, values });
+async function runTask(port, templateRef, values, { timeoutMs = 120000, user } = {}) {
+  const created = await api(port, 'POST', '/api/scaffolder/v2/tasks', { templateRef, values }, { user });
   if (created.status !== 201) {
     throw new Error(`creating the task: ${created.status} ${JSON.stringify(created.body)}`);
   }
@@ -153,12 +213,12 @@ async function runTask(port, templateRef, values, { timeoutMs = 120000 } = {}) {
   const end = Date.now() + timeoutMs;
   let task;
   for (;;) {
-    task = (await api(port, 'GET', `/api/scaffolder/v2/tasks/${id}`)).body;
+    task = (await api(port, 'GET', `/api/scaffolder/v2/tasks/${id}`, undefined, { user })).body;
     if (['completed', 'failed', 'cancelled'].includes(task.status)) break;
     if (Date.now() > end) throw new Error(`task ${id} still ${task.status} after ${timeoutMs} ms`);
     await new Promise(r => setTimeout(r, 200));
   }
-  const events = (await api(port, 'GET', `/api/scaffolder/v2/tasks/${id}/events`)).body;
+  const events = (await api(port, 'GET', `/api/scaffolder/v2/tasks/${id}/events`, undefined, { user })).body;
   const list = Array.isArray(events) ? events : [];
   const log = list.map(e => e?.body?.message).filter(Boolean);
   // The rendered output travels in the completion event.
@@ -176,6 +236,7 @@ module.exports = {
   loadGroups,
   crdSchema,
   startLoopbackBackend,
+  capturingLogger,
   api,
   dryRun,
   runTask,

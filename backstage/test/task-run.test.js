@@ -14,6 +14,11 @@ const YAML = require('yaml');
 const { startFakeGithub } = require('./fake-github');
 const { GROUPS_FILE, TEMPLATE_FILE, api, runTask, startLoopbackBackend } = require('./support');
 
+const EXISTING_FILE = path.join(__dirname, 'fixtures', 'existing-service.yaml');
+const ALICE = 'user:default/alice'; // examples/groups.yaml: team-claims
+const BOB = 'user:default/bob'; // team-members
+const PAT = 'user:default/pat'; // platform
+
 const TOKEN = 'ghp_fake_token_for_tests';
 let tmp;
 let gh;
@@ -59,14 +64,26 @@ before(async () => {
       catalog: {
         rules: [{ allow: ['Component', 'Location'] }],
         locations: [
-          { type: 'file', target: GROUPS_FILE, rules: [{ allow: ['Group'] }] },
+          { type: 'file', target: GROUPS_FILE, rules: [{ allow: ['Group', 'User'] }] },
           { type: 'file', target: TEMPLATE_FILE, rules: [{ allow: ['Template'] }] },
+          // What the Paved module would show for a claim already on a cluster.
+          { type: 'file', target: EXISTING_FILE, rules: [{ allow: ['Resource'] }] },
         ],
       },
     },
   }));
-  await waitFor('the template and the teams in the catalog', async () =>
-    (await entity('template:default/paved-service')) && (await entity('group:default/team-claims')),
+  // The Users with their memberOf relations, as the catalog's processing makes them.
+  const member = async (user, group) =>
+    (await entity(user))?.relations?.some(r => r.type === 'memberOf' && r.targetRef === group);
+  await waitFor(
+    'the template, the teams, their members and the existing service in the catalog',
+    async () =>
+      (await entity('template:default/paved-service')) &&
+      (await entity('group:default/team-claims')) &&
+      (await entity('resource:default/claims-existing-api')) &&
+      (await member(ALICE, 'group:default/team-claims')) &&
+      (await member(BOB, 'group:default/team-members')) &&
+      (await member(PAT, 'group:default/platform')),
   );
 });
 
@@ -76,30 +93,38 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('five answers and a database: a claims pull request, a service repository, a catalog entry', async () => {
-  const task = await runTask(port, 'template:default/paved-service', {
-    name: 'claims-intake-api',
-    owner: 'group:default/team-claims',
-    cloud: 'local',
-    dataClassification: 'internal',
-    sloTier: 'silver',
-    database: true,
-    databaseSize: 'small',
-    databaseStorageGB: 10,
-  });
+test('five answers and a database from a member of the team: a claims pull request, a service repository, a catalog entry', async () => {
+  const task = await runTask(
+    port,
+    'template:default/paved-service',
+    {
+      name: 'claims-intake-api',
+      owner: 'group:default/team-claims',
+      cloud: 'local',
+      dataClassification: 'internal',
+      sloTier: 'silver',
+      database: true,
+      databaseSize: 'small',
+      databaseStorageGB: 10,
+    },
+    { user: ALICE },
+  );
   assert.equal(task.status, 'completed', task.log.join('\n'));
 
-  // The pull request: head branch on the claims repository, against main.
+  // The pull request: a head branch of this task's own on the claims repository, against main.
+  const head = `paved/claims-intake-api-${task.id}`;
   assert.deepEqual(
     gh.pulls.map(({ owner, repo, number, head, base, title }) => ({ owner, repo, number, head, base, title })),
-    [{ owner: 'platform', repo: 'claims', number: 1, head: 'paved/claims-intake-api', base: 'main', title: 'Paved: new service claims-intake-api' }],
+    [{ owner: 'platform', repo: 'claims', number: 1, head, base: 'main', title: 'Paved: new service claims-intake-api' }],
   );
   assert.match(gh.pulls[0].body, /\| cloud \| `local` \|/);
+  assert.match(gh.pulls[0].body, /^Opened from Backstage \(template paved-service\) for `user:default\/alice`\./);
+  assert.match(gh.pulls[0].body, /\| requested by \| `user:default\/alice` /);
   const links = Object.fromEntries(task.output.links.map(l => [l.title, l.url ?? l.entityRef]));
   assert.equal(links['Claims pull request'], 'https://git.example.com/platform/claims/pull/1');
 
   // The branch: main plus one commit adding exactly the claim file, in teams/claims/.
-  const branch = 'refs/heads/paved/claims-intake-api';
+  const branch = `refs/heads/${head}`;
   assert.equal(gh.git('platform', 'claims', 'rev-parse', 'refs/heads/main'), mainBefore, 'main must not move');
   assert.equal(gh.git('platform', 'claims', 'rev-parse', `${branch}^`), mainBefore);
   assert.deepEqual(gh.git('platform', 'claims', 'ls-tree', '-r', '--name-only', branch).split('\n'), [
@@ -107,7 +132,7 @@ test('five answers and a database: a claims pull request, a service repository, 
     'teams/claims/claims-intake-api.yaml',
     'teams/claims/claims-older-api.yaml',
   ]);
-  assert.equal(gh.git('platform', 'claims', 'log', '-1', '--format=%an <%ae>|%s', branch), 'Backstage <backstage@example.com>|Paved: claim claims-intake-api for team-claims');
+  assert.equal(gh.git('platform', 'claims', 'log', '-1', '--format=%an <%ae>|%s', branch), 'Backstage <backstage@example.com>|Paved: claim claims-intake-api for team-claims, requested by user:default/alice');
   const claims = YAML.parseAllDocuments(gh.git('platform', 'claims', 'show', `${branch}:teams/claims/claims-intake-api.yaml`)).map(d => d.toJS());
   assert.deepEqual(claims, [
     {
@@ -139,23 +164,58 @@ test('five answers and a database: a claims pull request, a service repository, 
   assert.equal(component.spec.system, 'claims-platform');
   assert.deepEqual([...component.spec.dependsOn].sort(), ['resource:claims-intake-api/main', 'resource:default/claims-intake-api']);
   assert.equal(component.metadata.annotations['backstage.io/kubernetes-label-selector'], 'paved.dev/service=claims-intake-api');
+  assert.equal(component.metadata.annotations['backstage.io/kubernetes-namespace'], 'claims-intake-api');
   assert.equal(component.metadata.annotations['argocd/app-name'], 'team-claims');
   assert.equal(links['Open in catalog'], 'component:default/claims-intake-api');
 });
 
+/** A task refused by a check: failed with exactly `refusal` in its log, no call reached GitHub. */
+async function assertRefusedTask(values, user, refusal) {
+  const calls = gh.calls.length;
+  const pulls = gh.pulls.length;
+  const repos = gh.repos.length;
+  const task = await runTask(port, 'template:default/paved-service', values, { user });
+  assert.equal(task.status, 'failed', task.log.join('\n'));
+  assert.ok(task.log.some(l => l.includes(`/${refusal}'`)), `expected the refusal "${refusal}" in:\n${task.log.join('\n')}`);
+  assert.deepEqual(gh.calls.slice(calls), [], 'no call may reach GitHub');
+  assert.equal(gh.pulls.length, pulls);
+  assert.equal(gh.repos.length, repos);
+  return task;
+}
+
+const answers = name => ({ name, owner: 'group:default/team-claims', cloud: 'local', dataClassification: 'internal', sloTier: 'silver' });
+
+test('a developer outside the owner team: the task fails before anything is published', async () => {
+  // Bob is in team-members; the form would let him pick team-claims.
+  await assertRefusedTask(
+    answers('claims-bob-api'),
+    BOB,
+    "user:default/bob is not a member of group:default/team-claims in the catalog, nor of the platform group; only the team's members open claims for it",
+  );
+  // A signed-in user without a User entity in the catalog.
+  await assertRefusedTask(
+    answers('claims-ghost-api'),
+    'user:default/ghost',
+    "user:default/ghost is not a member of group:default/team-claims in the catalog, nor of the platform group; only the team's members open claims for it",
+  );
+});
+
+test('a name the catalog already shows as a service: the task fails, the claim is not overwritten', async () => {
+  await assertRefusedTask(
+    answers('claims-existing-api'),
+    ALICE,
+    'service claims-existing-api already exists (resource:default/claims-existing-api in the catalog, owned by group:default/team-claims); choose another name',
+  );
+});
+
 test('a team without Paved annotations: the task fails and nothing is published', async () => {
-  const before_ = gh.calls.length;
-  const task = await runTask(port, 'template:default/paved-service', {
-    name: 'platform-tools',
-    owner: 'group:default/platform',
-    cloud: 'local',
-    dataClassification: 'internal',
-    sloTier: 'silver',
-  });
-  assert.equal(task.status, 'failed');
-  assert.ok(task.log.some(l => /has no valid paved\.dev\/system and paved\.dev\/cost-center annotations/.test(l)), task.log.join('\n'));
-  assert.deepEqual(gh.calls.slice(before_), [], 'no call may reach GitHub');
-  assert.equal(gh.pulls.length, 1);
+  // Pat is in the platform group, so may act for any team; platform is not a Paved team.
+  await assertRefusedTask(
+    { ...answers('platform-tools'), owner: 'group:default/platform' },
+    PAT,
+    'team group:default/platform has no valid paved.dev/system and paved.dev/cost-center annotations, ' +
+      'or a paved.dev/default-cloud or paved.dev/claims-directory Paved does not accept; ask the platform team',
+  );
 });
 
 test('the stand-in refuses requests without the token', async () => {

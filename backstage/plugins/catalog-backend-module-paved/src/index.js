@@ -16,7 +16,7 @@ const {
 } = require('@backstage/backend-plugin-api');
 const { catalogProcessingExtensionPoint } = require('@backstage/plugin-catalog-node');
 const { PavedEntityProvider } = require('./provider');
-const { toEntities, condition } = require('./entities');
+const { toEntities, condition, health } = require('./entities');
 
 // Short, so a change in the cluster shows within seconds and a deleted claim goes.
 const DEFAULT_SCHEDULE = { frequency: { seconds: 5 }, timeout: { seconds: 30 }, initialDelay: { seconds: 1 } };
@@ -65,4 +65,4 @@ const catalogModulePaved = createBackendModule({
   },
 });
 
-module.exports = { default: catalogModulePaved, PavedEntityProvider, toEntities, condition };
+module.exports = { default: catalogModulePaved, PavedEntityProvider, toEntities, condition, health };

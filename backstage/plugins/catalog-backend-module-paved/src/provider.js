@@ -118,15 +118,17 @@ class PavedEntityProvider {
           this.recovered(`${name}/${plural}`);
         } catch (e) {
           // Teams only lend owners to namespaces without a ServiceClaim; a reader may
-          // lack them (403) and everything else still works.
-          if (key === 'teams' && e.status === 403) {
+          // lack them (403), or a cluster the Team kind (404), and everything else still works.
+          if (key === 'teams' && (e.status === 403 || e.status === 404)) {
             snapshot[key] = { items: [] };
-            this.once(`${name}/teams/403`, 'debug', `cluster ${name}: not allowed to list Teams; owners come from ServiceClaims only`);
+            this.once(`${name}/teams/${e.status}`, 'debug', `cluster ${name}: cannot list Teams (${e.status}); owners come from ServiceClaims only`);
             return;
           }
           const error = `cannot read ${plural} from cluster ${name}: ${describe(e)}`;
           this.once(`${name}/${plural}`, 'warn', error);
-          snapshot[key] = { items: last.get(key) ?? [], error };
+          // `neverRead`: no read of this kind has succeeded since the module started, so
+          // there are no last items to keep showing (see refresh).
+          snapshot[key] = last.has(key) ? { items: last.get(key), error } : { items: [], error, neverRead: true };
         }
       }),
     );
@@ -158,6 +160,23 @@ class PavedEntityProvider {
     }
     for (const gone of [...this.lastRead.keys()].filter(n => !names.includes(n))) this.lastRead.delete(gone);
     const clusters = await Promise.all(names.map(n => this.readCluster(n)));
+    // A full mutation replaces everything this provider said before. A kind that has never
+    // been read since the module started (a restart while an apiserver fails) has no items
+    // to say: applying would delete its entities from the catalog. Until every kind has been
+    // read once, the catalog keeps what it stored.
+    const unread = clusters.flatMap(c =>
+      Object.entries(c)
+        .filter(([, list]) => list && typeof list === 'object' && list.neverRead)
+        .map(([key]) => `${c.name}/${key}`),
+    );
+    if (unread.length > 0) {
+      this.once(
+        `unread:${unread.join(',')}`,
+        'warn',
+        `not updating the catalog until ${unread.join(', ')} can be read once; it keeps the entities it has`,
+      );
+      return undefined;
+    }
     const { entities, warnings } = toEntities({ clusters });
     for (const w of warnings) this.once(`warning:${w}`, 'warn', w);
     await this.connection.applyMutation({ type: 'full', entities });

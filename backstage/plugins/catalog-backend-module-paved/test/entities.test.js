@@ -12,7 +12,7 @@ const {
   EntityPolicies,
   resourceEntityV1alpha1Validator,
 } = require('@backstage/catalog-model');
-const { toEntities, condition, safeName } = require('../src/entities');
+const { toEntities, condition, health, safeName } = require('../src/entities');
 
 const cond = (type, status, reason, generation, message = '') => ({
   type,
@@ -122,6 +122,7 @@ test('a Ready claim with a database and a Temporal namespace', async () => {
         'backstage.io/managed-by-location': 'paved:paved',
         'backstage.io/managed-by-origin-location': 'paved:paved',
         'backstage.io/kubernetes-label-selector': 'paved.dev/service=claims-eligibility-svc',
+        'backstage.io/kubernetes-namespace': 'claims-eligibility-svc',
         'paved.dev/cluster': 'prod',
         'paved.dev/kind': 'ServiceClaim',
         'paved.dev/name': 'claims-eligibility-svc',
@@ -131,6 +132,7 @@ test('a Ready claim with a database and a Temporal namespace', async () => {
         'paved.dev/synced-reason': 'ReconcileSuccess',
         'paved.dev/reason': 'Available',
         'paved.dev/message': 'all resources ready',
+        'paved.dev/health': 'Healthy',
         'paved.dev/generation': '2',
         'paved.dev/service-namespace': 'claims-eligibility-svc',
         'paved.dev/cloud': 'aws',
@@ -286,17 +288,175 @@ test('names the catalog would refuse (over 63) get a readable, distinct, valid n
   assert.equal(result.entities.find(e => e.entity.metadata.name === names[0]).entity.metadata.annotations['paved.dev/name'], long('a'));
 });
 
-test('two clusters with one claim name: the first keeps it, the clash is reported', () => {
+test('two clusters with one claim: one entity, Ready only when every cluster is, else the worst cluster named', async () => {
+  const notReady = claim('svc');
+  notReady.status.conditions = [cond('Ready', 'False', 'ChildNotReady', 2, 'PostgreSQLInstance main is not ready: Creating'), cond('Synced', 'True', 'ReconcileSuccess', 2)];
+  const unread = { items: [claim('svc')], error: 'cannot read serviceclaims from cluster south: 503 Service Unavailable' };
+  const run = (...parts) => toEntities({ clusters: parts.map(([name, list]) => ({ name, serviceClaims: list })) });
+
+  // Both Ready: Ready, both clusters listed.
+  const both = run(['east', { items: [claim('svc')] }], ['west', { items: [claim('svc')] }]);
+  assert.deepEqual(both.warnings, []);
+  await assertValid(both);
+  assert.equal(both.entities.length, 1);
+  let a = both.entities[0].entity.metadata.annotations;
+  assert.equal(a['paved.dev/ready'], 'True');
+  assert.equal(a['paved.dev/health'], 'Healthy');
+  assert.equal(a['paved.dev/clusters'], 'east,west');
+  assert.equal(a['paved.dev/cluster'], 'east');
+  assert.equal(both.entities[0].entity.metadata.description, 'Paved ServiceClaim svc on clusters east, west');
+
+  // East Ready, west not: not Ready; the reason and message are west's, naming it.
+  a = run(['east', { items: [claim('svc')] }], ['west', { items: [notReady] }]).entities[0].entity.metadata.annotations;
+  assert.equal(a['paved.dev/ready'], 'False');
+  assert.equal(a['paved.dev/ready-reason'], 'ChildNotReady');
+  assert.equal(a['paved.dev/reason'], 'ChildNotReady');
+  assert.equal(a['paved.dev/message'], 'cluster west: PostgreSQLInstance main is not ready: Creating');
+  assert.equal(a['paved.dev/synced'], 'True');
+  assert.equal(a['paved.dev/health'], 'Progressing');
+
+  // False over Unknown over True, whatever the order.
+  a = run(['south', unread], ['west', { items: [notReady] }], ['east', { items: [claim('svc')] }]).entities[0].entity.metadata.annotations;
+  assert.equal(a['paved.dev/ready'], 'False');
+  assert.match(a['paved.dev/message'], /^cluster west: /);
+  assert.equal(a['paved.dev/synced'], 'Unknown');
+  assert.equal(a['paved.dev/synced-reason'], 'StatusUnavailable');
+  assert.equal(a['paved.dev/clusters'], 'south,west,east');
+  a = run(['east', { items: [claim('svc')] }], ['south', unread]).entities[0].entity.metadata.annotations;
+  assert.equal(a['paved.dev/ready'], 'Unknown');
+  assert.equal(a['paved.dev/reason'], 'StatusUnavailable');
+  assert.match(a['paved.dev/message'], /^cluster south: cannot read serviceclaims from cluster south: 503/);
+  assert.equal(a['paved.dev/health'], 'Unknown');
+
+  // One refused on one cluster: Degraded, the refusal shown.
+  const refused = claim('svc');
+  refused.status.conditions = [cond('Ready', 'True', 'Available', 2), cond('Synced', 'False', 'CloudNotAllowed', 2, 'team team-claims may use aws')];
+  a = run(['east', { items: [claim('svc')] }], ['west', { items: [refused] }]).entities[0].entity.metadata.annotations;
+  assert.equal(a['paved.dev/ready'], 'True');
+  assert.equal(a['paved.dev/synced'], 'False');
+  assert.equal(a['paved.dev/reason'], 'CloudNotAllowed');
+  assert.equal(a['paved.dev/message'], 'cluster west: team team-claims may use aws');
+  assert.equal(a['paved.dev/health'], 'Degraded');
+
+  // A claim on one cluster only, while two are read: its own status, the one cluster listed.
+  const single = run(['east', { items: [claim('svc')] }], ['west', { items: [] }]);
+  assert.equal(single.entities[0].entity.metadata.annotations['paved.dev/clusters'], 'east');
+  assert.equal(single.entities[0].entity.metadata.annotations['paved.dev/message'], 'all resources ready');
+  // One cluster read: no list.
+  assert.equal(run(['east', { items: [claim('svc')] }]).entities[0].entity.metadata.annotations['paved.dev/clusters'], undefined);
+});
+
+test('two clusters: a database on both sums its estimates; owners that disagree are no owner', () => {
   const result = toEntities({
     clusters: [
-      { name: 'east', serviceClaims: { items: [claim('svc')] } },
-      { name: 'west', serviceClaims: { items: [claim('svc')] } },
+      { name: 'east', serviceClaims: { items: [claim('svc')] }, postgresqlInstances: { items: [db('svc', 'main', { estimatedMonthlyCost: 'USD 10.00' })] } },
+      { name: 'west', serviceClaims: { items: [claim('svc', { spec: { ...claim('svc').spec, owner: 'team-other' } })] }, postgresqlInstances: { items: [db('svc', 'main', { estimatedMonthlyCost: 'USD 5.50' })] } },
+    ],
+  });
+  const e = byRef(result);
+  assert.equal(e['resource:svc/main'].metadata.annotations['paved.dev/estimated-monthly-cost'], 'USD 15.50');
+  assert.equal(e['resource:svc/main'].metadata.annotations['paved.dev/clusters'], 'east,west');
+  assert.equal(e['resource:default/svc'].metadata.annotations['paved.dev/estimated-monthly-cost'], 'USD 15.50');
+  // east says team-claims, west team-other: neither is believed, for the service or its database.
+  assert.deepEqual(e['resource:default/svc'].spec, { type: 'paved-service', owner: 'group:default/unknown' });
+  assert.deepEqual(e['resource:svc/main'].spec, { type: 'database', owner: 'group:default/unknown' });
+  assert.equal(result.warnings.length, 2);
+  assert.match(result.warnings[0], /ServiceClaim svc differs between clusters east, west/);
+});
+
+test('a different object mapping to a name already taken is left out and reported', () => {
+  const result = toEntities({
+    clusters: [
+      {
+        name: 'c',
+        postgresqlInstances: { items: [db('svc', 'temporal-main')] },
+        temporalNamespaces: { items: [{ metadata: { name: 'main', namespace: 'svc', generation: 1 }, status: {} }] },
+      },
     ],
   });
   assert.equal(result.entities.length, 1);
-  assert.equal(result.entities[0].entity.metadata.annotations['paved.dev/cluster'], 'east');
+  assert.equal(result.entities[0].entity.metadata.annotations['paved.dev/kind'], 'PostgreSQLInstance');
   assert.equal(result.warnings.length, 1);
-  assert.match(result.warnings[0], /ServiceClaim svc on cluster west maps to resource:default\/svc/);
+  assert.match(result.warnings[0], /TemporalNamespace svc\/main on cluster c maps to resource:svc\/temporal-main/);
+});
+
+test('health as the Argo CD health checks judge it, plus Deleting', () => {
+  const withConds = (conds, extra = {}) => claim('svc', { status: { observedGeneration: 2, conditions: conds }, ...extra });
+  const cases = [
+    ['Ready and Synced', withConds([cond('Ready', 'True', 'Available', 2), cond('Synced', 'True', 'ReconcileSuccess', 2)]), 'Healthy'],
+    // Refused: Degraded even though Ready still says True.
+    ['Synced=False, Ready=True', withConds([cond('Ready', 'True', 'Available', 2), cond('Synced', 'False', 'NamespaceConflict', 2)]), 'Degraded'],
+    ['Synced=False for an older generation', withConds([cond('Ready', 'False', 'ChildNotReady', 2), cond('Synced', 'False', 'NamespaceConflict', 1)]), 'Progressing'],
+    ['not ready', withConds([cond('Ready', 'False', 'ChildNotReady', 2), cond('Synced', 'True', 'ReconcileSuccess', 2)]), 'Progressing'],
+    ['no Ready', withConds([cond('Synced', 'True', 'ReconcileSuccess', 2)]), 'Progressing'],
+    ['no status', { ...claim('svc'), status: undefined }, 'Progressing'],
+    ['an older generation observed', claim('svc', { metadata: { name: 'svc', generation: 3 } }), 'Progressing'],
+    ['being deleted', claim('svc', { metadata: { name: 'svc', generation: 2, deletionTimestamp: '2026-12-07T10:00:00Z' } }), 'Deleting'],
+    ['being deleted, refused', withConds([cond('Synced', 'False', 'NamespaceConflict', 2)], { metadata: { name: 'svc', generation: 2, deletionTimestamp: '2026-12-07T10:00:00Z' } }), 'Deleting'],
+  ];
+  for (const [what, obj, expected] of cases) {
+    assert.equal(health(obj), expected, what);
+    const [{ entity }] = toEntities({ clusters: [{ name: 'c', serviceClaims: { items: [obj] } }] }).entities;
+    assert.equal(entity.metadata.annotations['paved.dev/health'], expected, what);
+  }
+  assert.equal(health(claim('svc'), 'cannot read serviceclaims'), 'Unknown');
+});
+
+test('a refused ServiceClaim named like a namespace a Team was given takes neither its owner nor its costs', async () => {
+  // team-reporting was given namespace `reporting` (no adoption); team-evil's claim
+  // `reporting` is refused by Paved (Synced=False), and must not take the namespace's
+  // database in the catalog.
+  const refused = claim('reporting', { spec: { ...claim('x').spec, owner: 'team-evil', system: 'evil' } });
+  refused.status = { observedGeneration: 2, conditions: [cond('Ready', 'False', 'ReconcileError', 2), cond('Synced', 'False', 'NamespaceConflict', 2, 'namespace reporting already exists')] };
+  const reportingTeam = (entry = {}) => ({
+    metadata: { name: 'team-reporting' },
+    spec: { namespaces: [{ name: 'reporting', cloud: 'local', system: 'reporting', ...entry }] },
+  });
+  const run = (claims, teams) =>
+    byRef(
+      toEntities({
+        clusters: [{ name: 'c', serviceClaims: { items: claims }, postgresqlInstances: { items: [db('reporting', 'reporting-db')] }, teams: { items: teams } }],
+      }),
+    );
+
+  let e = run([refused], [reportingTeam()]);
+  assert.deepEqual(e['resource:reporting/reporting-db'].spec, { type: 'database', owner: 'group:default/team-reporting', system: 'system:default/reporting' });
+  assert.equal(e['resource:default/reporting'].metadata.annotations['paved.dev/estimated-monthly-cost'], undefined);
+  assert.equal(e['resource:default/reporting'].spec.owner, 'group:default/team-evil', 'the claim itself still says whose it is');
+
+  // Even accepted (Synced=True), a claim of another team gets nothing without the Team's grant...
+  const accepted = claim('reporting', { spec: { ...claim('x').spec, owner: 'team-evil', system: 'evil' } });
+  e = run([accepted], [reportingTeam({ adoptByServiceClaim: true })]);
+  assert.equal(e['resource:reporting/reporting-db'].spec.owner, 'group:default/team-reporting');
+  e = run([accepted], [reportingTeam()]);
+  assert.equal(e['resource:reporting/reporting-db'].spec.owner, 'group:default/team-reporting');
+
+  // ...and the Team's own claim only with it (adoptByServiceClaim), then the service's.
+  const adopting = claim('reporting', { spec: { ...claim('x').spec, owner: 'team-reporting', system: 'reporting-svc' } });
+  e = run([adopting], [reportingTeam()]);
+  assert.equal(e['resource:reporting/reporting-db'].spec.owner, 'group:default/team-reporting');
+  assert.equal(e['resource:reporting/reporting-db'].spec.dependencyOf, undefined);
+  e = run([adopting], [reportingTeam({ adoptByServiceClaim: true })]);
+  assert.deepEqual(e['resource:reporting/reporting-db'].spec, {
+    type: 'database',
+    owner: 'group:default/team-reporting',
+    system: 'system:default/reporting-svc',
+    dependencyOf: ['resource:default/reporting'],
+  });
+  assert.equal(e['resource:default/reporting'].metadata.annotations['paved.dev/estimated-monthly-cost'], 'USD 49.75');
+
+  // Granted, but the claim not (yet) accepted at its generation: the Team's.
+  const pending = claim('reporting', { metadata: { name: 'reporting', generation: 3 }, spec: adopting.spec });
+  e = run([pending], [reportingTeam({ adoptByServiceClaim: true })]);
+  assert.equal(e['resource:reporting/reporting-db'].spec.system, 'system:default/reporting');
+
+  // A refused claim named like a namespace nobody was given: no owner at all.
+  e = run([refused], []);
+  assert.deepEqual(e['resource:reporting/reporting-db'].spec, { type: 'database', owner: 'group:default/unknown' });
+
+  // A namespace listed by two Teams is neither's.
+  e = run([], [reportingTeam(), { metadata: { name: 'team-other' }, spec: { namespaces: [{ name: 'reporting', cloud: 'local' }] } }]);
+  assert.deepEqual(e['resource:reporting/reporting-db'].spec, { type: 'database', owner: 'group:default/unknown' });
 });
 
 test('a deleted claim is simply absent: the full mutation removes it', () => {

@@ -344,7 +344,7 @@ async fn run_controllers(
             ns_writer,
             watcher(
                 Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                watcher::Config::default(),
+                watcher::Config::default().page_size(crate::watches::LIST_PAGE),
             )
             // Judged with its managedFields (whose fields are Paved's), cached with only
             // what is read from the cache.
@@ -375,11 +375,13 @@ async fn run_controllers(
     team_store.wait_until_ready().await.context("team cache")?;
 
     // Only watch what Paved made, so the caches stay small on a busy cluster.
-    let managed = watcher::Config::default().labels(&format!(
-        "{}={}",
-        labels::MANAGED_BY,
-        labels::MANAGED_BY_VALUE
-    ));
+    let managed = watcher::Config::default()
+        .page_size(crate::watches::LIST_PAGE)
+        .labels(&format!(
+            "{}={}",
+            labels::MANAGED_BY,
+            labels::MANAGED_BY_VALUE
+        ));
     // A short debounce folds the burst of events one apply causes (each owned object,
     // then the status) into one reconcile.
     let cfg = controller::Config::default()

@@ -36,8 +36,9 @@
                                   delete an association behind Paved's back
   query.py drift ID               change mutable fields behind Paved's back
   query.py create ID UID KEYARN   create an instance as if by another claim
-  query.py create-legacy ID       an instance made by hand before Paved: unencrypted,
-                                  public, 1 day of backups, unprotected, untagged
+  query.py create-legacy ID [N]   an instance made by hand before Paved: unencrypted,
+                                  public, 1 day of backups, unprotected, untagged (with
+                                  N: N of them, ID-0 to ID-<N-1>, for the bench)
   query.py create-legacy-encrypted ID KEYARN CLASS GB
                                   the same, but encrypted with KEYARN, sized CLASS and
                                   GB, with a database "orders", a tag of its own and
@@ -189,8 +190,9 @@ elif cmd == "drift":
 elif cmd == "create-legacy":
     # A database made by hand, long before Paved: unencrypted, public, a day of
     # backups, no deletion protection, no tags.
-    out = rds.create_db_instance(
-        DBInstanceIdentifier=sys.argv[2],
+    ids = [sys.argv[2]] if len(sys.argv) < 4 else [f"{sys.argv[2]}-{i}" for i in range(int(sys.argv[3]))]
+    out = [rds.create_db_instance(
+        DBInstanceIdentifier=db_id,
         Engine="postgres",
         EngineVersion="16",
         DBInstanceClass="db.t4g.medium",
@@ -201,7 +203,8 @@ elif cmd == "create-legacy":
         PubliclyAccessible=True,
         BackupRetentionPeriod=1,
         DeletionProtection=False,
-    )["DBInstance"]
+    )["DBInstance"] for db_id in ids]
+    out = out[0] if len(sys.argv) < 4 else [d["DBInstanceIdentifier"] for d in out]
 elif cmd == "create-legacy-encrypted":
     # Its own parameter group, made by hand too, with TLS not forced.
     group = f"{sys.argv[2]}-params"

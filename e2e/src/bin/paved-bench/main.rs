@@ -2027,7 +2027,7 @@ fn side_by_side(a: &Args, p: &PavedSide, k: &KroRun) -> Table {
         let done = |p: &Pass| format!("{} in {} s", num(p.reconciles, 0), num(p.seconds, 1));
         t.row([
             format!(
-                "{what} ({} / {} claims): reconciles, in the seconds until there were as many as claims (a restart: from the spawn)",
+                "{what} ({} / {} claims): reconciles in the window (a resync: a whole period, and until as many as claims; a restart: from the spawn until as many as claims)",
                 pz.claims,
                 kz.map_or_else(dash, |k| k.claims.to_string())
             ),

@@ -25,6 +25,16 @@ pub struct LeaseConfig {
     pub renew_every: Duration,
 }
 
+/// Pure: how often a lease of `duration` is renewed (and a standby tries for it):
+/// client-go's proportions, 2 s for 15 s. Leadership ends when no renewal succeeded
+/// within two thirds of the duration; renewing every third of it left one attempt, with
+/// 5 s, before that, and one request slowed by a busy apiserver (or by the operator's
+/// own requests queued ahead of it in the same priority-and-fairness flow) cost the
+/// lease. Every 2 s, an attempt has 8 s and is followed by others.
+pub fn renew_period(duration: Duration) -> Duration {
+    (duration * 2 / 15).max(Duration::from_millis(500))
+}
+
 /// Blocks until this replica holds the lease, then keeps renewing it in the
 /// background. The returned receiver turns `false` when leadership is lost.
 pub async fn acquire(client: Client, cfg: LeaseConfig) -> anyhow::Result<watch::Receiver<bool>> {
@@ -188,6 +198,29 @@ mod tests {
         assert!(!seen.expired(&lease, t0));
         assert!(!seen.expired(&lease, t0 + Duration::from_secs(6)));
         assert!(seen.expired(&lease, t0 + Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn a_lease_is_renewed_several_times_before_its_deadline() {
+        assert_eq!(
+            renew_period(Duration::from_secs(15)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            renew_period(Duration::from_secs(60)),
+            Duration::from_secs(8)
+        );
+        assert_eq!(
+            renew_period(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        // At least three attempts fit in the renew deadline (two thirds of it).
+        for secs in [2, 15, 30, 137] {
+            let d = Duration::from_secs(secs);
+            assert!(
+                renew_period(d) * 3 <= d * 2 / 3 || renew_period(d) == Duration::from_millis(500)
+            );
+        }
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub async fn run() -> anyhow::Result<()> {
         namespace: args.lease_namespace.clone(),
         identity: identity.clone(),
         duration: Duration::from_secs(args.lease_seconds),
-        renew_every: Duration::from_secs((args.lease_seconds / 3).max(1)),
+        renew_every: leader::renew_period(Duration::from_secs(args.lease_seconds)),
     };
     // Not leading yet is a healthy state for a standby replica.
     health.ready.store(true, Ordering::SeqCst);

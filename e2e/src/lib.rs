@@ -511,20 +511,7 @@ impl Operator {
     /// One `paved_*` counter from the operator's /metrics, summed over its labels
     /// (optionally only the series whose labels contain `filter`).
     pub fn counter(&self, name: &str, filter: &str) -> Result<f64> {
-        let text = self.metrics()?;
-        Ok(text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| {
-                l.split(['{', ' '])
-                    .next()
-                    .is_some_and(|n| n == name || n == format!("{name}_total"))
-            })
-            .filter(|l| l.contains(filter))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            // An empty float sum is -0.0; a count of nothing prints as 0.
-            .sum::<f64>()
-            + 0.0)
+        Ok(prom_sum(&self.metrics()?, name, filter))
     }
 
     pub fn logs(&self) -> String {
@@ -559,6 +546,23 @@ impl Drop for Operator {
             self.stop();
         }
     }
+}
+
+/// Pure: one counter or gauge of a Prometheus text page, summed over its series (only
+/// those whose labels contain `filter`); `name` matches with or without `_total`.
+pub fn prom_sum(text: &str, name: &str, filter: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.split(['{', ' '])
+                .next()
+                .is_some_and(|n| n == name || n == format!("{name}_total"))
+        })
+        .filter(|l| l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        // An empty float sum is -0.0; a count of nothing prints as 0.
+        + 0.0
 }
 
 pub fn free_port() -> Result<u16> {
@@ -750,7 +754,11 @@ pub fn test_team(name: &str) -> serde_json::Value {
 /// (rendered by helm) applied to the control plane and a token requested for it,
 /// so a test runs the operator with exactly the permissions users install.
 pub fn chart_rbac_kubeconfig(cp: &ControlPlane) -> Result<PathBuf> {
-    let rendered = helm_template(&["templates/serviceaccount.yaml", "templates/rbac.yaml"])?;
+    let rendered = helm_template(&[
+        "templates/serviceaccount.yaml",
+        "templates/rbac.yaml",
+        "templates/flowschema.yaml",
+    ])?;
     let (ok, out) = cp.kubectl_stdin(
         &["apply", "--server-side", "--force-conflicts", "-f", "-"],
         &rendered,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use paved_e2e::{control_plane, eventually, Operator};
+use paved_e2e::{control_plane, eventually, prom_sum, Operator};
 
 async fn holder(api: &Api<Lease>, name: &str) -> Result<Option<String>> {
     Ok(api
@@ -33,13 +33,32 @@ async fn one_replica_leads_and_a_standby_takes_over_on_shutdown_or_kill() -> Res
         "--ignore-not-found",
     ]);
 
-    // A short lease (renewed every 2 s) keeps the SIGKILL handover quick.
+    // A short lease (renewed every 0.8 s) keeps the SIGKILL handover quick.
     let lease_seconds = 6;
     let flags = ["--lease-seconds", "6"];
     let mut a = Operator::start_with_lease(cp, "replica-a", lease, &flags)?;
     eventually("replica-a leads", Duration::from_secs(20), || async {
         Ok(holder(&leases, lease).await?.filter(|h| h == "replica-a"))
     })
+    .await?;
+    // Its Lease requests are at the leader-election priority level (the chart's
+    // FlowSchema), not queued behind its own reconciles' requests.
+    let schema =
+        "flow_schema=\"paved-operator-leader-election\",priority_level=\"leader-election\"";
+    eventually(
+        "the Lease requests at the leader-election level",
+        Duration::from_secs(20),
+        || async {
+            let req = http::Request::get("/metrics").body(Vec::new())?;
+            let text = client.request_text(req).await?;
+            let n = prom_sum(
+                &text,
+                "apiserver_flowcontrol_dispatched_requests_total",
+                schema,
+            );
+            Ok((n > 0.0).then_some(()))
+        },
+    )
     .await?;
     let mut b = Operator::start_with_lease(cp, "replica-b", lease, &flags)?;
     eventually("replica-a reconciles", Duration::from_secs(20), || async {

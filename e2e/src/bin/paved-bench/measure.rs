@@ -74,22 +74,7 @@ pub fn parse_apiserver_counts(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
-/// Pure: one counter or gauge of a Prometheus text page, summed over its series (only
-/// those whose labels contain `filter`); `name` matches with or without `_total`.
-pub fn prom_sum(text: &str, name: &str, filter: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.split(['{', ' '])
-                .next()
-                .is_some_and(|n| n == name || n == format!("{name}_total"))
-        })
-        .filter(|l| l.contains(filter))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>()
-        // An empty float sum is -0.0.
-        + 0.0
-}
+pub use paved_e2e::prom_sum;
 
 /// Per claim, what changed between two readings of `apiserver_counts` (only what moved).
 pub fn per_claim(

@@ -57,9 +57,16 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> anyhow::Result<watch::
     tokio::spawn(async move {
         let mut last_renewal = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(cfg.renew_every).await;
+            // Never past the deadline: after a late failure, step down at the deadline,
+            // not a renew period after it.
+            let left = renew_deadline.saturating_sub(last_renewal.elapsed());
+            tokio::time::sleep(cfg.renew_every.min(left)).await;
             let attempt_started = tokio::time::Instant::now();
             let remaining = renew_deadline.saturating_sub(last_renewal.elapsed());
+            if remaining.is_zero() {
+                let _ = tx.send(false);
+                return;
+            }
             match tokio::time::timeout(remaining, try_acquire(&api, &cfg, &mut seen)).await {
                 Ok(Ok(true)) => last_renewal = attempt_started,
                 Ok(Ok(false)) => {

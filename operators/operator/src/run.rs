@@ -64,7 +64,10 @@ struct Args {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Seconds a Lease is valid without renewal.
-    #[arg(long, env = "PAVED_LEASE_SECONDS", default_value_t = 15)]
+    /// (At least 3: a shorter lease leaves no time to step down before a standby may
+    /// take over.)
+    #[arg(long, env = "PAVED_LEASE_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(3..))]
     lease_seconds: u64,
     /// Reconciles running at once per controller.
     #[arg(long, env = "PAVED_CONCURRENCY", default_value_t = 16)]
@@ -190,10 +193,11 @@ pub async fn run() -> anyhow::Result<()> {
             None => future::pending::<()>().await,
         }
     };
+    tokio::pin!(lost_lease);
     let exit_code = 0;
     tokio::select! {
         _ = &mut shutdown => info!("shutting down"),
-        _ = lost_lease => {
+        _ = &mut lost_lease => {
             // No graceful drain: another replica may already be leading, and nothing
             // this one does from here on may reach the apiserver or a cloud.
             error!("lost leadership; exiting at once so a restart starts clean");
@@ -201,10 +205,17 @@ pub async fn run() -> anyhow::Result<()> {
         }
     }
     let _ = stop_tx.send(true);
-    match tokio::time::timeout(Duration::from_secs(20), controllers).await {
-        Ok(Ok(Err(e))) => error!(error = %e, "controllers failed"),
-        Err(_) => warn!("controllers did not stop within 20s"),
-        _ => {}
+    tokio::select! {
+        stopped = tokio::time::timeout(Duration::from_secs(20), controllers) => match stopped {
+            Ok(Ok(Err(e))) => error!(error = %e, "controllers failed"),
+            Err(_) => warn!("controllers did not stop within 20s"),
+            _ => {}
+        },
+        // Still only the holder reconciles while it drains.
+        _ = &mut lost_lease => {
+            error!("lost leadership while stopping; exiting at once");
+            std::process::exit(1);
+        }
     }
     if args.leader_election && exit_code == 0 {
         leader::release(client, &lease).await;
@@ -271,10 +282,13 @@ async fn run_controllers(
         .subscribe()
         .context("the Team store is shared")?;
     tokio::spawn(
-        watcher(Api::<Team>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .reflect_shared(team_writer)
-            .for_each(|_| future::ready(())),
+        watcher(
+            Api::<Team>::all(client.clone()),
+            watcher::Config::default().page_size(crate::watches::LIST_PAGE),
+        )
+        .default_backoff()
+        .reflect_shared(team_writer)
+        .for_each(|_| future::ready(())),
     );
     let (svc_reader, svc_writer) = reflector::store();
     let (pg_reader, pg_writer) = reflector::store();

@@ -64,7 +64,9 @@ where
 /// kubectl's (and Argo CD's client-side apply's) record of the object it last applied.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// What a claim cache keeps of a claim's metadata: all but what no reconcile reads.
+/// What a claim cache keeps of a claim's metadata: all but what no reconcile reads. A
+/// cached claim is therefore never written back whole (a PUT of it would drop the live
+/// annotation); writes name their fields (merge patches, server-side apply).
 pub(crate) fn for_claim_cache(
     meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) {

@@ -282,13 +282,10 @@ async fn run_controllers(
         .subscribe()
         .context("the Team store is shared")?;
     tokio::spawn(
-        watcher(
-            Api::<Team>::all(client.clone()),
-            watcher::Config::default().page_size(crate::watches::LIST_PAGE),
-        )
-        .default_backoff()
-        .reflect_shared(team_writer)
-        .for_each(|_| future::ready(())),
+        watcher(Api::<Team>::all(client.clone()), crate::watches::config())
+            .default_backoff()
+            .reflect_shared(team_writer)
+            .for_each(|_| future::ready(())),
     );
     let (svc_reader, svc_writer) = reflector::store();
     let (pg_reader, pg_writer) = reflector::store();
@@ -358,7 +355,7 @@ async fn run_controllers(
             ns_writer,
             watcher(
                 Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                watcher::Config::default().page_size(crate::watches::LIST_PAGE),
+                crate::watches::config(),
             )
             // Judged with its managedFields (whose fields are Paved's), cached with only
             // what is read from the cache.
@@ -389,13 +386,11 @@ async fn run_controllers(
     team_store.wait_until_ready().await.context("team cache")?;
 
     // Only watch what Paved made, so the caches stay small on a busy cluster.
-    let managed = watcher::Config::default()
-        .page_size(crate::watches::LIST_PAGE)
-        .labels(&format!(
-            "{}={}",
-            labels::MANAGED_BY,
-            labels::MANAGED_BY_VALUE
-        ));
+    let managed = crate::watches::config().labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE
+    ));
     // A short debounce folds the burst of events one apply causes (each owned object,
     // then the status) into one reconcile.
     let cfg = controller::Config::default()

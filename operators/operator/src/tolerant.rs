@@ -189,39 +189,36 @@ where
 {
     let ar = ApiResource::erase::<K>(&());
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
-    watcher(
-        api,
-        watcher::Config::default().page_size(crate::watches::LIST_PAGE),
-    )
-    .default_backoff()
-    .filter_map(move |event| {
-        let event = match event {
-            Err(e) => Some(Err(e)),
-            Ok(watcher::Event::Apply(o)) => Some(Ok(match typed::<K>(&o) {
-                Ok(k) => watcher::Event::Apply(k),
-                // It may be cached from when it was good: take it out.
-                Err(e) => {
-                    let stand_in = K::placeholder(o.metadata.clone());
-                    malformed.report(&ar, o, e);
-                    watcher::Event::Delete(stand_in)
-                }
-            })),
-            Ok(watcher::Event::InitApply(o)) => match typed::<K>(&o) {
-                Ok(k) => Some(Ok(watcher::Event::InitApply(k))),
-                Err(e) => {
-                    malformed.report(&ar, o, e);
-                    None
-                }
-            },
-            // Gone whatever it held: only its identity matters.
-            Ok(watcher::Event::Delete(o)) => Some(Ok(watcher::Event::Delete(
-                typed::<K>(&o).unwrap_or_else(|_| K::placeholder(o.metadata)),
-            ))),
-            Ok(watcher::Event::Init) => Some(Ok(watcher::Event::Init)),
-            Ok(watcher::Event::InitDone) => Some(Ok(watcher::Event::InitDone)),
-        };
-        future::ready(event)
-    })
+    watcher(api, crate::watches::config())
+        .default_backoff()
+        .filter_map(move |event| {
+            let event = match event {
+                Err(e) => Some(Err(e)),
+                Ok(watcher::Event::Apply(o)) => Some(Ok(match typed::<K>(&o) {
+                    Ok(k) => watcher::Event::Apply(k),
+                    // It may be cached from when it was good: take it out.
+                    Err(e) => {
+                        let stand_in = K::placeholder(o.metadata.clone());
+                        malformed.report(&ar, o, e);
+                        watcher::Event::Delete(stand_in)
+                    }
+                })),
+                Ok(watcher::Event::InitApply(o)) => match typed::<K>(&o) {
+                    Ok(k) => Some(Ok(watcher::Event::InitApply(k))),
+                    Err(e) => {
+                        malformed.report(&ar, o, e);
+                        None
+                    }
+                },
+                // Gone whatever it held: only its identity matters.
+                Ok(watcher::Event::Delete(o)) => Some(Ok(watcher::Event::Delete(
+                    typed::<K>(&o).unwrap_or_else(|_| K::placeholder(o.metadata)),
+                ))),
+                Ok(watcher::Event::Init) => Some(Ok(watcher::Event::Init)),
+                Ok(watcher::Event::InitDone) => Some(Ok(watcher::Event::InitDone)),
+            };
+            future::ready(event)
+        })
 }
 
 #[cfg(test)]

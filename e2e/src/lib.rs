@@ -766,31 +766,36 @@ pub fn chart_rbac_kubeconfig(cp: &ControlPlane) -> Result<PathBuf> {
     if !ok {
         bail!("applying the chart's RBAC: {out}");
     }
-    let token = cp.kubectl(&[
-        "create",
-        "token",
-        "paved-operator",
-        "-n",
-        "paved-system",
-        "--duration",
-        "2h",
-    ])?;
+    // One file per test process: several test binaries may run in turn.
+    let path = repo_root().join(format!(
+        "target/e2e-logs/chart-rbac-{}.kubeconfig",
+        std::process::id()
+    ));
+    service_account_kubeconfig(cp, "paved-system", "paved-operator", &path)?;
+    Ok(path)
+}
+
+/// A kubeconfig at `path` for the plane's apiserver as ServiceAccount `namespace/name`
+/// (a token valid 2 h), so what runs with it meets that account's RBAC and API
+/// priority and fairness, as in a cluster.
+pub fn service_account_kubeconfig(
+    cp: &ControlPlane,
+    namespace: &str,
+    name: &str,
+    path: &Path,
+) -> Result<()> {
+    let token = cp.kubectl(&["create", "token", name, "-n", namespace, "--duration", "2h"])?;
     let admin: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(cp.kubeconfig())?)?;
     let cluster = admin["clusters"][0]["cluster"].clone();
     let kc = serde_json::json!({
         "apiVersion": "v1", "kind": "Config",
         "clusters": [ { "name": "paved", "cluster": cluster } ],
-        "users": [ { "name": "paved-operator", "user": { "token": token.trim() } } ],
-        "contexts": [ { "name": "paved", "context": { "cluster": "paved", "user": "paved-operator" } } ],
+        "users": [ { "name": name, "user": { "token": token.trim() } } ],
+        "contexts": [ { "name": "paved", "context": { "cluster": "paved", "user": name } } ],
         "current-context": "paved",
     });
-    // One file per test process: several test binaries may run in turn.
-    let path = repo_root().join(format!(
-        "target/e2e-logs/chart-rbac-{}.kubeconfig",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(path.parent().unwrap())?;
-    std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
-    Ok(path)
+    std::fs::create_dir_all(path.parent().context("a kubeconfig's directory")?)?;
+    std::fs::write(path, serde_yaml::to_string(&kc)?)?;
+    Ok(())
 }

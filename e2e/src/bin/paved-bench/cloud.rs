@@ -14,10 +14,6 @@ use crate::{
     report::check,
 };
 
-fn metric(op: &Operator, name: &str, filter: &str) -> Result<f64> {
-    op.counter(name, filter)
-}
-
 /// The operator's default: how long an identity's one-at-a-time reads are trusted.
 pub const IDENTITY_RECHECK_SECONDS: u64 = 1800;
 
@@ -199,7 +195,7 @@ pub async fn measure_identities(
     // One poll first: each identity's first read after Paved's own writes is not the
     // steady state.
     tokio::time::sleep(Duration::from_secs(poll)).await;
-    let lists0 = metric(op, "paved_cloud_list_calls", c.label)?;
+    let lists0 = op.counter("paved_cloud_list_calls", c.label)?;
     let seen0 = fake_requests(cp, c.fake)?.len();
     tokio::time::sleep(Duration::from_secs(poll * cycles)).await;
     let window: Vec<String> = fake_requests(cp, c.fake)?
@@ -210,7 +206,7 @@ pub async fn measure_identities(
         cloud: c.cloud,
         identities: c.n,
         cycles,
-        list_pages: metric(op, "paved_cloud_list_calls", c.label)? - lists0,
+        list_pages: op.counter("paved_cloud_list_calls", c.label)? - lists0,
         requests: window.len() as f64,
         per_identity_reads: window.iter().filter(|l| (c.one_at_a_time)(l)).count() as f64,
         recheck_seconds: IDENTITY_RECHECK_SECONDS,

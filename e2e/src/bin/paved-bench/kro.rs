@@ -72,27 +72,8 @@ pub fn install(cp: &ControlPlane, dir: &Path) -> Result<PathBuf> {
     if !ok {
         bail!("kro's ServiceAccount: {out}");
     }
-    let token = cp.kubectl(&[
-        "create",
-        "token",
-        "kro",
-        "-n",
-        "kro-system",
-        "--duration",
-        "2h",
-    ])?;
-    let admin: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(cp.kubeconfig())?)?;
-    let kc = serde_json::json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [ { "name": "paved", "cluster": admin["clusters"][0]["cluster"].clone() } ],
-        "users": [ { "name": "kro", "user": { "token": token.trim() } } ],
-        "contexts": [ { "name": "paved", "context": { "cluster": "paved", "user": "kro" } } ],
-        "current-context": "paved",
-    });
     let path = repo_root().join("target/paved-bench/kro.kubeconfig");
-    std::fs::create_dir_all(path.parent().unwrap())?;
-    std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
+    paved_e2e::service_account_kubeconfig(cp, "kro-system", "kro", &path)?;
     Ok(path)
 }
 

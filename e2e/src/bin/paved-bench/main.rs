@@ -225,10 +225,6 @@ impl Clock {
     }
 }
 
-fn metric(op: &Operator, name: &str, filter: &str) -> Result<f64> {
-    op.counter(name, filter)
-}
-
 /// The operator process the run expects to be up, by PID and log (none while it is
 /// being restarted).
 static EXPECTED: std::sync::Mutex<Option<(u32, std::path::PathBuf)>> = std::sync::Mutex::new(None);
@@ -360,14 +356,14 @@ async fn grow_cache(
         })
         .collect();
     *next += add;
-    let rec0 = metric(op, "paved_reconciles", "postgresqlinstance")?;
+    let rec0 = op.counter("paved_reconciles", "postgresqlinstance")?;
     create_all(pg_api, pgs, concurrency).await?;
     eventually(
         "the cached claims reconciled",
         Duration::from_secs(1800),
         || async {
             Ok(
-                (metric(op, "paved_reconciles", "postgresqlinstance")? >= rec0 + add as f64)
+                (op.counter("paved_reconciles", "postgresqlinstance")? >= rec0 + add as f64)
                     .then_some(()),
             )
         },
@@ -439,8 +435,12 @@ async fn restart_over_cache(
         "every claim reconciled after a restart",
         Duration::from_secs(1800),
         || async {
-            let svc = metric(&op, "paved_reconciles", "serviceclaim").unwrap_or(0.0);
-            let pgi = metric(&op, "paved_reconciles", "postgresqlinstance").unwrap_or(0.0);
+            let svc = op
+                .counter("paved_reconciles", "serviceclaim")
+                .unwrap_or(0.0);
+            let pgi = op
+                .counter("paved_reconciles", "postgresqlinstance")
+                .unwrap_or(0.0);
             Ok((svc >= sc as f64 && pgi >= pg as f64).then(|| spawned.elapsed().as_secs_f64()))
         },
     )
@@ -453,7 +453,7 @@ async fn restart_over_cache(
         file_mib: measure::file_rss_mib(op.pid())?,
         namespaces: namespace_count(client).await?,
         seconds_to_all,
-        writes: metric(&op, "paved_apiserver_writes", "")?,
+        writes: op.counter("paved_apiserver_writes", "")?,
     };
     eprintln!(
         "bench: {} claims cached: peak RSS {:.1} MiB",
@@ -1017,8 +1017,8 @@ async fn main() -> Result<()> {
     // growing), and the figures are the median round's. Every phase runs beside the
     // operator: idle in the plain runs (it watches every namespace, theirs too, but has
     // nothing to do for them).
-    let writes0 = metric(&op, "paved_apiserver_writes", "")?;
-    let status0 = metric(&op, "paved_apiserver_writes", "verb=\"status\"")?;
+    let writes0 = op.counter("paved_apiserver_writes", "")?;
+    let status0 = op.counter("paved_apiserver_writes", "verb=\"status\"")?;
     let mut applies = vec![];
     let mut creates = vec![];
     let mut rounds = vec![];
@@ -1052,9 +1052,9 @@ async fn main() -> Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let writes_per_claim =
-        (metric(&op, "paved_apiserver_writes", "")? - writes0) / claims_total as f64;
+        (op.counter("paved_apiserver_writes", "")? - writes0) / claims_total as f64;
     let status_per_claim =
-        (metric(&op, "paved_apiserver_writes", "verb=\"status\"")? - status0) / claims_total as f64;
+        (op.counter("paved_apiserver_writes", "verb=\"status\"")? - status0) / claims_total as f64;
     let seconds = |ms: &[measure::Measured]| ms.iter().map(|m| m.seconds).collect::<Vec<_>>();
     let apply_ratios = round_ratios(&seconds(&rounds), &seconds(&applies));
     let create_ratios = round_ratios(&seconds(&rounds), &seconds(&creates));
@@ -1084,9 +1084,9 @@ async fn main() -> Result<()> {
     .await?;
     let cpu0 = Cpu::read(&op_pids);
     let served0 = apiserver_counts(&client).await?;
-    let rec0 = metric(&op, "paved_reconciles", "serviceclaim")?;
-    let w0 = metric(&op, "paved_apiserver_writes", "")?;
-    let apply0 = metric(&op, "paved_apiserver_writes", "verb=\"apply\"")?;
+    let rec0 = op.counter("paved_reconciles", "serviceclaim")?;
+    let w0 = op.counter("paved_apiserver_writes", "")?;
+    let apply0 = op.counter("paved_apiserver_writes", "verb=\"apply\"")?;
     let t0 = Instant::now();
     // A whole period (and its jitter, a tenth of it) as well as as many reconciles as
     // claims: reconciles that events set off (other controllers' status writes) would
@@ -1097,7 +1097,7 @@ async fn main() -> Result<()> {
         Duration::from_secs(a.resync_seconds * 3 + 120),
         || async {
             Ok((t0.elapsed() >= period
-                && metric(&op, "paved_reconciles", "serviceclaim")? >= rec0 + claims_total as f64)
+                && op.counter("paved_reconciles", "serviceclaim")? >= rec0 + claims_total as f64)
                 .then_some(()))
         },
     )
@@ -1114,9 +1114,9 @@ async fn main() -> Result<()> {
         .await?;
         Pass {
             claims: claims_total,
-            reconciles: metric(&op, "paved_reconciles", "serviceclaim")? - rec0,
-            writes: metric(&op, "paved_apiserver_writes", "")? - w0,
-            patches: metric(&op, "paved_apiserver_writes", "verb=\"apply\"")? - apply0,
+            reconciles: op.counter("paved_reconciles", "serviceclaim")? - rec0,
+            writes: op.counter("paved_apiserver_writes", "")? - w0,
+            patches: op.counter("paved_apiserver_writes", "verb=\"apply\"")? - apply0,
             changed: kro::changed(&v0, &v1),
             objects: v0.len(),
             requests_per_claim: totals(&served).0,
@@ -1149,7 +1149,7 @@ async fn main() -> Result<()> {
     let spawned = Instant::now();
     let op = start_op(cp, "bench-restart", &flags)?;
     let first = eventually("the first reconcile", Duration::from_secs(120), || async {
-        Ok((metric(&op, "paved_reconciles", "").unwrap_or(0.0) >= 1.0)
+        Ok((op.counter("paved_reconciles", "").unwrap_or(0.0) >= 1.0)
             .then(|| spawned.elapsed().as_secs_f64()))
     })
     .await?;
@@ -1157,11 +1157,11 @@ async fn main() -> Result<()> {
         "every claim reconciled after restart",
         Duration::from_secs(1800),
         || async {
-            Ok(
-                (metric(&op, "paved_reconciles", "serviceclaim").unwrap_or(0.0)
-                    >= claims_total as f64)
-                    .then(|| spawned.elapsed().as_secs_f64()),
-            )
+            Ok((op
+                .counter("paved_reconciles", "serviceclaim")
+                .unwrap_or(0.0)
+                >= claims_total as f64)
+                .then(|| spawned.elapsed().as_secs_f64()))
         },
     )
     .await?;
@@ -1169,7 +1169,7 @@ async fn main() -> Result<()> {
     cpu.insert("paved-operator".into(), measure::cpu_seconds(op.pid())?);
     let served = per_claim(&served0, &apiserver_counts(&client).await?, claims_total);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let restart_writes = metric(&op, "paved_apiserver_writes", "")?;
+    let restart_writes = op.counter("paved_apiserver_writes", "")?;
     let v1 = kro::versions(
         &client,
         &paved_selector,
@@ -1178,9 +1178,9 @@ async fn main() -> Result<()> {
     .await?;
     let paved_restart = Pass {
         claims: claims_total,
-        reconciles: metric(&op, "paved_reconciles", "serviceclaim")?,
+        reconciles: op.counter("paved_reconciles", "serviceclaim")?,
         writes: restart_writes,
-        patches: metric(&op, "paved_apiserver_writes", "verb=\"apply\"")?,
+        patches: op.counter("paved_apiserver_writes", "verb=\"apply\"")?,
         changed: kro::changed(&v0, &v1),
         objects: v0.len(),
         requests_per_claim: totals(&served).0,
@@ -1362,12 +1362,12 @@ async fn main() -> Result<()> {
             },
         )
         .await?;
-        let lists0 = metric(&op, "paved_cloud_list_calls", "provider=\"aws\"")?;
-        let pg_rec1 = metric(&op, "paved_reconciles", "postgresqlinstance")?;
+        let lists0 = op.counter("paved_cloud_list_calls", "provider=\"aws\"")?;
+        let pg_rec1 = op.counter("paved_reconciles", "postgresqlinstance")?;
         tokio::time::sleep(Duration::from_secs(poll * cycles)).await;
         Ok::<_, anyhow::Error>((
-            metric(&op, "paved_cloud_list_calls", "provider=\"aws\"")? - lists0,
-            metric(&op, "paved_reconciles", "postgresqlinstance")? - pg_rec1,
+            op.counter("paved_cloud_list_calls", "provider=\"aws\"")? - lists0,
+            op.counter("paved_reconciles", "postgresqlinstance")? - pg_rec1,
         ))
     };
     // Every service's own IAM role, observed for drift every poll.
@@ -1389,12 +1389,12 @@ async fn main() -> Result<()> {
             },
         )
         .await?;
-        let iam0 = metric(&op, "paved_cloud_list_calls", iam)?;
-        let svc_rec0 = metric(&op, "paved_reconciles", "serviceclaim")?;
+        let iam0 = op.counter("paved_cloud_list_calls", iam)?;
+        let svc_rec0 = op.counter("paved_reconciles", "serviceclaim")?;
         tokio::time::sleep(Duration::from_secs(poll * cycles)).await;
         Ok::<_, anyhow::Error>((
-            metric(&op, "paved_cloud_list_calls", iam)? - iam0,
-            metric(&op, "paved_reconciles", "serviceclaim")? - svc_rec0,
+            op.counter("paved_cloud_list_calls", iam)? - iam0,
+            op.counter("paved_reconciles", "serviceclaim")? - svc_rec0,
         ))
     };
     let ((list_pages, aws_reconciles), (iam_pages, identity_reconciles), azure_ids, gcp_ids) = tokio::try_join!(
@@ -1658,28 +1658,20 @@ async fn main() -> Result<()> {
         ),
         String::new(),
     ]);
+    // (requests, watch events) per claim of the three kinds of run.
+    let served = [
+        totals(&post_s.served),
+        totals(&plain_s.served),
+        totals(&op_s.served),
+    ];
     main_t.row([
         "apiserver requests per claim, plain creates / plain applies / operator".to_string(),
-        slash(
-            &[
-                totals(&post_s.served).0,
-                totals(&plain_s.served).0,
-                totals(&op_s.served).0,
-            ],
-            1,
-        ),
+        slash(&served.map(|t| t.0), 1),
         String::new(),
     ]);
     main_t.row([
         "apiserver watch events per claim, plain creates / plain applies / operator".to_string(),
-        slash(
-            &[
-                totals(&post_s.served).1,
-                totals(&plain_s.served).1,
-                totals(&op_s.served).1,
-            ],
-            1,
-        ),
+        slash(&served.map(|t| t.1), 1),
         String::new(),
     ]);
     main_t.row([

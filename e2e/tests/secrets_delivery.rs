@@ -743,3 +743,99 @@ async fn an_aws_service_reads_its_database_credentials_as_its_own_role() -> Resu
     identity(false)?;
     Ok(())
 }
+
+/// `kubectl auth can-i get secret/NAME` in the secrets namespace, as ServiceAccount
+/// `<ns>/<ns>` (a service's own).
+fn service_may_read(cp: &ControlPlane, ns: &str, secret: &str) -> Result<bool> {
+    let (_, out) = paved_e2e::run_with(
+        cp.kubectl_command(&[
+            "auth",
+            "can-i",
+            "get",
+            &format!("secret/{secret}"),
+            "-n",
+            SECRETS_NS,
+            &format!("--as=system:serviceaccount:{ns}:{ns}"),
+        ]),
+        None,
+    )?;
+    Ok(out.trim() == "yes")
+}
+
+/// Name reuse: a service deleted with `--cascade=orphan` leaves its grant in the
+/// secrets namespace (a Role and a RoleBinding for the ServiceAccount `<name>/<name>`,
+/// which bind by name). Another team's new service of that name gets that
+/// ServiceAccount, so the old grant would hand it the old service's Secrets: it goes
+/// before the new service is served. Checked from outside: the old grant is gone and
+/// the new service's ServiceAccount may not read the old one's Secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_service_of_a_deleted_ones_name_does_not_inherit_its_grant() -> Result<()> {
+    const NAME: &str = "e2e-sec-reused";
+    let old_grant = format!("team-a.{NAME}");
+    let old_secret = format!("{old_grant}.app");
+    let cp = control_plane();
+    let client = cp.client().await?;
+    let _op = Operator::start(cp, "secrets-reuse", &[])?;
+    fresh_service(&client, NAME).await?;
+    platform_secret(cp, &old_secret, "old-token-value")?;
+    let claims: Api<ServiceClaim> = Api::all(client.clone());
+    claims
+        .create(
+            &Default::default(),
+            &service(NAME, "team-a", json!([{ "name": "app" }]), json!([]))?,
+        )
+        .await?;
+    paved_e2e::db::ready(&claims, NAME).await?;
+    assert!(
+        service_may_read(cp, NAME, &old_secret)?,
+        "the first service reads its own secret"
+    );
+
+    // The platform deletes the claim and keeps what it made, then deletes its namespace
+    // (its data went elsewhere): the grant stays, nobody's now.
+    cp.kubectl(&["delete", "serviceclaim", NAME, "--cascade=orphan"])?;
+    eventually("the grant orphaned", T, || async {
+        let rb = get_json(cp, &["rolebinding", "-n", SECRETS_NS, &old_grant])?;
+        let owners = rb["metadata"]["ownerReferences"]
+            .as_array()
+            .map_or(0, Vec::len);
+        Ok((owners == 0 && claims.get_opt(NAME).await?.is_none()).then_some(()))
+    })
+    .await?;
+    cp.kubectl(&["delete", "namespace", NAME, "--wait=true", "--timeout=90s"])?;
+    assert!(
+        service_may_read(cp, NAME, &old_secret)?,
+        "the orphaned grant still binds the ServiceAccount's name"
+    );
+
+    // Another team's service of the same name.
+    claims
+        .create(
+            &Default::default(),
+            &service(NAME, "team-b", json!([]), json!([]))?,
+        )
+        .await?;
+    paved_e2e::db::ready(&claims, NAME).await?;
+    for kind in ["role", "rolebinding"] {
+        assert!(
+            cp.kubectl(&["get", kind, "-n", SECRETS_NS, &old_grant])
+                .is_err(),
+            "the earlier service's {kind} is gone"
+        );
+    }
+    assert!(
+        !service_may_read(cp, NAME, &old_secret)?,
+        "the new service may not read the earlier one's secret"
+    );
+    assert_eq!(
+        secret_data(&client, SECRETS_NS, &old_secret)
+            .await?
+            .map(|(_, d)| d["token"].clone())
+            .as_deref(),
+        Some("old-token-value"),
+        "the platform's Secret itself is untouched"
+    );
+    fresh_service(&client, NAME).await?;
+    cp.kubectl(&["delete", "secret", "-n", SECRETS_NS, &old_secret])?;
+    Ok(())
+}

@@ -59,13 +59,15 @@ pub struct Context {
     pub compositions: Store<Composition>,
     /// Every namespace's metadata (labels, owners), kept current by a reflector, so a
     /// reconcile reads the namespace's facts without a request.
-    pub namespaces: Store<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>,
+    pub namespaces: Store<crate::namespaces::CachedNamespace>,
     /// How often a Ready claim is re-checked for drift nobody told us about.
     pub resync: Duration,
     /// The cloud and Temporal clients, made on first use and shared.
     pub providers: crate::registry::Providers,
     /// What was last applied per ServiceClaim, to skip writes that change nothing.
     pub applied: crate::applied::Applied,
+    /// Each service's grants in the secrets namespace (see grants.rs).
+    pub grants: crate::grants::Grants,
     /// Claim UID → a hash of its cloud identity's desired parts as last seen, so a
     /// change Paved asked for (`Updated`) is told from one made outside it
     /// (`DriftCorrected`).
@@ -92,33 +94,6 @@ pub struct Context {
 }
 
 impl Context {
-    /// What the namespace cache keeps of a namespace: only what is read from it (the
-    /// facts' and the takeover check's `paved.dev/` labels, the owners, a deletion), as
-    /// most of a busy cluster's namespaces are not Paved's and each is held in memory.
-    pub fn for_namespace_cache(
-        meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    ) {
-        let labels = meta.labels.take().map(|mut l| {
-            l.retain(|k, _| k.starts_with("paved.dev/"));
-            l
-        });
-        // The mark of a namespace a ServiceClaim took over (which has no owner).
-        let annotations = meta.annotations.take().and_then(|mut a| {
-            a.retain(|k, _| k == paved_api::annotations::ADOPTED_BY);
-            (!a.is_empty()).then_some(a)
-        });
-        *meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: meta.name.take(),
-            uid: meta.uid.take(),
-            resource_version: meta.resource_version.take(),
-            deletion_timestamp: meta.deletion_timestamp.take(),
-            owner_references: meta.owner_references.take(),
-            labels,
-            annotations,
-            ..Default::default()
-        };
-    }
-
     /// A namespace's metadata as the cache has it (a moment behind the apiserver).
     /// The ServiceClaim whose namespace `ns` is: the one of its name that made and
     /// controls it (by UID), or took it over (its mark), which gives it its SecretStore
@@ -155,7 +130,7 @@ impl Context {
         use kube::runtime::reflector::ObjectRef;
         self.namespaces
             .get(&ObjectRef::new(name))
-            .map(|ns| ns.metadata.clone())
+            .map(|ns| ns.meta())
     }
 
     /// A namespace's metadata from the cache; a namespace the cache has not seen yet is
@@ -478,81 +453,5 @@ mod tests {
         let got: Vec<usize> = (0..5).map(|_| r.get()).collect();
         assert_eq!(got, [1, 1, 2, 2, 3]);
         assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 3);
-    }
-
-    #[test]
-    fn the_namespace_cache_keeps_what_the_facts_and_the_takeover_check_read() {
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-            ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
-        };
-        let owner = OwnerReference {
-            kind: "ServiceClaim".into(),
-            name: "svc".into(),
-            uid: "u1".into(),
-            ..Default::default()
-        };
-        let mut m = ObjectMeta {
-            name: Some("svc".into()),
-            uid: Some("n1".into()),
-            deletion_timestamp: Some(Time(k8s_openapi::jiff::Timestamp::now())),
-            owner_references: Some(vec![owner.clone()]),
-            labels: Some(
-                [
-                    (paved_api::labels::CLAIM_NAME, "svc"),
-                    (paved_api::labels::CLASSIFICATION, "phi"),
-                    ("pod-security.kubernetes.io/enforce", "restricted"),
-                    ("kubernetes.io/metadata.name", "svc"),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ),
-            annotations: Some(
-                [
-                    ("big".to_string(), "x".repeat(1000)),
-                    (
-                        paved_api::annotations::ADOPTED_BY.to_string(),
-                        "uid-1".to_string(),
-                    ),
-                ]
-                .into(),
-            ),
-            managed_fields: Some(vec![ManagedFieldsEntry::default()]),
-            finalizers: Some(vec!["f".into()]),
-            ..Default::default()
-        };
-        Context::for_namespace_cache(&mut m);
-        let labels = m.labels.clone().unwrap();
-        assert_eq!(
-            labels.keys().map(String::as_str).collect::<Vec<_>>(),
-            [
-                paved_api::labels::CLAIM_NAME,
-                paved_api::labels::CLASSIFICATION
-            ]
-        );
-        assert_eq!(m.owner_references, Some(vec![owner]));
-        assert!(m.deletion_timestamp.is_some());
-        assert_eq!(
-            (m.name.as_deref(), m.uid.as_deref()),
-            (Some("svc"), Some("n1"))
-        );
-        // Only the mark of a namespace taken over is kept of its annotations.
-        assert_eq!(
-            m.annotations,
-            Some(
-                [(
-                    paved_api::annotations::ADOPTED_BY.to_string(),
-                    "uid-1".to_string()
-                )]
-                .into()
-            )
-        );
-        assert!(m.managed_fields.is_none() && m.finalizers.is_none());
-        let facts = paved_compose::postgresql::NamespaceFacts::from_labels(
-            "svc",
-            &labels,
-            paved_api::Cloud::Local,
-        );
-        assert_eq!(facts.classification, paved_api::DataClassification::Phi);
     }
 }

@@ -314,6 +314,7 @@ async fn run_controllers(
             metrics.clone(),
         ),
         applied: Default::default(),
+        grants: Default::default(),
         identity_wants: Default::default(),
         full_apply_every: Duration::from_secs(args.full_apply_seconds),
         own_namespace: args.lease_namespace.clone(),
@@ -358,7 +359,7 @@ async fn run_controllers(
                 crate::watches::config(),
             )
             // Judged with its managedFields (whose fields are Paved's), cached with only
-            // what is read from the cache.
+            // what is read from the cache (see namespaces.rs).
             .map_ok(move |event| {
                 let baseline = first_list.during(&event, &ctx);
                 if let Some((m, deleted)) = changed(&event) {
@@ -367,9 +368,8 @@ async fn run_controllers(
                         let _ = ns_triggers.unbounded_send(claim);
                     }
                 }
-                event
-            })
-            .modify(|n| Context::for_namespace_cache(&mut n.metadata)),
+                crate::namespaces::cached(event)
+            }),
         )
         .default_backoff()
         .for_each(|_| future::ready(()))

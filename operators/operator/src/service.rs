@@ -101,6 +101,11 @@ pub const OWNED_KINDS: &[OwnedKind] = &[
 /// its ServiceAccount read its own Secrets there, and its binding.
 const SECRETS_NAMESPACE_KINDS: &[OwnedKind] = &[ROLE, ROLE_BINDING];
 
+/// Whether `kind` is one of the grants Paved makes in the secrets namespace.
+pub(crate) fn is_grant_kind(kind: &str) -> bool {
+    SECRETS_NAMESPACE_KINDS.iter().any(|k| k.kind == kind)
+}
+
 /// Deletes the owner RoleBinding in the claim's namespace, if the namespace is this
 /// claim's (by UID) and the binding is there.
 async fn revoke_owner_access(
@@ -147,8 +152,15 @@ async fn revoke_owner_access(
 /// a grant left by an earlier claim of that name (deleted with `--cascade=orphan`, or
 /// of another team) would hand a new service of the same name the old one's secrets:
 /// it goes before anything of the new claim is written.
+///
+/// The index of the owned-object watches (grants.rs) says whether there is anything to
+/// remove; only then, or before those watches have listed, is the namespace listed.
 async fn remove_grants(ctx: &Context, name: &str, keep: Option<&str>) -> Result<(), Error> {
+    if ctx.applied.all_listed() && !ctx.grants.others(name, keep) {
+        return Ok(());
+    }
     let selector = service::selector(name);
+    let mut remaining = vec![];
     for kind in SECRETS_NAMESPACE_KINDS {
         let api = crate::apply::dynamic_api(
             ctx.client.clone(),
@@ -172,6 +184,7 @@ async fn remove_grants(ctx: &Context, name: &str, keep: Option<&str>) -> Result<
                     .any(|o| o.uid == uid)
             });
             if current || item.metadata.deletion_timestamp.is_some() {
+                remaining.push((kind.kind, item.metadata));
                 continue;
             }
             match api.delete(&item.name_any(), &Default::default()).await {
@@ -181,6 +194,8 @@ async fn remove_grants(ctx: &Context, name: &str, keep: Option<&str>) -> Result<
             }
         }
     }
+    ctx.grants
+        .listed(name, remaining.iter().map(|(kind, meta)| (*kind, meta)));
     Ok(())
 }
 
@@ -1184,6 +1199,12 @@ async fn apply_and_prune(
             None => apply_all(&ctx.client, objects, Mode::Apply, &ctx.metrics, CONTROLLER).await?,
         })
     };
+    // Known as this claim's before the watch reports them (see grants.rs).
+    for o in objects {
+        if is_grant_kind(&o.kind) && o.namespace.as_deref() == Some(&ctx.secrets_namespace) {
+            ctx.grants.writing(name, &o.kind, &o.name, uid);
+        }
+    }
     let written = match applied.await {
         Ok(w) => w,
         Err(e) => {

@@ -2272,11 +2272,11 @@ figure below was measured by that run, none is typed in. Raw figures:
   arrivals' and the identities' ServiceClaims too). The slopes compare each point with the
   last one before it that it holds every claim of. Target: under 64 MiB at 10,000. The
   resident set counts the binary's pages read so far (RssFile, shown beside it: the code
-  the run has executed, about half the binary) and every namespace's metadata, which the
-  operator caches (each namespace's `paved.dev/` labels, owners and take-over mark, for
-  the facts and the take-over checks): the cluster's namespaces are shown too; they
-  include the plain client's (N for each of its apply and create runs), which carry
-  Paved's labels.
+  the run has executed, about half the binary; more once the cloud providers' code has run)
+  and every namespace, which the operator caches (of each, only its owners, its claim-name
+  and store-identity labels, its take-over mark and a deletion: operators/operator/src/
+  namespaces.rs): the cluster's namespaces are shown too; they include the plain client's
+  (N for each of its apply and create runs), which carry Paved's labels.
 - **Cloud calls**: `paved_cloud_list_calls_total{{provider=\"aws\"}}` over three poll intervals
   with every claim Ready: DescribeDBInstances, whose pages hold 100 instances, and one
   DescribeSecurityGroups of the groups tagged as a claim's (each database's own). Among the

@@ -57,8 +57,8 @@ pub struct Context {
     pub default_cloud: Cloud,
     /// All Compositions, kept current by a reflector.
     pub compositions: Store<Composition>,
-    /// Every namespace's metadata (labels, owners), kept current by a reflector, so a
-    /// reconcile reads the namespace's facts without a request.
+    /// Every namespace, as much of it as reconciles read (namespaces.rs), kept current
+    /// by a reflector, so a reconcile reads the namespace's facts without a request.
     pub namespaces: Store<crate::namespaces::CachedNamespace>,
     /// How often a Ready claim is re-checked for drift nobody told us about.
     pub resync: Duration,
@@ -94,7 +94,6 @@ pub struct Context {
 }
 
 impl Context {
-    /// A namespace's metadata as the cache has it (a moment behind the apiserver).
     /// The ServiceClaim whose namespace `ns` is: the one of its name that made and
     /// controls it (by UID), or took it over (its mark), which gives it its SecretStore
     /// `paved`.
@@ -123,6 +122,9 @@ impl Context {
         self.service_of(ns).map(|c| c.spec.owner.clone())
     }
 
+    /// A namespace's metadata as the cache has it (a moment behind the apiserver), with
+    /// only what the cache keeps (see namespaces.rs): what needs any other field reads
+    /// the namespace fresh.
     pub fn cached_namespace(
         &self,
         name: &str,
@@ -133,9 +135,11 @@ impl Context {
             .map(|ns| ns.meta())
     }
 
-    /// A namespace's metadata from the cache; a namespace the cache has not seen yet is
-    /// read from the apiserver (it may have been created a moment ago). `fresh` always
-    /// reads it, for decisions a cache a moment behind must not make.
+    /// A namespace's metadata from the cache (only what it keeps: see
+    /// `cached_namespace`); a namespace the cache has not seen yet is read from the
+    /// apiserver (it may have been created a moment ago). `fresh` always reads it, for
+    /// decisions a cache a moment behind must not make and for any field the cache
+    /// does not keep.
     pub async fn namespace(
         &self,
         name: &str,

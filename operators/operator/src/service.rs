@@ -106,6 +106,9 @@ pub(crate) fn is_grant_kind(kind: &str) -> bool {
     SECRETS_NAMESPACE_KINDS.iter().any(|k| k.kind == kind)
 }
 
+/// The kinds of [`SECRETS_NAMESPACE_KINDS`], for the grants index.
+const GRANT_KINDS: [&str; 2] = [ROLE.kind, ROLE_BINDING.kind];
+
 /// Deletes the owner RoleBinding in the claim's namespace, if the namespace is this
 /// claim's (by UID) and the binding is there.
 async fn revoke_owner_access(
@@ -154,11 +157,13 @@ async fn revoke_owner_access(
 /// it goes before anything of the new claim is written.
 ///
 /// The index of the owned-object watches (grants.rs) says whether there is anything to
-/// remove; only then, or before those watches have listed, is the namespace listed.
+/// remove; only then, or before both kinds' watches have listed, is the namespace
+/// listed.
 async fn remove_grants(ctx: &Context, name: &str, keep: Option<&str>) -> Result<(), Error> {
-    if ctx.applied.all_listed() && !ctx.grants.others(name, keep) {
+    if ctx.grants.complete(&GRANT_KINDS) && !ctx.grants.others(name, keep) {
         return Ok(());
     }
+    let began = ctx.grants.position();
     let selector = service::selector(name);
     let mut remaining = vec![];
     for kind in SECRETS_NAMESPACE_KINDS {
@@ -194,8 +199,11 @@ async fn remove_grants(ctx: &Context, name: &str, keep: Option<&str>) -> Result<
             }
         }
     }
-    ctx.grants
-        .listed(name, remaining.iter().map(|(kind, meta)| (*kind, meta)));
+    ctx.grants.listed(
+        name,
+        began,
+        remaining.iter().map(|(kind, meta)| (*kind, meta)),
+    );
     Ok(())
 }
 
@@ -860,7 +868,7 @@ async fn converge(
         let hold = paved_compose::tenancy::namespace_hold(&ns, name, uid);
         if hold != NamespaceHold::Made {
             // Judged on the namespace as it is now, every label of it (the cache keeps
-            // only Paved's): taken over only where granted, kept only while granted.
+            // only two of Paved's): taken over only where granted, kept only while granted.
             let Some(live) = ctx.namespace(name, true).await? else {
                 return Ok(Err((
                     Reason::NamespaceTerminating,

@@ -158,6 +158,14 @@ where
             if let Some((m, deleted)) = changed(&event) {
                 observe_owned(&ctx, first_list.kind, m, deleted, baseline);
             }
+            // The grants index knows when each of its kinds' lists begins and ends.
+            if crate::service::is_grant_kind(first_list.kind) {
+                match event {
+                    watcher::Event::Init => ctx.grants.list_begins(first_list.kind),
+                    watcher::Event::InitDone => ctx.grants.list_done(first_list.kind),
+                    _ => {}
+                }
+            }
             event
         })
         .touched_objects()

@@ -44,6 +44,22 @@ struct Grant {
     seen: u64,
 }
 
+impl Grant {
+    /// A grant as its metadata shows it, seen at `seen`.
+    fn of(meta: &ObjectMeta, seen: u64) -> Self {
+        Grant {
+            owners: meta
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|o| o.uid.clone())
+                .collect(),
+            deleting: meta.deletion_timestamp.is_some(),
+            seen,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Grants {
     inner: Mutex<Inner>,
@@ -147,16 +163,7 @@ impl Grants {
                 seen,
             }
         } else {
-            Grant {
-                owners: meta
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .map(|o| o.uid.clone())
-                    .collect(),
-                deleting: meta.deletion_timestamp.is_some(),
-                seen,
-            }
+            Grant::of(meta, seen)
         };
         g.by_service
             .entry(service.to_string())
@@ -206,16 +213,8 @@ impl Grants {
         let of = g.by_service.entry(service.to_string()).or_default();
         of.retain(|_, grant| grant.seen > began);
         for (kind, meta) in found {
-            of.entry(key(kind, meta)).or_insert_with(|| Grant {
-                owners: meta
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .map(|o| o.uid.clone())
-                    .collect(),
-                deleting: meta.deletion_timestamp.is_some(),
-                seen,
-            });
+            of.entry(key(kind, meta))
+                .or_insert_with(|| Grant::of(meta, seen));
         }
         if of.is_empty() {
             g.by_service.remove(service);

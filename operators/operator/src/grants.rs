@@ -95,8 +95,13 @@ fn selected(meta: &ObjectMeta) -> bool {
         == Some(labels::MANAGED_BY_VALUE)
 }
 
-fn key(kind: &str, meta: &ObjectMeta) -> String {
-    format!("{kind}/{}", meta.name.as_deref().unwrap_or_default())
+/// A grant's key within its service's entry.
+fn key(kind: &str, name: &str) -> String {
+    format!("{kind}/{name}")
+}
+
+fn key_of(kind: &str, meta: &ObjectMeta) -> String {
+    key(kind, meta.name.as_deref().unwrap_or_default())
 }
 
 impl Grants {
@@ -148,7 +153,7 @@ impl Grants {
         let mut g = self.inner.lock().expect("grants lock");
         if deleted && selected(meta) {
             if let Some(of) = g.by_service.get_mut(service) {
-                of.remove(&key(kind, meta));
+                of.remove(&key_of(kind, meta));
                 if of.is_empty() {
                     g.by_service.remove(service);
                 }
@@ -168,7 +173,7 @@ impl Grants {
         g.by_service
             .entry(service.to_string())
             .or_default()
-            .insert(key(kind, meta), grant);
+            .insert(key_of(kind, meta), grant);
     }
 
     /// Paved is about to write grant `kind/name` for service `service`, owned by the
@@ -180,7 +185,7 @@ impl Grants {
             .by_service
             .entry(service.to_string())
             .or_default()
-            .entry(format!("{kind}/{name}"))
+            .entry(key(kind, name))
             .or_default();
         if !entry.owners.iter().any(|o| o == uid) {
             entry.owners.push(uid.to_string());
@@ -213,7 +218,7 @@ impl Grants {
         let of = g.by_service.entry(service.to_string()).or_default();
         of.retain(|_, grant| grant.seen > began);
         for (kind, meta) in found {
-            of.entry(key(kind, meta))
+            of.entry(key_of(kind, meta))
                 .or_insert_with(|| Grant::of(meta, seen));
         }
         if of.is_empty() {

@@ -101,13 +101,19 @@ pub const OWNED_KINDS: &[OwnedKind] = &[
 /// its ServiceAccount read its own Secrets there, and its binding.
 const SECRETS_NAMESPACE_KINDS: &[OwnedKind] = &[ROLE, ROLE_BINDING];
 
-/// Whether `kind` is one of the grants Paved makes in the secrets namespace.
-pub(crate) fn is_grant_kind(kind: &str) -> bool {
-    SECRETS_NAMESPACE_KINDS.iter().any(|k| k.kind == kind)
-}
-
 /// The kinds of [`SECRETS_NAMESPACE_KINDS`], for the grants index.
 const GRANT_KINDS: [&str; 2] = [ROLE.kind, ROLE_BINDING.kind];
+
+/// Whether `kind` is one of the grants Paved makes in the secrets namespace.
+pub(crate) fn is_grant_kind(kind: &str) -> bool {
+    GRANT_KINDS.contains(&kind)
+}
+
+/// Whether an object of `kind` in `namespace` is one the grants index tracks: a grant
+/// in the secrets namespace.
+pub(crate) fn is_grant(ctx: &Context, kind: &str, namespace: Option<&str>) -> bool {
+    is_grant_kind(kind) && namespace == Some(ctx.secrets_namespace.as_str())
+}
 
 /// Deletes the owner RoleBinding in the claim's namespace, if the namespace is this
 /// claim's (by UID) and the binding is there.
@@ -1209,7 +1215,7 @@ async fn apply_and_prune(
     };
     // Known as this claim's before the watch reports them (see grants.rs).
     for o in objects {
-        if is_grant_kind(&o.kind) && o.namespace.as_deref() == Some(&ctx.secrets_namespace) {
+        if is_grant(ctx, &o.kind, o.namespace.as_deref()) {
             ctx.grants.writing(name, &o.kind, &o.name, uid);
         }
     }

@@ -235,9 +235,7 @@ pub(crate) fn observe_owned<K: kube::Resource>(
 ) -> Option<reflector::ObjectRef<ServiceClaim>> {
     // Grants in the secrets namespace are indexed whoever owns them: one orphaned by an
     // earlier claim of a name is what a new claim of that name must not inherit.
-    if crate::service::is_grant_kind(kind)
-        && m.namespace().as_deref() == Some(ctx.secrets_namespace.as_str())
-    {
+    if crate::service::is_grant(ctx, kind, m.meta().namespace.as_deref()) {
         ctx.grants.observe(kind, m.meta(), deleted);
     }
     // The controller reference alone (only Paved sets one to a ServiceClaim): an object

@@ -31,17 +31,35 @@ pub struct Applied {
     inner: Mutex<Inner>,
 }
 
-/// The resourceVersion and generation an apply left an object at.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What an apply left an object at, or what a watch saw of it. Kept for every object
+/// Paved made (tens of thousands on a large cluster), so it is small: 32 bytes, no
+/// allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Written {
-    pub resource_version: Option<String>,
-    pub generation: Option<i64>,
+    pub resource_version: Option<Version>,
     /// Another field manager owns fields outside the status subresource.
     pub foreign_fields: bool,
     /// A fingerprint of the fields Paved's own field manager owns.
     pub our_fields: Option<u64>,
     /// The watch reported the object deleted.
     pub deleted: bool,
+}
+
+/// A resourceVersion, only ever compared for equality (the API makes it opaque). Kept
+/// as the number it is on every apiserver backed by etcd; any other text as a hash of
+/// it, with the top bit set so it never equals a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Version(std::num::NonZeroU64);
+
+impl Version {
+    pub fn of(rv: &str) -> Version {
+        let n = rv
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..1 << 63).contains(n))
+            .unwrap_or_else(|| json_hash(&rv) | 1 << 63);
+        Version(std::num::NonZeroU64::new(n).unwrap_or(std::num::NonZeroU64::MAX))
+    }
 }
 
 impl Written {
@@ -82,8 +100,7 @@ impl Written {
             h.finish()
         });
         Written {
-            resource_version: meta.resource_version.clone(),
-            generation: meta.generation,
+            resource_version: meta.resource_version.as_deref().map(Version::of),
             foreign_fields,
             our_fields,
             deleted,
@@ -95,8 +112,9 @@ impl Written {
 struct Inner {
     /// Claim UID → hash of the objects last applied, and when.
     hashes: HashMap<String, (u64, std::time::Instant)>,
-    /// Object key (`kind/namespace/name`) → what our last write produced.
-    echoes: HashMap<String, Written>,
+    /// Object key (`kind/namespace/name`) → what our last write produced (or the first
+    /// list found).
+    echoes: HashMap<Box<str>, Written>,
     /// Claims (by name) with an object changed by someone else since our last write.
     dirty: HashSet<String>,
     /// Claims (by name) being applied right now, with what the watches saw meanwhile:
@@ -235,7 +253,8 @@ impl Applied {
         };
         let seen = g.applying.remove(name).unwrap_or_default();
         let foreign: Vec<_> = seen.into_iter().filter(|(k, w)| !ours(k, w)).collect();
-        g.echoes.extend(echoes);
+        g.echoes
+            .extend(echoes.into_iter().map(|(k, w)| (k.into_boxed_str(), w)));
         if foreign.iter().any(|(key, w)| !g.is_echo(key, w)) {
             g.dirty.insert(name.to_string());
         }
@@ -253,7 +272,7 @@ impl Applied {
     pub fn observed(&self, key: &str, seen: &Written, owner: &str) {
         let mut g = self.inner.lock().expect("applied lock");
         if let Some(stash) = g.applying.get_mut(owner) {
-            stash.push((key.to_string(), seen.clone()));
+            stash.push((key.to_string(), *seen));
             return;
         }
         if !g.is_echo(key, seen) {
@@ -308,15 +327,17 @@ impl Applied {
     /// from (nothing is known of it yet, so it is not judged as a change).
     pub fn baseline(&self, key: &str, seen: &Written) {
         let mut g = self.inner.lock().expect("applied lock");
-        g.echoes
-            .entry(key.to_string())
-            .or_insert_with(|| seen.clone());
+        g.echoes.entry(key.into()).or_insert(*seen);
     }
 
     /// The digest (see [`digest`]) of `keys` as last written or found.
     pub fn digest_of(&self, hash: u64, keys: &[String]) -> Option<String> {
         let g = self.inner.lock().expect("applied lock");
-        digest(hash, keys.iter().map(|k| (k.as_str(), g.echoes.get(k)))).ok()
+        digest(
+            hash,
+            keys.iter().map(|k| (k.as_str(), g.echoes.get(k.as_str()))),
+        )
+        .ok()
     }
 
     /// For a claim this process has not applied: when its objects are exactly what the
@@ -335,7 +356,10 @@ impl Applied {
         if g.hashes.contains_key(uid) {
             return Err("already applied by this process".into());
         }
-        let found = digest(hash, keys.iter().map(|k| (k.as_str(), g.echoes.get(k))))?;
+        let found = digest(
+            hash,
+            keys.iter().map(|k| (k.as_str(), g.echoes.get(k.as_str()))),
+        )?;
         if found != recorded {
             return Err(if recorded.split('-').next() != found.split('-').next() {
                 "the render changed"
@@ -370,7 +394,7 @@ impl Applied {
         let in_namespace = format!("/{name}/");
         let namespace = format!("Namespace/{name}");
         g.echoes
-            .retain(|k, _| !k.contains(&in_namespace) && *k != namespace);
+            .retain(|k, _| !k.contains(&in_namespace) && **k != *namespace);
     }
 }
 
@@ -395,18 +419,13 @@ mod tests {
         let a = Applied::default();
         let h = fingerprint(&[obj("a", 1)]);
         assert!(a.needs_apply("uid", "svc", h, HOUR), "never applied");
-        a.record(
-            "uid",
-            "svc",
-            h,
-            vec![("ConfigMap/ns/a".into(), w("10", None))],
-        );
+        a.record("uid", "svc", h, vec![("ConfigMap/ns/a".into(), w("10"))]);
         assert!(!a.needs_apply("uid", "svc", h, HOUR), "nothing changed");
         // Our own write coming back through the watch is not drift.
-        a.observed("ConfigMap/ns/a", &w("10", None), "svc");
+        a.observed("ConfigMap/ns/a", &w("10"), "svc");
         assert!(!a.needs_apply("uid", "svc", h, HOUR));
         // Someone else's edit is.
-        a.observed("ConfigMap/ns/a", &w("11", None), "svc");
+        a.observed("ConfigMap/ns/a", &w("11"), "svc");
         assert!(a.needs_apply("uid", "svc", h, HOUR));
         assert!(!a.needs_apply("uid", "svc", h, HOUR), "the mark is cleared");
         // A new rendering is applied.
@@ -421,25 +440,20 @@ mod tests {
         let h = fingerprint(&[obj("a", 1)]);
         assert!(a.needs_apply("uid", "svc", h, HOUR));
         // The watch delivers our write before the PATCH response came back.
-        a.observed("ConfigMap/ns/a", &w("10", None), "svc");
-        a.record(
-            "uid",
-            "svc",
-            h,
-            vec![("ConfigMap/ns/a".into(), w("10", None))],
-        );
+        a.observed("ConfigMap/ns/a", &w("10"), "svc");
+        a.record("uid", "svc", h, vec![("ConfigMap/ns/a".into(), w("10"))]);
         assert!(
             !a.needs_apply("uid", "svc", h, HOUR),
             "our own write, not drift"
         );
         // A foreign write during an apply is drift.
         assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)]), HOUR));
-        a.observed("ConfigMap/ns/a", &w("11", None), "svc");
+        a.observed("ConfigMap/ns/a", &w("11"), "svc");
         a.record(
             "uid",
             "svc",
             fingerprint(&[obj("a", 2)]),
-            vec![("ConfigMap/ns/a".into(), w("12", None))],
+            vec![("ConfigMap/ns/a".into(), w("12"))],
         );
         assert!(a.needs_apply("uid", "svc", fingerprint(&[obj("a", 2)]), HOUR));
     }
@@ -451,7 +465,7 @@ mod tests {
         let mine = |rv: &str, fields: u64| Written {
             our_fields: Some(fields),
             foreign_fields: false,
-            ..w(rv, None)
+            ..w(rv)
         };
         // Before: the apply, and the digest the status records.
         let before = Applied::default();
@@ -507,10 +521,9 @@ mod tests {
     use std::time::Duration;
     const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
-    fn w(rv: &str, generation: Option<i64>) -> Written {
+    fn w(rv: &str) -> Written {
         Written {
-            resource_version: Some(rv.into()),
-            generation,
+            resource_version: Some(Version::of(rv)),
             foreign_fields: true,
             our_fields: Some(1),
             deleted: false,
@@ -523,13 +536,13 @@ mod tests {
         let h = fingerprint(&[obj("n", 1)]);
         let ours = Written {
             foreign_fields: false,
-            ..w("10", None)
+            ..w("10")
         };
-        a.record("uid", "svc", h, vec![("Namespace/n".into(), ours.clone())]);
+        a.record("uid", "svc", h, vec![("Namespace/n".into(), ours)]);
         // A label Paved set was removed: the editor owns nothing, Paved's set shrank.
         let removed = Written {
             our_fields: Some(2),
-            ..w("11", None)
+            ..w("11")
         };
         let removed = Written {
             foreign_fields: false,
@@ -607,12 +620,12 @@ mod tests {
         let created = Written {
             foreign_fields: false,
             our_fields: None,
-            ..w("5", None)
+            ..w("5")
         };
         a.observed("Namespace/n", &created, "svc");
         let applied = Written {
             foreign_fields: false,
-            ..w("6", None)
+            ..w("6")
         };
         a.observed("Namespace/n", &applied, "svc");
         a.record(
@@ -626,7 +639,7 @@ mod tests {
         );
         assert!(!a.needs_apply("uid", "svc", h, HOUR), "both were ours");
         // Someone else's change afterwards still counts.
-        a.observed("Namespace/n", &w("7", None), "svc");
+        a.observed("Namespace/n", &w("7"), "svc");
         assert!(a.needs_apply("uid", "svc", h, HOUR));
     }
 
@@ -648,18 +661,18 @@ mod tests {
             "uid",
             "svc",
             h,
-            vec![("ResourceQuota/ns/q".into(), w("10", None))],
+            vec![("ResourceQuota/ns/q".into(), w("10"))],
         );
         let status_only = Written {
             foreign_fields: false,
-            ..w("11", None)
+            ..w("11")
         };
         // (Paved's own fields are as it wrote them: `w` gives the same fingerprint.)
         a.observed("ResourceQuota/ns/q", &status_only, "svc");
         assert!(!a.needs_apply("uid", "svc", h, HOUR));
         let deleted = Written {
             deleted: true,
-            ..w("10", None)
+            ..w("10")
         };
         a.observed("ResourceQuota/ns/q", &deleted, "svc");
         assert!(a.needs_apply("uid", "svc", h, HOUR));
@@ -673,28 +686,39 @@ mod tests {
             "uid",
             "svc",
             h,
-            vec![("NetworkPolicy/ns/a".into(), w("10", Some(1)))],
+            vec![("NetworkPolicy/ns/a".into(), w("10"))],
         );
         let status_update = Written {
             foreign_fields: false,
-            ..w("12", Some(1))
+            ..w("12")
         };
         a.observed("NetworkPolicy/ns/a", &status_update, "svc");
         assert!(!a.needs_apply("uid", "svc", h, HOUR), "status only");
-        a.observed("NetworkPolicy/ns/a", &w("13", Some(2)), "svc");
+        a.observed("NetworkPolicy/ns/a", &w("13"), "svc");
         assert!(a.needs_apply("uid", "svc", h, HOUR), "the spec was edited");
+    }
+
+    #[test]
+    fn versions_compare_as_their_text_does() {
+        assert_eq!(Version::of("10"), Version::of("10"));
+        assert_ne!(Version::of("10"), Version::of("11"));
+        // Not a number (another storage backend): compared as text, never equal to a
+        // number, whatever its hash.
+        assert_eq!(Version::of("a1"), Version::of("a1"));
+        assert_ne!(Version::of("a1"), Version::of("a2"));
+        for text in ["a1", "0", "18446744073709551615", "9223372036854775808"] {
+            let v = Version::of(text);
+            assert!(v.0.get() >= 1 << 63, "{text} is kept as a hash");
+            assert_ne!(v, Version::of("10"));
+        }
+        assert_eq!(std::mem::size_of::<Written>(), 32);
     }
 
     #[test]
     fn a_deleted_object_or_one_without_a_version_marks_its_claim() {
         let a = Applied::default();
         let h = fingerprint(&[obj("a", 1)]);
-        a.record(
-            "uid",
-            "svc",
-            h,
-            vec![("ConfigMap/ns/a".into(), w("10", None))],
-        );
+        a.record("uid", "svc", h, vec![("ConfigMap/ns/a".into(), w("10"))]);
         a.observed(
             "ConfigMap/ns/a",
             &Written {

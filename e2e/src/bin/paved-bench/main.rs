@@ -244,7 +244,8 @@ fn start_op(cp: &ControlPlane, name: &str, flags: &[&str]) -> Result<Operator> {
     Ok(op)
 }
 
-/// The flags of an operator that grows the cache to a memory point: the run's, but a
+/// The flags of an operator that grows the cache to a memory point above the rounds'
+/// claims (those below them are small, grown under the run's operator): the run's, but a
 /// resync period longer than a growth, so re-reconciling every cached claim each
 /// `--resync-seconds` (1,000 a second at 30,000 claims and 30 s) does not compete with
 /// the creates. Nothing of a growth is measured; each point restarts with the run's flags.
@@ -2326,8 +2327,8 @@ figure below was measured by that run, none is typed in. Raw figures:
   and every phase before had grown, gave kro a burst of 200 in 90 s and 820 MiB: kro
   watches every object of its instances' kinds. kro does every
   instance's work through the apiserver (the table's requests and CPU per claim), so a
-  burst of the rounds' 1,000 and its restart pass would take most of the 20 minutes a
-  default run has on 2 cores (`--kro-claims 1000` runs it).
+  burst of the rounds' 1,000 and its restart pass would take longer than all of a
+  default run on 2 cores (`--kro-claims 1000` runs it).
 - **Its phase**, after Paved's burst of its N: Paved's operator stopped; kro's CRDs, its ServiceAccount and the RGD
   installed, the controller started (`--dynamic-controller-concurrent-reconciles {conc}
   --dynamic-controller-default-resync-period {kresync} --leader-elect=false

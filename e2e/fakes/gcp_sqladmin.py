@@ -1186,6 +1186,9 @@ class Fake:
         if method == "GET" and path == "/_fake/secret-policies":
             return self.secret_policies_state()
         if method == "POST" and path == "/_fake/inject":
+            if body.get("clear"):  # every injected failure taken back; nothing else changes
+                self.injections, self.op_failures = [], []
+                return {"injections": self.injections, "operationFailures": self.op_failures}
             rule = dict(body, count=int(body.get("count", 1)))
             if "iamPropagationSeconds" in body:  # a setting, not a counted rule; /_fake/reset restores the default
                 self.iam_propagation = float(body["iamPropagationSeconds"])

@@ -64,7 +64,7 @@ async fn synced_reason(api: &Api<ServiceClaim>, name: &str) -> Result<Option<Str
         s.conditions
             .iter()
             .find(|c| c.type_ == conditions::SYNCED)
-            .map(|c| c.reason.clone())
+            .map(|c| c.reason.to_string())
     }))
 }
 
@@ -479,7 +479,29 @@ async fn a_gcp_service_gets_its_own_service_account_reading_only_its_own_secret(
     })
     .await?;
 
-    // The claim goes: so does its account.
+    // The claim goes while Google fails every deletion of its account (past the
+    // client's own retries): the claim stays and says so (Ready=False, Deleting), then
+    // goes with its account once Google deletes it.
+    fake.post(
+        "/_fake/inject",
+        &json!({ "status": 503, "count": 100000, "method": "DELETE", "match": "/serviceAccounts/" }),
+    )?;
+    claims.delete(SVC, &Default::default()).await?;
+    eventually("the blocked deletion in the claim's status", T, || async {
+        let ready = claims
+            .get_opt(SVC)
+            .await?
+            .and_then(|c| c.status)
+            .and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned());
+        Ok(ready.filter(|r| {
+            r.status == "False"
+                && r.reason == conditions::reasons::DELETING
+                && r.message.contains("cloud identity is not deleted yet")
+        }))
+    })
+    .await?;
+    assert!(account(&email)?.is_some(), "the account is still there");
+    fake.post("/_fake/inject", &json!({ "clear": true }))?;
     fresh_service(&client, SVC).await?;
     assert!(
         account(&email)?.is_none(),

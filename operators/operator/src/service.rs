@@ -453,17 +453,33 @@ async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action,
         None => Ok(Action::await_change()),
         Some((reason, message, requeue)) => {
             tracing::warn!(claim = %claim.name_any(), %reason, "deleting the cloud identity: {message}");
-            // The claim stays until its identity is gone: say why where people look.
-            ctx.event(
-                claim,
-                EventType::Warning,
-                reason.as_str(),
-                "Identity",
-                format!(
-                    "the claim's cloud identity is not deleted yet, so the claim stays: {message}"
-                ),
-            )
-            .await;
+            // The claim stays until its identity is gone: say why where people look,
+            // in `kubectl get` (Ready=False, Deleting; Synced=False with the cloud's
+            // reason) and in a Warning Event when that reason changes.
+            let message = format!(
+                "the claim's cloud identity is not deleted yet, so the claim stays: {message}"
+            );
+            let (t, gen) = (now(), claim.metadata.generation);
+            let synced = Condition::new(
+                conditions::SYNCED,
+                Status::False,
+                reason,
+                message.clone(),
+                gen,
+                &t,
+            );
+            let ready = Condition::new(
+                conditions::READY,
+                Status::False,
+                Reason::Deleting,
+                message,
+                gen,
+                &t,
+            );
+            let status = claim.status.clone().unwrap_or_default();
+            if let Err(e) = publish_status(claim, ctx, status, synced, ready).await {
+                tracing::debug!(error = %e, "could not report the blocked deletion in status");
+            }
             Ok(Action::requeue(requeue))
         }
     }

@@ -1,9 +1,14 @@
 //! Kubernetes-shaped status conditions and the pure logic that keeps their
 //! transition times honest.
 
+use compact_str::CompactString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+// The short fields are `CompactString`s: up to 24 bytes they are held inline, not
+// allocated. Every cached claim holds its conditions; at 10,000 claims that is megabytes
+// of the operator's memory (BENCHMARKS.md, memory per claim). Not a doc comment: this
+// one is what `kubectl explain` shows.
 /// A condition in the standard Kubernetes shape (metav1.Condition).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -11,17 +16,21 @@ pub struct Condition {
     /// The kind of condition: `Ready` (the claim's resources are usable) or
     /// `Synced` (the last reconcile applied the desired state without error).
     #[serde(rename = "type")]
-    pub type_: String,
+    #[schemars(with = "String")]
+    pub type_: CompactString,
     /// `True`, `False` or `Unknown`.
-    pub status: String,
+    #[schemars(with = "String")]
+    pub status: CompactString,
     /// A CamelCase word that says why the condition is what it is, e.g. `Available`,
     /// `ChildNotReady`, `CompositionNotFound`.
-    pub reason: String,
+    #[schemars(with = "String")]
+    pub reason: CompactString,
     /// A human-readable explanation. Never contains secret values.
     #[serde(default)]
     pub message: String,
     /// When the status last changed (RFC 3339).
-    pub last_transition_time: String,
+    #[schemars(with = "String")]
+    pub last_transition_time: CompactString,
     /// The `metadata.generation` this condition was computed for; lower than the
     /// object's generation means the controller has not caught up yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,11 +89,11 @@ impl Condition {
         now: &str,
     ) -> Self {
         Condition {
-            type_: type_.to_string(),
-            status: status.as_str().to_string(),
-            reason: reason.as_ref().to_string(),
+            type_: type_.into(),
+            status: status.as_str().into(),
+            reason: reason.as_ref().into(),
             message: message.into(),
-            last_transition_time: now.to_string(),
+            last_transition_time: now.into(),
             observed_generation: generation,
         }
     }

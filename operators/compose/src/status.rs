@@ -27,7 +27,7 @@ pub fn service_ready(
                 Some((conds, gen)) => {
                     let ready = conditions::is_ready(conds, *gen);
                     let reason = conditions::find(conds, conditions::READY)
-                        .map(|r| r.reason.clone())
+                        .map(|r| r.reason.to_string())
                         .unwrap_or_else(|| "NotReconciled".into());
                     (ready, reason)
                 }

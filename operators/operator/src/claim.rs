@@ -333,7 +333,7 @@ pub fn compute_status<S: ClaimStatus + Clone + PartialEq>(
     if !synced.is_true() && changed(&old_synced, &synced) {
         notes.push(Note {
             warning: true,
-            reason: synced.reason.clone(),
+            reason: synced.reason.to_string(),
             message: synced.message.clone(),
         });
     }
@@ -347,7 +347,7 @@ pub fn compute_status<S: ClaimStatus + Clone + PartialEq>(
         } else if synced.is_true() && old_ready.as_ref().is_some_and(|o| o.is_true()) {
             notes.push(Note {
                 warning: false,
-                reason: ready.reason.clone(),
+                reason: ready.reason.to_string(),
                 message: ready.message.clone(),
             });
         }

@@ -1116,13 +1116,8 @@ async fn judged_as(
     message: String,
 ) {
     let was = paved_api::conditions::find(&status.conditions, paved_api::conditions::COMPLIANT)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
-    let now = (
-        compliant.as_str().to_string(),
-        reason.as_str().to_string(),
-        message.clone(),
-    );
-    if was.as_ref() != Some(&now) {
+        .map(|c| (c.status.as_str(), c.reason.as_str(), c.message.as_str()));
+    if was != Some((compliant.as_str(), reason.as_str(), message.as_str())) {
         let kind = if compliant == paved_api::Status::False {
             EventType::Warning
         } else {

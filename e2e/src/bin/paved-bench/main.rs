@@ -917,6 +917,7 @@ async fn main() -> Result<()> {
             .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())),
         "operatorBinary": paved_e2e::operator_binary().display().to_string(),
         "kro": kro_dir.as_ref().map(|d| d.display().to_string()),
+        "referenceTaskSeconds": measure::reference_task_seconds(),
     });
     results.insert("machine".into(), machine);
     results.insert(
@@ -2182,13 +2183,16 @@ fn benchmarks_md(
     let last_run = report::wrap(
         &format!(
             "Machine: {cpus} CPUs ({model}), {mem} kB memory, shared with the control plane (the \
-             loopback kube-apiserver, etcd and kube-controller-manager of `e2e/control-plane`). \
+             loopback kube-apiserver, etcd and kube-controller-manager of `e2e/control-plane`); \
+             one core's speed: {speed:.2} s for the bench's reference task (JSON round trips, \
+             measured at the start: run times scale with it). \
              Operator: `{binary}`. Parameters: {rounds} rounds of {claims} ServiceClaims, {cache} \
              claims cached, {aws} AWS instances made and {observed} observed and {ids} services' IAM roles on moto, {cids} \
              services' identities each on Azure and Google, concurrency {conc}, resync every \
              {resync} s; {kro_claims} kro instances; {arrivals}; memory points {points}. The \
              whole run took {total:.0} s (phases at the end).",
             cpus = m["cpus"],
+            speed = m["referenceTaskSeconds"].as_f64().unwrap_or(f64::NAN),
             model = m["cpuModel"].as_str().unwrap_or("?"),
             mem = m["memTotal"].as_str().unwrap_or("?"),
             rounds = a.rounds,

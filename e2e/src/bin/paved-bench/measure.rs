@@ -241,6 +241,42 @@ pub async fn settle(pids: &[(&'static str, u32)]) {
     eprintln!("bench: the control plane did not settle within 60 s");
 }
 
+/// One core's speed, as the seconds a fixed task takes: 100,000 JSON round trips
+/// (serialize, then parse) of a ServiceClaim-sized object, the kind of work the
+/// apiserver and the controllers spend their CPU on; the best of three, on a quiet
+/// control plane. Run times and latencies scale with it: two runs' figures compare
+/// only beside it (a shared machine's speed moved by 2x between sessions).
+pub fn reference_task_seconds() -> f64 {
+    let claim = serde_json::json!({
+        "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
+        "metadata": { "name": "payments-api", "uid": "0b7c6f2e-0d5e-4b8e-9a55-3f1f2a0c9d11",
+                      "resourceVersion": "123456", "generation": 1,
+                      "labels": { "paved.dev/team": "payments", "app.kubernetes.io/managed-by": "paved" } },
+        "spec": { "team": "payments", "cloud": "aws", "dataClassification": "phi", "sloTier": "gold",
+                  "compositionRef": { "name": "service-aws" } },
+        "status": { "conditions": (0..4).map(|i| serde_json::json!({
+            "type": format!("Condition{i}"), "status": "True", "reason": "ReconcileSuccess",
+            "message": "9 objects applied from composition service-aws",
+            "lastTransitionTime": "2026-12-07T17:00:00Z", "observedGeneration": 1 }))
+            .collect::<Vec<_>>() },
+    });
+    (0..3)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            let mut bytes = 0usize;
+            for _ in 0..100_000 {
+                let text = serde_json::to_string(std::hint::black_box(&claim)).unwrap();
+                let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+                bytes += std::hint::black_box(back)
+                    .as_object()
+                    .map_or(0, |o| o.len());
+            }
+            std::hint::black_box(bytes);
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// The value at fraction `p` of sorted figures (nearest rank).
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -431,6 +467,12 @@ pub fn summarize(ms: &[Measured]) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reference_task_takes_a_measurable_time() {
+        let s = reference_task_seconds();
+        assert!(s.is_finite() && s > 0.0, "{s}");
+    }
 
     #[test]
     fn what_a_run_adds_is_its_largest_differences() {

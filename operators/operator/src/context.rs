@@ -378,32 +378,7 @@ pub async fn publish(
         action: action.into(),
         secondary: None,
     };
-    let recorder = events.get();
-    // Sent beside the reconcile rather than in it, as client-go's broadcaster does:
-    // the worker takes the next claim a round trip sooner. Bounded: with `IN_FLIGHT`
-    // Events on their way, the reconcile sends its own itself (none is dropped).
-    match EVENTS_IN_FLIGHT.try_acquire() {
-        Ok(permit) => {
-            let reference = reference.clone();
-            tokio::spawn(async move {
-                send(&recorder, &ev, &reference).await;
-                drop(permit);
-            });
-        }
-        Err(_) => send(&recorder, &ev, reference).await,
-    }
-}
-
-/// Events being sent beside reconciles, at most.
-const IN_FLIGHT: usize = 64;
-static EVENTS_IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(IN_FLIGHT);
-
-async fn send(
-    recorder: &Recorder,
-    ev: &Event,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-) {
-    if let Err(e) = recorder.publish(ev, reference).await {
+    if let Err(e) = events.get().publish(&ev, reference).await {
         tracing::warn!(error = %e, "could not publish event");
     }
 }

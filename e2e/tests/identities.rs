@@ -482,26 +482,42 @@ async fn a_gcp_service_gets_its_own_service_account_reading_only_its_own_secret(
     // The claim goes while Google fails every deletion of its account (past the
     // client's own retries): the claim stays and says so (Ready=False, Deleting), then
     // goes with its account once Google deletes it.
+    // Taken back however the test ends, so no later test meets it.
+    struct Clear<'a>(&'a Fake);
+    impl Drop for Clear<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.post("/_fake/inject", &json!({ "clear": true }));
+        }
+    }
+    let clear = Clear(&fake);
     fake.post(
         "/_fake/inject",
         &json!({ "status": 503, "count": 100000, "method": "DELETE", "match": "/serviceAccounts/" }),
     )?;
     claims.delete(SVC, &Default::default()).await?;
-    eventually("the blocked deletion in the claim's status", T, || async {
-        let ready = claims
-            .get_opt(SVC)
-            .await?
-            .and_then(|c| c.status)
-            .and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned());
-        Ok(ready.filter(|r| {
-            r.status == "False"
-                && r.reason == conditions::reasons::DELETING
-                && r.message.contains("cloud identity is not deleted yet")
-        }))
+    let (ready, synced) = eventually("the blocked deletion in the claim's status", T, || async {
+        let status = claims.get_opt(SVC).await?.and_then(|c| c.status);
+        let find = |t: &str| {
+            status
+                .as_ref()
+                .and_then(|s| conditions::find(&s.conditions, t).cloned())
+        };
+        Ok(find(conditions::READY)
+            .filter(|r| r.status == "False" && r.reason == conditions::reasons::DELETING)
+            .zip(find(conditions::SYNCED)))
     })
     .await?;
+    assert!(
+        ready.message.contains("cloud identity is not deleted yet"),
+        "{ready:?}"
+    );
+    assert_eq!(
+        (synced.status.as_str(), synced.reason.as_str()),
+        ("False", "ProviderUnavailable"),
+        "{synced:?}"
+    );
     assert!(account(&email)?.is_some(), "the account is still there");
-    fake.post("/_fake/inject", &json!({ "clear": true }))?;
+    drop(clear);
     fresh_service(&client, SVC).await?;
     assert!(
         account(&email)?.is_none(),

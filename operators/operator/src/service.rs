@@ -446,6 +446,18 @@ fn provider_failure(e: &paved_cloud::ProviderError) -> Failure {
     (v.synced.1, v.synced.2, v.requeue)
 }
 
+/// Pure: the status says already that the claim's deletion waits on its cloud identity
+/// for this reason.
+fn deletion_shown(status: Option<&ServiceClaimStatus>, reason: Reason) -> bool {
+    status.is_some_and(|s| {
+        let has = |t: &str, r: &str| {
+            conditions::find(&s.conditions, t).is_some_and(|c| c.status == "False" && c.reason == r)
+        };
+        has(conditions::READY, conditions::reasons::DELETING)
+            && has(conditions::SYNCED, reason.as_str())
+    })
+}
+
 /// The claim is going: its cloud identity (if it is still this claim's) is deleted,
 /// then the finalizer, and the garbage collector takes the rest.
 async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action, Error> {
@@ -453,33 +465,55 @@ async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action,
         None => Ok(Action::await_change()),
         Some((reason, message, requeue)) => {
             tracing::warn!(claim = %claim.name_any(), %reason, "deleting the cloud identity: {message}");
-            // The claim stays until its identity is gone: say why where people look,
-            // in `kubectl get` (Ready=False, Deleting; Synced=False with the cloud's
-            // reason) and in a Warning Event when that reason changes.
             let message = format!(
                 "the claim's cloud identity is not deleted yet, so the claim stays: {message}"
             );
-            let (t, gen) = (now(), claim.metadata.generation);
-            let synced = Condition::new(
-                conditions::SYNCED,
-                Status::False,
-                reason,
-                message.clone(),
-                gen,
-                &t,
-            );
-            let ready = Condition::new(
-                conditions::READY,
-                Status::False,
-                Reason::Deleting,
-                message,
-                gen,
-                &t,
-            );
-            let status = claim.status.clone().unwrap_or_default();
-            if let Err(e) = publish_status(claim, ctx, status, synced, ready).await {
-                tracing::debug!(error = %e, "could not report the blocked deletion in status");
+            // Where people look: `kubectl get` (Ready=False, Deleting; Synced=False with
+            // the cloud's reason), written once per reason (a message that changes each
+            // attempt, a retry-after say, would otherwise write the status, and so wake
+            // this reconcile, every attempt), and a Warning Event every attempt.
+            if !deletion_shown(claim.status.as_ref(), reason) {
+                let (t, gen) = (now(), claim.metadata.generation);
+                let synced = Condition::new(
+                    conditions::SYNCED,
+                    Status::False,
+                    reason,
+                    message.clone(),
+                    gen,
+                    &t,
+                );
+                let ready = Condition::new(
+                    conditions::READY,
+                    Status::False,
+                    Reason::Deleting,
+                    message.clone(),
+                    gen,
+                    &t,
+                );
+                let (computed, _) = crate::claim::compute_status(
+                    claim.status.as_ref(),
+                    claim.status.clone().unwrap_or_default(),
+                    ready,
+                    synced,
+                    gen,
+                );
+                let api: Api<ServiceClaim> = Api::all(ctx.client.clone());
+                // The Event below says it: no other from the status' change.
+                let written =
+                    crate::claim::publish_status(claim, ctx, &api, CONTROLLER, (computed, vec![]))
+                        .await;
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, "could not report the blocked deletion in status");
+                }
             }
+            ctx.event(
+                claim,
+                EventType::Warning,
+                reason.as_str(),
+                "Identity",
+                message,
+            )
+            .await;
             Ok(Action::requeue(requeue))
         }
     }
@@ -1463,5 +1497,40 @@ async fn create_namespace(ctx: &Context, namespace: &DesiredObject) -> Result<Cr
             })
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_deletion_is_written_once_per_reason() {
+        let cond = |t: &str, s: Status, r: Reason| Condition::new(t, s, r, "m", Some(1), "t0");
+        let status = |c: Vec<Condition>| ServiceClaimStatus {
+            conditions: c,
+            ..Default::default()
+        };
+        let shown = status(vec![
+            cond(conditions::READY, Status::False, Reason::Deleting),
+            cond(
+                conditions::SYNCED,
+                Status::False,
+                Reason::ProviderUnavailable,
+            ),
+        ]);
+        assert!(deletion_shown(Some(&shown), Reason::ProviderUnavailable));
+        // Another reason, a Ready claim, or none written yet: written.
+        assert!(!deletion_shown(Some(&shown), Reason::Throttled));
+        let ready = status(vec![
+            cond(conditions::READY, Status::True, Reason::Available),
+            cond(
+                conditions::SYNCED,
+                Status::False,
+                Reason::ProviderUnavailable,
+            ),
+        ]);
+        assert!(!deletion_shown(Some(&ready), Reason::ProviderUnavailable));
+        assert!(!deletion_shown(None, Reason::ProviderUnavailable));
     }
 }

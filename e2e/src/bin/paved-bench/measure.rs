@@ -243,9 +243,10 @@ pub async fn settle(pids: &[(&'static str, u32)]) {
 
 /// One core's speed, as the seconds a fixed task takes: 100,000 JSON round trips
 /// (serialize, then parse) of a ServiceClaim-sized object, the kind of work the
-/// apiserver and the controllers spend their CPU on; the best of three, on a quiet
-/// control plane. Run times and latencies scale with it: two runs' figures compare
-/// only beside it (a shared machine's speed moved by 2x between sessions).
+/// apiserver and the controllers spend their CPU on; the best of three, as the run
+/// starts. It runs in the bench's own build (serde_json at the dev profile's opt-level
+/// 1), so it compares machines, or one machine's days, at the same build settings: a
+/// shared machine's speed moved by 2x between sessions, and run times with it.
 pub fn reference_task_seconds() -> f64 {
     let claim = serde_json::json!({
         "apiVersion": "paved.dev/v1alpha1", "kind": "ServiceClaim",
@@ -467,12 +468,6 @@ pub fn summarize(ms: &[Measured]) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_reference_task_takes_a_measurable_time() {
-        let s = reference_task_seconds();
-        assert!(s.is_finite() && s > 0.0, "{s}");
-    }
 
     #[test]
     fn what_a_run_adds_is_its_largest_differences() {

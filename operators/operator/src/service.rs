@@ -474,21 +474,10 @@ async fn release_identity(claim: &ServiceClaim, ctx: &Context) -> Result<Action,
             // this reconcile, every attempt), and a Warning Event every attempt.
             if !deletion_shown(claim.status.as_ref(), reason) {
                 let (t, gen) = (now(), claim.metadata.generation);
-                let synced = Condition::new(
-                    conditions::SYNCED,
-                    Status::False,
-                    reason,
-                    message.clone(),
-                    gen,
-                    &t,
-                );
-                let ready = Condition::new(
-                    conditions::READY,
-                    Status::False,
-                    Reason::Deleting,
-                    message.clone(),
-                    gen,
-                    &t,
+                let not = |type_, why| Condition::new(type_, Status::False, why, &message, gen, &t);
+                let (synced, ready) = (
+                    not(conditions::SYNCED, reason),
+                    not(conditions::READY, Reason::Deleting),
                 );
                 let (computed, _) = crate::claim::compute_status(
                     claim.status.as_ref(),

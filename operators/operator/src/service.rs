@@ -1500,24 +1500,21 @@ mod tests {
             conditions: c,
             ..Default::default()
         };
+        let unavailable = cond(
+            conditions::SYNCED,
+            Status::False,
+            Reason::ProviderUnavailable,
+        );
         let shown = status(vec![
             cond(conditions::READY, Status::False, Reason::Deleting),
-            cond(
-                conditions::SYNCED,
-                Status::False,
-                Reason::ProviderUnavailable,
-            ),
+            unavailable.clone(),
         ]);
         assert!(deletion_shown(Some(&shown), Reason::ProviderUnavailable));
         // Another reason, a Ready claim, or none written yet: written.
         assert!(!deletion_shown(Some(&shown), Reason::Throttled));
         let ready = status(vec![
             cond(conditions::READY, Status::True, Reason::Available),
-            cond(
-                conditions::SYNCED,
-                Status::False,
-                Reason::ProviderUnavailable,
-            ),
+            unavailable,
         ]);
         assert!(!deletion_shown(Some(&ready), Reason::ProviderUnavailable));
         assert!(!deletion_shown(None, Reason::ProviderUnavailable));

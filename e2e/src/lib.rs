@@ -113,8 +113,15 @@ static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
 /// Starts (or reuses) the control plane and installs the CRDs and Compositions once
 /// per test process. Fails, never skips, when something is missing.
 pub fn control_plane() -> &'static ControlPlane {
+    control_plane_with_env(&[])
+}
+
+/// `control_plane` with `env` set for `e2e/control-plane up` (see
+/// `ControlPlane::up_with_env`); the first call of the process decides.
+pub fn control_plane_with_env(env: &[(&str, &str)]) -> &'static ControlPlane {
     CONTROL_PLANE.get_or_init(|| {
-        ControlPlane::up(None, &[]).expect("e2e/control-plane up failed (see its messages above)")
+        ControlPlane::up_with_env(None, &[], env)
+            .expect("e2e/control-plane up failed (see its messages above)")
     })
 }
 
@@ -224,8 +231,19 @@ impl ControlPlane {
     /// `e2e/control-plane up` (in `dir`, else PAVED_CP_DIR's or the default), then the
     /// CRDs and Compositions installed.
     pub fn up(dir: Option<&Path>, with: &[&str]) -> Result<ControlPlane> {
+        ControlPlane::up_with_env(dir, with, &[])
+    }
+
+    /// `up` with `env` set for `e2e/control-plane` (its settings, such as
+    /// PAVED_ESO_STORE_REQUEUE; a plane already up keeps the ones it was started with).
+    pub fn up_with_env(
+        dir: Option<&Path>,
+        with: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<ControlPlane> {
         let mut up = Command::new(repo_root().join("e2e/control-plane"));
         up.arg("up");
+        up.envs(env.iter().copied());
         for w in with {
             up.args(["--with", w]);
         }

@@ -44,7 +44,7 @@ use kube::{
     Api, Client,
 };
 use paved_api::{conditions, Cloud, PostgreSQLInstance, ServiceClaim};
-use paved_e2e::{control_plane, db, eventually, repo_root, ControlPlane, Operator};
+use paved_e2e::{control_plane_with_env, db, eventually, repo_root, ControlPlane, Operator};
 use serde_json::{json, Value};
 
 use claims::{burst, create_all, drift_repair, spread_indices, steady, Arrival, Controller};
@@ -204,26 +204,41 @@ fn memory_plan(
     (early, mid, late)
 }
 
-/// Wall time of each part of the run, for the estimate of a whole run.
+/// Wall time of each part of the run, for the estimate of a whole run, and of it the
+/// time spent waiting for a quiet plane (`settle`).
 struct Clock {
     last: Instant,
-    laps: Vec<(String, f64)>,
+    settled: f64,
+    laps: Vec<(String, f64, f64)>,
 }
 
 impl Clock {
     fn new() -> Clock {
         Clock {
             last: Instant::now(),
+            settled: 0.0,
             laps: Vec::new(),
         }
     }
     fn lap(&mut self, what: &str) {
         let s = self.last.elapsed().as_secs_f64();
-        eprintln!("bench: [{what}: {s:.0} s]");
-        self.laps.push((what.to_string(), s));
+        let settled = measure::settled_seconds();
+        let waited = settled - self.settled;
+        eprintln!("bench: [{what}: {s:.0} s, {waited:.0} of them waiting for a quiet plane]");
+        self.laps.push((what.to_string(), s, waited));
         self.last = Instant::now();
+        self.settled = settled;
     }
 }
+
+/// How often External Secrets validates each SecretStore again on the bench's plane: an
+/// hour, longer than a run. A new store is still validated at once (part of what each
+/// run's objects cost, the same for every side), but the 10,000 and more stores a run
+/// makes are not validated again under every later phase: ESO's 4 workers, at its
+/// client's 50 requests a second, cannot go round them in ESO's default 5 minutes (the
+/// e2e tests' 10 s kept the apiserver at a quarter of a core between phases, and the
+/// wait for a quiet plane took half the rounds' time).
+const ESO_STORE_REQUEUE: &str = "1h";
 
 /// The operator process the run expects to be up, by PID and log (none while it is
 /// being restarted).
@@ -244,20 +259,29 @@ fn start_op(cp: &ControlPlane, name: &str, flags: &[&str]) -> Result<Operator> {
     Ok(op)
 }
 
-/// The flags of an operator that grows the cache to a memory point above the rounds'
-/// claims (those below them are small, grown under the run's operator): the run's, but a
-/// resync period longer than a growth, so re-reconciling every cached claim each
-/// `--resync-seconds` (1,000 a second at 30,000 claims and 30 s) does not compete with
-/// the creates. Nothing of a growth is measured; each point restarts with the run's flags.
+/// The flags of an operator that settles a grown cache (every new claim's first
+/// reconcile and status): the run's, but a resync period longer than a growth, so
+/// re-reconciling every cached claim each `--resync-seconds` (1,000 a second at 30,000
+/// claims and 30 s) does not compete with the new claims, and `GROWTH_CONCURRENCY`
+/// workers, as each new claim's reconcile waits on its status write. Nothing of a growth
+/// is measured; each point restarts with the run's flags.
 fn growth_flags<'a>(flags: &[&'a str]) -> Vec<&'a str> {
     let mut grow = flags.to_vec();
-    if let Some(i) = grow.iter().position(|f| *f == "--resync-seconds") {
-        if let Some(v) = grow.get_mut(i + 1) {
-            *v = "3600";
+    for (flag, value) in [
+        ("--resync-seconds", "3600"),
+        ("--concurrency", GROWTH_CONCURRENCY),
+    ] {
+        match grow.iter().position(|f| *f == flag) {
+            Some(i) if i + 1 < grow.len() => grow[i + 1] = value,
+            _ => grow.extend([flag, value]),
         }
     }
     grow
 }
+
+/// Workers of the operator that settles a grown cache, and creates in flight while the
+/// cache grows.
+const GROWTH_CONCURRENCY: &str = "64";
 
 /// The operator stopped on purpose.
 fn stop_op(op: Operator) {
@@ -341,68 +365,80 @@ async fn with_status(api: &Api<PostgreSQLInstance>) -> Result<usize> {
     }
 }
 
-/// The cache (PostgreSQLInstances naming a Composition that does not exist, each
-/// reconciled once to Synced=False and cached) grown until Paved's claims number
-/// `target`, and settled: every one has its status, so a restart meets only claims that
-/// did not change.
-async fn grow_cache(
+/// One memory point: the cache (PostgreSQLInstances naming a Composition that does not
+/// exist, each reconciled once to Synced=False and cached) grown until Paved's claims
+/// number `target`, then a new operator process over every claim (`restart_over_cache`).
+/// The new claims are created with `op` stopped, as fast as the apiserver takes them;
+/// then an operator with `growth_flags` settles them (each its first reconcile and
+/// status), so the measured restart meets only claims that did not change. Returns the
+/// measured operator, which runs with the run's `flags`; `op`, the one running before
+/// (if any), is stopped.
+async fn grow_point(
+    cp: &ControlPlane,
     client: &Client,
-    op: &Operator,
-    pg_api: &Api<PostgreSQLInstance>,
+    op: Option<Operator>,
+    flags: &[&str],
     target: usize,
     next: &mut usize,
-    concurrency: usize,
-) -> Result<()> {
+) -> Result<(Operator, MemoryPoint)> {
+    let pg_api: Api<PostgreSQLInstance> = Api::namespaced(client.clone(), "bench-cache");
     let (sc, pg) = claim_counts(client).await?;
     let add = target.saturating_sub(sc + pg);
-    if add == 0 {
-        return Ok(());
-    }
-    eprintln!("bench: {add} more claims into the operator's cache (to {target})");
-    let pgs: Vec<PostgreSQLInstance> = (*next..*next + add)
-        .map(|i| {
-            serde_json::from_value(db::claim(
-                &format!("cache-{i}"),
-                "bench-cache",
-                "bench-absent",
-                Some("Orphan"),
-            ))
-            .unwrap()
-        })
-        .collect();
-    *next += add;
-    // A first sign only: an operator just restarted counts its first pass over the
-    // claims already cached too. Every new claim's status, below, is what holds.
-    let rec0 = op.counter("paved_reconciles", "postgresqlinstance")?;
-    create_all(pg_api, pgs, concurrency).await?;
-    eventually(
-        "the cached claims reconciled",
-        Duration::from_secs(1800),
-        || async {
-            Ok(
-                (op.counter("paved_reconciles", "postgresqlinstance")? >= rec0 + add as f64)
-                    .then_some(()),
-            )
-        },
-    )
-    .await?;
-    let cached = Api::<PostgreSQLInstance>::namespaced(client.clone(), "bench-cache")
-        .list_metadata(&ListParams::default())
-        .await?
-        .items
-        .len();
-    eventually(
-        "every cached claim has a status",
-        Duration::from_secs(1800),
-        || async {
-            let done = with_status(pg_api).await?;
-            if done < cached {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Ok((done >= cached).then_some(()))
-        },
-    )
-    .await
+    let op = if add == 0 {
+        op
+    } else {
+        if let Some(op) = op {
+            stop_op(op);
+        }
+        eprintln!("bench: {add} more claims into the operator's cache (to {target})");
+        let pgs: Vec<PostgreSQLInstance> = (*next..*next + add)
+            .map(|i| {
+                serde_json::from_value(db::claim(
+                    &format!("cache-{i}"),
+                    "bench-cache",
+                    "bench-absent",
+                    Some("Orphan"),
+                ))
+                .unwrap()
+            })
+            .collect();
+        *next += add;
+        let workers: usize = GROWTH_CONCURRENCY.parse()?;
+        create_all(&pg_api, pgs, workers).await?;
+        let grow = start_op(cp, &format!("bench-grow-{target}"), &growth_flags(flags))?;
+        // A new process reconciles every claim there is once: a first sign, then every
+        // new claim's status, which is what holds.
+        eventually(
+            "the cached claims reconciled",
+            Duration::from_secs(1800),
+            || async {
+                Ok(
+                    (grow.counter("paved_reconciles", "postgresqlinstance")? >= (pg + add) as f64)
+                        .then_some(()),
+                )
+            },
+        )
+        .await?;
+        let cached = pg_api
+            .list_metadata(&ListParams::default())
+            .await?
+            .items
+            .len();
+        eventually(
+            "every cached claim has a status",
+            Duration::from_secs(1800),
+            || async {
+                let done = with_status(&pg_api).await?;
+                if done < cached {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Ok((done >= cached).then_some(()))
+            },
+        )
+        .await?;
+        Some(grow)
+    };
+    restart_over_cache(cp, client, op, flags, &format!("bench-mem-{target}")).await
 }
 
 /// One point of the memory curve: a new operator process over every claim cached.
@@ -431,17 +467,19 @@ impl MemoryPoint {
     }
 }
 
-/// The operator stopped and started again (`name`) over the claims there are; once it
-/// has reconciled each: its peak RSS, the time it took and its writes.
+/// The operator (`op`, stopped if it runs) started again (`name`) over the claims there
+/// are; once it has reconciled each: its peak RSS, the time it took and its writes.
 async fn restart_over_cache(
     cp: &ControlPlane,
     client: &Client,
-    op: Operator,
+    op: Option<Operator>,
     flags: &[&str],
     name: &str,
 ) -> Result<(Operator, MemoryPoint)> {
     let (sc, pg) = claim_counts(client).await?;
-    stop_op(op);
+    if let Some(op) = op {
+        stop_op(op);
+    }
     eprintln!(
         "bench: restart over {} claims ({sc} ServiceClaims, {pg} PostgreSQLInstances)",
         sc + pg
@@ -897,7 +935,16 @@ async fn main() -> Result<()> {
     } else {
         None
     };
-    let cp = control_plane();
+    let cp = control_plane_with_env(&[("PAVED_ESO_STORE_REQUEUE", ESO_STORE_REQUEUE)]);
+    let requeue = cp.env.get("PAVED_ESO_STORE_REQUEUE").map(String::as_str);
+    if requeue != Some(ESO_STORE_REQUEUE) {
+        bail!(
+            "this control plane's External Secrets validates every SecretStore again every {}, \
+             the bench's plane every {ESO_STORE_REQUEUE}: run `make bench` (its own plane) or \
+             `e2e/control-plane down` first",
+            requeue.unwrap_or("10s")
+        );
+    }
     let client = cp.client().await?;
     let earlier = Api::<ServiceClaim>::all(client.clone())
         .list(&ListParams::default().labels("paved.dev/bench=true"))
@@ -928,7 +975,8 @@ async fn main() -> Result<()> {
                 "kroClaims": a.kro_claims, "kroResyncSeconds": a.kro_resync_seconds,
                 "drift": a.drift, "steadyRates": a.steady_rates, "steadySeconds": a.steady_seconds,
                 "steadyDrainSeconds": a.steady_drain_seconds, "awsObserved": a.aws_observed,
-                "profileSeconds": a.profile_seconds, "memoryPoints": a.memory_points }),
+                "profileSeconds": a.profile_seconds, "memoryPoints": a.memory_points,
+                "esoStoreRequeue": ESO_STORE_REQUEUE }),
     );
 
     let pids = plane_pids(cp);
@@ -999,9 +1047,7 @@ async fn main() -> Result<()> {
     // rounds, which start on an empty cache as always.
     if !early.is_empty() {
         for &p in &early {
-            grow_cache(&client, &op, &pg_api, p, &mut next_pg, a.concurrency).await?;
-            let (o, point) =
-                restart_over_cache(cp, &client, op, &flags, &format!("bench-mem-{p}")).await?;
+            let (o, point) = grow_point(cp, &client, Some(op), &flags, p, &mut next_pg).await?;
             op = o;
             memory.push(point);
         }
@@ -1255,22 +1301,15 @@ async fn main() -> Result<()> {
 
     // 6. Paved again, its cache grown to `--cache-claims` (a memory point at each step);
     // then claims arriving at fixed rates with every claim cached.
-    let grow = growth_flags(&flags);
-    let mut op = start_op(cp, "bench-loaded", &grow)?;
+    let mut op = None;
     let mut restart_cached = None;
-    for (i, &p) in mid.iter().enumerate() {
-        if i > 0 {
-            // The point before restarted it with the run's flags.
-            stop_op(op);
-            op = start_op(cp, &format!("bench-grow-{p}"), &grow)?;
-        }
-        grow_cache(&client, &op, &pg_api, p, &mut next_pg, a.concurrency).await?;
-        let (o, point) =
-            restart_over_cache(cp, &client, op, &flags, &format!("bench-mem-{p}")).await?;
-        op = o;
+    for &p in &mid {
+        let (o, point) = grow_point(cp, &client, op, &flags, p, &mut next_pg).await?;
+        op = Some(o);
         restart_cached = Some((point.claims(), point.seconds_to_all, point.writes));
         memory.push(point);
     }
+    let mut op = op.context("the cache's own memory point")?;
     let (cached_claims, all_cached, restart_cached_writes) =
         restart_cached.context("the cache's own memory point")?;
     clock.lap("Paved: cache grown, restarts over it");
@@ -1436,11 +1475,7 @@ async fn main() -> Result<()> {
 
     // 8. The memory points above the cache.
     for &p in &late {
-        stop_op(op);
-        op = start_op(cp, &format!("bench-grow-{p}"), &grow)?;
-        grow_cache(&client, &op, &pg_api, p, &mut next_pg, a.concurrency).await?;
-        let (o, point) =
-            restart_over_cache(cp, &client, op, &flags, &format!("bench-mem-{p}")).await?;
+        let (o, point) = grow_point(cp, &client, Some(op), &flags, p, &mut next_pg).await?;
         op = o;
         memory.push(point);
     }
@@ -1554,7 +1589,8 @@ async fn main() -> Result<()> {
     results.insert(
         "phases".into(),
         json!({ "totalSeconds": total_seconds,
-                "laps": clock.laps.iter().map(|(k, v)| json!({ "phase": k, "seconds": v })).collect::<Vec<_>>() }),
+                "settleSeconds": measure::settled_seconds(),
+                "laps": clock.laps.iter().map(|(k, v, w)| json!({ "phase": k, "seconds": v, "settleSeconds": w })).collect::<Vec<_>>() }),
     );
     let out_dir = repo_root().join("target/paved-bench");
     std::fs::create_dir_all(&out_dir)?;
@@ -1821,7 +1857,7 @@ async fn main() -> Result<()> {
     let laps: String = clock
         .laps
         .iter()
-        .map(|(k, v)| format!("| {k} | {v:.0} |\n"))
+        .map(|(k, v, w)| format!("| {k} | {v:.0} | {w:.0} |\n"))
         .collect();
     let m = &results["machine"];
     let binary = m["operatorBinary"].as_str().unwrap_or("?");
@@ -2153,9 +2189,7 @@ fn benchmarks_md(
                  phases), so neither's CPU or requests mix into the other's column; each \
                  column's ratios are over the plain client's runs of the same N just before it. \
                  kro's instances stay for Paved's later phases: Paved caches their namespaces \
-                 (counted at each memory point), and External Secrets refreshes their \
-                 SecretStores while Paved's steady arrivals run, a load only Paved's figures \
-                 carry. {resync}",
+                 (counted at each memory point). {resync}",
                 version = k.version,
                 n = a.kro_claims,
                 conc = a.concurrency,
@@ -2189,8 +2223,10 @@ fn benchmarks_md(
              Operator: `{binary}`. Parameters: {rounds} rounds of {claims} ServiceClaims, {cache} \
              claims cached, {aws} AWS instances made and {observed} observed and {ids} services' IAM roles on moto, {cids} \
              services' identities each on Azure and Google, concurrency {conc}, resync every \
-             {resync} s; {kro_claims} kro instances; {arrivals}; memory points {points}. The \
-             whole run took {total:.0} s (phases at the end).",
+             {resync} s; {kro_claims} kro instances; {arrivals}; memory points {points}; \
+             External Secrets validates a SecretStore when it is made and again every \
+             {ESO_STORE_REQUEUE} (see `ESO_STORE_REQUEUE`). The whole run took {total:.0} s \
+             (phases at the end).",
             cpus = m["cpus"],
             speed = m["referenceTaskSeconds"].as_f64().unwrap_or(f64::NAN),
             model = m["cpuModel"].as_str().unwrap_or("?"),
@@ -2272,7 +2308,7 @@ figure below was measured by that run, none is typed in. Raw figures:
   and after the pass: every object with the controller's managed-by label whose metadata
   moved (labels, annotations, owners, finalizers, and the managedFields entries a spec
   change moves), leaving aside the status other controllers write (the quota controller's,
-  External Secrets' on the SecretStores, which it refreshes every few minutes), and every
+  External Secrets' on the SecretStores, which it validates when they are made), and every
   claim whose resourceVersion moved. A request that changes nothing (kro's server-side
   applies) changes none of them.
 - **Drift repair**: the NetworkPolicy `paved-allow-dns` deleted by hand (as admin) in
@@ -2294,7 +2330,9 @@ figure below was measured by that run, none is typed in. Raw figures:
   (ServiceClaims and the cached PostgreSQLInstances).
 - **Memory per claim**: the operator's VmHWM after a new process has reconciled every claim
   cached, at each memory point: PostgreSQLInstances naming a Composition that does not exist
-  (each reconciled once to Synced=False and cached) added to the ServiceClaims there are.
+  (created with the operator stopped, then each reconciled once to Synced=False by an
+  operator with more workers and no resync, which is stopped) added to the ServiceClaims
+  there are.
   Points below the rounds' claims are taken first, with PostgreSQLInstances alone, which are
   then deleted; the rounds' ServiceClaims are a point of their own (the restart); points up
   to `--cache-claims` on the way to it, points above it at the very end (with the steady
@@ -2378,9 +2416,9 @@ Details and the verification run: `e2e/kro/README.md`.
 
 ## Run time
 
-| phase | s |
-|---|---:|
-{laps}| whole run | {total:.0} |
+| phase | s | of which waiting for a quiet plane |
+|---|---:|---:|
+{laps}| whole run | {total:.0} | {settled:.0} |
 
 ## Reproduce
 
@@ -2419,6 +2457,7 @@ A profile lands in `target/paved-bench/<phase>.apiserver.pprof`: `go tool pprof 
         drain = a.steady_drain_seconds,
         drift = a.drift,
         total = total_seconds,
+        settled = measure::settled_seconds(),
     )
 }
 
@@ -2470,11 +2509,37 @@ mod tests {
     }
 
     #[test]
-    fn a_growth_runs_with_the_runs_flags_but_a_long_resync() {
-        let flags = ["--resync-seconds", "30", "--concurrency", "16"];
+    fn a_growth_runs_with_the_runs_flags_but_a_long_resync_and_more_workers() {
+        let flags = [
+            "--resync-seconds",
+            "30",
+            "--concurrency",
+            "16",
+            "--lease-seconds",
+            "60",
+        ];
         assert_eq!(
             growth_flags(&flags),
-            vec!["--resync-seconds", "3600", "--concurrency", "16"]
+            vec![
+                "--resync-seconds",
+                "3600",
+                "--concurrency",
+                "64",
+                "--lease-seconds",
+                "60"
+            ]
+        );
+        // A flag the run leaves to the operator's default is added.
+        assert_eq!(
+            growth_flags(&["--log-format", "json"]),
+            vec![
+                "--log-format",
+                "json",
+                "--resync-seconds",
+                "3600",
+                "--concurrency",
+                "64"
+            ]
         );
     }
 

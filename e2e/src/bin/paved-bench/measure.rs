@@ -230,15 +230,36 @@ impl Cpu {
 /// a phase does not pay for the work the one before it set off (the controller manager
 /// filling every new namespace, quota status).
 pub async fn settle(pids: &[(&'static str, u32)]) {
+    let start = std::time::Instant::now();
+    let mut last = BTreeMap::new();
     for _ in 0..60 {
         let before = Cpu::read(pids);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let used: f64 = Cpu::read(pids).since(&before).values().sum();
+        last = Cpu::read(pids).since(&before);
+        let used: f64 = last.values().sum();
         if used < 0.25 {
+            SETTLED_MS.fetch_add(
+                start.elapsed().as_millis() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             return;
         }
     }
-    eprintln!("bench: the control plane did not settle within 60 s");
+    SETTLED_MS.fetch_add(
+        start.elapsed().as_millis() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    eprintln!(
+        "bench: the control plane did not settle within 60 s (last second's CPU: {last:.2?})"
+    );
+}
+
+/// Milliseconds the run spent in `settle`, waiting for a quiet plane.
+pub static SETTLED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Seconds the run has spent waiting for a quiet plane so far.
+pub fn settled_seconds() -> f64 {
+    SETTLED_MS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0
 }
 
 /// One core's speed, as the seconds a fixed task takes: 100,000 JSON round trips

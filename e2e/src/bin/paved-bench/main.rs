@@ -1309,16 +1309,17 @@ async fn main() -> Result<()> {
     // 6. Paved again, its cache grown to `--cache-claims` (a memory point at each step);
     // then claims arriving at fixed rates with every claim cached.
     let mut op = None;
-    let mut restart_cached = None;
     for &p in &mid {
         let (o, point) = grow_point(cp, &client, op, &flags, p, &mut next_pg).await?;
         op = Some(o);
-        restart_cached = Some((point.claims(), point.seconds_to_all, point.writes));
         memory.push(point);
     }
+    // `mid` ends with the cache itself (memory_plan): its point is the last one.
     let mut op = op.context("the cache's own memory point")?;
-    let (cached_claims, all_cached, restart_cached_writes) =
-        restart_cached.context("the cache's own memory point")?;
+    let (cached_claims, all_cached, restart_cached_writes) = memory
+        .last()
+        .map(|p| (p.claims(), p.seconds_to_all, p.writes))
+        .context("the cache's own memory point")?;
     clock.lap("Paved: cache grown, restarts over it");
     op_pids = with(&pids, "paved-operator", op.pid());
     let (paved_steady_runs, paved_steady_cpu) = paved_steady(&client, &a, &op_pids).await?;
